@@ -1,0 +1,379 @@
+//! Opening connections: tokio-postgres over rustls, with libpq's `sslmode` meanings,
+//! a hard connect timeout, and errors that tell the user what to fix.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use tokio_postgres::config::SslMode as PgSslMode;
+use tokio_postgres::Client;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::conninfo::{ConnInfo, RootCert, SslMode};
+use crate::error::{describe_pg, Error, Kind, Result, Side};
+
+/// Session settings every pgbarge connection runs with, so that text COPY output from one
+/// server is read back identically by the other and no server-side default (a cloud
+/// provider's `statement_timeout`, a user's `search_path`) changes what happens.
+/// `search_path = ''` makes the catalog functions (`format_type`, `pg_get_expr`) qualify
+/// every name, which is what DDL replayed on another server needs.
+const SESSION_SETUP: &str = "SET client_encoding = 'UTF8'; \
+     SET DateStyle = 'ISO, YMD'; \
+     SET IntervalStyle = 'postgres'; \
+     SET extra_float_digits = 3; \
+     SET TimeZone = 'UTC'; \
+     SET standard_conforming_strings = on; \
+     SET bytea_output = 'hex'; \
+     SET statement_timeout = 0; \
+     SET idle_in_transaction_session_timeout = 0; \
+     SELECT pg_catalog.set_config('search_path', '', false)";
+
+const SERVER_INFO: &str = "SELECT current_setting('server_version_num')::int4, \
+     current_database(), current_user, \
+     (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), \
+     pg_backend_pid()";
+
+/// An open connection to one side, with what we learned about the server on arrival.
+pub struct Connection {
+    pub client: Client,
+    pub side: Side,
+    /// The connection description (password redacted by its `Display`).
+    pub info: ConnInfo,
+    pub server_version_num: i32,
+    pub database: String,
+    pub user: String,
+    pub is_superuser: bool,
+    pub backend_pid: i32,
+}
+
+impl Connection {
+    /// `"app" on "db.example.com"`: how reports name this side.
+    pub fn describe(&self) -> String {
+        format!(
+            "db \"{}\" on \"{}\"",
+            self.database,
+            self.info.host_display()
+        )
+    }
+}
+
+/// Connects to `info` as `side`, applies pgbarge's session settings, and reads the server's
+/// version and the role's powers.
+pub async fn connect(info: &ConnInfo, side: Side) -> Result<Connection> {
+    let mut config = tokio_postgres::Config::new();
+    for (host, port) in info.hosts.iter().zip(&info.ports) {
+        config.host(host);
+        config.port(*port);
+    }
+    config
+        .user(&info.user)
+        .dbname(&info.dbname)
+        .application_name(&info.application_name)
+        .connect_timeout(info.connect_timeout);
+    if let Some(pw) = info.password() {
+        config.password(pw);
+    }
+    if let Some(options) = &info.options {
+        config.options(options);
+    }
+    // TLS does not apply to Unix sockets (as in libpq).
+    config.ssl_mode(if info.is_socket() {
+        PgSslMode::Disable
+    } else {
+        match info.sslmode {
+            SslMode::Disable => PgSslMode::Disable,
+            SslMode::Allow | SslMode::Prefer => PgSslMode::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => PgSslMode::Require,
+        }
+    });
+    let tls = MakeRustlsConnect::new(tls_config(info, side)?);
+
+    let attempt = tokio::time::timeout(info.connect_timeout, config.connect(tls)).await;
+    let (client, connection) = match attempt {
+        Err(_) => return Err(timeout_error(info, side)),
+        Ok(Err(e)) => return Err(connect_error(info, side, e)),
+        Ok(Ok(pair)) => pair,
+    };
+    tokio::spawn(async move {
+        // The error, if any, reaches the user through the next call on the client.
+        let _ = connection.await;
+    });
+
+    client
+        .batch_execute(SESSION_SETUP)
+        .await
+        .map_err(|e| Error::postgres(Kind::Connect, side, "setting up the session", e))?;
+    let row = client
+        .query_one(SERVER_INFO, &[])
+        .await
+        .map_err(|e| Error::postgres(Kind::Connect, side, "reading server information", e))?;
+    Ok(Connection {
+        server_version_num: row.get(0),
+        database: row.get(1),
+        user: row.get(2),
+        is_superuser: row.get::<_, Option<bool>>(3).unwrap_or(false),
+        backend_pid: row.get(4),
+        client,
+        side,
+        info: info.clone(),
+    })
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn tls_config(info: &ConnInfo, side: Side) -> Result<ClientConfig> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::new(Kind::Connect, format!("TLS setup failed: {e}")).on(side))?;
+    let verifier: Arc<dyn ServerCertVerifier> = match &info.root_cert {
+        None => Arc::new(NoVerification(provider)),
+        Some(root) => {
+            let roots = Arc::new(load_roots(root, side)?);
+            let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+                .build()
+                .map_err(|e| {
+                    Error::new(Kind::Connect, format!("TLS setup failed: {e}")).on(side)
+                })?;
+            if info.sslmode == SslMode::VerifyFull {
+                webpki
+            } else {
+                Arc::new(ChainOnly(webpki))
+            }
+        }
+    };
+    Ok(builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth())
+}
+
+fn load_roots(root: &RootCert, side: Side) -> Result<RootCertStore> {
+    let mut store = RootCertStore::empty();
+    match root {
+        RootCert::File(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    Error::usage(format!(
+                        "cannot read the root certificate file \"{}\" (sslrootcert): {e}. \
+                         Give a PEM file with your server's CA certificate(s).",
+                        path.display()
+                    ))
+                    .on(side)
+                })?;
+            let (added, _) = store.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(Error::usage(format!(
+                    "the root certificate file \"{}\" (sslrootcert) holds no usable certificate",
+                    path.display()
+                ))
+                .on(side));
+            }
+        }
+        RootCert::System => {
+            let found = rustls_native_certs::load_native_certs();
+            store.add_parsable_certificates(found.certs);
+            if store.is_empty() {
+                return Err(Error::usage(
+                    "sslrootcert=system: no trusted root certificates were found on this system \
+                     (install the ca-certificates package, or give sslrootcert=/path/to/ca.pem)",
+                )
+                .on(side));
+            }
+        }
+    }
+    Ok(store)
+}
+
+/// `sslmode=verify-ca`: the chain must lead to a trusted root, but the certificate need not
+/// name the host (libpq's meaning).
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// `sslmode=prefer/require` without a root certificate: encrypt, do not check who answers
+/// (libpq's meaning). The handshake signatures are still verified.
+#[derive(Debug)]
+struct NoVerification(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn timeout_error(info: &ConnInfo, side: Side) -> Error {
+    Error::new(
+        Kind::Connect,
+        format!(
+            "{side} server: no answer from {}:{} within {} s (connect_timeout). Check the host \
+             name and port, that the server is running, and that a firewall or cloud security \
+             group lets this machine in.",
+            info.host_display(),
+            info.ports.first().copied().unwrap_or(5432),
+            info.connect_timeout.as_secs()
+        ),
+    )
+    .on(side)
+    .transient(true)
+}
+
+fn connect_error(info: &ConnInfo, side: Side, err: tokio_postgres::Error) -> Error {
+    let code = err.code().map(|c| c.code().to_string());
+    let detail = describe_pg(&err);
+    let whom = format!("{} at {}", info.user, info.host_display());
+    let (message, transient) = match code.as_deref() {
+        Some("28P01") => (
+            format!(
+                "{side} server: password authentication failed for {whom}. The password came \
+                 from {}; correct it there (or in PGPASSWORD / ~/.pgpass).",
+                info.password_source
+            ),
+            false,
+        ),
+        Some("28000") => (
+            format!(
+                "{side} server refused {whom}: {detail}. If the server requires TLS, add \
+                 sslmode=require; otherwise ask its administrator to allow this role and address."
+            ),
+            false,
+        ),
+        Some("3D000") => (
+            format!(
+                "{side} server: database \"{}\" does not exist. Create it first (CREATE DATABASE) \
+                 or name an existing one in the connection string.",
+                info.dbname
+            ),
+            false,
+        ),
+        Some(_) => (
+            format!("{side} server: connecting as {whom} failed: {detail}"),
+            false,
+        ),
+        None if detail.contains("password missing") => (
+            format!(
+                "{side} server asks {whom} for a password and none was given: put it in the \
+                 connection string, PGPASSWORD, or ~/.pgpass."
+            ),
+            false,
+        ),
+        None if detail.contains("invalid peer certificate")
+            || detail.contains("certificate")
+            || detail.contains("tls")
+            || detail.contains("TLS") =>
+        {
+            (
+                format!(
+                    "{side} server: the TLS check failed ({detail}). With sslmode=verify-full the \
+                     certificate must be signed by a CA in sslrootcert and name the host you \
+                     connect to; sslmode=verify-ca checks only the CA; sslmode=require encrypts \
+                     without checking."
+                ),
+                false,
+            )
+        }
+        None => (
+            format!(
+                "{side} server: could not connect to {}:{} ({detail}). Check the host name and \
+                 port, and that the server is running and accepts TCP connections.",
+                info.host_display(),
+                info.ports.first().copied().unwrap_or(5432),
+            ),
+            true,
+        ),
+    };
+    Error::new(Kind::Connect, message)
+        .on(side)
+        .transient(transient)
+        .caused_by(err)
+}

@@ -1,0 +1,824 @@
+//! libpq-compatible connection strings.
+//!
+//! tokio-postgres parses a subset of libpq's syntax but has no `PG*` environment variables,
+//! no `~/.pgpass`, and no `verify-ca` / `verify-full`. Users arrive with strings that work
+//! in `psql`, so this module gives them libpq's meaning:
+//!
+//! - both forms: `postgres://user:pw@host:5432/db?sslmode=require` and `host=… dbname=…`;
+//! - defaults from `PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`, `PGSSLMODE`,
+//!   `PGSSLROOTCERT`, `PGCONNECT_TIMEOUT`, `PGAPPNAME`, `PGPASSFILE`;
+//! - the password from the string, else `PGPASSWORD`, else the password file with libpq's
+//!   matching rules (first match wins, `*` wildcards, ignored when group/world readable);
+//! - `sslmode` with libpq's meanings, including "require verifies the chain when a root
+//!   certificate file exists".
+//!
+//! Parsing is phase one (text → raw key/value pairs), resolution is phase two (pairs +
+//! environment → a validated [`ConnInfo`]). The password is never shown by `Display`/`Debug`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// libpq's default Unix socket directory on Debian and derivatives.
+pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
+/// Used when neither the string nor `PGCONNECT_TIMEOUT` sets one: a migration tool that
+/// hangs forever on a black-holed host is worse than one that says so after 10 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// `application_name` unless the user sets one, so DBAs can see who is connected.
+pub const DEFAULT_APPLICATION_NAME: &str = "pgbarge";
+
+const KNOWN_KEYS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "sslmode",
+    "sslrootcert",
+    "connect_timeout",
+    "application_name",
+    "fallback_application_name",
+    "options",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "target_session_attrs",
+    "channel_binding",
+    "sslcert",
+    "sslkey",
+];
+
+/// The environment variables that give defaults, in libpq's names.
+const ENV_DEFAULTS: &[(&str, &str)] = &[
+    ("host", "PGHOST"),
+    ("hostaddr", "PGHOSTADDR"),
+    ("port", "PGPORT"),
+    ("dbname", "PGDATABASE"),
+    ("user", "PGUSER"),
+    ("password", "PGPASSWORD"),
+    ("passfile", "PGPASSFILE"),
+    ("sslmode", "PGSSLMODE"),
+    ("sslrootcert", "PGSSLROOTCERT"),
+    ("connect_timeout", "PGCONNECT_TIMEOUT"),
+    ("application_name", "PGAPPNAME"),
+    ("options", "PGOPTIONS"),
+];
+
+/// libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// Never TLS.
+    Disable,
+    /// TLS only if the server insists (treated as `prefer` without fallback order).
+    Allow,
+    /// TLS if the server offers it, else plain; certificate not checked.
+    Prefer,
+    /// TLS or fail; certificate chain checked only if a root certificate file exists.
+    Require,
+    /// TLS, certificate chain checked against `sslrootcert`; host name not checked.
+    VerifyCa,
+    /// TLS, chain checked and the certificate must name the host.
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "disable" => SslMode::Disable,
+            "allow" => SslMode::Allow,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            other => {
+                return Err(Error::usage(format!(
+                    "invalid sslmode \"{other}\": use disable, allow, prefer, require, verify-ca or verify-full"
+                )))
+            }
+        })
+    }
+}
+
+/// Where the root certificates for checking the server come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootCert {
+    /// A PEM file (`sslrootcert=path`, or `~/.postgresql/root.crt` when it exists).
+    File(PathBuf),
+    /// The operating system's trust store (`sslrootcert=system`).
+    System,
+}
+
+/// Where the password came from; shown in authentication errors so the user knows which
+/// one to fix (the password itself never is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordSource {
+    ConnectionString,
+    Environment,
+    PasswordFile,
+    None,
+}
+
+impl fmt::Display for PasswordSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PasswordSource::ConnectionString => "the connection string",
+            PasswordSource::Environment => "PGPASSWORD",
+            PasswordSource::PasswordFile => "the password file",
+            PasswordSource::None => "nowhere (no password was given)",
+        })
+    }
+}
+
+/// The process environment as seen by connection resolution; a value so tests can make one.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    vars: BTreeMap<String, String>,
+    home: Option<PathBuf>,
+}
+
+impl Environment {
+    /// The current process's variables and home directory.
+    pub fn from_process() -> Self {
+        Environment {
+            vars: std::env::vars().collect(),
+            home: std::env::home_dir(),
+        }
+    }
+
+    /// An environment with only the given variables and home directory.
+    pub fn new<K: Into<String>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+        home: Option<PathBuf>,
+    ) -> Self {
+        Environment {
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            home,
+        }
+    }
+
+    fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// A resolved, validated connection description. `Display` shows `user@host:port/db`,
+/// never the password.
+#[derive(Clone)]
+pub struct ConnInfo {
+    /// Host names, IP addresses, or Unix socket directories (starting with `/`).
+    pub hosts: Vec<String>,
+    /// One port per host.
+    pub ports: Vec<u16>,
+    pub user: String,
+    pub dbname: String,
+    password: Option<String>,
+    pub password_source: PasswordSource,
+    pub sslmode: SslMode,
+    /// Root certificates to check the server with; `None` means "do not check".
+    pub root_cert: Option<RootCert>,
+    pub connect_timeout: Duration,
+    pub application_name: String,
+    pub options: Option<String>,
+    /// Things the user should know (e.g. a password file ignored for its permissions).
+    pub warnings: Vec<String>,
+}
+
+impl fmt::Debug for ConnInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnInfo")
+            .field("hosts", &self.hosts)
+            .field("ports", &self.ports)
+            .field("user", &self.user)
+            .field("dbname", &self.dbname)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("sslmode", &self.sslmode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for ConnInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}@{}:{}/{}",
+            self.user,
+            self.host_display(),
+            self.ports.first().copied().unwrap_or(5432),
+            self.dbname
+        )
+    }
+}
+
+impl ConnInfo {
+    /// Parses `text` (URL or `key=value` form) and resolves it against `env`.
+    pub fn parse(text: &str, env: &Environment) -> Result<Self> {
+        let raw = parse_raw(text)?;
+        resolve(raw, env)
+    }
+
+    /// The password, for the connect stage only.
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
+    /// The first host as a user would name it (a socket directory is shown as is).
+    pub fn host_display(&self) -> &str {
+        self.hosts
+            .first()
+            .map(String::as_str)
+            .unwrap_or("localhost")
+    }
+
+    /// Whether the first host is a Unix socket directory (TLS does not apply there).
+    pub fn is_socket(&self) -> bool {
+        self.hosts.first().is_some_and(|h| h.starts_with('/'))
+    }
+}
+
+/// Phase one: the text as key/value pairs, exactly as written.
+fn parse_raw(text: &str) -> Result<BTreeMap<String, String>> {
+    let text = text.trim();
+    let mut map = if let Some(rest) = text
+        .strip_prefix("postgresql://")
+        .or_else(|| text.strip_prefix("postgres://"))
+    {
+        parse_url(rest)?
+    } else if !text.contains('=') && !text.is_empty() {
+        // libpq: a string without '=' is a database name.
+        BTreeMap::from([("dbname".to_string(), text.to_string())])
+    } else {
+        parse_keyword_value(text)?
+    };
+    for key in map.keys() {
+        if !KNOWN_KEYS.contains(&key.as_str()) {
+            return Err(Error::usage(format!(
+                "invalid connection option \"{key}\": pgbarge accepts libpq's options ({})",
+                KNOWN_KEYS.join(", ")
+            )));
+        }
+    }
+    map.retain(|_, v| !v.is_empty());
+    Ok(map)
+}
+
+fn parse_keyword_value(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return Ok(map);
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next() != Some('=') {
+            return Err(Error::usage(format!(
+                "missing \"=\" after \"{key}\" in the connection string (expected key=value pairs or a postgres:// URL)"
+            )));
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            loop {
+                match chars.next() {
+                    None => {
+                        return Err(Error::usage(format!(
+                            "unterminated quoted value for \"{key}\" in the connection string"
+                        )))
+                    }
+                    Some('\\') => match chars.next() {
+                        Some(c) => value.push(c),
+                        None => {
+                            return Err(Error::usage(
+                                "connection string ends with a lone backslash",
+                            ))
+                        }
+                    },
+                    Some('\'') => break,
+                    Some(c) => value.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                if c == '\\' {
+                    if let Some(n) = chars.next() {
+                        value.push(n);
+                    }
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        map.insert(key, value);
+    }
+}
+
+fn percent_decode(s: &str) -> Result<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                None => {
+                    return Err(Error::usage(format!(
+                        "invalid percent-encoding in connection URL near \"{}\"",
+                        &s[i..s.len().min(i + 3)]
+                    )))
+                }
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| Error::usage("connection URL decodes to invalid UTF-8"))
+}
+
+/// `[user[:password]@][host[:port][,host[:port]…]][/dbname][?key=value&…]`
+fn parse_url(rest: &str) -> Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    let (main, query) = match rest.split_once('?') {
+        Some((m, q)) => (m, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match main.find('/') {
+        Some(i) => (&main[..i], Some(&main[i + 1..])),
+        None => (main, None),
+    };
+    // The password may contain '@' only percent-encoded; the last '@' ends the user info.
+    let hostspec = match authority.rfind('@') {
+        Some(i) => {
+            let userinfo = &authority[..i];
+            match userinfo.split_once(':') {
+                Some((u, p)) => {
+                    map.insert("user".into(), percent_decode(u)?);
+                    map.insert("password".into(), percent_decode(p)?);
+                }
+                None => {
+                    map.insert("user".into(), percent_decode(userinfo)?);
+                }
+            }
+            &authority[i + 1..]
+        }
+        None => authority,
+    };
+    if !hostspec.is_empty() {
+        let mut hosts = Vec::new();
+        let mut ports = Vec::new();
+        for part in hostspec.split(',') {
+            let (host, port) = if let Some(stripped) = part.strip_prefix('[') {
+                let end = stripped.find(']').ok_or_else(|| {
+                    Error::usage(format!("unterminated [ in connection URL host \"{part}\""))
+                })?;
+                let host = &stripped[..end];
+                let port = stripped[end + 1..].strip_prefix(':').unwrap_or("");
+                (host.to_string(), port.to_string())
+            } else {
+                match part.rsplit_once(':') {
+                    Some((h, p)) => (percent_decode(h)?, p.to_string()),
+                    None => (percent_decode(part)?, String::new()),
+                }
+            };
+            hosts.push(host);
+            ports.push(port);
+        }
+        map.insert("host".into(), hosts.join(","));
+        if ports.iter().any(|p| !p.is_empty()) {
+            map.insert("port".into(), ports.join(","));
+        }
+    }
+    if let Some(path) = path {
+        if !path.is_empty() {
+            map.insert("dbname".into(), percent_decode(path)?);
+        }
+    }
+    if let Some(query) = query {
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').ok_or_else(|| {
+                Error::usage(format!(
+                    "invalid URL query parameter \"{pair}\" (expected key=value)"
+                ))
+            })?;
+            map.insert(percent_decode(k)?, percent_decode(v)?);
+        }
+    }
+    Ok(map)
+}
+
+/// Phase two: fill defaults from the environment, find the password, validate.
+fn resolve(mut raw: BTreeMap<String, String>, env: &Environment) -> Result<ConnInfo> {
+    let password_in_string = raw.contains_key("password");
+    for (key, var) in ENV_DEFAULTS {
+        if !raw.contains_key(*key) {
+            if let Some(v) = env.var(var) {
+                raw.insert(key.to_string(), v.to_string());
+            }
+        }
+    }
+    for unsupported in ["sslcert", "sslkey"] {
+        if raw.contains_key(unsupported) {
+            return Err(Error::usage(format!(
+                "{unsupported} (TLS client certificates) is not supported by pgbarge yet; \
+                 use password authentication"
+            )));
+        }
+    }
+
+    let hosts: Vec<String> = match raw.get("host").or(raw.get("hostaddr")) {
+        Some(h) => h.split(',').map(|s| s.trim().to_string()).collect(),
+        None if Path::new(DEFAULT_SOCKET_DIR).is_dir() => vec![DEFAULT_SOCKET_DIR.to_string()],
+        None => vec!["localhost".to_string()],
+    };
+    let ports: Vec<u16> = match raw.get("port") {
+        None => vec![5432; hosts.len()],
+        Some(p) => {
+            let parsed = p
+                .split(',')
+                .map(|s| {
+                    let s = s.trim();
+                    if s.is_empty() {
+                        Ok(5432)
+                    } else {
+                        s.parse::<u16>().map_err(|_| {
+                            Error::usage(format!(
+                                "invalid port \"{s}\": expected a number from 1 to 65535"
+                            ))
+                        })
+                    }
+                })
+                .collect::<Result<Vec<u16>>>()?;
+            match parsed.len() {
+                1 => vec![parsed[0]; hosts.len()],
+                n if n == hosts.len() => parsed,
+                n => {
+                    return Err(Error::usage(format!(
+                        "{n} ports given for {} hosts in the connection string",
+                        hosts.len()
+                    )))
+                }
+            }
+        }
+    };
+    let user = raw
+        .get("user")
+        .cloned()
+        .or_else(|| env.var("USER").map(str::to_string))
+        .or_else(|| env.var("LOGNAME").map(str::to_string))
+        .unwrap_or_else(|| "postgres".to_string());
+    let dbname = raw.get("dbname").cloned().unwrap_or_else(|| user.clone());
+
+    let mut warnings = Vec::new();
+    let (password, password_source) = if let Some(p) = raw.get("password") {
+        let source = if password_in_string {
+            PasswordSource::ConnectionString
+        } else {
+            PasswordSource::Environment
+        };
+        (Some(p.clone()), source)
+    } else {
+        let passfile = raw
+            .get("passfile")
+            .map(PathBuf::from)
+            .or_else(|| env.home.as_ref().map(|h| h.join(".pgpass")));
+        match passfile.and_then(|f| read_passfile(&f, &mut warnings)) {
+            Some(entries) => {
+                let host = hosts.first().map(String::as_str).unwrap_or("localhost");
+                let host = if host == DEFAULT_SOCKET_DIR {
+                    "localhost"
+                } else {
+                    host
+                };
+                let port = ports.first().copied().unwrap_or(5432).to_string();
+                match lookup_password(&entries, host, &port, &dbname, &user) {
+                    Some(p) => (Some(p), PasswordSource::PasswordFile),
+                    None => (None, PasswordSource::None),
+                }
+            }
+            None => (None, PasswordSource::None),
+        }
+    };
+
+    let root_cert = match raw.get("sslrootcert").map(String::as_str) {
+        Some("system") => Some(RootCert::System),
+        Some(path) => Some(RootCert::File(PathBuf::from(path))),
+        None => env
+            .home
+            .as_ref()
+            .map(|h| h.join(".postgresql/root.crt"))
+            .filter(|p| p.is_file())
+            .map(RootCert::File),
+    };
+    let default_mode = if root_cert == Some(RootCert::System) {
+        SslMode::VerifyFull
+    } else {
+        SslMode::Prefer
+    };
+    let sslmode = match raw.get("sslmode") {
+        Some(m) => SslMode::parse(m)?,
+        None => default_mode,
+    };
+    if root_cert == Some(RootCert::System) && sslmode != SslMode::VerifyFull {
+        return Err(Error::usage(format!(
+            "sslrootcert=system requires sslmode=verify-full (got {sslmode:?}): the system's \
+             trusted roots only make sense when the host name is checked too"
+        )));
+    }
+    if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && root_cert.is_none() {
+        return Err(Error::usage(format!(
+            "sslmode={} needs a root certificate to check the server against, and \
+             ~/.postgresql/root.crt does not exist. Give one with sslrootcert=/path/to/ca.pem \
+             (your provider's CA bundle, e.g. AWS RDS's global-bundle.pem), use \
+             sslrootcert=system for the operating system's trusted roots, or use sslmode=require \
+             to encrypt without checking the certificate.",
+            if sslmode == SslMode::VerifyCa {
+                "verify-ca"
+            } else {
+                "verify-full"
+            }
+        )));
+    }
+    // libpq: with require, an existing root certificate file means "verify the chain".
+    let root_cert = match sslmode {
+        SslMode::Disable | SslMode::Allow | SslMode::Prefer => None,
+        _ => root_cert,
+    };
+
+    let connect_timeout = match raw.get("connect_timeout") {
+        None => DEFAULT_CONNECT_TIMEOUT,
+        Some(t) => {
+            let secs: i64 = t.trim().parse().map_err(|_| {
+                Error::usage(format!(
+                    "invalid connect_timeout \"{t}\": expected a whole number of seconds"
+                ))
+            })?;
+            // libpq: zero or negative means wait forever; values below 2 s are raised to 2.
+            if secs <= 0 {
+                Duration::from_secs(u32::MAX as u64)
+            } else {
+                Duration::from_secs(secs.max(2) as u64)
+            }
+        }
+    };
+    let application_name = raw
+        .get("application_name")
+        .or(raw.get("fallback_application_name"))
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_APPLICATION_NAME.to_string());
+
+    Ok(ConnInfo {
+        hosts,
+        ports,
+        user,
+        dbname,
+        password,
+        password_source,
+        sslmode,
+        root_cert,
+        connect_timeout,
+        application_name,
+        options: raw.get("options").cloned(),
+        warnings,
+    })
+}
+
+/// One `hostname:port:database:username:password` line.
+#[derive(Debug)]
+struct PassEntry {
+    fields: [String; 5],
+}
+
+fn read_passfile(path: &Path, warnings: &mut Vec<String>) -> Option<Vec<PassEntry>> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            warnings.push(format!(
+                "password file \"{}\" has group or world access and is ignored (as libpq does); \
+                 run: chmod 0600 {}",
+                path.display(),
+                path.display()
+            ));
+            return None;
+        }
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(parse_passfile(&text))
+}
+
+fn parse_passfile(text: &str) -> Vec<PassEntry> {
+    let mut entries = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.trim_start().starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let mut fields: Vec<String> = vec![String::new()];
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        if let Some(last) = fields.last_mut() {
+                            last.push(n);
+                        }
+                    }
+                }
+                ':' if fields.len() < 5 => fields.push(String::new()),
+                c => {
+                    if let Some(last) = fields.last_mut() {
+                        last.push(c);
+                    }
+                }
+            }
+        }
+        if let Ok(fields) = <[String; 5]>::try_from(fields) {
+            entries.push(PassEntry { fields });
+        }
+    }
+    entries
+}
+
+fn lookup_password(
+    entries: &[PassEntry],
+    host: &str,
+    port: &str,
+    db: &str,
+    user: &str,
+) -> Option<String> {
+    let wanted = [host, port, db, user];
+    entries
+        .iter()
+        .find(|e| {
+            e.fields[..4]
+                .iter()
+                .zip(wanted)
+                .all(|(f, w)| f == "*" || f == w)
+        })
+        .map(|e| e.fields[4].clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Environment {
+        Environment::new(vars.iter().copied(), None)
+    }
+
+    #[test]
+    fn url_form() {
+        let c = ConnInfo::parse(
+            "postgres://alice:s%40cret@db.example.com:6543/shop?sslmode=require&connect_timeout=5",
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.hosts, vec!["db.example.com"]);
+        assert_eq!(c.ports, vec![6543]);
+        assert_eq!(c.user, "alice");
+        assert_eq!(c.password(), Some("s@cret"));
+        assert_eq!(c.dbname, "shop");
+        assert_eq!(c.sslmode, SslMode::Require);
+        assert_eq!(c.connect_timeout, Duration::from_secs(5));
+        assert_eq!(c.application_name, "pgbarge");
+        assert_eq!(c.to_string(), "alice@db.example.com:6543/shop");
+        assert!(!format!("{c:?}").contains("s@cret"));
+    }
+
+    #[test]
+    fn url_ipv6_socket_and_multi_host() {
+        let c = ConnInfo::parse("postgresql://[::1]:5433/db", &env(&[])).unwrap();
+        assert_eq!(c.hosts, vec!["::1"]);
+        assert_eq!(c.ports, vec![5433]);
+        let c = ConnInfo::parse("postgresql://%2Ftmp%2Fsock/db?user=u", &env(&[])).unwrap();
+        assert_eq!(c.hosts, vec!["/tmp/sock"]);
+        assert!(c.is_socket());
+        let c = ConnInfo::parse("postgresql://a:1,b:2/db", &env(&[])).unwrap();
+        assert_eq!(c.hosts, vec!["a", "b"]);
+        assert_eq!(c.ports, vec![1, 2]);
+    }
+
+    #[test]
+    fn keyword_value_form_with_quotes() {
+        let c = ConnInfo::parse(
+            r"host=h port = 5555 dbname='my db' user=bob password='it\'s'",
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.hosts, vec!["h"]);
+        assert_eq!(c.ports, vec![5555]);
+        assert_eq!(c.dbname, "my db");
+        assert_eq!(c.password(), Some("it's"));
+    }
+
+    #[test]
+    fn environment_gives_defaults_only() {
+        let e = env(&[
+            ("PGHOST", "envhost"),
+            ("PGPORT", "7777"),
+            ("PGUSER", "envuser"),
+            ("PGPASSWORD", "envpw"),
+            ("PGSSLMODE", "disable"),
+        ]);
+        let c = ConnInfo::parse("host=explicit dbname=d", &e).unwrap();
+        assert_eq!(c.hosts, vec!["explicit"]);
+        assert_eq!(c.ports, vec![7777]);
+        assert_eq!(c.user, "envuser");
+        assert_eq!(c.password(), Some("envpw"));
+        assert_eq!(c.password_source, PasswordSource::Environment);
+        assert_eq!(c.sslmode, SslMode::Disable);
+        // dbname defaults to the user name
+        let c = ConnInfo::parse("host=h", &e).unwrap();
+        assert_eq!(c.dbname, "envuser");
+    }
+
+    #[test]
+    fn rejects_bad_input_clearly() {
+        for (s, needle) in [
+            ("host=h bogus=1", "invalid connection option \"bogus\""),
+            ("host=h sslmode=maybe", "invalid sslmode"),
+            ("host=h port=abc", "invalid port"),
+            ("host=h password='open", "unterminated"),
+            ("host=h sslmode=verify-full", "needs a root certificate"),
+            ("host=h connect_timeout=x", "invalid connect_timeout"),
+        ] {
+            let err = ConnInfo::parse(s, &env(&[])).unwrap_err();
+            assert!(err.message().contains(needle), "{s}: {}", err.message());
+        }
+    }
+
+    #[test]
+    fn passfile_rules() {
+        let entries = parse_passfile(
+            "# comment\nother:5432:*:*:nope\nlocalhost:5432:shop:app:first\n*:*:*:app:wild\nh\\:x:1:d:u:esc\\:aped\n",
+        );
+        assert_eq!(
+            lookup_password(&entries, "localhost", "5432", "shop", "app").as_deref(),
+            Some("first")
+        );
+        assert_eq!(
+            lookup_password(&entries, "db.example", "6000", "x", "app").as_deref(),
+            Some("wild")
+        );
+        assert_eq!(
+            lookup_password(&entries, "h:x", "1", "d", "u").as_deref(),
+            Some("esc:aped")
+        );
+        assert_eq!(lookup_password(&entries, "a", "1", "d", "nobody"), None);
+    }
+
+    #[test]
+    fn passfile_from_home_with_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("pgbarge-pgpass-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(".pgpass");
+        std::fs::write(&file, "h:5432:db:u:filepw\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = Environment::new(Vec::<(String, String)>::new(), Some(dir.clone()));
+        let c = ConnInfo::parse("host=h dbname=db user=u", &e).unwrap();
+        assert_eq!(c.password(), Some("filepw"));
+        assert_eq!(c.password_source, PasswordSource::PasswordFile);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let c = ConnInfo::parse("host=h dbname=db user=u", &e).unwrap();
+        assert_eq!(c.password(), None);
+        assert!(c.warnings[0].contains("chmod 0600"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn require_with_root_cert_verifies_chain() {
+        let c = ConnInfo::parse("host=h sslmode=require sslrootcert=/ca.pem", &env(&[])).unwrap();
+        assert_eq!(c.root_cert, Some(RootCert::File("/ca.pem".into())));
+        let c = ConnInfo::parse("host=h sslmode=require", &env(&[])).unwrap();
+        assert_eq!(c.root_cert, None);
+    }
+}

@@ -1,0 +1,169 @@
+//! The library's one error type.
+//!
+//! Every error carries a [`Kind`] (what went wrong, which decides the CLI's exit code), the
+//! [`Side`] it happened on when there is one, and whether retrying could help. The message is
+//! written for the user: it says what failed and, where we know, what to do next. Passwords
+//! never appear in it (connection strings are only ever shown through
+//! [`crate::conninfo::ConnInfo`]'s redacting `Display`).
+
+use std::fmt;
+
+/// Which server an operation talked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Source,
+    Target,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Source => "source",
+            Side::Target => "target",
+        })
+    }
+}
+
+/// What kind of failure this is. The CLI maps each kind to a documented exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// The user's input cannot be used as given (bad connection string, bad pattern, …).
+    Usage,
+    /// A server could not be reached, refused the login, or failed the TLS check.
+    Connect,
+    /// Preflight found problems; nothing was written.
+    Preflight,
+    /// Moving data failed; the table being loaded was rolled back.
+    Copy,
+    /// The run was interrupted (Ctrl-C); the table being loaded was rolled back.
+    Interrupted,
+    /// A server answered a catalog query unexpectedly.
+    Catalog,
+}
+
+/// A pgbarge error: kind, side, transience and a user-facing message.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    kind: Kind,
+    side: Option<Side>,
+    transient: bool,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Error {
+    /// A new error of `kind` with a user-facing `message`.
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            side: None,
+            transient: false,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Shorthand for a [`Kind::Usage`] error.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Error::new(Kind::Usage, message)
+    }
+
+    /// Tags the error with the server it happened on.
+    pub fn on(mut self, side: Side) -> Self {
+        self.side = Some(side);
+        self
+    }
+
+    /// Marks the error as one a retry could fix (network drop, server restart, …).
+    pub fn transient(mut self, transient: bool) -> Self {
+        self.transient = transient;
+        self
+    }
+
+    /// Attaches the underlying cause.
+    pub fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Wraps a server error from an operation on `side`; `doing` says what we were doing,
+    /// e.g. `loading "public"."orders"`.
+    pub fn postgres(kind: Kind, side: Side, doing: &str, err: tokio_postgres::Error) -> Self {
+        let transient = is_transient(&err);
+        let message = format!("{side} server: {doing} failed: {}", describe_pg(&err));
+        Error::new(kind, message)
+            .on(side)
+            .transient(transient)
+            .caused_by(err)
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn side(&self) -> Option<Side> {
+        self.side
+    }
+
+    /// Whether retrying the same operation could succeed.
+    pub fn is_transient(&self) -> bool {
+        self.transient
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// Library result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A server error's message with its detail and hint, or the transport error, in one line.
+pub fn describe_pg(err: &tokio_postgres::Error) -> String {
+    if let Some(db) = err.as_db_error() {
+        let mut s = db.message().to_string();
+        if let Some(d) = db.detail() {
+            s.push_str(&format!(" ({d})"));
+        }
+        if let Some(h) = db.hint() {
+            s.push_str(&format!(" Hint: {h}"));
+        }
+        return s;
+    }
+    if err.is_closed() {
+        return "the connection was closed by the server or the network".into();
+    }
+    // tokio-postgres puts the useful part (e.g. "Connection refused") in the source chain.
+    let mut s = err.to_string();
+    let mut cur = std::error::Error::source(err);
+    while let Some(e) = cur {
+        let t = e.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = e.source();
+    }
+    s
+}
+
+/// Transport failures and the server classes that mean "try again" (shutdown, connection
+/// failure, serialization failure, lock timeouts) are transient; logic errors are not.
+fn is_transient(err: &tokio_postgres::Error) -> bool {
+    match err.code() {
+        Some(code) => {
+            let c = code.code();
+            c.starts_with("08")
+                || c.starts_with("57P")
+                || c == "40001"
+                || c == "40P01"
+                || c == "55P03"
+                || c == "53300"
+        }
+        None => true,
+    }
+}
