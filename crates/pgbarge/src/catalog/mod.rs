@@ -1,0 +1,231 @@
+//! What a server holds: tables, their columns and keys, and the user-defined types the
+//! columns need — read with a few set-based queries and kept as plain data (no connection
+//! inside), so planning and preflight are pure functions of it.
+//!
+//! Reading happens in two steps: [`list_tables`] for every table (cheap: names, sizes,
+//! privileges — what the picker and the pattern matcher need), then [`describe`] for only the
+//! chosen ones (columns, primary keys, type definitions).
+
+mod queries;
+mod snapshot;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+pub use queries::{describe, find_types, list_tables, non_empty_tables, target_privileges};
+pub use snapshot::Snapshot;
+
+/// A schema-qualified table name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct TableName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl TableName {
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
+        TableName {
+            schema: schema.into(),
+            name: name.into(),
+        }
+    }
+
+    /// The name quoted for SQL: `"schema"."name"`.
+    pub fn sql(&self) -> String {
+        crate::quote::qualified(&self.schema, &self.name)
+    }
+}
+
+/// Shown as a user would type it: `public.orders`, `"Sales Dept"."order lines"` (parts
+/// quoted only where they must be, so the text can be pasted back as a pattern).
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{}",
+            human_ident(&self.schema),
+            human_ident(&self.name)
+        )
+    }
+}
+
+fn human_ident(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        s.to_string()
+    } else {
+        crate::quote::ident(s)
+    }
+}
+
+/// `pg_class.relkind` of the tables pgbarge moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableKind {
+    /// An ordinary table (including a partition).
+    Regular,
+    /// A partitioned table: its rows live in its partitions.
+    Partitioned,
+}
+
+/// One table as [`list_tables`] sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Table {
+    pub oid: u32,
+    pub name: TableName,
+    pub kind: TableKind,
+    /// The planner's estimate (`reltuples`), `None` if never analyzed.
+    pub estimated_rows: Option<i64>,
+    /// Heap + indexes + TOAST, bytes.
+    pub total_bytes: i64,
+    pub is_partition: bool,
+    /// Whether the connected role may SELECT / INSERT / TRUNCATE it.
+    pub can_select: bool,
+    pub can_insert: bool,
+    pub can_truncate: bool,
+}
+
+/// A column's type, as both servers can compare it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ColumnType {
+    pub oid: u32,
+    /// `format_type()` with an empty search_path: valid SQL, schema-qualified for
+    /// user-defined types, e.g. `character varying(20)`, `public.mood[]`.
+    pub sql: String,
+    /// The type's schema and `typname` (`pg_catalog`, `int4` / `_int4`).
+    pub schema: String,
+    pub name: String,
+    pub typmod: i32,
+    /// `pg_type.typtype`: b base, e enum, d domain, c composite, r range, p pseudo.
+    pub typtype: char,
+    /// `pg_type.typcategory`: A array, N numeric, S string, …
+    pub category: char,
+}
+
+impl ColumnType {
+    /// Whether this is one of PostgreSQL's own types.
+    pub fn is_builtin(&self) -> bool {
+        self.schema == "pg_catalog"
+    }
+}
+
+/// A column default, and whether it can be recreated on another server as is.
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnDefault {
+    /// `pg_get_expr()` of the default, names qualified.
+    pub expr: String,
+    /// Depends on an object other than the table and types (a sequence, a function): such
+    /// defaults are not recreated on a new table until schema copying covers those objects.
+    pub has_dependencies: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Column {
+    pub name: String,
+    pub ty: ColumnType,
+    pub not_null: bool,
+    pub default: Option<ColumnDefault>,
+    /// `GENERATED ALWAYS AS (…) STORED`: computed by the server, never copied.
+    pub generated: bool,
+    /// `a` (ALWAYS) or `d` (BY DEFAULT) for identity columns.
+    pub identity: Option<char>,
+    /// A collation other than the type's default, qualified.
+    pub collation: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PrimaryKey {
+    pub name: String,
+    pub columns: Vec<String>,
+    /// `pg_get_constraintdef()`, e.g. `PRIMARY KEY (id)`.
+    pub definition: String,
+}
+
+/// A chosen table with its columns and key.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableDetail {
+    pub table: Table,
+    pub columns: Vec<Column>,
+    pub primary_key: Option<PrimaryKey>,
+    pub others: OtherObjects,
+}
+
+/// Counts of what a table has beyond columns and primary key.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct OtherObjects {
+    pub indexes: i64,
+    pub foreign_keys: i64,
+    /// Check, unique and exclusion constraints.
+    pub constraints: i64,
+    pub triggers: i64,
+}
+
+/// A type that exists on a server (found by name).
+#[derive(Debug, Clone, Serialize)]
+pub struct ExistingType {
+    pub typtype: char,
+    pub enum_labels: Vec<String>,
+}
+
+/// A user-defined type that columns need, with what it takes to create it elsewhere.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserType {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    pub definition: TypeDefinition,
+}
+
+impl UserType {
+    pub fn sql_name(&self) -> String {
+        crate::quote::qualified(&self.schema, &self.name)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TypeDefinition {
+    Enum {
+        labels: Vec<String>,
+    },
+    Domain {
+        base: String,
+        not_null: bool,
+        default: Option<String>,
+        checks: Vec<String>,
+    },
+    Composite {
+        /// `"name" type` pairs, ready for `CREATE TYPE … AS (…)`.
+        attributes: Vec<String>,
+    },
+    /// A kind pgbarge cannot create yet (range, base types from C extensions); preflight
+    /// reports it if the target lacks it.
+    Unsupported {
+        typtype: char,
+    },
+}
+
+/// What [`describe`] returns: the chosen tables in detail, and the user types they need in
+/// creation order (dependencies first).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Described {
+    pub tables: BTreeMap<TableName, TableDetail>,
+    pub types: Vec<UserType>,
+}
+
+/// What the connected role may do on the target, for preflight.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Privileges {
+    pub is_superuser: bool,
+    /// May create schemas in the database.
+    pub create_in_database: bool,
+    /// Per existing schema: may create objects in it.
+    pub create_in_schema: BTreeMap<String, bool>,
+}

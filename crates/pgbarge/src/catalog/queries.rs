@@ -1,0 +1,371 @@
+//! The catalog queries, as named SQL constants, and the code that turns their rows into
+//! the model. Every query is set-based (`= ANY($1)` over all chosen tables), so reading a
+//! hundred tables costs the same few round trips as reading one.
+
+use std::collections::BTreeMap;
+
+use tokio_postgres::Client;
+
+use super::*;
+use crate::error::{Error, Kind, Result, Side};
+
+/// Every table the role can see, outside the system schemas.
+const LIST_TABLES: &str = "
+SELECT c.oid, n.nspname, c.relname, c.relkind::text,
+       CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::int8 END,
+       pg_catalog.pg_total_relation_size(c.oid),
+       c.relispartition,
+       pg_catalog.has_table_privilege(c.oid, 'SELECT'),
+       pg_catalog.has_table_privilege(c.oid, 'INSERT'),
+       pg_catalog.has_table_privilege(c.oid, 'TRUNCATE')
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p')
+  AND n.nspname <> 'information_schema'
+  AND n.nspname !~ '^pg_'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
+                    AND d.deptype = 'e')
+ORDER BY n.nspname, c.relname";
+
+/// Columns of the given tables. A default "has dependencies" when it references anything
+/// besides its own table and types (a sequence, a user function).
+const COLUMNS: &str = "
+SELECT a.attrelid, a.attname, a.atttypid,
+       pg_catalog.format_type(a.atttypid, a.atttypmod),
+       tn.nspname, t.typname, a.atttypmod, t.typtype::text, t.typcategory::text,
+       a.attnotnull, a.attgenerated::text, a.attidentity::text,
+       pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+       EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep
+               WHERE dep.classid = 'pg_catalog.pg_attrdef'::regclass AND dep.objid = d.oid
+                 AND NOT (dep.refclassid = 'pg_catalog.pg_class'::regclass
+                          AND dep.refobjid = a.attrelid)
+                 AND dep.refclassid <> 'pg_catalog.pg_type'::regclass),
+       CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0
+            THEN pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)
+       END
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
+LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation
+LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
+WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attrelid, a.attnum";
+
+const PRIMARY_KEYS: &str = "
+SELECT c.conrelid, c.conname, pg_catalog.pg_get_constraintdef(c.oid),
+       ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(attnum, i)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+             ORDER BY k.i)
+FROM pg_catalog.pg_constraint c
+WHERE c.conrelid = ANY($1) AND c.contype = 'p'";
+
+/// The user-defined types the given column types need, transitively (array elements,
+/// domain bases, composite attributes, range subtypes), deepest first: a type reached at a
+/// greater depth is a dependency of one reached at a smaller one, so creating in order of
+/// descending maximum depth creates dependencies first.
+const USER_TYPES: &str = "
+WITH RECURSIVE deps(oid, depth) AS (
+    SELECT u.oid, 0 FROM unnest($1::oid[]) AS u(oid)
+  UNION
+    SELECT x.oid, deps.depth + 1
+    FROM deps JOIN pg_catalog.pg_type t ON t.oid = deps.oid
+    CROSS JOIN LATERAL (
+        SELECT t.typelem WHERE t.typelem <> 0 AND t.typcategory = 'A'
+        UNION ALL SELECT t.typbasetype WHERE t.typtype = 'd'
+        UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                  WHERE t.typtype = 'c' AND a.attrelid = t.typrelid AND a.attnum > 0
+                    AND NOT a.attisdropped
+        UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r
+                  WHERE t.typtype = 'r' AND r.rngtypid = t.oid
+    ) AS x(oid)
+    WHERE deps.depth < 20
+)
+SELECT t.oid, n.nspname, t.typname, t.typtype::text,
+       ARRAY(SELECT e.enumlabel::text FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid
+             ORDER BY e.enumsortorder),
+       CASE WHEN t.typtype = 'd' THEN pg_catalog.format_type(t.typbasetype, t.typtypmod) END,
+       t.typnotnull, t.typdefault,
+       ARRAY(SELECT pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c
+             WHERE c.contypid = t.oid AND c.contype = 'c' ORDER BY c.conname),
+       ARRAY(SELECT pg_catalog.quote_ident(a.attname) || ' '
+                    || pg_catalog.format_type(a.atttypid, a.atttypmod)
+             FROM pg_catalog.pg_attribute a
+             WHERE t.typtype = 'c' AND a.attrelid = t.typrelid AND a.attnum > 0
+               AND NOT a.attisdropped ORDER BY a.attnum),
+       max(deps.depth) AS depth
+FROM deps
+JOIN pg_catalog.pg_type t ON t.oid = deps.oid
+JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND t.typtype IN ('e', 'd', 'c', 'r', 'b')
+  AND NOT (t.typtype = 'b' AND t.typcategory = 'A')
+GROUP BY t.oid, n.nspname, t.typname, t.typtype, t.typbasetype, t.typtypmod, t.typnotnull,
+         t.typdefault, t.typrelid
+ORDER BY depth DESC, n.nspname, t.typname";
+
+/// What a table has beyond columns and primary key, counted, so the plan can say what a
+/// newly created table will not have yet.
+const OTHER_OBJECTS: &str = "
+SELECT c.oid,
+       (SELECT count(*) FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND NOT i.indisprimary),
+       (SELECT count(*) FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'f'),
+       (SELECT count(*) FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype IN ('c', 'u', 'x')),
+       (SELECT count(*) FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal)
+FROM pg_catalog.pg_class c WHERE c.oid = ANY($1)";
+
+/// Which of the named types exist, with their kind and (for enums) labels.
+const FIND_TYPES: &str = "
+SELECT n.nspname, t.typname, t.typtype::text,
+       ARRAY(SELECT e.enumlabel::text FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid
+             ORDER BY e.enumsortorder)
+FROM pg_catalog.pg_type t
+JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+JOIN unnest($1::text[], $2::text[]) AS w(nspname, typname)
+  ON w.nspname = n.nspname AND w.typname = t.typname";
+
+const SCHEMA_PRIVILEGES: &str = "
+SELECT n.nspname, pg_catalog.has_schema_privilege(n.oid, 'CREATE')
+FROM pg_catalog.pg_namespace n
+WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'";
+
+const DATABASE_PRIVILEGE: &str = "
+SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE'),
+       (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)";
+
+fn catalog_error(side: Side, what: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
+    move |e| Error::postgres(Kind::Catalog, side, what, e)
+}
+
+/// Every user table on the server, with sizes and the connected role's privileges.
+pub async fn list_tables(client: &Client, side: Side) -> Result<Vec<Table>> {
+    let rows = client
+        .query(LIST_TABLES, &[])
+        .await
+        .map_err(catalog_error(side, "listing tables"))?;
+    Ok(rows
+        .iter()
+        .map(|r| Table {
+            oid: r.get(0),
+            name: TableName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+            kind: if r.get::<_, String>(3) == "p" {
+                TableKind::Partitioned
+            } else {
+                TableKind::Regular
+            },
+            estimated_rows: r.get(4),
+            total_bytes: r.get(5),
+            is_partition: r.get(6),
+            can_select: r.get(7),
+            can_insert: r.get(8),
+            can_truncate: r.get(9),
+        })
+        .collect())
+}
+
+fn first_char(s: Option<String>) -> Option<char> {
+    s.and_then(|s| s.chars().next()).filter(|c| *c != '\0')
+}
+
+/// Columns, primary keys and needed user types of `tables`, in three queries.
+pub async fn describe(client: &Client, side: Side, tables: &[Table]) -> Result<Described> {
+    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+    let column_rows = client
+        .query(COLUMNS, &[&oids])
+        .await
+        .map_err(catalog_error(side, "reading columns"))?;
+    let pk_rows = client
+        .query(PRIMARY_KEYS, &[&oids])
+        .await
+        .map_err(catalog_error(side, "reading primary keys"))?;
+
+    let other_rows = client
+        .query(OTHER_OBJECTS, &[&oids])
+        .await
+        .map_err(catalog_error(side, "counting indexes and constraints"))?;
+    let mut others: BTreeMap<u32, OtherObjects> = other_rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                OtherObjects {
+                    indexes: r.get(1),
+                    foreign_keys: r.get(2),
+                    constraints: r.get(3),
+                    triggers: r.get(4),
+                },
+            )
+        })
+        .collect();
+
+    let mut columns: BTreeMap<u32, Vec<Column>> = BTreeMap::new();
+    let mut type_oids = Vec::new();
+    for r in &column_rows {
+        let ty = ColumnType {
+            oid: r.get(2),
+            sql: r.get(3),
+            schema: r.get(4),
+            name: r.get(5),
+            typmod: r.get(6),
+            typtype: first_char(r.get(7)).unwrap_or('b'),
+            category: first_char(r.get(8)).unwrap_or('U'),
+        };
+        if !ty.is_builtin() && !type_oids.contains(&ty.oid) {
+            type_oids.push(ty.oid);
+        }
+        let default = r.get::<_, Option<String>>(12).map(|expr| ColumnDefault {
+            expr,
+            has_dependencies: r.get(13),
+        });
+        let generated = first_char(r.get(10)).is_some();
+        columns.entry(r.get(0)).or_default().push(Column {
+            name: r.get(1),
+            ty,
+            not_null: r.get(9),
+            default,
+            generated,
+            identity: first_char(r.get(11)),
+            collation: r.get(14),
+        });
+    }
+    let mut keys: BTreeMap<u32, PrimaryKey> = pk_rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                PrimaryKey {
+                    name: r.get(1),
+                    definition: r.get(2),
+                    columns: r.get(3),
+                },
+            )
+        })
+        .collect();
+
+    let types = if type_oids.is_empty() {
+        Vec::new()
+    } else {
+        let rows = client
+            .query(USER_TYPES, &[&type_oids])
+            .await
+            .map_err(catalog_error(side, "reading user-defined types"))?;
+        rows.iter()
+            .map(|r| {
+                let typtype = first_char(r.get(3)).unwrap_or('b');
+                let definition = match typtype {
+                    'e' => TypeDefinition::Enum { labels: r.get(4) },
+                    'd' => TypeDefinition::Domain {
+                        base: r.get::<_, Option<String>>(5).unwrap_or_default(),
+                        not_null: r.get(6),
+                        default: r.get(7),
+                        checks: r.get(8),
+                    },
+                    'c' => TypeDefinition::Composite {
+                        attributes: r.get(9),
+                    },
+                    other => TypeDefinition::Unsupported { typtype: other },
+                };
+                UserType {
+                    oid: r.get(0),
+                    schema: r.get(1),
+                    name: r.get(2),
+                    definition,
+                }
+            })
+            .collect()
+    };
+
+    let tables = tables
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                TableDetail {
+                    table: t.clone(),
+                    columns: columns.remove(&t.oid).unwrap_or_default(),
+                    primary_key: keys.remove(&t.oid),
+                    others: others.remove(&t.oid).unwrap_or_default(),
+                },
+            )
+        })
+        .collect();
+    Ok(Described { tables, types })
+}
+
+/// Which of `tables` hold at least one row, in one round trip (`EXISTS` stops at the
+/// first row, so this is cheap even for huge tables).
+pub async fn non_empty_tables(
+    client: &Client,
+    side: Side,
+    tables: &[&TableName],
+) -> Result<Vec<TableName>> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("SELECT {i}::int4 WHERE EXISTS (SELECT 1 FROM {})", t.sql()))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .map_err(catalog_error(side, "checking whether tables hold rows"))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            tables
+                .get(r.get::<_, i32>(0) as usize)
+                .map(|t| (*t).clone())
+        })
+        .collect())
+}
+
+/// Which of `names` (schema, type name) exist on the server, keyed by name.
+pub async fn find_types(
+    client: &Client,
+    side: Side,
+    names: &[(String, String)],
+) -> Result<BTreeMap<(String, String), ExistingType>> {
+    if names.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let schemas: Vec<&str> = names.iter().map(|n| n.0.as_str()).collect();
+    let types: Vec<&str> = names.iter().map(|n| n.1.as_str()).collect();
+    let rows = client
+        .query(FIND_TYPES, &[&schemas, &types])
+        .await
+        .map_err(catalog_error(side, "looking up types"))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                (r.get(0), r.get(1)),
+                ExistingType {
+                    typtype: first_char(r.get(2)).unwrap_or('b'),
+                    enum_labels: r.get(3),
+                },
+            )
+        })
+        .collect())
+}
+
+/// What the connected role may create on the target.
+pub async fn target_privileges(client: &Client) -> Result<Privileges> {
+    let side = Side::Target;
+    let db = client
+        .query_one(DATABASE_PRIVILEGE, &[])
+        .await
+        .map_err(catalog_error(side, "reading privileges"))?;
+    let schemas = client
+        .query(SCHEMA_PRIVILEGES, &[])
+        .await
+        .map_err(catalog_error(side, "reading schema privileges"))?;
+    Ok(Privileges {
+        create_in_database: db.get(0),
+        is_superuser: db.get::<_, Option<bool>>(1).unwrap_or(false),
+        create_in_schema: schemas.iter().map(|r| (r.get(0), r.get(1))).collect(),
+    })
+}
