@@ -1,0 +1,495 @@
+//! The plan: for each chosen table, what will happen on the target and how the data will
+//! travel. An immutable, serialisable value — printed by `--dry-run`, rendered as JSON —
+//! built purely from the [`Snapshot`] and the user's choices. Later stages only read it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::catalog::{
+    Column, Snapshot, TableDetail, TableKind, TableName, TypeDefinition, UserType,
+};
+use crate::convert::{conversion, Conversion};
+use crate::quote::{ident, ident_list, literal};
+
+/// What to do with a target table that already holds rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadMode {
+    /// Add the source's rows to those already there.
+    Append,
+    /// Empty the table (TRUNCATE of that table only, never CASCADE) in the same transaction,
+    /// then load.
+    Truncate,
+}
+
+/// The user's choices that shape the plan.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Mode for every non-empty target table.
+    pub mode: Option<LoadMode>,
+    /// Per-table answers (from the interactive prompt), overriding `mode`.
+    pub per_table: BTreeMap<TableName, LoadMode>,
+}
+
+/// What happens to one target table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// The table does not exist on the target: create it, then load.
+    Create,
+    /// The table exists and is empty: load.
+    Load,
+    /// The table holds rows: add to them.
+    Append,
+    /// The table holds rows: empty it, then load (one transaction).
+    Truncate,
+    /// The table holds rows and no mode was chosen: preflight refuses it.
+    NeedsMode,
+}
+
+/// The COPY format for a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CopyFormat {
+    /// Every copied column has the same type on both sides.
+    Binary,
+    /// At least one column converts (e.g. int4 → int8); the servers' text I/O converts.
+    Text,
+}
+
+/// How one source column reaches the target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "via", content = "reason", rename_all = "snake_case")]
+pub enum ColumnRoute {
+    Identical,
+    Text,
+    /// The target type cannot hold the values.
+    Refused(String),
+    /// No column of that name on the target.
+    MissingOnTarget,
+    /// The target column is generated: it cannot be loaded.
+    GeneratedOnTarget,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnPlan {
+    pub name: String,
+    pub source_type: String,
+    pub target_type: Option<String>,
+    pub route: ColumnRoute,
+}
+
+/// One user-defined type to create on the target before the first table that needs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TypePlan {
+    /// `schema.name` as shown to users.
+    pub name: String,
+    pub schema: String,
+    /// Statements creating it (the schema first, if missing).
+    pub sql: Vec<String>,
+    /// Set for kinds pgbarge cannot create (ranges, extension types): preflight reports.
+    pub unsupported: Option<String>,
+}
+
+/// What happens to one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TablePlan {
+    pub source: TableName,
+    pub target: TableName,
+    pub action: Action,
+    pub format: CopyFormat,
+    pub source_kind: TableKind,
+    /// Source columns, in order, with how each travels (generated source columns are
+    /// computed on the target and never listed).
+    pub columns: Vec<ColumnPlan>,
+    /// Target columns with no source column that must be given a value (NOT NULL, no
+    /// default): preflight refuses such a table.
+    pub target_only_required: Vec<String>,
+    pub estimated_rows: Option<i64>,
+    pub estimated_bytes: i64,
+    /// Types (by [`TypePlan::name`]) that must exist before this table is created.
+    pub needs_types: Vec<String>,
+    /// Statements run in the table's transaction before the data (schema, CREATE TABLE).
+    pub before: Vec<String>,
+    /// Statements run in the table's transaction after the data (primary key, identity).
+    pub after: Vec<String>,
+    /// What the user should know about this table (what is not recreated, conversions).
+    pub notes: Vec<String>,
+}
+
+impl TablePlan {
+    /// The names of the columns that are copied, in order.
+    pub fn copied_columns(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().map(|c| c.name.as_str())
+    }
+
+    fn format_clause(&self) -> &'static str {
+        match self.format {
+            CopyFormat::Binary => "(FORMAT binary)",
+            CopyFormat::Text => "(FORMAT text)",
+        }
+    }
+
+    /// `COPY … TO STDOUT` for the source. A partitioned table is read through a query so
+    /// that its partitions' rows are included.
+    pub fn copy_out_sql(&self) -> String {
+        let cols = ident_list(self.copied_columns());
+        match self.source_kind {
+            TableKind::Partitioned => format!(
+                "COPY (SELECT {cols} FROM {}) TO STDOUT {}",
+                self.source.sql(),
+                self.format_clause()
+            ),
+            TableKind::Regular => format!(
+                "COPY {} ({cols}) TO STDOUT {}",
+                self.source.sql(),
+                self.format_clause()
+            ),
+        }
+    }
+
+    /// `COPY … FROM STDIN` for the target.
+    pub fn copy_in_sql(&self) -> String {
+        format!(
+            "COPY {} ({}) FROM STDIN {}",
+            self.target.sql(),
+            ident_list(self.copied_columns()),
+            self.format_clause()
+        )
+    }
+}
+
+/// Where the data comes from and goes to, as reports show it (never with a password).
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoint {
+    /// `user@host:port/db`.
+    pub connection: String,
+    pub database: String,
+    pub host: String,
+    pub server_version: i32,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub source: Endpoint,
+    pub target: Endpoint,
+    pub types: Vec<TypePlan>,
+    pub tables: Vec<TablePlan>,
+}
+
+impl Plan {
+    /// Builds the plan for `chosen` tables (in that order) from what both servers hold.
+    pub fn build(
+        source: Endpoint,
+        target: Endpoint,
+        chosen: &[TableName],
+        snapshot: &Snapshot,
+        options: &PlanOptions,
+    ) -> Plan {
+        let mut types = Vec::new();
+        let mut new_schemas: Vec<String> = Vec::new();
+        let schema_exists = |s: &str| snapshot.target_privileges.create_in_schema.contains_key(s);
+
+        // Types the target lacks, in creation order.
+        let mut missing_types: BTreeMap<u32, String> = BTreeMap::new();
+        for ut in &snapshot.source.types {
+            let key = (ut.schema.clone(), ut.name.clone());
+            if snapshot.target_types.contains_key(&key) {
+                continue;
+            }
+            let name = crate::catalog::TableName::new(&ut.schema, &ut.name).to_string();
+            let mut sql = Vec::new();
+            if !schema_exists(&ut.schema) && !new_schemas.contains(&ut.schema) {
+                new_schemas.push(ut.schema.clone());
+            }
+            if !schema_exists(&ut.schema) {
+                sql.push(format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&ut.schema)));
+            }
+            let unsupported = match type_ddl(ut) {
+                Ok(ddl) => {
+                    sql.push(ddl);
+                    None
+                }
+                Err(why) => Some(why),
+            };
+            missing_types.insert(ut.oid, name.clone());
+            types.push(TypePlan {
+                name,
+                schema: ut.schema.clone(),
+                sql,
+                unsupported,
+            });
+        }
+
+        let tables = chosen
+            .iter()
+            .filter_map(|name| snapshot.source.tables.get(name))
+            .map(|src| {
+                let target = snapshot.target.tables.get(&src.table.name);
+                let mut plan = match target {
+                    None => plan_create(src, snapshot, &missing_types),
+                    Some(tgt) => plan_existing(src, tgt, snapshot, options),
+                };
+                if plan
+                    .columns
+                    .iter()
+                    .all(|c| c.route == ColumnRoute::Identical)
+                {
+                    plan.format = CopyFormat::Binary;
+                }
+                plan
+            })
+            .collect();
+        Plan {
+            source,
+            target,
+            types,
+            tables,
+        }
+    }
+}
+
+fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
+    TablePlan {
+        source: src.table.name.clone(),
+        target: src.table.name.clone(),
+        action,
+        format: CopyFormat::Text,
+        source_kind: src.table.kind,
+        columns: Vec::new(),
+        target_only_required: Vec::new(),
+        estimated_rows: src.table.estimated_rows,
+        estimated_bytes: src.table.total_bytes,
+        needs_types: Vec::new(),
+        before: Vec::new(),
+        after: Vec::new(),
+        notes: Vec::new(),
+    }
+}
+
+fn plan_create(
+    src: &TableDetail,
+    snapshot: &Snapshot,
+    missing_types: &BTreeMap<u32, String>,
+) -> TablePlan {
+    let mut plan = base_plan(src, Action::Create);
+    let name = &src.table.name;
+    if !snapshot
+        .target_privileges
+        .create_in_schema
+        .contains_key(&name.schema)
+    {
+        plan.before.push(format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            ident(&name.schema)
+        ));
+    }
+    // Every user type the columns reach, transitively, that the target lacks.
+    plan.needs_types = snapshot
+        .source
+        .types
+        .iter()
+        .filter_map(|t| missing_types.get(&t.oid).cloned())
+        .collect();
+
+    let mut defs = Vec::new();
+    let mut skipped_defaults = Vec::new();
+    for col in &src.columns {
+        defs.push(column_ddl(col, &mut skipped_defaults));
+        if !col.generated {
+            plan.columns.push(ColumnPlan {
+                name: col.name.clone(),
+                source_type: col.ty.sql.clone(),
+                target_type: Some(col.ty.sql.clone()),
+                route: ColumnRoute::Identical,
+            });
+        }
+        if col.identity.is_some() {
+            // Continue numbering after the copied values.
+            plan.after.push(format!(
+                "SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence({}, {}), \
+                 COALESCE(max({}), 0) + 1, false) FROM {}",
+                literal(&name.sql()),
+                literal(&col.name),
+                ident(&col.name),
+                name.sql()
+            ));
+        }
+    }
+    plan.before.push(format!(
+        "CREATE TABLE {} (\n    {}\n)",
+        name.sql(),
+        defs.join(",\n    ")
+    ));
+    if let Some(pk) = &src.primary_key {
+        // Built after the data: one sort instead of a B-tree insert per row.
+        plan.after.push(format!(
+            "ALTER TABLE {} ADD CONSTRAINT {} {}",
+            name.sql(),
+            ident(&pk.name),
+            pk.definition
+        ));
+    }
+    if !skipped_defaults.is_empty() {
+        plan.notes.push(format!(
+            "created without the default of {}: it uses another object (a sequence or function) \
+             that pgbarge does not copy yet",
+            skipped_defaults.join(", ")
+        ));
+    }
+    if src.table.kind == TableKind::Partitioned {
+        plan.notes.push(
+            "partitioned on the source: created as a plain table holding all partitions' rows"
+                .into(),
+        );
+    }
+    let o = src.others;
+    let mut missing = Vec::new();
+    for (n, what) in [
+        (o.indexes, "index"),
+        (o.constraints, "check/unique constraint"),
+        (o.foreign_keys, "foreign key"),
+        (o.triggers, "trigger"),
+    ] {
+        if n > 0 {
+            missing.push(format!("{n} {what}{}", if n == 1 { "" } else { "s" }));
+        }
+    }
+    if !missing.is_empty() {
+        plan.notes.push(format!(
+            "not recreated (only columns, types, simple defaults and the primary key are): {}",
+            missing.join(", ")
+        ));
+    }
+    plan
+}
+
+fn column_ddl(col: &Column, skipped_defaults: &mut Vec<String>) -> String {
+    let mut def = format!("{} {}", ident(&col.name), col.ty.sql);
+    if let Some(coll) = &col.collation {
+        def.push_str(&format!(" COLLATE {coll}"));
+    }
+    match (&col.default, col.generated, col.identity) {
+        (Some(d), true, _) => def.push_str(&format!(" GENERATED ALWAYS AS ({}) STORED", d.expr)),
+        (_, _, Some('a')) => def.push_str(" GENERATED ALWAYS AS IDENTITY"),
+        (_, _, Some(_)) => def.push_str(" GENERATED BY DEFAULT AS IDENTITY"),
+        (Some(d), false, None) if !d.has_dependencies => {
+            def.push_str(&format!(" DEFAULT {}", d.expr))
+        }
+        (Some(d), false, None) => skipped_defaults.push(format!("{} ({})", col.name, d.expr)),
+        (None, _, None) => {}
+    }
+    if col.not_null {
+        def.push_str(" NOT NULL");
+    }
+    def
+}
+
+fn plan_existing(
+    src: &TableDetail,
+    tgt: &TableDetail,
+    snapshot: &Snapshot,
+    options: &PlanOptions,
+) -> TablePlan {
+    let holds_rows = snapshot.target_non_empty.contains(&tgt.table.name);
+    let action = if !holds_rows {
+        Action::Load
+    } else {
+        match options
+            .per_table
+            .get(&src.table.name)
+            .copied()
+            .or(options.mode)
+        {
+            Some(LoadMode::Append) => Action::Append,
+            Some(LoadMode::Truncate) => Action::Truncate,
+            None => Action::NeedsMode,
+        }
+    };
+    let mut plan = base_plan(src, action);
+    let by_name: BTreeMap<&str, &Column> =
+        tgt.columns.iter().map(|c| (c.name.as_str(), c)).collect();
+    for col in src.columns.iter().filter(|c| !c.generated) {
+        let target_col = by_name.get(col.name.as_str());
+        let route = match target_col {
+            None => ColumnRoute::MissingOnTarget,
+            Some(t) if t.generated => ColumnRoute::GeneratedOnTarget,
+            Some(t) => match conversion(&col.ty, &t.ty) {
+                Conversion::Identical => ColumnRoute::Identical,
+                Conversion::ViaText => ColumnRoute::Text,
+                Conversion::Refused(why) => ColumnRoute::Refused(why),
+            },
+        };
+        if route == ColumnRoute::Text {
+            plan.notes.push(format!(
+                "column {} converts {} → {}",
+                col.name,
+                col.ty.sql,
+                target_col.map(|t| t.ty.sql.as_str()).unwrap_or("?")
+            ));
+        }
+        plan.columns.push(ColumnPlan {
+            name: col.name.clone(),
+            source_type: col.ty.sql.clone(),
+            target_type: target_col.map(|t| t.ty.sql.clone()),
+            route,
+        });
+    }
+    let source_names: Vec<&str> = src.columns.iter().map(|c| c.name.as_str()).collect();
+    plan.target_only_required = tgt
+        .columns
+        .iter()
+        .filter(|c| !source_names.contains(&c.name.as_str()))
+        .filter(|c| c.not_null && c.default.is_none() && c.identity.is_none() && !c.generated)
+        .map(|c| c.name.clone())
+        .collect();
+    if action == Action::Truncate {
+        plan.before
+            .push(format!("TRUNCATE ONLY {}", tgt.table.name.sql()));
+    }
+    plan
+}
+
+/// `CREATE TYPE` / `CREATE DOMAIN` for a user type, or why it cannot be created.
+fn type_ddl(t: &UserType) -> Result<String, String> {
+    let name = t.sql_name();
+    match &t.definition {
+        TypeDefinition::Enum { labels } => Ok(format!(
+            "CREATE TYPE {name} AS ENUM ({})",
+            labels
+                .iter()
+                .map(|l| literal(l))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        TypeDefinition::Composite { attributes } => {
+            Ok(format!("CREATE TYPE {name} AS ({})", attributes.join(", ")))
+        }
+        TypeDefinition::Domain {
+            base,
+            not_null,
+            default,
+            checks,
+        } => {
+            let mut s = format!("CREATE DOMAIN {name} AS {base}");
+            if let Some(d) = default {
+                s.push_str(&format!(" DEFAULT {d}"));
+            }
+            if *not_null {
+                s.push_str(" NOT NULL");
+            }
+            for c in checks {
+                s.push_str(&format!(" {c}"));
+            }
+            Ok(s)
+        }
+        TypeDefinition::Unsupported { typtype } => Err(match typtype {
+            'r' => "range types are not created by pgbarge yet".to_string(),
+            'b' => "it is a base type, usually from an extension (CREATE EXTENSION on the target)"
+                .to_string(),
+            other => format!("types of kind '{other}' are not created by pgbarge"),
+        }),
+    }
+}

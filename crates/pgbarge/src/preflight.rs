@@ -1,0 +1,253 @@
+//! Preflight: every reason the plan cannot run, found before anything is written.
+//!
+//! A pure function of the plan, the snapshot of both servers and the patterns that matched
+//! nothing. It reports every problem at once, so a user fixes them in one round rather
+//! than discovering them one failed run at a time.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::catalog::{Snapshot, TableName, TypeDefinition};
+use crate::plan::{Action, ColumnRoute, Plan};
+use crate::select::Unmatched;
+
+/// What kind of problem; lets callers (the interactive prompt, tests) react to some kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    MissingTable,
+    AmbiguousTable,
+    MissingColumn,
+    TypeMismatch,
+    RequiredTargetColumn,
+    TargetHoldsRows,
+    MissingPrivilege,
+    UnsupportedType,
+    EnumLabels,
+}
+
+/// One problem, with what to do about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub table: Option<TableName>,
+    pub message: String,
+    pub hint: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)?;
+        if !self.hint.is_empty() {
+            write!(f, " {}", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+fn problem(kind: ProblemKind, table: Option<&TableName>, message: String, hint: String) -> Problem {
+    Problem {
+        kind,
+        table: table.cloned(),
+        message,
+        hint,
+    }
+}
+
+/// Checks the plan; an empty list means it can run.
+pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for u in unmatched {
+        if !u.ambiguous.is_empty() {
+            let names: Vec<String> = u.ambiguous.iter().map(|n| n.to_string()).collect();
+            problems.push(problem(
+                ProblemKind::AmbiguousTable,
+                None,
+                format!(
+                    "table \"{}\" exists in several schemas on the source: {}.",
+                    u.pattern,
+                    names.join(", ")
+                ),
+                "Name it with its schema, e.g. schema.table.".into(),
+            ));
+        } else {
+            let hint = if u.suggestions.is_empty() {
+                "Run `pgbarge tables` (or `pgbarge copy` in a terminal) to see the source's tables."
+                    .to_string()
+            } else {
+                let s: Vec<String> = u.suggestions.iter().map(|n| n.to_string()).collect();
+                format!("Did you mean {}?", s.join(" or "))
+            };
+            problems.push(problem(
+                ProblemKind::MissingTable,
+                None,
+                format!("no table on the source matches \"{}\".", u.pattern),
+                hint,
+            ));
+        }
+    }
+
+    let privileges = &snapshot.target_privileges;
+    let may_create_in = |schema: &str| {
+        privileges.is_superuser
+            || match privileges.create_in_schema.get(schema) {
+                Some(ok) => *ok,
+                None => privileges.create_in_database,
+            }
+    };
+    let target_role = &plan.target.connection;
+
+    for t in &plan.types {
+        if let Some(why) = &t.unsupported {
+            problems.push(problem(
+                ProblemKind::UnsupportedType,
+                None,
+                format!("type {} is needed on the target, which lacks it, and {why}.", t.name),
+                "Create it on the target first (for an extension type: CREATE EXTENSION …), then run again.".into(),
+            ));
+        } else if !may_create_in(&t.schema) {
+            problems.push(problem(
+                ProblemKind::MissingPrivilege,
+                None,
+                format!(
+                    "type {} must be created on the target, but the role ({target_role}) may not create objects in schema \"{}\".",
+                    t.name, t.schema
+                ),
+                format!("Ask an administrator to run: GRANT CREATE ON SCHEMA {} TO <role>; or create the type first.", crate::quote::ident(&t.schema)),
+            ));
+        }
+    }
+    for ut in &snapshot.source.types {
+        if let (TypeDefinition::Enum { labels }, Some(existing)) = (
+            &ut.definition,
+            snapshot
+                .target_types
+                .get(&(ut.schema.clone(), ut.name.clone())),
+        ) {
+            let missing: Vec<&String> = labels
+                .iter()
+                .filter(|l| !existing.enum_labels.contains(l))
+                .collect();
+            if !missing.is_empty() {
+                problems.push(problem(
+                    ProblemKind::EnumLabels,
+                    None,
+                    format!(
+                        "enum {}.{} on the target lacks the source's labels {:?}.",
+                        ut.schema, ut.name, missing
+                    ),
+                    "Add them on the target (ALTER TYPE … ADD VALUE …), then run again.".into(),
+                ));
+            }
+        }
+    }
+
+    for t in &plan.tables {
+        let name = &t.target;
+        if let Some(src) = snapshot.source.tables.get(&t.source) {
+            if !src.table.can_select {
+                problems.push(problem(
+                    ProblemKind::MissingPrivilege,
+                    Some(&t.source),
+                    format!("{}: the source role may not read this table.", t.source),
+                    format!("GRANT SELECT ON {} TO <source role>;", t.source.sql()),
+                ));
+            }
+        }
+        match t.action {
+            Action::Create => {
+                if !may_create_in(&name.schema) {
+                    let (what, fix) = if privileges.create_in_schema.contains_key(&name.schema) {
+                        (
+                            format!("create tables in schema \"{}\"", name.schema),
+                            format!(
+                                "GRANT CREATE ON SCHEMA {} TO <role>;",
+                                crate::quote::ident(&name.schema)
+                            ),
+                        )
+                    } else {
+                        (
+                            format!(
+                                "create schema \"{}\" (it does not exist on the target)",
+                                name.schema
+                            ),
+                            "GRANT CREATE ON DATABASE <db> TO <role>; or create the schema first."
+                                .to_string(),
+                        )
+                    };
+                    problems.push(problem(
+                        ProblemKind::MissingPrivilege,
+                        Some(name),
+                        format!("{name}: does not exist on the target, and the role ({target_role}) may not {what}."),
+                        format!("Ask an administrator to run: {fix} Or create the table on the target yourself and run again."),
+                    ));
+                }
+            }
+            Action::NeedsMode | Action::Load | Action::Append | Action::Truncate => {
+                if t.action == Action::NeedsMode {
+                    problems.push(problem(
+                        ProblemKind::TargetHoldsRows,
+                        Some(name),
+                        format!("{name}: the target table already holds rows."),
+                        "Say what to do with them: --mode append (add the source's rows) or --mode truncate (empty the table first, in the same transaction).".into(),
+                    ));
+                }
+                if let Some(tt) = snapshot.target_tables.get(name) {
+                    if !privileges.is_superuser && !tt.can_insert {
+                        problems.push(problem(
+                            ProblemKind::MissingPrivilege,
+                            Some(name),
+                            format!("{name}: the target role ({target_role}) may not INSERT into this table."),
+                            format!("Ask its owner to run: GRANT INSERT ON {} TO <role>;", name.sql()),
+                        ));
+                    }
+                    if t.action == Action::Truncate && !privileges.is_superuser && !tt.can_truncate
+                    {
+                        problems.push(problem(
+                            ProblemKind::MissingPrivilege,
+                            Some(name),
+                            format!("{name}: the target role ({target_role}) may not TRUNCATE this table."),
+                            format!("Ask its owner to run: GRANT TRUNCATE ON {} TO <role>; or use --mode append.", name.sql()),
+                        ));
+                    }
+                }
+            }
+        }
+        for c in &t.columns {
+            match &c.route {
+                ColumnRoute::Identical | ColumnRoute::Text => {}
+                ColumnRoute::MissingOnTarget => problems.push(problem(
+                    ProblemKind::MissingColumn,
+                    Some(name),
+                    format!("{name}: column \"{}\" ({}) exists on the source but not on the target.", c.name, c.source_type),
+                    format!("Add it on the target: ALTER TABLE {} ADD COLUMN {} {};", name.sql(), crate::quote::ident(&c.name), c.source_type),
+                )),
+                ColumnRoute::GeneratedOnTarget => problems.push(problem(
+                    ProblemKind::MissingColumn,
+                    Some(name),
+                    format!("{name}: column \"{}\" is a generated column on the target, so it cannot be loaded.", c.name),
+                    "Make it a plain column on the target, or drop the generation expression.".into(),
+                )),
+                ColumnRoute::Refused(why) => problems.push(problem(
+                    ProblemKind::TypeMismatch,
+                    Some(name),
+                    format!("{name}: column \"{}\": {why}.", c.name),
+                    format!(
+                        "Change the target column to a type that can hold the data (e.g. ALTER TABLE {} ALTER COLUMN {} TYPE {};).",
+                        name.sql(), crate::quote::ident(&c.name), c.source_type
+                    ),
+                )),
+            }
+        }
+        for col in &t.target_only_required {
+            problems.push(problem(
+                ProblemKind::RequiredTargetColumn,
+                Some(name),
+                format!("{name}: target column \"{col}\" is NOT NULL without a default, and the source has no such column."),
+                format!("Give it a default or drop NOT NULL on the target: ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL;", name.sql(), crate::quote::ident(col)),
+            ));
+        }
+    }
+    problems
+}
