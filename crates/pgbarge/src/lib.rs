@@ -1,0 +1,24 @@
+//! pgbarge: move PostgreSQL tables from one server to another — exact, atomic per table,
+//! streamed with COPY.
+//!
+//! A run is one pass through named stages, each a module:
+//!
+//! connection ([`conninfo`], [`connect`]) → catalog ([`catalog`], [`select`]) →
+//! plan ([`plan`], [`convert`]) → preflight ([`preflight`]) → copy ([`copy`]) →
+//! report ([`report`]).
+//!
+//! The library never prints and never reads the terminal; the `pgbarge` binary does.
+
+pub mod catalog;
+pub mod connect;
+pub mod conninfo;
+pub mod convert;
+pub mod copy;
+pub mod error;
+pub mod plan;
+pub mod preflight;
+pub mod quote;
+pub mod report;
+pub mod select;
+
+pub use error::{Error, Kind, Result, Side};

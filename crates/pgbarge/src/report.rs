@@ -1,0 +1,104 @@
+//! What a run did, as data. The CLI renders it as a table or JSON.
+
+use serde::Serialize;
+
+use crate::catalog::TableName;
+use crate::plan::{Action, CopyFormat, Endpoint};
+
+/// One table's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableReport {
+    pub table: TableName,
+    pub action: Action,
+    pub format: CopyFormat,
+    pub rows: u64,
+    /// COPY bytes moved (as read from the source).
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+impl TableReport {
+    pub fn rows_per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.rows as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The outcome of a whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub source: Endpoint,
+    pub target: Endpoint,
+    pub tables: Vec<TableReport>,
+    pub seconds: f64,
+}
+
+impl RunReport {
+    pub fn total_rows(&self) -> u64 {
+        self.tables.iter().map(|t| t.rows).sum()
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.tables.iter().map(|t| t.bytes).sum()
+    }
+
+    /// `3 tables, 1,204,332 rows moved to db "app" on "x.rds.amazonaws.com" in 4.2 s`
+    pub fn summary(&self) -> String {
+        let n = self.tables.len();
+        format!(
+            "{} table{}, {} rows moved to db \"{}\" on \"{}\" in {:.1} s",
+            n,
+            if n == 1 { "" } else { "s" },
+            thousands(self.total_rows()),
+            self.target.database,
+            self.target.host,
+            self.seconds
+        )
+    }
+}
+
+/// `1204332` → `1,204,332`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Bytes for humans: `306.2 MB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_numbers() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_204_332), "1,204,332");
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(306_200_000), "306.2 MB");
+    }
+}
