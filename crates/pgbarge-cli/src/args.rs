@@ -1,0 +1,109 @@
+//! Phase one of configuration: the raw command line, as clap parses it. Nothing here is
+//! validated beyond syntax; [`crate::settings`] turns it into an immutable `Settings`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pgbarge",
+    version,
+    about = "Move PostgreSQL tables from one server to another: exact, atomic per table, streamed with COPY.",
+    after_help = "Exit codes: 0 ok, 1 other error, 2 usage, 3 preflight found problems (nothing written), \
+                  4 connection failed, 5 copy failed (the failing table rolled back), 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy tables from the source server to the target server.
+    ///
+    /// Each table loads in one target transaction: after any failure the target table is as
+    /// it was. Tables that do not exist on the target are created from the source's
+    /// definition (columns, types, simple defaults, primary key). With no TABLE and a
+    /// terminal, pgbarge lets you pick tables interactively.
+    Copy(CopyArgs),
+    /// List the source's tables with estimated rows and sizes.
+    Tables(TablesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Endpoints {
+    /// Source connection: a postgres:// URL or libpq key=value string. PG* variables,
+    /// PGPASSWORD and ~/.pgpass apply as in psql.
+    #[arg(
+        long,
+        short = 's',
+        env = "PGBARGE_SOURCE",
+        value_name = "CONN",
+        hide_env_values = true
+    )]
+    pub source: Option<String>,
+    /// Target connection, same forms as --source.
+    #[arg(
+        long,
+        short = 't',
+        env = "PGBARGE_TARGET",
+        value_name = "CONN",
+        hide_env_values = true
+    )]
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    #[command(flatten)]
+    pub endpoints: Endpoints,
+    /// Tables to copy: name, schema.name, "Quoted Schema"."Quoted Name", globs (public.*,
+    /// sales.order_*). Omit to pick interactively.
+    #[arg(value_name = "TABLE")]
+    pub tables: Vec<String>,
+    /// What to do with a target table that already holds rows. Without it such a table is
+    /// refused (or, in a terminal, you are asked).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub mode: Option<ModeArg>,
+    /// Connect, plan and run preflight, print the plan, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print the plan (with --dry-run) or the report as one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress lines on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Show the SQL the plan will run (schemas, types, CREATE TABLE, keys).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TablesArgs {
+    /// Source connection (see `pgbarge copy --help`).
+    #[arg(
+        long,
+        short = 's',
+        env = "PGBARGE_SOURCE",
+        value_name = "CONN",
+        hide_env_values = true
+    )]
+    pub source: Option<String>,
+    /// Only tables matching these patterns.
+    #[arg(value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    /// Add the source's rows to those already there.
+    Append,
+    /// Empty the target table (TRUNCATE, never CASCADE) in the same transaction, then load.
+    Truncate,
+}

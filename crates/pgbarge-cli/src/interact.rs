@@ -1,0 +1,92 @@
+//! Questions asked in a terminal: picking tables, deciding about non-empty target tables,
+//! confirming the plan. Only called when stdin and stderr are terminals.
+
+use inquire::{Confirm, InquireError, MultiSelect, Select};
+use pgbarge::catalog::{Table, TableName};
+use pgbarge::plan::LoadMode;
+use pgbarge::report::{human_bytes, thousands};
+use pgbarge::{Error, Kind, Result};
+
+fn cancelled(e: InquireError) -> Error {
+    match e {
+        InquireError::OperationCanceled | InquireError::OperationInterrupted => {
+            Error::new(Kind::Interrupted, "cancelled; nothing was written.")
+        }
+        other => Error::new(Kind::Usage, format!("cannot ask in this terminal: {other}")),
+    }
+}
+
+/// Lets the user pick tables from the source's list (type to filter, space to pick).
+pub fn pick_tables(tables: &[Table]) -> Result<Vec<Table>> {
+    if tables.is_empty() {
+        return Err(Error::usage(
+            "the source database has no tables to copy (pgbarge lists ordinary and partitioned \
+             tables outside the system schemas).",
+        ));
+    }
+    let width = tables
+        .iter()
+        .map(|t| t.name.to_string().chars().count())
+        .max()
+        .unwrap_or(10)
+        .min(60);
+    let options: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            let rows = match t.estimated_rows {
+                Some(r) => format!("~{} rows", thousands(r.max(0) as u64)),
+                None => "? rows".into(),
+            };
+            format!(
+                "{:<width$}  {:>16}  {:>9}",
+                t.name.to_string(),
+                rows,
+                human_bytes(t.total_bytes.max(0) as u64)
+            )
+        })
+        .collect();
+    let picked = MultiSelect::new(
+        "Tables to copy (type to filter, space to pick, → all, ← none, enter when done):",
+        options,
+    )
+    .with_page_size(15)
+    .with_validator(|picked: &[inquire::list_option::ListOption<&String>]| {
+        Ok(if picked.is_empty() {
+            inquire::validator::Validation::Invalid("pick at least one table (space)".into())
+        } else {
+            inquire::validator::Validation::Valid
+        })
+    })
+    .raw_prompt()
+    .map_err(cancelled)?;
+    Ok(picked
+        .into_iter()
+        .map(|o| tables[o.index].clone())
+        .collect())
+}
+
+/// Asks what to do with a target table that holds rows; `None` means skip the table.
+pub fn ask_mode(table: &TableName) -> Result<Option<LoadMode>> {
+    const APPEND: &str = "append: add the source's rows to those already there";
+    const TRUNCATE: &str = "truncate: empty the target table first (same transaction)";
+    const SKIP: &str = "skip this table";
+    let answer = Select::new(
+        &format!("{table} on the target already holds rows. What should pgbarge do?"),
+        vec![APPEND, TRUNCATE, SKIP],
+    )
+    .prompt()
+    .map_err(cancelled)?;
+    Ok(match answer {
+        APPEND => Some(LoadMode::Append),
+        TRUNCATE => Some(LoadMode::Truncate),
+        _ => None,
+    })
+}
+
+/// Asks to go ahead with the printed plan.
+pub fn confirm(question: &str) -> Result<bool> {
+    Confirm::new(question)
+        .with_default(false)
+        .prompt()
+        .map_err(cancelled)
+}

@@ -1,0 +1,81 @@
+//! The `pgbarge` binary: parse arguments, run one command, turn the outcome into output and
+//! an exit code. Everything else lives in the `pgbarge` library.
+
+mod args;
+mod interact;
+mod render;
+mod run;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pgbarge::Kind;
+
+use crate::args::{Cli, Command};
+use crate::run::Failure;
+
+/// Documented exit codes (also in `pgbarge --help` and the README).
+fn exit_code(kind: Kind) -> u8 {
+    match kind {
+        Kind::Usage => 2,
+        Kind::Preflight => 3,
+        Kind::Connect => 4,
+        Kind::Copy => 5,
+        Kind::Interrupted => 130,
+        Kind::Catalog => 1,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PGBARGE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let (json, outcome) = runtime.block_on(async {
+        match cli.command {
+            Command::Copy(args) => {
+                let json = args.json;
+                let outcome = match settings::CopySettings::from_args(args) {
+                    Ok(s) => run::copy(s).await,
+                    Err(e) => Err(e.into()),
+                };
+                (json, outcome)
+            }
+            Command::Tables(args) => {
+                let json = args.json;
+                let outcome = match settings::TablesSettings::from_args(args) {
+                    Ok(s) => run::tables(s).await,
+                    Err(e) => Err(e.into()),
+                };
+                (json, outcome)
+            }
+        }
+    });
+    // Dropping the runtime closes both connections; a server rolls back whatever was open.
+    drop(runtime);
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure { error, problems }) => {
+            eprintln!("{}", render::error(&error));
+            if json {
+                println!("{}", render::error_json(&error, &problems));
+            }
+            ExitCode::from(exit_code(error.kind()))
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Turning plans, reports and errors into text for people (tables) or scripts (JSON).
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{CellAlignment, Table};
+use pgbarge::catalog::Table as CatalogTable;
+use pgbarge::plan::{Action, CopyFormat, Plan};
+use pgbarge::preflight::Problem;
+use pgbarge::report::{human_bytes, thousands, RunReport};
+use pgbarge::{Error, Kind};
+
+fn new_table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(header.to_vec());
+    t
+}
+
+fn right(t: &mut Table, columns: &[usize]) {
+    for &i in columns {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+pub fn action(a: Action) -> &'static str {
+    match a {
+        Action::Create => "create + load",
+        Action::Load => "load (empty)",
+        Action::Append => "append",
+        Action::Truncate => "truncate + load",
+        Action::NeedsMode => "REFUSED: holds rows",
+    }
+}
+
+fn format(f: CopyFormat) -> &'static str {
+    match f {
+        CopyFormat::Binary => "binary",
+        CopyFormat::Text => "text",
+    }
+}
+
+fn rows_estimate(rows: Option<i64>) -> String {
+    match rows {
+        Some(r) if r >= 0 => format!("~{}", thousands(r as u64)),
+        _ => "?".into(),
+    }
+}
+
+/// The source's tables, for `pgbarge tables`.
+pub fn tables(list: &[CatalogTable]) -> String {
+    let mut t = new_table(&["Table", "Est. rows", "Size"]);
+    for table in list {
+        t.add_row(vec![
+            table.name.to_string(),
+            rows_estimate(table.estimated_rows),
+            human_bytes(table.total_bytes.max(0) as u64),
+        ]);
+    }
+    right(&mut t, &[1, 2]);
+    t.to_string()
+}
+
+/// The plan as people read it: one row per table, then notes and (verbose) the SQL.
+pub fn plan(plan: &Plan, verbose: bool) -> String {
+    let mut out = format!(
+        "Plan: {} table{} from {} to {}\n",
+        plan.tables.len(),
+        if plan.tables.len() == 1 { "" } else { "s" },
+        plan.source.connection,
+        plan.target.connection
+    );
+    let mut t = new_table(&["Table", "Target gets", "COPY", "Est. rows", "Size"]);
+    for table in &plan.tables {
+        t.add_row(vec![
+            table.target.to_string(),
+            action(table.action).to_string(),
+            format(table.format).to_string(),
+            rows_estimate(table.estimated_rows),
+            human_bytes(table.estimated_bytes.max(0) as u64),
+        ]);
+    }
+    right(&mut t, &[3, 4]);
+    out.push_str(&t.to_string());
+    out.push('\n');
+    if !plan.types.is_empty() {
+        let names: Vec<&str> = plan.types.iter().map(|t| t.name.as_str()).collect();
+        out.push_str(&format!(
+            "Types to create on the target: {}\n",
+            names.join(", ")
+        ));
+    }
+    for table in &plan.tables {
+        for note in &table.notes {
+            out.push_str(&format!("note: {}: {note}\n", table.target));
+        }
+    }
+    if verbose {
+        out.push_str("\nSQL run on the target (each table in its own transaction):\n");
+        for ty in &plan.types {
+            for s in &ty.sql {
+                out.push_str(&format!("{s};\n"));
+            }
+        }
+        for table in &plan.tables {
+            for s in &table.before {
+                out.push_str(&format!("{s};\n"));
+            }
+            out.push_str(&format!("{};\n", table.copy_in_sql()));
+            for s in &table.after {
+                out.push_str(&format!("{s};\n"));
+            }
+        }
+    }
+    out
+}
+
+/// The final report: a row per table and the summary line.
+pub fn report(report: &RunReport) -> String {
+    let mut t = new_table(&["Table", "Done", "Rows", "Bytes", "Seconds", "Rows/s"]);
+    for r in &report.tables {
+        t.add_row(vec![
+            r.table.to_string(),
+            action(r.action).to_string(),
+            thousands(r.rows),
+            human_bytes(r.bytes),
+            format!("{:.2}", r.seconds),
+            thousands(r.rows_per_second().round() as u64),
+        ]);
+    }
+    right(&mut t, &[2, 3, 4, 5]);
+    format!("{t}\n{}\n", report.summary())
+}
+
+/// All preflight problems, one paragraph each.
+pub fn problems(problems: &[Problem]) -> String {
+    let mut out = format!(
+        "preflight found {} problem{}; nothing was written:\n",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        out.push_str(&format!("\n  - {p}\n"));
+    }
+    out
+}
+
+/// An error as the user sees it on stderr.
+pub fn error(err: &Error) -> String {
+    match err.kind() {
+        Kind::Preflight => err.message().to_string(),
+        _ => {
+            let mut s = format!("error: {}", err.message());
+            if err.is_transient() {
+                s.push_str("\n(This looks temporary: running the same command again may succeed.)");
+            }
+            s
+        }
+    }
+}
+
+/// An error as one JSON document, for `--json`.
+pub fn error_json(err: &Error, problems: &[Problem]) -> serde_json::Value {
+    serde_json::json!({
+        "ok": false,
+        "error": {
+            "kind": err.kind(),
+            "side": err.side(),
+            "transient": err.is_transient(),
+            "message": err.message(),
+            "problems": problems,
+        }
+    })
+}

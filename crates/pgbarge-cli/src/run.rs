@@ -1,0 +1,253 @@
+//! The commands: each one pass through the library's stages, with the terminal work
+//! (questions, progress lines, rendering) done here.
+
+use std::io::Write;
+
+use pgbarge::catalog::{self, Snapshot, TableName};
+use pgbarge::connect::{connect, Connection};
+use pgbarge::copy::{self, Event};
+use pgbarge::plan::{Action, Endpoint, Plan, PlanOptions};
+use pgbarge::preflight::{self, Problem, ProblemKind};
+use pgbarge::report::{human_bytes, thousands};
+use pgbarge::select::{self, Selection};
+use pgbarge::{Error, Kind, Result, Side};
+
+use crate::interact;
+use crate::render;
+use crate::settings::{CopySettings, TablesSettings};
+
+/// What a failed command leaves for `main`: the error and, for preflight, every problem.
+pub struct Failure {
+    pub error: Error,
+    pub problems: Vec<Problem>,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure {
+            error,
+            problems: Vec::new(),
+        }
+    }
+}
+
+fn endpoint(c: &Connection) -> Endpoint {
+    Endpoint {
+        connection: c.info.to_string(),
+        database: c.database.clone(),
+        host: c.info.host_display().to_string(),
+        server_version: c.server_version_num,
+    }
+}
+
+fn warn_all(c: &pgbarge::conninfo::ConnInfo) {
+    for w in &c.warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// `pgbarge tables`
+pub async fn tables(settings: TablesSettings) -> Result<(), Failure> {
+    warn_all(&settings.source);
+    let source = connect(&settings.source, Side::Source).await?;
+    let mut list = catalog::list_tables(&source.client, Side::Source).await?;
+    if !settings.patterns.is_empty() {
+        list = select::select(&settings.patterns, &list).tables;
+    }
+    if settings.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render::tables(&list));
+    }
+    Ok(())
+}
+
+/// `pgbarge copy`
+pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
+    warn_all(&settings.source);
+    warn_all(&settings.target);
+    // Fail at once, before connecting, when there is nothing to copy and nobody to ask.
+    if settings.patterns.is_empty() && !settings.interactive {
+        return Err(Error::usage(
+            "no tables named, and no terminal to pick them in. Name the tables to copy, e.g. \
+             `pgbarge copy --source … --target … public.orders 'sales.*'`, or run in a terminal \
+             to pick them interactively.",
+        )
+        .into());
+    }
+
+    let (source, target) = tokio::try_join!(
+        connect(&settings.source, Side::Source),
+        connect(&settings.target, Side::Target)
+    )?;
+    let (source_tables, target_tables) = tokio::try_join!(
+        catalog::list_tables(&source.client, Side::Source),
+        catalog::list_tables(&target.client, Side::Target)
+    )?;
+
+    let selection = if settings.patterns.is_empty() {
+        Selection {
+            tables: interact::pick_tables(&source_tables)?,
+            unmatched: Vec::new(),
+        }
+    } else {
+        select::select(&settings.patterns, &source_tables)
+    };
+    let snapshot = Snapshot::read(
+        &source.client,
+        &target.client,
+        &selection.tables,
+        &target_tables,
+    )
+    .await?;
+
+    let mut chosen: Vec<TableName> = selection.tables.iter().map(|t| t.name.clone()).collect();
+    let mut options = PlanOptions {
+        mode: settings.mode,
+        ..PlanOptions::default()
+    };
+    let (plan, problems) = loop {
+        let plan = Plan::build(
+            endpoint(&source),
+            endpoint(&target),
+            &chosen,
+            &snapshot,
+            &options,
+        );
+        let problems = preflight::check(&plan, &snapshot, &selection.unmatched);
+        // In a terminal, a table that holds rows is a question, not an error.
+        let undecided: Vec<TableName> = plan
+            .tables
+            .iter()
+            .filter(|t| t.action == Action::NeedsMode)
+            .map(|t| t.target.clone())
+            .collect();
+        if settings.interactive && !undecided.is_empty() {
+            for table in undecided {
+                match interact::ask_mode(&table)? {
+                    Some(mode) => {
+                        options.per_table.insert(table, mode);
+                    }
+                    None => chosen.retain(|t| t != &table),
+                }
+            }
+            continue;
+        }
+        break (plan, problems);
+    };
+
+    if !problems.is_empty() {
+        let error = Error::new(Kind::Preflight, render::problems(&problems));
+        return Err(Failure { error, problems });
+    }
+    if plan.tables.is_empty() {
+        return Err(Error::usage("no tables left to copy; nothing was written.").into());
+    }
+
+    if settings.dry_run {
+        if settings.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&plan).unwrap_or_default()
+            );
+        } else {
+            print!("{}", render::plan(&plan, settings.verbose));
+            println!("Dry run: preflight passed; nothing was written.");
+        }
+        return Ok(());
+    }
+
+    if !settings.quiet || (settings.interactive && !settings.yes) {
+        eprint!("{}", render::plan(&plan, settings.verbose));
+    }
+    if settings.interactive && !settings.yes {
+        let question = format!(
+            "Copy {} table{} to db \"{}\" on \"{}\"?",
+            plan.tables.len(),
+            if plan.tables.len() == 1 { "" } else { "s" },
+            plan.target.database,
+            plan.target.host
+        );
+        if !interact::confirm(&question)? {
+            return Err(
+                Error::new(Kind::Interrupted, "not confirmed; nothing was written.").into(),
+            );
+        }
+    }
+
+    let quiet = settings.quiet;
+    let on_event = move |event: Event| {
+        if quiet {
+            return;
+        }
+        match event {
+            Event::TableStarted { table, .. } => eprintln!("copying {table} …"),
+            Event::Progress { .. } => {}
+            Event::TableFinished(r) => eprintln!(
+                "done    {}: {} rows, {} in {:.2} s",
+                r.table,
+                thousands(r.rows),
+                human_bytes(r.bytes),
+                r.seconds
+            ),
+        }
+        let _ = std::io::stderr().flush();
+    };
+
+    let result = tokio::select! {
+        r = copy::run(&plan, &source.client, &target.client, &on_event) => r,
+        _ = tokio::signal::ctrl_c() => Err(Error::new(
+            Kind::Interrupted,
+            "interrupted: the table being loaded was rolled back; tables reported done above are committed on the target.",
+        )),
+    };
+    let report = result.map_err(|e| copy_failure(e, &plan))?;
+    if settings.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render::report(&report));
+    }
+    Ok(())
+}
+
+/// Adds to a copy error what the user needs to know: what the target holds now.
+fn copy_failure(err: Error, plan: &Plan) -> Failure {
+    if err.kind() != Kind::Copy {
+        return err.into();
+    }
+    let hint = match err.side() {
+        Some(Side::Target)
+            if err.message().contains("No space left")
+                || err.message().contains("could not extend") =>
+        {
+            " The target ran out of disk space: free some, or grow the volume, and run again."
+        }
+        _ => "",
+    };
+    let message = format!(
+        "{}\nThe table being loaded was rolled back: on the target it is exactly as it was \
+         before. Tables reported done above are committed; re-run with the remaining tables \
+         (or --mode truncate) to finish.{hint}",
+        err.message()
+    );
+    let _ = plan;
+    let side = err.side();
+    let transient = err.is_transient();
+    let mut e = Error::new(Kind::Copy, message).transient(transient);
+    if let Some(s) = side {
+        e = e.on(s);
+    }
+    e.into()
+}
+
+/// Whether the problem list holds only problems of `kind`.
+#[allow(dead_code)]
+fn only(problems: &[Problem], kind: ProblemKind) -> bool {
+    problems.iter().all(|p| p.kind == kind)
+}
