@@ -1,0 +1,166 @@
+//! Data arrives unchanged: awkward values of every kind, odd names, empty and large
+//! tables, each compared as sorted COPY text on both sides.
+
+mod support;
+
+use support::TestDb;
+
+const AWKWARD: &str = r#"
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy, "very"');
+CREATE DOMAIN positive AS numeric CHECK (VALUE > 0);
+CREATE TYPE pair AS (label text, m mood, n int4[]);
+CREATE TABLE awkward (
+    id int PRIMARY KEY,
+    t text, vc varchar(50), b bytea, j json, jb jsonb,
+    n numeric, f8 float8, f4 float4,
+    ts timestamp, tstz timestamptz, d date, iv interval,
+    arr int4[], arr2 text[][], m mood, ms mood[], dom positive, p pair, ps pair[],
+    u uuid, bo bool, c char(3)
+);
+INSERT INTO awkward VALUES
+ (1, 'comma, separated', 'a,b', '\x00ff00', '{"b": 1,  "a": [1, 2]}', '{"b": 1, "a": [1, 2]}',
+  'NaN', '-0', 'NaN', 'infinity', '-infinity', '0044-03-15 BC', '1 year 2 mons -3 days 04:05:06.789',
+  '{1,NULL,3}', '{{a,b},{NULL,"d e"}}', 'sad', '{sad,ok}', 1.5, '(x,ok,"{1,2}")', ARRAY['(y,sad,)'::pair, NULL],
+  '00000000-0000-0000-0000-000000000000', true, 'ab'),
+ (2, E'quote " and \'single\' and tab\tand CR\rLF\nend', '', '\x', '{}', '[]',
+  repeat('9', 1000)::numeric, 'Infinity', '-Infinity', '-infinity', 'infinity', '-infinity', '-178000000 years',
+  '{}', '{}', 'happy, "very"', '{}', 99999999999999999999.123456789, NULL, '{}',
+  'ffffffff-ffff-ffff-ffff-ffffffffffff', false, ''),
+ (3, E'backslash \\ and literal \\N and \\t', NULL, NULL, 'null', 'null',
+  '-0.000000000000000000000000000001', 4.9e-324, 1.4e-45, '2000-02-29 23:59:59.999999', '1970-01-01 00:00:00+00', 'infinity', '0',
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (4, '\N', 'ünïcödé 🚢 𝄞', '\x5c4e', '"\u00e9"', '{"emoji": "🚢", "nested": {"z": null, "a": 1e400}}',
+  '1e-1000', 2.2250738585072014e-308, -3.4e38, '1999-12-31 23:59:59', '2038-01-19 03:14:07+00', '2000-01-01', '-1 days',
+  '{-2147483648,2147483647}', '{{"\\","\""},{",","{}"}}', 'ok', '{happy\,\ \"very\",NULL}', 0.0001, '("",sad,{})', '{}',
+  NULL, NULL, 'x'),
+ (5, '', NULL, '\x0000', '[1,   2]', '{"a": "\\N"}', '0', '1.7976931348623157e308', 'Infinity',
+  '294276-12-31 23:59:59.999999', '4713-01-01 00:00:00+00 BC', '5874897-12-31', '178000000 years',
+  '{0}', '{{NULL}}', NULL, '{NULL}', 42, '(,,)', '{NULL}', NULL, NULL, NULL);
+CREATE TABLE "MixedCase" ("Id" int PRIMARY KEY, "Value Text" text, "select" int);
+INSERT INTO "MixedCase" VALUES (1, 'x', 1), (2, NULL, NULL);
+CREATE SCHEMA "Sales Dept";
+CREATE TABLE "Sales Dept"."order lines" (id bigint PRIMARY KEY, note text NOT NULL DEFAULT 'none', qty int DEFAULT 1);
+INSERT INTO "Sales Dept"."order lines" SELECT g, 'line ' || g, g % 7 FROM generate_series(1, 1000) g;
+CREATE TABLE empty_one (id int PRIMARY KEY, x text);
+CREATE TABLE big (id bigint PRIMARY KEY, n int, t text, ts timestamptz, f float8);
+INSERT INTO big SELECT g, g % 1000, md5(g::text) || E'\t,"\n' || g, '2020-01-01'::timestamptz + g * interval '1 second', g / 7.0
+  FROM generate_series(1, 200000) g;
+ANALYZE;
+"#;
+
+#[test]
+fn awkward_values_arrive_identical() {
+    let db = TestDb::new("awkward");
+    db.source_sql(AWKWARD);
+    let run = db.copy(&[
+        "awkward",
+        "MixedCase",
+        r#""Sales Dept"."order lines""#,
+        "empty_one",
+        "big",
+        "--yes",
+    ]);
+    run.assert_ok();
+
+    assert_eq!(db.assert_same("public.awkward"), 5);
+    assert_eq!(db.assert_same(r#"public."MixedCase""#), 2);
+    assert_eq!(db.assert_same(r#""Sales Dept"."order lines""#), 1000);
+    assert_eq!(db.assert_same("public.empty_one"), 0);
+    assert_eq!(db.assert_same("public.big"), 200_000);
+
+    // The report says how much moved, and the empty table is reported, not an error.
+    assert!(
+        run.stdout.contains("5 tables, 201,007 rows moved"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("public.empty_one"), "{}", run.stdout);
+
+    // Types, NOT NULL, defaults and keys came with the created tables.
+    let cols = db.target_sql(
+        "SELECT string_agg(format('%s %s %s %s', attname, format_type(atttypid, atttypmod), attnotnull, \
+         pg_get_expr(adbin, adrelid)), '; ' ORDER BY attnum) FROM pg_attribute \
+         LEFT JOIN pg_attrdef ON adrelid = attrelid AND adnum = attnum \
+         WHERE attrelid = '\"Sales Dept\".\"order lines\"'::regclass AND attnum > 0",
+    );
+    assert_eq!(
+        cols.trim(),
+        "id bigint t ; note text t 'none'::text; qty integer f 1"
+    );
+    let pk = db.target_sql(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'public.awkward'::regclass AND contype = 'p'",
+    );
+    assert_eq!(pk.trim(), "PRIMARY KEY (id)");
+    // Created tables belong to the login role, which is not a superuser.
+    let owner = db.target_sql("SELECT tableowner FROM pg_tables WHERE tablename = 'awkward'");
+    assert_eq!(owner.trim(), "app");
+}
+
+#[test]
+fn json_report_and_conversion_through_text() {
+    let db = TestDb::new("convert");
+    db.source_sql(
+        "CREATE TABLE t (id int4 PRIMARY KEY, name varchar(20), amount numeric(12,2), tags int4[]);
+         INSERT INTO t VALUES (1, 'a, \"b\"', 12.5, '{1,NULL}'), (2, NULL, NULL, NULL), (2147483647, E'x\\ny', -0.01, '{}');",
+    );
+    // The target has wider types: the data must travel as text and arrive unchanged.
+    db.target_sql_as_app(
+        "CREATE TABLE t (id int8 PRIMARY KEY, name text, amount numeric(14,2), tags int8[], extra text DEFAULT 'd');",
+    );
+    let run = db.copy(&["t", "--json", "--quiet"]);
+    run.assert_ok();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON report");
+    assert_eq!(report["tables"][0]["rows"], 3);
+    assert_eq!(report["tables"][0]["format"], "text");
+    assert_eq!(report["tables"][0]["action"], "load");
+    assert_eq!(
+        db.target_sql("SELECT string_agg(format('%s|%s|%s|%s|%s', id, name, amount, tags, extra), ';' ORDER BY id) FROM t").trim(),
+        "1|a, \"b\"|12.50|{1,NULL}|d;2||||d;2147483647|x\ny|-0.01|{}|d"
+    );
+}
+
+#[test]
+fn modes_append_and_truncate() {
+    let db = TestDb::new("modes");
+    db.source_sql("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'src' FROM generate_series(1, 10) g;");
+    db.target_sql_as_app(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (100, 'old');",
+    );
+
+    db.copy(&["t", "--mode", "append"]).assert_ok();
+    assert_eq!(
+        db.target_sql("SELECT count(*), min(id), max(id) FROM t")
+            .trim(),
+        "11|1|100"
+    );
+
+    db.copy(&["t", "--mode", "truncate"]).assert_ok();
+    assert_eq!(
+        db.target_sql("SELECT count(*), min(id), max(id) FROM t")
+            .trim(),
+        "10|1|10"
+    );
+    db.assert_same("t");
+}
+
+#[test]
+fn dry_run_plans_without_writing() {
+    let db = TestDb::new("dryrun");
+    db.source_sql(
+        "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int); INSERT INTO a VALUES (1);",
+    );
+    let run = db.copy(&["public.*", "--dry-run", "--verbose"]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("CREATE TABLE \"public\".\"a\""),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("nothing was written"), "{}", run.stdout);
+    assert!(!db.target_has_table("public", "a"));
+    let json = db.copy(&["a", "--dry-run", "--json"]);
+    json.assert_ok();
+    let plan: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON plan");
+    assert_eq!(plan["tables"][0]["action"], "create");
+    assert_eq!(plan["tables"][0]["format"], "binary");
+}

@@ -1,0 +1,271 @@
+//! Bad input: each case gets a clear, one-paragraph error naming what to do, the
+//! documented exit code, and leaves the target unchanged.
+
+mod support;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use support::{pgbarge, TestDb};
+
+const EXIT_USAGE: i32 = 2;
+const EXIT_PREFLIGHT: i32 = 3;
+const EXIT_CONNECT: i32 = 4;
+
+fn no_tables_created(db: &TestDb) {
+    assert_eq!(
+        db.target_sql("SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")
+            .trim(),
+        "0",
+        "the target must be unchanged"
+    );
+}
+
+fn shop(db: &TestDb) {
+    db.source_sql(
+        "CREATE TABLE customers (id int PRIMARY KEY, name text);
+         CREATE TABLE orders (id int PRIMARY KEY, customer int, amount numeric(12,2));
+         INSERT INTO customers VALUES (1, 'a'); INSERT INTO orders VALUES (1, 1, 9.99);",
+    );
+}
+
+#[test]
+fn missing_table_is_reported_with_a_suggestion() {
+    let db = TestDb::new("missing");
+    shop(&db);
+    let run = db.copy(&["customers", "custmers", "public.ordrs"]);
+    assert_eq!(run.code, EXIT_PREFLIGHT, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "no table on the source matches \"custmers\". Did you mean public.customers?"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("Did you mean public.orders?"),
+        "{}",
+        run.stderr
+    );
+    // Reported together, and nothing written, not even the table that exists.
+    assert!(
+        run.stderr.contains("2 problems; nothing was written"),
+        "{}",
+        run.stderr
+    );
+    no_tables_created(&db);
+}
+
+#[test]
+fn type_that_cannot_hold_the_data_is_refused() {
+    let db = TestDb::new("mismatch");
+    shop(&db);
+    db.target_sql_as_app(
+        "CREATE TABLE orders (id int PRIMARY KEY, customer text, amount numeric(5,2));",
+    );
+    db.target_sql_as_app("CREATE TABLE customers (id smallint PRIMARY KEY, name text);");
+    let run = db.copy(&["orders", "customers"]);
+    assert_eq!(run.code, EXIT_PREFLIGHT, "{}", run.stderr);
+    assert!(run.stderr.contains("column \"amount\": source type numeric(12,2) cannot be loaded into target type numeric(5,2)"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "column \"id\": source type integer cannot be loaded into target type smallint"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("ALTER TABLE"), "{}", run.stderr);
+    // int → text widens: no complaint about "customer"
+    assert!(!run.stderr.contains("\"customer\""), "{}", run.stderr);
+    assert_eq!(db.target_sql("SELECT count(*) FROM orders").trim(), "0");
+}
+
+#[test]
+fn wrong_password_fails_clearly_without_echoing_it() {
+    let db = TestDb::new("password");
+    shop(&db);
+    let run = support::pgbarge(&[
+        "copy",
+        "--source",
+        &db.source_conn(),
+        "--target",
+        &db.target_conn_with("app", "Wr0ng-S3cret"),
+        "customers",
+    ]);
+    assert_eq!(run.code, EXIT_CONNECT, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("target server: password authentication failed for app"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("The password came from the connection string"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("Wr0ng-S3cret") && !run.stdout.contains("Wr0ng-S3cret"));
+    no_tables_created(&db);
+}
+
+#[test]
+fn unreachable_host_fails_within_the_connect_timeout() {
+    let db = TestDb::new("unreachable");
+    // A port that accepts TCP connections but never answers: a black-holed server.
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let started = Instant::now();
+    let run = pgbarge(&[
+        "copy",
+        "--source",
+        &db.source_conn(),
+        "--target",
+        &format!("host=127.0.0.1 port={port} user=app dbname=x connect_timeout=2"),
+        "customers",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(run.code, EXIT_CONNECT, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no answer from 127.0.0.1"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("within 2 s (connect_timeout)"),
+        "{}",
+        run.stderr
+    );
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    drop(silent);
+    // And a closed port is refused at once, with what to check.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let run = pgbarge(&[
+        "copy",
+        "--source",
+        &db.source_conn(),
+        "--target",
+        &format!("host=127.0.0.1 port={closed} user=app dbname=x"),
+        "customers",
+    ]);
+    assert_eq!(run.code, EXIT_CONNECT, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("could not connect to 127.0.0.1"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn no_tables_and_no_terminal_fails_at_once() {
+    let db = TestDb::new("notty");
+    let started = Instant::now();
+    let run = db.copy(&[]);
+    assert_eq!(run.code, EXIT_USAGE, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no tables named, and no terminal"),
+        "{}",
+        run.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn non_empty_target_without_mode_is_refused() {
+    let db = TestDb::new("nonempty");
+    shop(&db);
+    db.target_sql_as_app("CREATE TABLE customers (id int PRIMARY KEY, name text); INSERT INTO customers VALUES (7, 'kept');");
+    let run = db.copy(&["customers"]);
+    assert_eq!(run.code, EXIT_PREFLIGHT, "{}", run.stderr);
+    assert!(run.stderr.contains("public.customers: the target table already holds rows. Say what to do with them: --mode append"), "{}", run.stderr);
+    assert_eq!(
+        db.target_sql("SELECT string_agg(id || name, ',') FROM customers")
+            .trim(),
+        "7kept"
+    );
+}
+
+#[test]
+fn role_without_create_privilege_is_refused() {
+    let db = TestDb::new("noprivs");
+    shop(&db);
+    // A login role that may connect but not create anything.
+    db.target_sql(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'reader') THEN \
+         CREATE ROLE reader LOGIN PASSWORD 'reader-pw'; END IF; END $$; \
+         REVOKE CREATE ON SCHEMA public FROM PUBLIC;",
+    );
+    let run = pgbarge(&[
+        "copy",
+        "--source",
+        &db.source_conn(),
+        "--target",
+        &db.target_conn_with("reader", "reader-pw"),
+        "customers",
+        "orders",
+        "--json",
+    ]);
+    assert_eq!(run.code, EXIT_PREFLIGHT, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "public.customers: does not exist on the target, and the role (reader@localhost"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("GRANT CREATE ON SCHEMA \"public\""),
+        "{}",
+        run.stderr
+    );
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON error");
+    assert_eq!(json["error"]["kind"], "preflight");
+    assert_eq!(json["error"]["problems"].as_array().map(Vec::len), Some(2));
+    no_tables_created(&db);
+}
+
+#[test]
+fn bad_connection_string_is_a_usage_error() {
+    let run = pgbarge(&[
+        "copy",
+        "--source",
+        "host=x sslmode=sometimes",
+        "--target",
+        "host=y",
+        "t",
+    ]);
+    assert_eq!(run.code, EXIT_USAGE, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--source: invalid sslmode \"sometimes\""),
+        "{}",
+        run.stderr
+    );
+    let run = pgbarge(&["copy", "--target", "host=y", "t"]);
+    assert_eq!(run.code, EXIT_USAGE, "{}", run.stderr);
+    assert!(run.stderr.contains("set PGBARGE_SOURCE"), "{}", run.stderr);
+}
+
+#[test]
+fn plain_connection_to_tls_only_target_says_to_use_tls() {
+    let db = TestDb::new("notls");
+    shop(&db);
+    let t = &support::servers().target;
+    let run = pgbarge(&[
+        "copy",
+        "--source",
+        &db.source_conn(),
+        "--target",
+        &format!(
+            "host=localhost port={} user=app password=app-secret dbname={} sslmode=disable",
+            t.port, db.name
+        ),
+        "customers",
+    ]);
+    assert_eq!(run.code, EXIT_CONNECT, "{}", run.stderr);
+    assert!(run.stderr.contains("sslmode=require"), "{}", run.stderr);
+}

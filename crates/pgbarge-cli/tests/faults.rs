@@ -1,0 +1,89 @@
+//! Failures in the middle of a copy: the table being loaded stays exactly as it was.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::{clean_command, pgbarge_bin, TestDb};
+
+const EXIT_COPY: i32 = 5;
+
+/// Starts pgbarge copying `args`, waits until its COPY into `table` (quoted SQL name) runs
+/// on the target, terminates that backend, and returns pgbarge's exit code and stderr.
+fn kill_target_backend_mid_copy(db: &TestDb, table: &str, args: &[&str]) -> (i32, String) {
+    let child = clean_command(pgbarge_bin())
+        .arg("copy")
+        .arg("--source")
+        .arg(db.source_conn())
+        .arg("--target")
+        .arg(db.target_conn())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pgbarge");
+    let started = Instant::now();
+    let mut killed = false;
+    while started.elapsed() < Duration::from_secs(60) {
+        let pid = db.target_sql(&format!(
+            "SELECT pid FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'pgbarge' \
+             AND state = 'active' AND query LIKE 'COPY {table} %FROM STDIN%'",
+            db.name
+        ));
+        if let Some(pid) = pid.lines().next().filter(|p| !p.is_empty()) {
+            db.target_sql(&format!("SELECT pg_terminate_backend({pid})"));
+            killed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(killed, "never saw pgbarge's COPY running on the target");
+    let out = child.wait_with_output().expect("wait for pgbarge");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn killed_connection_leaves_an_existing_table_as_it_was() {
+    let db = TestDb::new("kill_append");
+    db.source_sql("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 20000) g;");
+    // A row trigger slows the target's COPY down so the kill lands mid-stream every time.
+    db.target_sql_as_app(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (-1, 'before'), (-2, 'before');
+         CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.0005); RETURN NEW; END $$;
+         CREATE TRIGGER slow BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION slow();",
+    );
+    let (code, stderr) =
+        kill_target_backend_mid_copy(&db, r#""public"."t""#, &["t", "--mode", "append"]);
+    assert_eq!(code, EXIT_COPY, "{stderr}");
+    assert!(
+        stderr.contains("target server: loading public.t failed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("rolled back"), "{stderr}");
+    assert_eq!(
+        db.target_sql("SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM t")
+            .trim(),
+        "-2:before,-1:before"
+    );
+}
+
+#[test]
+fn killed_connection_leaves_no_half_created_table() {
+    let db = TestDb::new("kill_create");
+    db.source_sql(
+        "CREATE TABLE small (id int PRIMARY KEY); INSERT INTO small VALUES (1), (2);
+         CREATE TABLE large (id bigint PRIMARY KEY, payload text);
+         INSERT INTO large SELECT g, repeat('x', 200) FROM generate_series(1, 1000000) g;",
+    );
+    let (code, stderr) =
+        kill_target_backend_mid_copy(&db, r#""public"."large""#, &["small", "large"]);
+    assert_eq!(code, EXIT_COPY, "{stderr}");
+    // The table that finished is committed; the one being loaded does not exist at all.
+    assert_eq!(db.target_sql("SELECT count(*) FROM small").trim(), "2");
+    assert!(!db.target_has_table("public", "large"));
+}

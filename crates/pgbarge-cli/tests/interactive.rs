@@ -1,0 +1,90 @@
+//! The interactive picker, driven through a pseudo-terminal as a user would: filter the
+//! list, pick two tables, answer the question about a non-empty table, confirm, and see
+//! them copied.
+
+mod support;
+
+use rexpect::session::spawn_command;
+use support::{clean_command, pgbarge_bin, TestDb};
+
+#[test]
+fn picker_picks_two_tables_and_copies_them() {
+    let db = TestDb::new("picker");
+    db.source_sql(
+        "CREATE TABLE alpha (id int PRIMARY KEY, v text);
+         CREATE TABLE beta (id int PRIMARY KEY, v text);
+         CREATE TABLE gamma (id int PRIMARY KEY, v text);
+         INSERT INTO alpha SELECT g, 'a' || g FROM generate_series(1, 50) g;
+         INSERT INTO beta SELECT g, 'b' || g FROM generate_series(1, 70) g;
+         INSERT INTO gamma SELECT g, 'g' || g FROM generate_series(1, 90) g;
+         ANALYZE;",
+    );
+    // beta already holds a row on the target: the picker session must ask about it.
+    db.target_sql_as_app(
+        "CREATE TABLE beta (id int PRIMARY KEY, v text); INSERT INTO beta VALUES (1000, 'old');",
+    );
+
+    // A real terminal size, as a user's terminal has.
+    let mut cmd = clean_command("sh");
+    cmd.arg("-c").arg(format!(
+        "stty cols 120 rows 40; exec {} copy --source '{}' --target '{}'",
+        pgbarge_bin(),
+        db.source_conn(),
+        db.target_conn()
+    ));
+    let mut p = spawn_command(cmd, Some(30_000)).expect("spawn in a pty");
+    p.exp_string("Tables to copy").expect("the picker appears");
+    p.exp_string("public.gamma").expect("tables are listed");
+    // Filter to "alp", pick it; clear the filter, filter to "gam", pick it; done.
+    p.send("alp").expect("type");
+    p.send(" ").expect("pick");
+    p.send("\x7f\x7f\x7f").expect("clear filter");
+    p.send("gam").expect("type");
+    p.send(" ").expect("pick");
+    p.send("\r").expect("enter");
+    p.flush().expect("flush");
+    p.exp_string("Copy 2 tables to db")
+        .expect("the plan and a confirmation");
+    p.send("y").expect("answer");
+    p.send("\r").expect("enter");
+    p.flush().expect("flush");
+    p.exp_string("2 tables, 140 rows moved")
+        .expect("the report");
+    p.exp_eof().expect("exit");
+
+    db.assert_same("public.alpha");
+    db.assert_same("public.gamma");
+    // beta was not picked: untouched.
+    assert_eq!(db.target_sql("SELECT count(*) FROM beta").trim(), "1");
+}
+
+#[test]
+fn picker_asks_what_to_do_with_a_non_empty_table() {
+    let db = TestDb::new("ask");
+    db.source_sql("CREATE TABLE beta (id int PRIMARY KEY, v text); INSERT INTO beta SELECT g, 'b' FROM generate_series(1, 5) g;");
+    db.target_sql_as_app(
+        "CREATE TABLE beta (id int PRIMARY KEY, v text); INSERT INTO beta VALUES (1000, 'old');",
+    );
+    let mut cmd = clean_command("sh");
+    cmd.arg("-c").arg(format!(
+        "stty cols 120 rows 40; exec {} copy --source '{}' --target '{}' beta",
+        pgbarge_bin(),
+        db.source_conn(),
+        db.target_conn()
+    ));
+    let mut p = spawn_command(cmd, Some(30_000)).expect("spawn in a pty");
+    p.exp_string("already holds rows. What should pgbarge do?")
+        .expect("asked");
+    // Second choice: truncate.
+    p.send("\x1b[B").expect("down");
+    p.send("\r").expect("enter");
+    p.flush().expect("flush");
+    p.exp_string("truncate + load")
+        .expect("the plan shows the choice");
+    p.exp_string("Copy 1 table").expect("confirmation");
+    p.send("y\r").expect("yes");
+    p.flush().expect("flush");
+    p.exp_string("1 table, 5 rows moved").expect("the report");
+    p.exp_eof().expect("exit");
+    db.assert_same("public.beta");
+}

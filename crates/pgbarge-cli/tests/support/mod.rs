@@ -1,0 +1,296 @@
+//! The shared test harness: two real PostgreSQL clusters per test binary — a plain source
+//! and a cloud-like target (TLS only, scram-sha-256, non-superuser role `app`) — started
+//! with the project's own `scripts/pg-cluster`, and a fresh database pair per test.
+//!
+//! Admin work (creating databases, loading fixtures, reading data back to compare) goes
+//! through `psql` as the superuser over the Unix socket; pgbarge itself connects like a user
+//! would, over TCP + TLS to the target.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+/// The role the target hands out, as a cloud provider would: not a superuser.
+pub const TARGET_USER: &str = "app";
+pub const TARGET_PASSWORD: &str = "app-secret";
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crate lives two levels below the repository root")
+        .to_path_buf()
+}
+
+/// A running cluster started by `scripts/pg-cluster`.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+impl Cluster {
+    fn start(role: &str, cloud: bool) -> Cluster {
+        let port = free_port();
+        let dir = PathBuf::from(format!("/tmp/pgbarge-test-{}-{role}", std::process::id()));
+        let mut cmd = Command::new(repo_root().join("scripts/pg-cluster"));
+        cmd.arg("start")
+            .arg(&dir)
+            .arg(port.to_string())
+            .arg("--watch")
+            .arg(std::process::id().to_string());
+        if cloud {
+            cmd.arg("--cloud");
+        }
+        let out = cmd.output().expect("run scripts/pg-cluster");
+        assert!(
+            out.status.success(),
+            "starting the {role} cluster failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Cluster { dir, port }
+    }
+
+    /// Runs SQL as the superuser over the Unix socket; panics with psql's error on failure.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let out = self.psql_output(db, sql, &[]);
+        assert!(
+            out.status.success(),
+            "psql on {db} failed: {}\nSQL: {sql}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("psql prints UTF-8")
+    }
+
+    pub fn psql_output(&self, db: &str, sql: &str, extra: &[&str]) -> Output {
+        Command::new("psql")
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .arg("-h")
+            .arg(&self.dir)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-U", "postgres", "-d", db])
+            .args(extra)
+            .arg("-c")
+            .arg(sql)
+            .env_remove("PGPASSWORD")
+            .output()
+            .expect("run psql")
+    }
+
+    /// Runs a SQL file as the superuser.
+    pub fn psql_file(&self, db: &str, file: &Path) {
+        let out = Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+            .arg("-h")
+            .arg(&self.dir)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-U", "postgres", "-d", db, "-f"])
+            .arg(file)
+            .stdout(Stdio::null())
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "loading {} failed: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A table's rows as sorted lines of `COPY … TO STDOUT` text: the comparison the tests
+    /// use to prove data arrived unchanged (text output is each type's canonical form).
+    pub fn table_text(&self, db: &str, table_sql: &str) -> Vec<String> {
+        let out = self.psql(db, &format!("COPY (SELECT * FROM {table_sql}) TO STDOUT"));
+        let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+/// The two clusters of this test binary.
+pub struct Servers {
+    pub source: Cluster,
+    pub target: Cluster,
+}
+
+pub fn servers() -> &'static Servers {
+    static SERVERS: OnceLock<Servers> = OnceLock::new();
+    SERVERS.get_or_init(|| Servers {
+        source: Cluster::start("source", false),
+        target: Cluster::start("target", true),
+    })
+}
+
+/// A fresh database on each server for one test.
+pub struct TestDb {
+    pub name: String,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl TestDb {
+    /// Creates database `name_N` on both servers; on the target it is owned by `app`, as a
+    /// cloud database is owned by the login role the provider gives you.
+    pub fn new(name: &str) -> TestDb {
+        let s = servers();
+        let name = format!("{name}_{}", COUNTER.fetch_add(1, Ordering::SeqCst));
+        s.source
+            .psql("postgres", &format!("CREATE DATABASE \"{name}\""));
+        s.target.psql(
+            "postgres",
+            &format!("CREATE DATABASE \"{name}\" OWNER {TARGET_USER}"),
+        );
+        TestDb { name }
+    }
+
+    pub fn source_sql(&self, sql: &str) -> String {
+        servers().source.psql(&self.name, sql)
+    }
+
+    /// Runs SQL on the target as the superuser (for fixtures and checks).
+    pub fn target_sql(&self, sql: &str) -> String {
+        servers().target.psql(&self.name, sql)
+    }
+
+    /// Runs SQL on the target as `app` (objects then belong to the non-superuser role).
+    pub fn target_sql_as_app(&self, sql: &str) -> String {
+        self.target_sql(&format!("SET ROLE {TARGET_USER}; {sql}"))
+    }
+
+    /// libpq key=value string for the source (superuser over the socket: "my laptop").
+    pub fn source_conn(&self) -> String {
+        let s = &servers().source;
+        format!(
+            "host={} port={} user=postgres dbname={}",
+            s.dir.display(),
+            s.port,
+            self.name
+        )
+    }
+
+    /// URL for the target: TLS with full verification against the test CA, password auth.
+    pub fn target_conn(&self) -> String {
+        self.target_conn_with(TARGET_USER, TARGET_PASSWORD)
+    }
+
+    pub fn target_conn_with(&self, user: &str, password: &str) -> String {
+        let t = &servers().target;
+        format!(
+            "postgres://{user}:{password}@localhost:{}/{}?sslmode=verify-full&sslrootcert={}/ca.crt",
+            t.port,
+            self.name,
+            t.dir.display()
+        )
+    }
+
+    /// Runs `pgbarge copy --source … --target … ARGS` without a terminal.
+    pub fn copy(&self, args: &[&str]) -> Run {
+        let mut full = vec![
+            "copy".to_string(),
+            "--source".into(),
+            self.source_conn(),
+            "--target".into(),
+            self.target_conn(),
+        ];
+        full.extend(args.iter().map(|s| s.to_string()));
+        pgbarge(&full)
+    }
+
+    /// Asserts that `table` has the same rows on both sides, and returns the row count.
+    pub fn assert_same(&self, table_sql: &str) -> usize {
+        let s = servers();
+        let src = s.source.table_text(&self.name, table_sql);
+        let tgt = s.target.table_text(&self.name, table_sql);
+        assert_eq!(src.len(), tgt.len(), "{table_sql}: row counts differ");
+        for (a, b) in src.iter().zip(&tgt) {
+            assert_eq!(a, b, "{table_sql}: first differing row");
+        }
+        src.len()
+    }
+
+    pub fn target_has_table(&self, schema: &str, name: &str) -> bool {
+        self.target_sql(&format!(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = '{schema}' AND c.relname = '{name}'"
+        ))
+        .trim()
+            == "1"
+    }
+}
+
+/// The outcome of one pgbarge run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(
+            self.code, 0,
+            "pgbarge failed:\n{}\n{}",
+            self.stderr, self.stdout
+        );
+        self
+    }
+}
+
+pub fn pgbarge_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pgbarge")
+}
+
+/// Runs pgbarge with stdin not a terminal, in a clean environment (no PG* or PGBARGE_*
+/// variables, an empty HOME so no ~/.pgpass or root.crt leaks in).
+pub fn pgbarge<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
+    let out = clean_command(pgbarge_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pgbarge");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A command with the PG*/PGBARGE_* environment removed and HOME pointed at an empty dir.
+pub fn clean_command(program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PG") {
+            cmd.env_remove(k);
+        }
+    }
+    let home = std::env::temp_dir().join(format!("pgbarge-test-home-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&home);
+    cmd.env("HOME", home);
+    cmd
+}
+
+/// The Pagila sample database, which lives beside the clone (never copied into it).
+pub fn pagila_dir() -> PathBuf {
+    let dir = repo_root().join("../shared/datasets/pagila");
+    assert!(
+        dir.join("pagila-schema.sql").is_file() && dir.join("pagila-data.sql").is_file(),
+        "the Pagila dataset is missing: expected {}/pagila-schema.sql and pagila-data.sql \
+         (../shared/datasets/pagila beside the repository clone)",
+        dir.display()
+    );
+    dir
+}
