@@ -7,7 +7,7 @@ use pgbarge::catalog::{self, Snapshot, TableName};
 use pgbarge::connect::{connect, Connection};
 use pgbarge::copy::{self, Event};
 use pgbarge::plan::{Action, Endpoint, Plan, PlanOptions};
-use pgbarge::preflight::{self, Problem, ProblemKind};
+use pgbarge::preflight::{self, Problem};
 use pgbarge::report::{human_bytes, thousands};
 use pgbarge::select::{self, Selection};
 use pgbarge::{Error, Kind, Result, Side};
@@ -204,7 +204,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
             "interrupted: the table being loaded was rolled back; tables reported done above are committed on the target.",
         )),
     };
-    let report = result.map_err(|e| copy_failure(e, &plan))?;
+    let report = result.map_err(copy_failure)?;
     if settings.json {
         println!(
             "{}",
@@ -217,37 +217,26 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
 }
 
 /// Adds to a copy error what the user needs to know: what the target holds now.
-fn copy_failure(err: Error, plan: &Plan) -> Failure {
+fn copy_failure(err: Error) -> Failure {
     if err.kind() != Kind::Copy {
         return err.into();
     }
-    let hint = match err.side() {
-        Some(Side::Target)
-            if err.message().contains("No space left")
-                || err.message().contains("could not extend") =>
-        {
-            " The target ran out of disk space: free some, or grow the volume, and run again."
-        }
-        _ => "",
-    };
+    let disk_full = err.side() == Some(Side::Target)
+        && (err.message().contains("No space left") || err.message().contains("could not extend"));
     let message = format!(
         "{}\nThe table being loaded was rolled back: on the target it is exactly as it was \
-         before. Tables reported done above are committed; re-run with the remaining tables \
-         (or --mode truncate) to finish.{hint}",
-        err.message()
+         before. Tables reported done above are committed; run again naming the tables that \
+         are not done yet.{}",
+        err.message(),
+        if disk_full {
+            " The target ran out of disk space: free some or grow its storage first."
+        } else {
+            ""
+        }
     );
-    let _ = plan;
-    let side = err.side();
-    let transient = err.is_transient();
-    let mut e = Error::new(Kind::Copy, message).transient(transient);
-    if let Some(s) = side {
-        e = e.on(s);
+    let mut e = Error::new(Kind::Copy, message).transient(err.is_transient());
+    if let Some(side) = err.side() {
+        e = e.on(side);
     }
     e.into()
-}
-
-/// Whether the problem list holds only problems of `kind`.
-#[allow(dead_code)]
-fn only(problems: &[Problem], kind: ProblemKind) -> bool {
-    problems.iter().all(|p| p.kind == kind)
 }
