@@ -164,3 +164,46 @@ fn dry_run_plans_without_writing() {
     assert_eq!(plan["tables"][0]["action"], "create");
     assert_eq!(plan["tables"][0]["format"], "binary");
 }
+
+#[test]
+fn serial_and_identity_columns_keep_numbering() {
+    let db = TestDb::new("sequences");
+    db.source_sql(
+        "CREATE TABLE s (id bigserial PRIMARY KEY, v text);
+         CREATE TABLE i (id int GENERATED ALWAYS AS IDENTITY (START WITH 100) PRIMARY KEY, v text);
+         INSERT INTO s (v) SELECT 'x' FROM generate_series(1, 10);
+         DELETE FROM s WHERE id > 7;
+         INSERT INTO i (v) VALUES ('a'), ('b');",
+    );
+    db.copy(&["s", "i"]).assert_ok();
+    db.assert_same("s");
+    db.assert_same("i");
+    // New rows on the target continue where the source's sequences are, as the app expects.
+    assert_eq!(
+        db.target_sql_as_app("INSERT INTO s (v) VALUES ('new') RETURNING id")
+            .trim(),
+        "11"
+    );
+    assert_eq!(
+        db.target_sql_as_app("INSERT INTO i (v) VALUES ('new') RETURNING id")
+            .trim(),
+        "102"
+    );
+    // The sequence belongs to the column on the target too (dropped with it, shown by \d).
+    assert_eq!(
+        db.target_sql("SELECT pg_get_serial_sequence('s', 'id')")
+            .trim(),
+        "public.s_id_seq"
+    );
+
+    // Appending to a table whose own sequence is behind lifts it past the copied ids.
+    let db = TestDb::new("sequences_append");
+    db.source_sql("CREATE TABLE t (id serial PRIMARY KEY, v text); INSERT INTO t (v) SELECT 'src' FROM generate_series(1, 50);");
+    db.target_sql_as_app("CREATE TABLE t (id serial PRIMARY KEY, v text); INSERT INTO t (id, v) VALUES (500, 'old');");
+    db.copy(&["t", "--mode", "append"]).assert_ok();
+    assert_eq!(
+        db.target_sql_as_app("INSERT INTO t (v) VALUES ('new') RETURNING id")
+            .trim(),
+        "501"
+    );
+}

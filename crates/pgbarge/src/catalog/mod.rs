@@ -138,6 +138,26 @@ pub struct Column {
     pub identity: Option<char>,
     /// A collation other than the type's default, qualified.
     pub collation: Option<String>,
+    /// The sequence this column owns (`serial` or identity), if any.
+    pub sequence: Option<OwnedSequence>,
+}
+
+/// A sequence owned by a column: a `serial` column's, or an identity column's.
+#[derive(Debug, Clone, Serialize)]
+pub struct OwnedSequence {
+    pub name: TableName,
+    /// Owned by an identity column (created implicitly with the column) rather than
+    /// through `serial` / `OWNED BY`.
+    pub identity: bool,
+    pub data_type: String,
+    pub start: i64,
+    pub increment: i64,
+    pub min: i64,
+    pub max: i64,
+    pub cache: i64,
+    pub cycle: bool,
+    /// Whether the connected role may read its current value.
+    pub readable: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

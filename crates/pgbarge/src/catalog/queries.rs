@@ -115,6 +115,23 @@ SELECT c.oid,
        (SELECT count(*) FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal)
 FROM pg_catalog.pg_class c WHERE c.oid = ANY($1)";
 
+/// Sequences owned by columns of the given tables: `serial` columns (dependency type `a`)
+/// and identity columns (`i`), with their definitions and whether we may read their state.
+const OWNED_SEQUENCES: &str = "
+SELECT d.refobjid, a.attname, n.nspname, c.relname, d.deptype::text,
+       pg_catalog.format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin,
+       s.seqmax, s.seqcache, s.seqcycle,
+       pg_catalog.has_sequence_privilege(c.oid, 'SELECT')
+FROM pg_catalog.pg_depend d
+JOIN pg_catalog.pg_sequence s ON s.seqrelid = d.objid
+JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+WHERE d.classid = 'pg_catalog.pg_class'::regclass
+  AND d.refclassid = 'pg_catalog.pg_class'::regclass
+  AND d.deptype IN ('a', 'i')
+  AND d.refobjid = ANY($1)";
+
 /// Which of the named types exist, with their kind and (for enums) labels.
 const FIND_TYPES: &str = "
 SELECT n.nspname, t.typname, t.typtype::text,
@@ -199,6 +216,31 @@ pub async fn describe(client: &Client, side: Side, tables: &[Table]) -> Result<D
         })
         .collect();
 
+    let sequence_rows = client
+        .query(OWNED_SEQUENCES, &[&oids])
+        .await
+        .map_err(catalog_error(side, "reading owned sequences"))?;
+    let mut sequences: BTreeMap<(u32, String), OwnedSequence> = sequence_rows
+        .iter()
+        .map(|r| {
+            (
+                (r.get(0), r.get(1)),
+                OwnedSequence {
+                    name: TableName::new(r.get::<_, String>(2), r.get::<_, String>(3)),
+                    identity: r.get::<_, String>(4) == "i",
+                    data_type: r.get(5),
+                    start: r.get(6),
+                    increment: r.get(7),
+                    min: r.get(8),
+                    max: r.get(9),
+                    cache: r.get(10),
+                    cycle: r.get(11),
+                    readable: r.get(12),
+                },
+            )
+        })
+        .collect();
+
     let mut columns: BTreeMap<u32, Vec<Column>> = BTreeMap::new();
     let mut type_oids = Vec::new();
     for r in &column_rows {
@@ -219,8 +261,12 @@ pub async fn describe(client: &Client, side: Side, tables: &[Table]) -> Result<D
             has_dependencies: r.get(13),
         });
         let generated = first_char(r.get(10)).is_some();
-        columns.entry(r.get(0)).or_default().push(Column {
-            name: r.get(1),
+        let table_oid: u32 = r.get(0);
+        let name: String = r.get(1);
+        let sequence = sequences.remove(&(table_oid, name.clone()));
+        columns.entry(table_oid).or_default().push(Column {
+            sequence,
+            name,
             ty,
             not_null: r.get(9),
             default,

@@ -11,6 +11,7 @@ use std::time::Instant;
 use tokio_postgres::Client;
 
 use crate::catalog::TableName;
+use crate::connect::Connection;
 use crate::error::{Error, Kind, Result, Side};
 use crate::plan::{Plan, TablePlan};
 use crate::report::{RunReport, TableReport};
@@ -21,6 +22,30 @@ const SOURCE_BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 const BEGIN: &str = "BEGIN";
 const COMMIT: &str = "COMMIT";
 const ROLLBACK: &str = "ROLLBACK";
+
+/// A sequence's state; read on the source after the table's data so it covers every row.
+const SEQUENCE_STATE: &str = "SELECT last_value, is_called FROM ";
+
+/// Sets the target's sequence for a column (found by `pg_get_serial_sequence`, so serial and
+/// identity alike) to the source's state ($3, $4) — lifted, for ascending sequences, above
+/// the largest value now in the column so new rows cannot collide with copied ones.
+fn set_sequence_sql(table: &TableName, column: &str, ascending: bool) -> String {
+    let seq = format!(
+        "pg_catalog.pg_get_serial_sequence({}, {})",
+        crate::quote::literal(&table.sql()),
+        crate::quote::literal(column)
+    );
+    if ascending {
+        format!(
+            "SELECT pg_catalog.setval({seq}, GREATEST($1::int8, m), CASE WHEN m > $1::int8 THEN true ELSE $2::bool END) \
+             FROM (SELECT max({})::int8 AS m FROM {}) AS t",
+            crate::quote::ident(column),
+            table.sql()
+        )
+    } else {
+        format!("SELECT pg_catalog.setval({seq}, $1::int8, $2::bool)")
+    }
+}
 
 /// What the copy stage reports while it works.
 #[derive(Debug, Clone)]
@@ -43,10 +68,11 @@ pub enum Event {
 /// committed stay.
 pub async fn run(
     plan: &Plan,
-    source: &Client,
-    target: &Client,
+    source_conn: &Connection,
+    target_conn: &Connection,
     on_event: &(dyn Fn(Event) + Send + Sync),
 ) -> Result<RunReport> {
+    let (source, target) = (&source_conn.client, &target_conn.client);
     let started = Instant::now();
     source
         .batch_execute(SOURCE_BEGIN)
@@ -64,8 +90,10 @@ pub async fn run(
         let report = match report {
             Ok(r) => r,
             Err(e) => {
-                // Best effort: the connection may be gone, and then the server has rolled
-                // back already.
+                // A COPY may still be streaming on the side that did not fail: cancel it
+                // rather than drain it. Then roll back; best effort, as a connection that is
+                // gone has been rolled back by its server already.
+                tokio::join!(source_conn.cancel(), target_conn.cancel());
                 let _ = target.batch_execute(ROLLBACK).await;
                 let _ = source.batch_execute(ROLLBACK).await;
                 return Err(e);
@@ -129,6 +157,27 @@ async fn load_table(
     .await?;
     for sql in &table.after {
         target.batch_execute(sql).await.map_err(target_err)?;
+    }
+    for seq in &table.sequences {
+        // Unreadable on the source: start after the copied values (ascending) or leave it.
+        let (value, called) = match &seq.source {
+            Some(source_seq) => {
+                let row = source
+                    .query_one(&format!("{SEQUENCE_STATE}{}", source_seq.sql()), &[])
+                    .await
+                    .map_err(|e| Error::postgres(Kind::Copy, Side::Source, &doing, e))?;
+                (row.get::<_, i64>(0), row.get::<_, bool>(1))
+            }
+            None if seq.ascending => (1, false),
+            None => continue,
+        };
+        target
+            .execute(
+                &set_sequence_sql(&table.target, &seq.column, seq.ascending),
+                &[&value, &called],
+            )
+            .await
+            .map_err(target_err)?;
     }
     target.batch_execute(COMMIT).await.map_err(target_err)?;
     Ok(TableReport {
