@@ -198,11 +198,15 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     };
 
     let result = tokio::select! {
-        r = copy::run(&plan, &source.client, &target.client, &on_event) => r,
-        _ = tokio::signal::ctrl_c() => Err(Error::new(
+        r = copy::run(&plan, &source, &target, &on_event) => r,
+        _ = tokio::signal::ctrl_c() => {
+            // Stop both servers' work now rather than when they next notice we are gone.
+            tokio::join!(source.cancel(), target.cancel());
+            Err(Error::new(
             Kind::Interrupted,
             "interrupted: the table being loaded was rolled back; tables reported done above are committed on the target.",
-        )),
+            ))
+        }
     };
     let report = result.map_err(copy_failure)?;
     if settings.json {

@@ -9,9 +9,17 @@ use support::{clean_command, pgbarge_bin, TestDb};
 
 const EXIT_COPY: i32 = 5;
 
+/// How to interrupt a running copy.
+enum Interrupt {
+    /// `pg_terminate_backend` on the target: a dropped connection.
+    TerminateTargetBackend,
+    /// SIGINT to pgbarge: the user's Ctrl-C.
+    CtrlC,
+}
+
 /// Starts pgbarge copying `args`, waits until its COPY into `table` (quoted SQL name) runs
-/// on the target, terminates that backend, and returns pgbarge's exit code and stderr.
-fn kill_target_backend_mid_copy(db: &TestDb, table: &str, args: &[&str]) -> (i32, String) {
+/// on the target, interrupts it, and returns pgbarge's exit code and stderr.
+fn interrupt_mid_copy(db: &TestDb, table: &str, how: Interrupt, args: &[&str]) -> (i32, String) {
     let child = clean_command(pgbarge_bin())
         .arg("copy")
         .arg("--source")
@@ -33,7 +41,18 @@ fn kill_target_backend_mid_copy(db: &TestDb, table: &str, args: &[&str]) -> (i32
             db.name
         ));
         if let Some(pid) = pid.lines().next().filter(|p| !p.is_empty()) {
-            db.target_sql(&format!("SELECT pg_terminate_backend({pid})"));
+            match how {
+                Interrupt::TerminateTargetBackend => {
+                    db.target_sql(&format!("SELECT pg_terminate_backend({pid})"));
+                }
+                Interrupt::CtrlC => {
+                    let status = std::process::Command::new("kill")
+                        .args(["-INT", &child.id().to_string()])
+                        .status()
+                        .expect("run kill");
+                    assert!(status.success());
+                }
+            }
             killed = true;
             break;
         }
@@ -57,8 +76,12 @@ fn killed_connection_leaves_an_existing_table_as_it_was() {
          CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.0005); RETURN NEW; END $$;
          CREATE TRIGGER slow BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION slow();",
     );
-    let (code, stderr) =
-        kill_target_backend_mid_copy(&db, r#""public"."t""#, &["t", "--mode", "append"]);
+    let (code, stderr) = interrupt_mid_copy(
+        &db,
+        r#""public"."t""#,
+        Interrupt::TerminateTargetBackend,
+        &["t", "--mode", "append"],
+    );
     assert_eq!(code, EXIT_COPY, "{stderr}");
     assert!(
         stderr.contains("target server: loading public.t failed"),
@@ -80,10 +103,52 @@ fn killed_connection_leaves_no_half_created_table() {
          CREATE TABLE large (id bigint PRIMARY KEY, payload text);
          INSERT INTO large SELECT g, repeat('x', 200) FROM generate_series(1, 1000000) g;",
     );
-    let (code, stderr) =
-        kill_target_backend_mid_copy(&db, r#""public"."large""#, &["small", "large"]);
+    let (code, stderr) = interrupt_mid_copy(
+        &db,
+        r#""public"."large""#,
+        Interrupt::TerminateTargetBackend,
+        &["small", "large"],
+    );
     assert_eq!(code, EXIT_COPY, "{stderr}");
     // The table that finished is committed; the one being loaded does not exist at all.
     assert_eq!(db.target_sql("SELECT count(*) FROM small").trim(), "2");
     assert!(!db.target_has_table("public", "large"));
+}
+
+#[test]
+fn ctrl_c_rolls_back_the_table_being_loaded() {
+    let db = TestDb::new("ctrl_c");
+    db.source_sql("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 20000) g;");
+    db.target_sql_as_app(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (-1, 'before');
+         CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.0005); RETURN NEW; END $$;
+         CREATE TRIGGER slow BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION slow();",
+    );
+    let (code, stderr) = interrupt_mid_copy(
+        &db,
+        r#""public"."t""#,
+        Interrupt::CtrlC,
+        &["t", "--mode", "truncate"],
+    );
+    assert_eq!(code, 130, "{stderr}");
+    assert!(
+        stderr.contains("interrupted: the table being loaded was rolled back"),
+        "{stderr}"
+    );
+    // Even the TRUNCATE before the load is undone.
+    assert_eq!(
+        db.target_sql("SELECT string_agg(id || v, ',') FROM t")
+            .trim(),
+        "-1before"
+    );
+    // And no session of ours is left behind on the target.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        db.target_sql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'pgbarge'",
+            db.name
+        ))
+        .trim(),
+        "0"
+    );
 }

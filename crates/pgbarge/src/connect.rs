@@ -50,16 +50,20 @@ pub struct Connection {
     pub user: String,
     pub is_superuser: bool,
     pub backend_pid: i32,
+    tls: MakeRustlsConnect,
 }
 
 impl Connection {
-    /// `"app" on "db.example.com"`: how reports name this side.
-    pub fn describe(&self) -> String {
-        format!(
-            "db \"{}\" on \"{}\"",
-            self.database,
-            self.info.host_display()
+    /// Asks the server to cancel whatever this connection is running (a COPY, say), so an
+    /// interrupted run does not leave a backend working — and holding locks — after we
+    /// have gone. Best effort: the server rolls back on disconnect anyway.
+    pub async fn cancel(&self) {
+        let token = self.client.cancel_token();
+        let _ = tokio::time::timeout(
+            self.info.connect_timeout,
+            token.cancel_query(self.tls.clone()),
         )
+        .await;
     }
 }
 
@@ -94,7 +98,7 @@ pub async fn connect(info: &ConnInfo, side: Side) -> Result<Connection> {
     });
     let tls = MakeRustlsConnect::new(tls_config(info, side)?);
 
-    let attempt = tokio::time::timeout(info.connect_timeout, config.connect(tls)).await;
+    let attempt = tokio::time::timeout(info.connect_timeout, config.connect(tls.clone())).await;
     let (client, connection) = match attempt {
         Err(_) => return Err(timeout_error(info, side)),
         Ok(Err(e)) => return Err(connect_error(info, side, e)),
@@ -122,6 +126,7 @@ pub async fn connect(info: &ConnInfo, side: Side) -> Result<Connection> {
         client,
         side,
         info: info.clone(),
+        tls,
     })
 }
 

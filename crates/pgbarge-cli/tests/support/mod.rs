@@ -277,7 +277,7 @@ pub fn clean_command(program: &str) -> Command {
             cmd.env_remove(k);
         }
     }
-    let home = std::env::temp_dir().join(format!("pgbarge-test-home-{}", std::process::id()));
+    let home = std::env::temp_dir().join("pgbarge-test-home");
     let _ = std::fs::create_dir_all(&home);
     cmd.env("HOME", home);
     cmd
