@@ -3,6 +3,7 @@
 
 mod args;
 mod interact;
+mod progress;
 mod render;
 mod run;
 mod settings;

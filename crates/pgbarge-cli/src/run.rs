@@ -1,18 +1,16 @@
 //! The commands: each one pass through the library's stages, with the terminal work
 //! (questions, progress lines, rendering) done here.
 
-use std::io::Write;
-
 use pgbarge::catalog::{self, Snapshot, TableName};
 use pgbarge::connect::{connect, Connection};
 use pgbarge::copy::{self, Event};
 use pgbarge::plan::{Action, Endpoint, Plan, PlanOptions};
 use pgbarge::preflight::{self, Problem};
-use pgbarge::report::{human_bytes, thousands};
 use pgbarge::select::{self, Selection};
 use pgbarge::{Error, Kind, Result, Side};
 
 use crate::interact;
+use crate::progress::Progress;
 use crate::render;
 use crate::settings::{CopySettings, TablesSettings};
 
@@ -178,24 +176,8 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         }
     }
 
-    let quiet = settings.quiet;
-    let on_event = move |event: Event| {
-        if quiet {
-            return;
-        }
-        match event {
-            Event::TableStarted { table, .. } => eprintln!("copying {table} …"),
-            Event::Progress { .. } => {}
-            Event::TableFinished(r) => eprintln!(
-                "done    {}: {} rows, {} in {:.2} s",
-                r.table,
-                thousands(r.rows),
-                human_bytes(r.bytes),
-                r.seconds
-            ),
-        }
-        let _ = std::io::stderr().flush();
-    };
+    let progress = Progress::new(&plan, settings.quiet);
+    let on_event = |event: Event| progress.event(event);
 
     let result = tokio::select! {
         r = copy::run(&plan, &source, &target, &on_event) => r,
@@ -208,6 +190,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
             ))
         }
     };
+    progress.finish();
     let report = result.map_err(copy_failure)?;
     if settings.json {
         println!(

@@ -1,0 +1,163 @@
+//! Progress while the copy runs, on stderr: bars in a terminal (one per active table and
+//! an overall one, with MB, MB/s and an ETA from the source's size estimates), plain
+//! periodic lines otherwise (logs, CI), nothing with `--quiet`.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pgbarge::catalog::TableName;
+use pgbarge::copy::Event;
+use pgbarge::plan::Plan;
+use pgbarge::report::{human_bytes, thousands};
+
+/// How often plain progress lines are written when stderr is not a terminal.
+const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+pub enum Progress {
+    Quiet,
+    Plain(Mutex<HashMap<TableName, (Instant, Instant)>>),
+    Bars {
+        multi: MultiProgress,
+        overall: ProgressBar,
+        tables: Mutex<HashMap<TableName, (ProgressBar, u64)>>,
+    },
+}
+
+impl Progress {
+    pub fn new(plan: &Plan, quiet: bool) -> Progress {
+        if quiet {
+            return Progress::Quiet;
+        }
+        if !std::io::stderr().is_terminal() {
+            return Progress::Plain(Mutex::new(HashMap::new()));
+        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let total: u64 = plan
+            .tables
+            .iter()
+            .map(|t| t.estimated_bytes.max(0) as u64)
+            .sum();
+        let overall = multi.add(ProgressBar::new(total.max(1)));
+        overall.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>12} [{bar:30}] {bytes}/~{total_bytes} {bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        overall.set_prefix(format!("{} tables", plan.tables.len()));
+        overall.enable_steady_tick(Duration::from_millis(200));
+        Progress::Bars {
+            multi,
+            overall,
+            tables: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn event(&self, event: Event) {
+        match self {
+            Progress::Quiet => {}
+            Progress::Plain(state) => plain(state, event),
+            Progress::Bars {
+                multi,
+                overall,
+                tables,
+            } => {
+                let Ok(mut tables) = tables.lock() else {
+                    return;
+                };
+                match event {
+                    Event::TableStarted {
+                        table,
+                        estimated_bytes,
+                    } => {
+                        let bar = multi.insert_before(
+                            overall,
+                            ProgressBar::new(estimated_bytes.max(1) as u64),
+                        );
+                        bar.set_style(
+                            ProgressStyle::with_template(
+                                "{spinner} {prefix:40!} {bytes:>10} {bytes_per_sec:>12}",
+                            )
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        );
+                        bar.set_prefix(table.to_string());
+                        bar.enable_steady_tick(Duration::from_millis(200));
+                        tables.insert(table, (bar, 0));
+                    }
+                    Event::Progress { table, bytes } => {
+                        if let Some((bar, seen)) = tables.get_mut(&table) {
+                            overall.inc(bytes.saturating_sub(*seen));
+                            *seen = bytes;
+                            bar.set_position(bytes);
+                        }
+                    }
+                    Event::TableFinished(r) => {
+                        if let Some((bar, seen)) = tables.remove(&r.table) {
+                            overall.inc(r.bytes.saturating_sub(seen));
+                            bar.finish_and_clear();
+                            multi.remove(&bar);
+                        }
+                        let _ = multi.println(done_line(&r));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Clears the bars before the report is printed.
+    pub fn finish(&self) {
+        if let Progress::Bars {
+            overall, tables, ..
+        } = self
+        {
+            if let Ok(tables) = tables.lock() {
+                for (bar, _) in tables.values() {
+                    bar.finish_and_clear();
+                }
+            }
+            overall.finish_and_clear();
+        }
+    }
+}
+
+fn done_line(r: &pgbarge::report::TableReport) -> String {
+    format!(
+        "done    {}: {} rows, {} in {:.2} s",
+        r.table,
+        thousands(r.rows),
+        human_bytes(r.bytes),
+        r.seconds
+    )
+}
+
+fn plain(state: &Mutex<HashMap<TableName, (Instant, Instant)>>, event: Event) {
+    let Ok(mut state) = state.lock() else { return };
+    match event {
+        Event::TableStarted { table, .. } => {
+            eprintln!("copying {table} …");
+            let now = Instant::now();
+            state.insert(table, (now, now));
+        }
+        Event::Progress { table, bytes } => {
+            if let Some((started, last)) = state.get_mut(&table) {
+                if last.elapsed() >= PLAIN_EVERY {
+                    *last = Instant::now();
+                    let secs = started.elapsed().as_secs_f64().max(0.001);
+                    eprintln!(
+                        "        {table}: {} so far ({}/s)",
+                        human_bytes(bytes),
+                        human_bytes((bytes as f64 / secs) as u64)
+                    );
+                }
+            }
+        }
+        Event::TableFinished(r) => {
+            state.remove(&r.table);
+            eprintln!("{}", done_line(&r));
+        }
+    }
+}
