@@ -64,6 +64,14 @@ pub struct CopyArgs {
     /// refused (or, in a terminal, you are asked).
     #[arg(long, value_enum, value_name = "MODE")]
     pub mode: Option<ModeArg>,
+    /// Streams at once: N source and N target connections, across tables and within
+    /// large ones. Default: the machine's cores (2 to 4), no more than there is work.
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: Option<u16>,
+    /// Split tables at least this large into parts loaded at once (e.g. 64MB, 1GB).
+    /// Only tables pgbarge creates are split.
+    #[arg(long, value_name = "SIZE", default_value = "64MB")]
+    pub split_above: String,
     /// Connect, plan and run preflight, print the plan, write nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -64,23 +64,26 @@ pub fn tables(list: &[CatalogTable]) -> String {
 /// The plan as people read it: one row per table, then notes and (verbose) the SQL.
 pub fn plan(plan: &Plan, verbose: bool) -> String {
     let mut out = format!(
-        "Plan: {} table{} from {} to {}\n",
+        "Plan: {} table{} from {} to {}, {} stream{} at once\n",
         plan.tables.len(),
         if plan.tables.len() == 1 { "" } else { "s" },
         plan.source.connection,
-        plan.target.connection
+        plan.target.connection,
+        plan.jobs,
+        if plan.jobs == 1 { "" } else { "s" },
     );
-    let mut t = new_table(&["Table", "Target gets", "COPY", "Est. rows", "Size"]);
+    let mut t = new_table(&["Table", "Target gets", "COPY", "Parts", "Est. rows", "Size"]);
     for table in &plan.tables {
         t.add_row(vec![
             table.target.to_string(),
             action(table.action).to_string(),
             format(table.format).to_string(),
+            table.parts.len().max(1).to_string(),
             rows_estimate(table.estimated_rows),
             human_bytes(table.estimated_bytes.max(0) as u64),
         ]);
     }
-    right(&mut t, &[3, 4]);
+    right(&mut t, &[3, 4, 5]);
     out.push_str(&t.to_string());
     out.push('\n');
     if !plan.types.is_empty() {
@@ -96,19 +99,47 @@ pub fn plan(plan: &Plan, verbose: bool) -> String {
         }
     }
     if verbose {
-        out.push_str("\nSQL run on the target (each table in its own transaction):\n");
-        for ty in &plan.types {
-            for s in &ty.sql {
+        out.push_str("\nSQL run on the target:\n");
+        if !plan.prepare.is_empty() {
+            out.push_str("-- first, in one transaction:\n");
+            for s in &plan.prepare {
                 out.push_str(&format!("{s};\n"));
             }
         }
         for table in &plan.tables {
-            for s in &table.before {
-                out.push_str(&format!("{s};\n"));
-            }
-            out.push_str(&format!("{};\n", table.copy_in_sql()));
-            for s in &table.after {
-                out.push_str(&format!("{s};\n"));
+            match &table.staging {
+                None => {
+                    out.push_str(&format!("-- {}, in one transaction:\n", table.target));
+                    for s in table.setup_sql(&table.target) {
+                        out.push_str(&format!("{s};\n"));
+                    }
+                    out.push_str(&format!("{};\n", table.copy_in_sql(&table.target)));
+                    for s in table.finish_sql(&table.target) {
+                        out.push_str(&format!("{s};\n"));
+                    }
+                }
+                Some(staging) => {
+                    out.push_str(&format!(
+                        "-- {}, split into {} parts loading a staging table, then renamed:\n",
+                        table.target,
+                        table.parts.len()
+                    ));
+                    for s in table.setup_sql(staging) {
+                        out.push_str(&format!("{s};\n"));
+                    }
+                    out.push_str(&format!(
+                        "{};  -- once per part\n",
+                        table.copy_in_sql(staging)
+                    ));
+                    for s in table.finish_sql(staging) {
+                        out.push_str(&format!("{s};\n"));
+                    }
+                    out.push_str(&format!(
+                        "ALTER TABLE {} RENAME TO {};\n",
+                        staging.sql(),
+                        pgbarge::quote::ident(&table.target.name)
+                    ));
+                }
             }
         }
     }

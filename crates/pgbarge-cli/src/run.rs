@@ -105,6 +105,8 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     let mut chosen: Vec<TableName> = selection.tables.iter().map(|t| t.name.clone()).collect();
     let mut options = PlanOptions {
         mode: settings.mode,
+        jobs: settings.jobs,
+        split_above: settings.split_above,
         ..PlanOptions::default()
     };
     let (plan, problems) = loop {
@@ -179,17 +181,13 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     let progress = Progress::new(&plan, settings.quiet);
     let on_event = |event: Event| progress.event(event);
 
-    let result = tokio::select! {
-        r = copy::run(&plan, &source, &target, &on_event) => r,
-        _ = tokio::signal::ctrl_c() => {
-            // Stop both servers' work now rather than when they next notice we are gone.
-            tokio::join!(source.cancel(), target.cancel());
-            Err(Error::new(
-            Kind::Interrupted,
-            "interrupted: the table being loaded was rolled back; tables reported done above are committed on the target.",
-            ))
+    // Ctrl-C stops the run the way a failure does: streams cancelled, tables rolled back.
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
         }
     };
+    let result = copy::run(&plan, &source, &target, ctrl_c, &on_event).await;
     progress.finish();
     let report = result.map_err(copy_failure)?;
     if settings.json {

@@ -17,6 +17,8 @@ pub struct CopySettings {
     pub target: ConnInfo,
     pub patterns: Vec<Pattern>,
     pub mode: Option<LoadMode>,
+    pub jobs: Option<usize>,
+    pub split_above: Option<u64>,
     pub dry_run: bool,
     pub yes: bool,
     pub json: bool,
@@ -65,6 +67,8 @@ impl CopySettings {
                 ModeArg::Append => LoadMode::Append,
                 ModeArg::Truncate => LoadMode::Truncate,
             }),
+            jobs: args.jobs.map(usize::from),
+            split_above: Some(parse_size(&args.split_above)?),
             dry_run: args.dry_run,
             yes: args.yes,
             json: args.json,
@@ -95,5 +99,45 @@ impl TablesSettings {
                 .collect::<Result<Vec<_>>>()?,
             json: args.json,
         })
+    }
+}
+
+/// `64MB`, `1GB`, `500kB`, `1048576` → bytes (powers of 1024, as PostgreSQL's settings).
+fn parse_size(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        Error::usage(format!(
+            "invalid size {text:?}: expected e.g. 64MB, 1GB or a number of bytes"
+        ))
+    })?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1 << 10,
+        "mb" | "m" => 1 << 20,
+        "gb" | "g" => 1 << 30,
+        "tb" | "t" => 1 << 40,
+        _ => {
+            return Err(Error::usage(format!(
+                "invalid size {text:?}: the unit must be B, kB, MB, GB or TB"
+            )))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| Error::usage(format!("size {text:?} is too large")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1gb").unwrap(), 1 << 30);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("MB").is_err());
     }
 }

@@ -30,7 +30,19 @@ pub struct PlanOptions {
     pub mode: Option<LoadMode>,
     /// Per-table answers (from the interactive prompt), overriding `mode`.
     pub per_table: BTreeMap<TableName, LoadMode>,
+    /// Streams at once; `None` chooses from the machine's cores and the tables' sizes.
+    pub jobs: Option<usize>,
+    /// Tables at least this large (bytes, source estimate) are split into parts;
+    /// `None` means [`DEFAULT_SPLIT_ABOVE`].
+    pub split_above: Option<u64>,
 }
+
+/// Split tables larger than this by default: below it, one stream per table keeps up.
+pub const DEFAULT_SPLIT_ABOVE: u64 = 64 << 20;
+/// A part should be at least this large; smaller parts cost more in overhead than they win.
+const MIN_PART_BYTES: u64 = 16 << 20;
+/// Most streams chosen by default (more rarely helps a single target server).
+const MAX_DEFAULT_JOBS: usize = 4;
 
 /// What happens to one target table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,16 +120,45 @@ pub struct TablePlan {
     pub target_only_required: Vec<String>,
     pub estimated_rows: Option<i64>,
     pub estimated_bytes: i64,
-    /// Types (by [`TypePlan::name`]) that must exist before this table is created.
-    pub needs_types: Vec<String>,
-    /// Statements run in the table's transaction before the data (schema, CREATE TABLE).
-    pub before: Vec<String>,
-    /// Statements run in the table's transaction after the data (primary key, identity).
-    pub after: Vec<String>,
+    /// How to create the table, when the action is [`Action::Create`].
+    pub create: Option<CreateSpec>,
+    /// Ranges of the source table's blocks loaded by separate streams at once; empty means
+    /// one stream, in one transaction. Only tables pgbarge creates are split: their parts
+    /// load into a staging table that takes the real name in one short transaction at the
+    /// end, so no other session sees a half-loaded table.
+    pub parts: Vec<Part>,
+    /// The staging table split loads go into.
+    pub staging: Option<TableName>,
     /// Sequences to move past the copied values after the load, in the same transaction.
     pub sequences: Vec<SequencePlan>,
     /// What the user should know about this table (what is not recreated, conversions).
     pub notes: Vec<String>,
+}
+
+/// The pieces of a `CREATE TABLE`, so the same definition can create the real table or a
+/// staging table that is renamed at the end.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreateSpec {
+    /// `CREATE SEQUENCE` for serial columns, run before the table.
+    pub sequences: Vec<String>,
+    /// Column definitions.
+    pub columns: Vec<String>,
+    /// (sequence, column): `ALTER SEQUENCE … OWNED BY` after the table exists.
+    pub owned_by: Vec<(TableName, String)>,
+    /// (constraint name, definition), added after the data is in: one sort instead of a
+    /// B-tree insert per row.
+    pub primary_key: Option<(String, String)>,
+}
+
+/// One range of a split table: blocks `[first_block, end_block)` of the source heap, read
+/// with a `ctid` range (a TID range scan from PostgreSQL 14 on). The last part is open at
+/// the end, so rows in blocks added since planning are not missed. Each part loads in its
+/// own transaction, so a later version can record its completion in that same transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Part {
+    pub index: usize,
+    pub first_block: i64,
+    pub end_block: Option<i64>,
 }
 
 /// A target sequence (`serial` or identity) to set after the load so that new rows do not
@@ -133,6 +174,47 @@ pub struct SequencePlan {
 }
 
 impl TablePlan {
+    /// Statements run before the data, in the load's transaction (or, for a split table,
+    /// the setup transaction), creating or emptying `name`.
+    pub fn setup_sql(&self, name: &TableName) -> Vec<String> {
+        let mut sql = Vec::new();
+        if let Some(c) = &self.create {
+            sql.extend(c.sequences.iter().cloned());
+            sql.push(format!(
+                "CREATE TABLE {} (\n    {}\n)",
+                name.sql(),
+                c.columns.join(",\n    ")
+            ));
+            for (seq, col) in &c.owned_by {
+                sql.push(format!(
+                    "ALTER SEQUENCE {} OWNED BY {}.{}",
+                    seq.sql(),
+                    name.sql(),
+                    ident(col)
+                ));
+            }
+        }
+        if self.action == Action::Truncate {
+            sql.push(format!("TRUNCATE ONLY {}", name.sql()));
+        }
+        sql
+    }
+
+    /// Statements run after the data: the primary key.
+    pub fn finish_sql(&self, name: &TableName) -> Vec<String> {
+        self.create
+            .iter()
+            .filter_map(|c| c.primary_key.as_ref())
+            .map(|(pk, def)| {
+                format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {} {def}",
+                    name.sql(),
+                    ident(pk)
+                )
+            })
+            .collect()
+    }
+
     /// The names of the columns that are copied, in order.
     pub fn copied_columns(&self) -> impl Iterator<Item = &str> {
         self.columns.iter().map(|c| c.name.as_str())
@@ -147,8 +229,20 @@ impl TablePlan {
 
     /// `COPY … TO STDOUT` for the source. A partitioned table is read through a query so
     /// that its partitions' rows are included.
-    pub fn copy_out_sql(&self) -> String {
+    pub fn copy_out_sql(&self, part: Option<&Part>) -> String {
         let cols = ident_list(self.copied_columns());
+        if let Some(p) = part {
+            let upper = p
+                .end_block
+                .map(|end| format!(" AND ctid < '({end},0)'::tid"))
+                .unwrap_or_default();
+            return format!(
+                "COPY (SELECT {cols} FROM ONLY {} WHERE ctid >= '({},0)'::tid{upper}) TO STDOUT {}",
+                self.source.sql(),
+                p.first_block,
+                self.format_clause()
+            );
+        }
         match self.source_kind {
             TableKind::Partitioned => format!(
                 "COPY (SELECT {cols} FROM {}) TO STDOUT {}",
@@ -163,11 +257,11 @@ impl TablePlan {
         }
     }
 
-    /// `COPY … FROM STDIN` for the target.
-    pub fn copy_in_sql(&self) -> String {
+    /// `COPY … FROM STDIN` into `name` (the target table, or its staging table).
+    pub fn copy_in_sql(&self, name: &TableName) -> String {
         format!(
             "COPY {} ({}) FROM STDIN {}",
-            self.target.sql(),
+            name.sql(),
             ident_list(self.copied_columns()),
             self.format_clause()
         )
@@ -189,7 +283,12 @@ pub struct Endpoint {
 pub struct Plan {
     pub source: Endpoint,
     pub target: Endpoint,
+    /// How many source+target connection pairs work at once.
+    pub jobs: usize,
+    /// Schemas and types the tables need, created in one transaction before any table.
+    pub prepare: Vec<String>,
     pub types: Vec<TypePlan>,
+    /// In the order they were chosen; the copy stage starts the biggest first.
     pub tables: Vec<TablePlan>,
 }
 
@@ -202,50 +301,46 @@ impl Plan {
         snapshot: &Snapshot,
         options: &PlanOptions,
     ) -> Plan {
-        let mut types = Vec::new();
-        let mut new_schemas: Vec<String> = Vec::new();
         let schema_exists = |s: &str| snapshot.target_privileges.create_in_schema.contains_key(s);
-
-        // Types the target lacks, in creation order.
-        let mut missing_types: BTreeMap<u32, String> = BTreeMap::new();
+        let mut new_schemas: Vec<String> = Vec::new();
+        let mut types = Vec::new();
+        // Types the target lacks, in creation order (dependencies first).
         for ut in &snapshot.source.types {
-            let key = (ut.schema.clone(), ut.name.clone());
-            if snapshot.target_types.contains_key(&key) {
+            if snapshot
+                .target_types
+                .contains_key(&(ut.schema.clone(), ut.name.clone()))
+            {
                 continue;
             }
-            let name = crate::catalog::TableName::new(&ut.schema, &ut.name).to_string();
-            let mut sql = Vec::new();
             if !schema_exists(&ut.schema) && !new_schemas.contains(&ut.schema) {
                 new_schemas.push(ut.schema.clone());
             }
-            if !schema_exists(&ut.schema) {
-                sql.push(format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&ut.schema)));
-            }
-            let unsupported = match type_ddl(ut) {
-                Ok(ddl) => {
-                    sql.push(ddl);
-                    None
-                }
-                Err(why) => Some(why),
+            let (sql, unsupported) = match type_ddl(ut) {
+                Ok(ddl) => (vec![ddl], None),
+                Err(why) => (Vec::new(), Some(why)),
             };
-            missing_types.insert(ut.oid, name.clone());
             types.push(TypePlan {
-                name,
+                name: TableName::new(&ut.schema, &ut.name).to_string(),
                 schema: ut.schema.clone(),
                 sql,
                 unsupported,
             });
         }
 
-        let tables = chosen
+        let mut tables: Vec<TablePlan> = chosen
             .iter()
             .filter_map(|name| snapshot.source.tables.get(name))
             .map(|src| {
-                let target = snapshot.target.tables.get(&src.table.name);
-                let mut plan = match target {
-                    None => plan_create(src, snapshot, &missing_types),
+                let mut plan = match snapshot.target.tables.get(&src.table.name) {
+                    None => plan_create(src),
                     Some(tgt) => plan_existing(src, tgt, snapshot, options),
                 };
+                if plan.action == Action::Create
+                    && !schema_exists(&plan.target.schema)
+                    && !new_schemas.contains(&plan.target.schema)
+                {
+                    new_schemas.push(plan.target.schema.clone());
+                }
                 if plan
                     .columns
                     .iter()
@@ -256,13 +351,88 @@ impl Plan {
                 plan
             })
             .collect();
+
+        let jobs = options.jobs.unwrap_or_else(|| default_jobs(&tables)).max(1);
+        let split_above = options.split_above.unwrap_or(DEFAULT_SPLIT_ABOVE);
+        for (table, src) in tables
+            .iter_mut()
+            .filter_map(|t| snapshot.source.tables.get(&t.source).map(|s| (t, s)))
+        {
+            split(table, src, jobs, split_above, source.server_version);
+        }
+
+        let mut prepare: Vec<String> = new_schemas
+            .iter()
+            .map(|s| format!("CREATE SCHEMA IF NOT EXISTS {}", ident(s)))
+            .collect();
+        prepare.extend(types.iter().flat_map(|t| t.sql.iter().cloned()));
         Plan {
             source,
             target,
+            jobs,
+            prepare,
             types,
             tables,
         }
     }
+}
+
+/// As many streams as the machine has cores (at least 2, at most
+/// [`MAX_DEFAULT_JOBS`]), but no more than there is work to share: one per table, or
+/// more when a table is big enough to split.
+fn default_jobs(tables: &[TablePlan]) -> usize {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(2, MAX_DEFAULT_JOBS);
+    let splittable: usize = tables
+        .iter()
+        .map(|t| (t.estimated_bytes.max(0) as u64 / MIN_PART_BYTES).max(1) as usize)
+        .sum();
+    cores.min(splittable).max(1)
+}
+
+/// Splits `table` into block ranges when it is worth it and safe: several streams, a
+/// table pgbarge creates (so parts can load into a staging table that is renamed
+/// atomically), a plain heap (not a partitioned parent), a source that scans TID ranges
+/// efficiently (PostgreSQL 14+), and at least `split_above` bytes.
+fn split(table: &mut TablePlan, src: &TableDetail, jobs: usize, split_above: u64, version: i32) {
+    let bytes = src.table.total_bytes.max(0) as u64;
+    let pages = src.table.pages;
+    if jobs < 2 || bytes < split_above.max(1) || pages < 2 {
+        return;
+    }
+    let why_not = if table.action != Action::Create {
+        Some("not split: loading an existing table stays one transaction, so other sessions never see it half-loaded")
+    } else if src.table.kind != TableKind::Regular {
+        Some("not split: a partitioned table is read through its parent in one stream")
+    } else if version < 140_000 {
+        Some("not split: the source is older than PostgreSQL 14 (no TID range scans)")
+    } else {
+        None
+    };
+    if let Some(why) = why_not {
+        table.notes.push(why.to_string());
+        return;
+    }
+    // Parts of at least MIN_PART_BYTES, or half the threshold when it is set lower.
+    let part_bytes = MIN_PART_BYTES.min(split_above / 2).max(1);
+    let wanted = (bytes / part_bytes).max(2) as usize;
+    let count = wanted.min(jobs * 2).min(pages as usize).max(2);
+    let per = (pages + count as i64 - 1) / count as i64;
+    table.parts = (0..count)
+        .map(|i| Part {
+            index: i,
+            first_block: i as i64 * per,
+            end_block: (i + 1 < count).then_some((i as i64 + 1) * per),
+        })
+        .collect();
+    // Short, unique per source table, and clearly ours if a crash ever leaves it behind.
+    let prefix: String = table.target.name.chars().take(30).collect();
+    table.staging = Some(TableName::new(
+        &table.target.schema,
+        format!("_pgbarge_{}_{prefix}", src.table.oid),
+    ));
 }
 
 fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
@@ -276,46 +446,30 @@ fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
         target_only_required: Vec::new(),
         estimated_rows: src.table.estimated_rows,
         estimated_bytes: src.table.total_bytes,
-        needs_types: Vec::new(),
-        before: Vec::new(),
-        after: Vec::new(),
+        create: None,
+        parts: Vec::new(),
+        staging: None,
         sequences: Vec::new(),
         notes: Vec::new(),
     }
 }
 
-fn plan_create(
-    src: &TableDetail,
-    snapshot: &Snapshot,
-    missing_types: &BTreeMap<u32, String>,
-) -> TablePlan {
+fn plan_create(src: &TableDetail) -> TablePlan {
     let mut plan = base_plan(src, Action::Create);
-    let name = &src.table.name;
-    if !snapshot
-        .target_privileges
-        .create_in_schema
-        .contains_key(&name.schema)
-    {
-        plan.before.push(format!(
-            "CREATE SCHEMA IF NOT EXISTS {}",
-            ident(&name.schema)
-        ));
-    }
-    // Every user type the columns reach, transitively, that the target lacks.
-    plan.needs_types = snapshot
-        .source
-        .types
-        .iter()
-        .filter_map(|t| missing_types.get(&t.oid).cloned())
-        .collect();
-
-    let mut defs = Vec::new();
+    let mut spec = CreateSpec {
+        sequences: Vec::new(),
+        columns: Vec::new(),
+        owned_by: Vec::new(),
+        primary_key: src
+            .primary_key
+            .as_ref()
+            .map(|pk| (pk.name.clone(), pk.definition.clone())),
+    };
     let mut skipped_defaults = Vec::new();
-    let mut owned_by = Vec::new();
     for col in &src.columns {
         if let Some(seq) = col.sequence.as_ref().filter(|s| !s.identity) {
             // A serial column: its sequence comes along, created before the table.
-            plan.before.push(format!(
+            spec.sequences.push(format!(
                 "CREATE SEQUENCE {} AS {} INCREMENT BY {} MINVALUE {} MAXVALUE {} START WITH {} CACHE {}{}",
                 seq.name.sql(),
                 seq.data_type,
@@ -326,14 +480,9 @@ fn plan_create(
                 seq.cache,
                 if seq.cycle { " CYCLE" } else { " NO CYCLE" }
             ));
-            owned_by.push(format!(
-                "ALTER SEQUENCE {} OWNED BY {}.{}",
-                seq.name.sql(),
-                name.sql(),
-                ident(&col.name)
-            ));
+            spec.owned_by.push((seq.name.clone(), col.name.clone()));
         }
-        defs.push(column_ddl(col, &mut skipped_defaults));
+        spec.columns.push(column_ddl(col, &mut skipped_defaults));
         if !col.generated {
             plan.columns.push(ColumnPlan {
                 name: col.name.clone(),
@@ -344,21 +493,7 @@ fn plan_create(
         }
     }
     plan.sequences = sequence_plans(src);
-    plan.before.push(format!(
-        "CREATE TABLE {} (\n    {}\n)",
-        name.sql(),
-        defs.join(",\n    ")
-    ));
-    plan.before.extend(owned_by);
-    if let Some(pk) = &src.primary_key {
-        // Built after the data: one sort instead of a B-tree insert per row.
-        plan.after.push(format!(
-            "ALTER TABLE {} ADD CONSTRAINT {} {}",
-            name.sql(),
-            ident(&pk.name),
-            pk.definition
-        ));
-    }
+    plan.create = Some(spec);
     if !skipped_defaults.is_empty() {
         plan.notes.push(format!(
             "created without the default of {}: it uses another object (a sequence or function) \
@@ -506,10 +641,6 @@ fn plan_existing(
         .into_iter()
         .filter(|s| target_owned.contains(&s.column.as_str()))
         .collect();
-    if action == Action::Truncate {
-        plan.before
-            .push(format!("TRUNCATE ONLY {}", tgt.table.name.sql()));
-    }
     plan
 }
 

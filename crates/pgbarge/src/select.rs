@@ -247,6 +247,7 @@ mod tests {
             can_select: true,
             can_insert: true,
             can_truncate: true,
+            pages: 0,
         }
     }
 

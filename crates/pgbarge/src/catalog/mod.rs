@@ -85,6 +85,8 @@ pub struct Table {
     pub estimated_rows: Option<i64>,
     /// Heap + indexes + TOAST, bytes.
     pub total_bytes: i64,
+    /// Blocks in the main heap, to split the table into block ranges.
+    pub pages: i64,
     pub is_partition: bool,
     /// Whether the connected role may SELECT / INSERT / TRUNCATE it.
     pub can_select: bool,

@@ -17,7 +17,8 @@ SELECT c.oid, n.nspname, c.relname, c.relkind::text,
        c.relispartition,
        pg_catalog.has_table_privilege(c.oid, 'SELECT'),
        pg_catalog.has_table_privilege(c.oid, 'INSERT'),
-       pg_catalog.has_table_privilege(c.oid, 'TRUNCATE')
+       pg_catalog.has_table_privilege(c.oid, 'TRUNCATE'),
+       pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int8
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p')
@@ -177,6 +178,7 @@ pub async fn list_tables(client: &Client, side: Side) -> Result<Vec<Table>> {
             can_select: r.get(7),
             can_insert: r.get(8),
             can_truncate: r.get(9),
+            pages: r.get(10),
         })
         .collect())
 }

@@ -1,51 +1,43 @@
-//! The copy stage: runs a preflighted [`Plan`] — each table in its own target transaction,
-//! all tables read from one consistent snapshot of the source.
+//! The copy stage: runs a preflighted [`Plan`] with `plan.jobs` source+target connection
+//! pairs at once, every source connection reading the same exported snapshot.
 //!
-//! It reports what happens as [`Event`]s and never prints.
+//! Work is a queue of units, biggest first: a whole table (one target transaction:
+//! create or empty, COPY, primary key, sequences, commit), or one part of a split table
+//! (its own transaction, COPY into the table's staging table). The worker that finishes
+//! a split table's last part builds the key and renames the staging table to the real
+//! name in one short transaction, so no other session ever sees a half-loaded table.
+//!
+//! A failure (or the caller's `stop`) cancels every stream, rolls back, drops staging
+//! tables, and returns the error: tables already committed stay, the others are as they
+//! were. The stage reports what happens as [`Event`]s and never prints.
 
 mod pump;
 
-use std::collections::BTreeSet;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use tokio_postgres::Client;
 
 use crate::catalog::TableName;
-use crate::connect::Connection;
+use crate::connect::{connect, Connection};
 use crate::error::{Error, Kind, Result, Side};
 use crate::plan::{Plan, TablePlan};
+use crate::quote::{ident, literal};
 use crate::report::{RunReport, TableReport};
 
-/// One repeatable-read, read-only transaction on the source for the whole run: every
-/// table is read as of the same instant.
+/// Every source connection reads in a repeatable-read, read-only transaction...
 const SOURCE_BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+/// ...the first one exports its snapshot, the others adopt it: the target then equals
+/// the source at one instant, even while the source is being written to.
+const EXPORT_SNAPSHOT: &str = "SELECT pg_catalog.pg_export_snapshot()";
 const BEGIN: &str = "BEGIN";
 const COMMIT: &str = "COMMIT";
 const ROLLBACK: &str = "ROLLBACK";
-
 /// A sequence's state; read on the source after the table's data so it covers every row.
 const SEQUENCE_STATE: &str = "SELECT last_value, is_called FROM ";
-
-/// Sets the target's sequence for a column (found by `pg_get_serial_sequence`, so serial and
-/// identity alike) to the source's state ($3, $4) — lifted, for ascending sequences, above
-/// the largest value now in the column so new rows cannot collide with copied ones.
-fn set_sequence_sql(table: &TableName, column: &str, ascending: bool) -> String {
-    let seq = format!(
-        "pg_catalog.pg_get_serial_sequence({}, {})",
-        crate::quote::literal(&table.sql()),
-        crate::quote::literal(column)
-    );
-    if ascending {
-        format!(
-            "SELECT pg_catalog.setval({seq}, GREATEST($1::int8, m), CASE WHEN m > $1::int8 THEN true ELSE $2::bool END) \
-             FROM (SELECT max({})::int8 AS m FROM {}) AS t",
-            crate::quote::ident(column),
-            table.sql()
-        )
-    } else {
-        format!("SELECT pg_catalog.setval({seq}, $1::int8, $2::bool)")
-    }
-}
 
 /// What the copy stage reports while it works.
 #[derive(Debug, Clone)]
@@ -54,7 +46,7 @@ pub enum Event {
         table: TableName,
         estimated_bytes: i64,
     },
-    /// Bytes read from the source so far for the table being loaded.
+    /// Bytes read from the source so far for a table (all its parts together).
     Progress {
         table: TableName,
         bytes: u64,
@@ -62,51 +54,116 @@ pub enum Event {
     TableFinished(TableReport),
 }
 
-/// Runs `plan`: for each table, in order, one target transaction that creates or empties
-/// the table as planned, streams the data, builds the primary key, and commits. A failure
-/// rolls back that table (the target keeps what it had) and stops the run; tables already
-/// committed stay.
+/// One piece of work for a worker.
+#[derive(Debug, Clone, Copy)]
+enum Unit {
+    /// A whole table, in one transaction.
+    Table(usize),
+    /// Part `.1` of split table `.0`.
+    Part(usize, usize),
+}
+
+/// Per-table progress shared by the workers loading its parts.
+#[derive(Default)]
+struct TableState {
+    started: OnceLock<Instant>,
+    parts_left: AtomicUsize,
+    bytes: AtomicU64,
+    rows: AtomicU64,
+    done: AtomicBool,
+}
+
+struct Shared<'a> {
+    plan: &'a Plan,
+    queue: Mutex<VecDeque<Unit>>,
+    tables: Vec<TableState>,
+    reports: Mutex<Vec<Option<TableReport>>>,
+    failed: AtomicBool,
+    on_event: &'a (dyn Fn(Event) + Send + Sync),
+}
+
+/// Runs `plan`. `stop` resolving (e.g. on Ctrl-C) interrupts the run like a failure does.
 pub async fn run(
     plan: &Plan,
-    source_conn: &Connection,
-    target_conn: &Connection,
+    source: &Connection,
+    target: &Connection,
+    stop: impl Future<Output = ()>,
     on_event: &(dyn Fn(Event) + Send + Sync),
 ) -> Result<RunReport> {
-    let (source, target) = (&source_conn.client, &target_conn.client);
     let started = Instant::now();
+    let source_err =
+        |what: &'static str| move |e| Error::postgres(Kind::Copy, Side::Source, what, e);
     source
+        .client
         .batch_execute(SOURCE_BEGIN)
         .await
-        .map_err(|e| Error::postgres(Kind::Copy, Side::Source, "starting the snapshot", e))?;
+        .map_err(source_err("starting the snapshot"))?;
+    let snapshot: String = source
+        .client
+        .query_one(EXPORT_SNAPSHOT, &[])
+        .await
+        .map_err(source_err("exporting the snapshot"))?
+        .get(0);
 
-    let mut created_types: BTreeSet<String> = BTreeSet::new();
-    let mut tables = Vec::with_capacity(plan.tables.len());
-    for table in &plan.tables {
-        on_event(Event::TableStarted {
-            table: table.target.clone(),
-            estimated_bytes: table.estimated_bytes,
-        });
-        let report = load_table(plan, table, source, target, &created_types, on_event).await;
-        let report = match report {
-            Ok(r) => r,
-            Err(e) => {
-                // A COPY may still be streaming on the side that did not fail: cancel it
-                // rather than drain it. Then roll back; best effort, as a connection that is
-                // gone has been rolled back by its server already.
-                tokio::join!(source_conn.cancel(), target_conn.cancel());
-                let _ = target.batch_execute(ROLLBACK).await;
-                let _ = source.batch_execute(ROLLBACK).await;
-                return Err(e);
-            }
-        };
-        created_types.extend(table.needs_types.iter().cloned());
-        on_event(Event::TableFinished(report.clone()));
-        tables.push(report);
+    let units = work_units(plan);
+    let jobs = plan.jobs.min(units.len()).max(1);
+    let extra = futures_util::future::try_join_all(
+        (1..jobs).map(|_| open_worker(source, target, &snapshot)),
+    )
+    .await?;
+    let mut workers: Vec<(&Connection, &Connection)> = vec![(source, target)];
+    workers.extend(extra.iter().map(|(s, t)| (s, t)));
+
+    let shared = Shared {
+        plan,
+        queue: Mutex::new(units.into()),
+        tables: plan
+            .tables
+            .iter()
+            .map(|t| TableState {
+                parts_left: AtomicUsize::new(t.parts.len()),
+                ..TableState::default()
+            })
+            .collect(),
+        reports: Mutex::new(vec![None; plan.tables.len()]),
+        failed: AtomicBool::new(false),
+        on_event,
+    };
+
+    let work = async {
+        prepare(plan, &target.client).await?;
+        futures_util::future::try_join_all(
+            workers
+                .iter()
+                .map(|(s, t)| worker(&shared, &s.client, &t.client)),
+        )
+        .await
+        .map(|_| ())
+    };
+    let outcome = tokio::select! {
+        r = work => r,
+        _ = stop => Err(Error::new(
+            Kind::Interrupted,
+            "interrupted: the tables being loaded were rolled back; tables reported done above \
+             are committed on the target.",
+        )),
+    };
+    if let Err(e) = outcome {
+        abandon(plan, &shared, &workers).await;
+        return Err(e);
     }
     source
+        .client
         .batch_execute(COMMIT)
         .await
-        .map_err(|e| Error::postgres(Kind::Copy, Side::Source, "ending the snapshot", e))?;
+        .map_err(source_err("ending the snapshot"))?;
+    let tables = shared
+        .reports
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect();
     Ok(RunReport {
         source: plan.source.clone(),
         target: plan.target.clone(),
@@ -115,49 +172,243 @@ pub async fn run(
     })
 }
 
-async fn load_table(
-    plan: &Plan,
+/// Units biggest first, so the longest work starts early and small tables fill the gaps.
+fn work_units(plan: &Plan) -> Vec<Unit> {
+    let mut units: Vec<(i64, Unit)> = Vec::new();
+    for (i, t) in plan.tables.iter().enumerate() {
+        if t.parts.is_empty() {
+            units.push((t.estimated_bytes, Unit::Table(i)));
+        } else {
+            let each = t.estimated_bytes / t.parts.len() as i64;
+            units.extend((0..t.parts.len()).map(|k| (each, Unit::Part(i, k))));
+        }
+    }
+    units.sort_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
+    units.into_iter().map(|(_, u)| u).collect()
+}
+
+/// Another source+target pair, the source reading the run's snapshot.
+async fn open_worker(
+    source: &Connection,
+    target: &Connection,
+    snapshot: &str,
+) -> Result<(Connection, Connection)> {
+    let (s, t) = tokio::try_join!(
+        connect(&source.info, Side::Source),
+        connect(&target.info, Side::Target)
+    )?;
+    s.client
+        .batch_execute(&format!(
+            "{SOURCE_BEGIN}; SET TRANSACTION SNAPSHOT {}",
+            literal(snapshot)
+        ))
+        .await
+        .map_err(|e| Error::postgres(Kind::Copy, Side::Source, "adopting the snapshot", e))?;
+    Ok((s, t))
+}
+
+/// Schemas, types and split tables' staging tables, committed before any data moves so
+/// that every worker's transaction sees them.
+async fn prepare(plan: &Plan, target: &Client) -> Result<()> {
+    let mut sql: Vec<String> = plan.prepare.clone();
+    for t in &plan.tables {
+        if let Some(staging) = &t.staging {
+            sql.extend(t.setup_sql(staging));
+        }
+    }
+    if sql.is_empty() {
+        return Ok(());
+    }
+    let err = |e| Error::postgres(Kind::Copy, Side::Target, "creating schemas and types", e);
+    target.batch_execute(BEGIN).await.map_err(err)?;
+    for s in &sql {
+        target.batch_execute(s).await.map_err(err)?;
+    }
+    target.batch_execute(COMMIT).await.map_err(err)
+}
+
+async fn worker(shared: &Shared<'_>, source: &Client, target: &Client) -> Result<()> {
+    loop {
+        if shared.failed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let unit = shared.queue.lock().ok().and_then(|mut q| q.pop_front());
+        let Some(unit) = unit else { return Ok(()) };
+        let result = match unit {
+            Unit::Table(i) => load_table(shared, i, source, target).await,
+            Unit::Part(i, k) => load_part(shared, i, k, source, target).await,
+        };
+        if let Err(e) = result {
+            shared.failed.store(true, Ordering::SeqCst);
+            return Err(e);
+        }
+    }
+}
+
+fn doing(table: &TablePlan) -> String {
+    format!("loading {}", table.target)
+}
+
+fn target_error(doing: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
+    move |e| Error::postgres(Kind::Copy, Side::Target, doing, e)
+}
+
+impl Shared<'_> {
+    fn start(&self, i: usize) {
+        let t = &self.plan.tables[i];
+        if self.tables[i].started.set(Instant::now()).is_ok() {
+            (self.on_event)(Event::TableStarted {
+                table: t.target.clone(),
+                estimated_bytes: t.estimated_bytes,
+            });
+        }
+    }
+
+    /// A progress callback for one stream of table `i`, adding its bytes to the table's.
+    fn progress(&self, i: usize) -> impl FnMut(u64) + '_ {
+        let mut seen = 0;
+        move |bytes| {
+            let total = self.tables[i]
+                .bytes
+                .fetch_add(bytes - seen, Ordering::Relaxed)
+                + (bytes - seen);
+            seen = bytes;
+            (self.on_event)(Event::Progress {
+                table: self.plan.tables[i].target.clone(),
+                bytes: total,
+            });
+        }
+    }
+
+    fn finish(&self, i: usize) {
+        let t = &self.plan.tables[i];
+        let state = &self.tables[i];
+        state.done.store(true, Ordering::SeqCst);
+        let report = TableReport {
+            table: t.target.clone(),
+            action: t.action,
+            format: t.format,
+            rows: state.rows.load(Ordering::SeqCst),
+            bytes: state.bytes.load(Ordering::SeqCst),
+            seconds: state
+                .started
+                .get()
+                .map(|s| s.elapsed().as_secs_f64())
+                .unwrap_or_default(),
+        };
+        if let Ok(mut reports) = self.reports.lock() {
+            reports[i] = Some(report.clone());
+        }
+        (self.on_event)(Event::TableFinished(report));
+    }
+}
+
+async fn load_table(shared: &Shared<'_>, i: usize, source: &Client, target: &Client) -> Result<()> {
+    let table = &shared.plan.tables[i];
+    shared.start(i);
+    let doing = doing(table);
+    let err = target_error(&doing);
+    target.batch_execute(BEGIN).await.map_err(&err)?;
+    for sql in table.setup_sql(&table.target) {
+        target.batch_execute(&sql).await.map_err(&err)?;
+    }
+    let (rows, _) = pump::pump(
+        source,
+        target,
+        &table.copy_out_sql(None),
+        &table.copy_in_sql(&table.target),
+        &doing,
+        shared.progress(i),
+    )
+    .await?;
+    shared.tables[i].rows.fetch_add(rows, Ordering::SeqCst);
+    for sql in table.finish_sql(&table.target) {
+        target.batch_execute(&sql).await.map_err(&err)?;
+    }
+    sync_sequences(table, source, target, &doing).await?;
+    target.batch_execute(COMMIT).await.map_err(&err)?;
+    shared.finish(i);
+    Ok(())
+}
+
+async fn load_part(
+    shared: &Shared<'_>,
+    i: usize,
+    k: usize,
+    source: &Client,
+    target: &Client,
+) -> Result<()> {
+    let table = &shared.plan.tables[i];
+    let Some(staging) = &table.staging else {
+        return Err(Error::new(
+            Kind::Copy,
+            "internal: split table without staging table",
+        ));
+    };
+    shared.start(i);
+    let doing = doing(table);
+    let err = target_error(&doing);
+    target.batch_execute(BEGIN).await.map_err(&err)?;
+    let (rows, _) = pump::pump(
+        source,
+        target,
+        &table.copy_out_sql(Some(&table.parts[k])),
+        &table.copy_in_sql(staging),
+        &doing,
+        shared.progress(i),
+    )
+    .await?;
+    target.batch_execute(COMMIT).await.map_err(&err)?;
+    shared.tables[i].rows.fetch_add(rows, Ordering::SeqCst);
+    if shared.tables[i].parts_left.fetch_sub(1, Ordering::SeqCst) == 1 {
+        // The last part is in: key, real name and sequences in one short transaction.
+        target.batch_execute(BEGIN).await.map_err(&err)?;
+        for sql in table.finish_sql(staging) {
+            target.batch_execute(&sql).await.map_err(&err)?;
+        }
+        target
+            .batch_execute(&format!(
+                "ALTER TABLE {} RENAME TO {}",
+                staging.sql(),
+                ident(&table.target.name)
+            ))
+            .await
+            .map_err(&err)?;
+        sync_sequences(table, source, target, &doing).await?;
+        target.batch_execute(COMMIT).await.map_err(&err)?;
+        shared.finish(i);
+    }
+    Ok(())
+}
+
+/// Sets the target's sequence for a column (found by `pg_get_serial_sequence`, so serial and
+/// identity alike) to the source's state ($1, $2) — lifted, for ascending sequences, above
+/// the largest value now in the column so new rows cannot collide with copied ones.
+fn set_sequence_sql(table: &TableName, column: &str, ascending: bool) -> String {
+    let seq = format!(
+        "pg_catalog.pg_get_serial_sequence({}, {})",
+        literal(&table.sql()),
+        literal(column)
+    );
+    if ascending {
+        format!(
+            "SELECT pg_catalog.setval({seq}, GREATEST($1::int8, m), \
+             CASE WHEN m > $1::int8 THEN true ELSE $2::bool END) \
+             FROM (SELECT max({})::int8 AS m FROM {}) AS t",
+            ident(column),
+            table.sql()
+        )
+    } else {
+        format!("SELECT pg_catalog.setval({seq}, $1::int8, $2::bool)")
+    }
+}
+
+async fn sync_sequences(
     table: &TablePlan,
     source: &Client,
     target: &Client,
-    created_types: &BTreeSet<String>,
-    on_event: &(dyn Fn(Event) + Send + Sync),
-) -> Result<TableReport> {
-    let started = Instant::now();
-    let doing = format!("loading {}", table.target);
-    let target_err = |e| Error::postgres(Kind::Copy, Side::Target, &doing, e);
-
-    target.batch_execute(BEGIN).await.map_err(target_err)?;
-    for type_name in &table.needs_types {
-        if created_types.contains(type_name) {
-            continue;
-        }
-        if let Some(t) = plan.types.iter().find(|t| &t.name == type_name) {
-            for sql in &t.sql {
-                target.batch_execute(sql).await.map_err(target_err)?;
-            }
-        }
-    }
-    for sql in &table.before {
-        target.batch_execute(sql).await.map_err(target_err)?;
-    }
-    let (rows, bytes) = pump::pump(
-        source,
-        target,
-        &table.copy_out_sql(),
-        &table.copy_in_sql(),
-        &doing,
-        |bytes| {
-            on_event(Event::Progress {
-                table: table.target.clone(),
-                bytes,
-            })
-        },
-    )
-    .await?;
-    for sql in &table.after {
-        target.batch_execute(sql).await.map_err(target_err)?;
-    }
+    doing: &str,
+) -> Result<()> {
     for seq in &table.sequences {
         // Unreadable on the source: start after the copied values (ascending) or leave it.
         let (value, called) = match &seq.source {
@@ -165,7 +416,7 @@ async fn load_table(
                 let row = source
                     .query_one(&format!("{SEQUENCE_STATE}{}", source_seq.sql()), &[])
                     .await
-                    .map_err(|e| Error::postgres(Kind::Copy, Side::Source, &doing, e))?;
+                    .map_err(|e| Error::postgres(Kind::Copy, Side::Source, doing, e))?;
                 (row.get::<_, i64>(0), row.get::<_, bool>(1))
             }
             None if seq.ascending => (1, false),
@@ -177,15 +428,45 @@ async fn load_table(
                 &[&value, &called],
             )
             .await
-            .map_err(target_err)?;
+            .map_err(target_error(doing))?;
     }
-    target.batch_execute(COMMIT).await.map_err(target_err)?;
-    Ok(TableReport {
-        table: table.target.clone(),
-        action: table.action,
-        format: table.format,
-        rows,
-        bytes,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(())
+}
+
+/// After a failure or interruption: stop every stream on both servers now (rather than
+/// when they notice we are gone), roll back, and drop the staging tables of split tables
+/// that did not finish. Best effort on each connection; servers roll back on disconnect.
+async fn abandon(plan: &Plan, shared: &Shared<'_>, workers: &[(&Connection, &Connection)]) {
+    futures_util::future::join_all(workers.iter().flat_map(|(s, t)| [s.cancel(), t.cancel()]))
+        .await;
+    for (s, t) in workers {
+        let _ = s.client.batch_execute(ROLLBACK).await;
+        let _ = t.client.batch_execute(ROLLBACK).await;
+    }
+    let leftovers: Vec<&TableName> = plan
+        .tables
+        .iter()
+        .zip(&shared.tables)
+        .filter(|(_, state)| !state.done.load(Ordering::SeqCst))
+        .filter_map(|(t, _)| t.staging.as_ref())
+        .collect();
+    if leftovers.is_empty() {
+        return;
+    }
+    let drop = leftovers
+        .iter()
+        .map(|s| format!("DROP TABLE IF EXISTS {}", s.sql()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    for (_, t) in workers {
+        if t.client.batch_execute(&drop).await.is_ok() {
+            return;
+        }
+    }
+    // Every target connection is gone: one more, just to clean up.
+    if let Some((_, t)) = workers.first() {
+        if let Ok(fresh) = connect(&t.info, Side::Target).await {
+            let _ = fresh.client.batch_execute(&drop).await;
+        }
+    }
 }
