@@ -41,8 +41,11 @@ pub struct PlanOptions {
 pub const DEFAULT_SPLIT_ABOVE: u64 = 64 << 20;
 /// A part should be at least this large; smaller parts cost more in overhead than they win.
 const MIN_PART_BYTES: u64 = 16 << 20;
-/// Most streams chosen by default (more rarely helps a single target server).
-const MAX_DEFAULT_JOBS: usize = 4;
+/// Streams chosen by default: at least this many — over a real network each stream is
+/// limited by round trips and TCP windows, not by cores...
+const MIN_DEFAULT_JOBS: usize = 4;
+/// ...and no more than this many, however many cores (more rarely helps one target).
+const MAX_DEFAULT_JOBS: usize = 8;
 
 /// What happens to one target table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -377,14 +380,14 @@ impl Plan {
     }
 }
 
-/// As many streams as the machine has cores (at least 2, at most
-/// [`MAX_DEFAULT_JOBS`]), but no more than there is work to share: one per table, or
-/// more when a table is big enough to split.
+/// As many streams as the machine has cores, within [`MIN_DEFAULT_JOBS`] and
+/// [`MAX_DEFAULT_JOBS`], but no more than there is work to share: one per table, or more
+/// when a table is big enough to split.
 fn default_jobs(tables: &[TablePlan]) -> usize {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
-        .clamp(2, MAX_DEFAULT_JOBS);
+        .clamp(MIN_DEFAULT_JOBS, MAX_DEFAULT_JOBS);
     let splittable: usize = tables
         .iter()
         .map(|t| (t.estimated_bytes.max(0) as u64 / MIN_PART_BYTES).max(1) as usize)

@@ -307,26 +307,25 @@ async fn load_table(shared: &Shared<'_>, i: usize, source: &Client, target: &Cli
     let table = &shared.plan.tables[i];
     shared.start(i);
     let doing = doing(table);
-    let err = target_error(&doing);
-    target.batch_execute(BEGIN).await.map_err(&err)?;
-    for sql in table.setup_sql(&table.target) {
-        target.batch_execute(&sql).await.map_err(&err)?;
-    }
+    let mut setup = vec![BEGIN.to_string()];
+    setup.extend(table.setup_sql(&table.target));
+    let mut finish = table.finish_sql(&table.target);
+    finish.extend(sequence_sql(table, source, &doing).await?);
+    finish.push(COMMIT.to_string());
     let (rows, _) = pump::pump(
         source,
         target,
-        &table.copy_out_sql(None),
-        &table.copy_in_sql(&table.target),
+        &pump::Stream {
+            copy_out: &table.copy_out_sql(None),
+            copy_in: &table.copy_in_sql(&table.target),
+            setup: &setup.join(";\n"),
+            finish: &finish.join(";\n"),
+        },
         &doing,
         shared.progress(i),
     )
     .await?;
     shared.tables[i].rows.fetch_add(rows, Ordering::SeqCst);
-    for sql in table.finish_sql(&table.target) {
-        target.batch_execute(&sql).await.map_err(&err)?;
-    }
-    sync_sequences(table, source, target, &doing).await?;
-    target.batch_execute(COMMIT).await.map_err(&err)?;
     shared.finish(i);
     Ok(())
 }
@@ -347,68 +346,47 @@ async fn load_part(
     };
     shared.start(i);
     let doing = doing(table);
-    let err = target_error(&doing);
-    target.batch_execute(BEGIN).await.map_err(&err)?;
     let (rows, _) = pump::pump(
         source,
         target,
-        &table.copy_out_sql(Some(&table.parts[k])),
-        &table.copy_in_sql(staging),
+        &pump::Stream {
+            copy_out: &table.copy_out_sql(Some(&table.parts[k])),
+            copy_in: &table.copy_in_sql(staging),
+            setup: BEGIN,
+            finish: COMMIT,
+        },
         &doing,
         shared.progress(i),
     )
     .await?;
-    target.batch_execute(COMMIT).await.map_err(&err)?;
     shared.tables[i].rows.fetch_add(rows, Ordering::SeqCst);
     if shared.tables[i].parts_left.fetch_sub(1, Ordering::SeqCst) == 1 {
         // The last part is in: key, real name and sequences in one short transaction.
-        target.batch_execute(BEGIN).await.map_err(&err)?;
-        for sql in table.finish_sql(staging) {
-            target.batch_execute(&sql).await.map_err(&err)?;
-        }
+        let mut sql = vec![BEGIN.to_string()];
+        sql.extend(table.finish_sql(staging));
+        sql.push(format!(
+            "ALTER TABLE {} RENAME TO {}",
+            staging.sql(),
+            ident(&table.target.name)
+        ));
+        sql.extend(sequence_sql(table, source, &doing).await?);
+        sql.push(COMMIT.to_string());
         target
-            .batch_execute(&format!(
-                "ALTER TABLE {} RENAME TO {}",
-                staging.sql(),
-                ident(&table.target.name)
-            ))
+            .batch_execute(&sql.join(";\n"))
             .await
-            .map_err(&err)?;
-        sync_sequences(table, source, target, &doing).await?;
-        target.batch_execute(COMMIT).await.map_err(&err)?;
+            .map_err(target_error(&doing))?;
         shared.finish(i);
     }
     Ok(())
 }
 
-/// Sets the target's sequence for a column (found by `pg_get_serial_sequence`, so serial and
-/// identity alike) to the source's state ($1, $2) — lifted, for ascending sequences, above
-/// the largest value now in the column so new rows cannot collide with copied ones.
-fn set_sequence_sql(table: &TableName, column: &str, ascending: bool) -> String {
-    let seq = format!(
-        "pg_catalog.pg_get_serial_sequence({}, {})",
-        literal(&table.sql()),
-        literal(column)
-    );
-    if ascending {
-        format!(
-            "SELECT pg_catalog.setval({seq}, GREATEST($1::int8, m), \
-             CASE WHEN m > $1::int8 THEN true ELSE $2::bool END) \
-             FROM (SELECT max({})::int8 AS m FROM {}) AS t",
-            ident(column),
-            table.sql()
-        )
-    } else {
-        format!("SELECT pg_catalog.setval({seq}, $1::int8, $2::bool)")
-    }
-}
-
-async fn sync_sequences(
-    table: &TablePlan,
-    source: &Client,
-    target: &Client,
-    doing: &str,
-) -> Result<()> {
+/// Statements setting the target's sequence for each of the table's serial/identity
+/// columns (found by `pg_get_serial_sequence`) to the source sequence's state — lifted, for
+/// ascending sequences, above the largest value in the column so new rows cannot collide
+/// with copied ones. The source's state is read now: every row in the run's snapshot was
+/// numbered before this moment, so the value covers them all.
+async fn sequence_sql(table: &TablePlan, source: &Client, doing: &str) -> Result<Vec<String>> {
+    let mut sql = Vec::new();
     for seq in &table.sequences {
         // Unreadable on the source: start after the copied values (ascending) or leave it.
         let (value, called) = match &seq.source {
@@ -422,15 +400,24 @@ async fn sync_sequences(
             None if seq.ascending => (1, false),
             None => continue,
         };
-        target
-            .execute(
-                &set_sequence_sql(&table.target, &seq.column, seq.ascending),
-                &[&value, &called],
+        let target_seq = format!(
+            "pg_catalog.pg_get_serial_sequence({}, {})",
+            literal(&table.target.sql()),
+            literal(&seq.column)
+        );
+        sql.push(if seq.ascending {
+            format!(
+                "SELECT pg_catalog.setval({target_seq}, GREATEST({value}, m), \
+                 CASE WHEN m > {value} THEN true ELSE {called} END) \
+                 FROM (SELECT max({})::int8 AS m FROM {}) AS t",
+                ident(&seq.column),
+                table.target.sql()
             )
-            .await
-            .map_err(target_error(doing))?;
+        } else {
+            format!("SELECT pg_catalog.setval({target_seq}, {value}, {called})")
+        });
     }
-    Ok(())
+    Ok(sql)
 }
 
 /// After a failure or interruption: stop every stream on both servers now (rather than
