@@ -109,14 +109,19 @@ pub async fn connect(info: &ConnInfo, side: Side) -> Result<Connection> {
         let _ = connection.await;
     });
 
-    client
-        .batch_execute(SESSION_SETUP)
-        .await
-        .map_err(|e| Error::postgres(Kind::Connect, side, "setting up the session", e))?;
-    let row = client
-        .query_one(SERVER_INFO, &[])
-        .await
-        .map_err(|e| Error::postgres(Kind::Connect, side, "reading server information", e))?;
+    // Pipelined: the settings and the questions cost one round trip together.
+    let (setup, info_row) = tokio::join!(
+        client.batch_execute(SESSION_SETUP),
+        client.query_typed(SERVER_INFO, &[])
+    );
+    setup.map_err(|e| Error::postgres(Kind::Connect, side, "setting up the session", e))?;
+    let row = info_row
+        .map_err(|e| Error::postgres(Kind::Connect, side, "reading server information", e))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            Error::new(Kind::Connect, "the server answered no server information").on(side)
+        })?;
     Ok(Connection {
         server_version_num: row.get(0),
         database: row.get(1),

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use super::*;
@@ -62,13 +63,14 @@ SELECT c.conrelid, c.conname, pg_catalog.pg_get_constraintdef(c.oid),
 FROM pg_catalog.pg_constraint c
 WHERE c.conrelid = ANY($1) AND c.contype = 'p'";
 
-/// The user-defined types the given column types need, transitively (array elements,
+/// The user-defined types the given tables' columns need, transitively (array elements,
 /// domain bases, composite attributes, range subtypes), deepest first: a type reached at a
 /// greater depth is a dependency of one reached at a smaller one, so creating in order of
 /// descending maximum depth creates dependencies first.
 const USER_TYPES: &str = "
 WITH RECURSIVE deps(oid, depth) AS (
-    SELECT u.oid, 0 FROM unnest($1::oid[]) AS u(oid)
+    SELECT DISTINCT a.atttypid, 0 FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
   UNION
     SELECT x.oid, deps.depth + 1
     FROM deps JOIN pg_catalog.pg_type t ON t.oid = deps.oid
@@ -190,19 +192,25 @@ fn first_char(s: Option<String>) -> Option<char> {
 /// Columns, primary keys and needed user types of `tables`, in three queries.
 pub async fn describe(client: &Client, side: Side, tables: &[Table]) -> Result<Described> {
     let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
-    let column_rows = client
-        .query(COLUMNS, &[&oids])
-        .await
-        .map_err(catalog_error(side, "reading columns"))?;
-    let pk_rows = client
-        .query(PRIMARY_KEYS, &[&oids])
-        .await
-        .map_err(catalog_error(side, "reading primary keys"))?;
-
-    let other_rows = client
-        .query(OTHER_OBJECTS, &[&oids])
-        .await
-        .map_err(catalog_error(side, "counting indexes and constraints"))?;
+    // All five queries at once: tokio-postgres pipelines them on the one connection, and
+    // unprepared typed queries skip the Parse round trip — one round trip in all, which
+    // is what a catalog read costs over a long link.
+    let query = |sql: &'static str, what: &'static str| {
+        let oids = &oids;
+        async move {
+            client
+                .query_typed(sql, &[(oids, Type::OID_ARRAY)])
+                .await
+                .map_err(catalog_error(side, what))
+        }
+    };
+    let (column_rows, pk_rows, other_rows, sequence_rows, type_rows) = tokio::try_join!(
+        query(COLUMNS, "reading columns"),
+        query(PRIMARY_KEYS, "reading primary keys"),
+        query(OTHER_OBJECTS, "counting indexes and constraints"),
+        query(OWNED_SEQUENCES, "reading owned sequences"),
+        query(USER_TYPES, "reading user-defined types"),
+    )?;
     let mut others: BTreeMap<u32, OtherObjects> = other_rows
         .iter()
         .map(|r| {
@@ -218,10 +226,6 @@ pub async fn describe(client: &Client, side: Side, tables: &[Table]) -> Result<D
         })
         .collect();
 
-    let sequence_rows = client
-        .query(OWNED_SEQUENCES, &[&oids])
-        .await
-        .map_err(catalog_error(side, "reading owned sequences"))?;
     let mut sequences: BTreeMap<(u32, String), OwnedSequence> = sequence_rows
         .iter()
         .map(|r| {
@@ -244,7 +248,6 @@ pub async fn describe(client: &Client, side: Side, tables: &[Table]) -> Result<D
         .collect();
 
     let mut columns: BTreeMap<u32, Vec<Column>> = BTreeMap::new();
-    let mut type_oids = Vec::new();
     for r in &column_rows {
         let ty = ColumnType {
             oid: r.get(2),
@@ -255,9 +258,6 @@ pub async fn describe(client: &Client, side: Side, tables: &[Table]) -> Result<D
             typtype: first_char(r.get(7)).unwrap_or('b'),
             category: first_char(r.get(8)).unwrap_or('U'),
         };
-        if !ty.is_builtin() && !type_oids.contains(&ty.oid) {
-            type_oids.push(ty.oid);
-        }
         let default = r.get::<_, Option<String>>(12).map(|expr| ColumnDefault {
             expr,
             has_dependencies: r.get(13),
@@ -291,13 +291,8 @@ pub async fn describe(client: &Client, side: Side, tables: &[Table]) -> Result<D
         })
         .collect();
 
-    let types = if type_oids.is_empty() {
-        Vec::new()
-    } else {
-        let rows = client
-            .query(USER_TYPES, &[&type_oids])
-            .await
-            .map_err(catalog_error(side, "reading user-defined types"))?;
+    let types: Vec<UserType> = {
+        let rows = type_rows;
         rows.iter()
             .map(|r| {
                 let typtype = first_char(r.get(3)).unwrap_or('b');
@@ -403,14 +398,20 @@ pub async fn find_types(
 /// What the connected role may create on the target.
 pub async fn target_privileges(client: &Client) -> Result<Privileges> {
     let side = Side::Target;
-    let db = client
-        .query_one(DATABASE_PRIVILEGE, &[])
-        .await
-        .map_err(catalog_error(side, "reading privileges"))?;
-    let schemas = client
-        .query(SCHEMA_PRIVILEGES, &[])
-        .await
-        .map_err(catalog_error(side, "reading schema privileges"))?;
+    let (db, schemas) = tokio::try_join!(
+        async {
+            client
+                .query_one(DATABASE_PRIVILEGE, &[])
+                .await
+                .map_err(catalog_error(side, "reading privileges"))
+        },
+        async {
+            client
+                .query(SCHEMA_PRIVILEGES, &[])
+                .await
+                .map_err(catalog_error(side, "reading schema privileges"))
+        }
+    )?;
     Ok(Privileges {
         create_in_database: db.get(0),
         is_superuser: db.get::<_, Option<bool>>(1).unwrap_or(false),

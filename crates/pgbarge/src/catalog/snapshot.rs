@@ -54,11 +54,13 @@ impl Snapshot {
             .map(|t| t.name.clone());
 
         let source_fut = describe(source, Side::Source, chosen);
+        // Pipelined on the target connection: one round trip or so for all of it.
         let target_fut = async {
-            let described = describe(target, Side::Target, &counterparts).await?;
-            let non_empty = non_empty_tables(target, Side::Target, &readable).await?;
-            let privileges = target_privileges(target).await?;
-            Ok::<_, crate::error::Error>((described, non_empty, privileges))
+            tokio::try_join!(
+                describe(target, Side::Target, &counterparts),
+                non_empty_tables(target, Side::Target, &readable),
+                target_privileges(target)
+            )
         };
         let (source_described, (target_described, non_empty, privileges)) =
             tokio::try_join!(source_fut, target_fut)?;
