@@ -1,17 +1,25 @@
 //! The hot path: COPY bytes from the source stream into the target sink.
 //!
-//! Chunks pass through as `Bytes`, untouched: no row is parsed or copied here. The sink
-//! is fed without flushing (tokio-postgres coalesces small chunks into 4 KiB messages and
-//! its channel gives back-pressure); flushing per chunk was measured 11x slower than psql.
-//! Memory stays bounded: one chunk in hand plus the sink's and connections' fixed buffers.
+//! No row is parsed: the source's CopyData payloads are gathered, as they are, into
+//! 256 KiB blocks (one memcpy; see [`BATCH_BYTES`]) and fed to the sink without flushing
+//! — flushing per chunk was measured 11x slower than psql; the sink's channel gives
+//! back-pressure. Memory stays bounded: one block per stream plus the connections' fixed
+//! buffers, whatever the table's size.
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use tokio_postgres::Client;
 
 use crate::error::{Error, Kind, Result, Side};
+
+/// The source sends one CopyData message per row; passed on one by one, each becomes a
+/// small message, a channel hand-off and often a write system call on the target side
+/// (measured: 40% slower than a psql pipe, most of it in the kernel). Gathering rows into
+/// blocks of this size costs one memcpy and makes the target side move large messages.
+/// Bounded: at most one block per stream is held.
+const BATCH_BYTES: usize = 256 * 1024;
 
 /// How often the pump reports progress, at most.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -63,16 +71,24 @@ pub async fn pump(
 
     let mut bytes = 0u64;
     let mut last_report = Instant::now();
+    let mut batch = BytesMut::with_capacity(BATCH_BYTES);
     while let Some(chunk) = rows_out.next().await {
         let chunk = chunk.map_err(|e| Error::postgres(Kind::Copy, Side::Source, doing, e))?;
         bytes += chunk.len() as u64;
-        sink.feed(chunk)
-            .await
-            .map_err(|e| Error::postgres(Kind::Copy, Side::Target, doing, e))?;
-        if last_report.elapsed() >= PROGRESS_EVERY {
-            progress(bytes);
-            last_report = Instant::now();
+        batch.extend_from_slice(&chunk);
+        if batch.len() >= BATCH_BYTES {
+            sink.feed(batch.split().freeze())
+                .await
+                .map_err(target_err)?;
+            batch.reserve(BATCH_BYTES);
+            if last_report.elapsed() >= PROGRESS_EVERY {
+                progress(bytes);
+                last_report = Instant::now();
+            }
         }
+    }
+    if !batch.is_empty() {
+        sink.feed(batch.freeze()).await.map_err(target_err)?;
     }
     let finish = async {
         if stream.finish.is_empty() {
