@@ -29,8 +29,9 @@ pub enum Command {
     Tables(TablesArgs),
 }
 
+/// `--source`, shared by every command that reads the source.
 #[derive(Debug, Args)]
-pub struct Endpoints {
+pub struct Source {
     /// Source connection: a postgres:// URL or libpq key=value string. PG* variables,
     /// PGPASSWORD and ~/.pgpass apply as in psql.
     #[arg(
@@ -41,6 +42,12 @@ pub struct Endpoints {
         hide_env_values = true
     )]
     pub source: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Endpoints {
+    #[command(flatten)]
+    pub source: Source,
     /// Target connection, same forms as --source.
     #[arg(
         long,
@@ -91,15 +98,8 @@ pub struct CopyArgs {
 
 #[derive(Debug, Args)]
 pub struct TablesArgs {
-    /// Source connection (see `pgbarge copy --help`).
-    #[arg(
-        long,
-        short = 's',
-        env = "PGBARGE_SOURCE",
-        value_name = "CONN",
-        hide_env_values = true
-    )]
-    pub source: Option<String>,
+    #[command(flatten)]
+    pub source: Source,
     /// Only tables matching these patterns.
     #[arg(value_name = "PATTERN")]
     pub patterns: Vec<String>,

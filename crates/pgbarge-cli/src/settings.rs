@@ -42,7 +42,7 @@ impl CopySettings {
     pub fn from_args(args: CopyArgs) -> Result<Self> {
         let env = Environment::from_process();
         let source = conninfo(
-            args.endpoints.source.as_deref(),
+            args.endpoints.source.source.as_deref(),
             "--source",
             "PGBARGE_SOURCE",
             &env,
@@ -91,7 +91,12 @@ impl TablesSettings {
     pub fn from_args(args: TablesArgs) -> Result<Self> {
         let env = Environment::from_process();
         Ok(TablesSettings {
-            source: conninfo(args.source.as_deref(), "--source", "PGBARGE_SOURCE", &env)?,
+            source: conninfo(
+                args.source.source.as_deref(),
+                "--source",
+                "PGBARGE_SOURCE",
+                &env,
+            )?,
             patterns: args
                 .patterns
                 .iter()

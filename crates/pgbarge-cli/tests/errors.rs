@@ -84,14 +84,7 @@ fn type_that_cannot_hold_the_data_is_refused() {
 fn wrong_password_fails_clearly_without_echoing_it() {
     let db = TestDb::new("password");
     shop(&db);
-    let run = support::pgbarge(&[
-        "copy",
-        "--source",
-        &db.source_conn(),
-        "--target",
-        &db.target_conn_with("app", "Wr0ng-S3cret"),
-        "customers",
-    ]);
+    let run = db.copy_to(&db.target_conn_with("app", "Wr0ng-S3cret"), &["customers"]);
     assert_eq!(run.code, EXIT_CONNECT, "{}", run.stderr);
     assert!(
         run.stderr
@@ -116,14 +109,10 @@ fn unreachable_host_fails_within_the_connect_timeout() {
     let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = silent.local_addr().expect("addr").port();
     let started = Instant::now();
-    let run = pgbarge(&[
-        "copy",
-        "--source",
-        &db.source_conn(),
-        "--target",
+    let run = db.copy_to(
         &format!("host=127.0.0.1 port={port} user=app dbname=x connect_timeout=2"),
-        "customers",
-    ]);
+        &["customers"],
+    );
     let took = started.elapsed();
     assert_eq!(run.code, EXIT_CONNECT, "{}", run.stderr);
     assert!(
@@ -144,14 +133,10 @@ fn unreachable_host_fails_within_the_connect_timeout() {
         .local_addr()
         .expect("addr")
         .port();
-    let run = pgbarge(&[
-        "copy",
-        "--source",
-        &db.source_conn(),
-        "--target",
+    let run = db.copy_to(
         &format!("host=127.0.0.1 port={closed} user=app dbname=x"),
-        "customers",
-    ]);
+        &["customers"],
+    );
     assert_eq!(run.code, EXIT_CONNECT, "{}", run.stderr);
     assert!(
         run.stderr.contains("could not connect to 127.0.0.1"),
@@ -199,16 +184,10 @@ fn role_without_create_privilege_is_refused() {
          CREATE ROLE reader LOGIN PASSWORD 'reader-pw'; END IF; END $$; \
          REVOKE CREATE ON SCHEMA public FROM PUBLIC;",
     );
-    let run = pgbarge(&[
-        "copy",
-        "--source",
-        &db.source_conn(),
-        "--target",
+    let run = db.copy_to(
         &db.target_conn_with("reader", "reader-pw"),
-        "customers",
-        "orders",
-        "--json",
-    ]);
+        &["customers", "orders", "--json"],
+    );
     assert_eq!(run.code, EXIT_PREFLIGHT, "{}", run.stderr);
     assert!(
         run.stderr.contains(
@@ -255,17 +234,13 @@ fn plain_connection_to_tls_only_target_says_to_use_tls() {
     let db = TestDb::new("notls");
     shop(&db);
     let t = &support::servers().target;
-    let run = pgbarge(&[
-        "copy",
-        "--source",
-        &db.source_conn(),
-        "--target",
+    let run = db.copy_to(
         &format!(
             "host=localhost port={} user=app password=app-secret dbname={} sslmode=disable",
             t.port, db.name
         ),
-        "customers",
-    ]);
+        &["customers"],
+    );
     assert_eq!(run.code, EXIT_CONNECT, "{}", run.stderr);
     assert!(run.stderr.contains("sslmode=require"), "{}", run.stderr);
 }

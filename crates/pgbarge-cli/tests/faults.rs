@@ -9,6 +9,18 @@ use support::{clean_command, pgbarge_bin, TestDb};
 
 const EXIT_COPY: i32 = 5;
 
+/// Creates target table `t (id int PRIMARY KEY, v text)` as `app`, fills it with `rows`
+/// (an INSERT), and slows loading into it with a row trigger, so that an interruption
+/// lands mid-COPY every time.
+fn slow_target_table(db: &TestDb, rows: &str) {
+    db.target_sql_as_app(&format!(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); {rows};
+         CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN PERFORM pg_sleep(0.0005); RETURN NEW; END $$;
+         CREATE TRIGGER slow BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION slow();"
+    ));
+}
+
 /// How to interrupt a running copy.
 enum Interrupt {
     /// `pg_terminate_backend` on the target: a dropped connection.
@@ -75,12 +87,7 @@ fn interrupt_mid_copy(
 fn killed_connection_leaves_an_existing_table_as_it_was() {
     let db = TestDb::new("kill_append");
     db.source_sql("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 20000) g;");
-    // A row trigger slows the target's COPY down so the kill lands mid-stream every time.
-    db.target_sql_as_app(
-        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (-1, 'before'), (-2, 'before');
-         CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.0005); RETURN NEW; END $$;
-         CREATE TRIGGER slow BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION slow();",
-    );
+    slow_target_table(&db, "INSERT INTO t VALUES (-1, 'before'), (-2, 'before')");
     let (code, stderr) = interrupt_mid_copy(
         &db,
         r#"COPY "public"."t" %FROM STDIN%"#,
@@ -135,11 +142,7 @@ fn killed_connection_leaves_no_half_created_table() {
 fn ctrl_c_rolls_back_the_table_being_loaded() {
     let db = TestDb::new("ctrl_c");
     db.source_sql("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 20000) g;");
-    db.target_sql_as_app(
-        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (-1, 'before');
-         CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.0005); RETURN NEW; END $$;
-         CREATE TRIGGER slow BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION slow();",
-    );
+    slow_target_table(&db, "INSERT INTO t VALUES (-1, 'before')");
     let (code, stderr) = interrupt_mid_copy(
         &db,
         r#"COPY "public"."t" %FROM STDIN%"#,

@@ -198,12 +198,17 @@ impl TestDb {
 
     /// Runs `pgbarge copy --source … --target … ARGS` without a terminal.
     pub fn copy(&self, args: &[&str]) -> Run {
+        self.copy_to(&self.target_conn(), args)
+    }
+
+    /// Like [`TestDb::copy`], to another target connection string.
+    pub fn copy_to(&self, target: &str, args: &[&str]) -> Run {
         let mut full = vec![
             "copy".to_string(),
             "--source".into(),
             self.source_conn(),
             "--target".into(),
-            self.target_conn(),
+            target.to_string(),
         ];
         full.extend(args.iter().map(|s| s.to_string()));
         pgbarge(&full)
