@@ -81,6 +81,16 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         connect(&settings.source, Side::Source),
         connect(&settings.target, Side::Target)
     )?;
+    if source.database_identity == target.database_identity {
+        // Loading a table into itself would truncate or duplicate it, and a truncate would
+        // wait forever on our own source snapshot.
+        return Err(Error::usage(format!(
+            "the source and the target are the same database (\"{}\" on the same server); \
+             give a --target that points at another database or server.",
+            source.database
+        ))
+        .into());
+    }
     let (source_tables, target_tables) = tokio::try_join!(
         catalog::list_tables(&source.client, Side::Source),
         catalog::list_tables(&target.client, Side::Target)

@@ -244,3 +244,26 @@ fn plain_connection_to_tls_only_target_says_to_use_tls() {
     assert_eq!(run.code, EXIT_CONNECT, "{}", run.stderr);
     assert!(run.stderr.contains("sslmode=require"), "{}", run.stderr);
 }
+
+#[test]
+fn same_database_as_source_and_target_is_refused() {
+    let db = TestDb::new("itself");
+    shop(&db);
+    // The same database reached two ways (socket and TCP) is still the same database.
+    let s = &support::servers().source;
+    let run = db.copy_to(
+        &format!(
+            "host=127.0.0.1 port={} user=postgres dbname={}",
+            s.port, db.name
+        ),
+        &["customers", "--mode", "truncate"],
+    );
+    assert_eq!(run.code, EXIT_USAGE, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the source and the target are the same database"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(db.source_sql("SELECT count(*) FROM customers").trim(), "1");
+}

@@ -34,10 +34,15 @@ const SESSION_SETUP: &str = "SET client_encoding = 'UTF8'; \
      SET idle_in_transaction_session_timeout = 0; \
      SELECT pg_catalog.set_config('search_path', '', false)";
 
+/// The last column identifies the database across connections made by different routes
+/// (socket or TCP, host name or address): a server's start time to the microsecond, its
+/// port and the database's OID. Readable by any role, unlike the system identifier.
 const SERVER_INFO: &str = "SELECT current_setting('server_version_num')::int4, \
      current_database(), current_user, \
      (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), \
-     pg_backend_pid()";
+     pg_backend_pid(), \
+     pg_catalog.pg_postmaster_start_time()::text || '/' || current_setting('port') || '/' || \
+     (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())::text";
 
 /// An open connection to one side, with what we learned about the server on arrival.
 pub struct Connection {
@@ -50,6 +55,8 @@ pub struct Connection {
     pub user: String,
     pub is_superuser: bool,
     pub backend_pid: i32,
+    /// Equal for two connections to the same database of the same running server.
+    pub database_identity: String,
     tls: MakeRustlsConnect,
 }
 
@@ -128,6 +135,7 @@ pub async fn connect(info: &ConnInfo, side: Side) -> Result<Connection> {
         user: row.get(2),
         is_superuser: row.get::<_, Option<bool>>(3).unwrap_or(false),
         backend_pid: row.get(4),
+        database_identity: row.get(5),
         client,
         side,
         info: info.clone(),
