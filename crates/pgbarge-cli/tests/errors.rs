@@ -267,3 +267,22 @@ fn same_database_as_source_and_target_is_refused() {
     );
     assert_eq!(db.source_sql("SELECT count(*) FROM customers").trim(), "1");
 }
+
+#[test]
+fn truncate_of_a_table_other_tables_reference_is_refused_up_front() {
+    let db = TestDb::new("truncate_fk");
+    shop(&db);
+    db.target_sql_as_app(
+        "CREATE TABLE customers (id int PRIMARY KEY, name text); INSERT INTO customers VALUES (1, 'kept');
+         CREATE TABLE invoices (id int PRIMARY KEY, customer int REFERENCES customers); INSERT INTO invoices VALUES (1, 1);",
+    );
+    let run = db.copy(&["customers", "--mode", "truncate"]);
+    assert_eq!(run.code, EXIT_PREFLIGHT, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("cannot be truncated on the target: 1 foreign key(s)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(db.target_sql("SELECT name FROM customers").trim(), "kept");
+}

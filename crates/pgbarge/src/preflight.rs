@@ -25,6 +25,7 @@ pub enum ProblemKind {
     MissingPrivilege,
     UnsupportedType,
     EnumLabels,
+    ReferencedByForeignKeys,
 }
 
 /// One problem, with what to do about it.
@@ -200,6 +201,19 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
                             Some(name),
                             format!("{name}: the target role ({target_role}) may not INSERT into this table."),
                             format!("Ask its owner to run: GRANT INSERT ON {} TO <role>;", name.sql()),
+                        ));
+                    }
+                    let referenced_by = snapshot
+                        .target
+                        .tables
+                        .get(name)
+                        .map_or(0, |d| d.others.referenced_by);
+                    if t.action == Action::Truncate && referenced_by > 0 {
+                        problems.push(problem(
+                            ProblemKind::ReferencedByForeignKeys,
+                            Some(name),
+                            format!("{name}: cannot be truncated on the target: {referenced_by} foreign key(s) of other tables point at it, and pgbarge never truncates with CASCADE."),
+                            "Copy it with --mode append, or empty the referencing tables first.".into(),
                         ));
                     }
                     if t.action == Action::Truncate && !privileges.is_superuser && !tt.can_truncate

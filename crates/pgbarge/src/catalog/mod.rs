@@ -187,6 +187,9 @@ pub struct OtherObjects {
     /// Check, unique and exclusion constraints.
     pub constraints: i64,
     pub triggers: i64,
+    /// Foreign keys of other tables that point at this one (TRUNCATE without CASCADE
+    /// refuses such a table).
+    pub referenced_by: i64,
 }
 
 /// A type that exists on a server (found by name).

@@ -115,7 +115,9 @@ SELECT c.oid,
        (SELECT count(*) FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND NOT i.indisprimary),
        (SELECT count(*) FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'f'),
        (SELECT count(*) FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype IN ('c', 'u', 'x')),
-       (SELECT count(*) FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal)
+       (SELECT count(*) FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal),
+       (SELECT count(*) FROM pg_catalog.pg_constraint k
+        WHERE k.confrelid = c.oid AND k.contype = 'f' AND k.conrelid <> c.oid)
 FROM pg_catalog.pg_class c WHERE c.oid = ANY($1)";
 
 /// Sequences owned by columns of the given tables: `serial` columns (dependency type `a`)
@@ -221,6 +223,7 @@ pub async fn describe(client: &Client, side: Side, tables: &[Table]) -> Result<D
                     foreign_keys: r.get(2),
                     constraints: r.get(3),
                     triggers: r.get(4),
+                    referenced_by: r.get(5),
                 },
             )
         })
