@@ -38,9 +38,7 @@ const SESSION_SETUP: &str = "SET client_encoding = 'UTF8'; \
 /// (socket or TCP, host name or address): a server's start time to the microsecond, its
 /// port and the database's OID. Readable by any role, unlike the system identifier.
 const SERVER_INFO: &str = "SELECT current_setting('server_version_num')::int4, \
-     current_database(), current_user, \
-     (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), \
-     pg_backend_pid(), \
+     current_database(), \
      pg_catalog.pg_postmaster_start_time()::text || '/' || current_setting('port') || '/' || \
      (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())::text";
 
@@ -52,9 +50,6 @@ pub struct Connection {
     pub info: ConnInfo,
     pub server_version_num: i32,
     pub database: String,
-    pub user: String,
-    pub is_superuser: bool,
-    pub backend_pid: i32,
     /// Equal for two connections to the same database of the same running server.
     pub database_identity: String,
     tls: MakeRustlsConnect,
@@ -75,7 +70,7 @@ impl Connection {
 }
 
 /// Connects to `info` as `side`, applies pgbarge's session settings, and reads the server's
-/// version and the role's powers.
+/// version and the database's identity.
 pub async fn connect(info: &ConnInfo, side: Side) -> Result<Connection> {
     let mut config = tokio_postgres::Config::new();
     for (host, port) in info.hosts.iter().zip(&info.ports) {
@@ -132,10 +127,7 @@ pub async fn connect(info: &ConnInfo, side: Side) -> Result<Connection> {
     Ok(Connection {
         server_version_num: row.get(0),
         database: row.get(1),
-        user: row.get(2),
-        is_superuser: row.get::<_, Option<bool>>(3).unwrap_or(false),
-        backend_pid: row.get(4),
-        database_identity: row.get(5),
+        database_identity: row.get(2),
         client,
         side,
         info: info.clone(),
