@@ -50,6 +50,7 @@ pub fn pick_tables(tables: &[Table]) -> Result<Vec<Table>> {
         options,
     )
     .with_page_size(15)
+    .with_scorer(&substring)
     .with_validator(|picked: &[inquire::list_option::ListOption<&String>]| {
         Ok(if picked.is_empty() {
             inquire::validator::Validation::Invalid("pick at least one table (space)".into())
@@ -63,6 +64,15 @@ pub fn pick_tables(tables: &[Table]) -> Result<Vec<Table>> {
         .into_iter()
         .map(|o| tables[o.index].clone())
         .collect())
+}
+
+/// Keeps options whose text contains the typed filter (any case), in their listed order.
+/// inquire's default is fuzzy matching, which for table names surprises: "ord" would
+/// also list "products".
+fn substring(filter: &str, _option: &String, text: &str, _index: usize) -> Option<i64> {
+    text.to_lowercase()
+        .contains(&filter.to_lowercase())
+        .then_some(0)
 }
 
 /// Asks what to do with a target table that holds rows; `None` means skip the table.

@@ -43,7 +43,7 @@ impl Progress {
         let overall = multi.add(ProgressBar::new(total.max(1)));
         overall.set_style(
             ProgressStyle::with_template(
-                "{prefix:>12} [{bar:30}] {bytes}/~{total_bytes} {bytes_per_sec} ETA {eta}",
+                "{prefix:>12} [{bar:30}] {decimal_bytes}/~{decimal_total_bytes} {decimal_bytes_per_sec} ETA {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
@@ -80,7 +80,7 @@ impl Progress {
                         );
                         bar.set_style(
                             ProgressStyle::with_template(
-                                "{spinner} {prefix:40!} {bytes:>10} {bytes_per_sec:>12}",
+                                "{spinner} {prefix:40!} {decimal_bytes:>10} {decimal_bytes_per_sec:>12}",
                             )
                             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                         );
