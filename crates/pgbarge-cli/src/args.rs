@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Move PostgreSQL tables from one server to another: exact, atomic per table, streamed with COPY.",
     after_help = "Exit codes: 0 ok, 1 other error, 2 usage, 3 preflight found problems (nothing written), \
-                  4 connection failed, 5 copy failed (the failing table rolled back), 130 interrupted."
+                  4 connection failed, 5 copy failed (the failing table rolled back), \
+                  6 verification found differences, 130 interrupted."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -25,6 +26,9 @@ pub enum Command {
     /// definition (columns, types, simple defaults, primary key). With no TABLE and a
     /// terminal, pgbarge lets you pick tables interactively.
     Copy(CopyArgs),
+    /// Compare tables on both servers: row counts and content checksums computed by the
+    /// servers (no rows are pulled), independent of row order. Exit code 6 if any differ.
+    Verify(VerifyArgs),
     /// List the source's tables with estimated rows and sizes.
     Tables(TablesArgs),
 }
@@ -79,6 +83,9 @@ pub struct CopyArgs {
     /// Only tables pgbarge creates are split.
     #[arg(long, value_name = "SIZE", default_value = "64MB")]
     pub split_above: String,
+    /// After the copy, compare every copied table on both servers (see `pgbarge verify`).
+    #[arg(long)]
+    pub verify: bool,
     /// Connect, plan and run preflight, print the plan, write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -94,6 +101,18 @@ pub struct CopyArgs {
     /// Show the SQL the plan will run (schemas, types, CREATE TABLE, keys).
     #[arg(long, short = 'v')]
     pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub endpoints: Endpoints,
+    /// Tables to compare (same patterns as `copy`); all of the source's tables if omitted.
+    #[arg(value_name = "TABLE")]
+    pub tables: Vec<String>,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -25,6 +25,7 @@ fn exit_code(kind: Kind) -> u8 {
         Kind::Copy => 5,
         Kind::Interrupted => 130,
         Kind::Catalog => 1,
+        Kind::Verify => 6,
     }
 }
 
@@ -57,6 +58,14 @@ fn main() -> ExitCode {
                 };
                 (json, outcome)
             }
+            Command::Verify(args) => {
+                let json = args.json;
+                let outcome = match settings::VerifySettings::from_args(args) {
+                    Ok(s) => run::verify(s).await,
+                    Err(e) => Err(e.into()),
+                };
+                (json, outcome)
+            }
             Command::Tables(args) => {
                 let json = args.json;
                 let outcome = match settings::TablesSettings::from_args(args) {
@@ -73,7 +82,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { error, problems }) => {
             eprintln!("{}", render::error(&error));
-            if json {
+            // A verification that found differences has printed its report already.
+            if json && error.kind() != Kind::Verify {
                 println!("{}", render::error_json(&error, &problems));
             }
             ExitCode::from(exit_code(error.kind()))

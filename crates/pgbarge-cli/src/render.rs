@@ -163,6 +163,47 @@ pub fn report(report: &RunReport) -> String {
     format!("{t}\n{}\n", report.summary())
 }
 
+/// Verification verdicts: a row per table and a summary line.
+pub fn verify(report: &pgbarge::verify::VerifyReport) -> String {
+    use pgbarge::verify::Status;
+    let mut t = new_table(&[
+        "Table",
+        "Source rows",
+        "Target rows",
+        "Result",
+        "Differing keys (sample)",
+    ]);
+    for v in &report.tables {
+        t.add_row(vec![
+            v.table.to_string(),
+            thousands(v.source_rows.max(0) as u64),
+            v.target_rows
+                .map(|r| thousands(r.max(0) as u64))
+                .unwrap_or_else(|| "-".into()),
+            match v.status {
+                Status::Equal => "equal",
+                Status::Different => "DIFFERENT",
+                Status::MissingOnTarget => "MISSING on target",
+            }
+            .to_string(),
+            v.differing_keys.join(" "),
+        ]);
+    }
+    right(&mut t, &[1, 2]);
+    let equal = report
+        .tables
+        .iter()
+        .filter(|v| v.status == Status::Equal)
+        .count();
+    format!(
+        "{t}\nverified {} table{}: {equal} equal, {} not, in {:.1} s\n",
+        report.tables.len(),
+        if report.tables.len() == 1 { "" } else { "s" },
+        report.tables.len() - equal,
+        report.seconds
+    )
+}
+
 /// All preflight problems, one paragraph each.
 pub fn problems(problems: &[Problem]) -> String {
     let mut out = format!(

@@ -12,7 +12,7 @@ use pgbarge::{Error, Kind, Result, Side};
 use crate::interact;
 use crate::progress::Progress;
 use crate::render;
-use crate::settings::{CopySettings, TablesSettings};
+use crate::settings::{CopySettings, TablesSettings, VerifySettings};
 
 /// What a failed command leaves for `main`: the error and, for preflight, every problem.
 pub struct Failure {
@@ -44,6 +44,104 @@ fn warn_all(c: &pgbarge::conninfo::ConnInfo) {
     }
 }
 
+/// Connects to both sides, refusing one database given as both.
+async fn connect_both(
+    source: &pgbarge::conninfo::ConnInfo,
+    target: &pgbarge::conninfo::ConnInfo,
+) -> Result<(Connection, Connection)> {
+    warn_all(source);
+    warn_all(target);
+    let (source, target) =
+        tokio::try_join!(connect(source, Side::Source), connect(target, Side::Target))?;
+    if source.database_identity == target.database_identity {
+        // Loading a table into itself would truncate or duplicate it, and a truncate would
+        // wait forever on our own source snapshot.
+        return Err(Error::usage(format!(
+            "the source and the target are the same database (\"{}\" on the same server); \
+             give a --target that points at another database or server.",
+            source.database
+        )));
+    }
+    Ok((source, target))
+}
+
+/// Compares `names` on both servers, describing them afresh (the target may have just
+/// been written).
+async fn verify_tables(
+    source: &Connection,
+    target: &Connection,
+    names: &[TableName],
+) -> Result<pgbarge::verify::VerifyReport> {
+    let (source_tables, target_tables) = tokio::try_join!(
+        catalog::list_tables(&source.client, Side::Source),
+        catalog::list_tables(&target.client, Side::Target)
+    )?;
+    let pick = |list: &[catalog::Table]| -> Vec<catalog::Table> {
+        list.iter()
+            .filter(|t| names.contains(&t.name))
+            .cloned()
+            .collect()
+    };
+    let (source_chosen, target_chosen) = (pick(&source_tables), pick(&target_tables));
+    let (source_described, target_described) = tokio::try_join!(
+        catalog::describe(&source.client, Side::Source, &source_chosen),
+        catalog::describe(&target.client, Side::Target, &target_chosen)
+    )?;
+    pgbarge::verify::verify(
+        &source.client,
+        &target.client,
+        names,
+        &source_described,
+        &target_described,
+    )
+    .await
+}
+
+/// The error for a verification that found differences (the verdicts are printed).
+fn differences(report: &pgbarge::verify::VerifyReport) -> Result<()> {
+    if report.all_equal() {
+        Ok(())
+    } else {
+        Err(Error::new(
+            Kind::Verify,
+            "verification found differences between source and target (see the report).",
+        ))
+    }
+}
+
+/// `pgbarge verify`
+pub async fn verify(settings: VerifySettings) -> Result<(), Failure> {
+    let (source, target) = connect_both(&settings.source, &settings.target).await?;
+    let source_tables = catalog::list_tables(&source.client, Side::Source).await?;
+    let names: Vec<TableName> = if settings.patterns.is_empty() {
+        source_tables.iter().map(|t| t.name.clone()).collect()
+    } else {
+        let selection = select::select(&settings.patterns, &source_tables);
+        if let Some(u) = selection.unmatched.first() {
+            let hint = match u.suggestions.first() {
+                Some(s) => format!(" Did you mean {s}?"),
+                None => String::new(),
+            };
+            return Err(Error::usage(format!(
+                "no table on the source matches \"{}\".{hint}",
+                u.pattern
+            ))
+            .into());
+        }
+        selection.tables.iter().map(|t| t.name.clone()).collect()
+    };
+    let report = verify_tables(&source, &target, &names).await?;
+    if settings.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render::verify(&report));
+    }
+    Ok(differences(&report)?)
+}
+
 /// `pgbarge tables`
 pub async fn tables(settings: TablesSettings) -> Result<(), Failure> {
     warn_all(&settings.source);
@@ -65,8 +163,6 @@ pub async fn tables(settings: TablesSettings) -> Result<(), Failure> {
 
 /// `pgbarge copy`
 pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
-    warn_all(&settings.source);
-    warn_all(&settings.target);
     // Fail at once, before connecting, when there is nothing to copy and nobody to ask.
     if settings.patterns.is_empty() && !settings.interactive {
         return Err(Error::usage(
@@ -77,20 +173,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         .into());
     }
 
-    let (source, target) = tokio::try_join!(
-        connect(&settings.source, Side::Source),
-        connect(&settings.target, Side::Target)
-    )?;
-    if source.database_identity == target.database_identity {
-        // Loading a table into itself would truncate or duplicate it, and a truncate would
-        // wait forever on our own source snapshot.
-        return Err(Error::usage(format!(
-            "the source and the target are the same database (\"{}\" on the same server); \
-             give a --target that points at another database or server.",
-            source.database
-        ))
-        .into());
-    }
+    let (source, target) = connect_both(&settings.source, &settings.target).await?;
     let (source_tables, target_tables) = tokio::try_join!(
         catalog::list_tables(&source.client, Side::Source),
         catalog::list_tables(&target.client, Side::Target)
@@ -200,13 +283,27 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     let result = copy::run(&plan, &source, &target, ctrl_c, &on_event).await;
     progress.finish();
     let report = result.map_err(copy_failure)?;
+    let verified = if settings.verify {
+        let names: Vec<TableName> = plan.tables.iter().map(|t| t.target.clone()).collect();
+        Some(verify_tables(&source, &target, &names).await?)
+    } else {
+        None
+    };
     if settings.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        // One document: the copy report, with the verdicts under "verify" when asked for.
+        let mut doc = serde_json::to_value(&report).unwrap_or_default();
+        if let Some(v) = &verified {
+            doc["verify"] = serde_json::to_value(v).unwrap_or_default();
+        }
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
         print!("{}", render::report(&report));
+        if let Some(v) = &verified {
+            print!("{}", render::verify(v));
+        }
+    }
+    if let Some(v) = &verified {
+        differences(v)?;
     }
     Ok(())
 }

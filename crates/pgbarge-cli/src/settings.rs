@@ -8,7 +8,7 @@ use pgbarge::plan::LoadMode;
 use pgbarge::select::Pattern;
 use pgbarge::{Error, Result};
 
-use crate::args::{CopyArgs, ModeArg, TablesArgs};
+use crate::args::{CopyArgs, ModeArg, TablesArgs, VerifyArgs};
 
 /// Validated settings for `pgbarge copy`.
 #[derive(Debug)]
@@ -19,6 +19,7 @@ pub struct CopySettings {
     pub mode: Option<LoadMode>,
     pub jobs: Option<usize>,
     pub split_above: Option<u64>,
+    pub verify: bool,
     pub dry_run: bool,
     pub yes: bool,
     pub json: bool,
@@ -69,12 +70,48 @@ impl CopySettings {
             }),
             jobs: args.jobs.map(usize::from),
             split_above: Some(parse_size(&args.split_above)?),
+            verify: args.verify,
             dry_run: args.dry_run,
             yes: args.yes,
             json: args.json,
             quiet: args.quiet,
             verbose: args.verbose,
             interactive,
+        })
+    }
+}
+
+/// Validated settings for `pgbarge verify`.
+#[derive(Debug)]
+pub struct VerifySettings {
+    pub source: ConnInfo,
+    pub target: ConnInfo,
+    pub patterns: Vec<Pattern>,
+    pub json: bool,
+}
+
+impl VerifySettings {
+    pub fn from_args(args: VerifyArgs) -> Result<Self> {
+        let env = Environment::from_process();
+        Ok(VerifySettings {
+            source: conninfo(
+                args.endpoints.source.source.as_deref(),
+                "--source",
+                "PGBARGE_SOURCE",
+                &env,
+            )?,
+            target: conninfo(
+                args.endpoints.target.as_deref(),
+                "--target",
+                "PGBARGE_TARGET",
+                &env,
+            )?,
+            patterns: args
+                .tables
+                .iter()
+                .map(|t| Pattern::parse(t))
+                .collect::<Result<Vec<_>>>()?,
+            json: args.json,
         })
     }
 }

@@ -41,6 +41,8 @@ pub enum Kind {
     Interrupted,
     /// A server answered a catalog query unexpectedly.
     Catalog,
+    /// Verification found tables that differ between source and target.
+    Verify,
 }
 
 /// A pgbarge error: kind, side, transience and a user-facing message.

@@ -20,5 +20,6 @@ pub mod preflight;
 pub mod quote;
 pub mod report;
 pub mod select;
+pub mod verify;
 
 pub use error::{Error, Kind, Result, Side};

@@ -1,0 +1,86 @@
+//! `pgbarge verify` and `copy --verify`: checksums computed on the servers tell equal
+//! tables from different ones, and name the keys that differ.
+
+mod support;
+
+use support::{pgbarge, TestDb};
+
+const EXIT_VERIFY: i32 = 6;
+
+fn verify(db: &TestDb, args: &[&str]) -> support::Run {
+    let mut full = vec![
+        "verify".to_string(),
+        "--source".into(),
+        db.source_conn(),
+        "--target".into(),
+        db.target_conn(),
+    ];
+    full.extend(args.iter().map(|s| s.to_string()));
+    pgbarge(&full)
+}
+
+#[test]
+fn copy_then_verify_then_one_changed_value_is_found() {
+    let db = TestDb::new("verify");
+    db.source_sql(
+        "CREATE TABLE big (id bigint PRIMARY KEY, n int, t text, f float8, j jsonb);
+         INSERT INTO big SELECT g, g % 97, md5(g::text), g / 3.0, jsonb_build_object('g', g)
+           FROM generate_series(1, 300000) g;
+         CREATE TABLE nokey (v text); INSERT INTO nokey VALUES ('a'), ('b'), (NULL);",
+    );
+    let run = db.copy(&["big", "nokey", "--verify", "--quiet"]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("verified 2 tables: 2 equal, 0 not"),
+        "{}",
+        run.stdout
+    );
+
+    // Row order does not matter: rewrite the target table in another physical order.
+    db.target_sql("CLUSTER big USING big_pkey; UPDATE big SET n = n WHERE id % 2 = 0;");
+    let run = verify(&db, &["big"]);
+    run.assert_ok();
+
+    // One changed value in 300,000 rows, one extra row on a keyless table.
+    db.target_sql("UPDATE big SET t = t || 'x' WHERE id = 123456; INSERT INTO nokey VALUES ('c');");
+    let run = verify(&db, &["--json"]);
+    assert_eq!(run.code, EXIT_VERIFY, "{}\n{}", run.stdout, run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let big = report["tables"]
+        .as_array()
+        .and_then(|t| t.iter().find(|v| v["table"]["name"] == "big"))
+        .expect("big reported");
+    assert_eq!(big["status"], "different");
+    assert_eq!(big["source_rows"], 300_000);
+    assert_eq!(big["target_rows"], 300_000);
+    assert_eq!(big["differing_keys"], serde_json::json!(["(123456)"]));
+    let nokey = report["tables"]
+        .as_array()
+        .and_then(|t| t.iter().find(|v| v["table"]["name"] == "nokey"))
+        .expect("nokey reported");
+    assert_eq!(nokey["status"], "different");
+    assert_eq!(nokey["target_rows"], 4);
+    assert!(
+        run.stderr.contains("verification found differences"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_table_missing_on_the_target_is_reported() {
+    let db = TestDb::new("verify_missing");
+    db.source_sql(
+        "CREATE TABLE only_here (id int PRIMARY KEY); INSERT INTO only_here VALUES (1), (2);",
+    );
+    let run = verify(&db, &["only_here"]);
+    assert_eq!(run.code, EXIT_VERIFY, "{}", run.stderr);
+    assert!(run.stdout.contains("MISSING on target"), "{}", run.stdout);
+    let run = verify(&db, &["only_hre"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Did you mean public.only_here?"),
+        "{}",
+        run.stderr
+    );
+}
