@@ -71,6 +71,12 @@ pub struct CopyArgs {
     /// sales.order_*). Omit to pick interactively.
     #[arg(value_name = "TABLE")]
     pub tables: Vec<String>,
+    /// Copy every table of the source (partitions through their partitioned parent).
+    #[arg(long, conflicts_with = "tables")]
+    pub all: bool,
+    /// Leave out tables matching PATTERN (same forms as TABLE); may be repeated.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
     /// What to do with a target table that already holds rows. Without it such a table is
     /// refused (or, in a terminal, you are asked).
     #[arg(long, value_enum, value_name = "MODE")]

@@ -164,11 +164,11 @@ pub async fn tables(settings: TablesSettings) -> Result<(), Failure> {
 /// `pgbarge copy`
 pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     // Fail at once, before connecting, when there is nothing to copy and nobody to ask.
-    if settings.patterns.is_empty() && !settings.interactive {
+    if settings.patterns.is_empty() && !settings.all && !settings.interactive {
         return Err(Error::usage(
             "no tables named, and no terminal to pick them in. Name the tables to copy, e.g. \
-             `pgbarge copy --source … --target … public.orders 'sales.*'`, or run in a terminal \
-             to pick them interactively.",
+             `pgbarge copy --source … --target … public.orders 'sales.*'`, use --all for every \
+             table, or run in a terminal to pick them interactively.",
         )
         .into());
     }
@@ -179,14 +179,28 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         catalog::list_tables(&target.client, Side::Target)
     )?;
 
-    let selection = if settings.patterns.is_empty() {
+    let mut selection = if settings.all {
         Selection {
-            tables: interact::pick_tables(&source_tables)?,
+            tables: select::all(&source_tables),
+            unmatched: Vec::new(),
+        }
+    } else if settings.patterns.is_empty() {
+        Selection {
+            tables: interact::pick_tables(&select::exclude(
+                source_tables.clone(),
+                &settings.exclude,
+            ))?,
             unmatched: Vec::new(),
         }
     } else {
         select::select(&settings.patterns, &source_tables)
     };
+    selection.tables = select::exclude(selection.tables, &settings.exclude);
+    if selection.tables.is_empty() && selection.unmatched.is_empty() {
+        return Err(
+            Error::usage("no tables left to copy after --exclude; nothing was written.").into(),
+        );
+    }
     let snapshot = Snapshot::read(
         &source.client,
         &target.client,

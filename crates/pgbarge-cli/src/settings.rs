@@ -16,6 +16,9 @@ pub struct CopySettings {
     pub source: ConnInfo,
     pub target: ConnInfo,
     pub patterns: Vec<Pattern>,
+    /// `--all`: every source table.
+    pub all: bool,
+    pub exclude: Vec<Pattern>,
     pub mode: Option<LoadMode>,
     pub jobs: Option<usize>,
     pub split_above: Option<u64>,
@@ -60,10 +63,17 @@ impl CopySettings {
             .map(|t| Pattern::parse(t))
             .collect::<Result<Vec<_>>>()?;
         let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        let exclude = args
+            .exclude
+            .iter()
+            .map(|t| Pattern::parse(t))
+            .collect::<Result<Vec<_>>>()?;
         Ok(CopySettings {
             source,
             target,
             patterns,
+            all: args.all,
+            exclude,
             mode: args.mode.map(|m| match m {
                 ModeArg::Append => LoadMode::Append,
                 ModeArg::Truncate => LoadMode::Truncate,

@@ -207,3 +207,36 @@ fn serial_and_identity_columns_keep_numbering() {
         "501"
     );
 }
+
+#[test]
+fn all_tables_with_exclusions() {
+    let db = TestDb::new("all");
+    db.source_sql(
+        "CREATE SCHEMA a; CREATE SCHEMA b;
+         CREATE TABLE a.t1 (id int PRIMARY KEY); INSERT INTO a.t1 VALUES (1);
+         CREATE TABLE a.t2 (id int PRIMARY KEY); INSERT INTO a.t2 VALUES (2);
+         CREATE TABLE b.t3 (id int PRIMARY KEY); INSERT INTO b.t3 VALUES (3);
+         CREATE TABLE a.log (at date, v text) PARTITION BY RANGE (at);
+         CREATE TABLE a.log_2024 PARTITION OF a.log FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+         CREATE TABLE a.log_2025 PARTITION OF a.log FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+         INSERT INTO a.log VALUES ('2024-05-01', 'x'), ('2025-05-01', 'y');",
+    );
+    let run = db.copy(&["--all", "--exclude", "b.*", "--exclude", "a.t2"]);
+    run.assert_ok();
+    // The partitioned table carries its partitions' rows; partitions are not copied again.
+    assert!(
+        run.stdout.contains("2 tables, 3 rows moved"),
+        "{}",
+        run.stdout
+    );
+    db.assert_same("a.t1");
+    db.assert_same("a.log");
+    for (schema, name) in [("a", "t2"), ("b", "t3"), ("a", "log_2024")] {
+        assert!(
+            !db.target_has_table(schema, name),
+            "{schema}.{name} was excluded"
+        );
+    }
+    // --all and table names do not mix.
+    assert_eq!(db.copy(&["--all", "a.t1"]).code, 2);
+}

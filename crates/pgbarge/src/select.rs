@@ -205,6 +205,20 @@ pub fn select(patterns: &[Pattern], tables: &[Table]) -> Selection {
     }
 }
 
+/// Every table worth copying for "the whole database": all of them except partitions,
+/// whose rows their partitioned parent already carries.
+pub fn all(tables: &[Table]) -> Vec<Table> {
+    tables.iter().filter(|t| !t.is_partition).cloned().collect()
+}
+
+/// `tables` without those any of `excluded` matches.
+pub fn exclude(tables: Vec<Table>, excluded: &[Pattern]) -> Vec<Table> {
+    tables
+        .into_iter()
+        .filter(|t| !excluded.iter().any(|p| p.matches(&t.name, true)))
+        .collect()
+}
+
 /// Up to three table names close to `text`: the name parts are compared, and a different
 /// schema from the one typed costs a little.
 pub fn suggest(text: &str, tables: &[Table]) -> Vec<TableName> {
