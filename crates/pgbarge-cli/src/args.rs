@@ -77,6 +77,13 @@ pub struct CopyArgs {
     /// Leave out tables matching PATTERN (same forms as TABLE); may be repeated.
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
+    /// Create missing tables (types, sequences, keys) but move no rows; existing tables
+    /// are left alone.
+    #[arg(long, conflicts_with = "data_only")]
+    pub schema_only: bool,
+    /// Move rows only: every table must already exist on the target.
+    #[arg(long)]
+    pub data_only: bool,
     /// What to do with a target table that already holds rows. Without it such a table is
     /// refused (or, in a terminal, you are asked).
     #[arg(long, value_enum, value_name = "MODE")]
@@ -90,7 +97,7 @@ pub struct CopyArgs {
     #[arg(long, value_name = "SIZE", default_value = "64MB")]
     pub split_above: String,
     /// After the copy, compare every copied table on both servers (see `pgbarge verify`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "schema_only")]
     pub verify: bool,
     /// Connect, plan and run preflight, print the plan, write nothing.
     #[arg(long)]

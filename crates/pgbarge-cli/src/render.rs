@@ -3,7 +3,7 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, Table};
 use pgbarge::catalog::Table as CatalogTable;
-use pgbarge::plan::{Action, CopyFormat, Plan};
+use pgbarge::plan::{Action, Content, CopyFormat, Plan};
 use pgbarge::preflight::Problem;
 use pgbarge::report::{human_bytes, thousands, RunReport};
 use pgbarge::{Error, Kind};
@@ -23,8 +23,10 @@ fn right(t: &mut Table, columns: &[usize]) {
     }
 }
 
-pub fn action(a: Action) -> &'static str {
+pub fn action(a: Action, content: Content) -> &'static str {
     match a {
+        Action::Create if content == Content::SchemaOnly => "create (no rows)",
+        Action::Keep => "exists: kept",
         Action::Create => "create + load",
         Action::Load => "load (empty)",
         Action::Append => "append",
@@ -76,7 +78,7 @@ pub fn plan(plan: &Plan, verbose: bool) -> String {
     for table in &plan.tables {
         t.add_row(vec![
             table.target.to_string(),
-            action(table.action).to_string(),
+            action(table.action, plan.content).to_string(),
             format(table.format).to_string(),
             table.parts.len().max(1).to_string(),
             rows_estimate(table.estimated_rows),
@@ -152,7 +154,7 @@ pub fn report(report: &RunReport) -> String {
     for r in &report.tables {
         t.add_row(vec![
             r.table.to_string(),
-            action(r.action).to_string(),
+            action(r.action, report.content).to_string(),
             thousands(r.rows),
             human_bytes(r.bytes),
             format!("{:.2}", r.seconds),

@@ -212,6 +212,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     let mut chosen: Vec<TableName> = selection.tables.iter().map(|t| t.name.clone()).collect();
     let mut options = PlanOptions {
         mode: settings.mode,
+        content: settings.content,
         jobs: settings.jobs,
         split_above: settings.split_above,
         ..PlanOptions::default()

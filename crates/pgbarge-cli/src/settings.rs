@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use pgbarge::conninfo::{ConnInfo, Environment};
-use pgbarge::plan::LoadMode;
+use pgbarge::plan::{Content, LoadMode};
 use pgbarge::select::Pattern;
 use pgbarge::{Error, Result};
 
@@ -20,6 +20,7 @@ pub struct CopySettings {
     pub all: bool,
     pub exclude: Vec<Pattern>,
     pub mode: Option<LoadMode>,
+    pub content: Content,
     pub jobs: Option<usize>,
     pub split_above: Option<u64>,
     pub verify: bool,
@@ -78,6 +79,13 @@ impl CopySettings {
                 ModeArg::Append => LoadMode::Append,
                 ModeArg::Truncate => LoadMode::Truncate,
             }),
+            content: if args.schema_only {
+                Content::SchemaOnly
+            } else if args.data_only {
+                Content::DataOnly
+            } else {
+                Content::SchemaAndData
+            },
             jobs: args.jobs.map(usize::from),
             split_above: Some(parse_size(&args.split_above)?),
             verify: args.verify,

@@ -240,3 +240,41 @@ fn all_tables_with_exclusions() {
     // --all and table names do not mix.
     assert_eq!(db.copy(&["--all", "a.t1"]).code, 2);
 }
+
+#[test]
+fn schema_only_and_data_only() {
+    let db = TestDb::new("content");
+    db.source_sql(
+        "CREATE TYPE colour AS ENUM ('red', 'blue');
+         CREATE TABLE items (id serial PRIMARY KEY, c colour NOT NULL DEFAULT 'red', note text);
+         INSERT INTO items (c, note) VALUES ('blue', 'x'), ('red', 'y');
+         CREATE TABLE kept (id int PRIMARY KEY); INSERT INTO kept VALUES (1);",
+    );
+    db.target_sql_as_app(
+        "CREATE TABLE kept (id int PRIMARY KEY, extra text); INSERT INTO kept VALUES (9, 'mine');",
+    );
+
+    // Definitions only: the missing table (with its type, sequence and key) appears empty;
+    // the existing one is left exactly as it was.
+    let run = db.copy(&["items", "kept", "--schema-only"]);
+    run.assert_ok();
+    assert!(run.stdout.contains("create (no rows)"), "{}", run.stdout);
+    assert_eq!(db.target_sql("SELECT count(*) FROM items").trim(), "0");
+    assert_eq!(
+        db.target_sql("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'items'::regclass AND contype = 'p'").trim(),
+        "PRIMARY KEY (id)"
+    );
+    assert_eq!(
+        db.target_sql("SELECT string_agg(id || extra, ',') FROM kept")
+            .trim(),
+        "9mine"
+    );
+
+    // Rows only: into the tables that now exist; a table missing on the target is refused.
+    db.source_sql("CREATE TABLE not_there (id int);");
+    let run = db.copy(&["items", "not_there", "--data-only"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("public.not_there: does not exist on the target, and --data-only does not create tables"), "{}", run.stderr);
+    db.copy(&["items", "--data-only", "--verify"]).assert_ok();
+    db.assert_same("items");
+}

@@ -23,9 +23,23 @@ pub enum LoadMode {
     Truncate,
 }
 
+/// What moves: table definitions, rows, or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Content {
+    /// Create missing tables, then load rows.
+    #[default]
+    SchemaAndData,
+    /// Create missing tables, move no rows; existing tables are left alone.
+    SchemaOnly,
+    /// Load rows into tables that must already exist on the target.
+    DataOnly,
+}
+
 /// The user's choices that shape the plan.
 #[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
+    pub content: Content,
     /// Mode for every non-empty target table.
     pub mode: Option<LoadMode>,
     /// Per-table answers (from the interactive prompt), overriding `mode`.
@@ -61,6 +75,8 @@ pub enum Action {
     Truncate,
     /// The table holds rows and no mode was chosen: preflight refuses it.
     NeedsMode,
+    /// `--schema-only` and the table exists: nothing to do.
+    Keep,
 }
 
 /// The COPY format for a table.
@@ -286,6 +302,7 @@ pub struct Endpoint {
 pub struct Plan {
     pub source: Endpoint,
     pub target: Endpoint,
+    pub content: Content,
     /// How many source+target connection pairs work at once.
     pub jobs: usize,
     /// Schemas and types the tables need, created in one transaction before any table.
@@ -336,6 +353,9 @@ impl Plan {
             .map(|src| {
                 let mut plan = match snapshot.target.tables.get(&src.table.name) {
                     None => plan_create(src),
+                    Some(_) if options.content == Content::SchemaOnly => {
+                        base_plan(src, Action::Keep)
+                    }
                     Some(tgt) => plan_existing(src, tgt, snapshot, options),
                 };
                 if plan.action == Action::Create
@@ -359,6 +379,7 @@ impl Plan {
         let split_above = options.split_above.unwrap_or(DEFAULT_SPLIT_ABOVE);
         for (table, src) in tables
             .iter_mut()
+            .filter(|_| options.content != Content::SchemaOnly)
             .filter_map(|t| snapshot.source.tables.get(&t.source).map(|s| (t, s)))
         {
             split(table, src, jobs, split_above, source.server_version);
@@ -372,6 +393,7 @@ impl Plan {
         Plan {
             source,
             target,
+            content: options.content,
             jobs,
             prepare,
             types,

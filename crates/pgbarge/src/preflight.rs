@@ -9,7 +9,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::catalog::{Snapshot, TableName, TypeDefinition};
-use crate::plan::{Action, ColumnRoute, Plan};
+use crate::plan::{Action, ColumnRoute, Content, Plan};
 use crate::select::Unmatched;
 
 /// What kind of problem; lets callers (the interactive prompt, tests) react to some kinds.
@@ -157,6 +157,13 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
             }
         }
         match t.action {
+            Action::Keep => {}
+            Action::Create if plan.content == Content::DataOnly => problems.push(problem(
+                ProblemKind::MissingTable,
+                Some(name),
+                format!("{name}: does not exist on the target, and --data-only does not create tables."),
+                "Create it on the target first, or run without --data-only to have pgbarge create it.".into(),
+            )),
             Action::Create => {
                 if !may_create_in(&name.schema) {
                     let (what, fix) = if privileges.create_in_schema.contains_key(&name.schema) {

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::catalog::TableName;
-use crate::plan::{Action, CopyFormat, Endpoint};
+use crate::plan::{Action, Content, CopyFormat, Endpoint};
 
 /// One table's outcome.
 #[derive(Debug, Clone, Serialize)]
@@ -30,6 +30,7 @@ impl TableReport {
 /// The outcome of a whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
+    pub content: Content,
     pub source: Endpoint,
     pub target: Endpoint,
     pub tables: Vec<TableReport>,

@@ -24,7 +24,7 @@ use tokio_postgres::Client;
 use crate::catalog::TableName;
 use crate::connect::{connect, Connection};
 use crate::error::{Error, Kind, Result, Side};
-use crate::plan::{Plan, TablePlan};
+use crate::plan::{Action, Content, Plan, TablePlan};
 use crate::quote::{ident, literal};
 use crate::report::{RunReport, TableReport};
 
@@ -165,6 +165,7 @@ pub async fn run(
         .flatten()
         .collect();
     Ok(RunReport {
+        content: plan.content,
         source: plan.source.clone(),
         target: plan.target.clone(),
         tables,
@@ -176,6 +177,9 @@ pub async fn run(
 fn work_units(plan: &Plan) -> Vec<Unit> {
     let mut units: Vec<(i64, Unit)> = Vec::new();
     for (i, t) in plan.tables.iter().enumerate() {
+        if t.action == Action::Keep {
+            continue;
+        }
         if t.parts.is_empty() {
             units.push((t.estimated_bytes, Unit::Table(i)));
         } else {
@@ -307,6 +311,19 @@ async fn load_table(shared: &Shared<'_>, i: usize, source: &Client, target: &Cli
     let table = &shared.plan.tables[i];
     shared.start(i);
     let doing = doing(table);
+    if shared.plan.content == Content::SchemaOnly {
+        // The definition only: table, key, no rows (and sequences left at their start).
+        let mut sql = vec![BEGIN.to_string()];
+        sql.extend(table.setup_sql(&table.target));
+        sql.extend(table.finish_sql(&table.target));
+        sql.push(COMMIT.to_string());
+        target
+            .batch_execute(&sql.join(";\n"))
+            .await
+            .map_err(target_error(&doing))?;
+        shared.finish(i);
+        return Ok(());
+    }
     let mut setup = vec![BEGIN.to_string()];
     setup.extend(table.setup_sql(&table.target));
     let mut finish = table.finish_sql(&table.target);
