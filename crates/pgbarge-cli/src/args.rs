@@ -146,4 +146,9 @@ pub enum ModeArg {
     Append,
     /// Empty the target table (TRUNCATE, never CASCADE) in the same transaction, then load.
     Truncate,
+    /// Drop the target table and recreate it from the source's definition, then load; one
+    /// transaction.
+    Replace,
+    /// Insert new rows and update changed ones, matched by the target's primary key.
+    Upsert,
 }

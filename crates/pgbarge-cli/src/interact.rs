@@ -79,16 +79,20 @@ fn substring(filter: &str, _option: &String, text: &str, _index: usize) -> Optio
 pub fn ask_mode(table: &TableName) -> Result<Option<LoadMode>> {
     const APPEND: &str = "append: add the source's rows to those already there";
     const TRUNCATE: &str = "truncate: empty the target table first (same transaction)";
+    const UPSERT: &str = "upsert: insert new rows, update changed ones (by primary key)";
+    const REPLACE: &str = "replace: drop the target table, recreate it from the source";
     const SKIP: &str = "skip this table";
     let answer = Select::new(
         &format!("{table} on the target already holds rows. What should pgbarge do?"),
-        vec![APPEND, TRUNCATE, SKIP],
+        vec![APPEND, TRUNCATE, UPSERT, REPLACE, SKIP],
     )
     .prompt()
     .map_err(cancelled)?;
     Ok(match answer {
         APPEND => Some(LoadMode::Append),
         TRUNCATE => Some(LoadMode::Truncate),
+        UPSERT => Some(LoadMode::Upsert),
+        REPLACE => Some(LoadMode::Replace),
         _ => None,
     })
 }

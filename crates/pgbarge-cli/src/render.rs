@@ -27,6 +27,8 @@ pub fn action(a: Action, content: Content) -> &'static str {
     match a {
         Action::Create if content == Content::SchemaOnly => "create (no rows)",
         Action::Keep => "exists: kept",
+        Action::Replace => "drop + create + load",
+        Action::Upsert => "upsert by key",
         Action::Create => "create + load",
         Action::Load => "load (empty)",
         Action::Append => "append",
@@ -115,7 +117,10 @@ pub fn plan(plan: &Plan, verbose: bool) -> String {
                     for s in table.setup_sql(&table.target) {
                         out.push_str(&format!("{s};\n"));
                     }
-                    out.push_str(&format!("{};\n", table.copy_in_sql(&table.target)));
+                    out.push_str(&format!(
+                        "{};\n",
+                        table.copy_in_sql(&table.load_into(&table.target))
+                    ));
                     for s in table.finish_sql(&table.target) {
                         out.push_str(&format!("{s};\n"));
                     }

@@ -78,6 +78,8 @@ impl CopySettings {
             mode: args.mode.map(|m| match m {
                 ModeArg::Append => LoadMode::Append,
                 ModeArg::Truncate => LoadMode::Truncate,
+                ModeArg::Replace => LoadMode::Replace,
+                ModeArg::Upsert => LoadMode::Upsert,
             }),
             content: if args.schema_only {
                 Content::SchemaOnly

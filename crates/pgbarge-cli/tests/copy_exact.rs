@@ -278,3 +278,54 @@ fn schema_only_and_data_only() {
     db.copy(&["items", "--data-only", "--verify"]).assert_ok();
     db.assert_same("items");
 }
+
+#[test]
+fn modes_replace_and_upsert() {
+    let db = TestDb::new("modes2");
+    db.source_sql(
+        "CREATE TABLE t (id int PRIMARY KEY, v text, n int);
+         INSERT INTO t SELECT g, 'v' || g, g FROM generate_series(1, 100) g;",
+    );
+    // Target: rows 1-50 as on the source, 51-60 changed, 500 only on the target.
+    db.target_sql_as_app(
+        "CREATE TABLE t (id int PRIMARY KEY, v text, n int, extra text DEFAULT 'mine');
+         INSERT INTO t (id, v, n) SELECT g, 'v' || g, g FROM generate_series(1, 50) g;
+         INSERT INTO t (id, v, n) SELECT g, 'old', -g FROM generate_series(51, 60) g;
+         INSERT INTO t (id, v, n) VALUES (500, 'target only', 0);",
+    );
+    let before = db.target_sql("SELECT xmin FROM t WHERE id = 10");
+
+    db.copy(&["t", "--mode", "upsert"]).assert_ok();
+    // New rows inserted, changed ones updated, the target-only row kept, unchanged rows
+    // not rewritten at all.
+    assert_eq!(
+        db.target_sql("SELECT count(*), sum(n) FROM t").trim(),
+        "101|5050"
+    );
+    assert_eq!(db.target_sql("SELECT v FROM t WHERE id = 55").trim(), "v55");
+    assert_eq!(
+        db.target_sql("SELECT v, extra FROM t WHERE id = 500")
+            .trim(),
+        "target only|mine"
+    );
+    assert_eq!(db.target_sql("SELECT xmin FROM t WHERE id = 10"), before);
+
+    // Replace: the target's table goes, the source's definition and rows come.
+    db.copy(&["t", "--mode", "replace"]).assert_ok();
+    db.assert_same("t");
+    assert_eq!(
+        db.target_sql("SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'extra'").trim(),
+        "0"
+    );
+
+    // Upsert needs a key to match rows by.
+    db.target_sql_as_app("CREATE TABLE nokey (id int, v text); INSERT INTO nokey VALUES (1, 'x');");
+    db.source_sql("CREATE TABLE nokey (id int, v text);");
+    let run = db.copy(&["nokey", "--mode", "upsert"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("this target table has none"),
+        "{}",
+        run.stderr
+    );
+}

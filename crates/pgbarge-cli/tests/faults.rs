@@ -171,3 +171,44 @@ fn ctrl_c_rolls_back_the_table_being_loaded() {
         "0"
     );
 }
+
+#[test]
+fn a_failure_in_replace_or_upsert_leaves_the_table_as_it_was() {
+    // Upsert: the merge into the (slow) target table is interrupted.
+    let db = TestDb::new("kill_upsert");
+    db.source_sql("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'new' FROM generate_series(1, 20000) g;");
+    slow_target_table(&db, "INSERT INTO t VALUES (1, 'before'), (-1, 'before')");
+    let (code, stderr) = interrupt_mid_copy(
+        &db,
+        r#"INSERT INTO "public"."t" AS pgbarge_t%"#,
+        Interrupt::TerminateTargetBackend,
+        &["t", "--mode", "upsert"],
+    );
+    assert_eq!(code, EXIT_COPY, "{stderr}");
+    assert_eq!(
+        db.target_sql("SELECT string_agg(id || v, ',' ORDER BY id) FROM t")
+            .trim(),
+        "-1before,1before"
+    );
+
+    // Replace: the new table's COPY is interrupted; the old table, definition and rows,
+    // is still there.
+    let db = TestDb::new("kill_replace");
+    db.source_sql(
+        "CREATE TABLE large (id bigint PRIMARY KEY, payload text);
+         INSERT INTO large SELECT g, repeat('x', 200) FROM generate_series(1, 1000000) g;",
+    );
+    db.target_sql_as_app("CREATE TABLE large (id bigint PRIMARY KEY, payload text, mine text); INSERT INTO large VALUES (7, 'p', 'kept');");
+    let (code, stderr) = interrupt_mid_copy(
+        &db,
+        r#"COPY "public"."large" %FROM STDIN%"#,
+        Interrupt::TerminateTargetBackend,
+        &["large", "--mode", "replace", "--jobs", "1"],
+    );
+    assert_eq!(code, EXIT_COPY, "{stderr}");
+    assert_eq!(
+        db.target_sql("SELECT string_agg(id || payload || mine, ',') FROM large")
+            .trim(),
+        "7pkept"
+    );
+}

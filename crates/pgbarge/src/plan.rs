@@ -21,6 +21,12 @@ pub enum LoadMode {
     /// Empty the table (TRUNCATE of that table only, never CASCADE) in the same transaction,
     /// then load.
     Truncate,
+    /// Drop the target table and create it again from the source's definition, then load —
+    /// one transaction.
+    Replace,
+    /// Insert new rows and update changed ones, by the target's primary key: the rows load
+    /// into a temporary table, then one `INSERT … ON CONFLICT … DO UPDATE`.
+    Upsert,
 }
 
 /// What moves: table definitions, rows, or both.
@@ -51,6 +57,9 @@ pub struct PlanOptions {
     pub split_above: Option<u64>,
 }
 
+/// The temporary table an upsert loads into before merging.
+const UPSERT_TABLE: &str = "pgbarge_upsert";
+
 /// Split tables larger than this by default: below it, one stream per table keeps up.
 pub const DEFAULT_SPLIT_ABOVE: u64 = 64 << 20;
 /// A part should be at least this large; smaller parts cost more in overhead than they win.
@@ -77,6 +86,10 @@ pub enum Action {
     NeedsMode,
     /// `--schema-only` and the table exists: nothing to do.
     Keep,
+    /// Drop and recreate from the source's definition, then load (one transaction).
+    Replace,
+    /// Insert new rows and update changed ones by primary key (one transaction).
+    Upsert,
 }
 
 /// The COPY format for a table.
@@ -148,6 +161,9 @@ pub struct TablePlan {
     pub parts: Vec<Part>,
     /// The staging table split loads go into.
     pub staging: Option<TableName>,
+    /// For [`Action::Upsert`]: the target's primary key columns (empty: it has none, and
+    /// preflight refuses the table).
+    pub upsert_key: Vec<String>,
     /// Sequences to move past the copied values after the load, in the same transaction.
     pub sequences: Vec<SequencePlan>,
     /// What the user should know about this table (what is not recreated, conversions).
@@ -197,6 +213,15 @@ impl TablePlan {
     /// the setup transaction), creating or emptying `name`.
     pub fn setup_sql(&self, name: &TableName) -> Vec<String> {
         let mut sql = Vec::new();
+        match self.action {
+            Action::Replace => sql.push(format!("DROP TABLE {}", name.sql())),
+            Action::Upsert => sql.push(format!(
+                "CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
+                crate::quote::ident(UPSERT_TABLE),
+                name.sql()
+            )),
+            _ => {}
+        }
         if let Some(c) = &self.create {
             sql.extend(c.sequences.iter().cloned());
             sql.push(format!(
@@ -219,8 +244,21 @@ impl TablePlan {
         sql
     }
 
-    /// Statements run after the data: the primary key.
+    /// Where the COPY goes: the table itself, or for an upsert the temporary table the
+    /// rows are merged from.
+    pub fn load_into(&self, name: &TableName) -> TableName {
+        if self.action == Action::Upsert {
+            TableName::new("pg_temp", UPSERT_TABLE)
+        } else {
+            name.clone()
+        }
+    }
+
+    /// Statements run after the data: the primary key, or an upsert's merge.
     pub fn finish_sql(&self, name: &TableName) -> Vec<String> {
+        if self.action == Action::Upsert {
+            return vec![self.upsert_sql(name)];
+        }
         self.create
             .iter()
             .filter_map(|c| c.primary_key.as_ref())
@@ -232,6 +270,39 @@ impl TablePlan {
                 )
             })
             .collect()
+    }
+
+    /// `INSERT … ON CONFLICT (key) DO UPDATE`, touching only rows whose values changed.
+    fn upsert_sql(&self, name: &TableName) -> String {
+        let cols = ident_list(self.copied_columns());
+        let others: Vec<&str> = self
+            .copied_columns()
+            .filter(|c| !self.upsert_key.iter().any(|k| k == c))
+            .collect();
+        let action = if others.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            let excluded = others
+                .iter()
+                .map(|c| format!("EXCLUDED.{}", ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let current = others
+                .iter()
+                .map(|c| format!("pgbarge_t.{}", ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "DO UPDATE SET ({}) = ROW({excluded}) WHERE ROW({current}) IS DISTINCT FROM ROW({excluded})",
+                ident_list(others.iter().copied())
+            )
+        };
+        format!(
+            "INSERT INTO {} AS pgbarge_t ({cols}) SELECT {cols} FROM {} ON CONFLICT ({}) {action}",
+            name.sql(),
+            TableName::new("pg_temp", UPSERT_TABLE).sql(),
+            ident_list(self.upsert_key.iter().map(String::as_str))
+        )
     }
 
     /// The names of the columns that are copied, in order.
@@ -474,6 +545,7 @@ fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
         create: None,
         parts: Vec::new(),
         staging: None,
+        upsert_key: Vec::new(),
         sequences: Vec::new(),
         notes: Vec::new(),
     }
@@ -604,21 +676,32 @@ fn plan_existing(
     options: &PlanOptions,
 ) -> TablePlan {
     let holds_rows = snapshot.target_non_empty.contains(&tgt.table.name);
-    let action = if !holds_rows {
-        Action::Load
-    } else {
-        match options
-            .per_table
-            .get(&src.table.name)
-            .copied()
-            .or(options.mode)
-        {
-            Some(LoadMode::Append) => Action::Append,
-            Some(LoadMode::Truncate) => Action::Truncate,
-            None => Action::NeedsMode,
-        }
+    let mode = options
+        .per_table
+        .get(&src.table.name)
+        .copied()
+        .or(options.mode);
+    if mode == Some(LoadMode::Replace) {
+        // The target's definition goes; the source's comes, exactly as for a new table.
+        let mut plan = plan_create(src);
+        plan.action = Action::Replace;
+        return plan;
+    }
+    let action = match (holds_rows, mode) {
+        (_, Some(LoadMode::Upsert)) => Action::Upsert,
+        (false, _) => Action::Load,
+        (true, Some(LoadMode::Append)) => Action::Append,
+        (true, Some(LoadMode::Truncate)) => Action::Truncate,
+        (true, _) => Action::NeedsMode,
     };
     let mut plan = base_plan(src, action);
+    if action == Action::Upsert {
+        plan.upsert_key = tgt
+            .primary_key
+            .as_ref()
+            .map(|pk| pk.columns.clone())
+            .unwrap_or_default();
+    }
     let by_name: BTreeMap<&str, &Column> =
         tgt.columns.iter().map(|c| (c.name.as_str(), c)).collect();
     for col in src.columns.iter().filter(|c| !c.generated) {

@@ -156,8 +156,60 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
                 ));
             }
         }
+        let target_table = snapshot.target_tables.get(name);
+        let referenced_by = snapshot
+            .target
+            .tables
+            .get(name)
+            .map_or(0, |d| d.others.referenced_by);
         match t.action {
             Action::Keep => {}
+            Action::Replace => {
+                if !privileges.is_superuser && !target_table.is_some_and(|tt| tt.is_owner) {
+                    problems.push(problem(
+                        ProblemKind::MissingPrivilege,
+                        Some(name),
+                        format!("{name}: --mode replace drops and recreates the target table, but the role ({target_role}) does not own it."),
+                        "Use --mode truncate or append, or have its owner run: ALTER TABLE … OWNER TO <role>;".into(),
+                    ));
+                }
+                if referenced_by > 0 {
+                    problems.push(problem(
+                        ProblemKind::ReferencedByForeignKeys,
+                        Some(name),
+                        format!("{name}: cannot be replaced on the target: {referenced_by} foreign key(s) of other tables point at it, and pgbarge never drops with CASCADE."),
+                        "Use --mode truncate or append, or drop the referencing constraints first.".into(),
+                    ));
+                }
+            }
+            Action::Upsert => {
+                let copied: Vec<&str> = t.copied_columns().collect();
+                if t.upsert_key.is_empty() {
+                    problems.push(problem(
+                        ProblemKind::MissingColumn,
+                        Some(name),
+                        format!("{name}: --mode upsert matches rows by the target's primary key, and this target table has none."),
+                        format!("Add one on the target (ALTER TABLE {} ADD PRIMARY KEY (…);), or use --mode append or truncate.", name.sql()),
+                    ));
+                } else if let Some(k) = t.upsert_key.iter().find(|k| !copied.contains(&k.as_str())) {
+                    problems.push(problem(
+                        ProblemKind::MissingColumn,
+                        Some(name),
+                        format!("{name}: the target's primary key column \"{k}\" is not among the source's columns, so rows cannot be matched for --mode upsert."),
+                        "Use --mode append or truncate.".into(),
+                    ));
+                }
+                if let Some(tt) = target_table {
+                    if !(privileges.is_superuser || tt.can_insert && tt.can_update) {
+                        problems.push(problem(
+                            ProblemKind::MissingPrivilege,
+                            Some(name),
+                            format!("{name}: --mode upsert needs INSERT and UPDATE on the target table, and the role ({target_role}) lacks one."),
+                            format!("Ask its owner to run: GRANT INSERT, UPDATE ON {} TO <role>;", name.sql()),
+                        ));
+                    }
+                }
+            }
             Action::Create if plan.content == Content::DataOnly => problems.push(problem(
                 ProblemKind::MissingTable,
                 Some(name),
@@ -210,11 +262,6 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
                             format!("Ask its owner to run: GRANT INSERT ON {} TO <role>;", name.sql()),
                         ));
                     }
-                    let referenced_by = snapshot
-                        .target
-                        .tables
-                        .get(name)
-                        .map_or(0, |d| d.others.referenced_by);
                     if t.action == Action::Truncate && referenced_by > 0 {
                         problems.push(problem(
                             ProblemKind::ReferencedByForeignKeys,

@@ -261,6 +261,8 @@ mod tests {
             can_select: true,
             can_insert: true,
             can_truncate: true,
+            can_update: true,
+            is_owner: true,
             pages: 0,
         }
     }

@@ -92,6 +92,9 @@ pub struct Table {
     pub can_select: bool,
     pub can_insert: bool,
     pub can_truncate: bool,
+    pub can_update: bool,
+    /// The role owns the table (or is a member of its owner): it may drop it.
+    pub is_owner: bool,
 }
 
 /// A column's type, as both servers can compare it.

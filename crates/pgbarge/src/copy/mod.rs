@@ -334,7 +334,7 @@ async fn load_table(shared: &Shared<'_>, i: usize, source: &Client, target: &Cli
         target,
         &pump::Stream {
             copy_out: &table.copy_out_sql(None),
-            copy_in: &table.copy_in_sql(&table.target),
+            copy_in: &table.copy_in_sql(&table.load_into(&table.target)),
             setup: &setup.join(";\n"),
             finish: &finish.join(";\n"),
         },
