@@ -92,10 +92,17 @@ pub struct CopyArgs {
     /// large ones. Default: the machine's cores (2 to 4), no more than there is work.
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,
-    /// Split tables at least this large into parts loaded at once (e.g. 64MB, 1GB).
-    /// Only tables pgbarge creates are split.
-    #[arg(long, value_name = "SIZE", default_value = "64MB")]
-    pub split_above: String,
+    /// Split tables at least this large into parts loaded at once (e.g. 64MB, 1GB;
+    /// default 64MB). Only tables pgbarge creates are split.
+    #[arg(long, value_name = "SIZE")]
+    pub split_above: Option<String>,
+    /// Run the choices saved in FILE (by --save-plan): its tables, modes and options.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["tables", "all", "exclude", "mode", "schema_only", "data_only"])]
+    pub plan: Option<std::path::PathBuf>,
+    /// Save the resolved choices (tables, modes, options; no connections or passwords)
+    /// as a TOML plan to run again with --plan.
+    #[arg(long, value_name = "FILE")]
+    pub save_plan: Option<std::path::PathBuf>,
     /// After the copy, compare every copied table on both servers (see `pgbarge verify`).
     #[arg(long, conflicts_with = "schema_only")]
     pub verify: bool,

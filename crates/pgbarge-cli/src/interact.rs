@@ -97,6 +97,22 @@ pub fn ask_mode(table: &TableName) -> Result<Option<LoadMode>> {
     })
 }
 
+/// After an interactive copy: save the choices as a plan file? Returns the path if so.
+pub fn offer_save_plan() -> Result<Option<std::path::PathBuf>> {
+    if !Confirm::new("Save these choices as a plan, to run the same copy again with --plan?")
+        .with_default(false)
+        .prompt()
+        .map_err(cancelled)?
+    {
+        return Ok(None);
+    }
+    let path = inquire::Text::new("Plan file:")
+        .with_default("pgbarge-plan.toml")
+        .prompt()
+        .map_err(cancelled)?;
+    Ok(Some(path.into()))
+}
+
 /// Asks to go ahead with the printed plan.
 pub fn confirm(question: &str) -> Result<bool> {
     Confirm::new(question)

@@ -3,6 +3,7 @@
 
 mod args;
 mod interact;
+mod planfile;
 mod progress;
 mod render;
 mod run;

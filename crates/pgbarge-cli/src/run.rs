@@ -10,6 +10,7 @@ use pgbarge::select::{self, Selection};
 use pgbarge::{Error, Kind, Result, Side};
 
 use crate::interact;
+use crate::planfile::SavedPlan;
 use crate::progress::Progress;
 use crate::render;
 use crate::settings::{CopySettings, TablesSettings, VerifySettings};
@@ -179,6 +180,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         catalog::list_tables(&target.client, Side::Target)
     )?;
 
+    let picked = !settings.all && settings.patterns.is_empty();
     let mut selection = if settings.all {
         Selection {
             tables: select::all(&source_tables),
@@ -211,11 +213,11 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
 
     let mut chosen: Vec<TableName> = selection.tables.iter().map(|t| t.name.clone()).collect();
     let mut options = PlanOptions {
+        per_table: settings.per_table.clone(),
         mode: settings.mode,
         content: settings.content,
         jobs: settings.jobs,
         split_above: settings.split_above,
-        ..PlanOptions::default()
     };
     let (plan, problems) = loop {
         let plan = Plan::build(
@@ -255,6 +257,17 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         return Err(Error::usage("no tables left to copy; nothing was written.").into());
     }
 
+    let split_above = settings
+        .split_above
+        .unwrap_or(pgbarge::plan::DEFAULT_SPLIT_ABOVE);
+    if let Some(path) = &settings.save_plan {
+        SavedPlan::from_plan(&plan, split_above).save(
+            path,
+            &plan.source.connection,
+            &plan.target.connection,
+        )?;
+        eprintln!("plan saved to {}", path.display());
+    }
     if settings.dry_run {
         if settings.json {
             println!(
@@ -319,6 +332,20 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     }
     if let Some(v) = &verified {
         differences(v)?;
+    }
+    // After picking by hand, offer to keep the choices for next time.
+    if picked && settings.save_plan.is_none() {
+        if let Some(path) = interact::offer_save_plan()? {
+            SavedPlan::from_plan(&plan, split_above).save(
+                &path,
+                &plan.source.connection,
+                &plan.target.connection,
+            )?;
+            eprintln!(
+                "plan saved; run it again with: pgbarge copy --plan {} --source … --target …",
+                path.display()
+            );
+        }
     }
     Ok(())
 }

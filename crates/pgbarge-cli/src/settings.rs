@@ -8,7 +8,13 @@ use pgbarge::plan::{Content, LoadMode};
 use pgbarge::select::Pattern;
 use pgbarge::{Error, Result};
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use pgbarge::catalog::TableName;
+
 use crate::args::{CopyArgs, ModeArg, TablesArgs, VerifyArgs};
+use crate::planfile::SavedPlan;
 
 /// Validated settings for `pgbarge copy`.
 #[derive(Debug)]
@@ -18,6 +24,10 @@ pub struct CopySettings {
     pub patterns: Vec<Pattern>,
     /// `--all`: every source table.
     pub all: bool,
+    /// Modes per table (from a saved plan).
+    pub per_table: BTreeMap<TableName, LoadMode>,
+    /// Where to save the resolved plan.
+    pub save_plan: Option<PathBuf>,
     pub exclude: Vec<Pattern>,
     pub mode: Option<LoadMode>,
     pub content: Content,
@@ -58,11 +68,22 @@ impl CopySettings {
             "PGBARGE_TARGET",
             &env,
         )?;
-        let patterns = args
+        let mut patterns = args
             .tables
             .iter()
             .map(|t| Pattern::parse(t))
             .collect::<Result<Vec<_>>>()?;
+        let saved = args.plan.as_deref().map(SavedPlan::load).transpose()?;
+        let mut per_table = BTreeMap::new();
+        if let Some(saved) = &saved {
+            // Exact names: a table dropped since is "missing", found by preflight.
+            for t in &saved.tables {
+                patterns.push(Pattern::parse(&t.table_name().sql())?);
+                if let Some(mode) = t.mode {
+                    per_table.insert(t.table_name(), mode);
+                }
+            }
+        }
         let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
         let exclude = args
             .exclude
@@ -74,6 +95,8 @@ impl CopySettings {
             target,
             patterns,
             all: args.all,
+            per_table,
+            save_plan: args.save_plan,
             exclude,
             mode: args.mode.map(|m| match m {
                 ModeArg::Append => LoadMode::Append,
@@ -81,15 +104,24 @@ impl CopySettings {
                 ModeArg::Replace => LoadMode::Replace,
                 ModeArg::Upsert => LoadMode::Upsert,
             }),
-            content: if args.schema_only {
+            content: if let Some(saved) = &saved {
+                saved.content
+            } else if args.schema_only {
                 Content::SchemaOnly
             } else if args.data_only {
                 Content::DataOnly
             } else {
                 Content::SchemaAndData
             },
-            jobs: args.jobs.map(usize::from),
-            split_above: Some(parse_size(&args.split_above)?),
+            jobs: args
+                .jobs
+                .map(usize::from)
+                .or(saved.as_ref().map(|s| s.jobs)),
+            split_above: match (&args.split_above, &saved) {
+                (Some(text), _) => Some(parse_size(text)?),
+                (None, Some(saved)) => Some(saved.split_above),
+                (None, None) => None,
+            },
             verify: args.verify,
             dry_run: args.dry_run,
             yes: args.yes,

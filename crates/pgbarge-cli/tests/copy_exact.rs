@@ -329,3 +329,58 @@ fn modes_replace_and_upsert() {
         run.stderr
     );
 }
+
+#[test]
+fn saved_plan_replays_and_refuses_a_dropped_table() {
+    let db = TestDb::new("saved_plan");
+    db.source_sql(
+        "CREATE SCHEMA s; CREATE TABLE s.a (id int PRIMARY KEY); INSERT INTO s.a VALUES (1), (2);
+         CREATE TABLE s.\"B b\" (id int PRIMARY KEY); INSERT INTO s.\"B b\" VALUES (3);",
+    );
+    db.target_sql_as_app(
+        "CREATE SCHEMA s; CREATE TABLE s.a (id int PRIMARY KEY); INSERT INTO s.a VALUES (9);",
+    );
+    let file = std::env::temp_dir().join(format!("pgbarge-plan-{}.toml", std::process::id()));
+    let path = file.to_str().expect("utf-8 path");
+
+    let run = db.copy(&[
+        "s.*",
+        "--mode",
+        "truncate",
+        "--jobs",
+        "2",
+        "--save-plan",
+        path,
+    ]);
+    run.assert_ok();
+    let text = std::fs::read_to_string(&file).expect("plan saved");
+    assert!(
+        text.contains("mode = \"truncate\"") && text.contains("name = \"B b\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("app-secret"),
+        "no password in a plan: {text}"
+    );
+
+    // Replay against a target changed since: the same choices, the same result.
+    db.target_sql_as_app("INSERT INTO s.a VALUES (10); DROP TABLE s.\"B b\";");
+    db.copy(&["--plan", path]).assert_ok();
+    db.assert_same("s.a");
+    db.assert_same("s.\"B b\"");
+
+    // A table dropped on the source since: refused before anything is written.
+    db.source_sql("DROP TABLE s.\"B b\"; INSERT INTO s.a VALUES (4);");
+    let run = db.copy(&["--plan", path]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("no table on the source matches \"\"s\".\"B b\"\""),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(db.target_sql("SELECT count(*) FROM s.a").trim(), "2");
+    // A plan and table names do not mix.
+    assert_eq!(db.copy(&["--plan", path, "s.a"]).code, 2);
+    let _ = std::fs::remove_file(&file);
+}

@@ -50,10 +50,30 @@ fn picker_picks_two_tables_and_copies_them() {
     p.flush().expect("flush");
     p.exp_string("2 tables, 140 rows moved")
         .expect("the report");
+    // Offered: keep the choices as a plan file.
+    let plan = std::env::temp_dir().join(format!("pgbarge-picked-{}.toml", std::process::id()));
+    p.exp_string("Save these choices as a plan")
+        .expect("offer to save");
+    p.exp_string("(y/N)").expect("the whole question");
+    p.send("y").expect("yes");
+    p.send("\r").expect("enter");
+    p.flush().expect("flush");
+    p.exp_string("Plan file:").expect("asks where");
+    p.exp_string("pgbarge-plan.toml").expect("with a default");
+    p.send(&format!("{}\r", plan.display())).expect("path");
+    p.flush().expect("flush");
+    p.exp_string("plan saved").expect("saved");
     p.exp_eof().expect("exit");
 
     db.assert_same("public.alpha");
     db.assert_same("public.gamma");
+    let saved = std::fs::read_to_string(&plan).expect("plan written");
+    assert!(
+        saved.contains("name = \"alpha\"") && saved.contains("name = \"gamma\""),
+        "{saved}"
+    );
+    assert!(!saved.contains("beta"), "{saved}");
+    let _ = std::fs::remove_file(&plan);
     // beta was not picked: untouched.
     assert_eq!(db.target_sql("SELECT count(*) FROM beta").trim(), "1");
 }
@@ -85,6 +105,7 @@ fn picker_asks_what_to_do_with_a_non_empty_table() {
     p.send("y\r").expect("yes");
     p.flush().expect("flush");
     p.exp_string("1 table, 5 rows moved").expect("the report");
-    p.exp_eof().expect("exit");
+    p.exp_eof()
+        .expect("exit (tables were named: no offer to save a plan)");
     db.assert_same("public.beta");
 }

@@ -13,7 +13,7 @@ use crate::convert::{conversion, Conversion};
 use crate::quote::{ident, ident_list, literal};
 
 /// What to do with a target table that already holds rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LoadMode {
     /// Add the source's rows to those already there.
@@ -30,7 +30,7 @@ pub enum LoadMode {
 }
 
 /// What moves: table definitions, rows, or both.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Content {
     /// Create missing tables, then load rows.

@@ -1,0 +1,100 @@
+//! Saved plans: the resolved choices of a run (tables, per-table modes, options) as a
+//! readable TOML file, so the same copy can run again tomorrow — by script or after an
+//! interactive session. Connections are not saved (they come from flags or the
+//! environment on replay), and so never a password.
+
+use std::path::Path;
+
+use pgbarge::catalog::TableName;
+use pgbarge::plan::{Action, Content, LoadMode, Plan};
+use pgbarge::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// The file's format version, checked on load.
+const VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedPlan {
+    pub version: u32,
+    pub content: Content,
+    pub jobs: usize,
+    pub split_above: u64,
+    #[serde(rename = "table")]
+    pub tables: Vec<SavedTable>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedTable {
+    pub schema: String,
+    pub name: String,
+    /// What to do if the target table exists (absent: load only into a missing or empty one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<LoadMode>,
+}
+
+impl SavedTable {
+    pub fn table_name(&self) -> TableName {
+        TableName::new(&self.schema, &self.name)
+    }
+}
+
+impl SavedPlan {
+    /// The choices behind `plan`.
+    pub fn from_plan(plan: &Plan, split_above: u64) -> SavedPlan {
+        SavedPlan {
+            version: VERSION,
+            content: plan.content,
+            jobs: plan.jobs,
+            split_above,
+            tables: plan
+                .tables
+                .iter()
+                .map(|t| SavedTable {
+                    schema: t.target.schema.clone(),
+                    name: t.target.name.clone(),
+                    mode: match t.action {
+                        Action::Append => Some(LoadMode::Append),
+                        Action::Truncate => Some(LoadMode::Truncate),
+                        Action::Replace => Some(LoadMode::Replace),
+                        Action::Upsert => Some(LoadMode::Upsert),
+                        _ => None,
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    /// Writes the plan with a header saying how to replay it.
+    pub fn save(&self, path: &Path, source: &str, target: &str) -> Result<()> {
+        let body = toml::to_string_pretty(self)
+            .map_err(|e| Error::usage(format!("cannot write the plan: {e}")))?;
+        let text = format!(
+            "# pgbarge plan, saved from {source} to {target}.\n\
+             # Replay: pgbarge copy --plan {} --source CONN --target CONN\n\
+             # (connections are not saved; passwords never are).\n\n{body}",
+            path.display()
+        );
+        std::fs::write(path, text)
+            .map_err(|e| Error::usage(format!("cannot write the plan to {}: {e}", path.display())))
+    }
+
+    pub fn load(path: &Path) -> Result<SavedPlan> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::usage(format!("cannot read the plan {}: {e}", path.display())))?;
+        let plan: SavedPlan = toml::from_str(&text)
+            .map_err(|e| Error::usage(format!("{} is not a pgbarge plan: {e}", path.display())))?;
+        if plan.version != VERSION {
+            return Err(Error::usage(format!(
+                "{} is a version {} plan; this pgbarge reads version {VERSION}",
+                path.display(),
+                plan.version
+            )));
+        }
+        if plan.tables.is_empty() {
+            return Err(Error::usage(format!("{} names no tables", path.display())));
+        }
+        Ok(plan)
+    }
+}
