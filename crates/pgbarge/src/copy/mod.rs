@@ -223,12 +223,18 @@ async fn prepare(plan: &Plan, target: &Client) -> Result<()> {
     if sql.is_empty() {
         return Ok(());
     }
-    let err = |e| Error::postgres(Kind::Copy, Side::Target, "creating schemas and types", e);
-    target.batch_execute(BEGIN).await.map_err(err)?;
-    for s in &sql {
-        target.batch_execute(s).await.map_err(err)?;
-    }
-    target.batch_execute(COMMIT).await.map_err(err)
+    transaction(target, sql, "creating schemas and types").await
+}
+
+/// Runs `statements` on the target in one transaction and one round trip.
+async fn transaction(target: &Client, statements: Vec<String>, doing: &str) -> Result<()> {
+    let mut sql = vec![BEGIN.to_string()];
+    sql.extend(statements);
+    sql.push(COMMIT.to_string());
+    target
+        .batch_execute(&sql.join(";\n"))
+        .await
+        .map_err(target_error(doing))
 }
 
 async fn worker(shared: &Shared<'_>, source: &Client, target: &Client) -> Result<()> {
@@ -313,14 +319,9 @@ async fn load_table(shared: &Shared<'_>, i: usize, source: &Client, target: &Cli
     let doing = doing(table);
     if shared.plan.content == Content::SchemaOnly {
         // The definition only: table, key, no rows (and sequences left at their start).
-        let mut sql = vec![BEGIN.to_string()];
-        sql.extend(table.setup_sql(&table.target));
+        let mut sql = table.setup_sql(&table.target);
         sql.extend(table.finish_sql(&table.target));
-        sql.push(COMMIT.to_string());
-        target
-            .batch_execute(&sql.join(";\n"))
-            .await
-            .map_err(target_error(&doing))?;
+        transaction(target, sql, &doing).await?;
         shared.finish(i);
         return Ok(());
     }
@@ -379,19 +380,14 @@ async fn load_part(
     shared.tables[i].rows.fetch_add(rows, Ordering::SeqCst);
     if shared.tables[i].parts_left.fetch_sub(1, Ordering::SeqCst) == 1 {
         // The last part is in: key, real name and sequences in one short transaction.
-        let mut sql = vec![BEGIN.to_string()];
-        sql.extend(table.finish_sql(staging));
+        let mut sql = table.finish_sql(staging);
         sql.push(format!(
             "ALTER TABLE {} RENAME TO {}",
             staging.sql(),
             ident(&table.target.name)
         ));
         sql.extend(sequence_sql(table, source, &doing).await?);
-        sql.push(COMMIT.to_string());
-        target
-            .batch_execute(&sql.join(";\n"))
-            .await
-            .map_err(target_error(&doing))?;
+        transaction(target, sql, &doing).await?;
         shared.finish(i);
     }
     Ok(())
