@@ -30,6 +30,17 @@ fn exit_code(kind: Kind) -> u8 {
     }
 }
 
+/// Runs `command` with validated settings, or fails with the validation error.
+async fn run_with<S, F>(
+    settings: pgbarge::Result<S>,
+    command: impl FnOnce(S) -> F,
+) -> Result<(), Failure>
+where
+    F: std::future::Future<Output = Result<(), Failure>>,
+{
+    command(settings?).await
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -49,32 +60,22 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Phase two of configuration (validated settings) happens inside each arm; a
+    // settings error is reported like any other failure.
     let (json, outcome) = runtime.block_on(async {
         match cli.command {
-            Command::Copy(args) => {
-                let json = args.json;
-                let outcome = match settings::CopySettings::from_args(args) {
-                    Ok(s) => run::copy(s).await,
-                    Err(e) => Err(e.into()),
-                };
-                (json, outcome)
-            }
-            Command::Verify(args) => {
-                let json = args.json;
-                let outcome = match settings::VerifySettings::from_args(args) {
-                    Ok(s) => run::verify(s).await,
-                    Err(e) => Err(e.into()),
-                };
-                (json, outcome)
-            }
-            Command::Tables(args) => {
-                let json = args.json;
-                let outcome = match settings::TablesSettings::from_args(args) {
-                    Ok(s) => run::tables(s).await,
-                    Err(e) => Err(e.into()),
-                };
-                (json, outcome)
-            }
+            Command::Copy(args) => (
+                args.json,
+                run_with(settings::CopySettings::from_args(args), run::copy).await,
+            ),
+            Command::Verify(args) => (
+                args.json,
+                run_with(settings::VerifySettings::from_args(args), run::verify).await,
+            ),
+            Command::Tables(args) => (
+                args.json,
+                run_with(settings::TablesSettings::from_args(args), run::tables).await,
+            ),
         }
     });
     // Dropping the runtime closes both connections; a server rolls back whatever was open.

@@ -53,21 +53,23 @@ fn conninfo(value: Option<&str>, flag: &str, var: &str, env: &Environment) -> Re
     ConnInfo::parse(text, env).map_err(|e| Error::usage(format!("{flag}: {}", e.message())))
 }
 
+/// `--source` (or `PGBARGE_SOURCE`), resolved.
+fn source(args: &crate::args::Source, env: &Environment) -> Result<ConnInfo> {
+    conninfo(args.source.as_deref(), "--source", "PGBARGE_SOURCE", env)
+}
+
+/// `--source` and `--target` (or their variables), resolved.
+fn endpoints(args: &crate::args::Endpoints, env: &Environment) -> Result<(ConnInfo, ConnInfo)> {
+    Ok((
+        source(&args.source, env)?,
+        conninfo(args.target.as_deref(), "--target", "PGBARGE_TARGET", env)?,
+    ))
+}
+
 impl CopySettings {
     pub fn from_args(args: CopyArgs) -> Result<Self> {
         let env = Environment::from_process();
-        let source = conninfo(
-            args.endpoints.source.source.as_deref(),
-            "--source",
-            "PGBARGE_SOURCE",
-            &env,
-        )?;
-        let target = conninfo(
-            args.endpoints.target.as_deref(),
-            "--target",
-            "PGBARGE_TARGET",
-            &env,
-        )?;
+        let (source, target) = endpoints(&args.endpoints, &env)?;
         let mut patterns = args
             .tables
             .iter()
@@ -145,19 +147,10 @@ pub struct VerifySettings {
 impl VerifySettings {
     pub fn from_args(args: VerifyArgs) -> Result<Self> {
         let env = Environment::from_process();
+        let (source, target) = endpoints(&args.endpoints, &env)?;
         Ok(VerifySettings {
-            source: conninfo(
-                args.endpoints.source.source.as_deref(),
-                "--source",
-                "PGBARGE_SOURCE",
-                &env,
-            )?,
-            target: conninfo(
-                args.endpoints.target.as_deref(),
-                "--target",
-                "PGBARGE_TARGET",
-                &env,
-            )?,
+            source,
+            target,
             patterns: args
                 .tables
                 .iter()
@@ -180,12 +173,7 @@ impl TablesSettings {
     pub fn from_args(args: TablesArgs) -> Result<Self> {
         let env = Environment::from_process();
         Ok(TablesSettings {
-            source: conninfo(
-                args.source.source.as_deref(),
-                "--source",
-                "PGBARGE_SOURCE",
-                &env,
-            )?,
+            source: source(&args.source, &env)?,
             patterns: args
                 .patterns
                 .iter()
