@@ -88,6 +88,17 @@ pub struct CopyArgs {
     /// refused (or, in a terminal, you are asked).
     #[arg(long, value_enum, value_name = "MODE")]
     pub mode: Option<ModeArg>,
+    /// Also copy the tables that the chosen tables' foreign keys reference (and theirs),
+    /// when they are not on the target.
+    #[arg(long, conflicts_with = "without_fks")]
+    pub with_parents: bool,
+    /// Create chosen tables without the foreign keys that reference tables not copied.
+    #[arg(long)]
+    pub without_fks: bool,
+    /// Give every object pgbarge creates to ROLE (the connected role must be a member of
+    /// it). By default objects belong to the connected role.
+    #[arg(long, value_name = "ROLE")]
+    pub owner: Option<String>,
     /// Streams at once: N source and N target connections, across tables and within
     /// large ones. Default: the machine's cores (2 to 4), no more than there is work.
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]

@@ -114,6 +114,21 @@ pub fn offer_save_plan() -> Result<Option<std::path::PathBuf>> {
 }
 
 /// Asks to go ahead with the printed plan.
+/// The chosen tables reference `parents` (foreign keys), which are not chosen and not on
+/// the target: copy them too (yes), or create the tables without those keys (no).
+pub fn offer_parents(parents: &[TableName]) -> Result<bool> {
+    let names: Vec<String> = parents.iter().map(|p| p.to_string()).collect();
+    Confirm::new(&format!(
+        "The chosen tables' foreign keys reference {}, not chosen. Copy {} too?",
+        names.join(", "),
+        if names.len() == 1 { "it" } else { "them" }
+    ))
+    .with_default(true)
+    .with_help_message("no: create the tables without those foreign keys")
+    .prompt()
+    .map_err(cancelled)
+}
+
 pub fn confirm(question: &str) -> Result<bool> {
     Confirm::new(question)
         .with_default(false)

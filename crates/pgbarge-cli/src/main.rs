@@ -23,7 +23,7 @@ fn exit_code(kind: Kind) -> u8 {
         Kind::Usage => 2,
         Kind::Preflight => 3,
         Kind::Connect => 4,
-        Kind::Copy => 5,
+        Kind::Copy | Kind::Schema => 5,
         Kind::Interrupted => 130,
         Kind::Catalog => 1,
         Kind::Verify => 6,

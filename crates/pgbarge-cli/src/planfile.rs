@@ -20,6 +20,15 @@ pub struct SavedPlan {
     pub content: Content,
     pub jobs: usize,
     pub split_above: u64,
+    /// Schemas copied whole: their views, functions and sequences come along.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub whole_schemas: Vec<String>,
+    /// Foreign keys to tables not copied are left out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub without_fks: bool,
+    /// The role created objects are given to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     #[serde(rename = "table")]
     pub tables: Vec<SavedTable>,
 }
@@ -48,6 +57,9 @@ impl SavedPlan {
             content: plan.content,
             jobs: plan.jobs,
             split_above,
+            whole_schemas: plan.whole_schemas.clone(),
+            without_fks: plan.without_fks,
+            owner: plan.owner.clone(),
             tables: plan
                 .tables
                 .iter()

@@ -97,10 +97,17 @@ pub fn plan(plan: &Plan, verbose: bool) -> String {
             names.join(", ")
         ));
     }
+    let counts = counts_line(&plan.schema.counts);
+    if !counts.is_empty() {
+        out.push_str(&format!("Also created: {counts}\n"));
+    }
     for table in &plan.tables {
         for note in &table.notes {
             out.push_str(&format!("note: {}: {note}\n", table.target));
         }
+    }
+    for s in plan.schema.skipped.iter().filter(|s| !s.blocking) {
+        out.push_str(&format!("note: not created: {}: {}\n", s.what, s.why));
     }
     if verbose {
         out.push_str("\nSQL run on the target:\n");
@@ -122,6 +129,9 @@ pub fn plan(plan: &Plan, verbose: bool) -> String {
                         table.copy_in_sql(&table.load_into(&table.target))
                     ));
                     for s in table.finish_sql(&table.target) {
+                        out.push_str(&format!("{s};\n"));
+                    }
+                    for s in &table.after_data {
                         out.push_str(&format!("{s};\n"));
                     }
                 }
@@ -146,11 +156,32 @@ pub fn plan(plan: &Plan, verbose: bool) -> String {
                         staging.sql(),
                         pgbarge::quote::ident(&table.target.name)
                     ));
+                    for s in &table.after_data {
+                        out.push_str(&format!("{s};\n"));
+                    }
                 }
+            }
+        }
+        if !plan.schema.after.is_empty() {
+            out.push_str("-- after every table is loaded, in one transaction:\n");
+            for s in &plan.schema.after {
+                out.push_str(&format!("{};\n", s.sql));
             }
         }
     }
     out
+}
+
+/// `3 sequences, 7 views, …`, or empty.
+fn counts_line(counts: &std::collections::BTreeMap<String, usize>) -> String {
+    counts
+        .iter()
+        .map(|(what, n)| match (n, what.strip_suffix('s')) {
+            (1, Some(one)) => format!("1 {one}"),
+            _ => format!("{n} {what}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The final report: a row per table and the summary line.
@@ -167,7 +198,13 @@ pub fn report(report: &RunReport) -> String {
         ]);
     }
     right(&mut t, &[2, 3, 4, 5]);
-    format!("{t}\n{}\n", report.summary())
+    let counts = counts_line(&report.schema);
+    let also = if counts.is_empty() {
+        String::new()
+    } else {
+        format!("Also created: {counts}\n")
+    };
+    format!("{t}\n{also}{}\n", report.summary())
 }
 
 /// Verification verdicts: a row per table and a summary line.

@@ -85,8 +85,8 @@ async fn verify_tables(
     };
     let (source_chosen, target_chosen) = (pick(&source_tables), pick(&target_tables));
     let (source_described, target_described) = tokio::try_join!(
-        catalog::describe(&source.client, Side::Source, &source_chosen),
-        catalog::describe(&target.client, Side::Target, &target_chosen)
+        catalog::describe(&source.client, Side::Source, &source_chosen, &[]),
+        catalog::describe(&target.client, Side::Target, &target_chosen, &[])
     )?;
     pgbarge::verify::verify(
         &source.client,
@@ -203,22 +203,78 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
             Error::usage("no tables left to copy after --exclude; nothing was written.").into(),
         );
     }
-    let snapshot = Snapshot::read(
-        &source.client,
-        &target.client,
-        &selection.tables,
-        &target_tables,
-    )
-    .await?;
-
-    let mut chosen: Vec<TableName> = selection.tables.iter().map(|t| t.name.clone()).collect();
+    // A schema named whole (`app.*`, or every schema with --all) brings its views,
+    // functions, sequences and types along with its tables.
+    let mut whole_schemas: Vec<String> = if settings.all {
+        catalog::list_schemas(&source.client, Side::Source).await?
+    } else {
+        settings
+            .patterns
+            .iter()
+            .filter_map(|p| p.whole_schema().map(str::to_string))
+            .chain(settings.whole_schemas.iter().cloned())
+            .collect()
+    };
+    whole_schemas.sort();
+    whole_schemas.dedup();
+    let roles: Vec<String> = settings.owner.iter().cloned().collect();
     let mut options = PlanOptions {
         per_table: settings.per_table.clone(),
         mode: settings.mode,
         content: settings.content,
         jobs: settings.jobs,
         split_above: settings.split_above,
+        schema: pgbarge::plan::SchemaOptions {
+            without_fks: settings.without_fks,
+            owner: settings.owner.clone(),
+        },
     };
+    // Foreign keys to tables left behind: add them (--with-parents, or yes in a
+    // terminal) and read again, until nothing is missing; or leave those keys out.
+    let snapshot = loop {
+        let snapshot = Snapshot::read(
+            &source.client,
+            &target.client,
+            &selection.tables,
+            &target_tables,
+            &whole_schemas,
+            &roles,
+        )
+        .await?;
+        let names: Vec<TableName> = selection.tables.iter().map(|t| t.name.clone()).collect();
+        let probe = Plan::build(
+            endpoint(&source),
+            endpoint(&target),
+            &names,
+            &snapshot,
+            &options,
+        );
+        let missing = missing_parents(&probe);
+        if missing.is_empty() || options.schema.without_fks {
+            break snapshot;
+        }
+        let add =
+            settings.with_parents || (settings.interactive && interact::offer_parents(&missing)?);
+        if !add {
+            if settings.interactive {
+                options.schema.without_fks = true;
+            }
+            break snapshot;
+        }
+        let before = selection.tables.len();
+        for parent in &missing {
+            if let Some(t) = source_tables.iter().find(|t| &t.name == parent) {
+                if !selection.tables.iter().any(|c| c.name == t.name) {
+                    selection.tables.push(t.clone());
+                }
+            }
+        }
+        if selection.tables.len() == before {
+            break snapshot;
+        }
+    };
+
+    let mut chosen: Vec<TableName> = selection.tables.iter().map(|t| t.name.clone()).collect();
     let (plan, problems) = loop {
         let plan = Plan::build(
             endpoint(&source),
@@ -348,6 +404,21 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// The tables the plan's created tables reference and that are neither copied nor on
+/// the target, each once.
+fn missing_parents(plan: &Plan) -> Vec<TableName> {
+    let mut missing: Vec<TableName> = plan
+        .schema
+        .missing_parents
+        .values()
+        .flatten()
+        .cloned()
+        .collect();
+    missing.sort();
+    missing.dedup();
+    missing
 }
 
 /// Adds to a copy error what the user needs to know: what the target holds now.

@@ -33,6 +33,11 @@ pub struct CopySettings {
     pub content: Content,
     pub jobs: Option<usize>,
     pub split_above: Option<u64>,
+    /// Schemas named whole in a saved plan.
+    pub whole_schemas: Vec<String>,
+    pub with_parents: bool,
+    pub without_fks: bool,
+    pub owner: Option<String>,
     pub verify: bool,
     pub dry_run: bool,
     pub yes: bool,
@@ -124,6 +129,13 @@ impl CopySettings {
                 (None, Some(saved)) => Some(saved.split_above),
                 (None, None) => None,
             },
+            whole_schemas: saved
+                .as_ref()
+                .map(|s| s.whole_schemas.clone())
+                .unwrap_or_default(),
+            with_parents: args.with_parents,
+            without_fks: args.without_fks || saved.as_ref().is_some_and(|s| s.without_fks),
+            owner: args.owner.or(saved.as_ref().and_then(|s| s.owner.clone())),
             verify: args.verify,
             dry_run: args.dry_run,
             yes: args.yes,

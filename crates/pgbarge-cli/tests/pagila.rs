@@ -27,13 +27,12 @@ fn every_pagila_table_arrives_identical() {
         "Pagila has at least 15 tables, found {tables:?}"
     );
 
-    let run = db.copy(&["public.*", "--yes"]);
+    // Named one by one (not `public.*`, which would bring the whole schema's types).
+    let mut args: Vec<&str> = tables.iter().map(String::as_str).collect();
+    args.push("--yes");
+    let run = db.copy(&args);
     run.assert_ok();
-    assert!(
-        run.stdout.contains(&format!("{} tables,", tables.len())),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("15 tables,"), "{}", run.stdout);
     let mut total = 0;
     for t in &tables {
         total += db.assert_same(t);

@@ -43,6 +43,9 @@ pub enum Kind {
     Catalog,
     /// Verification found tables that differ between source and target.
     Verify,
+    /// Every table is loaded, but creating the objects that follow the data (foreign
+    /// keys, views, triggers, …) failed and was rolled back.
+    Schema,
 }
 
 /// A pgbarge error: kind, side, transience and a user-facing message.

@@ -26,6 +26,13 @@ pub enum ProblemKind {
     UnsupportedType,
     EnumLabels,
     ReferencedByForeignKeys,
+    /// Chosen tables reference tables (foreign keys) that are neither chosen nor on the
+    /// target.
+    RelatedTables,
+    /// An object the copy needs (extension, function) cannot be created by the role.
+    UnsupportedObject,
+    /// The `--owner` role does not exist on the target, or the role may not act as it.
+    Owner,
 }
 
 /// One problem, with what to do about it.
@@ -119,6 +126,7 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
             ));
         }
     }
+    check_schema(plan, snapshot, &mut problems);
     for ut in &snapshot.source.types {
         if let (TypeDefinition::Enum { labels }, Some(existing)) = (
             &ut.definition,
@@ -318,4 +326,88 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
         }
     }
     problems
+}
+
+/// Problems with the objects besides the tables: extensions the target cannot install,
+/// routines the role cannot create, foreign keys to tables left behind, the `--owner`.
+fn check_schema(plan: &Plan, snapshot: &Snapshot, problems: &mut Vec<Problem>) {
+    let superuser = snapshot.target_privileges.is_superuser;
+    for name in &plan.schema.extensions {
+        let (message, hint) = match snapshot.target_extensions.get(name) {
+            None => (
+                format!("extension \"{name}\" is needed on the target (the copied tables or schemas use it), and the target server does not offer it."),
+                "Install it on the target server (on a managed service: check its list of supported extensions), or leave out the tables that use it.".to_string(),
+            ),
+            Some(false) if !superuser => (
+                format!("extension \"{name}\" is needed on the target, and only a superuser (or the provider's admin role) may create it there."),
+                format!("Ask an administrator to run: CREATE EXTENSION {};", crate::quote::ident(name)),
+            ),
+            Some(_) => continue,
+        };
+        problems.push(problem(ProblemKind::UnsupportedObject, None, message, hint));
+    }
+    for s in plan.schema.skipped.iter().filter(|s| s.blocking) {
+        problems.push(problem(
+            ProblemKind::UnsupportedObject,
+            None,
+            format!("{} cannot be created on the target: {}.", s.what, s.why),
+            "Create it on the target first (pgbarge then leaves it as it is), or leave out what uses it.".into(),
+        ));
+    }
+    for (table, parents) in &plan.schema.missing_parents {
+        let mut names: Vec<String> = parents.iter().map(|p| p.to_string()).collect();
+        names.dedup();
+        problems.push(problem(
+            ProblemKind::RelatedTables,
+            Some(table),
+            format!(
+                "{table}: its foreign keys reference {}, which {} not being copied and not on the target.",
+                names.join(", "),
+                if names.len() == 1 { "is" } else { "are" }
+            ),
+            "Add --with-parents to copy the referenced tables too, or --without-fks to create the table without those foreign keys.".into(),
+        ));
+    }
+    if let Some(owner) = &plan.owner {
+        let has = |kind: &'static str| snapshot.target_existing.contains(&(kind, owner.clone()));
+        if !has("role") {
+            problems.push(problem(
+                ProblemKind::Owner,
+                None,
+                format!("--owner {owner}: no such role on the target."),
+                "Create the role on the target first, or name an existing one.".into(),
+            ));
+        } else if !superuser && !has("member") {
+            problems.push(problem(
+                ProblemKind::Owner,
+                None,
+                format!("--owner {owner}: the connected role is not a member of \"{owner}\", so it may not give objects to it."),
+                format!("Ask an administrator to run: GRANT {} TO <role>;", crate::quote::ident(owner)),
+            ));
+        }
+        let mut schemas: Vec<&String> = plan
+            .tables
+            .iter()
+            .filter(|t| matches!(t.action, Action::Create | Action::Replace))
+            .map(|t| &t.target.schema)
+            .chain(&plan.whole_schemas)
+            .filter(|s| snapshot.target_privileges.create_in_schema.contains_key(*s))
+            .collect();
+        schemas.sort();
+        schemas.dedup();
+        for s in schemas {
+            if has("role")
+                && !snapshot
+                    .target_existing
+                    .contains(&("create_as", format!("{owner}\t{s}")))
+            {
+                problems.push(problem(
+                    ProblemKind::Owner,
+                    None,
+                    format!("--owner {owner}: the role may not create objects in schema \"{s}\" on the target, so objects there cannot be given to it."),
+                    format!("Ask an administrator to run: GRANT CREATE ON SCHEMA {} TO {};", crate::quote::ident(s), crate::quote::ident(owner)),
+                ));
+            }
+        }
+    }
 }

@@ -34,6 +34,8 @@ pub struct RunReport {
     pub source: Endpoint,
     pub target: Endpoint,
     pub tables: Vec<TableReport>,
+    /// Objects created besides the tables, by kind ("views": 7, …).
+    pub schema: std::collections::BTreeMap<String, usize>,
     pub seconds: f64,
 }
 

@@ -99,6 +99,14 @@ impl Pattern {
         })
     }
 
+    /// The schema, when the pattern names all of one schema (`app.*`): such a copy takes
+    /// the schema's types, sequences, functions and views along with its tables.
+    pub fn whole_schema(&self) -> Option<&str> {
+        let schema = self.schema.as_ref()?;
+        (self.name.text == "*" && !self.name.quoted && !schema.is_glob())
+            .then_some(schema.text.as_str())
+    }
+
     fn is_glob(&self) -> bool {
         self.name.is_glob() || self.schema.as_ref().is_some_and(Part::is_glob)
     }

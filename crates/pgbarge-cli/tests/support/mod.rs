@@ -83,6 +83,25 @@ impl Cluster {
     }
 
     /// Runs a SQL file as the superuser.
+    /// `pg_dump --schema-only --no-owner --no-privileges` of `db`, as the superuser.
+    pub fn dump_schema(&self, db: &str) -> String {
+        let out = Command::new("pg_dump")
+            .args(["--schema-only", "--no-owner", "--no-privileges"])
+            .arg("-h")
+            .arg(&self.dir)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-U", "postgres", db])
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump {db} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("pg_dump prints UTF-8")
+    }
+
     pub fn psql_file(&self, db: &str, file: &Path) {
         let out = Command::new("psql")
             .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])

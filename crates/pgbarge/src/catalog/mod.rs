@@ -6,6 +6,7 @@
 //! privileges — what the picker and the pattern matcher need), then [`describe`] for only the
 //! chosen ones (columns, primary keys, type definitions).
 
+mod objects;
 mod queries;
 mod snapshot;
 
@@ -14,6 +15,10 @@ use std::fmt;
 
 use serde::Serialize;
 
+pub use objects::{
+    available_extensions, describe_objects, existing, list_schemas, Aggregate, Comment, Extension,
+    Partition, Routine, SchemaObjects, Sequence, TableObject, TableObjectKind, View,
+};
 pub use queries::{describe, find_types, list_tables, non_empty_tables, target_privileges};
 pub use snapshot::Snapshot;
 

@@ -13,8 +13,17 @@ use crate::error::{Error, Kind, Result, Side};
 /// Every table the role can see, outside the system schemas.
 const LIST_TABLES: &str = "
 SELECT c.oid, n.nspname, c.relname, c.relkind::text,
-       CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::int8 END,
-       pg_catalog.pg_total_relation_size(c.oid),
+       CASE WHEN c.relkind = 'p'
+            THEN (SELECT sum(greatest(l.reltuples, 0))::int8
+                  FROM pg_catalog.pg_partition_tree(c.oid) t
+                  JOIN pg_catalog.pg_class l ON l.oid = t.relid
+                  WHERE t.isleaf HAVING bool_or(l.reltuples >= 0))
+            WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::int8 END,
+       -- A partitioned table's size is its partitions'.
+       CASE WHEN c.relkind = 'p'
+            THEN (SELECT coalesce(sum(pg_catalog.pg_total_relation_size(t.relid)), 0)::int8
+                  FROM pg_catalog.pg_partition_tree(c.oid) t)
+            ELSE pg_catalog.pg_total_relation_size(c.oid) END,
        c.relispartition,
        pg_catalog.has_table_privilege(c.oid, 'SELECT'),
        pg_catalog.has_table_privilege(c.oid, 'INSERT'),
@@ -74,6 +83,13 @@ WITH RECURSIVE deps(oid, depth) AS (
     SELECT DISTINCT a.atttypid, 0 FROM pg_catalog.pg_attribute a
     WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
   UNION
+    SELECT t.oid, 0 FROM pg_catalog.pg_type t
+    JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+    WHERE n.nspname = ANY($2)
+      AND (t.typtype IN ('e', 'd', 'r')
+           OR t.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                                          WHERE c.oid = t.typrelid AND c.relkind = 'c'))
+  UNION
     SELECT x.oid, deps.depth + 1
     FROM deps JOIN pg_catalog.pg_type t ON t.oid = deps.oid
     CROSS JOIN LATERAL (
@@ -106,6 +122,9 @@ JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND t.typtype IN ('e', 'd', 'c', 'r', 'b')
   AND NOT (t.typtype = 'b' AND t.typcategory = 'A')
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_type'::regclass AND e.objid = t.oid
+                    AND e.deptype = 'e')
 GROUP BY t.oid, n.nspname, t.typname, t.typtype, t.typbasetype, t.typtypmod, t.typnotnull,
          t.typdefault, t.typrelid
 ORDER BY depth DESC, n.nspname, t.typname";
@@ -191,12 +210,18 @@ pub async fn list_tables(client: &Client, side: Side) -> Result<Vec<Table>> {
         .collect())
 }
 
-fn first_char(s: Option<String>) -> Option<char> {
+pub(super) fn first_char(s: Option<String>) -> Option<char> {
     s.and_then(|s| s.chars().next()).filter(|c| *c != '\0')
 }
 
-/// Columns, primary keys and needed user types of `tables`, in three queries.
-pub async fn describe(client: &Client, side: Side, tables: &[Table]) -> Result<Described> {
+/// Columns, primary keys and needed user types of `tables` (and every type of
+/// `whole_schemas`), in one pipelined round trip.
+pub async fn describe(
+    client: &Client,
+    side: Side,
+    tables: &[Table],
+    whole_schemas: &[String],
+) -> Result<Described> {
     let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
     // All five queries at once: tokio-postgres pipelines them on the one connection, and
     // unprepared typed queries skip the Parse round trip — one round trip in all, which
@@ -215,7 +240,15 @@ pub async fn describe(client: &Client, side: Side, tables: &[Table]) -> Result<D
         query(PRIMARY_KEYS, "reading primary keys"),
         query(OTHER_OBJECTS, "counting indexes and constraints"),
         query(OWNED_SEQUENCES, "reading owned sequences"),
-        query(USER_TYPES, "reading user-defined types"),
+        async {
+            client
+                .query_typed(
+                    USER_TYPES,
+                    &[(&oids, Type::OID_ARRAY), (&whole_schemas, Type::TEXT_ARRAY)],
+                )
+                .await
+                .map_err(catalog_error(side, "reading user-defined types"))
+        },
     )?;
     let mut others: BTreeMap<u32, OtherObjects> = other_rows
         .iter()

@@ -22,6 +22,15 @@ pub struct Snapshot {
     /// Target tables (among those named like chosen ones) that hold at least one row.
     pub target_non_empty: BTreeSet<TableName>,
     pub target_privileges: Privileges,
+    /// Schemas copied whole: all their types, sequences, functions and views come along.
+    pub whole_schemas: Vec<String>,
+    /// What the chosen tables need besides their columns and keys, on the source.
+    pub source_objects: SchemaObjects,
+    /// Which of those objects (and referenced tables, and roles) the target already has:
+    /// `(kind, name)` as [`existing`] takes them.
+    pub target_existing: BTreeSet<(&'static str, String)>,
+    /// Extensions the target offers, and whether a non-superuser may create each.
+    pub target_extensions: BTreeMap<String, bool>,
 }
 
 impl Snapshot {
@@ -32,6 +41,8 @@ impl Snapshot {
         target: &Client,
         chosen: &[Table],
         target_tables: &[Table],
+        whole_schemas: &[String],
+        roles: &[String],
     ) -> Result<Snapshot> {
         let by_name: BTreeMap<TableName, Table> = target_tables
             .iter()
@@ -53,24 +64,66 @@ impl Snapshot {
             .filter(|t| !t.can_select)
             .map(|t| t.name.clone());
 
-        let source_fut = describe(source, Side::Source, chosen);
+        let chosen_names: Vec<(u32, TableName)> =
+            chosen.iter().map(|t| (t.oid, t.name.clone())).collect();
+        let source_fut = async {
+            tokio::try_join!(
+                describe(source, Side::Source, chosen, whole_schemas),
+                describe_objects(source, &chosen_names, whole_schemas)
+            )
+        };
         // Pipelined on the target connection: one round trip or so for all of it.
         let target_fut = async {
             tokio::try_join!(
-                describe(target, Side::Target, &counterparts),
+                describe(target, Side::Target, &counterparts, &[]),
                 non_empty_tables(target, Side::Target, &readable),
-                target_privileges(target)
+                target_privileges(target),
+                available_extensions(target, Side::Target)
             )
         };
-        let (source_described, (target_described, non_empty, privileges)) =
-            tokio::try_join!(source_fut, target_fut)?;
+        let (
+            (source_described, source_objects),
+            (target_described, non_empty, privileges, target_extensions),
+        ) = tokio::try_join!(source_fut, target_fut)?;
 
         let type_names: Vec<(String, String)> = source_described
             .types
             .iter()
             .map(|t| (t.schema.clone(), t.name.clone()))
             .collect();
-        let target_types = find_types(target, Side::Target, &type_names).await?;
+        let mut wanted: Vec<(&'static str, String)> = Vec::new();
+        let o = &source_objects;
+        wanted.extend(o.extensions.iter().map(|e| ("extension", e.name.clone())));
+        wanted.extend(o.sequences.iter().map(|s| ("relation", s.name.sql())));
+        wanted.extend(o.routines.iter().map(|r| ("routine", r.signature.clone())));
+        for v in &o.views {
+            wanted.push(("relation", v.name.sql()));
+            wanted.extend(v.reads.iter().map(|r| ("relation", r.sql())));
+        }
+        wanted.extend(
+            o.table_objects
+                .iter()
+                .filter_map(|t| t.references.as_ref())
+                .map(|r| ("relation", r.sql())),
+        );
+        let mut schemas: Vec<&String> = chosen.iter().map(|t| &t.name.schema).collect();
+        schemas.extend(whole_schemas);
+        for role in roles {
+            wanted.push(("role", role.clone()));
+            wanted.push(("member", role.clone()));
+            // A new owner needs CREATE on the schema its objects are in.
+            wanted.extend(
+                schemas
+                    .iter()
+                    .map(|s| ("create_as", format!("{role}\t{s}"))),
+            );
+        }
+        wanted.sort();
+        wanted.dedup();
+        let (target_types, target_existing) = tokio::try_join!(
+            find_types(target, Side::Target, &type_names),
+            existing(target, Side::Target, &wanted)
+        )?;
 
         Ok(Snapshot {
             source: source_described,
@@ -79,6 +132,10 @@ impl Snapshot {
             target_types,
             target_non_empty: non_empty.into_iter().chain(unreadable).collect(),
             target_privileges: privileges,
+            whole_schemas: whole_schemas.to_vec(),
+            source_objects,
+            target_existing,
+            target_extensions,
         })
     }
 }

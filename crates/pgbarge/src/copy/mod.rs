@@ -137,8 +137,8 @@ pub async fn run(
                 .iter()
                 .map(|(s, t)| worker(&shared, &s.client, &t.client)),
         )
-        .await
-        .map(|_| ())
+        .await?;
+        complete(plan, &source.client, &target.client).await
     };
     let outcome = tokio::select! {
         r = work => r,
@@ -165,6 +165,7 @@ pub async fn run(
         .flatten()
         .collect();
     Ok(RunReport {
+        schema: plan.schema.counts.clone(),
         content: plan.content,
         source: plan.source.clone(),
         target: plan.target.clone(),
@@ -235,6 +236,70 @@ async fn transaction(target: &Client, statements: Vec<String>, doing: &str) -> R
         .batch_execute(&sql.join(";\n"))
         .await
         .map_err(target_error(doing))
+}
+
+/// After every table is in: foreign keys, views, triggers, rules, comments, ownership
+/// and the sequences' values, in one transaction. The tables stay loaded if this fails.
+async fn complete(plan: &Plan, source: &Client, target: &Client) -> Result<()> {
+    let mut sql: Vec<String> = plan.schema.after.iter().map(|s| s.sql.clone()).collect();
+    if plan.content != Content::SchemaOnly {
+        sql.extend(sequence_values(plan, source).await?);
+    }
+    if sql.is_empty() {
+        return Ok(());
+    }
+    transaction(target, sql, "creating foreign keys, views and triggers")
+        .await
+        .map_err(|e| {
+            Error::new(
+                Kind::Schema,
+                format!(
+                    "{}\nEvery table is loaded and committed, but the objects created after the \
+                     data (foreign keys, views, triggers, comments, sequence values) were rolled \
+                     back. Fix the cause on the target, then run the copy again with --mode replace \
+                     (or create them by hand: --dry-run --verbose prints their SQL).",
+                    e.message()
+                ),
+            )
+            .on(Side::Target)
+        })
+}
+
+/// `setval` for each sequence pgbarge created on its own, to the source's state now —
+/// after every row was read, so the values cover them all.
+async fn sequence_values(plan: &Plan, source: &Client) -> Result<Vec<String>> {
+    let readable: Vec<&TableName> = plan
+        .schema
+        .sequence_values
+        .iter()
+        .filter(|s| s.readable)
+        .map(|s| &s.name)
+        .collect();
+    if readable.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = readable
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("SELECT {i}::int4, last_value, is_called FROM {}", s.sql()))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let rows = source
+        .query(&query, &[])
+        .await
+        .map_err(|e| Error::postgres(Kind::Copy, Side::Source, "reading sequence values", e))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let seq = readable.get(r.get::<_, i32>(0) as usize)?;
+            Some(format!(
+                "SELECT pg_catalog.setval({}, {}, {})",
+                literal(&seq.sql()),
+                r.get::<_, i64>(1),
+                r.get::<_, bool>(2)
+            ))
+        })
+        .collect())
 }
 
 async fn worker(shared: &Shared<'_>, source: &Client, target: &Client) -> Result<()> {
@@ -321,29 +386,66 @@ async fn load_table(shared: &Shared<'_>, i: usize, source: &Client, target: &Cli
         // The definition only: table, key, no rows (and sequences left at their start).
         let mut sql = table.setup_sql(&table.target);
         sql.extend(table.finish_sql(&table.target));
+        sql.extend(table.after_data.iter().cloned());
         transaction(target, sql, &doing).await?;
         shared.finish(i);
         return Ok(());
     }
-    let mut setup = vec![BEGIN.to_string()];
-    setup.extend(table.setup_sql(&table.target));
+    let setup = table.setup_sql(&table.target);
     let mut finish = table.finish_sql(&table.target);
+    finish.extend(table.after_data.iter().cloned());
     finish.extend(sequence_sql(table, source, &doing).await?);
+    // One COPY per stream: the table itself, or each leaf of a partitioned table that
+    // pgbarge creates — all in the table's one transaction.
+    let streams: Vec<(String, String)> = if !table.leaves.is_empty() {
+        table
+            .leaves
+            .iter()
+            .map(|leaf| (table.copy_leaf_out_sql(leaf), table.copy_in_sql(leaf)))
+            .collect()
+    } else if table
+        .create
+        .as_ref()
+        .is_some_and(|c| c.partition_by.is_some())
+    {
+        // A partitioned table without partitions holds no rows.
+        Vec::new()
+    } else {
+        vec![(
+            table.copy_out_sql(None),
+            table.copy_in_sql(&table.load_into(&table.target)),
+        )]
+    };
+    if streams.is_empty() {
+        let mut sql = setup;
+        sql.extend(finish);
+        transaction(target, sql, &doing).await?;
+        shared.finish(i);
+        return Ok(());
+    }
+    let setup = std::iter::once(BEGIN.to_string())
+        .chain(setup)
+        .collect::<Vec<_>>()
+        .join(";\n");
     finish.push(COMMIT.to_string());
-    let (rows, _) = pump::pump(
-        source,
-        target,
-        &pump::Stream {
-            copy_out: &table.copy_out_sql(None),
-            copy_in: &table.copy_in_sql(&table.load_into(&table.target)),
-            setup: &setup.join(";\n"),
-            finish: &finish.join(";\n"),
-        },
-        &doing,
-        shared.progress(i),
-    )
-    .await?;
-    shared.tables[i].rows.fetch_add(rows, Ordering::SeqCst);
+    let finish = finish.join(";\n");
+    let last = streams.len() - 1;
+    for (k, (copy_out, copy_in)) in streams.iter().enumerate() {
+        let (rows, _) = pump::pump(
+            source,
+            target,
+            &pump::Stream {
+                copy_out,
+                copy_in,
+                setup: if k == 0 { &setup } else { "" },
+                finish: if k == last { &finish } else { "" },
+            },
+            &doing,
+            shared.progress(i),
+        )
+        .await?;
+        shared.tables[i].rows.fetch_add(rows, Ordering::SeqCst);
+    }
     shared.finish(i);
     Ok(())
 }
@@ -386,6 +488,7 @@ async fn load_part(
             staging.sql(),
             ident(&table.target.name)
         ));
+        sql.extend(table.after_data.iter().cloned());
         sql.extend(sequence_sql(table, source, &doing).await?);
         transaction(target, sql, &doing).await?;
         shared.finish(i);

@@ -2,15 +2,24 @@
 //! travel. An immutable, serialisable value — printed by `--dry-run`, rendered as JSON —
 //! built purely from the [`Snapshot`] and the user's choices. Later stages only read it.
 
-use std::collections::BTreeMap;
+mod schema;
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use crate::catalog::{
-    Column, Snapshot, TableDetail, TableKind, TableName, TypeDefinition, UserType,
+    Column, SchemaObjects, Snapshot, TableDetail, TableKind, TableName, TableObjectKind,
+    TypeDefinition, UserType,
 };
 use crate::convert::{conversion, Conversion};
 use crate::quote::{ident, ident_list, literal};
+
+pub use schema::{SchemaOptions, SchemaPlan, SequenceValue, Skipped, Step};
+
+/// Function bodies are not checked while they are created: they may refer to tables
+/// created later, as in pg_dump's output. A user-settable setting; no superuser needed.
+const NO_BODY_CHECKS: &str = "SET LOCAL check_function_bodies = off";
 
 /// What to do with a target table that already holds rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -55,6 +64,8 @@ pub struct PlanOptions {
     /// Tables at least this large (bytes, source estimate) are split into parts;
     /// `None` means [`DEFAULT_SPLIT_ABOVE`].
     pub split_above: Option<u64>,
+    /// Foreign keys to tables not copied, and ownership of what is created.
+    pub schema: SchemaOptions,
 }
 
 /// The temporary table an upsert loads into before merging.
@@ -166,6 +177,13 @@ pub struct TablePlan {
     pub upsert_key: Vec<String>,
     /// Sequences to move past the copied values after the load, in the same transaction.
     pub sequences: Vec<SequencePlan>,
+    /// For a partitioned table pgbarge creates: its leaf partitions, each loaded
+    /// directly (source leaf to target leaf, no routing), in the table's one transaction.
+    pub leaves: Vec<TableName>,
+    /// Secondary indexes and unique/exclusion constraints, built right after the rows
+    /// are in (and, for a split table, after it takes its real name), in the load's
+    /// transaction.
+    pub after_data: Vec<String>,
     /// What the user should know about this table (what is not recreated, conversions).
     pub notes: Vec<String>,
 }
@@ -183,6 +201,14 @@ pub struct CreateSpec {
     /// (constraint name, definition), added after the data is in: one sort instead of a
     /// B-tree insert per row.
     pub primary_key: Option<(String, String)>,
+    /// `RANGE (…)` / `LIST (…)` / `HASH (…)` for a partitioned table...
+    pub partition_by: Option<String>,
+    /// ...and `CREATE TABLE … PARTITION OF …` for each partition, parents first, with
+    /// the partitions' own check constraints.
+    pub partitions: Vec<String>,
+    /// (name, definition) of check constraints, added to the empty table so every
+    /// loaded row is checked.
+    pub checks: Vec<(String, String)>,
 }
 
 /// One range of a split table: blocks `[first_block, end_block)` of the source heap, read
@@ -224,11 +250,24 @@ impl TablePlan {
         }
         if let Some(c) = &self.create {
             sql.extend(c.sequences.iter().cloned());
+            let partition_by = c
+                .partition_by
+                .as_ref()
+                .map(|k| format!(" PARTITION BY {k}"))
+                .unwrap_or_default();
             sql.push(format!(
-                "CREATE TABLE {} (\n    {}\n)",
+                "CREATE TABLE {} (\n    {}\n){partition_by}",
                 name.sql(),
                 c.columns.join(",\n    ")
             ));
+            sql.extend(c.partitions.iter().cloned());
+            sql.extend(c.checks.iter().map(|(check, def)| {
+                format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {} {def}",
+                    name.sql(),
+                    ident(check)
+                )
+            }));
             for (seq, col) in &c.owned_by {
                 sql.push(format!(
                     "ALTER SEQUENCE {} OWNED BY {}.{}",
@@ -347,6 +386,16 @@ impl TablePlan {
         }
     }
 
+    /// `COPY` of one leaf partition of a partitioned table pgbarge creates.
+    pub fn copy_leaf_out_sql(&self, leaf: &TableName) -> String {
+        format!(
+            "COPY {} ({}) TO STDOUT {}",
+            leaf.sql(),
+            ident_list(self.copied_columns()),
+            self.format_clause()
+        )
+    }
+
     /// `COPY … FROM STDIN` into `name` (the target table, or its staging table).
     pub fn copy_in_sql(&self, name: &TableName) -> String {
         format!(
@@ -376,9 +425,19 @@ pub struct Plan {
     pub content: Content,
     /// How many source+target connection pairs work at once.
     pub jobs: usize,
-    /// Schemas and types the tables need, created in one transaction before any table.
+    /// Schemas, extensions, types, sequences and functions the tables need, created in
+    /// one transaction before any table.
     pub prepare: Vec<String>,
     pub types: Vec<TypePlan>,
+    /// Objects besides the tables: what is created before them (also in `prepare`),
+    /// what after all data is in, and what is not created.
+    pub schema: SchemaPlan,
+    /// `--owner`: the role every created object is given to.
+    pub owner: Option<String>,
+    /// Schemas copied whole (their views, functions and sequences come along).
+    pub whole_schemas: Vec<String>,
+    /// Foreign keys to tables not copied are left out.
+    pub without_fks: bool,
     /// In the order they were chosen; the copy stage starts the biggest first.
     pub tables: Vec<TablePlan>,
 }
@@ -418,12 +477,21 @@ impl Plan {
             });
         }
 
+        // A partition chosen along with its partitioned table comes with the table.
+        let objects = &snapshot.source_objects;
+        let with_parent: BTreeSet<&TableName> = objects
+            .partitions
+            .iter()
+            .filter(|(root, _)| chosen.contains(root))
+            .flat_map(|(_, parts)| parts.iter().map(|p| &p.name))
+            .collect();
         let mut tables: Vec<TablePlan> = chosen
             .iter()
+            .filter(|name| !with_parent.contains(name))
             .filter_map(|name| snapshot.source.tables.get(name))
             .map(|src| {
                 let mut plan = match snapshot.target.tables.get(&src.table.name) {
-                    None => plan_create(src),
+                    None => plan_create(src, objects),
                     Some(_) if options.content == Content::SchemaOnly => {
                         base_plan(src, Action::Keep)
                     }
@@ -456,11 +524,63 @@ impl Plan {
             split(table, src, jobs, split_above, source.server_version);
         }
 
+        let creates = |t: &&TablePlan| matches!(t.action, Action::Create | Action::Replace);
+        let mut created: BTreeSet<&TableName> =
+            tables.iter().filter(creates).map(|t| &t.target).collect();
+        created.extend(tables.iter().filter(creates).flat_map(|t| &t.leaves));
+        for t in tables.iter().filter(creates) {
+            if let Some(parts) = objects.partitions.get(&t.source) {
+                created.extend(parts.iter().map(|p| &p.name));
+            }
+        }
+        let mut copied: BTreeSet<&TableName> = tables.iter().map(|t| &t.target).collect();
+        copied.extend(created.iter().copied());
+        // Schemas that only hold sequences, functions or views still need creating.
+        let object_schemas = objects
+            .sequences
+            .iter()
+            .map(|s| &s.name.schema)
+            .chain(objects.routines.iter().map(|r| &r.schema))
+            .chain(objects.views.iter().map(|v| &v.name.schema))
+            .chain(objects.extensions.iter().map(|e| &e.schema))
+            .chain(snapshot.whole_schemas.iter());
+        for s in object_schemas {
+            if !schema_exists(s) && !new_schemas.contains(s) {
+                new_schemas.push(s.clone());
+            }
+        }
+        let types_created: Vec<String> = snapshot
+            .source
+            .types
+            .iter()
+            .filter(|ut| {
+                !snapshot
+                    .target_types
+                    .contains_key(&(ut.schema.clone(), ut.name.clone()))
+            })
+            .map(UserType::sql_name)
+            .collect();
+        let schema = schema::plan_schema(
+            snapshot,
+            &schema::TablesInPlan {
+                created,
+                copied,
+                types_created,
+                schemas_created: new_schemas.clone(),
+            },
+            &options.schema,
+        );
+
         let mut prepare: Vec<String> = new_schemas
             .iter()
             .map(|s| format!("CREATE SCHEMA IF NOT EXISTS {}", ident(s)))
             .collect();
+        prepare.extend(schema.create_extensions.iter().map(|s| s.sql.clone()));
         prepare.extend(types.iter().flat_map(|t| t.sql.iter().cloned()));
+        if !schema.before.is_empty() {
+            prepare.push(NO_BODY_CHECKS.to_string());
+            prepare.extend(schema.before.iter().map(|s| s.sql.clone()));
+        }
         Plan {
             source,
             target,
@@ -468,6 +588,10 @@ impl Plan {
             jobs,
             prepare,
             types,
+            schema,
+            owner: options.schema.owner.clone(),
+            whole_schemas: snapshot.whole_schemas.clone(),
+            without_fks: options.schema.without_fks,
             tables,
         }
     }
@@ -547,12 +671,15 @@ fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
         staging: None,
         upsert_key: Vec::new(),
         sequences: Vec::new(),
+        leaves: Vec::new(),
+        after_data: Vec::new(),
         notes: Vec::new(),
     }
 }
 
-fn plan_create(src: &TableDetail) -> TablePlan {
+fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
     let mut plan = base_plan(src, Action::Create);
+    let name = &src.table.name;
     let mut spec = CreateSpec {
         sequences: Vec::new(),
         columns: Vec::new(),
@@ -561,8 +688,10 @@ fn plan_create(src: &TableDetail) -> TablePlan {
             .primary_key
             .as_ref()
             .map(|pk| (pk.name.clone(), pk.definition.clone())),
+        partition_by: objects.partition_keys.get(name).cloned(),
+        partitions: Vec::new(),
+        checks: Vec::new(),
     };
-    let mut skipped_defaults = Vec::new();
     for col in &src.columns {
         if let Some(seq) = col.sequence.as_ref().filter(|s| !s.identity) {
             // A serial column: its sequence comes along, created before the table.
@@ -579,7 +708,7 @@ fn plan_create(src: &TableDetail) -> TablePlan {
             ));
             spec.owned_by.push((seq.name.clone(), col.name.clone()));
         }
-        spec.columns.push(column_ddl(col, &mut skipped_defaults));
+        spec.columns.push(column_ddl(col));
         if !col.generated {
             plan.columns.push(ColumnPlan {
                 name: col.name.clone(),
@@ -590,38 +719,55 @@ fn plan_create(src: &TableDetail) -> TablePlan {
         }
     }
     plan.sequences = sequence_plans(src);
-    plan.create = Some(spec);
-    if !skipped_defaults.is_empty() {
+    if let Some(parts) = objects.partitions.get(name) {
+        for p in parts {
+            let sub = p
+                .partition_key
+                .as_ref()
+                .map(|k| format!(" PARTITION BY {k}"))
+                .unwrap_or_default();
+            spec.partitions.push(format!(
+                "CREATE TABLE {} PARTITION OF {} {}{sub}",
+                p.name.sql(),
+                p.parent.sql(),
+                p.bound
+            ));
+            if p.partition_key.is_none() {
+                plan.leaves.push(p.name.clone());
+            }
+        }
         plan.notes.push(format!(
-            "created without the default of {}: it uses another object (a sequence or function) \
-             that pgbarge does not copy yet",
-            skipped_defaults.join(", ")
+            "partitioned: {} partitions created, rows loaded into each leaf directly",
+            parts.len()
         ));
     }
-    if src.table.kind == TableKind::Partitioned {
-        plan.notes.push(
-            "partitioned on the source: created as a plain table holding all partitions' rows"
-                .into(),
+    // The table's own objects, and its partitions'.
+    let in_tree = |t: &TableName| {
+        t == name
+            || objects
+                .partitions
+                .get(name)
+                .is_some_and(|ps| ps.iter().any(|p| &p.name == t))
+    };
+    for o in objects.table_objects.iter().filter(|o| in_tree(&o.table)) {
+        let add = format!(
+            "ALTER TABLE {} ADD CONSTRAINT {} {}",
+            o.table.sql(),
+            ident(&o.name),
+            o.definition
         );
-    }
-    let o = src.others;
-    let mut missing = Vec::new();
-    for (n, what) in [
-        (o.indexes, "index"),
-        (o.constraints, "check/unique constraint"),
-        (o.foreign_keys, "foreign key"),
-        (o.triggers, "trigger"),
-    ] {
-        if n > 0 {
-            missing.push(format!("{n} {what}{}", if n == 1 { "" } else { "s" }));
+        match o.kind {
+            TableObjectKind::Check if &o.table == name => {
+                spec.checks.push((o.name.clone(), o.definition.clone()))
+            }
+            TableObjectKind::Check => spec.partitions.push(add),
+            TableObjectKind::Unique | TableObjectKind::Exclusion => plan.after_data.push(add),
+            TableObjectKind::Index => plan.after_data.push(o.definition.clone()),
+            // Foreign keys, triggers and rules wait until every table is loaded.
+            TableObjectKind::ForeignKey | TableObjectKind::Trigger | TableObjectKind::Rule => {}
         }
     }
-    if !missing.is_empty() {
-        plan.notes.push(format!(
-            "not recreated (only columns, types, simple defaults and the primary key are): {}",
-            missing.join(", ")
-        ));
-    }
+    plan.create = Some(spec);
     plan
 }
 
@@ -639,7 +785,7 @@ fn sequence_plans(src: &TableDetail) -> Vec<SequencePlan> {
         .collect()
 }
 
-fn column_ddl(col: &Column, skipped_defaults: &mut Vec<String>) -> String {
+fn column_ddl(col: &Column) -> String {
     let mut def = format!("{} {}", ident(&col.name), col.ty.sql);
     if let Some(coll) = &col.collation {
         def.push_str(&format!(" COLLATE {coll}"));
@@ -648,25 +794,14 @@ fn column_ddl(col: &Column, skipped_defaults: &mut Vec<String>) -> String {
         (Some(d), true, _) => def.push_str(&format!(" GENERATED ALWAYS AS ({}) STORED", d.expr)),
         (_, _, Some('a')) => def.push_str(" GENERATED ALWAYS AS IDENTITY"),
         (_, _, Some(_)) => def.push_str(" GENERATED BY DEFAULT AS IDENTITY"),
-        (Some(d), false, None) if !d.has_dependencies || is_serial(col) => {
-            def.push_str(&format!(" DEFAULT {}", d.expr))
-        }
-        (Some(d), false, None) => skipped_defaults.push(format!("{} ({})", col.name, d.expr)),
+        // Sequences and functions a default uses are created before the table.
+        (Some(d), false, None) => def.push_str(&format!(" DEFAULT {}", d.expr)),
         (None, _, None) => {}
     }
     if col.not_null {
         def.push_str(" NOT NULL");
     }
     def
-}
-
-/// A `serial` column: its default draws from the sequence it owns, which is created along.
-fn is_serial(col: &Column) -> bool {
-    col.sequence.as_ref().is_some_and(|s| !s.identity)
-        && col
-            .default
-            .as_ref()
-            .is_some_and(|d| d.expr.starts_with("nextval("))
 }
 
 fn plan_existing(
@@ -683,7 +818,7 @@ fn plan_existing(
         .or(options.mode);
     if mode == Some(LoadMode::Replace) {
         // The target's definition goes; the source's comes, exactly as for a new table.
-        let mut plan = plan_create(src);
+        let mut plan = plan_create(src, &snapshot.source_objects);
         plan.action = Action::Replace;
         return plan;
     }

@@ -1,0 +1,385 @@
+//! Schema fidelity: a whole database or schema copied to an empty cloud-like target (a
+//! non-superuser role) is a working copy of the source — same definitions as pg_dump sees
+//! them, same rows, sequences that continue where the source's are, constraints that
+//! bite, triggers that fire on new rows but did not on copied ones.
+
+mod support;
+
+use support::{pagila_dir, servers, TestDb};
+
+/// A `pg_dump --schema-only` as a sorted list of statements, for comparing two databases
+/// regardless of the order pg_dump happened to emit objects in. Left out: comment lines
+/// (`-- Name: …; Owner: …` headers), blank lines, and psql meta-commands (`\restrict KEY`
+/// carries a random key per dump).
+fn normalised_dump(dump: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    for line in dump.lines() {
+        if line.starts_with("--") || line.starts_with('\\') || line.trim().is_empty() {
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+        // Statements end at a line ending in `;`, except inside a function body.
+        if line.ends_with(';')
+            && current.matches("$_$").count() % 2 == 0
+            && current.matches("$$").count() % 2 == 0
+        {
+            statements.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        statements.push(current);
+    }
+    statements.sort();
+    statements
+}
+
+fn assert_same_schema(source: &str, target: &str) {
+    let (s, t) = (normalised_dump(source), normalised_dump(target));
+    let only_source: Vec<&String> = s.iter().filter(|x| !t.contains(x)).collect();
+    let only_target: Vec<&String> = t.iter().filter(|x| !s.contains(x)).collect();
+    assert!(
+        only_source.is_empty() && only_target.is_empty(),
+        "pg_dump --schema-only differs.\nOnly on the source:\n{}\nOnly on the target:\n{}",
+        only_source
+            .iter()
+            .map(|x| x.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        only_target
+            .iter()
+            .map(|x| x.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(s.len() > 10, "the dump has statements: {}", s.len());
+}
+
+/// One new row per table with a sequence (each uses its default), run on both servers:
+/// the target must hand out the same ids as the source would, triggers must fill in
+/// `fulltext`, and rows must route into the right partition.
+const PAGILA_NEW_ROWS: &str = "
+INSERT INTO public.actor (first_name, last_name) VALUES ('NEW', 'ACTOR') RETURNING actor_id;
+INSERT INTO public.category (name) VALUES ('New') RETURNING category_id;
+INSERT INTO public.country (country) VALUES ('Newland') RETURNING country_id;
+INSERT INTO public.city (city, country_id) VALUES ('Newcity', 1) RETURNING city_id;
+INSERT INTO public.address (address, district, city_id, phone)
+  VALUES ('1 New St', 'D', 1, '123') RETURNING address_id;
+INSERT INTO public.language (name) VALUES ('Klingon') RETURNING language_id;
+INSERT INTO public.film (title, language_id) VALUES ('NEW FILM', 1) RETURNING film_id, fulltext;
+INSERT INTO public.inventory (film_id, store_id) VALUES (1, 1) RETURNING inventory_id;
+INSERT INTO public.staff (first_name, last_name, address_id, store_id, username)
+  VALUES ('N', 'S', 1, 1, 'ns') RETURNING staff_id;
+INSERT INTO public.store (manager_staff_id, address_id)
+  SELECT max(staff_id), 1 FROM public.staff RETURNING store_id;
+INSERT INTO public.customer (store_id, first_name, last_name, address_id)
+  VALUES (1, 'N', 'C', 1) RETURNING customer_id;
+INSERT INTO public.rental (rental_date, inventory_id, customer_id, staff_id)
+  VALUES ('2030-01-01', 1, 1, 1) RETURNING rental_id;
+INSERT INTO public.payment (customer_id, staff_id, rental_id, amount, payment_date)
+  VALUES (1, 1, 1, 1.00, '2022-03-15') RETURNING payment_id, tableoid::regclass;
+";
+
+#[test]
+fn pagila_whole_database_is_a_working_copy() {
+    let dir = pagila_dir();
+    let db = TestDb::new("pagila_all");
+    let s = servers();
+    s.source.psql_file(&db.name, &dir.join("pagila-schema.sql"));
+    s.source.psql_file(&db.name, &dir.join("pagila-data.sql"));
+    // Pagila ships its materialized view unpopulated; fill it, so the copy must too.
+    db.source_sql("REFRESH MATERIALIZED VIEW public.rental_by_category");
+
+    let run = db.copy(&["--all", "--yes", "--verify"]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("15 tables equal") || run.stdout.contains("15 equal"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("Also created:"), "{}", run.stdout);
+
+    // The definitions, as pg_dump sees them, are the source's.
+    assert_same_schema(
+        &s.source.dump_schema(&db.name),
+        &s.target.dump_schema(&db.name),
+    );
+
+    // Every table's rows, including the partitions' (loaded leaf by leaf).
+    let tables = db.source_sql(
+        "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables \
+         WHERE schemaname = 'public' ORDER BY 1",
+    );
+    let mut total = 0;
+    for t in tables.lines() {
+        total += db.assert_same(t);
+    }
+    assert!(total > 40_000, "compared {total} rows");
+    for p in ["public.payment_p2022_01", "public.payment_p2022_07"] {
+        assert_eq!(
+            db.source_sql(&format!("SELECT count(*) FROM ONLY {p}")),
+            db.target_sql(&format!("SELECT count(*) FROM ONLY {p}")),
+            "{p}"
+        );
+    }
+    // The materialized view was filled after the load.
+    assert_eq!(
+        db.source_sql("SELECT count(*), sum(total_sales) FROM public.rental_by_category"),
+        db.target_sql("SELECT count(*), sum(total_sales) FROM public.rental_by_category"),
+    );
+
+    // The application works: new rows get the ids the source would have given them
+    // (sequences carried over), triggers fill columns, payments route to partitions.
+    let on_source = db.source_sql(&format!("BEGIN; {PAGILA_NEW_ROWS} ROLLBACK;"));
+    let on_target = db.target_sql_as_app(&format!("BEGIN; {PAGILA_NEW_ROWS} ROLLBACK;"));
+    assert_eq!(on_source, on_target);
+    assert!(on_target.contains("201\n"), "{on_target}");
+    assert!(on_target.contains("'film':2 'new':1"), "{on_target}");
+    assert!(on_target.contains("payment_p2022_03"), "{on_target}");
+
+    // Constraints bite.
+    let fk = s.target.psql_output(
+        &db.name,
+        "INSERT INTO public.film_actor (actor_id, film_id) VALUES (999999, 1)",
+        &[],
+    );
+    assert!(!fk.status.success());
+    assert!(
+        String::from_utf8_lossy(&fk.stderr).contains("foreign key"),
+        "{}",
+        String::from_utf8_lossy(&fk.stderr)
+    );
+    let check = s.target.psql_output(
+        &db.name,
+        "UPDATE public.film SET release_year = 1000 WHERE film_id = 1",
+        &[],
+    );
+    assert!(!check.status.success(), "the domain's check holds");
+
+    // Everything belongs to the non-superuser role that created it.
+    assert_eq!(
+        db.target_sql(
+            "SELECT count(*) FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace \
+             AND pg_get_userbyid(c.relowner) <> 'app'"
+        )
+        .trim(),
+        "0"
+    );
+}
+
+/// A schema with one of everything pgbarge recreates.
+const KITCHEN_SINK: &str = r#"
+CREATE EXTENSION citext;
+CREATE SCHEMA app;
+COMMENT ON SCHEMA app IS 'the application';
+CREATE TYPE app.span AS (lo int, hi int);
+CREATE SEQUENCE app.shared_seq START 100 INCREMENT 5;
+CREATE FUNCTION app.code(prefix text) RETURNS text LANGUAGE sql
+  AS $$ SELECT prefix || '-' || nextval('app.shared_seq') $$;
+CREATE TABLE app.accounts (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    code text NOT NULL DEFAULT app.code('A'),
+    email citext NOT NULL UNIQUE,
+    balance numeric(12,2) NOT NULL DEFAULT 0 CHECK (balance >= 0),
+    balance_cents bigint GENERATED ALWAYS AS ((balance * 100)::bigint) STORED,
+    touched text
+);
+COMMENT ON TABLE app.accounts IS 'who pays';
+COMMENT ON COLUMN app.accounts.email IS 'unique, case-insensitive';
+CREATE INDEX accounts_lower_code ON app.accounts (lower(code)) WHERE balance > 0;
+CREATE TABLE app.bookings (
+    id integer PRIMARY KEY DEFAULT nextval('app.shared_seq'),
+    account_id bigint NOT NULL REFERENCES app.accounts ON DELETE CASCADE,
+    room int NOT NULL,
+    during tsrange NOT NULL,
+    span app.span,
+    EXCLUDE USING gist (room WITH =, during WITH &&)
+) ;
+CREATE FUNCTION app.touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.touched := 'by trigger'; RETURN NEW; END $$;
+CREATE TRIGGER accounts_touch BEFORE INSERT OR UPDATE ON app.accounts
+  FOR EACH ROW EXECUTE FUNCTION app.touch();
+CREATE TRIGGER accounts_off BEFORE DELETE ON app.accounts
+  FOR EACH ROW EXECUTE FUNCTION app.touch();
+ALTER TABLE app.accounts DISABLE TRIGGER accounts_off;
+CREATE VIEW app.rich AS SELECT id, email FROM app.accounts WHERE balance > 100;
+CREATE VIEW app.rich_count AS SELECT count(*) AS n FROM app.rich;
+CREATE MATERIALIZED VIEW app.room_use AS SELECT room, count(*) AS n FROM app.bookings GROUP BY room;
+CREATE UNIQUE INDEX room_use_room ON app.room_use (room);
+CREATE RULE no_delete_rich AS ON DELETE TO app.rich DO INSTEAD NOTHING;
+"#;
+
+#[test]
+fn a_whole_schema_keeps_its_objects_and_triggers_do_not_fire_on_copied_rows() {
+    let db = TestDb::new("sink");
+    let btree_gist = "CREATE EXTENSION IF NOT EXISTS btree_gist;";
+    db.source_sql(&format!("{btree_gist}{KITCHEN_SINK}"));
+    db.source_sql(
+        "INSERT INTO app.accounts (email, balance) \
+           SELECT 'User' || g || '@Example.com', g * 10 FROM generate_series(1, 50) g;
+         ALTER TABLE app.accounts DISABLE TRIGGER accounts_touch;
+         UPDATE app.accounts SET touched = 'source value ' || id;
+         ALTER TABLE app.accounts ENABLE TRIGGER accounts_touch;
+         INSERT INTO app.bookings (account_id, room, during, span) \
+           SELECT g, g % 5, tsrange('2026-01-01'::timestamp + g * interval '1 day', \
+                  '2026-01-01'::timestamp + (g + 1) * interval '1 day'), ROW(g, g + 1)::app.span \
+           FROM generate_series(1, 50) g;
+         REFRESH MATERIALIZED VIEW app.room_use;",
+    );
+    // btree_gist is not trusted: as on a managed service, an administrator installs it.
+    db.target_sql(btree_gist);
+
+    let run = db.copy(&["app.*", "--yes"]);
+    run.assert_ok();
+    let s = servers();
+    let dump = |c: &support::Cluster| {
+        let out = std::process::Command::new("pg_dump")
+            .args([
+                "--schema-only",
+                "--no-owner",
+                "--no-privileges",
+                "-n",
+                "app",
+            ])
+            .arg("-h")
+            .arg(&c.dir)
+            .arg("-p")
+            .arg(c.port.to_string())
+            .args(["-U", "postgres", &db.name])
+            .output()
+            .expect("pg_dump");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_same_schema(&dump(&s.source), &dump(&s.target));
+    for t in ["app.accounts", "app.bookings", "app.room_use"] {
+        db.assert_same(t);
+    }
+    // The trigger did not fire on copied rows...
+    assert_eq!(
+        db.target_sql("SELECT touched FROM app.accounts WHERE id = 7")
+            .trim(),
+        "source value 7"
+    );
+    // ...but fires on new ones; identity, the function default and the shared sequence
+    // continue where the source stopped.
+    let insert = "BEGIN; INSERT INTO app.accounts (email) VALUES ('new@example.com') \
+                  RETURNING id, code, touched; ROLLBACK;";
+    assert_eq!(db.source_sql(insert), db.target_sql_as_app(insert));
+    assert!(db.target_sql_as_app(insert).contains("by trigger"));
+    // citext came along, so uniqueness is case-insensitive; the exclusion constraint holds.
+    let dup = s.target.psql_output(
+        &db.name,
+        "INSERT INTO app.accounts (email) VALUES ('USER1@example.COM')",
+        &[],
+    );
+    assert!(!dup.status.success());
+    let overlap = s.target.psql_output(
+        &db.name,
+        "INSERT INTO app.bookings (account_id, room, during) \
+         SELECT account_id, room, during FROM app.bookings LIMIT 1",
+        &[],
+    );
+    assert!(String::from_utf8_lossy(&overlap.stderr).contains("exclusion"));
+    assert_eq!(
+        db.target_sql("SELECT n FROM app.rich_count").trim(),
+        db.source_sql("SELECT n FROM app.rich_count").trim()
+    );
+}
+
+#[test]
+fn foreign_keys_to_tables_left_behind_need_a_decision() {
+    let db = TestDb::new("parents");
+    db.source_sql(
+        "CREATE TABLE public.country (id int PRIMARY KEY, name text);
+         CREATE TABLE public.city (id int PRIMARY KEY, country_id int REFERENCES public.country);
+         CREATE TABLE public.street (id int PRIMARY KEY, city_id int REFERENCES public.city);
+         INSERT INTO public.country VALUES (1, 'A');
+         INSERT INTO public.city VALUES (1, 1);
+         INSERT INTO public.street VALUES (1, 1), (2, 1);",
+    );
+    let refused = db.copy(&["street", "--yes"]);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(refused.stderr.contains("public.city"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("--with-parents"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!db.target_has_table("public", "street"));
+
+    // --with-parents follows the chain: street → city → country.
+    let run = db.copy(&["street", "--with-parents", "--yes"]);
+    run.assert_ok();
+    assert!(run.stdout.contains("3 tables"), "{}", run.stdout);
+    assert_eq!(
+        db.target_sql(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' \
+             AND connamespace = 'public'::regnamespace"
+        )
+        .trim(),
+        "2"
+    );
+
+    // --without-fks: the table alone, without its foreign key.
+    let other = TestDb::new("parents_without");
+    other.source_sql(
+        "CREATE TABLE public.city (id int PRIMARY KEY);
+         CREATE TABLE public.street (id int PRIMARY KEY, city_id int REFERENCES public.city);
+         INSERT INTO public.city VALUES (1); INSERT INTO public.street VALUES (1, 1);",
+    );
+    let run = other.copy(&["street", "--without-fks", "--yes"]);
+    run.assert_ok();
+    assert!(!other.target_has_table("public", "city"));
+    assert_eq!(
+        other
+            .target_sql("SELECT count(*) FROM pg_constraint WHERE contype = 'f'")
+            .trim(),
+        "0"
+    );
+    other.assert_same("public.street");
+}
+
+#[test]
+fn owner_gives_created_objects_to_a_role() {
+    let db = TestDb::new("owner");
+    db.source_sql(
+        "CREATE TABLE public.t (id serial PRIMARY KEY, v text);
+         CREATE VIEW public.v AS SELECT * FROM public.t;
+         INSERT INTO public.t (v) VALUES ('a');",
+    );
+    let missing = db.copy(&["--all", "--owner", "no_such_role", "--yes"]);
+    assert_eq!(missing.code, 3, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("no_such_role"),
+        "{}",
+        missing.stderr
+    );
+    assert!(!db.target_has_table("public", "t"));
+
+    db.target_sql(
+        "DO $$ BEGIN CREATE ROLE app_owner NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         GRANT app_owner TO app;",
+    );
+    // The new owner must be allowed to create in the schema: preflight says so first.
+    let no_create = db.copy(&["--all", "--owner", "app_owner", "--yes"]);
+    assert_eq!(no_create.code, 3, "{}", no_create.stderr);
+    assert!(
+        no_create
+            .stderr
+            .contains("GRANT CREATE ON SCHEMA \"public\" TO \"app_owner\""),
+        "{}",
+        no_create.stderr
+    );
+    db.target_sql("GRANT CREATE ON SCHEMA public TO app_owner");
+    db.copy(&["--all", "--owner", "app_owner", "--yes"])
+        .assert_ok();
+    assert_eq!(
+        db.target_sql(
+            "SELECT string_agg(relname || ':' || pg_get_userbyid(relowner), ',' ORDER BY relname) \
+             FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'v', 'S')"
+        )
+        .trim(),
+        "t:app_owner,t_id_seq:app_owner,v:app_owner"
+    );
+}

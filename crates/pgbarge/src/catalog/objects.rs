@@ -1,0 +1,710 @@
+//! Everything a copied table needs besides its columns and primary key, read from the
+//! source the way pg_dump does — set-based catalog queries, with the definitions rendered
+//! by the server's own `pg_get_*def()` functions (so they are valid SQL for its version,
+//! with every name qualified under pgbarge's empty `search_path`):
+//!
+//! - partitions of chosen partitioned tables, with their bounds;
+//! - check, unique, exclusion and foreign-key constraints, secondary indexes, triggers
+//!   and rules of the chosen tables and their partitions;
+//! - sequences the tables' defaults draw from (and all of a schema's, for a schema-wide
+//!   copy), functions and aggregates that defaults, constraints, triggers and views call
+//!   (all of a schema's, for a schema-wide copy), views and materialized views of the
+//!   schemas copied whole, extensions the columns' types come from, and comments.
+//!
+//! Objects that belong to an extension are never listed: creating the extension brings
+//! them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tokio_postgres::types::Type;
+use tokio_postgres::Client;
+
+use super::TableName;
+use crate::error::{Error, Kind, Result, Side};
+
+/// Partitions of the given partitioned tables, all levels, parents before children.
+const PARTITIONS: &str = "
+WITH RECURSIVE tree(oid, root, depth) AS (
+    SELECT i.inhrelid, i.inhparent, 1 FROM pg_catalog.pg_inherits i
+    WHERE i.inhparent = ANY($1)
+  UNION ALL
+    SELECT i.inhrelid, tree.root, tree.depth + 1
+    FROM tree JOIN pg_catalog.pg_inherits i ON i.inhparent = tree.oid
+)
+SELECT tree.root, c.oid, n.nspname, c.relname, pn.nspname, p.relname,
+       pg_catalog.pg_get_expr(c.relpartbound, c.oid),
+       CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END
+FROM tree
+JOIN pg_catalog.pg_class c ON c.oid = tree.oid AND c.relispartition
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_inherits h ON h.inhrelid = c.oid
+JOIN pg_catalog.pg_class p ON p.oid = h.inhparent
+JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
+ORDER BY tree.root, tree.depth, n.nspname, c.relname";
+
+/// Partition keys of the given partitioned tables.
+const PARTITION_KEYS: &str = "
+SELECT c.oid, pg_catalog.pg_get_partkeydef(c.oid)
+FROM pg_catalog.pg_class c WHERE c.oid = ANY($1) AND c.relkind = 'p'";
+
+/// Constraints (other than primary keys and NOT NULL), secondary indexes, triggers and
+/// rules of the given tables. Objects a partition inherits from its parent (cloned
+/// constraints and triggers, indexes attached to a parent index) are left out: creating
+/// them on the parent creates them on the partitions.
+const TABLE_OBJECTS: &str = "
+SELECT k.conrelid, 'constraint', k.contype::text, k.conname,
+       pg_catalog.pg_get_constraintdef(k.oid), fn.nspname, fc.relname, k.convalidated
+FROM pg_catalog.pg_constraint k
+LEFT JOIN pg_catalog.pg_class fc ON fc.oid = k.confrelid
+LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
+WHERE k.conrelid = ANY($1) AND k.contype IN ('c', 'u', 'x', 'f')
+  AND k.conparentid = 0 AND k.conislocal
+UNION ALL
+SELECT i.indrelid, 'index', '', ic.relname, pg_catalog.pg_get_indexdef(i.indexrelid),
+       NULL, NULL, true
+FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+WHERE i.indrelid = ANY($1)
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
+                  WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid
+                    AND k.contype IN ('p', 'u', 'x'))
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = i.indexrelid)
+UNION ALL
+SELECT g.tgrelid, 'trigger', g.tgenabled::text, g.tgname,
+       pg_catalog.pg_get_triggerdef(g.oid), NULL, NULL, true
+FROM pg_catalog.pg_trigger g
+WHERE g.tgrelid = ANY($1) AND NOT g.tgisinternal AND g.tgparentid = 0
+UNION ALL
+SELECT r.ev_class, 'rule', '', r.rulename, pg_catalog.pg_get_ruledef(r.oid), NULL, NULL, true
+FROM pg_catalog.pg_rewrite r
+WHERE r.ev_class = ANY($1) AND r.rulename <> '_RETURN'";
+
+/// Sequences the tables' column defaults use, or that live in a schema copied whole —
+/// except those owned by a chosen table's column (created with the table) and identity
+/// sequences (created by the identity column).
+const SEQUENCES: &str = "
+SELECT c.oid, n.nspname, c.relname, pg_catalog.format_type(s.seqtypid, NULL), s.seqstart,
+       s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
+       pg_catalog.has_sequence_privilege(c.oid, 'SELECT')
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_sequence s ON s.seqrelid = c.oid
+WHERE c.relkind = 'S'
+  AND (n.nspname = ANY($2)
+       OR c.oid IN (SELECT d.refobjid FROM pg_catalog.pg_depend d
+                    JOIN pg_catalog.pg_attrdef ad ON ad.oid = d.objid
+                    WHERE d.classid = 'pg_catalog.pg_attrdef'::regclass
+                      AND d.refclassid = 'pg_catalog.pg_class'::regclass
+                      AND ad.adrelid = ANY($1)))
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
+                    AND (d.deptype IN ('i', 'e')
+                         OR d.deptype = 'a' AND d.refobjid = ANY($1)))
+ORDER BY n.nspname, c.relname";
+
+/// Views and materialized views of the schemas copied whole, with the relations each
+/// reads (to order them, and to skip those that read something not copied), and a
+/// materialized view's indexes.
+const VIEWS: &str = "
+SELECT c.oid, n.nspname, c.relname, c.relkind = 'm', pg_catalog.pg_get_viewdef(c.oid),
+       c.relispopulated, c.reloptions,
+       ARRAY(SELECT rn.nspname FROM pg_catalog.pg_rewrite r
+             JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass
+                  AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass
+             JOIN pg_catalog.pg_class rc ON rc.oid = d.refobjid AND rc.oid <> c.oid
+             JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+             WHERE r.ev_class = c.oid AND rc.relkind IN ('r', 'p', 'v', 'm', 'f')
+             ORDER BY d.refobjid),
+       ARRAY(SELECT rc.relname FROM pg_catalog.pg_rewrite r
+             JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass
+                  AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass
+             JOIN pg_catalog.pg_class rc ON rc.oid = d.refobjid AND rc.oid <> c.oid
+             JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+             WHERE r.ev_class = c.oid AND rc.relkind IN ('r', 'p', 'v', 'm', 'f')
+             ORDER BY d.refobjid),
+       ARRAY(SELECT pg_catalog.pg_get_indexdef(i.indexrelid) FROM pg_catalog.pg_index i
+             WHERE i.indrelid = c.oid ORDER BY i.indexrelid),
+       ARRAY(SELECT pg_catalog.pg_get_ruledef(r.oid) FROM pg_catalog.pg_rewrite r
+             WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN' ORDER BY r.rulename)
+       || ARRAY(SELECT pg_catalog.pg_get_triggerdef(g.oid) FROM pg_catalog.pg_trigger g
+                WHERE g.tgrelid = c.oid AND NOT g.tgisinternal ORDER BY g.tgname)
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('v', 'm') AND n.nspname = ANY($2)
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_class'::regclass AND e.objid = c.oid
+                    AND e.deptype = 'e')
+ORDER BY n.nspname, c.relname";
+
+/// Functions, procedures and aggregates: those the tables' defaults, constraints and
+/// triggers and the copied views call, every one of a schema copied whole, and the
+/// support functions of those aggregates. A function whose signature uses a table's row
+/// type can only be created once the table exists.
+const FUNCTIONS: &str = "
+WITH RECURSIVE views AS (
+    SELECT c.oid FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('v', 'm') AND n.nspname = ANY($2)
+), needed(oid) AS (
+    SELECT d.refobjid FROM pg_catalog.pg_depend d
+    WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass
+      AND (d.classid = 'pg_catalog.pg_attrdef'::regclass
+             AND d.objid IN (SELECT oid FROM pg_catalog.pg_attrdef WHERE adrelid = ANY($1))
+        OR d.classid = 'pg_catalog.pg_constraint'::regclass
+             AND d.objid IN (SELECT oid FROM pg_catalog.pg_constraint WHERE conrelid = ANY($1))
+        OR d.classid = 'pg_catalog.pg_trigger'::regclass
+             AND d.objid IN (SELECT oid FROM pg_catalog.pg_trigger WHERE tgrelid = ANY($1))
+        OR d.classid = 'pg_catalog.pg_rewrite'::regclass
+             AND d.objid IN (SELECT r.oid FROM pg_catalog.pg_rewrite r
+                             WHERE r.ev_class = ANY($1) OR r.ev_class IN (SELECT oid FROM views)))
+  UNION
+    SELECT p.oid FROM pg_catalog.pg_proc p
+    JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname = ANY($2)
+  UNION
+    SELECT x.oid FROM needed
+    JOIN pg_catalog.pg_aggregate a ON a.aggfnoid = needed.oid
+    CROSS JOIN LATERAL (VALUES (a.aggtransfn::oid), (a.aggfinalfn::oid),
+                               (a.aggcombinefn::oid)) AS x(oid)
+    WHERE x.oid <> 0
+)
+SELECT p.oid, n.nspname, p.proname, p.oid::pg_catalog.regprocedure::text, p.prokind::text,
+       CASE WHEN p.prokind <> 'a' THEN pg_catalog.pg_get_functiondef(p.oid) END,
+       l.lanname, l.lanpltrusted OR l.lanname IN ('sql', 'plpgsql'),
+       pg_catalog.pg_get_function_identity_arguments(p.oid),
+       a.aggkind::text, a.aggtransfn::oid::pg_catalog.regproc::text,
+       pg_catalog.format_type(a.aggtranstype, NULL),
+       CASE WHEN a.aggfinalfn <> 0 THEN a.aggfinalfn::pg_catalog.regproc::text END,
+       CASE WHEN a.aggcombinefn <> 0 THEN a.aggcombinefn::pg_catalog.regproc::text END,
+       a.agginitval, a.aggmtransfn <> 0 OR a.aggsortop <> 0 OR a.aggserialfn <> 0,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+               JOIN pg_catalog.pg_type t ON t.oid = d.refobjid
+               JOIN pg_catalog.pg_class tc ON tc.oid = t.typrelid
+               WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
+                 AND d.refclassid = 'pg_catalog.pg_type'::regclass
+                 AND tc.relkind IN ('r', 'p', 'v', 'm', 'f'))
+FROM needed
+JOIN pg_catalog.pg_proc p ON p.oid = needed.oid
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+LEFT JOIN pg_catalog.pg_aggregate a ON a.aggfnoid = p.oid
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_proc'::regclass AND e.objid = p.oid
+                    AND e.deptype = 'e')
+ORDER BY p.prokind = 'a', n.nspname, p.proname, p.oid";
+
+/// Extensions the copy needs: those whose types the tables' columns use (directly or as
+/// array elements), and those installed in a schema copied whole.
+const EXTENSIONS: &str = "
+SELECT e.extname, n.nspname
+FROM pg_catalog.pg_extension e
+JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+WHERE e.extname <> 'plpgsql'
+  AND (n.nspname = ANY($2)
+       OR e.oid IN (SELECT d.refobjid FROM pg_catalog.pg_depend d
+                    JOIN pg_catalog.pg_type t ON d.objid IN (t.oid, t.typelem)
+                    JOIN pg_catalog.pg_attribute a ON a.atttypid = t.oid
+                    WHERE d.classid = 'pg_catalog.pg_type'::regclass AND d.deptype = 'e'
+                      AND d.refclassid = 'pg_catalog.pg_extension'::regclass
+                      AND a.attrelid = ANY($1))
+       OR e.oid IN (SELECT x.refobjid FROM pg_catalog.pg_depend d
+                    JOIN pg_catalog.pg_depend x ON x.classid = 'pg_catalog.pg_proc'::regclass
+                         AND x.objid = d.refobjid AND x.deptype = 'e'
+                         AND x.refclassid = 'pg_catalog.pg_extension'::regclass
+                    WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass
+                      AND (d.classid = 'pg_catalog.pg_attrdef'::regclass
+                             AND d.objid IN (SELECT oid FROM pg_catalog.pg_attrdef
+                                             WHERE adrelid = ANY($1))
+                        OR d.classid = 'pg_catalog.pg_constraint'::regclass
+                             AND d.objid IN (SELECT oid FROM pg_catalog.pg_constraint
+                                             WHERE conrelid = ANY($1)))))
+ORDER BY e.extname";
+
+/// Comments on the tables (and their columns, constraints, indexes, triggers), the
+/// schemas copied whole and their sequences, views, functions and types.
+const COMMENTS: &str = "
+SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                      WHEN 'S' THEN 'SEQUENCE' WHEN 'i' THEN 'INDEX' ELSE 'TABLE' END,
+       n.nspname, c.relname, NULL::text, d.description
+FROM pg_catalog.pg_description d
+JOIN pg_catalog.pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_catalog.pg_class'::regclass
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE d.objsubid = 0
+  AND (c.oid = ANY($1) OR n.nspname = ANY($2) AND c.relkind IN ('v', 'm', 'S')
+       OR c.oid IN (SELECT indexrelid FROM pg_catalog.pg_index WHERE indrelid = ANY($1)))
+UNION ALL
+SELECT 'COLUMN', n.nspname, c.relname, a.attname, d.description
+FROM pg_catalog.pg_description d
+JOIN pg_catalog.pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_catalog.pg_class'::regclass
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid
+WHERE d.objsubid > 0 AND (c.oid = ANY($1) OR n.nspname = ANY($2) AND c.relkind IN ('v', 'm'))
+UNION ALL
+SELECT 'CONSTRAINT', n.nspname, c.relname, k.conname, d.description
+FROM pg_catalog.pg_description d
+JOIN pg_catalog.pg_constraint k ON k.oid = d.objoid
+     AND d.classoid = 'pg_catalog.pg_constraint'::regclass
+JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE k.conrelid = ANY($1)
+UNION ALL
+SELECT 'TRIGGER', n.nspname, c.relname, g.tgname, d.description
+FROM pg_catalog.pg_description d
+JOIN pg_catalog.pg_trigger g ON g.oid = d.objoid AND d.classoid = 'pg_catalog.pg_trigger'::regclass
+JOIN pg_catalog.pg_class c ON c.oid = g.tgrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE g.tgrelid = ANY($1)
+UNION ALL
+SELECT CASE p.prokind WHEN 'a' THEN 'AGGREGATE' WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+       n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid),
+       d.description
+FROM pg_catalog.pg_description d
+JOIN pg_catalog.pg_proc p ON p.oid = d.objoid AND d.classoid = 'pg_catalog.pg_proc'::regclass
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = ANY($2)
+UNION ALL
+SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, n.nspname, t.typname, NULL,
+       d.description
+FROM pg_catalog.pg_description d
+JOIN pg_catalog.pg_type t ON t.oid = d.objoid AND d.classoid = 'pg_catalog.pg_type'::regclass
+JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+WHERE n.nspname = ANY($2)
+UNION ALL
+SELECT 'SCHEMA', NULL, n.nspname, NULL, d.description
+FROM pg_catalog.pg_description d
+JOIN pg_catalog.pg_namespace n ON n.oid = d.objoid
+     AND d.classoid = 'pg_catalog.pg_namespace'::regclass
+WHERE n.nspname = ANY($2)";
+
+/// Every non-system schema: what `--all` copies whole.
+const SCHEMAS: &str = "
+SELECT n.nspname FROM pg_catalog.pg_namespace n
+WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_namespace'::regclass AND e.objid = n.oid
+                    AND e.deptype = 'e')
+ORDER BY 1";
+
+/// Which of the named objects exist on a server: relations by qualified name, routines
+/// by signature (`regprocedure` text), extensions by name.
+const EXISTING: &str = "
+SELECT w.i FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(kind, name, i)
+WHERE CASE w.kind
+        WHEN 'relation' THEN pg_catalog.to_regclass(w.name) IS NOT NULL
+        WHEN 'routine' THEN pg_catalog.to_regprocedure(w.name) IS NOT NULL
+        WHEN 'extension' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_extension e
+                                      WHERE e.extname = w.name)
+        WHEN 'role' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = w.name)
+        WHEN 'create_as' THEN EXISTS (
+            SELECT 1 FROM pg_catalog.pg_roles r, pg_catalog.pg_namespace n
+            WHERE r.rolname = split_part(w.name, E'\t', 1)
+              AND n.nspname = split_part(w.name, E'\t', 2)
+              AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'CREATE'))
+        WHEN 'member' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = w.name
+                                   AND pg_catalog.pg_has_role(r.oid, 'MEMBER'))
+        ELSE false
+      END";
+
+/// Extensions the target could install, and whether a non-superuser may.
+const AVAILABLE_EXTENSIONS: &str = "
+SELECT a.name, bool_or(v.trusted)
+FROM pg_catalog.pg_available_extensions a
+JOIN pg_catalog.pg_available_extension_versions v ON v.name = a.name
+GROUP BY a.name";
+
+/// A partition of a chosen partitioned table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Partition {
+    pub oid: u32,
+    pub name: TableName,
+    /// The partitioned table it belongs to directly (the chosen table or a partition of it).
+    pub parent: TableName,
+    /// `FOR VALUES …` or `DEFAULT`.
+    pub bound: String,
+    /// Set when this partition is itself partitioned: `RANGE (…)`, `LIST (…)`, `HASH (…)`.
+    pub partition_key: Option<String>,
+}
+
+/// What kind of table-level object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableObjectKind {
+    Check,
+    Unique,
+    Exclusion,
+    ForeignKey,
+    Index,
+    Trigger,
+    Rule,
+}
+
+/// A constraint, index, trigger or rule of a chosen table or of one of its partitions.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableObject {
+    pub kind: TableObjectKind,
+    /// The table (or partition) it is on.
+    pub table: TableName,
+    pub name: String,
+    /// `pg_get_constraintdef` / `pg_get_indexdef` / `pg_get_triggerdef` / `pg_get_ruledef`.
+    pub definition: String,
+    /// For a foreign key: the table it references.
+    pub references: Option<TableName>,
+    /// A constraint added `NOT VALID` on the source stays so.
+    pub validated: bool,
+    /// A trigger's `tgenabled`: `O` fires normally, `D` disabled, `R`/`A` replica/always.
+    pub enabled: char,
+}
+
+/// A sequence to create on its own (not through a `serial` column of a copied table).
+#[derive(Debug, Clone, Serialize)]
+pub struct Sequence {
+    pub name: TableName,
+    pub data_type: String,
+    pub start: i64,
+    pub increment: i64,
+    pub min: i64,
+    pub max: i64,
+    pub cache: i64,
+    pub cycle: bool,
+    /// Whether the source role may read its state.
+    pub readable: bool,
+}
+
+/// A view or materialized view of a schema copied whole.
+#[derive(Debug, Clone, Serialize)]
+pub struct View {
+    pub name: TableName,
+    pub materialized: bool,
+    /// `pg_get_viewdef()`: the query.
+    pub query: String,
+    /// A materialized view holding data on the source is created `WITH DATA`.
+    pub populated: bool,
+    /// `reloptions`, e.g. `security_barrier=true`, `check_option=local`.
+    pub options: Vec<String>,
+    /// The relations the view reads.
+    pub reads: Vec<TableName>,
+    /// A materialized view's indexes, as `CREATE INDEX` statements.
+    pub indexes: Vec<String>,
+    /// Its rules and (INSTEAD OF) triggers, as `CREATE RULE` / `CREATE TRIGGER`.
+    pub rules_and_triggers: Vec<String>,
+}
+
+/// A function, procedure or aggregate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Routine {
+    /// `schema.name(argtypes)`, as `regprocedure` prints it: unique, and accepted by
+    /// `to_regprocedure()` on the other server.
+    pub signature: String,
+    pub schema: String,
+    pub name: String,
+    /// `f` function, `p` procedure, `a` aggregate, `w` window function.
+    pub kind: char,
+    /// `CREATE OR REPLACE …` from `pg_get_functiondef()`; `None` for aggregates.
+    pub definition: Option<String>,
+    pub language: String,
+    /// In a language a non-superuser may create functions in.
+    pub trusted_language: bool,
+    /// `pg_get_function_identity_arguments()`.
+    pub arguments: String,
+    pub aggregate: Option<Aggregate>,
+    /// Its signature uses a table's or view's row type: created after the tables.
+    pub uses_row_type: bool,
+}
+
+/// What `CREATE AGGREGATE` needs, for the plain (normal-kind) aggregates pgbarge can
+/// recreate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Aggregate {
+    /// `n` normal, `o` ordered-set, `h` hypothetical-set.
+    pub kind: char,
+    pub transition: String,
+    pub state_type: String,
+    pub final_function: Option<String>,
+    pub combine_function: Option<String>,
+    pub initial_value: Option<String>,
+    /// Moving-aggregate, sort-operator or serialisation support: not recreated.
+    pub has_extras: bool,
+}
+
+/// An extension the copy needs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Extension {
+    pub name: String,
+    pub schema: String,
+}
+
+/// A comment: `COMMENT ON <kind> <object> IS '<text>'`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comment {
+    /// `TABLE`, `COLUMN`, `VIEW`, `FUNCTION`, `CONSTRAINT`, …
+    pub kind: String,
+    pub schema: Option<String>,
+    pub name: String,
+    /// The column, constraint or trigger name, or a routine's arguments.
+    pub detail: Option<String>,
+    pub text: String,
+}
+
+/// Everything [`describe_objects`] reads.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SchemaObjects {
+    /// Per chosen partitioned table: its partition key...
+    pub partition_keys: BTreeMap<TableName, String>,
+    /// ...and its partitions, parents before children.
+    pub partitions: BTreeMap<TableName, Vec<Partition>>,
+    /// Constraints, indexes, triggers, rules of the chosen tables and their partitions.
+    pub table_objects: Vec<TableObject>,
+    pub sequences: Vec<Sequence>,
+    pub views: Vec<View>,
+    pub routines: Vec<Routine>,
+    pub extensions: Vec<Extension>,
+    pub comments: Vec<Comment>,
+}
+
+fn catalog_error(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
+    move |e| Error::postgres(Kind::Catalog, Side::Source, what, e)
+}
+
+/// Every non-system schema on the source (what `--all` copies whole).
+pub async fn list_schemas(client: &Client, side: Side) -> Result<Vec<String>> {
+    let rows = client
+        .query(SCHEMAS, &[])
+        .await
+        .map_err(move |e| Error::postgres(Kind::Catalog, side, "listing schemas", e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Reads what the chosen tables (`tables`: oid and name) need besides their columns, and
+/// everything in `whole_schemas`. Two round trips: partitions first (their objects are
+/// read with the tables'), then the rest, pipelined.
+pub async fn describe_objects(
+    client: &Client,
+    tables: &[(u32, TableName)],
+    whole_schemas: &[String],
+) -> Result<SchemaObjects> {
+    let chosen: Vec<u32> = tables.iter().map(|t| t.0).collect();
+    let names: BTreeMap<u32, TableName> = tables.iter().cloned().collect();
+    let (partition_rows, key_rows) = tokio::try_join!(
+        async {
+            client
+                .query_typed(PARTITIONS, &[(&chosen, Type::OID_ARRAY)])
+                .await
+                .map_err(catalog_error("reading partitions"))
+        },
+        async {
+            client
+                .query_typed(PARTITION_KEYS, &[(&chosen, Type::OID_ARRAY)])
+                .await
+                .map_err(catalog_error("reading partition keys"))
+        }
+    )?;
+    let mut objects = SchemaObjects::default();
+    for r in &key_rows {
+        if let Some(name) = names.get(&r.get::<_, u32>(0)) {
+            objects.partition_keys.insert(name.clone(), r.get(1));
+        }
+    }
+    let mut oids = chosen.clone();
+    for r in &partition_rows {
+        let Some(root) = names.get(&r.get::<_, u32>(0)) else {
+            continue;
+        };
+        let p = Partition {
+            oid: r.get(1),
+            name: TableName::new(r.get::<_, String>(2), r.get::<_, String>(3)),
+            parent: TableName::new(r.get::<_, String>(4), r.get::<_, String>(5)),
+            bound: r.get(6),
+            partition_key: r.get(7),
+        };
+        oids.push(p.oid);
+        objects.partitions.entry(root.clone()).or_default().push(p);
+    }
+
+    let params = |sql: &'static str, what: &'static str| {
+        let oids = &oids;
+        async move {
+            client
+                .query_typed(
+                    sql,
+                    &[(oids, Type::OID_ARRAY), (&whole_schemas, Type::TEXT_ARRAY)],
+                )
+                .await
+                .map_err(catalog_error(what))
+        }
+    };
+    let (object_rows, sequence_rows, view_rows, routine_rows, extension_rows, comment_rows) = tokio::try_join!(
+        async {
+            client
+                .query_typed(TABLE_OBJECTS, &[(&oids, Type::OID_ARRAY)])
+                .await
+                .map_err(catalog_error("reading constraints, indexes and triggers"))
+        },
+        params(SEQUENCES, "reading sequences"),
+        params(VIEWS, "reading views"),
+        params(FUNCTIONS, "reading functions"),
+        params(EXTENSIONS, "reading extensions"),
+        params(COMMENTS, "reading comments"),
+    )?;
+
+    let rel_names: BTreeMap<u32, TableName> = names
+        .into_iter()
+        .chain(
+            objects
+                .partitions
+                .values()
+                .flatten()
+                .map(|p| (p.oid, p.name.clone())),
+        )
+        .collect();
+    for r in &object_rows {
+        let Some(table) = rel_names.get(&r.get::<_, u32>(0)) else {
+            continue;
+        };
+        let object: String = r.get(1);
+        let sub: String = r.get(2);
+        let kind = match (object.as_str(), sub.as_str()) {
+            ("constraint", "c") => TableObjectKind::Check,
+            ("constraint", "u") => TableObjectKind::Unique,
+            ("constraint", "x") => TableObjectKind::Exclusion,
+            ("constraint", _) => TableObjectKind::ForeignKey,
+            ("index", _) => TableObjectKind::Index,
+            ("trigger", _) => TableObjectKind::Trigger,
+            _ => TableObjectKind::Rule,
+        };
+        let references = match (r.get::<_, Option<String>>(5), r.get::<_, Option<String>>(6)) {
+            (Some(s), Some(n)) if kind == TableObjectKind::ForeignKey => Some(TableName::new(s, n)),
+            _ => None,
+        };
+        objects.table_objects.push(TableObject {
+            kind,
+            table: table.clone(),
+            name: r.get(3),
+            definition: r.get(4),
+            references,
+            validated: r.get(7),
+            enabled: if kind == TableObjectKind::Trigger {
+                sub.chars().next().unwrap_or('O')
+            } else {
+                'O'
+            },
+        });
+    }
+    objects.sequences = sequence_rows
+        .iter()
+        .map(|r| Sequence {
+            name: TableName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+            data_type: r.get(3),
+            start: r.get(4),
+            increment: r.get(5),
+            min: r.get(6),
+            max: r.get(7),
+            cache: r.get(8),
+            cycle: r.get(9),
+            readable: r.get(10),
+        })
+        .collect();
+    objects.views = view_rows
+        .iter()
+        .map(|r| {
+            let schemas: Vec<String> = r.get(7);
+            let names: Vec<String> = r.get(8);
+            let mut reads: Vec<TableName> = schemas
+                .into_iter()
+                .zip(names)
+                .map(|(s, n)| TableName::new(s, n))
+                .collect();
+            reads.dedup();
+            View {
+                name: TableName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+                materialized: r.get(3),
+                query: r.get(4),
+                populated: r.get(5),
+                options: r.get::<_, Option<Vec<String>>>(6).unwrap_or_default(),
+                reads,
+                indexes: r.get(9),
+                rules_and_triggers: r.get(10),
+            }
+        })
+        .collect();
+    objects.routines = routine_rows
+        .iter()
+        .map(|r| {
+            let kind = super::queries::first_char(r.get(4)).unwrap_or('f');
+            let aggregate = (kind == 'a').then(|| Aggregate {
+                kind: super::queries::first_char(r.get(9)).unwrap_or('n'),
+                transition: r.get::<_, Option<String>>(10).unwrap_or_default(),
+                state_type: r.get::<_, Option<String>>(11).unwrap_or_default(),
+                final_function: r.get(12),
+                combine_function: r.get(13),
+                initial_value: r.get(14),
+                has_extras: r.get::<_, Option<bool>>(15).unwrap_or(false),
+            });
+            Routine {
+                signature: r.get(3),
+                schema: r.get(1),
+                name: r.get(2),
+                kind,
+                definition: r.get(5),
+                language: r.get(6),
+                trusted_language: r.get(7),
+                arguments: r.get(8),
+                aggregate,
+                uses_row_type: r.get(16),
+            }
+        })
+        .collect();
+    objects.extensions = extension_rows
+        .iter()
+        .map(|r| Extension {
+            name: r.get(0),
+            schema: r.get(1),
+        })
+        .collect();
+    objects.comments = comment_rows
+        .iter()
+        .map(|r| Comment {
+            kind: r.get(0),
+            schema: r.get(1),
+            name: r.get(2),
+            detail: r.get(3),
+            text: r.get(4),
+        })
+        .collect();
+    Ok(objects)
+}
+
+/// Which of `names` exist on the server (see [`EXISTING`]): `(kind, name)` pairs, kind
+/// one of `relation`, `routine`, `extension`, `role`.
+pub async fn existing(
+    client: &Client,
+    side: Side,
+    names: &[(&'static str, String)],
+) -> Result<std::collections::BTreeSet<(&'static str, String)>> {
+    if names.is_empty() {
+        return Ok(Default::default());
+    }
+    let kinds: Vec<&str> = names.iter().map(|n| n.0).collect();
+    let values: Vec<&str> = names.iter().map(|n| n.1.as_str()).collect();
+    let rows = client
+        .query(EXISTING, &[&kinds, &values])
+        .await
+        .map_err(|e| Error::postgres(Kind::Catalog, side, "looking up existing objects", e))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| names.get((r.get::<_, i64>(0) - 1) as usize).cloned())
+        .collect())
+}
+
+/// Extensions the server offers, with whether a non-superuser may create them (trusted).
+pub async fn available_extensions(client: &Client, side: Side) -> Result<BTreeMap<String, bool>> {
+    let rows = client
+        .query(AVAILABLE_EXTENSIONS, &[])
+        .await
+        .map_err(|e| Error::postgres(Kind::Catalog, side, "listing available extensions", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get::<_, Option<bool>>(1).unwrap_or(false)))
+        .collect())
+}

@@ -1,0 +1,527 @@
+//! The schema half of the plan: which objects besides the tables' own columns are created
+//! on the target, as SQL, in an order that works — before the tables (extensions,
+//! sequences, functions the tables' defaults call) or after all data is in (foreign keys,
+//! views, triggers, rules, comments, ownership), the way pg_dump splits pre- and
+//! post-data. A table's own secondary indexes and unique/exclusion constraints are built
+//! by the stream that loads it, right after its rows (see `TablePlan::after_data`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::catalog::{
+    Comment, Routine, SchemaObjects, Sequence, Snapshot, TableName, TableObjectKind, View,
+};
+use crate::quote::{ident, literal, qualified};
+
+/// One object pgbarge creates, for the plan's display and for error messages.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// What it is, e.g. `view public.film_list`.
+    pub what: String,
+    pub sql: String,
+}
+
+/// Something the plan will not create, and why; preflight turns `blocking` ones into
+/// problems.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub what: String,
+    pub why: String,
+    /// The copy cannot work without it (e.g. a function a table's default calls).
+    pub blocking: bool,
+}
+
+/// A sequence whose value is copied after the load.
+#[derive(Debug, Clone, Serialize)]
+pub struct SequenceValue {
+    pub name: TableName,
+    /// `false` when the source role may not read it: it is left at its start.
+    pub readable: bool,
+}
+
+/// The objects created around the tables.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SchemaPlan {
+    /// Extensions to create, first of all (their types and functions may be needed).
+    pub create_extensions: Vec<Step>,
+    /// Their names, for preflight's checks.
+    pub extensions: Vec<String>,
+    /// Created before any table, in the preparing transaction.
+    pub before: Vec<Step>,
+    /// Created after every table is loaded, in one transaction, in this order.
+    pub after: Vec<Step>,
+    /// Sequences created here whose values are copied after the load.
+    pub sequence_values: Vec<SequenceValue>,
+    /// What is not created.
+    pub skipped: Vec<Skipped>,
+    /// Tables the created tables' foreign keys reference that are neither copied nor on
+    /// the target: preflight asks for `--with-parents` or `--without-fks`.
+    pub missing_parents: BTreeMap<TableName, Vec<TableName>>,
+    /// How many objects of each kind are created, for the report.
+    pub counts: BTreeMap<String, usize>,
+}
+
+/// Choices that shape the schema part.
+#[derive(Debug, Clone, Default)]
+pub struct SchemaOptions {
+    /// Leave out foreign keys that reference tables not copied.
+    pub without_fks: bool,
+    /// Give every created object to this role.
+    pub owner: Option<String>,
+}
+
+/// What the schema planner needs to know about the tables' plans.
+pub(super) struct TablesInPlan<'a> {
+    /// Tables (and their partitions) created or recreated by this run.
+    pub created: BTreeSet<&'a TableName>,
+    /// Every table the run loads or keeps (created ones included).
+    pub copied: BTreeSet<&'a TableName>,
+    /// Created tables that are partitions, with their root, so objects of partitions
+    /// are created along with the root.
+    pub types_created: Vec<String>,
+    pub schemas_created: Vec<String>,
+}
+
+fn count(counts: &mut BTreeMap<String, usize>, what: &str) {
+    *counts.entry(what.to_string()).or_default() += 1;
+}
+
+/// Builds the schema part of the plan from the source's objects and what the target
+/// already has.
+pub(super) fn plan_schema(
+    snapshot: &Snapshot,
+    tables: &TablesInPlan<'_>,
+    options: &SchemaOptions,
+) -> SchemaPlan {
+    let objects: &SchemaObjects = &snapshot.source_objects;
+    let exists =
+        |kind: &'static str, name: String| snapshot.target_existing.contains(&(kind, name));
+    let mut plan = SchemaPlan::default();
+
+    // Extensions first: types and functions of the copied objects may come from them.
+    for e in &objects.extensions {
+        if exists("extension", e.name.clone()) {
+            continue;
+        }
+        plan.extensions.push(e.name.clone());
+        plan.create_extensions.push(Step {
+            what: format!("extension {}", e.name),
+            sql: format!(
+                "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}",
+                ident(&e.name),
+                ident(&e.schema)
+            ),
+        });
+        count(&mut plan.counts, "extensions");
+    }
+
+    let mut sequences_created = Vec::new();
+    for s in &objects.sequences {
+        if exists("relation", s.name.sql()) {
+            plan.skipped.push(Skipped {
+                what: format!("sequence {}", s.name),
+                why: "it exists on the target; left as it is".into(),
+                blocking: false,
+            });
+            continue;
+        }
+        plan.before.push(Step {
+            what: format!("sequence {}", s.name),
+            sql: sequence_ddl(s),
+        });
+        plan.sequence_values.push(SequenceValue {
+            name: s.name.clone(),
+            readable: s.readable,
+        });
+        sequences_created.push(&s.name);
+        count(&mut plan.counts, "sequences");
+    }
+
+    // Functions in two groups: those the tables may need (defaults, checks) before the
+    // tables; those whose signatures use a table's row type after them.
+    let mut routines_created = Vec::new();
+    let mut late_routines = Vec::new();
+    for r in &objects.routines {
+        if exists("routine", r.signature.clone()) {
+            plan.skipped.push(Skipped {
+                what: routine_label(r),
+                why: "it exists on the target; left as it is".into(),
+                blocking: false,
+            });
+            continue;
+        }
+        let sql = match routine_ddl(r, snapshot.target_privileges.is_superuser) {
+            Ok(sql) => sql,
+            Err(why) => {
+                plan.skipped.push(Skipped {
+                    what: routine_label(r),
+                    why,
+                    blocking: true,
+                });
+                continue;
+            }
+        };
+        let step = Step {
+            what: routine_label(r),
+            sql,
+        };
+        routines_created.push(r);
+        count(
+            &mut plan.counts,
+            if r.kind == 'a' {
+                "aggregates"
+            } else {
+                "functions"
+            },
+        );
+        if r.uses_row_type || r.kind == 'a' {
+            late_routines.push(step);
+        } else {
+            plan.before.push(step);
+        }
+    }
+    plan.after.extend(late_routines);
+
+    // Foreign keys, once every table holds its rows: load order does not matter and each
+    // key is validated once, in bulk.
+    for o in objects
+        .table_objects
+        .iter()
+        .filter(|o| o.kind == TableObjectKind::ForeignKey && tables.created.contains(&o.table))
+    {
+        let Some(parent) = &o.references else {
+            continue;
+        };
+        let available = tables.copied.contains(parent) || exists("relation", parent.sql());
+        if !available {
+            if options.without_fks {
+                plan.skipped.push(Skipped {
+                    what: format!("foreign key {} on {}", o.name, o.table),
+                    why: format!("it references {parent}, which is not copied (--without-fks)"),
+                    blocking: false,
+                });
+            } else {
+                plan.missing_parents
+                    .entry(o.table.clone())
+                    .or_default()
+                    .push(parent.clone());
+            }
+            continue;
+        }
+        plan.after.push(Step {
+            what: format!("foreign key {} on {}", o.name, o.table),
+            sql: format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} {}",
+                o.table.sql(),
+                ident(&o.name),
+                o.definition
+            ),
+        });
+        count(&mut plan.counts, "foreign keys");
+    }
+
+    // Views whose every input is copied, already there, or another view created here,
+    // in dependency order.
+    let mut views_created: Vec<&View> = Vec::new();
+    let mut pending: Vec<&View> = objects.views.iter().collect();
+    pending.retain(|v| {
+        if exists("relation", v.name.sql()) {
+            plan.skipped.push(Skipped {
+                what: view_label(v),
+                why: "it exists on the target; left as it is".into(),
+                blocking: false,
+            });
+            false
+        } else {
+            true
+        }
+    });
+    let pending_names: BTreeSet<TableName> = pending.iter().map(|v| v.name.clone()).collect();
+    loop {
+        let before = pending.len();
+        let mut i = 0;
+        while i < pending.len() {
+            let v = pending[i];
+            let ready = v.reads.iter().all(|r| {
+                tables.copied.contains(r)
+                    || views_created.iter().any(|c| &c.name == r)
+                    || (!pending_names.contains(r) && exists("relation", r.sql()))
+            });
+            if ready {
+                views_created.push(v);
+                pending.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        if pending.is_empty() || pending.len() == before {
+            break;
+        }
+    }
+    for v in pending {
+        let missing: Vec<String> = v
+            .reads
+            .iter()
+            .filter(|r| !tables.copied.contains(r) && !exists("relation", r.sql()))
+            .map(|r| r.to_string())
+            .collect();
+        plan.skipped.push(Skipped {
+            what: view_label(v),
+            why: format!("it reads {}, which is not copied", missing.join(", ")),
+            blocking: false,
+        });
+    }
+    for v in &views_created {
+        plan.after.push(Step {
+            what: view_label(v),
+            sql: view_ddl(v),
+        });
+        for index in &v.indexes {
+            plan.after.push(Step {
+                what: format!("index on {}", v.name),
+                sql: index.clone(),
+            });
+        }
+        count(
+            &mut plan.counts,
+            if v.materialized {
+                "materialized views"
+            } else {
+                "views"
+            },
+        );
+    }
+
+    for v in &views_created {
+        for sql in &v.rules_and_triggers {
+            plan.after.push(Step {
+                what: format!("rule or trigger on {}", v.name),
+                sql: sql.trim_end_matches(';').to_string(),
+            });
+        }
+    }
+
+    // Triggers and rules last among the definitions, so none fired on copied rows.
+    for o in objects.table_objects.iter().filter(|o| {
+        matches!(o.kind, TableObjectKind::Trigger | TableObjectKind::Rule)
+            && tables.created.contains(&o.table)
+    }) {
+        let kind = if o.kind == TableObjectKind::Trigger {
+            "trigger"
+        } else {
+            "rule"
+        };
+        plan.after.push(Step {
+            what: format!("{kind} {} on {}", o.name, o.table),
+            sql: o.definition.trim_end_matches(';').to_string(),
+        });
+        let state = match o.enabled {
+            'D' => Some("DISABLE"),
+            'R' => Some("ENABLE REPLICA"),
+            'A' => Some("ENABLE ALWAYS"),
+            _ => None,
+        };
+        if let Some(state) = state.filter(|_| o.kind == TableObjectKind::Trigger) {
+            plan.after.push(Step {
+                what: format!("trigger {} on {}", o.name, o.table),
+                sql: format!(
+                    "ALTER TABLE {} {state} TRIGGER {}",
+                    o.table.sql(),
+                    ident(&o.name)
+                ),
+            });
+        }
+        count(&mut plan.counts, &format!("{kind}s"));
+    }
+
+    // Comments on what was created.
+    let index_names: BTreeSet<(&str, &str)> = objects
+        .table_objects
+        .iter()
+        .filter(|o| o.kind == TableObjectKind::Index && tables.created.contains(&o.table))
+        .map(|o| (o.table.schema.as_str(), o.name.as_str()))
+        .collect();
+    let created_relation = |c: &Comment| -> bool {
+        let name = TableName::new(c.schema.clone().unwrap_or_default(), &c.name);
+        tables.created.contains(&name)
+            || views_created.iter().any(|v| v.name == name)
+            || sequences_created.contains(&&name)
+    };
+    for c in &objects.comments {
+        let wanted = match c.kind.as_str() {
+            "INDEX" => {
+                index_names.contains(&(c.schema.as_deref().unwrap_or_default(), c.name.as_str()))
+            }
+            "FUNCTION" | "PROCEDURE" | "AGGREGATE" => routines_created.iter().any(|r| {
+                Some(&r.schema) == c.schema.as_ref()
+                    && r.name == c.name
+                    && Some(&r.arguments) == c.detail.as_ref()
+            }),
+            "TYPE" | "DOMAIN" => tables
+                .types_created
+                .contains(&qualified(c.schema.as_deref().unwrap_or_default(), &c.name)),
+            "SCHEMA" => tables.schemas_created.contains(&c.name),
+            _ => created_relation(c),
+        };
+        if wanted {
+            plan.after.push(Step {
+                what: format!("comment on {} {}", c.kind.to_lowercase(), c.name),
+                sql: comment_ddl(c),
+            });
+            count(&mut plan.counts, "comments");
+        }
+    }
+
+    if let Some(role) = &options.owner {
+        let role = ident(role);
+        let mut owned: Vec<String> = Vec::new();
+        for s in &tables.schemas_created {
+            owned.push(format!("ALTER SCHEMA {} OWNER TO {role}", ident(s)));
+        }
+        for t in &tables.types_created {
+            owned.push(format!("ALTER TYPE {t} OWNER TO {role}"));
+        }
+        for t in &tables.created {
+            owned.push(format!("ALTER TABLE {} OWNER TO {role}", t.sql()));
+        }
+        for s in &sequences_created {
+            owned.push(format!("ALTER SEQUENCE {} OWNER TO {role}", s.sql()));
+        }
+        for v in &views_created {
+            let kind = if v.materialized {
+                "MATERIALIZED VIEW"
+            } else {
+                "VIEW"
+            };
+            owned.push(format!("ALTER {kind} {} OWNER TO {role}", v.name.sql()));
+        }
+        for r in &routines_created {
+            owned.push(format!(
+                "ALTER {} {}({}) OWNER TO {role}",
+                routine_keyword(r),
+                qualified(&r.schema, &r.name),
+                r.arguments
+            ));
+        }
+        plan.after.extend(owned.into_iter().map(|sql| Step {
+            what: "ownership".into(),
+            sql,
+        }));
+    }
+    plan
+}
+
+fn sequence_ddl(s: &Sequence) -> String {
+    format!(
+        "CREATE SEQUENCE {} AS {} INCREMENT BY {} MINVALUE {} MAXVALUE {} START WITH {} CACHE {}{}",
+        s.name.sql(),
+        s.data_type,
+        s.increment,
+        s.min,
+        s.max,
+        s.start,
+        s.cache,
+        if s.cycle { " CYCLE" } else { " NO CYCLE" }
+    )
+}
+
+fn routine_keyword(r: &Routine) -> &'static str {
+    match r.kind {
+        'a' => "AGGREGATE",
+        'p' => "PROCEDURE",
+        _ => "FUNCTION",
+    }
+}
+
+fn routine_label(r: &Routine) -> String {
+    format!("{} {}", routine_keyword(r).to_lowercase(), r.signature)
+}
+
+fn view_label(v: &View) -> String {
+    format!(
+        "{} {}",
+        if v.materialized {
+            "materialized view"
+        } else {
+            "view"
+        },
+        v.name
+    )
+}
+
+/// `CREATE FUNCTION` from the server's own rendering, or `CREATE AGGREGATE` for the plain
+/// aggregates; an error says why the routine cannot be created by this role.
+fn routine_ddl(r: &Routine, superuser: bool) -> Result<String, String> {
+    if let Some(a) = &r.aggregate {
+        if a.kind != 'n' || a.has_extras {
+            return Err(
+                "it is an ordered-set, moving or parallel-combining aggregate, which pgbarge \
+                 does not recreate yet"
+                    .into(),
+            );
+        }
+        let mut parts = vec![
+            format!("SFUNC = {}", a.transition),
+            format!("STYPE = {}", a.state_type),
+        ];
+        if let Some(f) = &a.final_function {
+            parts.push(format!("FINALFUNC = {f}"));
+        }
+        if let Some(f) = &a.combine_function {
+            parts.push(format!("COMBINEFUNC = {f}"));
+        }
+        if let Some(v) = &a.initial_value {
+            parts.push(format!("INITCOND = {}", literal(v)));
+        }
+        return Ok(format!(
+            "CREATE AGGREGATE {}({}) ({})",
+            qualified(&r.schema, &r.name),
+            r.arguments,
+            parts.join(", ")
+        ));
+    }
+    if !r.trusted_language && !superuser {
+        return Err(format!(
+            "it is written in language {}, in which only a superuser may create functions",
+            r.language
+        ));
+    }
+    r.definition
+        .clone()
+        .map(|d| d.trim_end().to_string())
+        .ok_or_else(|| "its definition could not be read".to_string())
+}
+
+fn view_ddl(v: &View) -> String {
+    let with = if v.options.is_empty() {
+        String::new()
+    } else {
+        format!(" WITH ({})", v.options.join(", "))
+    };
+    let query = v.query.trim_end().trim_end_matches(';');
+    if v.materialized {
+        format!(
+            "CREATE MATERIALIZED VIEW {}{with} AS\n{query}\nWITH {}DATA",
+            v.name.sql(),
+            if v.populated { "" } else { "NO " }
+        )
+    } else {
+        format!("CREATE VIEW {}{with} AS\n{query}", v.name.sql())
+    }
+}
+
+fn comment_ddl(c: &Comment) -> String {
+    let schema = c.schema.as_deref().unwrap_or_default();
+    let detail = c.detail.as_deref().unwrap_or_default();
+    let object = match c.kind.as_str() {
+        "SCHEMA" => ident(&c.name),
+        "COLUMN" => format!("{}.{}", qualified(schema, &c.name), ident(detail)),
+        "CONSTRAINT" | "TRIGGER" => format!("{} ON {}", ident(detail), qualified(schema, &c.name)),
+        "FUNCTION" | "PROCEDURE" | "AGGREGATE" => {
+            format!("{}({detail})", qualified(schema, &c.name))
+        }
+        _ => qualified(schema, &c.name),
+    };
+    format!("COMMENT ON {} {object} IS {}", c.kind, literal(&c.text))
+}
