@@ -34,9 +34,18 @@ pub struct Cluster {
 
 impl Cluster {
     fn start(role: &str, cloud: bool) -> Cluster {
+        Cluster::start_with(role, cloud, None)
+    }
+
+    /// Starts a cluster with the server binaries in `bindir` (another PostgreSQL major),
+    /// or the system's when `None`.
+    pub fn start_with(role: &str, cloud: bool, bindir: Option<&Path>) -> Cluster {
         let port = free_port();
         let dir = PathBuf::from(format!("/tmp/pgbarge-test-{}-{role}", std::process::id()));
         let mut cmd = Command::new(repo_root().join("scripts/pg-cluster"));
+        if let Some(bindir) = bindir {
+            cmd.env("PG_BINDIR", bindir);
+        }
         cmd.arg("start")
             .arg(&dir)
             .arg(port.to_string())
@@ -317,4 +326,25 @@ pub fn pagila_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// Server binaries of PostgreSQL majors other than the system's, installed (once, then
+/// reused) by `scripts/ensure-postgres-versions`: major → bin directory.
+pub fn other_versions(majors: &[u32]) -> std::collections::BTreeMap<u32, PathBuf> {
+    let out = Command::new(repo_root().join("scripts/ensure-postgres-versions"))
+        .args(majors.iter().map(|m| m.to_string()))
+        .output()
+        .expect("run scripts/ensure-postgres-versions");
+    assert!(
+        out.status.success(),
+        "installing PostgreSQL {majors:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (major, dir) = l.split_once(' ')?;
+            Some((major.parse().ok()?, PathBuf::from(dir)))
+        })
+        .collect()
 }
