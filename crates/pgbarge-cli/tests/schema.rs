@@ -383,3 +383,25 @@ fn owner_gives_created_objects_to_a_role() {
         "t:app_owner,t_id_seq:app_owner,v:app_owner"
     );
 }
+
+#[test]
+fn data_only_into_tables_with_foreign_keys_loads_parents_first() {
+    let db = TestDb::new("fk_order");
+    // The child is by far the biggest, so biggest-first alone would load it first.
+    db.source_sql(
+        "CREATE TABLE public.region (id int PRIMARY KEY);
+         CREATE TABLE public.shop (id int PRIMARY KEY, region_id int NOT NULL REFERENCES public.region);
+         CREATE TABLE public.sale (id int PRIMARY KEY, shop_id int NOT NULL REFERENCES public.shop,
+                                   note text);
+         INSERT INTO public.region SELECT g FROM generate_series(1, 10) g;
+         INSERT INTO public.shop SELECT g, 1 + g % 10 FROM generate_series(1, 100) g;
+         INSERT INTO public.sale SELECT g, 1 + g % 100, repeat('x', 200) FROM generate_series(1, 50000) g;
+         ANALYZE;",
+    );
+    db.copy(&["--all", "--schema-only", "--yes"]).assert_ok();
+    let run = db.copy(&["--all", "--data-only", "--jobs", "3", "--yes"]);
+    run.assert_ok();
+    for t in ["public.region", "public.shop", "public.sale"] {
+        db.assert_same(t);
+    }
+}

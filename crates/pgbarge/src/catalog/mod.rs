@@ -19,7 +19,9 @@ pub use objects::{
     available_extensions, describe_objects, existing, list_schemas, Aggregate, Comment, Extension,
     Partition, Routine, SchemaObjects, Sequence, TableObject, TableObjectKind, View,
 };
-pub use queries::{describe, find_types, list_tables, non_empty_tables, target_privileges};
+pub use queries::{
+    describe, find_types, foreign_key_edges, list_tables, non_empty_tables, target_privileges,
+};
 pub use snapshot::Snapshot;
 
 /// A schema-qualified table name.

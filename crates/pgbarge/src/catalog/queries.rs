@@ -158,6 +158,19 @@ WHERE d.classid = 'pg_catalog.pg_class'::regclass
   AND d.deptype IN ('a', 'i')
   AND d.refobjid = ANY($1)";
 
+/// Foreign keys among the given tables (partitions counted as their partitioned root):
+/// (referencing, referenced), so loads into existing tables can go parents first.
+const FOREIGN_KEY_EDGES: &str = "
+SELECT DISTINCT cn.nspname, c.relname, pn.nspname, p.relname
+FROM pg_catalog.pg_constraint k
+JOIN pg_catalog.pg_class c
+  ON c.oid = coalesce(pg_catalog.pg_partition_root(k.conrelid), k.conrelid)
+JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace
+JOIN pg_catalog.pg_class p
+  ON p.oid = coalesce(pg_catalog.pg_partition_root(k.confrelid), k.confrelid)
+JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
+WHERE k.contype = 'f' AND c.oid = ANY($1) AND p.oid = ANY($1) AND c.oid <> p.oid";
+
 /// Which of the named types exist, with their kind and (for enums) labels.
 const FIND_TYPES: &str = "
 SELECT n.nspname, t.typname, t.typtype::text,
@@ -402,6 +415,28 @@ pub async fn non_empty_tables(
             tables
                 .get(r.get::<_, i32>(0) as usize)
                 .map(|t| (*t).clone())
+        })
+        .collect())
+}
+
+/// Foreign keys between `tables`, as (referencing table, referenced table).
+pub async fn foreign_key_edges(
+    client: &Client,
+    side: Side,
+    tables: &[Table],
+) -> Result<Vec<(TableName, TableName)>> {
+    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+    let rows = client
+        .query_typed(FOREIGN_KEY_EDGES, &[(&oids, Type::OID_ARRAY)])
+        .await
+        .map_err(catalog_error(side, "reading foreign keys"))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
+                TableName::new(r.get::<_, String>(2), r.get::<_, String>(3)),
+            )
         })
         .collect())
 }

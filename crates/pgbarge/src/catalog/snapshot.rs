@@ -31,6 +31,9 @@ pub struct Snapshot {
     pub target_existing: BTreeSet<(&'static str, String)>,
     /// Extensions the target offers, and whether a non-superuser may create each.
     pub target_extensions: BTreeMap<String, bool>,
+    /// Foreign keys between the target's existing tables named like chosen ones:
+    /// (referencing, referenced). Loads into them go parents first.
+    pub target_foreign_keys: Vec<(TableName, TableName)>,
 }
 
 impl Snapshot {
@@ -78,12 +81,13 @@ impl Snapshot {
                 describe(target, Side::Target, &counterparts, &[]),
                 non_empty_tables(target, Side::Target, &readable),
                 target_privileges(target),
-                available_extensions(target, Side::Target)
+                available_extensions(target, Side::Target),
+                foreign_key_edges(target, Side::Target, &counterparts)
             )
         };
         let (
             (source_described, source_objects),
-            (target_described, non_empty, privileges, target_extensions),
+            (target_described, non_empty, privileges, target_extensions, target_foreign_keys),
         ) = tokio::try_join!(source_fut, target_fut)?;
 
         let type_names: Vec<(String, String)> = source_described
@@ -136,6 +140,7 @@ impl Snapshot {
             source_objects,
             target_existing,
             target_extensions,
+            target_foreign_keys,
         })
     }
 }

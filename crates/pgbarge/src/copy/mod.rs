@@ -79,6 +79,9 @@ struct Shared<'a> {
     tables: Vec<TableState>,
     reports: Mutex<Vec<Option<TableReport>>>,
     failed: AtomicBool,
+    /// Signalled when a table is done or the run fails: workers waiting for a table's
+    /// foreign-key parents look at the queue again.
+    changed: tokio::sync::Notify,
     on_event: &'a (dyn Fn(Event) + Send + Sync),
 }
 
@@ -127,6 +130,7 @@ pub async fn run(
             .collect(),
         reports: Mutex::new(vec![None; plan.tables.len()]),
         failed: AtomicBool::new(false),
+        changed: tokio::sync::Notify::new(),
         on_event,
     };
 
@@ -304,17 +308,16 @@ async fn sequence_values(plan: &Plan, source: &Client) -> Result<Vec<String>> {
 
 async fn worker(shared: &Shared<'_>, source: &Client, target: &Client) -> Result<()> {
     loop {
-        if shared.failed.load(Ordering::SeqCst) {
+        let Some(unit) = shared.next_unit().await else {
             return Ok(());
-        }
-        let unit = shared.queue.lock().ok().and_then(|mut q| q.pop_front());
-        let Some(unit) = unit else { return Ok(()) };
+        };
         let result = match unit {
             Unit::Table(i) => load_table(shared, i, source, target).await,
             Unit::Part(i, k) => load_part(shared, i, k, source, target).await,
         };
         if let Err(e) = result {
             shared.failed.store(true, Ordering::SeqCst);
+            shared.changed.notify_waiters();
             return Err(e);
         }
     }
@@ -329,6 +332,36 @@ fn target_error(doing: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
 }
 
 impl Shared<'_> {
+    /// The first queued unit whose table's foreign-key parents are all loaded, waiting
+    /// while every queued unit still waits on a table in progress. `None`: nothing left,
+    /// or the run failed.
+    async fn next_unit(&self) -> Option<Unit> {
+        loop {
+            // Registered before looking, so a table finishing in between is not missed.
+            let changed = self.changed.notified();
+            if self.failed.load(Ordering::SeqCst) {
+                return None;
+            }
+            {
+                let mut queue = self.queue.lock().ok()?;
+                if queue.is_empty() {
+                    return None;
+                }
+                let ready = |u: &Unit| {
+                    let (Unit::Table(i) | Unit::Part(i, _)) = *u;
+                    self.plan.tables[i]
+                        .load_after
+                        .iter()
+                        .all(|&p| self.tables[p].done.load(Ordering::SeqCst))
+                };
+                if let Some(pos) = queue.iter().position(ready) {
+                    return queue.remove(pos);
+                }
+            }
+            changed.await;
+        }
+    }
+
     fn start(&self, i: usize) {
         let t = &self.plan.tables[i];
         if self.tables[i].started.set(Instant::now()).is_ok() {
@@ -374,6 +407,7 @@ impl Shared<'_> {
         if let Ok(mut reports) = self.reports.lock() {
             reports[i] = Some(report.clone());
         }
+        self.changed.notify_waiters();
         (self.on_event)(Event::TableFinished(report));
     }
 }

@@ -184,6 +184,9 @@ pub struct TablePlan {
     /// are in (and, for a split table, after it takes its real name), in the load's
     /// transaction.
     pub after_data: Vec<String>,
+    /// Tables of this plan (indexes into `Plan::tables`) that must be committed before
+    /// this one loads: the target already has foreign keys from this table to them.
+    pub load_after: Vec<usize>,
     /// What the user should know about this table (what is not recreated, conversions).
     pub notes: Vec<String>,
 }
@@ -514,6 +517,7 @@ impl Plan {
             })
             .collect();
 
+        order_by_foreign_keys(&mut tables, &snapshot.target_foreign_keys);
         let jobs = options.jobs.unwrap_or_else(|| default_jobs(&tables)).max(1);
         let split_above = options.split_above.unwrap_or(DEFAULT_SPLIT_ABOVE);
         for (table, src) in tables
@@ -597,6 +601,52 @@ impl Plan {
     }
 }
 
+/// Loads into existing tables check the target's foreign keys row by row, so a table
+/// must wait for the tables it references (when both are loaded by this run). A cycle of
+/// keys cannot be ordered: its tables get a note instead, and load in any order.
+fn order_by_foreign_keys(tables: &mut [TablePlan], edges: &[(TableName, TableName)]) {
+    let index: BTreeMap<&TableName, usize> = tables
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.action != Action::Keep)
+        .map(|(i, t)| (&t.target, i))
+        .collect();
+    let mut after: Vec<Vec<usize>> = vec![Vec::new(); tables.len()];
+    for (child, parent) in edges {
+        if let (Some(&c), Some(&p)) = (index.get(child), index.get(parent)) {
+            let existing = |i: usize| !matches!(tables[i].action, Action::Create | Action::Replace);
+            if existing(c) && !after[c].contains(&p) {
+                after[c].push(p);
+            }
+        }
+    }
+    // Drop the edges of any table on a cycle (depth-first search, three colours).
+    fn on_cycle(i: usize, after: &[Vec<usize>], state: &mut [u8]) -> bool {
+        match state[i] {
+            1 => return true,
+            2 => return false,
+            _ => {}
+        }
+        state[i] = 1;
+        let cyclic = after[i].iter().any(|&p| on_cycle(p, after, state));
+        state[i] = 2;
+        cyclic
+    }
+    let cyclic: Vec<usize> = (0..tables.len())
+        .filter(|&i| on_cycle(i, &after, &mut vec![0u8; tables.len()]))
+        .collect();
+    for i in cyclic {
+        after[i].clear();
+        tables[i].notes.push(
+            "its foreign keys on the target form a cycle with other copied tables, so it is              not ordered after them; load may fail on a key that is not yet satisfied"
+                .into(),
+        );
+    }
+    for (t, a) in tables.iter_mut().zip(after) {
+        t.load_after = a;
+    }
+}
+
 /// As many streams as the machine has cores, within [`MIN_DEFAULT_JOBS`] and
 /// [`MAX_DEFAULT_JOBS`], but no more than there is work to share: one per table, or more
 /// when a table is big enough to split.
@@ -673,6 +723,7 @@ fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
         sequences: Vec::new(),
         leaves: Vec::new(),
         after_data: Vec::new(),
+        load_after: Vec::new(),
         notes: Vec::new(),
     }
 }
