@@ -99,6 +99,10 @@ pub struct CopyArgs {
     /// it). By default objects belong to the connected role.
     #[arg(long, value_name = "ROLE")]
     pub owner: Option<String>,
+    /// Copy the privileges granted on the objects pgbarge creates (GRANT … TO role); the
+    /// roles must exist on the target.
+    #[arg(long)]
+    pub grants: bool,
     /// Streams at once: N source and N target connections, across tables and within
     /// large ones. Default: the machine's cores (2 to 4), no more than there is work.
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]

@@ -26,6 +26,9 @@ pub struct SavedPlan {
     /// Foreign keys to tables not copied are left out.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub without_fks: bool,
+    /// Privileges granted on the source are granted on the target.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub grants: bool,
     /// The role created objects are given to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -60,6 +63,7 @@ impl SavedPlan {
             whole_schemas: plan.whole_schemas.clone(),
             without_fks: plan.without_fks,
             owner: plan.owner.clone(),
+            grants: plan.grants,
             tables: plan
                 .tables
                 .iter()

@@ -227,6 +227,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         schema: pgbarge::plan::SchemaOptions {
             without_fks: settings.without_fks,
             owner: settings.owner.clone(),
+            grants: settings.grants,
         },
     };
     // Foreign keys to tables left behind: add them (--with-parents, or yes in a

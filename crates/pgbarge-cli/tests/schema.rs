@@ -405,3 +405,53 @@ fn data_only_into_tables_with_foreign_keys_loads_parents_first() {
         db.assert_same(t);
     }
 }
+
+#[test]
+fn grants_copy_privileges_to_roles_that_exist() {
+    let db = TestDb::new("grants");
+    let roles = "DO $$ BEGIN CREATE ROLE reader NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+                 DO $$ BEGIN CREATE ROLE writer NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;";
+    db.source_sql(&format!(
+        "{roles}
+         CREATE SCHEMA shop;
+         CREATE TABLE shop.items (id serial PRIMARY KEY, v text);
+         CREATE VIEW shop.names AS SELECT v FROM shop.items;
+         CREATE FUNCTION shop.secret() RETURNS int LANGUAGE sql AS 'SELECT 42';
+         GRANT USAGE ON SCHEMA shop TO reader, writer;
+         GRANT SELECT ON shop.items, shop.names TO reader;
+         GRANT INSERT, UPDATE ON shop.items TO writer WITH GRANT OPTION;
+         GRANT USAGE ON SEQUENCE shop.items_id_seq TO writer;
+         REVOKE EXECUTE ON FUNCTION shop.secret() FROM PUBLIC;
+         GRANT EXECUTE ON FUNCTION shop.secret() TO writer;"
+    ));
+    db.target_sql("DROP ROLE IF EXISTS writer");
+    db.target_sql("DO $$ BEGIN CREATE ROLE reader NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;");
+    let refused = db.copy(&["shop.*", "--grants", "--yes"]);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(refused.stderr.contains("writer"), "{}", refused.stderr);
+
+    db.target_sql(roles);
+    db.copy(&["shop.*", "--grants", "--yes"]).assert_ok();
+    let grants = |c: &support::Cluster| -> Vec<String> {
+        let out = std::process::Command::new("pg_dump")
+            .args(["--schema-only", "--no-owner", "-n", "shop"])
+            .arg("-h")
+            .arg(&c.dir)
+            .arg("-p")
+            .arg(c.port.to_string())
+            .args(["-U", "postgres", &db.name])
+            .output()
+            .expect("pg_dump");
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("GRANT") || l.starts_with("REVOKE"))
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let s = servers();
+    let (on_source, on_target) = (grants(&s.source), grants(&s.target));
+    assert!(on_source.len() >= 6, "{on_source:?}");
+    assert_eq!(on_source, on_target);
+}

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 pub use objects::{
     available_extensions, describe_objects, existing, list_schemas, Aggregate, Comment, Extension,
-    Partition, Routine, SchemaObjects, Sequence, TableObject, TableObjectKind, View,
+    Grant, Partition, Routine, SchemaObjects, Sequence, TableObject, TableObjectKind, View,
 };
 pub use queries::{
     describe, find_types, foreign_key_edges, list_tables, non_empty_tables, target_privileges,

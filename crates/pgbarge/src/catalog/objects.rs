@@ -278,6 +278,39 @@ JOIN pg_catalog.pg_namespace n ON n.oid = d.objoid
      AND d.classoid = 'pg_catalog.pg_namespace'::regclass
 WHERE n.nspname = ANY($2)";
 
+/// Privileges granted on the tables (and their partitions), the sequences, views and
+/// functions of schemas copied whole, and those schemas — except the owner's own, which
+/// the owner has anyway. Routines with an explicit ACL lose PUBLIC's default EXECUTE
+/// (`revoke_public`), as on the source.
+const GRANTS: &str = "
+SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, n.nspname, c.relname,
+       NULL::text, a.privilege_type, r.rolname, a.is_grantable, false
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+WHERE (c.oid = ANY($1) OR n.nspname = ANY($2) AND c.relkind IN ('v', 'm', 'S')
+       OR c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                    WHERE d.classid = 'pg_catalog.pg_class'::regclass
+                      AND d.refobjid = ANY($1) AND d.deptype IN ('a', 'i')))
+  AND a.grantee <> c.relowner
+UNION ALL
+SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, n.nspname, p.proname,
+       pg_catalog.pg_get_function_identity_arguments(p.oid), a.privilege_type, r.rolname,
+       a.is_grantable,
+       NOT EXISTS (SELECT 1 FROM pg_catalog.aclexplode(p.proacl) x WHERE x.grantee = 0)
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+WHERE n.nspname = ANY($2) AND p.prokind <> 'a' AND a.grantee <> p.proowner
+UNION ALL
+SELECT 'SCHEMA', NULL, n.nspname, NULL, a.privilege_type, r.rolname, a.is_grantable, false
+FROM pg_catalog.pg_namespace n
+CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) a
+LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+WHERE n.nspname = ANY($2) AND a.grantee <> n.nspowner";
+
 /// Every non-system schema: what `--all` copies whole.
 const SCHEMAS: &str = "
 SELECT n.nspname FROM pg_catalog.pg_namespace n
@@ -447,6 +480,23 @@ pub struct Comment {
     pub text: String,
 }
 
+/// A privilege granted on the source: `GRANT <privilege> ON <kind> <object> TO <grantee>`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Grant {
+    /// `TABLE`, `SEQUENCE`, `FUNCTION`, `PROCEDURE` or `SCHEMA`.
+    pub kind: String,
+    pub schema: Option<String>,
+    pub name: String,
+    /// A routine's identity arguments.
+    pub arguments: Option<String>,
+    pub privilege: String,
+    /// `None` for PUBLIC.
+    pub grantee: Option<String>,
+    pub grantable: bool,
+    /// The routine's ACL took EXECUTE away from PUBLIC.
+    pub revoke_public: bool,
+}
+
 /// Everything [`describe_objects`] reads.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SchemaObjects {
@@ -461,6 +511,7 @@ pub struct SchemaObjects {
     pub routines: Vec<Routine>,
     pub extensions: Vec<Extension>,
     pub comments: Vec<Comment>,
+    pub grants: Vec<Grant>,
 }
 
 fn catalog_error(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
@@ -547,6 +598,20 @@ pub async fn describe_objects(
         params(EXTENSIONS, "reading extensions"),
         params(COMMENTS, "reading comments"),
     )?;
+    let grant_rows = params(GRANTS, "reading privileges").await?;
+    objects.grants = grant_rows
+        .iter()
+        .map(|r| Grant {
+            kind: r.get(0),
+            schema: r.get(1),
+            name: r.get(2),
+            arguments: r.get(3),
+            privilege: r.get(4),
+            grantee: r.get(5),
+            grantable: r.get(6),
+            revoke_public: r.get(7),
+        })
+        .collect();
 
     let rel_names: BTreeMap<u32, TableName> = names
         .into_iter()

@@ -112,6 +112,13 @@ impl Snapshot {
         );
         let mut schemas: Vec<&String> = chosen.iter().map(|t| &t.name.schema).collect();
         schemas.extend(whole_schemas);
+        // Roles that source privileges are granted to (for --grants).
+        wanted.extend(
+            o.grants
+                .iter()
+                .filter_map(|g| g.grantee.clone())
+                .map(|g| ("role", g)),
+        );
         for role in roles {
             wanted.push(("role", role.clone()));
             wanted.push(("member", role.clone()));

@@ -441,6 +441,8 @@ pub struct Plan {
     pub whole_schemas: Vec<String>,
     /// Foreign keys to tables not copied are left out.
     pub without_fks: bool,
+    /// `--grants`: privileges are copied.
+    pub grants: bool,
     /// In the order they were chosen; the copy stage starts the biggest first.
     pub tables: Vec<TablePlan>,
 }
@@ -564,6 +566,13 @@ impl Plan {
             })
             .map(UserType::sql_name)
             .collect();
+        let owned_sequences: Vec<TableName> = tables
+            .iter()
+            .filter(creates)
+            .filter_map(|t| snapshot.source.tables.get(&t.source))
+            .flat_map(|d| d.columns.iter().filter_map(|c| c.sequence.as_ref()))
+            .map(|s| s.name.clone())
+            .collect();
         let schema = schema::plan_schema(
             snapshot,
             &schema::TablesInPlan {
@@ -571,6 +580,7 @@ impl Plan {
                 copied,
                 types_created,
                 schemas_created: new_schemas.clone(),
+                owned_sequences,
             },
             &options.schema,
         );
@@ -596,6 +606,7 @@ impl Plan {
             owner: options.schema.owner.clone(),
             whole_schemas: snapshot.whole_schemas.clone(),
             without_fks: options.schema.without_fks,
+            grants: options.schema.grants,
             tables,
         }
     }

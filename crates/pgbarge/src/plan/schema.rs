@@ -60,6 +60,8 @@ pub struct SchemaPlan {
     pub missing_parents: BTreeMap<TableName, Vec<TableName>>,
     /// How many objects of each kind are created, for the report.
     pub counts: BTreeMap<String, usize>,
+    /// `--grants`: roles the source grants privileges to that the target lacks.
+    pub missing_roles: BTreeSet<String>,
 }
 
 /// Choices that shape the schema part.
@@ -69,6 +71,8 @@ pub struct SchemaOptions {
     pub without_fks: bool,
     /// Give every created object to this role.
     pub owner: Option<String>,
+    /// Copy the privileges granted on the created objects.
+    pub grants: bool,
 }
 
 /// What the schema planner needs to know about the tables' plans.
@@ -81,6 +85,8 @@ pub(super) struct TablesInPlan<'a> {
     /// are created along with the root.
     pub types_created: Vec<String>,
     pub schemas_created: Vec<String>,
+    /// Sequences created along with created tables (`serial` and identity columns).
+    pub owned_sequences: Vec<TableName>,
 }
 
 fn count(counts: &mut BTreeMap<String, usize>, what: &str) {
@@ -370,6 +376,65 @@ pub(super) fn plan_schema(
                 sql: comment_ddl(c),
             });
             count(&mut plan.counts, "comments");
+        }
+    }
+
+    if options.grants {
+        let mut revoked = BTreeSet::new();
+        for g in &objects.grants {
+            let name = TableName::new(g.schema.clone().unwrap_or_default(), &g.name);
+            let created = match g.kind.as_str() {
+                "TABLE" => {
+                    tables.created.contains(&name) || views_created.iter().any(|v| v.name == name)
+                }
+                "SEQUENCE" => {
+                    sequences_created.contains(&&name) || tables.owned_sequences.contains(&name)
+                }
+                "SCHEMA" => tables.schemas_created.contains(&g.name),
+                _ => routines_created.iter().any(|r| {
+                    Some(&r.schema) == g.schema.as_ref()
+                        && r.name == g.name
+                        && Some(&r.arguments) == g.arguments.as_ref()
+                }),
+            };
+            if !created {
+                continue;
+            }
+            let object = match (g.kind.as_str(), &g.arguments) {
+                ("SCHEMA", _) => ident(&g.name),
+                (_, Some(args)) => format!("{}({args})", name.sql()),
+                _ => name.sql(),
+            };
+            if g.revoke_public && revoked.insert(object.clone()) {
+                plan.after.push(Step {
+                    what: format!("privileges on {}", g.name),
+                    sql: format!("REVOKE ALL ON {} {object} FROM PUBLIC", g.kind),
+                });
+            }
+            let grantee = match &g.grantee {
+                None => "PUBLIC".to_string(),
+                Some(role) if snapshot.target_existing.contains(&("role", role.clone())) => {
+                    ident(role)
+                }
+                Some(role) => {
+                    plan.missing_roles.insert(role.clone());
+                    continue;
+                }
+            };
+            plan.after.push(Step {
+                what: format!("privileges on {}", g.name),
+                sql: format!(
+                    "GRANT {} ON {} {object} TO {grantee}{}",
+                    g.privilege,
+                    g.kind,
+                    if g.grantable {
+                        " WITH GRANT OPTION"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+            count(&mut plan.counts, "grants");
         }
     }
 
