@@ -106,8 +106,31 @@ pub fn plan(plan: &Plan, verbose: bool) -> String {
             out.push_str(&format!("note: {}: {note}\n", table.target));
         }
     }
+    // Objects already on the target are counted, not listed: a re-run would list them all.
+    let mut existing: std::collections::BTreeMap<String, usize> = Default::default();
     for s in plan.schema.skipped.iter().filter(|s| !s.blocking) {
-        out.push_str(&format!("note: not created: {}: {}\n", s.what, s.why));
+        if s.why == pgbarge::plan::EXISTS && !verbose {
+            let kind = [
+                "materialized view",
+                "view",
+                "sequence",
+                "function",
+                "procedure",
+                "aggregate",
+            ]
+            .into_iter()
+            .find(|k| s.what.starts_with(k))
+            .unwrap_or("object");
+            *existing.entry(format!("{kind}s")).or_default() += 1;
+        } else {
+            out.push_str(&format!("note: not created: {}: {}\n", s.what, s.why));
+        }
+    }
+    if !existing.is_empty() {
+        out.push_str(&format!(
+            "note: already on the target, left as they are: {} (--verbose lists them)\n",
+            counts_line(&existing)
+        ));
     }
     if verbose {
         out.push_str("\nSQL run on the target:\n");

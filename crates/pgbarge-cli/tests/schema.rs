@@ -396,6 +396,9 @@ fn data_only_into_tables_with_foreign_keys_loads_parents_first() {
          INSERT INTO public.region SELECT g FROM generate_series(1, 10) g;
          INSERT INTO public.shop SELECT g, 1 + g % 10 FROM generate_series(1, 100) g;
          INSERT INTO public.sale SELECT g, 1 + g % 100, repeat('x', 200) FROM generate_series(1, 50000) g;
+         CREATE SEQUENCE public.counter_seq;
+         CREATE TABLE public.counter (id int PRIMARY KEY DEFAULT nextval('public.counter_seq'));
+         INSERT INTO public.counter SELECT nextval('public.counter_seq') FROM generate_series(1, 7);
          ANALYZE;",
     );
     db.copy(&["--all", "--schema-only", "--yes"]).assert_ok();
@@ -404,6 +407,12 @@ fn data_only_into_tables_with_foreign_keys_loads_parents_first() {
     for t in ["public.region", "public.shop", "public.sale"] {
         db.assert_same(t);
     }
+    // The sequence the schema-only run created (at its start) moved past the copied ids.
+    assert_eq!(
+        db.target_sql_as_app("INSERT INTO public.counter DEFAULT VALUES RETURNING id")
+            .trim(),
+        "8"
+    );
 }
 
 #[test]

@@ -272,12 +272,11 @@ async fn complete(plan: &Plan, source: &Client, target: &Client) -> Result<()> {
 /// `setval` for each sequence pgbarge created on its own, to the source's state now —
 /// after every row was read, so the values cover them all.
 async fn sequence_values(plan: &Plan, source: &Client) -> Result<Vec<String>> {
-    let readable: Vec<&TableName> = plan
+    let readable: Vec<&crate::plan::SequenceValue> = plan
         .schema
         .sequence_values
         .iter()
         .filter(|s| s.readable)
-        .map(|s| &s.name)
         .collect();
     if readable.is_empty() {
         return Ok(Vec::new());
@@ -285,7 +284,12 @@ async fn sequence_values(plan: &Plan, source: &Client) -> Result<Vec<String>> {
     let query = readable
         .iter()
         .enumerate()
-        .map(|(i, s)| format!("SELECT {i}::int4, last_value, is_called FROM {}", s.sql()))
+        .map(|(i, s)| {
+            format!(
+                "SELECT {i}::int4, last_value, is_called FROM {}",
+                s.name.sql()
+            )
+        })
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     let rows = source
@@ -296,12 +300,18 @@ async fn sequence_values(plan: &Plan, source: &Client) -> Result<Vec<String>> {
         .iter()
         .filter_map(|r| {
             let seq = readable.get(r.get::<_, i32>(0) as usize)?;
-            Some(format!(
-                "SELECT pg_catalog.setval({}, {}, {})",
-                literal(&seq.sql()),
-                r.get::<_, i64>(1),
-                r.get::<_, bool>(2)
-            ))
+            let (value, called) = (r.get::<_, i64>(1), r.get::<_, bool>(2));
+            let name = literal(&seq.name.sql());
+            Some(if seq.raise_only {
+                // Only forward: past the source's last value when the target's is behind.
+                format!(
+                    "SELECT pg_catalog.setval({name}, {value}, {called}) FROM {} \
+                     WHERE (last_value, is_called) < ({value}, {called})",
+                    seq.name.sql()
+                )
+            } else {
+                format!("SELECT pg_catalog.setval({name}, {value}, {called})")
+            })
         })
         .collect())
 }

@@ -15,7 +15,7 @@ use crate::catalog::{
 use crate::convert::{conversion, Conversion};
 use crate::quote::{ident, ident_list, literal};
 
-pub use schema::{SchemaOptions, SchemaPlan, SequenceValue, Skipped, Step};
+pub use schema::{SchemaOptions, SchemaPlan, SequenceValue, Skipped, Step, EXISTS};
 
 /// Function bodies are not checked while they are created: they may refer to tables
 /// created later, as in pg_dump's output. A user-settable setting; no superuser needed.

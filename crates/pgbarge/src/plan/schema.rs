@@ -14,6 +14,9 @@ use crate::catalog::{
 };
 use crate::quote::{ident, literal, qualified};
 
+/// Why an object is not created when the target has one of that name already.
+pub const EXISTS: &str = "it exists on the target; left as it is";
+
 /// One object pgbarge creates, for the plan's display and for error messages.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
@@ -38,6 +41,9 @@ pub struct SequenceValue {
     pub name: TableName,
     /// `false` when the source role may not read it: it is left at its start.
     pub readable: bool,
+    /// The sequence was already on the target: only ever moved forward, never back, so
+    /// rows loaded into its tables cannot collide with the ids it hands out next.
+    pub raise_only: bool,
 }
 
 /// The objects created around the tables.
@@ -127,8 +133,13 @@ pub(super) fn plan_schema(
         if exists("relation", s.name.sql()) {
             plan.skipped.push(Skipped {
                 what: format!("sequence {}", s.name),
-                why: "it exists on the target; left as it is".into(),
+                why: EXISTS.into(),
                 blocking: false,
+            });
+            plan.sequence_values.push(SequenceValue {
+                name: s.name.clone(),
+                readable: s.readable,
+                raise_only: true,
             });
             continue;
         }
@@ -139,6 +150,7 @@ pub(super) fn plan_schema(
         plan.sequence_values.push(SequenceValue {
             name: s.name.clone(),
             readable: s.readable,
+            raise_only: false,
         });
         sequences_created.push(&s.name);
         count(&mut plan.counts, "sequences");
@@ -152,7 +164,7 @@ pub(super) fn plan_schema(
         if exists("routine", r.signature.clone()) {
             plan.skipped.push(Skipped {
                 what: routine_label(r),
-                why: "it exists on the target; left as it is".into(),
+                why: EXISTS.into(),
                 blocking: false,
             });
             continue;
@@ -235,7 +247,7 @@ pub(super) fn plan_schema(
         if exists("relation", v.name.sql()) {
             plan.skipped.push(Skipped {
                 what: view_label(v),
-                why: "it exists on the target; left as it is".into(),
+                why: EXISTS.into(),
                 blocking: false,
             });
             false
