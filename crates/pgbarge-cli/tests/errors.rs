@@ -280,7 +280,7 @@ fn truncate_of_a_table_other_tables_reference_is_refused_up_front() {
     assert_eq!(run.code, EXIT_PREFLIGHT, "{}", run.stderr);
     assert!(
         run.stderr
-            .contains("cannot be truncated on the target: 1 foreign key(s)"),
+            .contains("cannot be truncated on the target: 1 other table(s) not being truncated"),
         "{}",
         run.stderr
     );

@@ -413,6 +413,27 @@ fn data_only_into_tables_with_foreign_keys_loads_parents_first() {
             .trim(),
         "8"
     );
+
+    // Refreshing: tables linked by foreign keys are truncated together (no CASCADE) and
+    // reloaded parents first; a parent alone cannot be truncated under its children.
+    db.source_sql("INSERT INTO public.region VALUES (11); UPDATE public.sale SET note = 'changed' WHERE id = 5;");
+    let alone = db.copy(&["region", "--mode", "truncate", "--yes"]);
+    assert_eq!(alone.code, 3, "{}", alone.stderr);
+    assert!(
+        alone.stderr.contains("public.region: cannot be truncated"),
+        "{}",
+        alone.stderr
+    );
+    let run = db.copy(&["--all", "--mode", "truncate", "--jobs", "3", "--yes"]);
+    run.assert_ok();
+    for t in [
+        "public.region",
+        "public.shop",
+        "public.sale",
+        "public.counter",
+    ] {
+        db.assert_same(t);
+    }
 }
 
 #[test]

@@ -270,12 +270,26 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
                             format!("Ask its owner to run: GRANT INSERT ON {} TO <role>;", name.sql()),
                         ));
                     }
-                    if t.action == Action::Truncate && referenced_by > 0 {
+                    // Referencing tables truncated in the same statement do not count.
+                    let truncated_with = t.truncate_group.map_or(0, |g| {
+                        snapshot
+                            .target_foreign_keys
+                            .iter()
+                            .filter(|(child, parent)| {
+                                parent == name
+                                    && child != name
+                                    && plan.truncate_groups[g]
+                                        .iter()
+                                        .any(|&i| &plan.tables[i].target == child)
+                            })
+                            .count() as i64
+                    });
+                    if t.action == Action::Truncate && referenced_by > truncated_with {
                         problems.push(problem(
                             ProblemKind::ReferencedByForeignKeys,
                             Some(name),
-                            format!("{name}: cannot be truncated on the target: {referenced_by} foreign key(s) of other tables point at it, and pgbarge never truncates with CASCADE."),
-                            "Copy it with --mode append, or empty the referencing tables first.".into(),
+                            format!("{name}: cannot be truncated on the target: {} other table(s) not being truncated in this run have foreign keys pointing at it, and pgbarge never truncates with CASCADE.", referenced_by - truncated_with),
+                            "Copy the referencing tables in the same run with --mode truncate (they are then emptied together), copy this one with --mode append, or empty the referencing tables first.".into(),
                         ));
                     }
                     if t.action == Action::Truncate && !privileges.is_superuser && !tt.can_truncate

@@ -197,8 +197,8 @@ pub struct OtherObjects {
     /// Check, unique and exclusion constraints.
     pub constraints: i64,
     pub triggers: i64,
-    /// Foreign keys of other tables that point at this one (TRUNCATE without CASCADE
-    /// refuses such a table).
+    /// Other tables (partitions counted as their root) whose foreign keys point at this
+    /// one: TRUNCATE without CASCADE refuses such a table unless they are truncated with it.
     pub referenced_by: i64,
 }
 

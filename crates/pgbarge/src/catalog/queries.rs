@@ -137,8 +137,10 @@ SELECT c.oid,
        (SELECT count(*) FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'f'),
        (SELECT count(*) FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype IN ('c', 'u', 'x')),
        (SELECT count(*) FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal),
-       (SELECT count(*) FROM pg_catalog.pg_constraint k
-        WHERE k.confrelid = c.oid AND k.contype = 'f' AND k.conrelid <> c.oid)
+       (SELECT count(DISTINCT coalesce(pg_catalog.pg_partition_root(k.conrelid), k.conrelid))
+        FROM pg_catalog.pg_constraint k
+        WHERE k.confrelid = c.oid AND k.contype = 'f' AND k.conparentid = 0
+          AND coalesce(pg_catalog.pg_partition_root(k.conrelid), k.conrelid) <> c.oid)
 FROM pg_catalog.pg_class c WHERE c.oid = ANY($1)";
 
 /// Sequences owned by columns of the given tables: `serial` columns (dependency type `a`)

@@ -61,6 +61,8 @@ enum Unit {
     Table(usize),
     /// Part `.1` of split table `.0`.
     Part(usize, usize),
+    /// Truncate group `.0` (see `Plan::truncate_groups`): its tables in one transaction.
+    Group(usize),
 }
 
 /// Per-table progress shared by the workers loading its parts.
@@ -181,8 +183,15 @@ pub async fn run(
 /// Units biggest first, so the longest work starts early and small tables fill the gaps.
 fn work_units(plan: &Plan) -> Vec<Unit> {
     let mut units: Vec<(i64, Unit)> = Vec::new();
+    for (g, members) in plan.truncate_groups.iter().enumerate() {
+        let bytes = members
+            .iter()
+            .map(|&i| plan.tables[i].estimated_bytes)
+            .sum();
+        units.push((bytes, Unit::Group(g)));
+    }
     for (i, t) in plan.tables.iter().enumerate() {
-        if t.action == Action::Keep {
+        if t.action == Action::Keep || t.truncate_group.is_some() {
             continue;
         }
         if t.parts.is_empty() {
@@ -324,6 +333,7 @@ async fn worker(shared: &Shared<'_>, source: &Client, target: &Client) -> Result
         let result = match unit {
             Unit::Table(i) => load_table(shared, i, source, target).await,
             Unit::Part(i, k) => load_part(shared, i, k, source, target).await,
+            Unit::Group(g) => load_group(shared, g, source, target).await,
         };
         if let Err(e) = result {
             shared.failed.store(true, Ordering::SeqCst);
@@ -357,12 +367,21 @@ impl Shared<'_> {
                 if queue.is_empty() {
                     return None;
                 }
-                let ready = |u: &Unit| {
-                    let (Unit::Table(i) | Unit::Part(i, _)) = *u;
-                    self.plan.tables[i]
-                        .load_after
-                        .iter()
-                        .all(|&p| self.tables[p].done.load(Ordering::SeqCst))
+                let done = |p: usize| self.tables[p].done.load(Ordering::SeqCst);
+                let ready = |u: &Unit| match *u {
+                    Unit::Table(i) | Unit::Part(i, _) => {
+                        self.plan.tables[i].load_after.iter().all(|&p| done(p))
+                    }
+                    // Parents inside the group load first within its transaction.
+                    Unit::Group(g) => {
+                        let members = &self.plan.truncate_groups[g];
+                        members.iter().all(|&i| {
+                            self.plan.tables[i]
+                                .load_after
+                                .iter()
+                                .all(|&p| members.contains(&p) || done(p))
+                        })
+                    }
                 };
                 if let Some(pos) = queue.iter().position(ready) {
                     return queue.remove(pos);
@@ -491,6 +510,54 @@ async fn load_table(shared: &Shared<'_>, i: usize, source: &Client, target: &Cli
         shared.tables[i].rows.fetch_add(rows, Ordering::SeqCst);
     }
     shared.finish(i);
+    Ok(())
+}
+
+/// A truncate group: one `TRUNCATE` of all its tables, then each table's COPY, parents
+/// first, all in one transaction — every statement pipelined around the COPYs as for a
+/// single table.
+async fn load_group(shared: &Shared<'_>, g: usize, source: &Client, target: &Client) -> Result<()> {
+    let plan = shared.plan;
+    let members = &plan.truncate_groups[g];
+    let names: Vec<String> = members
+        .iter()
+        .map(|&i| plan.tables[i].truncate_target(&plan.tables[i].target))
+        .collect();
+    let last = members.len() - 1;
+    for (pos, &i) in members.iter().enumerate() {
+        let table = &plan.tables[i];
+        shared.start(i);
+        let doing = doing(table);
+        let mut setup = Vec::new();
+        if pos == 0 {
+            setup.push(BEGIN.to_string());
+            setup.push(format!("TRUNCATE {}", names.join(", ")));
+        }
+        setup.extend(table.setup_sql(&table.target));
+        let mut finish = table.finish_sql(&table.target);
+        finish.extend(sequence_sql(table, source, &doing).await?);
+        if pos == last {
+            finish.push(COMMIT.to_string());
+        }
+        let (rows, _) = pump::pump(
+            source,
+            target,
+            &pump::Stream {
+                copy_out: &table.copy_out_sql(None),
+                copy_in: &table.copy_in_sql(&table.load_into(&table.target)),
+                setup: &setup.join(";\n"),
+                finish: &finish.join(";\n"),
+            },
+            &doing,
+            shared.progress(i),
+        )
+        .await?;
+        shared.tables[i].rows.fetch_add(rows, Ordering::SeqCst);
+    }
+    // Committed: only now are they done.
+    for &i in members {
+        shared.finish(i);
+    }
     Ok(())
 }
 

@@ -187,6 +187,11 @@ pub struct TablePlan {
     /// Tables of this plan (indexes into `Plan::tables`) that must be committed before
     /// this one loads: the target already has foreign keys from this table to them.
     pub load_after: Vec<usize>,
+    /// Set when the table is truncated together with the tables whose foreign keys
+    /// reference it (or that it references): index into `Plan::truncate_groups`.
+    pub truncate_group: Option<usize>,
+    /// The target table is partitioned.
+    pub target_partitioned: bool,
     /// What the user should know about this table (what is not recreated, conversions).
     pub notes: Vec<String>,
 }
@@ -280,10 +285,20 @@ impl TablePlan {
                 ));
             }
         }
-        if self.action == Action::Truncate {
-            sql.push(format!("TRUNCATE ONLY {}", name.sql()));
+        if self.action == Action::Truncate && self.truncate_group.is_none() {
+            sql.push(format!("TRUNCATE {}", self.truncate_target(name)));
         }
         sql
+    }
+
+    /// What `TRUNCATE` names: `ONLY` the table (never inheritance children), except for
+    /// a partitioned table, whose rows are its partitions'.
+    pub fn truncate_target(&self, name: &TableName) -> String {
+        if self.target_partitioned {
+            name.sql()
+        } else {
+            format!("ONLY {}", name.sql())
+        }
     }
 
     /// Where the COPY goes: the table itself, or for an upsert the temporary table the
@@ -443,6 +458,10 @@ pub struct Plan {
     pub without_fks: bool,
     /// `--grants`: privileges are copied.
     pub grants: bool,
+    /// Tables in `--mode truncate` linked by the target's foreign keys: each group is
+    /// emptied by one `TRUNCATE` (no CASCADE needed, every referencing table is in it) and
+    /// loaded, parents first, in one transaction.
+    pub truncate_groups: Vec<Vec<usize>>,
     /// In the order they were chosen; the copy stage starts the biggest first.
     pub tables: Vec<TablePlan>,
 }
@@ -519,6 +538,7 @@ impl Plan {
             })
             .collect();
 
+        let truncate_groups = group_truncates(&mut tables, &snapshot.target_foreign_keys);
         order_by_foreign_keys(&mut tables, &snapshot.target_foreign_keys);
         let jobs = options.jobs.unwrap_or_else(|| default_jobs(&tables)).max(1);
         let split_above = options.split_above.unwrap_or(DEFAULT_SPLIT_ABOVE);
@@ -607,9 +627,75 @@ impl Plan {
             whole_schemas: snapshot.whole_schemas.clone(),
             without_fks: options.schema.without_fks,
             grants: options.schema.grants,
+            truncate_groups,
             tables,
         }
     }
+}
+
+/// Truncated tables linked by the target's foreign keys cannot be emptied one by one
+/// without CASCADE: they are grouped (connected components of the key graph among the
+/// truncated tables), each group truncated by one statement and loaded parents first in
+/// one transaction.
+fn group_truncates(tables: &mut [TablePlan], edges: &[(TableName, TableName)]) -> Vec<Vec<usize>> {
+    let truncated: BTreeMap<&TableName, usize> = tables
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.action == Action::Truncate)
+        .map(|(i, t)| (&t.target, i))
+        .collect();
+    // Union-find over the truncated tables.
+    let mut root: Vec<usize> = (0..tables.len()).collect();
+    fn find(root: &mut [usize], i: usize) -> usize {
+        let mut r = i;
+        while root[r] != r {
+            r = root[r];
+        }
+        root[i] = r;
+        r
+    }
+    let mut linked: Vec<(usize, usize)> = Vec::new();
+    for (child, parent) in edges {
+        if let (Some(&c), Some(&p)) = (truncated.get(child), truncated.get(parent)) {
+            linked.push((c, p));
+            let (a, b) = (find(&mut root, c), find(&mut root, p));
+            root[a] = b;
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for &i in truncated.values() {
+        let r = find(&mut root, i);
+        groups.entry(r).or_default().push(i);
+    }
+    let mut result = Vec::new();
+    for members in groups.into_values().filter(|m| m.len() > 1) {
+        // Parents first: repeatedly take a member none of whose parents are left.
+        let mut left = members.clone();
+        let mut ordered = Vec::new();
+        while !left.is_empty() {
+            let pos = left
+                .iter()
+                .position(|&m| {
+                    !linked
+                        .iter()
+                        .any(|&(c, p)| c == m && p != m && left.contains(&p))
+                })
+                .unwrap_or(0);
+            ordered.push(left.remove(pos));
+        }
+        let g = result.len();
+        let others = ordered.len() - 1;
+        for &i in &ordered {
+            tables[i].truncate_group = Some(g);
+            tables[i].notes.push(format!(
+                "truncated together with {others} other table{} its foreign keys link it to \
+                 (one TRUNCATE, no CASCADE), loaded parents first in one transaction",
+                if others == 1 { "" } else { "s" }
+            ));
+        }
+        result.push(ordered);
+    }
+    result
 }
 
 /// Loads into existing tables check the target's foreign keys row by row, so a table
@@ -735,6 +821,8 @@ fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
         leaves: Vec::new(),
         after_data: Vec::new(),
         load_after: Vec::new(),
+        truncate_group: None,
+        target_partitioned: false,
         notes: Vec::new(),
     }
 }
@@ -892,6 +980,7 @@ fn plan_existing(
         (true, _) => Action::NeedsMode,
     };
     let mut plan = base_plan(src, action);
+    plan.target_partitioned = tgt.table.kind == TableKind::Partitioned;
     if action == Action::Upsert {
         plan.upsert_key = tgt
             .primary_key
