@@ -109,3 +109,37 @@ fn picker_asks_what_to_do_with_a_non_empty_table() {
         .expect("exit (tables were named: no offer to save a plan)");
     db.assert_same("public.beta");
 }
+
+#[test]
+fn picker_offers_the_tables_foreign_keys_need() {
+    let db = TestDb::new("offer_parents");
+    db.source_sql(
+        "CREATE TABLE country (id int PRIMARY KEY);
+         CREATE TABLE city (id int PRIMARY KEY, country_id int REFERENCES country);
+         INSERT INTO country VALUES (1); INSERT INTO city VALUES (1, 1), (2, 1);",
+    );
+    let mut cmd = clean_command("sh");
+    cmd.arg("-c").arg(format!(
+        "stty cols 120 rows 40; exec {} copy --source '{}' --target '{}' city",
+        pgbarge_bin(),
+        db.source_conn(),
+        db.target_conn()
+    ));
+    let mut p = spawn_command(cmd, Some(30_000)).expect("spawn in a pty");
+    p.exp_string("reference public.country, not chosen. Copy it too?")
+        .expect("asked about the parent");
+    p.send("\r").expect("accept the default (yes)");
+    p.flush().expect("flush");
+    p.exp_string("Copy 2 tables").expect("the parent was added");
+    p.send("y\r").expect("yes");
+    p.flush().expect("flush");
+    p.exp_string("2 tables, 3 rows moved").expect("the report");
+    p.exp_eof().expect("exit");
+    db.assert_same("public.country");
+    db.assert_same("public.city");
+    assert_eq!(
+        db.target_sql("SELECT count(*) FROM pg_constraint WHERE contype = 'f'")
+            .trim(),
+        "1"
+    );
+}
