@@ -382,6 +382,24 @@ fn check_schema(plan: &Plan, snapshot: &Snapshot, problems: &mut Vec<Problem>) {
             "Add --with-parents to copy the referenced tables too, or --without-fks to create the table without those foreign keys.".into(),
         ));
     }
+    if !plan.schema.missing_policy_roles.is_empty() {
+        let roles: Vec<&str> = plan
+            .schema
+            .missing_policy_roles
+            .iter()
+            .map(String::as_str)
+            .collect();
+        problems.push(problem(
+            ProblemKind::Owner,
+            None,
+            format!(
+                "row-level security policies of the copied tables apply to role{} {}, which the target lacks.",
+                if roles.len() == 1 { "" } else { "s" },
+                roles.join(", ")
+            ),
+            "Create them on the target first (CREATE ROLE …), so the policies mean the same there.".into(),
+        ));
+    }
     if !plan.schema.missing_roles.is_empty() {
         let roles: Vec<&str> = plan
             .schema

@@ -272,6 +272,8 @@ mod tests {
             can_update: true,
             is_owner: true,
             pages: 0,
+            unlogged: false,
+            options: Vec::new(),
         }
     }
 

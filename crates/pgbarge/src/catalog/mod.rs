@@ -17,7 +17,7 @@ use serde::Serialize;
 
 pub use objects::{
     available_extensions, describe_objects, existing, list_schemas, Aggregate, Comment, Extension,
-    Grant, Partition, Routine, SchemaObjects, Sequence, TableObject, TableObjectKind, View,
+    Grant, Partition, Policy, Routine, SchemaObjects, Sequence, TableObject, TableObjectKind, View,
 };
 pub use queries::{
     describe, find_types, foreign_key_edges, list_tables, non_empty_tables, target_privileges,
@@ -102,6 +102,10 @@ pub struct Table {
     pub can_update: bool,
     /// The role owns the table (or is a member of its owner): it may drop it.
     pub is_owner: bool,
+    /// `UNLOGGED`: not crash-safe, not replicated; kept so on the target.
+    pub unlogged: bool,
+    /// Storage parameters (`reloptions`), e.g. `fillfactor=70`.
+    pub options: Vec<String>,
 }
 
 /// A column's type, as both servers can compare it.

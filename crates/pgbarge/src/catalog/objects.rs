@@ -80,6 +80,22 @@ SELECT r.ev_class, 'rule', '', r.rulename, pg_catalog.pg_get_ruledef(r.oid), NUL
 FROM pg_catalog.pg_rewrite r
 WHERE r.ev_class = ANY($1) AND r.rulename <> '_RETURN'";
 
+/// Row-level security of the given tables: whether it is enabled (and forced on the
+/// owner), and each policy with its expressions rendered by the server.
+const ROW_SECURITY: &str = "
+SELECT c.oid, c.relrowsecurity, c.relforcerowsecurity, NULL::text, NULL::bool, NULL::text,
+       NULL::text[], NULL::text, NULL::text
+FROM pg_catalog.pg_class c
+WHERE c.oid = ANY($1) AND (c.relrowsecurity OR c.relforcerowsecurity)
+UNION ALL
+SELECT p.polrelid, NULL, NULL, p.polname, p.polpermissive, p.polcmd::text,
+       ARRAY(SELECT CASE WHEN r = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(r) END
+             FROM unnest(p.polroles) AS r),
+       pg_catalog.pg_get_expr(p.polqual, p.polrelid),
+       pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)
+FROM pg_catalog.pg_policy p
+WHERE p.polrelid = ANY($1)";
+
 /// Sequences the tables' column defaults use, or that live in a schema copied whole —
 /// except those owned by a chosen table's column (created with the table) and identity
 /// sequences (created by the identity column).
@@ -497,6 +513,20 @@ pub struct Grant {
     pub revoke_public: bool,
 }
 
+/// A row-level security policy.
+#[derive(Debug, Clone, Serialize)]
+pub struct Policy {
+    pub table: TableName,
+    pub name: String,
+    pub permissive: bool,
+    /// `r` SELECT, `a` INSERT, `w` UPDATE, `d` DELETE, `*` ALL.
+    pub command: char,
+    /// Role names; `None` is PUBLIC.
+    pub roles: Vec<Option<String>>,
+    pub using: Option<String>,
+    pub with_check: Option<String>,
+}
+
 /// Everything [`describe_objects`] reads.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SchemaObjects {
@@ -512,6 +542,9 @@ pub struct SchemaObjects {
     pub extensions: Vec<Extension>,
     pub comments: Vec<Comment>,
     pub grants: Vec<Grant>,
+    /// Tables with row-level security on: (table, forced on the owner too).
+    pub row_security: Vec<(TableName, bool)>,
+    pub policies: Vec<Policy>,
 }
 
 fn catalog_error(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
@@ -598,7 +631,45 @@ pub async fn describe_objects(
         params(EXTENSIONS, "reading extensions"),
         params(COMMENTS, "reading comments"),
     )?;
-    let grant_rows = params(GRANTS, "reading privileges").await?;
+
+    let rel_names: BTreeMap<u32, TableName> = names
+        .into_iter()
+        .chain(
+            objects
+                .partitions
+                .values()
+                .flatten()
+                .map(|p| (p.oid, p.name.clone())),
+        )
+        .collect();
+    let (grant_rows, security_rows) =
+        tokio::try_join!(params(GRANTS, "reading privileges"), async {
+            client
+                .query_typed(ROW_SECURITY, &[(&oids, Type::OID_ARRAY)])
+                .await
+                .map_err(catalog_error("reading row-level security policies"))
+        })?;
+    for r in &security_rows {
+        let Some(table) = rel_names.get(&r.get::<_, u32>(0)) else {
+            continue;
+        };
+        match r.get::<_, Option<String>>(3) {
+            None => objects
+                .row_security
+                .push((table.clone(), r.get::<_, Option<bool>>(2).unwrap_or(false))),
+            Some(name) => objects.policies.push(Policy {
+                table: table.clone(),
+                name,
+                permissive: r.get::<_, Option<bool>>(4).unwrap_or(true),
+                command: super::queries::first_char(r.get(5)).unwrap_or('*'),
+                roles: r
+                    .get::<_, Option<Vec<Option<String>>>>(6)
+                    .unwrap_or_default(),
+                using: r.get(7),
+                with_check: r.get(8),
+            }),
+        }
+    }
     objects.grants = grant_rows
         .iter()
         .map(|r| Grant {
@@ -611,17 +682,6 @@ pub async fn describe_objects(
             grantable: r.get(6),
             revoke_public: r.get(7),
         })
-        .collect();
-
-    let rel_names: BTreeMap<u32, TableName> = names
-        .into_iter()
-        .chain(
-            objects
-                .partitions
-                .values()
-                .flatten()
-                .map(|p| (p.oid, p.name.clone())),
-        )
         .collect();
     for r in &object_rows {
         let Some(table) = rel_names.get(&r.get::<_, u32>(0)) else {

@@ -30,7 +30,8 @@ SELECT c.oid, n.nspname, c.relname, c.relkind::text,
        pg_catalog.has_table_privilege(c.oid, 'TRUNCATE'),
        pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int8,
        pg_catalog.has_table_privilege(c.oid, 'UPDATE'),
-       pg_catalog.pg_has_role(c.relowner, 'USAGE')
+       pg_catalog.pg_has_role(c.relowner, 'USAGE'),
+       c.relpersistence = 'u', coalesce(c.reloptions, '{}')
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p')
@@ -221,6 +222,8 @@ pub async fn list_tables(client: &Client, side: Side) -> Result<Vec<Table>> {
             pages: r.get(10),
             can_update: r.get(11),
             is_owner: r.get(12),
+            unlogged: r.get(13),
+            options: r.get(14),
         })
         .collect())
 }

@@ -119,6 +119,12 @@ impl Snapshot {
                 .filter_map(|g| g.grantee.clone())
                 .map(|g| ("role", g)),
         );
+        wanted.extend(
+            o.policies
+                .iter()
+                .flat_map(|p| p.roles.iter().flatten())
+                .map(|r| ("role", r.clone())),
+        );
         for role in roles {
             wanted.push(("role", role.clone()));
             wanted.push(("member", role.clone()));

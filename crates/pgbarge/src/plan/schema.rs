@@ -68,6 +68,8 @@ pub struct SchemaPlan {
     pub counts: BTreeMap<String, usize>,
     /// `--grants`: roles the source grants privileges to that the target lacks.
     pub missing_roles: BTreeSet<String>,
+    /// Roles row-level security policies name that the target lacks.
+    pub missing_policy_roles: BTreeSet<String>,
 }
 
 /// Choices that shape the schema part.
@@ -351,6 +353,71 @@ pub(super) fn plan_schema(
             });
         }
         count(&mut plan.counts, &format!("{kind}s"));
+    }
+
+    // Row-level security after the data: with FORCE, COPY FROM by the owner would be refused.
+    for (table, forced) in objects
+        .row_security
+        .iter()
+        .filter(|(t, _)| tables.created.contains(t))
+    {
+        plan.after.push(Step {
+            what: format!("row-level security on {table}"),
+            sql: format!("ALTER TABLE {} ENABLE ROW LEVEL SECURITY", table.sql()),
+        });
+        if *forced {
+            plan.after.push(Step {
+                what: format!("row-level security on {table}"),
+                sql: format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY", table.sql()),
+            });
+        }
+    }
+    for p in objects
+        .policies
+        .iter()
+        .filter(|p| tables.created.contains(&p.table))
+    {
+        let mut roles = Vec::new();
+        for role in &p.roles {
+            match role {
+                None => roles.push("PUBLIC".to_string()),
+                Some(r) if snapshot.target_existing.contains(&("role", r.clone())) => {
+                    roles.push(ident(r))
+                }
+                Some(r) => {
+                    plan.missing_policy_roles.insert(r.clone());
+                }
+            }
+        }
+        let command = match p.command {
+            'r' => "SELECT",
+            'a' => "INSERT",
+            'w' => "UPDATE",
+            'd' => "DELETE",
+            _ => "ALL",
+        };
+        let mut sql = format!(
+            "CREATE POLICY {} ON {} AS {} FOR {command} TO {}",
+            ident(&p.name),
+            p.table.sql(),
+            if p.permissive {
+                "PERMISSIVE"
+            } else {
+                "RESTRICTIVE"
+            },
+            roles.join(", ")
+        );
+        if let Some(using) = &p.using {
+            sql.push_str(&format!(" USING ({using})"));
+        }
+        if let Some(check) = &p.with_check {
+            sql.push_str(&format!(" WITH CHECK ({check})"));
+        }
+        plan.after.push(Step {
+            what: format!("policy {} on {}", p.name, p.table),
+            sql,
+        });
+        count(&mut plan.counts, "policies");
     }
 
     // Comments on what was created.
