@@ -10,14 +10,15 @@ use support::{clean_command, pgbarge_bin, TestDb};
 const EXIT_COPY: i32 = 5;
 
 /// Creates target table `t (id int PRIMARY KEY, v text)` as `app`, fills it with `rows`
-/// (an INSERT), and slows loading into it with a row trigger, so that an interruption
-/// lands mid-COPY every time.
+/// (an INSERT), and slows loading into it with a check constraint that sleeps a little
+/// per row (pgbarge sets a table's triggers aside while loading it, but checks hold), so
+/// that an interruption lands mid-COPY every time.
 fn slow_target_table(db: &TestDb, rows: &str) {
     db.target_sql_as_app(&format!(
         "CREATE TABLE t (id int PRIMARY KEY, v text); {rows};
-         CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS
-           $$ BEGIN PERFORM pg_sleep(0.0005); RETURN NEW; END $$;
-         CREATE TRIGGER slow BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION slow();"
+         CREATE FUNCTION public.slow() RETURNS bool LANGUAGE plpgsql AS
+           $$ BEGIN PERFORM pg_sleep(0.0005); RETURN true; END $$;
+         ALTER TABLE t ADD CONSTRAINT slow CHECK (public.slow());"
     ));
 }
 

@@ -510,3 +510,120 @@ fn grants_copy_privileges_to_roles_that_exist() {
     assert!(on_source.len() >= 6, "{on_source:?}");
     assert_eq!(on_source, on_target);
 }
+
+/// Definitions that tripped earlier versions: a function taking a table's row type, a
+/// unique index on a partitioned table, a SQL-standard function body reading a table, a
+/// check calling a function that calls another one unqualified, a descending sequence.
+#[test]
+fn awkward_definitions_copy_and_keep_working() {
+    let db = TestDb::new("awkward");
+    db.source_sql(
+        "CREATE TYPE public.mood AS ENUM ('a', 'b');
+         CREATE TABLE public.person (id int PRIMARY KEY, m public.mood);
+         CREATE FUNCTION public.describe(p public.person) RETURNS text LANGUAGE sql
+           AS 'SELECT p.id::text || p.m::text';
+         CREATE TABLE public.m (k int, v int) PARTITION BY RANGE (k);
+         CREATE TABLE public.m1 PARTITION OF public.m FOR VALUES FROM (0) TO (10);
+         CREATE UNIQUE INDEX m_kv ON public.m (k, v);
+         CREATE FUNCTION public.people() RETURNS bigint LANGUAGE sql
+           BEGIN ATOMIC SELECT count(*) FROM public.person; END;
+         CREATE FUNCTION public.is_even(x int) RETURNS bool LANGUAGE sql AS 'SELECT mod(x, 2) = 0';
+         CREATE FUNCTION public.ok_code(x int) RETURNS bool LANGUAGE sql AS 'SELECT is_even(x)';
+         CREATE TABLE public.c (id int PRIMARY KEY CHECK (public.ok_code(id)));
+         CREATE SEQUENCE public.down INCREMENT -1 MINVALUE 1 MAXVALUE 100 START 100;
+         CREATE TABLE public.d (id int PRIMARY KEY DEFAULT nextval('public.down'));
+         INSERT INTO public.person VALUES (1, 'a'), (2, 'b');
+         INSERT INTO public.m VALUES (1, 1), (2, 2);
+         INSERT INTO public.c VALUES (2), (4);
+         INSERT INTO public.d SELECT nextval('public.down') FROM generate_series(1, 3);",
+    );
+    db.copy(&["--all", "--yes"]).assert_ok();
+    let s = servers();
+    assert_same_schema(
+        &s.source.dump_schema(&db.name),
+        &s.target.dump_schema(&db.name),
+    );
+    for t in ["public.person", "public.m", "public.c", "public.d"] {
+        db.assert_same(t);
+    }
+    // The partitioned unique index is valid and enforced through the partitions.
+    let dup = s
+        .target
+        .psql_output(&db.name, "INSERT INTO public.m VALUES (1, 1)", &[]);
+    assert!(!dup.status.success(), "unique across the partition");
+    assert_eq!(
+        db.target_sql_as_app(
+            "SELECT public.people(), public.describe(p) FROM public.person p WHERE id = 2"
+        )
+        .trim(),
+        "2|2b"
+    );
+    // The descending sequence continues downwards, after a data-only reload too.
+    let next = "BEGIN; INSERT INTO public.d DEFAULT VALUES RETURNING id; ROLLBACK;";
+    assert_eq!(db.target_sql_as_app(next).trim(), "97");
+    db.copy(&["public.d", "--mode", "truncate", "--yes"])
+        .assert_ok();
+    // The target (at 97, handed out above) is already past the source (98): kept.
+    assert_eq!(db.target_sql_as_app(next).trim(), "96");
+}
+
+#[test]
+fn loading_existing_tables_does_not_fire_their_triggers() {
+    let db = TestDb::new("quiet_triggers");
+    db.source_sql(
+        "CREATE TABLE public.t (id int PRIMARY KEY, updated_at timestamptz);
+         CREATE TABLE public.audit (n int);
+         CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql
+           AS $$BEGIN NEW.updated_at := now(); RETURN NEW; END$$;
+         CREATE FUNCTION public.log() RETURNS trigger LANGUAGE plpgsql
+           AS $$BEGIN INSERT INTO public.audit VALUES (1); RETURN NULL; END$$;
+         CREATE TRIGGER touch BEFORE INSERT OR UPDATE ON public.t
+           FOR EACH ROW EXECUTE FUNCTION public.touch();
+         CREATE TRIGGER log AFTER INSERT ON public.t
+           FOR EACH STATEMENT EXECUTE FUNCTION public.log();
+         ALTER TABLE public.t DISABLE TRIGGER USER;
+         INSERT INTO public.t VALUES (1, '2020-01-01'), (2, '2021-01-01');
+         ALTER TABLE public.t ENABLE TRIGGER touch;
+         ALTER TABLE public.t ENABLE ALWAYS TRIGGER log;",
+    );
+    db.copy(&["public.t", "public.audit", "--schema-only", "--yes"])
+        .assert_ok();
+    let run = db.copy(&["public.t", "--data-only", "--yes", "--verify"]);
+    run.assert_ok();
+    db.assert_same("public.t");
+    assert_eq!(
+        db.target_sql("SELECT count(*) FROM public.audit").trim(),
+        "0"
+    );
+    // Put back as they were: one ENABLE, one ENABLE ALWAYS.
+    assert_eq!(
+        db.target_sql("SELECT string_agg(tgname || ':' || tgenabled::text, ',' ORDER BY tgname) FROM pg_trigger WHERE tgrelid = 'public.t'::regclass")
+            .trim(),
+        "log:A,touch:O"
+    );
+}
+
+#[test]
+fn rows_hidden_from_the_source_role_by_policies_are_an_error_not_a_partial_copy() {
+    let db = TestDb::new("hidden_rows");
+    db.source_sql(
+        "DO $$ BEGIN CREATE ROLE limited LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         CREATE TABLE public.secret (id int PRIMARY KEY, owner text);
+         INSERT INTO public.secret VALUES (1, 'limited'), (2, 'other'), (3, 'other');
+         ALTER TABLE public.secret ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY mine ON public.secret USING (owner = current_user);
+         GRANT SELECT ON public.secret TO limited;",
+    );
+    let source = db.source_conn().replace("user=postgres", "user=limited");
+    let run = support::pgbarge(&[
+        "copy",
+        "--source",
+        &source,
+        "--target",
+        &db.target_conn(),
+        "public.secret",
+        "--yes",
+    ]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(run.stderr.contains("row-level security"), "{}", run.stderr);
+}

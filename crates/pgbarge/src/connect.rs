@@ -22,7 +22,9 @@ use crate::error::{describe_pg, Error, Kind, Result, Side};
 /// server is read back identically by the other and no server-side default (a cloud
 /// provider's `statement_timeout`, a user's `search_path`) changes what happens.
 /// `search_path = ''` makes the catalog functions (`format_type`, `pg_get_expr`) qualify
-/// every name, which is what DDL replayed on another server needs.
+/// every name, which is what DDL replayed on another server needs. `row_security = off`
+/// (as pg_dump sets it): a table whose policies would hide rows from the role is an error,
+/// never a silently partial copy or an "equal" verdict over the visible rows only.
 const SESSION_SETUP: &str = "SET client_encoding = 'UTF8'; \
      SET DateStyle = 'ISO, YMD'; \
      SET IntervalStyle = 'postgres'; \
@@ -32,6 +34,7 @@ const SESSION_SETUP: &str = "SET client_encoding = 'UTF8'; \
      SET bytea_output = 'hex'; \
      SET statement_timeout = 0; \
      SET idle_in_transaction_session_timeout = 0; \
+     SET row_security = off; \
      SELECT pg_catalog.set_config('search_path', '', false)";
 
 /// The last column identifies the database across connections made by different routes

@@ -200,6 +200,10 @@ SELECT p.oid, n.nspname, p.proname, p.oid::pg_catalog.regprocedure::text, p.prok
                WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
                  AND d.refclassid = 'pg_catalog.pg_type'::regclass
                  AND tc.relkind IN ('r', 'p', 'v', 'm', 'f'))
+       -- A SQL-standard body (BEGIN ATOMIC) is parsed at creation: it needs its tables.
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
+                    AND d.refclassid = 'pg_catalog.pg_class'::regclass)
 FROM needed
 JOIN pg_catalog.pg_proc p ON p.oid = needed.oid
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
@@ -342,7 +346,9 @@ const EXISTING: &str = "
 SELECT w.i FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(kind, name, i)
 WHERE CASE w.kind
         WHEN 'relation' THEN pg_catalog.to_regclass(w.name) IS NOT NULL
-        WHEN 'routine' THEN pg_catalog.to_regprocedure(w.name) IS NOT NULL
+        -- Not to_regprocedure(): it raises an error when an argument type is missing.
+        WHEN 'routine' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
+                                    WHERE p.oid::pg_catalog.regprocedure::text = w.name)
         WHEN 'extension' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_extension e
                                       WHERE e.extname = w.name)
         WHEN 'role' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = w.name)

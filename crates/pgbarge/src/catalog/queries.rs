@@ -174,6 +174,13 @@ JOIN pg_catalog.pg_class p
 JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
 WHERE k.contype = 'f' AND c.oid = ANY($1) AND p.oid = ANY($1) AND c.oid <> p.oid";
 
+/// Enabled user triggers of the given tables (not the clones partitions inherit).
+const USER_TRIGGERS: &str = "
+SELECT g.tgrelid, g.tgname, g.tgenabled::text
+FROM pg_catalog.pg_trigger g
+WHERE g.tgrelid = ANY($1) AND NOT g.tgisinternal AND g.tgenabled <> 'D' AND g.tgparentid = 0
+ORDER BY g.tgrelid, g.tgname";
+
 /// Which of the named types exist, with their kind and (for enums) labels.
 const FIND_TYPES: &str = "
 SELECT n.nspname, t.typname, t.typtype::text,
@@ -422,6 +429,29 @@ pub async fn non_empty_tables(
                 .map(|t| (*t).clone())
         })
         .collect())
+}
+
+/// Enabled user triggers per table: (name, `tgenabled`).
+pub async fn user_triggers(
+    client: &Client,
+    side: Side,
+    tables: &[Table],
+) -> Result<BTreeMap<TableName, Vec<(String, char)>>> {
+    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+    let rows = client
+        .query_typed(USER_TRIGGERS, &[(&oids, Type::OID_ARRAY)])
+        .await
+        .map_err(catalog_error(side, "reading triggers"))?;
+    let mut out: BTreeMap<TableName, Vec<(String, char)>> = BTreeMap::new();
+    for r in &rows {
+        let oid: u32 = r.get(0);
+        if let Some(t) = tables.iter().find(|t| t.oid == oid) {
+            out.entry(t.name.clone())
+                .or_default()
+                .push((r.get(1), first_char(r.get(2)).unwrap_or('O')));
+        }
+    }
+    Ok(out)
 }
 
 /// Foreign keys between `tables`, as (referencing table, referenced table).

@@ -34,6 +34,8 @@ pub struct Snapshot {
     /// Foreign keys between the target's existing tables named like chosen ones:
     /// (referencing, referenced). Loads into them go parents first.
     pub target_foreign_keys: Vec<(TableName, TableName)>,
+    /// Enabled user triggers of those target tables: (name, `tgenabled`).
+    pub target_triggers: BTreeMap<TableName, Vec<(String, char)>>,
 }
 
 impl Snapshot {
@@ -82,12 +84,20 @@ impl Snapshot {
                 non_empty_tables(target, Side::Target, &readable),
                 target_privileges(target),
                 available_extensions(target, Side::Target),
-                foreign_key_edges(target, Side::Target, &counterparts)
+                foreign_key_edges(target, Side::Target, &counterparts),
+                user_triggers(target, Side::Target, &counterparts)
             )
         };
         let (
             (source_described, source_objects),
-            (target_described, non_empty, privileges, target_extensions, target_foreign_keys),
+            (
+                target_described,
+                non_empty,
+                privileges,
+                target_extensions,
+                target_foreign_keys,
+                target_triggers,
+            ),
         ) = tokio::try_join!(source_fut, target_fut)?;
 
         let type_names: Vec<(String, String)> = source_described
@@ -154,6 +164,7 @@ impl Snapshot {
             target_existing,
             target_extensions,
             target_foreign_keys,
+            target_triggers,
         })
     }
 }

@@ -36,6 +36,13 @@ const EXPORT_SNAPSHOT: &str = "SELECT pg_catalog.pg_export_snapshot()";
 const BEGIN: &str = "BEGIN";
 const COMMIT: &str = "COMMIT";
 const ROLLBACK: &str = "ROLLBACK";
+/// The source's own `search_path` (before pgbarge emptied it for this session)...
+const SOURCE_SEARCH_PATH: &str =
+    "SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'search_path'";
+/// ...is what the target sessions load with: check constraints, defaults and triggers
+/// call functions whose bodies may name other objects unqualified, as they resolve on the
+/// source. Everything pgbarge itself sends is schema-qualified, so this changes nothing else.
+const SET_SEARCH_PATH: &str = "SELECT pg_catalog.set_config('search_path', $1, false)";
 /// A sequence's state; read on the source after the table's data so it covers every row.
 const SEQUENCE_STATE: &str = "SELECT last_value, is_called FROM ";
 
@@ -118,6 +125,20 @@ pub async fn run(
     .await?;
     let mut workers: Vec<(&Connection, &Connection)> = vec![(source, target)];
     workers.extend(extra.iter().map(|(s, t)| (s, t)));
+    let search_path: String = source
+        .client
+        .query_one(SOURCE_SEARCH_PATH, &[])
+        .await
+        .map_err(source_err("reading the search_path"))?
+        .get(0);
+    let search_path = &search_path;
+    futures_util::future::try_join_all(
+        workers
+            .iter()
+            .map(|(_, t)| async move { t.client.query_one(SET_SEARCH_PATH, &[search_path]).await }),
+    )
+    .await
+    .map_err(|e| Error::postgres(Kind::Copy, Side::Target, "setting the search_path", e))?;
 
     let shared = Shared {
         plan,
@@ -163,6 +184,8 @@ pub async fn run(
         .batch_execute(COMMIT)
         .await
         .map_err(source_err("ending the snapshot"))?;
+    // Back to the empty path the rest of the session (verification) expects.
+    let _ = target.client.query_one(SET_SEARCH_PATH, &[&""]).await;
     let tables = shared
         .reports
         .into_inner()
@@ -237,7 +260,23 @@ async fn prepare(plan: &Plan, target: &Client) -> Result<()> {
     if sql.is_empty() {
         return Ok(());
     }
-    transaction(target, sql, "creating schemas and types").await
+    transaction(
+        target,
+        sql,
+        "creating schemas, types, sequences and functions",
+    )
+    .await
+    .map_err(|e| {
+        Error::new(
+            Kind::Schema,
+            format!(
+                "{}\nNothing was loaded: the objects needed before the tables were rolled \
+                     back.",
+                e.message()
+            ),
+        )
+        .on(Side::Target)
+    })
 }
 
 /// Runs `statements` on the target in one transaction and one round trip.
@@ -313,9 +352,13 @@ async fn sequence_values(plan: &Plan, source: &Client) -> Result<Vec<String>> {
             let name = literal(&seq.name.sql());
             Some(if seq.raise_only {
                 // Only forward: past the source's last value when the target's is behind.
+                let behind = if seq.ascending {
+                    format!("(last_value, is_called) < ({value}, {called})")
+                } else {
+                    format!("(last_value, NOT is_called) > ({value}, NOT {called})")
+                };
                 format!(
-                    "SELECT pg_catalog.setval({name}, {value}, {called}) FROM {} \
-                     WHERE (last_value, is_called) < ({value}, {called})",
+                    "SELECT pg_catalog.setval({name}, {value}, {called}) FROM {} WHERE {behind}",
                     seq.name.sql()
                 )
             } else {

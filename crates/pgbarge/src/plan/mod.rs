@@ -192,6 +192,10 @@ pub struct TablePlan {
     pub truncate_group: Option<usize>,
     /// The target table is partitioned.
     pub target_partitioned: bool,
+    /// The existing target table's enabled user triggers (name, `tgenabled`): set aside
+    /// for the load so they do not rewrite copied rows or log them, and put back as they
+    /// were, in the same transaction (other sessions never see them off).
+    pub quiet_triggers: Vec<(String, char)>,
     /// What the user should know about this table (what is not recreated, conversions).
     pub notes: Vec<String>,
 }
@@ -295,6 +299,13 @@ impl TablePlan {
                 ));
             }
         }
+        for (trigger, _) in &self.quiet_triggers {
+            sql.push(format!(
+                "ALTER TABLE {} DISABLE TRIGGER {}",
+                name.sql(),
+                ident(trigger)
+            ));
+        }
         if self.action == Action::Truncate && self.truncate_group.is_none() {
             sql.push(format!("TRUNCATE {}", self.truncate_target(name)));
         }
@@ -323,8 +334,25 @@ impl TablePlan {
 
     /// Statements run after the data: the primary key, or an upsert's merge.
     pub fn finish_sql(&self, name: &TableName) -> Vec<String> {
+        let restore = self.quiet_triggers.iter().map(|(trigger, enabled)| {
+            let how = match enabled {
+                'A' => "ENABLE ALWAYS",
+                'R' => "ENABLE REPLICA",
+                _ => "ENABLE",
+            };
+            format!(
+                "ALTER TABLE {} {how} TRIGGER {}",
+                name.sql(),
+                ident(trigger)
+            )
+        });
         if self.action == Action::Upsert {
-            return vec![self.upsert_sql(name)];
+            return std::iter::once(self.upsert_sql(name))
+                .chain(restore)
+                .collect();
+        }
+        if !self.quiet_triggers.is_empty() {
+            return restore.collect();
         }
         self.create
             .iter()
@@ -833,6 +861,7 @@ fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
         load_after: Vec::new(),
         truncate_group: None,
         target_partitioned: false,
+        quiet_triggers: Vec::new(),
         notes: Vec::new(),
     }
 }
@@ -924,6 +953,11 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
             }
             TableObjectKind::Check => spec.partitions.push(add),
             TableObjectKind::Unique | TableObjectKind::Exclusion => plan.after_data.push(add),
+            // On a partitioned table pg_get_indexdef says `ON ONLY`, which would leave
+            // the index invalid with no partition indexes: created on the whole tree.
+            TableObjectKind::Index if o.table == *name && spec.partition_by.is_some() => plan
+                .after_data
+                .push(o.definition.replacen(" ON ONLY ", " ON ", 1)),
             TableObjectKind::Index => plan.after_data.push(o.definition.clone()),
             // Foreign keys, triggers and rules wait until every table is loaded.
             TableObjectKind::ForeignKey | TableObjectKind::Trigger | TableObjectKind::Rule => {}
@@ -1011,6 +1045,24 @@ fn plan_existing(
     };
     let mut plan = base_plan(src, action);
     plan.target_partitioned = tgt.table.kind == TableKind::Partitioned;
+    if let Some(triggers) = snapshot.target_triggers.get(&tgt.table.name) {
+        if tgt.table.is_owner || snapshot.target_privileges.is_superuser {
+            plan.quiet_triggers = triggers.clone();
+            plan.notes.push(format!(
+                "its {} trigger{} set aside during the load (copied rows are not rewritten \
+                 or logged) and restored in the same transaction",
+                triggers.len(),
+                if triggers.len() == 1 { " is" } else { "s are" }
+            ));
+        } else {
+            plan.notes.push(format!(
+                "its {} trigger{} fire on the copied rows: the role does not own the table, \
+                 so it cannot set them aside",
+                triggers.len(),
+                if triggers.len() == 1 { "" } else { "s" }
+            ));
+        }
+    }
     if action == Action::Upsert {
         plan.upsert_key = tgt
             .primary_key

@@ -44,6 +44,8 @@ pub struct SequenceValue {
     /// The sequence was already on the target: only ever moved forward, never back, so
     /// rows loaded into its tables cannot collide with the ids it hands out next.
     pub raise_only: bool,
+    /// Counts up (forward is higher) or down.
+    pub ascending: bool,
 }
 
 /// The objects created around the tables.
@@ -142,6 +144,7 @@ pub(super) fn plan_schema(
                 name: s.name.clone(),
                 readable: s.readable,
                 raise_only: true,
+                ascending: s.increment > 0,
             });
             continue;
         }
@@ -153,6 +156,7 @@ pub(super) fn plan_schema(
             name: s.name.clone(),
             readable: s.readable,
             raise_only: false,
+            ascending: s.increment > 0,
         });
         sequences_created.push(&s.name);
         count(&mut plan.counts, "sequences");
