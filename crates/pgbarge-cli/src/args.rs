@@ -23,8 +23,10 @@ pub enum Command {
     ///
     /// Each table loads in one target transaction: after any failure the target table is as
     /// it was. Tables that do not exist on the target are created from the source's
-    /// definition (columns, types, simple defaults, primary key). With no TABLE and a
-    /// terminal, pgbarge lets you pick tables interactively.
+    /// definition, with what they need: types, sequences, functions, partitions, keys,
+    /// constraints, indexes, then (after all data) foreign keys, triggers, rules, policies
+    /// and comments; a whole schema ('app.*', --all) also brings its views and functions.
+    /// With no TABLE and a terminal, pgbarge lets you pick tables interactively.
     Copy(CopyArgs),
     /// Compare tables on both servers: row counts and content checksums computed by the
     /// servers (no rows are pulled), independent of row order. Exit code 6 if any differ.
@@ -77,7 +79,7 @@ pub struct CopyArgs {
     /// Leave out tables matching PATTERN (same forms as TABLE); may be repeated.
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
-    /// Create missing tables (types, sequences, keys) but move no rows; existing tables
+    /// Create missing tables and everything they need, but move no rows; existing tables
     /// are left alone.
     #[arg(long, conflicts_with = "data_only")]
     pub schema_only: bool,

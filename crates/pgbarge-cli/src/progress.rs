@@ -126,9 +126,10 @@ impl Progress {
 
 fn done_line(r: &pgbarge::report::TableReport) -> String {
     format!(
-        "done    {}: {} rows, {} in {:.2} s",
+        "done    {}: {} row{}, {} in {:.2} s",
         r.table,
         thousands(r.rows),
+        if r.rows == 1 { "" } else { "s" },
         human_bytes(r.bytes),
         r.seconds
     )

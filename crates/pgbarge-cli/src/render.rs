@@ -140,17 +140,26 @@ pub fn plan(plan: &Plan, verbose: bool) -> String {
                 out.push_str(&format!("{s};\n"));
             }
         }
-        for table in &plan.tables {
+        let schema_only = plan.content == Content::SchemaOnly;
+        for table in plan.tables.iter().filter(|t| t.action != Action::Keep) {
             match &table.staging {
                 None => {
                     out.push_str(&format!("-- {}, in one transaction:\n", table.target));
                     for s in table.setup_sql(&table.target) {
                         out.push_str(&format!("{s};\n"));
                     }
-                    out.push_str(&format!(
-                        "{};\n",
-                        table.copy_in_sql(&table.load_into(&table.target))
-                    ));
+                    if schema_only {
+                        // No rows move.
+                    } else if table.leaves.is_empty() {
+                        out.push_str(&format!(
+                            "{};\n",
+                            table.copy_in_sql(&table.load_into(&table.target))
+                        ));
+                    } else {
+                        for leaf in &table.leaves {
+                            out.push_str(&format!("{};\n", table.copy_in_sql(leaf)));
+                        }
+                    }
                     for s in table.finish_sql(&table.target) {
                         out.push_str(&format!("{s};\n"));
                     }

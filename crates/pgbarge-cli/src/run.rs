@@ -199,9 +199,12 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     };
     selection.tables = select::exclude(selection.tables, &settings.exclude);
     if selection.tables.is_empty() && selection.unmatched.is_empty() {
-        return Err(
-            Error::usage("no tables left to copy after --exclude; nothing was written.").into(),
-        );
+        return Err(Error::usage(if settings.exclude.is_empty() {
+            "the source has no tables to copy; nothing was written."
+        } else {
+            "no tables left to copy after --exclude; nothing was written."
+        })
+        .into());
     }
     // A schema named whole (`app.*`, or every schema with --all) brings its views,
     // functions, sequences and types along with its tables.

@@ -286,3 +286,26 @@ fn truncate_of_a_table_other_tables_reference_is_refused_up_front() {
     );
     assert_eq!(db.target_sql("SELECT name FROM customers").trim(), "kept");
 }
+
+#[test]
+fn replace_under_a_view_and_load_under_forced_row_security_are_refused_up_front() {
+    let db = TestDb::new("replace_view");
+    shop(&db);
+    db.target_sql_as_app(
+        "CREATE TABLE customers (id int PRIMARY KEY, name text); INSERT INTO customers VALUES (1, 'kept');
+         CREATE VIEW names AS SELECT name FROM customers;
+         CREATE TABLE orders (id int PRIMARY KEY, customer int, amount numeric(12,2));
+         ALTER TABLE orders ENABLE ROW LEVEL SECURITY; ALTER TABLE orders FORCE ROW LEVEL SECURITY;",
+    );
+    let run = db.copy(&["customers", "orders", "--mode", "replace"]);
+    assert_eq!(run.code, EXIT_PREFLIGHT, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("view(s) public.names"),
+        "{}",
+        run.stderr
+    );
+    let run = db.copy(&["orders"]);
+    assert_eq!(run.code, EXIT_PREFLIGHT, "{}", run.stderr);
+    assert!(run.stderr.contains("row-level security"), "{}", run.stderr);
+    assert_eq!(db.target_sql("SELECT name FROM customers").trim(), "kept");
+}

@@ -624,6 +624,7 @@ fn rows_hidden_from_the_source_role_by_policies_are_an_error_not_a_partial_copy(
         "public.secret",
         "--yes",
     ]);
-    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert_eq!(run.code, 3, "preflight refuses it: {}", run.stderr);
     assert!(run.stderr.contains("row-level security"), "{}", run.stderr);
+    assert!(!db.target_has_table("public", "secret"));
 }

@@ -155,6 +155,14 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
     for t in &plan.tables {
         let name = &t.target;
         if let Some(src) = snapshot.source.tables.get(&t.source) {
+            if src.table.row_security_applies {
+                problems.push(problem(
+                    ProblemKind::MissingPrivilege,
+                    Some(&t.source),
+                    format!("{}: row-level security policies apply to the source role, so it would see only some of the rows.", t.source),
+                    "Copy as the table's owner (without FORCE ROW LEVEL SECURITY), a superuser or a role with BYPASSRLS.".into(),
+                ));
+            }
             if !src.table.can_select {
                 problems.push(problem(
                     ProblemKind::MissingPrivilege,
@@ -165,11 +173,37 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
             }
         }
         let target_table = snapshot.target_tables.get(name);
-        let referenced_by = snapshot
-            .target
-            .tables
-            .get(name)
-            .map_or(0, |d| d.others.referenced_by);
+        let target_detail = snapshot.target.tables.get(name);
+        let referenced_by = target_detail.map_or(0, |d| d.others.referenced_by);
+        if let (Some(d), Some(tt)) = (target_detail, target_table) {
+            let loads_existing = matches!(
+                t.action,
+                Action::Load
+                    | Action::Append
+                    | Action::Truncate
+                    | Action::Upsert
+                    | Action::NeedsMode
+            );
+            if loads_existing && tt.row_security_applies {
+                problems.push(problem(
+                    ProblemKind::MissingPrivilege,
+                    Some(name),
+                    format!("{name}: row-level security applies to the role ({target_role}) on the target table, and PostgreSQL refuses COPY FROM into such a table."),
+                    format!("Have its owner run ALTER TABLE {} NO FORCE ROW LEVEL SECURITY (if the role owns it) for the load, or copy as a role with BYPASSRLS.", name.sql()),
+                ));
+            }
+            if t.action == Action::Replace && !d.others.dependent_views.is_empty() {
+                problems.push(problem(
+                    ProblemKind::ReferencedByForeignKeys,
+                    Some(name),
+                    format!(
+                        "{name}: cannot be replaced on the target: view(s) {} are built on it, and pgbarge never drops with CASCADE.",
+                        d.others.dependent_views.join(", ")
+                    ),
+                    "Use --mode truncate or append, or drop those views first.".into(),
+                ));
+            }
+        }
         match t.action {
             Action::Keep => {}
             Action::Replace => {

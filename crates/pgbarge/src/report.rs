@@ -51,11 +51,22 @@ impl RunReport {
     /// `3 tables, 1,204,332 rows moved to db "app" on "x.rds.amazonaws.com" in 4.2 s`
     pub fn summary(&self) -> String {
         let n = self.tables.len();
+        let rows = self.total_rows();
+        if self.content == Content::SchemaOnly {
+            return format!(
+                "{n} table{} defined (no rows moved) on db \"{}\" on \"{}\" in {:.1} s",
+                if n == 1 { "" } else { "s" },
+                self.target.database,
+                self.target.host,
+                self.seconds
+            );
+        }
         format!(
-            "{} table{}, {} rows moved to db \"{}\" on \"{}\" in {:.1} s",
+            "{} table{}, {} row{} moved to db \"{}\" on \"{}\" in {:.1} s",
             n,
             if n == 1 { "" } else { "s" },
-            thousands(self.total_rows()),
+            thousands(rows),
+            if rows == 1 { "" } else { "s" },
             self.target.database,
             self.target.host,
             self.seconds

@@ -274,6 +274,7 @@ mod tests {
             pages: 0,
             unlogged: false,
             options: Vec::new(),
+            row_security_applies: false,
         }
     }
 

@@ -107,6 +107,9 @@ pub struct Table {
     pub unlogged: bool,
     /// Storage parameters (`reloptions`), e.g. `fillfactor=70`.
     pub options: Vec<String>,
+    /// Row-level security policies apply to the connected role here: reading would hide
+    /// rows, and COPY FROM is refused.
+    pub row_security_applies: bool,
 }
 
 /// A column's type, as both servers can compare it.
@@ -133,14 +136,11 @@ impl ColumnType {
     }
 }
 
-/// A column default, and whether it can be recreated on another server as is.
+/// A column default. The sequences and functions it uses are created before the table.
 #[derive(Debug, Clone, Serialize)]
 pub struct ColumnDefault {
     /// `pg_get_expr()` of the default, names qualified.
     pub expr: String,
-    /// Depends on an object other than the table and types (a sequence, a function): such
-    /// defaults are not recreated on a new table until schema copying covers those objects.
-    pub has_dependencies: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -195,7 +195,7 @@ pub struct TableDetail {
 }
 
 /// Counts of what a table has beyond columns and primary key.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct OtherObjects {
     pub indexes: i64,
     pub foreign_keys: i64,
@@ -205,6 +205,9 @@ pub struct OtherObjects {
     /// Other tables (partitions counted as their root) whose foreign keys point at this
     /// one: TRUNCATE without CASCADE refuses such a table unless they are truncated with it.
     pub referenced_by: i64,
+    /// Views (and rules) built on this table, as `schema.name`: DROP TABLE without
+    /// CASCADE refuses the table while they exist.
+    pub dependent_views: Vec<String>,
 }
 
 /// A type that exists on a server (found by name).

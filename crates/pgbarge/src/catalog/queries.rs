@@ -31,7 +31,11 @@ SELECT c.oid, n.nspname, c.relname, c.relkind::text,
        pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int8,
        pg_catalog.has_table_privilege(c.oid, 'UPDATE'),
        pg_catalog.pg_has_role(c.relowner, 'USAGE'),
-       c.relpersistence = 'u', coalesce(c.reloptions, '{}')
+       c.relpersistence = 'u', coalesce(c.reloptions, '{}'),
+       c.relrowsecurity
+         AND (NOT pg_catalog.pg_has_role(c.relowner, 'USAGE') OR c.relforcerowsecurity)
+         AND NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r
+                  WHERE r.rolname = current_user)
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p')
@@ -42,19 +46,13 @@ WHERE c.relkind IN ('r', 'p')
                     AND d.deptype = 'e')
 ORDER BY n.nspname, c.relname";
 
-/// Columns of the given tables. A default "has dependencies" when it references anything
-/// besides its own table and types (a sequence, a user function).
+/// Columns of the given tables.
 const COLUMNS: &str = "
 SELECT a.attrelid, a.attname, a.atttypid,
        pg_catalog.format_type(a.atttypid, a.atttypmod),
        tn.nspname, t.typname, a.atttypmod, t.typtype::text, t.typcategory::text,
        a.attnotnull, a.attgenerated::text, a.attidentity::text,
        pg_catalog.pg_get_expr(d.adbin, d.adrelid),
-       EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep
-               WHERE dep.classid = 'pg_catalog.pg_attrdef'::regclass AND dep.objid = d.oid
-                 AND NOT (dep.refclassid = 'pg_catalog.pg_class'::regclass
-                          AND dep.refobjid = a.attrelid)
-                 AND dep.refclassid <> 'pg_catalog.pg_type'::regclass),
        CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0
             THEN pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)
        END
@@ -141,7 +139,15 @@ SELECT c.oid,
        (SELECT count(DISTINCT coalesce(pg_catalog.pg_partition_root(k.conrelid), k.conrelid))
         FROM pg_catalog.pg_constraint k
         WHERE k.confrelid = c.oid AND k.contype = 'f' AND k.conparentid = 0
-          AND coalesce(pg_catalog.pg_partition_root(k.conrelid), k.conrelid) <> c.oid)
+          AND coalesce(pg_catalog.pg_partition_root(k.conrelid), k.conrelid) <> c.oid),
+       ARRAY(SELECT DISTINCT vn.nspname || '.' || v.relname
+             FROM pg_catalog.pg_depend d
+             JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+             JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
+             JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace
+             WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
+               AND d.refclassid = 'pg_catalog.pg_class'::regclass
+               AND d.refobjid = c.oid AND r.ev_class <> c.oid)
 FROM pg_catalog.pg_class c WHERE c.oid = ANY($1)";
 
 /// Sequences owned by columns of the given tables: `serial` columns (dependency type `a`)
@@ -231,6 +237,7 @@ pub async fn list_tables(client: &Client, side: Side) -> Result<Vec<Table>> {
             is_owner: r.get(12),
             unlogged: r.get(13),
             options: r.get(14),
+            row_security_applies: r.get::<_, Option<bool>>(15).unwrap_or(false),
         })
         .collect())
 }
@@ -286,6 +293,7 @@ pub async fn describe(
                     constraints: r.get(3),
                     triggers: r.get(4),
                     referenced_by: r.get(5),
+                    dependent_views: r.get(6),
                 },
             )
         })
@@ -323,10 +331,9 @@ pub async fn describe(
             typtype: first_char(r.get(7)).unwrap_or('b'),
             category: first_char(r.get(8)).unwrap_or('U'),
         };
-        let default = r.get::<_, Option<String>>(12).map(|expr| ColumnDefault {
-            expr,
-            has_dependencies: r.get(13),
-        });
+        let default = r
+            .get::<_, Option<String>>(12)
+            .map(|expr| ColumnDefault { expr });
         let generated = first_char(r.get(10)).is_some();
         let table_oid: u32 = r.get(0);
         let name: String = r.get(1);
@@ -339,7 +346,7 @@ pub async fn describe(
             default,
             generated,
             identity: first_char(r.get(11)),
-            collation: r.get(14),
+            collation: r.get(13),
         });
     }
     let mut keys: BTreeMap<u32, PrimaryKey> = pk_rows

@@ -61,12 +61,12 @@ impl Snapshot {
         // treated as holding rows (preflight then also reports any missing INSERT right).
         let readable: Vec<&TableName> = counterparts
             .iter()
-            .filter(|t| t.can_select)
+            .filter(|t| t.can_select && !t.row_security_applies)
             .map(|t| &t.name)
             .collect();
         let unreadable = counterparts
             .iter()
-            .filter(|t| !t.can_select)
+            .filter(|t| !t.can_select || t.row_security_applies)
             .map(|t| t.name.clone());
 
         let chosen_names: Vec<(u32, TableName)> =
