@@ -628,3 +628,68 @@ fn rows_hidden_from_the_source_role_by_policies_are_an_error_not_a_partial_copy(
     assert!(run.stderr.contains("row-level security"), "{}", run.stderr);
     assert!(!db.target_has_table("public", "secret"));
 }
+
+#[test]
+fn after_a_failed_table_the_loaded_ones_still_get_their_objects() {
+    let db = TestDb::new("salvage");
+    db.source_sql(
+        "CREATE TABLE public.customers (id int PRIMARY KEY);
+         CREATE TABLE public.orders (id int PRIMARY KEY, customer_id int REFERENCES public.customers);
+         CREATE FUNCTION public.noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+         CREATE TRIGGER orders_noop BEFORE UPDATE ON public.orders FOR EACH ROW EXECUTE FUNCTION public.noop();
+         COMMENT ON TABLE public.orders IS 'orders';
+         INSERT INTO public.customers SELECT g FROM generate_series(1, 20000) g;
+         INSERT INTO public.orders VALUES (1, 1);",
+    );
+    // On the target, customers exists and refuses the later rows, slowly: it fails after
+    // orders is in.
+    db.target_sql_as_app(
+        "CREATE FUNCTION public.slow_ok(id int) RETURNS bool LANGUAGE plpgsql AS
+           $$ BEGIN PERFORM pg_sleep(0.0002); RETURN id < 2000; END $$;
+         CREATE TABLE public.customers (id int PRIMARY KEY CHECK (public.slow_ok(id)));",
+    );
+    let run = db.copy(&["customers", "orders", "--jobs", "2", "--yes"]);
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("For the 1 table that did load"),
+        "{}",
+        run.stderr
+    );
+    db.assert_same("public.orders");
+    assert_eq!(
+        db.target_sql(
+            "SELECT (SELECT count(*) FROM pg_trigger WHERE tgname = 'orders_noop'), \
+                    obj_description('public.orders'::regclass), \
+                    (SELECT count(*) FROM pg_constraint WHERE contype = 'f')"
+        )
+        .trim(),
+        "1|orders|0",
+        "the trigger and comment of the loaded table, not the key to the failed one"
+    );
+}
+
+#[test]
+fn a_parent_copied_later_gets_the_foreign_keys_pointing_at_it() {
+    let db = TestDb::new("later_parent");
+    db.source_sql(
+        "CREATE TABLE public.customers (id int PRIMARY KEY);
+         CREATE TABLE public.orders (id int PRIMARY KEY, customer_id int,
+           CONSTRAINT orders_customer FOREIGN KEY (customer_id) REFERENCES public.customers);
+         INSERT INTO public.customers VALUES (1), (2); INSERT INTO public.orders VALUES (1, 2);
+         ALTER TABLE public.customers ADD CONSTRAINT few CHECK (id < 0) NOT VALID;",
+    );
+    db.copy(&["orders", "--without-fks", "--yes"]).assert_ok();
+    // The parent alone: its NOT VALID check (broken by its rows) is added after the data,
+    // and the children's key to it is created, since they lack it.
+    db.copy(&["customers", "--yes"]).assert_ok();
+    db.assert_same("public.customers");
+    assert_eq!(
+        db.target_sql(
+            "SELECT string_agg(conname || ':' || convalidated, ',' ORDER BY conname) \
+             FROM pg_constraint WHERE contype IN ('f', 'c') \
+             AND connamespace = 'public'::regnamespace"
+        )
+        .trim(),
+        "few:false,orders_customer:true"
+    );
+}

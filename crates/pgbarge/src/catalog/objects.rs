@@ -54,15 +54,19 @@ FROM pg_catalog.pg_class c WHERE c.oid = ANY($1) AND c.relkind = 'p'";
 /// them on the parent creates them on the partitions.
 const TABLE_OBJECTS: &str = "
 SELECT k.conrelid, 'constraint', k.contype::text, k.conname,
-       pg_catalog.pg_get_constraintdef(k.oid), fn.nspname, fc.relname, k.convalidated
+       pg_catalog.pg_get_constraintdef(k.oid), fn.nspname, fc.relname, k.convalidated,
+       cn.nspname, cc.relname
 FROM pg_catalog.pg_constraint k
+JOIN pg_catalog.pg_class cc ON cc.oid = k.conrelid
+JOIN pg_catalog.pg_namespace cn ON cn.oid = cc.relnamespace
 LEFT JOIN pg_catalog.pg_class fc ON fc.oid = k.confrelid
 LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
-WHERE k.conrelid = ANY($1) AND k.contype IN ('c', 'u', 'x', 'f')
-  AND k.conparentid = 0 AND k.conislocal
+WHERE k.contype IN ('c', 'u', 'x', 'f') AND k.conparentid = 0 AND k.conislocal
+  -- The tables' own constraints, and foreign keys of other tables pointing at them.
+  AND (k.conrelid = ANY($1) OR k.contype = 'f' AND k.confrelid = ANY($1))
 UNION ALL
 SELECT i.indrelid, 'index', '', ic.relname, pg_catalog.pg_get_indexdef(i.indexrelid),
-       NULL, NULL, true
+       NULL, NULL, true, NULL, NULL
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 WHERE i.indrelid = ANY($1)
@@ -72,11 +76,12 @@ WHERE i.indrelid = ANY($1)
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = i.indexrelid)
 UNION ALL
 SELECT g.tgrelid, 'trigger', g.tgenabled::text, g.tgname,
-       pg_catalog.pg_get_triggerdef(g.oid), NULL, NULL, true
+       pg_catalog.pg_get_triggerdef(g.oid), NULL, NULL, true, NULL, NULL
 FROM pg_catalog.pg_trigger g
 WHERE g.tgrelid = ANY($1) AND NOT g.tgisinternal AND g.tgparentid = 0
 UNION ALL
-SELECT r.ev_class, 'rule', '', r.rulename, pg_catalog.pg_get_ruledef(r.oid), NULL, NULL, true
+SELECT r.ev_class, 'rule', '', r.rulename, pg_catalog.pg_get_ruledef(r.oid), NULL, NULL, true,
+       NULL, NULL
 FROM pg_catalog.pg_rewrite r
 WHERE r.ev_class = ANY($1) AND r.rulename <> '_RETURN'";
 
@@ -357,6 +362,10 @@ WHERE CASE w.kind
             WHERE r.rolname = split_part(w.name, E'\t', 1)
               AND n.nspname = split_part(w.name, E'\t', 2)
               AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'CREATE'))
+        WHEN 'constraint' THEN EXISTS (
+            SELECT 1 FROM pg_catalog.pg_constraint k
+            WHERE k.conrelid = pg_catalog.to_regclass(split_part(w.name, E'\t', 1))
+              AND k.conname = split_part(w.name, E'\t', 2))
         WHEN 'member' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = w.name
                                    AND pg_catalog.pg_has_role(r.oid, 'MEMBER'))
         ELSE false
@@ -690,8 +699,15 @@ pub async fn describe_objects(
         })
         .collect();
     for r in &object_rows {
-        let Some(table) = rel_names.get(&r.get::<_, u32>(0)) else {
-            continue;
+        // Foreign keys of tables not chosen carry their table's name.
+        let table = match (
+            rel_names.get(&r.get::<_, u32>(0)),
+            r.get::<_, Option<String>>(8),
+            r.get::<_, Option<String>>(9),
+        ) {
+            (Some(t), _, _) => t.clone(),
+            (None, Some(schema), Some(name)) => TableName::new(schema, name),
+            _ => continue,
         };
         let object: String = r.get(1);
         let sub: String = r.get(2);
@@ -710,7 +726,7 @@ pub async fn describe_objects(
         };
         objects.table_objects.push(TableObject {
             kind,
-            table: table.clone(),
+            table,
             name: r.get(3),
             definition: r.get(4),
             references,

@@ -114,12 +114,11 @@ impl Snapshot {
             wanted.push(("relation", v.name.sql()));
             wanted.extend(v.reads.iter().map(|r| ("relation", r.sql())));
         }
-        wanted.extend(
-            o.table_objects
-                .iter()
-                .filter_map(|t| t.references.as_ref())
-                .map(|r| ("relation", r.sql())),
-        );
+        for fk in o.table_objects.iter().filter(|t| t.references.is_some()) {
+            wanted.extend(fk.references.iter().map(|r| ("relation", r.sql())));
+            wanted.push(("relation", fk.table.sql()));
+            wanted.push(("constraint", format!("{}\t{}", fk.table.sql(), fk.name)));
+        }
         let mut schemas: Vec<&String> = chosen.iter().map(|t| &t.name.schema).collect();
         schemas.extend(whole_schemas);
         // Roles that source privileges are granted to (for --grants).

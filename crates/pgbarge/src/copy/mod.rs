@@ -177,6 +177,9 @@ pub async fn run(
     };
     if let Err(e) = outcome {
         abandon(plan, &shared, &workers).await;
+        if e.kind() == Kind::Copy {
+            return Err(salvage(plan, &shared, source, target, e).await);
+        }
         return Err(e);
     }
     source
@@ -315,6 +318,70 @@ async fn complete(plan: &Plan, source: &Client, target: &Client) -> Result<()> {
             )
             .on(Side::Target)
         })
+}
+
+/// After a failed table: the tables that did load are committed, so the objects that
+/// follow their data (foreign keys among them, their triggers, views over them, …) are
+/// created now, one statement at a time on a fresh connection, skipping any that fail
+/// (e.g. a view over a table that did not load). Returns `err` with what was done added.
+async fn salvage(
+    plan: &Plan,
+    shared: &Shared<'_>,
+    source: &Connection,
+    target: &Connection,
+    err: Error,
+) -> Error {
+    let done: Vec<&TableName> = plan
+        .tables
+        .iter()
+        .zip(&shared.tables)
+        .filter(|(_, state)| state.done.load(Ordering::SeqCst))
+        .map(|(t, _)| &t.target)
+        .collect();
+    let planned: Vec<&TableName> = plan.tables.iter().map(|t| &t.target).collect();
+    let steps: Vec<&crate::plan::Step> = plan
+        .schema
+        .after
+        .iter()
+        .filter(|s| {
+            s.needs
+                .iter()
+                .all(|n| done.contains(&n) || !planned.contains(&n))
+        })
+        .collect();
+    if done.is_empty() || plan.schema.after.is_empty() {
+        return err;
+    }
+    let Ok(fresh) = connect(&target.info, Side::Target).await else {
+        return err;
+    };
+    let mut created = 0;
+    for step in &steps {
+        if fresh.client.batch_execute(&step.sql).await.is_ok() {
+            created += 1;
+        }
+    }
+    if plan.content != Content::SchemaOnly {
+        if let Ok(values) = sequence_values(plan, &source.client).await {
+            for v in values {
+                let _ = fresh.client.batch_execute(&v).await;
+            }
+        }
+    }
+    let message = format!(
+        "{}\nFor the {} table{} that did load, {created} of the {} objects that follow the data \
+         (foreign keys, views, triggers, comments, …) were created, and sequences were set; run \
+         again naming the tables that are not done yet to create the rest.",
+        err.message(),
+        done.len(),
+        if done.len() == 1 { "" } else { "s" },
+        plan.schema.after.len()
+    );
+    let mut e = Error::new(Kind::Copy, message).transient(err.is_transient());
+    if let Some(side) = err.side() {
+        e = e.on(side);
+    }
+    e
 }
 
 /// `setval` for each sequence pgbarge created on its own, to the source's state now —

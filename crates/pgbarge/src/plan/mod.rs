@@ -948,6 +948,9 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
             o.definition
         );
         match o.kind {
+            // NOT VALID: rows on the source break it, so it is added after the data
+            // (with the foreign keys), as pg_dump does.
+            TableObjectKind::Check if !o.validated => {}
             TableObjectKind::Check if &o.table == name => {
                 spec.checks.push((o.name.clone(), o.definition.clone()))
             }

@@ -23,6 +23,10 @@ pub struct Step {
     /// What it is, e.g. `view public.film_list`.
     pub what: String,
     pub sql: String,
+    /// Tables this run loads that must be in for the step to make sense: after a failed
+    /// table, the steps of the tables that did load are still run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<TableName>,
 }
 
 /// Something the plan will not create, and why; preflight turns `blocking` ones into
@@ -128,6 +132,7 @@ pub(super) fn plan_schema(
                 ident(&e.name),
                 ident(&e.schema)
             ),
+            needs: Vec::new(),
         });
         count(&mut plan.counts, "extensions");
     }
@@ -151,6 +156,7 @@ pub(super) fn plan_schema(
         plan.before.push(Step {
             what: format!("sequence {}", s.name),
             sql: sequence_ddl(s),
+            needs: Vec::new(),
         });
         plan.sequence_values.push(SequenceValue {
             name: s.name.clone(),
@@ -189,6 +195,7 @@ pub(super) fn plan_schema(
         let step = Step {
             what: routine_label(r),
             sql,
+            needs: Vec::new(),
         };
         routines_created.push(r);
         count(
@@ -241,8 +248,53 @@ pub(super) fn plan_schema(
                 ident(&o.name),
                 o.definition
             ),
+            needs: vec![o.table.clone(), parent.clone()],
         });
         count(&mut plan.counts, "foreign keys");
+    }
+
+    // Foreign keys of tables already on the target that point at tables created now
+    // (e.g. a parent table copied in a later run than its children), if missing there.
+    for o in objects.table_objects.iter().filter(|o| {
+        o.kind == TableObjectKind::ForeignKey
+            && !options.without_fks
+            && !tables.created.contains(&o.table)
+            && o.references
+                .as_ref()
+                .is_some_and(|p| tables.created.contains(p))
+    }) {
+        let on_target = exists("relation", o.table.sql());
+        let has_key = exists("constraint", format!("{}\t{}", o.table.sql(), o.name));
+        if !on_target || has_key {
+            continue;
+        }
+        plan.after.push(Step {
+            what: format!("foreign key {} on {}", o.name, o.table),
+            sql: format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} {}",
+                o.table.sql(),
+                ident(&o.name),
+                o.definition
+            ),
+            needs: o.references.iter().cloned().collect(),
+        });
+        count(&mut plan.counts, "foreign keys");
+    }
+
+    // Check constraints marked NOT VALID: the source holds rows that break them.
+    for o in objects.table_objects.iter().filter(|o| {
+        o.kind == TableObjectKind::Check && !o.validated && tables.created.contains(&o.table)
+    }) {
+        plan.after.push(Step {
+            what: format!("check constraint {} on {}", o.name, o.table),
+            sql: format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} {}",
+                o.table.sql(),
+                ident(&o.name),
+                o.definition
+            ),
+            needs: vec![o.table.clone()],
+        });
     }
 
     // Views whose every input is copied, already there, or another view created here,
@@ -300,11 +352,13 @@ pub(super) fn plan_schema(
         plan.after.push(Step {
             what: view_label(v),
             sql: view_ddl(v),
+            needs: v.reads.clone(),
         });
         for index in &v.indexes {
             plan.after.push(Step {
                 what: format!("index on {}", v.name),
                 sql: index.clone(),
+                needs: v.reads.clone(),
             });
         }
         count(
@@ -322,6 +376,7 @@ pub(super) fn plan_schema(
             plan.after.push(Step {
                 what: format!("rule or trigger on {}", v.name),
                 sql: sql.trim_end_matches(';').to_string(),
+                needs: v.reads.clone(),
             });
         }
     }
@@ -339,6 +394,7 @@ pub(super) fn plan_schema(
         plan.after.push(Step {
             what: format!("{kind} {} on {}", o.name, o.table),
             sql: o.definition.trim_end_matches(';').to_string(),
+            needs: vec![o.table.clone()],
         });
         let state = match o.enabled {
             'D' => Some("DISABLE"),
@@ -354,6 +410,7 @@ pub(super) fn plan_schema(
                     o.table.sql(),
                     ident(&o.name)
                 ),
+                needs: vec![o.table.clone()],
             });
         }
         count(&mut plan.counts, &format!("{kind}s"));
@@ -368,11 +425,13 @@ pub(super) fn plan_schema(
         plan.after.push(Step {
             what: format!("row-level security on {table}"),
             sql: format!("ALTER TABLE {} ENABLE ROW LEVEL SECURITY", table.sql()),
+            needs: vec![table.clone()],
         });
         if *forced {
             plan.after.push(Step {
                 what: format!("row-level security on {table}"),
                 sql: format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY", table.sql()),
+                needs: vec![table.clone()],
             });
         }
     }
@@ -420,6 +479,7 @@ pub(super) fn plan_schema(
         plan.after.push(Step {
             what: format!("policy {} on {}", p.name, p.table),
             sql,
+            needs: vec![p.table.clone()],
         });
         count(&mut plan.counts, "policies");
     }
@@ -457,6 +517,13 @@ pub(super) fn plan_schema(
             plan.after.push(Step {
                 what: format!("comment on {} {}", c.kind.to_lowercase(), c.name),
                 sql: comment_ddl(c),
+                needs: match c.kind.as_str() {
+                    "TABLE" | "COLUMN" | "CONSTRAINT" | "TRIGGER" => vec![TableName::new(
+                        c.schema.clone().unwrap_or_default(),
+                        &c.name,
+                    )],
+                    _ => Vec::new(),
+                },
             });
             count(&mut plan.counts, "comments");
         }
@@ -492,6 +559,7 @@ pub(super) fn plan_schema(
                 plan.after.push(Step {
                     what: format!("privileges on {}", g.name),
                     sql: format!("REVOKE ALL ON {} {object} FROM PUBLIC", g.kind),
+                    needs: Vec::new(),
                 });
             }
             let grantee = match &g.grantee {
@@ -516,6 +584,11 @@ pub(super) fn plan_schema(
                         ""
                     }
                 ),
+                needs: if g.kind == "TABLE" {
+                    vec![name.clone()]
+                } else {
+                    Vec::new()
+                },
             });
             count(&mut plan.counts, "grants");
         }
@@ -555,6 +628,7 @@ pub(super) fn plan_schema(
         plan.after.extend(owned.into_iter().map(|sql| Step {
             what: "ownership".into(),
             sql,
+            needs: Vec::new(),
         }));
     }
     plan
