@@ -530,6 +530,10 @@ fn awkward_definitions_copy_and_keep_working() {
          CREATE FUNCTION public.is_even(x int) RETURNS bool LANGUAGE sql AS 'SELECT mod(x, 2) = 0';
          CREATE FUNCTION public.ok_code(x int) RETURNS bool LANGUAGE sql AS 'SELECT is_even(x)';
          CREATE TABLE public.c (id int PRIMARY KEY CHECK (public.ok_code(id)));
+         CREATE COLLATION public.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+         CREATE COLLATION public.plain (provider = libc, locale = 'C.UTF-8');
+         CREATE TABLE public.names (n text COLLATE public.ci PRIMARY KEY, p text COLLATE public.plain);
+         INSERT INTO public.names VALUES ('Alpha', 'x');
          CREATE SEQUENCE public.down INCREMENT -1 MINVALUE 1 MAXVALUE 100 START 100;
          CREATE TABLE public.d (id int PRIMARY KEY DEFAULT nextval('public.down'));
          INSERT INTO public.person VALUES (1, 'a'), (2, 'b');
@@ -543,9 +547,20 @@ fn awkward_definitions_copy_and_keep_working() {
         &s.source.dump_schema(&db.name),
         &s.target.dump_schema(&db.name),
     );
-    for t in ["public.person", "public.m", "public.c", "public.d"] {
+    for t in [
+        "public.person",
+        "public.m",
+        "public.c",
+        "public.d",
+        "public.names",
+    ] {
         db.assert_same(t);
     }
+    // The case-insensitive collation came along: 'ALPHA' is a duplicate key.
+    let dup = s
+        .target
+        .psql_output(&db.name, "INSERT INTO public.names VALUES ('ALPHA')", &[]);
+    assert!(!dup.status.success(), "case-insensitive key");
     // The partitioned unique index is valid and enforced through the partitions.
     let dup = s
         .target

@@ -16,8 +16,9 @@ use std::fmt;
 use serde::Serialize;
 
 pub use objects::{
-    available_extensions, describe_objects, existing, list_schemas, Aggregate, Comment, Extension,
-    Grant, Partition, Policy, Routine, SchemaObjects, Sequence, TableObject, TableObjectKind, View,
+    available_extensions, describe_objects, existing, list_schemas, Aggregate, Collation, Comment,
+    Extension, Grant, Partition, Policy, Routine, SchemaObjects, Sequence, TableObject,
+    TableObjectKind, View,
 };
 pub use queries::{
     describe, find_types, foreign_key_edges, list_tables, non_empty_tables, target_privileges,

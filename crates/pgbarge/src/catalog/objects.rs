@@ -85,6 +85,25 @@ SELECT r.ev_class, 'rule', '', r.rulename, pg_catalog.pg_get_ruledef(r.oid), NUL
 FROM pg_catalog.pg_rewrite r
 WHERE r.ev_class = ANY($1) AND r.rulename <> '_RETURN'";
 
+/// Collations the tables' columns use, and those of the schemas copied whole (created
+/// ones only: pg_catalog's come with every server). The ICU locale moved between
+/// versions (collcollate up to 14, colliculocale in 15 and 16, colllocale from 17), so
+/// it is read through to_jsonb, which does not fail on a missing column.
+const COLLATIONS: &str = "
+SELECT DISTINCT n.nspname, co.collname, co.collprovider::text, co.collisdeterministic,
+       co.collcollate, co.collctype,
+       coalesce(to_jsonb(co) ->> 'colllocale', to_jsonb(co) ->> 'colliculocale')
+FROM pg_catalog.pg_collation co
+JOIN pg_catalog.pg_namespace n ON n.oid = co.collnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND (n.nspname = ANY($2)
+       OR co.oid IN (SELECT a.attcollation FROM pg_catalog.pg_attribute a
+                     WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped))
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_collation'::regclass AND e.objid = co.oid
+                    AND e.deptype = 'e')
+ORDER BY 1, 2";
+
 /// Row-level security of the given tables: whether it is enabled (and forced on the
 /// owner), and each policy with its expressions rendered by the server.
 const ROW_SECURITY: &str = "
@@ -362,6 +381,7 @@ WHERE CASE w.kind
             WHERE r.rolname = split_part(w.name, E'\t', 1)
               AND n.nspname = split_part(w.name, E'\t', 2)
               AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'CREATE'))
+        WHEN 'collation' THEN pg_catalog.to_regcollation(w.name) IS NOT NULL
         WHEN 'constraint' THEN EXISTS (
             SELECT 1 FROM pg_catalog.pg_constraint k
             WHERE k.conrelid = pg_catalog.to_regclass(split_part(w.name, E'\t', 1))
@@ -528,6 +548,19 @@ pub struct Grant {
     pub revoke_public: bool,
 }
 
+/// A collation created with `CREATE COLLATION`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Collation {
+    pub schema: String,
+    pub name: String,
+    /// `i` ICU, `c` libc, `d` database default.
+    pub provider: char,
+    pub deterministic: bool,
+    pub lc_collate: Option<String>,
+    pub lc_ctype: Option<String>,
+    pub icu_locale: Option<String>,
+}
+
 /// A row-level security policy.
 #[derive(Debug, Clone, Serialize)]
 pub struct Policy {
@@ -560,6 +593,7 @@ pub struct SchemaObjects {
     /// Tables with row-level security on: (table, forced on the owner too).
     pub row_security: Vec<(TableName, bool)>,
     pub policies: Vec<Policy>,
+    pub collations: Vec<Collation>,
 }
 
 fn catalog_error(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
@@ -657,13 +691,28 @@ pub async fn describe_objects(
                 .map(|p| (p.oid, p.name.clone())),
         )
         .collect();
-    let (grant_rows, security_rows) =
-        tokio::try_join!(params(GRANTS, "reading privileges"), async {
+    let (grant_rows, collation_rows, security_rows) = tokio::try_join!(
+        params(GRANTS, "reading privileges"),
+        params(COLLATIONS, "reading collations"),
+        async {
             client
                 .query_typed(ROW_SECURITY, &[(&oids, Type::OID_ARRAY)])
                 .await
                 .map_err(catalog_error("reading row-level security policies"))
-        })?;
+        }
+    )?;
+    objects.collations = collation_rows
+        .iter()
+        .map(|r| Collation {
+            schema: r.get(0),
+            name: r.get(1),
+            provider: super::queries::first_char(r.get(2)).unwrap_or('c'),
+            deterministic: r.get(3),
+            lc_collate: r.get(4),
+            lc_ctype: r.get(5),
+            icu_locale: r.get(6),
+        })
+        .collect();
     for r in &security_rows {
         let Some(table) = rel_names.get(&r.get::<_, u32>(0)) else {
             continue;

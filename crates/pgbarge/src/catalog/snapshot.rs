@@ -109,6 +109,11 @@ impl Snapshot {
         let o = &source_objects;
         wanted.extend(o.extensions.iter().map(|e| ("extension", e.name.clone())));
         wanted.extend(o.sequences.iter().map(|s| ("relation", s.name.sql())));
+        wanted.extend(
+            o.collations
+                .iter()
+                .map(|c| ("collation", crate::quote::qualified(&c.schema, &c.name))),
+        );
         wanted.extend(o.routines.iter().map(|r| ("routine", r.signature.clone())));
         for v in &o.views {
             wanted.push(("relation", v.name.sql()));

@@ -607,6 +607,7 @@ impl Plan {
             .chain(objects.routines.iter().map(|r| &r.schema))
             .chain(objects.views.iter().map(|v| &v.name.schema))
             .chain(objects.extensions.iter().map(|e| &e.schema))
+            .chain(objects.collations.iter().map(|c| &c.schema))
             .chain(snapshot.whole_schemas.iter());
         for s in object_schemas {
             if !schema_exists(s) && !new_schemas.contains(s) {
@@ -648,6 +649,7 @@ impl Plan {
             .map(|s| format!("CREATE SCHEMA IF NOT EXISTS {}", ident(s)))
             .collect();
         prepare.extend(schema.create_extensions.iter().map(|s| s.sql.clone()));
+        prepare.extend(schema.create_collations.iter().map(|s| s.sql.clone()));
         prepare.extend(types.iter().flat_map(|t| t.sql.iter().cloned()));
         if !schema.before.is_empty() {
             prepare.push(NO_BODY_CHECKS.to_string());

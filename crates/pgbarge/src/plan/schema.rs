@@ -57,6 +57,8 @@ pub struct SequenceValue {
 pub struct SchemaPlan {
     /// Extensions to create, first of all (their types and functions may be needed).
     pub create_extensions: Vec<Step>,
+    /// Collations, created before the types and tables that use them.
+    pub create_collations: Vec<Step>,
     /// Their names, for preflight's checks.
     pub extensions: Vec<String>,
     /// Created before any table, in the preparing transaction.
@@ -135,6 +137,37 @@ pub(super) fn plan_schema(
             needs: Vec::new(),
         });
         count(&mut plan.counts, "extensions");
+    }
+
+    for c in &objects.collations {
+        let name = qualified(&c.schema, &c.name);
+        if exists("collation", name.clone()) {
+            continue;
+        }
+        let locale = |v: Option<&String>| literal(v.map(String::as_str).unwrap_or_default());
+        let mut options = if c.provider == 'i' {
+            // Up to PostgreSQL 14 an ICU collation's locale is in collcollate.
+            let icu = c.icu_locale.as_ref().or(c.lc_collate.as_ref());
+            vec![
+                "provider = icu".to_string(),
+                format!("locale = {}", locale(icu)),
+            ]
+        } else {
+            vec![
+                "provider = libc".to_string(),
+                format!("lc_collate = {}", locale(c.lc_collate.as_ref())),
+                format!("lc_ctype = {}", locale(c.lc_ctype.as_ref())),
+            ]
+        };
+        if !c.deterministic {
+            options.push("deterministic = false".into());
+        }
+        plan.create_collations.push(Step {
+            what: format!("collation {name}"),
+            sql: format!("CREATE COLLATION {name} ({})", options.join(", ")),
+            needs: Vec::new(),
+        });
+        count(&mut plan.counts, "collations");
     }
 
     let mut sequences_created = Vec::new();
