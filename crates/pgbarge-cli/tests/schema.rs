@@ -708,3 +708,42 @@ fn a_parent_copied_later_gets_the_foreign_keys_pointing_at_it() {
         "few:false,orders_customer:true"
     );
 }
+
+#[test]
+fn inheritance_is_kept() {
+    let db = TestDb::new("inherits");
+    db.source_sql(
+        "CREATE TABLE public.base (id int PRIMARY KEY, n text NOT NULL DEFAULT 'x' CHECK (n <> ''));
+         CREATE TABLE public.kid (extra int) INHERITS (public.base);
+         CREATE TABLE public.grandkid () INHERITS (public.kid);
+         INSERT INTO public.base VALUES (1, 'b');
+         INSERT INTO public.kid VALUES (2, 'k', 20);
+         INSERT INTO public.grandkid VALUES (3, 'g', 30);",
+    );
+    let run = db.copy(&["--all", "--yes", "--verify", "--jobs", "3"]);
+    run.assert_ok();
+    let s = servers();
+    assert_same_schema(
+        &s.source.dump_schema(&db.name),
+        &s.target.dump_schema(&db.name),
+    );
+    // Reading the parent includes its children's rows, as on the source.
+    assert_eq!(
+        db.target_sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM public.base")
+            .trim(),
+        "1,2,3"
+    );
+    // A child alone needs its parent.
+    let other = TestDb::new("inherits_alone");
+    other.source_sql(
+        "CREATE TABLE public.base (id int); CREATE TABLE public.kid () INHERITS (public.base);",
+    );
+    let refused = other.copy(&["kid", "--yes"]);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("inherits from"),
+        "{}",
+        refused.stderr
+    );
+    other.copy(&["kid", "--with-parents", "--yes"]).assert_ok();
+}

@@ -292,7 +292,7 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
                         ProblemKind::TargetHoldsRows,
                         Some(name),
                         format!("{name}: the target table already holds rows."),
-                        "Say what to do with them: --mode append (add the source's rows) or --mode truncate (empty the table first, in the same transaction).".into(),
+                        "Say what to do with them: --mode append (add the source's rows), --mode truncate (empty the table first, in the same transaction), --mode upsert (insert new rows, update changed ones by primary key) or --mode replace (drop and recreate it from the source's definition).".into(),
                     ));
                 }
                 if let Some(tt) = snapshot.target_tables.get(name) {
@@ -409,11 +409,11 @@ fn check_schema(plan: &Plan, snapshot: &Snapshot, problems: &mut Vec<Problem>) {
             ProblemKind::RelatedTables,
             Some(table),
             format!(
-                "{table}: its foreign keys reference {}, which {} not being copied and not on the target.",
+                "{table}: its foreign keys reference (or it inherits from) {}, which {} not being copied and not on the target.",
                 names.join(", "),
                 if names.len() == 1 { "is" } else { "are" }
             ),
-            "Add --with-parents to copy the referenced tables too, or --without-fks to create the table without those foreign keys.".into(),
+            "Add --with-parents to copy those tables too, or --without-fks to create the table without the foreign keys.".into(),
         ));
     }
     if !plan.schema.missing_policy_roles.is_empty() {

@@ -156,6 +156,8 @@ pub struct Column {
     pub identity: Option<char>,
     /// A collation other than the type's default, qualified.
     pub collation: Option<String>,
+    /// Comes from an `INHERITS` parent (not declared by the table itself).
+    pub inherited: bool,
     /// The sequence this column owns (`serial` or identity), if any.
     pub sequence: Option<OwnedSequence>,
 }
@@ -192,6 +194,8 @@ pub struct TableDetail {
     pub table: Table,
     pub columns: Vec<Column>,
     pub primary_key: Option<PrimaryKey>,
+    /// Tables it inherits from (`INHERITS`), in order.
+    pub inherits: Vec<TableName>,
     pub others: OtherObjects,
 }
 

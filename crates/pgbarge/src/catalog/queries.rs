@@ -55,7 +55,8 @@ SELECT a.attrelid, a.attname, a.atttypid,
        pg_catalog.pg_get_expr(d.adbin, d.adrelid),
        CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0
             THEN pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)
-       END
+       END,
+       NOT a.attislocal
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
@@ -127,6 +128,16 @@ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
 GROUP BY t.oid, n.nspname, t.typname, t.typtype, t.typbasetype, t.typtypmod, t.typnotnull,
          t.typdefault, t.typrelid
 ORDER BY depth DESC, n.nspname, t.typname";
+
+/// The tables the given tables inherit from (`INHERITS`, not partitioning), in order.
+const INHERITS: &str = "
+SELECT i.inhrelid, n.nspname, p.relname
+FROM pg_catalog.pg_inherits i
+JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
+JOIN pg_catalog.pg_namespace n ON n.oid = p.relnamespace
+WHERE i.inhrelid = ANY($1) AND NOT c.relispartition
+ORDER BY i.inhrelid, i.inhseqno";
 
 /// What a table has beyond columns and primary key, counted, so the plan can say what a
 /// newly created table will not have yet.
@@ -267,7 +278,7 @@ pub async fn describe(
                 .map_err(catalog_error(side, what))
         }
     };
-    let (column_rows, pk_rows, other_rows, sequence_rows, type_rows) = tokio::try_join!(
+    let (column_rows, pk_rows, other_rows, sequence_rows, type_rows, inherit_rows) = tokio::try_join!(
         query(COLUMNS, "reading columns"),
         query(PRIMARY_KEYS, "reading primary keys"),
         query(OTHER_OBJECTS, "counting indexes and constraints"),
@@ -281,7 +292,15 @@ pub async fn describe(
                 .await
                 .map_err(catalog_error(side, "reading user-defined types"))
         },
+        query(INHERITS, "reading inheritance"),
     )?;
+    let mut inherits: BTreeMap<u32, Vec<TableName>> = BTreeMap::new();
+    for r in &inherit_rows {
+        inherits
+            .entry(r.get(0))
+            .or_default()
+            .push(TableName::new(r.get::<_, String>(1), r.get::<_, String>(2)));
+    }
     let mut others: BTreeMap<u32, OtherObjects> = other_rows
         .iter()
         .map(|r| {
@@ -347,6 +366,7 @@ pub async fn describe(
             generated,
             identity: first_char(r.get(11)),
             collation: r.get(13),
+            inherited: r.get(14),
         });
     }
     let mut keys: BTreeMap<u32, PrimaryKey> = pk_rows
@@ -400,6 +420,7 @@ pub async fn describe(
                     table: t.clone(),
                     columns: columns.remove(&t.oid).unwrap_or_default(),
                     primary_key: keys.remove(&t.oid),
+                    inherits: inherits.remove(&t.oid).unwrap_or_default(),
                     others: others.remove(&t.oid).unwrap_or_default(),
                 },
             )

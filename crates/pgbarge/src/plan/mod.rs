@@ -223,6 +223,9 @@ pub struct CreateSpec {
     pub checks: Vec<(String, String)>,
     /// `CREATE UNLOGGED TABLE`.
     pub unlogged: bool,
+    /// `INHERITS (…)`: the parents, which must exist first; inherited columns are not
+    /// declared again.
+    pub inherits: Vec<TableName>,
     /// Storage parameters (`fillfactor=70`, autovacuum settings), as `WITH (…)`.
     pub options: Vec<String>,
 }
@@ -276,8 +279,20 @@ impl TablePlan {
             } else {
                 format!(" WITH ({})", c.options.join(", "))
             };
+            let inherits = if c.inherits.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " INHERITS ({})",
+                    c.inherits
+                        .iter()
+                        .map(TableName::sql)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
             sql.push(format!(
-                "CREATE {}TABLE {} (\n    {}\n){partition_by}{with}",
+                "CREATE {}TABLE {} (\n    {}\n){inherits}{partition_by}{with}",
                 if c.unlogged { "UNLOGGED " } else { "" },
                 name.sql(),
                 c.columns.join(",\n    ")
@@ -632,7 +647,7 @@ impl Plan {
             .flat_map(|d| d.columns.iter().filter_map(|c| c.sequence.as_ref()))
             .map(|s| s.name.clone())
             .collect();
-        let schema = schema::plan_schema(
+        let mut schema = schema::plan_schema(
             snapshot,
             &schema::TablesInPlan {
                 created,
@@ -643,6 +658,37 @@ impl Plan {
             },
             &options.schema,
         );
+
+        // A created table that inherits waits for its parents when they are created too;
+        // parents neither copied nor on the target are missing, like a foreign key's.
+        let index: BTreeMap<TableName, usize> = tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.target.clone(), i))
+            .collect();
+        for i in 0..tables.len() {
+            let parents = tables[i]
+                .create
+                .as_ref()
+                .map(|c| c.inherits.clone())
+                .unwrap_or_default();
+            for parent in parents {
+                match index.get(&parent) {
+                    Some(&p) if matches!(tables[p].action, Action::Create | Action::Replace) => {
+                        if !tables[i].load_after.contains(&p) {
+                            tables[i].load_after.push(p);
+                        }
+                    }
+                    Some(_) => {}
+                    None if snapshot.target_tables.contains_key(&parent) => {}
+                    None => schema
+                        .missing_parents
+                        .entry(tables[i].target.clone())
+                        .or_default()
+                        .push(parent),
+                }
+            }
+        }
 
         let mut prepare: Vec<String> = new_schemas
             .iter()
@@ -809,7 +855,9 @@ fn split(table: &mut TablePlan, src: &TableDetail, jobs: usize, split_above: u64
     if jobs < 2 || bytes < split_above.max(1) || pages < 2 {
         return;
     }
-    let why_not = if table.action != Action::Create {
+    let why_not = if !src.inherits.is_empty() {
+        Some("not split: it inherits from another table, which must exist before it")
+    } else if table.action != Action::Create {
         Some("not split: loading an existing table stays one transaction, so other sessions never see it half-loaded")
     } else if src.table.kind != TableKind::Regular {
         Some("not split: a partitioned table is read through its parent in one stream")
@@ -884,6 +932,7 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
         checks: Vec::new(),
         unlogged: src.table.unlogged,
         options: src.table.options.clone(),
+        inherits: src.inherits.clone(),
     };
     for col in &src.columns {
         if let Some(seq) = col.sequence.as_ref().filter(|s| !s.identity) {
@@ -901,7 +950,11 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
             ));
             spec.owned_by.push((seq.name.clone(), col.name.clone()));
         }
-        spec.columns.push(column_ddl(col));
+        // An inherited column comes with the parent (INHERITS); declaring it again would
+        // only merge it.
+        if !col.inherited || src.inherits.is_empty() {
+            spec.columns.push(column_ddl(col));
+        }
         if !col.generated {
             plan.columns.push(ColumnPlan {
                 name: col.name.clone(),
