@@ -217,6 +217,12 @@ ALTER TABLE app.scratch FORCE ROW LEVEL SECURITY;
 CREATE POLICY visible ON app.scratch FOR SELECT USING (note IS NOT NULL);
 CREATE POLICY short_notes ON app.scratch AS RESTRICTIVE FOR ALL TO PUBLIC
   USING (true) WITH CHECK (length(note) < 100);
+ALTER TABLE app.bookings REPLICA IDENTITY FULL;
+ALTER TABLE app.accounts CLUSTER ON accounts_pkey;
+ALTER TABLE app.accounts ALTER COLUMN touched SET STORAGE EXTERNAL;
+ALTER TABLE app.accounts ALTER COLUMN touched SET COMPRESSION pglz;
+ALTER TABLE app.accounts ALTER COLUMN code SET STATISTICS 500;
+CREATE STATISTICS app.accounts_stats (dependencies) ON code, balance FROM app.accounts;
 "#;
 
 #[test]

@@ -18,7 +18,7 @@ use serde::Serialize;
 pub use objects::{
     available_extensions, describe_objects, existing, list_schemas, Aggregate, Collation, Comment,
     Extension, Grant, Partition, Policy, Routine, SchemaObjects, Sequence, TableObject,
-    TableObjectKind, View,
+    TableObjectKind, TableProperty, View,
 };
 pub use queries::{
     describe, find_types, foreign_key_edges, list_tables, non_empty_tables, target_privileges,

@@ -104,6 +104,40 @@ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
                     AND e.deptype = 'e')
 ORDER BY 1, 2";
 
+/// Physical properties of the given tables that pg_dump keeps: a column's storage
+/// (when not its type's), compression (14+, read through to_jsonb so older servers do not
+/// fail) and statistics target; the replica identity and clustering index; extended
+/// statistics objects.
+const TABLE_PROPERTIES: &str = "
+SELECT a.attrelid, 'storage', a.attname, a.attstorage::text
+FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+  AND a.attstorage <> t.typstorage
+UNION ALL
+SELECT a.attrelid, 'compression', a.attname, to_jsonb(a) ->> 'attcompression'
+FROM pg_catalog.pg_attribute a
+WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+  AND coalesce(to_jsonb(a) ->> 'attcompression', '') <> ''
+UNION ALL
+SELECT a.attrelid, 'statistics', a.attname, a.attstattarget::text
+FROM pg_catalog.pg_attribute a
+WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+  AND coalesce(a.attstattarget::int, -1) >= 0
+UNION ALL
+SELECT c.oid, 'replica identity', i.relname, c.relreplident::text
+FROM pg_catalog.pg_class c
+LEFT JOIN pg_catalog.pg_index x ON x.indrelid = c.oid AND x.indisreplident
+LEFT JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+WHERE c.oid = ANY($1) AND c.relreplident <> 'd'
+UNION ALL
+SELECT x.indrelid, 'cluster', i.relname, NULL
+FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+WHERE x.indrelid = ANY($1) AND x.indisclustered
+UNION ALL
+SELECT s.stxrelid, 'extended statistics', s.stxname, pg_catalog.pg_get_statisticsobjdef(s.oid)
+FROM pg_catalog.pg_statistic_ext s
+WHERE s.stxrelid = ANY($1)";
+
 /// Row-level security of the given tables: whether it is enabled (and forced on the
 /// owner), and each policy with its expressions rendered by the server.
 const ROW_SECURITY: &str = "
@@ -441,6 +475,18 @@ pub struct TableObject {
     pub enabled: char,
 }
 
+/// A physical property of a table: `kind` is `storage`, `compression`, `statistics`
+/// (a column's), `replica identity`, `cluster` (an index's) or `extended statistics`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableProperty {
+    pub table: TableName,
+    pub kind: String,
+    /// The column, index or statistics object.
+    pub name: Option<String>,
+    /// The setting (`e`, `lz4`, `500`, `f`) or, for extended statistics, its definition.
+    pub value: Option<String>,
+}
+
 /// A sequence to create on its own (not through a `serial` column of a copied table).
 #[derive(Debug, Clone, Serialize)]
 pub struct Sequence {
@@ -584,6 +630,8 @@ pub struct SchemaObjects {
     pub partitions: BTreeMap<TableName, Vec<Partition>>,
     /// Constraints, indexes, triggers, rules of the chosen tables and their partitions.
     pub table_objects: Vec<TableObject>,
+    /// Physical properties of the chosen tables and their partitions.
+    pub table_properties: Vec<TableProperty>,
     pub sequences: Vec<Sequence>,
     pub views: Vec<View>,
     pub routines: Vec<Routine>,
@@ -691,7 +739,7 @@ pub async fn describe_objects(
                 .map(|p| (p.oid, p.name.clone())),
         )
         .collect();
-    let (grant_rows, collation_rows, security_rows) = tokio::try_join!(
+    let (grant_rows, collation_rows, security_rows, property_rows) = tokio::try_join!(
         params(GRANTS, "reading privileges"),
         params(COLLATIONS, "reading collations"),
         async {
@@ -699,8 +747,25 @@ pub async fn describe_objects(
                 .query_typed(ROW_SECURITY, &[(&oids, Type::OID_ARRAY)])
                 .await
                 .map_err(catalog_error("reading row-level security policies"))
+        },
+        async {
+            client
+                .query_typed(TABLE_PROPERTIES, &[(&oids, Type::OID_ARRAY)])
+                .await
+                .map_err(catalog_error("reading storage and statistics settings"))
         }
     )?;
+    objects.table_properties = property_rows
+        .iter()
+        .filter_map(|r| {
+            Some(TableProperty {
+                table: rel_names.get(&r.get::<_, u32>(0))?.clone(),
+                kind: r.get(1),
+                name: r.get(2),
+                value: r.get(3),
+            })
+        })
+        .collect();
     objects.collations = collation_rows
         .iter()
         .map(|r| Collation {

@@ -226,6 +226,9 @@ pub struct CreateSpec {
     /// `INHERITS (…)`: the parents, which must exist first; inherited columns are not
     /// declared again.
     pub inherits: Vec<TableName>,
+    /// (column, clause) set on the empty table: `SET STORAGE EXTERNAL`, `SET COMPRESSION
+    /// lz4`, `SET STATISTICS 500` — storage and compression decide how rows are written.
+    pub column_options: Vec<(String, String)>,
     /// Storage parameters (`fillfactor=70`, autovacuum settings), as `WITH (…)`.
     pub options: Vec<String>,
 }
@@ -297,6 +300,13 @@ impl TablePlan {
                 name.sql(),
                 c.columns.join(",\n    ")
             ));
+            sql.extend(c.column_options.iter().map(|(column, clause)| {
+                format!(
+                    "ALTER TABLE {} ALTER COLUMN {} {clause}",
+                    name.sql(),
+                    ident(column)
+                )
+            }));
             sql.extend(c.partitions.iter().cloned());
             sql.extend(c.checks.iter().map(|(check, def)| {
                 format!(
@@ -933,6 +943,7 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
         unlogged: src.table.unlogged,
         options: src.table.options.clone(),
         inherits: src.inherits.clone(),
+        column_options: Vec::new(),
     };
     for col in &src.columns {
         if let Some(seq) = col.sequence.as_ref().filter(|s| !s.identity) {
@@ -1019,6 +1030,60 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
             TableObjectKind::Index => plan.after_data.push(o.definition.clone()),
             // Foreign keys, triggers and rules wait until every table is loaded.
             TableObjectKind::ForeignKey | TableObjectKind::Trigger | TableObjectKind::Rule => {}
+        }
+    }
+    for p in objects
+        .table_properties
+        .iter()
+        .filter(|p| in_tree(&p.table))
+    {
+        // The column, index or statistics name (none for REPLICA IDENTITY FULL/NOTHING).
+        let what = p.name.as_deref().unwrap_or_default();
+        let value = p.value.as_deref().unwrap_or_default();
+        let mut column = |clause: String| {
+            if p.table == *name {
+                spec.column_options.push((what.to_string(), clause));
+            } else {
+                spec.partitions.push(format!(
+                    "ALTER TABLE {} ALTER COLUMN {} {clause}",
+                    p.table.sql(),
+                    ident(what)
+                ));
+            }
+        };
+        match p.kind.as_str() {
+            "storage" => column(format!(
+                "SET STORAGE {}",
+                match value {
+                    "p" => "PLAIN",
+                    "e" => "EXTERNAL",
+                    "m" => "MAIN",
+                    _ => "EXTENDED",
+                }
+            )),
+            "compression" => column(format!(
+                "SET COMPRESSION {}",
+                if value == "l" { "lz4" } else { "pglz" }
+            )),
+            "statistics" => column(format!(
+                "SET STATISTICS {}",
+                value.parse::<i32>().unwrap_or(-1)
+            )),
+            "replica identity" => plan.after_data.push(format!(
+                "ALTER TABLE {} REPLICA IDENTITY {}",
+                p.table.sql(),
+                match value {
+                    "f" => "FULL".to_string(),
+                    "n" => "NOTHING".to_string(),
+                    _ => format!("USING INDEX {}", ident(what)),
+                }
+            )),
+            "cluster" => plan.after_data.push(format!(
+                "ALTER TABLE {} CLUSTER ON {}",
+                p.table.sql(),
+                ident(what)
+            )),
+            _ => plan.after_data.push(value.to_string()),
         }
     }
     plan.create = Some(spec);
