@@ -416,42 +416,18 @@ fn check_schema(plan: &Plan, snapshot: &Snapshot, problems: &mut Vec<Problem>) {
             "Add --with-parents to copy those tables too, or --without-fks to create the table without the foreign keys.".into(),
         ));
     }
-    if !plan.schema.missing_policy_roles.is_empty() {
-        let roles: Vec<&str> = plan
-            .schema
-            .missing_policy_roles
-            .iter()
-            .map(String::as_str)
-            .collect();
-        problems.push(problem(
-            ProblemKind::Owner,
-            None,
-            format!(
-                "row-level security policies of the copied tables apply to role{} {}, which the target lacks.",
-                if roles.len() == 1 { "" } else { "s" },
-                roles.join(", ")
-            ),
-            "Create them on the target first (CREATE ROLE …), so the policies mean the same there.".into(),
-        ));
-    }
-    if !plan.schema.missing_roles.is_empty() {
-        let roles: Vec<&str> = plan
-            .schema
-            .missing_roles
-            .iter()
-            .map(String::as_str)
-            .collect();
-        problems.push(problem(
-            ProblemKind::Owner,
-            None,
-            format!(
-                "--grants: the source grants privileges to role{} {}, which the target lacks.",
-                if roles.len() == 1 { "" } else { "s" },
-                roles.join(", ")
-            ),
-            "Create them on the target first (CREATE ROLE …), or run without --grants.".into(),
-        ));
-    }
+    roles_missing(
+        problems,
+        &plan.schema.missing_policy_roles,
+        "row-level security policies of the copied tables apply to",
+        "Create them on the target first (CREATE ROLE …), so the policies mean the same there.",
+    );
+    roles_missing(
+        problems,
+        &plan.schema.missing_roles,
+        "--grants: the source grants privileges to",
+        "Create them on the target first (CREATE ROLE …), or run without --grants.",
+    );
     if let Some(owner) = &plan.owner {
         let has = |kind: &'static str| snapshot.target_existing.contains(&(kind, owner.clone()));
         if !has("role") {
@@ -494,4 +470,27 @@ fn check_schema(plan: &Plan, snapshot: &Snapshot, problems: &mut Vec<Problem>) {
             }
         }
     }
+}
+
+/// One problem naming every role in `roles` (if any) that the target lacks.
+fn roles_missing(
+    problems: &mut Vec<Problem>,
+    roles: &std::collections::BTreeSet<String>,
+    what: &str,
+    hint: &str,
+) {
+    if roles.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = roles.iter().map(String::as_str).collect();
+    problems.push(problem(
+        ProblemKind::Owner,
+        None,
+        format!(
+            "{what} role{} {}, which the target lacks.",
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        ),
+        hint.into(),
+    ));
 }

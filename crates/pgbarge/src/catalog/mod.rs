@@ -169,6 +169,15 @@ pub struct OwnedSequence {
     /// Owned by an identity column (created implicitly with the column) rather than
     /// through `serial` / `OWNED BY`.
     pub identity: bool,
+    #[serde(flatten)]
+    pub parameters: SequenceParameters,
+    /// Whether the connected role may read its current value.
+    pub readable: bool,
+}
+
+/// A sequence's parameters, as `pg_sequence` holds them and `CREATE SEQUENCE` takes them.
+#[derive(Debug, Clone, Serialize)]
+pub struct SequenceParameters {
     pub data_type: String,
     pub start: i64,
     pub increment: i64,
@@ -176,8 +185,32 @@ pub struct OwnedSequence {
     pub max: i64,
     pub cache: i64,
     pub cycle: bool,
-    /// Whether the connected role may read its current value.
-    pub readable: bool,
+}
+
+impl SequenceParameters {
+    /// `START WITH … INCREMENT BY … MINVALUE … MAXVALUE … CACHE … [NO] CYCLE`, the
+    /// options both `CREATE SEQUENCE` and an identity column's `(…)` accept.
+    pub fn options(&self) -> String {
+        format!(
+            "START WITH {} INCREMENT BY {} MINVALUE {} MAXVALUE {} CACHE {}{}",
+            self.start,
+            self.increment,
+            self.min,
+            self.max,
+            self.cache,
+            if self.cycle { " CYCLE" } else { " NO CYCLE" }
+        )
+    }
+
+    /// `CREATE SEQUENCE name AS type …`.
+    pub fn create_sql(&self, name: &TableName) -> String {
+        format!(
+            "CREATE SEQUENCE {} AS {} {}",
+            name.sql(),
+            self.data_type,
+            self.options()
+        )
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
-use super::TableName;
+use super::{SequenceParameters, TableName};
 use crate::error::{Error, Kind, Result, Side};
 
 /// Partitions of the given partitioned tables, all levels, parents before children.
@@ -487,17 +487,24 @@ pub struct TableProperty {
     pub value: Option<String>,
 }
 
+impl TableObject {
+    /// `ALTER TABLE … ADD CONSTRAINT name definition`, for the constraint kinds.
+    pub fn add_constraint_sql(&self) -> String {
+        format!(
+            "ALTER TABLE {} ADD CONSTRAINT {} {}",
+            self.table.sql(),
+            crate::quote::ident(&self.name),
+            self.definition
+        )
+    }
+}
+
 /// A sequence to create on its own (not through a `serial` column of a copied table).
 #[derive(Debug, Clone, Serialize)]
 pub struct Sequence {
     pub name: TableName,
-    pub data_type: String,
-    pub start: i64,
-    pub increment: i64,
-    pub min: i64,
-    pub max: i64,
-    pub cache: i64,
-    pub cycle: bool,
+    #[serde(flatten)]
+    pub parameters: SequenceParameters,
     /// Whether the source role may read its state.
     pub readable: bool,
 }
@@ -856,13 +863,15 @@ pub async fn describe_objects(
         .iter()
         .map(|r| Sequence {
             name: TableName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
-            data_type: r.get(3),
-            start: r.get(4),
-            increment: r.get(5),
-            min: r.get(6),
-            max: r.get(7),
-            cache: r.get(8),
-            cycle: r.get(9),
+            parameters: SequenceParameters {
+                data_type: r.get(3),
+                start: r.get(4),
+                increment: r.get(5),
+                min: r.get(6),
+                max: r.get(7),
+                cache: r.get(8),
+                cycle: r.get(9),
+            },
             readable: r.get(10),
         })
         .collect();

@@ -326,13 +326,15 @@ pub async fn describe(
                 OwnedSequence {
                     name: TableName::new(r.get::<_, String>(2), r.get::<_, String>(3)),
                     identity: r.get::<_, String>(4) == "i",
-                    data_type: r.get(5),
-                    start: r.get(6),
-                    increment: r.get(7),
-                    min: r.get(8),
-                    max: r.get(9),
-                    cache: r.get(10),
-                    cycle: r.get(11),
+                    parameters: SequenceParameters {
+                        data_type: r.get(5),
+                        start: r.get(6),
+                        increment: r.get(7),
+                        min: r.get(8),
+                        max: r.get(9),
+                        cache: r.get(10),
+                        cycle: r.get(11),
+                    },
                     readable: r.get(12),
                 },
             )

@@ -948,17 +948,7 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
     for col in &src.columns {
         if let Some(seq) = col.sequence.as_ref().filter(|s| !s.identity) {
             // A serial column: its sequence comes along, created before the table.
-            spec.sequences.push(format!(
-                "CREATE SEQUENCE {} AS {} INCREMENT BY {} MINVALUE {} MAXVALUE {} START WITH {} CACHE {}{}",
-                seq.name.sql(),
-                seq.data_type,
-                seq.increment,
-                seq.min,
-                seq.max,
-                seq.start,
-                seq.cache,
-                if seq.cycle { " CYCLE" } else { " NO CYCLE" }
-            ));
+            spec.sequences.push(seq.parameters.create_sql(&seq.name));
             spec.owned_by.push((seq.name.clone(), col.name.clone()));
         }
         // An inherited column comes with the parent (INHERITS); declaring it again would
@@ -1007,12 +997,7 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
                 .is_some_and(|ps| ps.iter().any(|p| &p.name == t))
     };
     for o in objects.table_objects.iter().filter(|o| in_tree(&o.table)) {
-        let add = format!(
-            "ALTER TABLE {} ADD CONSTRAINT {} {}",
-            o.table.sql(),
-            ident(&o.name),
-            o.definition
-        );
+        let add = o.add_constraint_sql();
         match o.kind {
             // NOT VALID: rows on the source break it, so it is added after the data
             // (with the foreign keys), as pg_dump does.
@@ -1098,7 +1083,7 @@ fn sequence_plans(src: &TableDetail) -> Vec<SequencePlan> {
             c.sequence.as_ref().map(|seq| SequencePlan {
                 column: c.name.clone(),
                 source: seq.readable.then(|| seq.name.clone()),
-                ascending: seq.increment > 0,
+                ascending: seq.parameters.increment > 0,
             })
         })
         .collect()
@@ -1120,14 +1105,9 @@ fn column_ddl(col: &Column) -> String {
             // The identity's sequence as on the source: name, start, step, bounds.
             if let Some(s) = &col.sequence {
                 def.push_str(&format!(
-                    " (SEQUENCE NAME {} START WITH {} INCREMENT BY {} MINVALUE {} MAXVALUE {} CACHE {}{})",
+                    " (SEQUENCE NAME {} {})",
                     s.name.sql(),
-                    s.start,
-                    s.increment,
-                    s.min,
-                    s.max,
-                    s.cache,
-                    if s.cycle { " CYCLE" } else { " NO CYCLE" }
+                    s.parameters.options()
                 ));
             }
         }

@@ -9,9 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::catalog::{
-    Comment, Routine, SchemaObjects, Sequence, Snapshot, TableName, TableObjectKind, View,
-};
+use crate::catalog::{Comment, Routine, SchemaObjects, Snapshot, TableName, TableObjectKind, View};
 use crate::quote::{ident, literal, qualified};
 
 /// Why an object is not created when the target has one of that name already.
@@ -182,20 +180,20 @@ pub(super) fn plan_schema(
                 name: s.name.clone(),
                 readable: s.readable,
                 raise_only: true,
-                ascending: s.increment > 0,
+                ascending: s.parameters.increment > 0,
             });
             continue;
         }
         plan.before.push(Step {
             what: format!("sequence {}", s.name),
-            sql: sequence_ddl(s),
+            sql: s.parameters.create_sql(&s.name),
             needs: Vec::new(),
         });
         plan.sequence_values.push(SequenceValue {
             name: s.name.clone(),
             readable: s.readable,
             raise_only: false,
-            ascending: s.increment > 0,
+            ascending: s.parameters.increment > 0,
         });
         sequences_created.push(&s.name);
         count(&mut plan.counts, "sequences");
@@ -275,12 +273,7 @@ pub(super) fn plan_schema(
         }
         plan.after.push(Step {
             what: format!("foreign key {} on {}", o.name, o.table),
-            sql: format!(
-                "ALTER TABLE {} ADD CONSTRAINT {} {}",
-                o.table.sql(),
-                ident(&o.name),
-                o.definition
-            ),
+            sql: o.add_constraint_sql(),
             needs: vec![o.table.clone(), parent.clone()],
         });
         count(&mut plan.counts, "foreign keys");
@@ -303,12 +296,7 @@ pub(super) fn plan_schema(
         }
         plan.after.push(Step {
             what: format!("foreign key {} on {}", o.name, o.table),
-            sql: format!(
-                "ALTER TABLE {} ADD CONSTRAINT {} {}",
-                o.table.sql(),
-                ident(&o.name),
-                o.definition
-            ),
+            sql: o.add_constraint_sql(),
             needs: o.references.iter().cloned().collect(),
         });
         count(&mut plan.counts, "foreign keys");
@@ -320,12 +308,7 @@ pub(super) fn plan_schema(
     }) {
         plan.after.push(Step {
             what: format!("check constraint {} on {}", o.name, o.table),
-            sql: format!(
-                "ALTER TABLE {} ADD CONSTRAINT {} {}",
-                o.table.sql(),
-                ident(&o.name),
-                o.definition
-            ),
+            sql: o.add_constraint_sql(),
             needs: vec![o.table.clone()],
         });
     }
@@ -665,20 +648,6 @@ pub(super) fn plan_schema(
         }));
     }
     plan
-}
-
-fn sequence_ddl(s: &Sequence) -> String {
-    format!(
-        "CREATE SEQUENCE {} AS {} INCREMENT BY {} MINVALUE {} MAXVALUE {} START WITH {} CACHE {}{}",
-        s.name.sql(),
-        s.data_type,
-        s.increment,
-        s.min,
-        s.max,
-        s.start,
-        s.cache,
-        if s.cycle { " CYCLE" } else { " NO CYCLE" }
-    )
 }
 
 fn routine_keyword(r: &Routine) -> &'static str {
