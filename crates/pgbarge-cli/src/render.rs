@@ -208,10 +208,13 @@ pub fn plan(plan: &Plan, verbose: bool) -> String {
 fn counts_line(counts: &std::collections::BTreeMap<String, usize>) -> String {
     counts
         .iter()
-        .map(|(what, n)| match (n, what.strip_suffix('s')) {
-            (1, Some(one)) => format!("1 {one}"),
-            _ => format!("{n} {what}"),
-        })
+        .map(
+            |(what, n)| match (n, what.strip_suffix("ies"), what.strip_suffix('s')) {
+                (1, Some(stem), _) => format!("1 {stem}y"),
+                (1, None, Some(one)) => format!("1 {one}"),
+                _ => format!("{n} {what}"),
+            },
+        )
         .collect::<Vec<_>>()
         .join(", ")
 }

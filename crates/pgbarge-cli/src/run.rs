@@ -380,6 +380,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     if settings.json {
         // One document: the copy report, with the verdicts under "verify" when asked for.
         let mut doc = serde_json::to_value(&report).unwrap_or_default();
+        doc["ok"] = serde_json::Value::Bool(true);
         if let Some(v) = &verified {
             doc["verify"] = serde_json::to_value(v).unwrap_or_default();
         }
@@ -434,7 +435,7 @@ fn copy_failure(err: Error) -> Failure {
         && (err.message().contains("No space left") || err.message().contains("could not extend"));
     let message = format!(
         "{}\nThe table being loaded was rolled back: on the target it is exactly as it was \
-         before. Tables reported done above are committed; run again naming the tables that \
+         before. Tables reported done are committed; run again naming the tables that \
          are not done yet.{}",
         err.message(),
         if disk_full {

@@ -753,3 +753,71 @@ fn inheritance_is_kept() {
     );
     other.copy(&["kid", "--with-parents", "--yes"]).assert_ok();
 }
+
+/// What a second review found: tables without columns, reg* and tsquery values, upsert
+/// into GENERATED ALWAYS identity, extensions only an index needs, and a --schema-only
+/// run completing tables an interrupted run left without keys or triggers.
+#[test]
+fn odd_tables_and_completing_an_unfinished_schema() {
+    let db = TestDb::new("odd");
+    db.source_sql(
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm;
+         CREATE TABLE public.nocols ();
+         INSERT INTO public.nocols DEFAULT VALUES; INSERT INTO public.nocols DEFAULT VALUES;
+         CREATE TABLE public.refs (id int PRIMARY KEY, r regclass, t regtype, q tsquery);
+         INSERT INTO public.refs VALUES (1, 'public.nocols', 'int4', ''), (2, NULL, 'text[]', 'a & b');
+         CREATE INDEX refs_trgm ON public.refs USING gin ((q::text) gin_trgm_ops);
+         CREATE TABLE public.ids (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
+         INSERT INTO public.ids (v) VALUES ('a'), ('b');",
+    );
+    db.copy(&["--all", "--yes", "--verify"]).assert_ok();
+    for t in ["public.nocols", "public.refs", "public.ids"] {
+        db.assert_same(t);
+    }
+    assert_eq!(
+        db.target_sql("SELECT count(*) FROM public.nocols").trim(),
+        "2"
+    );
+    assert_eq!(
+        db.target_sql("SELECT r::text FROM public.refs WHERE id = 1")
+            .trim(),
+        "nocols",
+        "a regclass arrives as the name it denotes, not an OID"
+    );
+    // Upsert into a GENERATED ALWAYS identity column.
+    db.source_sql("UPDATE public.ids SET v = 'changed' WHERE id = 2; INSERT INTO public.ids (v) VALUES ('c');");
+    db.copy(&["public.ids", "--mode", "upsert", "--yes"])
+        .assert_ok();
+    db.assert_same("public.ids");
+
+    // A copy whose last step did not happen (here: keys left out, a trigger dropped):
+    // --schema-only adds what the existing tables lack.
+    let other = TestDb::new("unfinished");
+    other.source_sql(
+        "CREATE TABLE public.p (id int PRIMARY KEY);
+         CREATE TABLE public.c (id int PRIMARY KEY, p_id int REFERENCES public.p);
+         CREATE FUNCTION public.noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+         CREATE TRIGGER c_noop BEFORE UPDATE ON public.c FOR EACH ROW EXECUTE FUNCTION public.noop();
+         INSERT INTO public.p VALUES (1); INSERT INTO public.c VALUES (1, 1);",
+    );
+    other.copy(&["--all", "--without-fks", "--yes"]).assert_ok();
+    other.target_sql("DROP TRIGGER c_noop ON public.c");
+    let run = other.copy(&["--all", "--schema-only", "--yes"]);
+    run.assert_ok();
+    assert_eq!(
+        other
+            .target_sql(
+                "SELECT (SELECT count(*) FROM pg_constraint WHERE contype = 'f'), \
+                        (SELECT count(*) FROM pg_trigger WHERE tgname = 'c_noop')"
+            )
+            .trim(),
+        "1|1"
+    );
+    // Preflight hints name the actual role, ready to paste.
+    other.target_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC; CREATE SCHEMA locked;");
+    other.source_sql("CREATE SCHEMA locked; CREATE TABLE locked.t (id int);");
+    let refused = other.copy(&["locked.t", "--yes"]);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(refused.stderr.contains("TO \"app\""), "{}", refused.stderr);
+    assert!(!refused.stderr.contains("<role>"), "{}", refused.stderr);
+}

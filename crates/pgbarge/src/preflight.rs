@@ -373,6 +373,14 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
             ));
         }
     }
+    // The hints name the role and database the user connected with, ready to paste.
+    let role = plan.target.connection.split('@').next().unwrap_or_default();
+    for p in &mut problems {
+        p.hint = p
+            .hint
+            .replace("<role>", &crate::quote::ident(role))
+            .replace("<db>", &crate::quote::ident(&plan.target.database));
+    }
     problems
 }
 

@@ -41,6 +41,13 @@ impl TableName {
         }
     }
 
+    /// `schema<TAB>name`: how catalog lookups on the other server take a name — matched
+    /// against `pg_namespace`/`pg_class` directly, which (unlike `to_regclass`) cannot
+    /// fail on a schema the role may not use.
+    pub fn key(&self) -> String {
+        format!("{}\t{}", self.schema, self.name)
+    }
+
     /// The name quoted for SQL: `"schema"."name"`.
     pub fn sql(&self) -> String {
         crate::quote::qualified(&self.schema, &self.name)

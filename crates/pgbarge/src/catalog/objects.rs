@@ -287,17 +287,24 @@ WHERE e.extname <> 'plpgsql'
                     WHERE d.classid = 'pg_catalog.pg_type'::regclass AND d.deptype = 'e'
                       AND d.refclassid = 'pg_catalog.pg_extension'::regclass
                       AND a.attrelid = ANY($1))
+       -- Anything of an extension that the tables' defaults, constraints, indexes
+       -- (operator classes: gin_trgm_ops, btree_gist's) or triggers use.
        OR e.oid IN (SELECT x.refobjid FROM pg_catalog.pg_depend d
-                    JOIN pg_catalog.pg_depend x ON x.classid = 'pg_catalog.pg_proc'::regclass
+                    JOIN pg_catalog.pg_depend x ON x.classid = d.refclassid
                          AND x.objid = d.refobjid AND x.deptype = 'e'
                          AND x.refclassid = 'pg_catalog.pg_extension'::regclass
-                    WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass
-                      AND (d.classid = 'pg_catalog.pg_attrdef'::regclass
-                             AND d.objid IN (SELECT oid FROM pg_catalog.pg_attrdef
-                                             WHERE adrelid = ANY($1))
-                        OR d.classid = 'pg_catalog.pg_constraint'::regclass
-                             AND d.objid IN (SELECT oid FROM pg_catalog.pg_constraint
-                                             WHERE conrelid = ANY($1)))))
+                    WHERE d.classid = 'pg_catalog.pg_attrdef'::regclass
+                          AND d.objid IN (SELECT oid FROM pg_catalog.pg_attrdef
+                                          WHERE adrelid = ANY($1))
+                       OR d.classid = 'pg_catalog.pg_constraint'::regclass
+                          AND d.objid IN (SELECT oid FROM pg_catalog.pg_constraint
+                                          WHERE conrelid = ANY($1))
+                       OR d.classid = 'pg_catalog.pg_class'::regclass
+                          AND d.objid IN (SELECT indexrelid FROM pg_catalog.pg_index
+                                          WHERE indrelid = ANY($1))
+                       OR d.classid = 'pg_catalog.pg_trigger'::regclass
+                          AND d.objid IN (SELECT oid FROM pg_catalog.pg_trigger
+                                          WHERE tgrelid = ANY($1))))
 ORDER BY e.extname";
 
 /// Comments on the tables (and their columns, constraints, indexes, triggers), the
@@ -398,28 +405,43 @@ WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
                     AND e.deptype = 'e')
 ORDER BY 1";
 
-/// Which of the named objects exist on a server: relations by qualified name, routines
-/// by signature (`regprocedure` text), extensions by name.
+/// Which of the named objects exist on a server. Names are tab-separated parts matched
+/// against the catalogs (relations, constraints, triggers, collations: schema, name[,
+/// object]; `create_as`: role, schema), routines by signature (`regprocedure` text),
+/// extensions and roles by name.
 const EXISTING: &str = "
 SELECT w.i FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(kind, name, i)
+CROSS JOIN LATERAL (SELECT split_part(w.name, E'\t', 1) AS a, split_part(w.name, E'\t', 2) AS b,
+                           split_part(w.name, E'\t', 3) AS c) AS p
 WHERE CASE w.kind
-        WHEN 'relation' THEN pg_catalog.to_regclass(w.name) IS NOT NULL
+        WHEN 'relation' THEN EXISTS (
+            SELECT 1 FROM pg_catalog.pg_class r
+            JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
+            WHERE n.nspname = p.a AND r.relname = p.b)
+        WHEN 'constraint' THEN EXISTS (
+            SELECT 1 FROM pg_catalog.pg_constraint k
+            JOIN pg_catalog.pg_class r ON r.oid = k.conrelid
+            JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
+            WHERE n.nspname = p.a AND r.relname = p.b AND k.conname = p.c)
+        WHEN 'trigger' THEN EXISTS (
+            SELECT 1 FROM pg_catalog.pg_trigger g
+            JOIN pg_catalog.pg_class r ON r.oid = g.tgrelid
+            JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
+            WHERE n.nspname = p.a AND r.relname = p.b AND g.tgname = p.c)
+        WHEN 'collation' THEN EXISTS (
+            SELECT 1 FROM pg_catalog.pg_collation co
+            JOIN pg_catalog.pg_namespace n ON n.oid = co.collnamespace
+            WHERE n.nspname = p.a AND co.collname = p.b)
         -- Not to_regprocedure(): it raises an error when an argument type is missing.
-        WHEN 'routine' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
-                                    WHERE p.oid::pg_catalog.regprocedure::text = w.name)
+        WHEN 'routine' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_proc f
+                                    WHERE f.oid::pg_catalog.regprocedure::text = w.name)
         WHEN 'extension' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_extension e
                                       WHERE e.extname = w.name)
         WHEN 'role' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = w.name)
         WHEN 'create_as' THEN EXISTS (
             SELECT 1 FROM pg_catalog.pg_roles r, pg_catalog.pg_namespace n
-            WHERE r.rolname = split_part(w.name, E'\t', 1)
-              AND n.nspname = split_part(w.name, E'\t', 2)
+            WHERE r.rolname = p.a AND n.nspname = p.b
               AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'CREATE'))
-        WHEN 'collation' THEN pg_catalog.to_regcollation(w.name) IS NOT NULL
-        WHEN 'constraint' THEN EXISTS (
-            SELECT 1 FROM pg_catalog.pg_constraint k
-            WHERE k.conrelid = pg_catalog.to_regclass(split_part(w.name, E'\t', 1))
-              AND k.conname = split_part(w.name, E'\t', 2))
         WHEN 'member' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = w.name
                                    AND pg_catalog.pg_has_role(r.oid, 'MEMBER'))
         ELSE false

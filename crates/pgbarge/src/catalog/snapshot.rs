@@ -108,21 +108,21 @@ impl Snapshot {
         let mut wanted: Vec<(&'static str, String)> = Vec::new();
         let o = &source_objects;
         wanted.extend(o.extensions.iter().map(|e| ("extension", e.name.clone())));
-        wanted.extend(o.sequences.iter().map(|s| ("relation", s.name.sql())));
+        wanted.extend(o.sequences.iter().map(|s| ("relation", s.name.key())));
         wanted.extend(
             o.collations
                 .iter()
-                .map(|c| ("collation", crate::quote::qualified(&c.schema, &c.name))),
+                .map(|c| ("collation", format!("{}\t{}", c.schema, c.name))),
         );
         wanted.extend(o.routines.iter().map(|r| ("routine", r.signature.clone())));
         for v in &o.views {
-            wanted.push(("relation", v.name.sql()));
-            wanted.extend(v.reads.iter().map(|r| ("relation", r.sql())));
+            wanted.push(("relation", v.name.key()));
+            wanted.extend(v.reads.iter().map(|r| ("relation", r.key())));
         }
         for fk in o.table_objects.iter().filter(|t| t.references.is_some()) {
-            wanted.extend(fk.references.iter().map(|r| ("relation", r.sql())));
-            wanted.push(("relation", fk.table.sql()));
-            wanted.push(("constraint", format!("{}\t{}", fk.table.sql(), fk.name)));
+            wanted.extend(fk.references.iter().map(|r| ("relation", r.key())));
+            wanted.push(("relation", fk.table.key()));
+            wanted.push(("constraint", format!("{}\t{}", fk.table.key(), fk.name)));
         }
         let mut schemas: Vec<&String> = chosen.iter().map(|t| &t.name.schema).collect();
         schemas.extend(whole_schemas);
@@ -138,6 +138,13 @@ impl Snapshot {
                 .iter()
                 .flat_map(|p| p.roles.iter().flatten())
                 .map(|r| ("role", r.clone())),
+        );
+        // Triggers by name, so a --schema-only run can add those an existing table lacks.
+        wanted.extend(
+            o.table_objects
+                .iter()
+                .filter(|t| t.kind == TableObjectKind::Trigger)
+                .map(|t| ("trigger", format!("{}\t{}", t.table.key(), t.name))),
         );
         for role in roles {
             wanted.push(("role", role.clone()));

@@ -171,8 +171,10 @@ pub async fn run(
         r = work => r,
         _ = stop => Err(Error::new(
             Kind::Interrupted,
-            "interrupted: the tables being loaded were rolled back; tables reported done above \
-             are committed on the target.",
+            "interrupted: the tables being loaded were rolled back; tables reported done \
+             are committed on the target. If the objects that follow the data (foreign keys, \
+             views, triggers, sequence values) were not finished, run the same copy with \
+             --schema-only to create what is missing.",
         )),
     };
     if let Err(e) = outcome {

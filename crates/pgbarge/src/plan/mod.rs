@@ -192,6 +192,8 @@ pub struct TablePlan {
     pub truncate_group: Option<usize>,
     /// The target table is partitioned.
     pub target_partitioned: bool,
+    /// Copied columns that are `GENERATED ALWAYS AS IDENTITY` on the existing target.
+    pub identity_always: Vec<String>,
     /// The existing target table's enabled user triggers (name, `tgenabled`): set aside
     /// for the load so they do not rewrite copied rows or log them, and put back as they
     /// were, in the same transaction (other sessions never see them off).
@@ -395,9 +397,12 @@ impl TablePlan {
     /// `INSERT … ON CONFLICT (key) DO UPDATE`, touching only rows whose values changed.
     fn upsert_sql(&self, name: &TableName) -> String {
         let cols = ident_list(self.copied_columns());
+        // GENERATED ALWAYS identity columns take the source's values only with OVERRIDING
+        // SYSTEM VALUE, and can never be updated.
         let others: Vec<&str> = self
             .copied_columns()
             .filter(|c| !self.upsert_key.iter().any(|k| k == c))
+            .filter(|c| !self.identity_always.iter().any(|k| k == c))
             .collect();
         let action = if others.is_empty() {
             "DO NOTHING".to_string()
@@ -417,8 +422,13 @@ impl TablePlan {
                 ident_list(others.iter().copied())
             )
         };
+        let overriding = if self.identity_always.is_empty() {
+            ""
+        } else {
+            " OVERRIDING SYSTEM VALUE"
+        };
         format!(
-            "INSERT INTO {} AS pgbarge_t ({cols}) SELECT {cols} FROM {} ON CONFLICT ({}) {action}",
+            "INSERT INTO {} AS pgbarge_t ({cols}){overriding} SELECT {cols} FROM {} ON CONFLICT ({}) {action}",
             name.sql(),
             TableName::new("pg_temp", UPSERT_TABLE).sql(),
             ident_list(self.upsert_key.iter().map(String::as_str))
@@ -460,19 +470,31 @@ impl TablePlan {
                 self.format_clause()
             ),
             TableKind::Regular => format!(
-                "COPY {} ({cols}) TO STDOUT {}",
+                "COPY {}{} TO STDOUT {}",
                 self.source.sql(),
+                self.column_list(),
                 self.format_clause()
             ),
+        }
+    }
+
+    /// ` ("a", "b")` for a COPY statement, or nothing for a table without columns (whose
+    /// rows still count: `COPY t ()` is a syntax error, `COPY t` copies them). Generated
+    /// columns are left out by COPY itself when no list is given.
+    fn column_list(&self) -> String {
+        if self.columns.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", ident_list(self.copied_columns()))
         }
     }
 
     /// `COPY` of one leaf partition of a partitioned table pgbarge creates.
     pub fn copy_leaf_out_sql(&self, leaf: &TableName) -> String {
         format!(
-            "COPY {} ({}) TO STDOUT {}",
+            "COPY {}{} TO STDOUT {}",
             leaf.sql(),
-            ident_list(self.copied_columns()),
+            self.column_list(),
             self.format_clause()
         )
     }
@@ -480,9 +502,9 @@ impl TablePlan {
     /// `COPY … FROM STDIN` into `name` (the target table, or its staging table).
     pub fn copy_in_sql(&self, name: &TableName) -> String {
         format!(
-            "COPY {} ({}) FROM STDIN {}",
+            "COPY {}{} FROM STDIN {}",
             name.sql(),
-            ident_list(self.copied_columns()),
+            self.column_list(),
             self.format_clause()
         )
     }
@@ -593,7 +615,7 @@ impl Plan {
                 if plan
                     .columns
                     .iter()
-                    .all(|c| c.route == ColumnRoute::Identical)
+                    .all(|c| c.route == ColumnRoute::Identical && !text_only(&c.source_type))
                 {
                     plan.format = CopyFormat::Binary;
                 }
@@ -662,6 +684,11 @@ impl Plan {
             &schema::TablesInPlan {
                 created,
                 copied,
+                kept: tables
+                    .iter()
+                    .filter(|t| t.action == Action::Keep)
+                    .map(|t| &t.target)
+                    .collect(),
                 types_created,
                 schemas_created: new_schemas.clone(),
                 owned_sequences,
@@ -831,13 +858,35 @@ fn order_by_foreign_keys(tables: &mut [TablePlan], edges: &[(TableName, TableNam
     for i in cyclic {
         after[i].clear();
         tables[i].notes.push(
-            "its foreign keys on the target form a cycle with other copied tables, so it is              not ordered after them; load may fail on a key that is not yet satisfied"
+            "its foreign keys on the target form a cycle with other copied tables, so it is \
+             not ordered after them; load may fail on a key that is not yet satisfied"
                 .into(),
         );
     }
     for (t, a) in tables.iter_mut().zip(after) {
         t.load_after = a;
     }
+}
+
+/// Types whose binary COPY form cannot travel between servers: the `reg*` types are
+/// sent as bare OIDs, which name other objects (or nothing) on the target, and an empty
+/// `tsquery` is refused by binary input. Their text form is what pg_dump moves.
+fn text_only(type_sql: &str) -> bool {
+    matches!(
+        type_sql.trim_end_matches("[]"),
+        "regclass"
+            | "regtype"
+            | "regproc"
+            | "regprocedure"
+            | "regoper"
+            | "regoperator"
+            | "regconfig"
+            | "regdictionary"
+            | "regnamespace"
+            | "regrole"
+            | "regcollation"
+            | "tsquery"
+    )
 }
 
 /// As many streams as the machine has cores, within [`MIN_DEFAULT_JOBS`] and
@@ -921,6 +970,7 @@ fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
         load_after: Vec::new(),
         truncate_group: None,
         target_partitioned: false,
+        identity_always: Vec::new(),
         quiet_triggers: Vec::new(),
         notes: Vec::new(),
     }
@@ -1148,6 +1198,12 @@ fn plan_existing(
     };
     let mut plan = base_plan(src, action);
     plan.target_partitioned = tgt.table.kind == TableKind::Partitioned;
+    plan.identity_always = tgt
+        .columns
+        .iter()
+        .filter(|c| c.identity == Some('a'))
+        .map(|c| c.name.clone())
+        .collect();
     if let Some(triggers) = snapshot.target_triggers.get(&tgt.table.name) {
         if tgt.table.is_owner || snapshot.target_privileges.is_superuser {
             plan.quiet_triggers = triggers.clone();

@@ -95,8 +95,10 @@ pub(super) struct TablesInPlan<'a> {
     pub created: BTreeSet<&'a TableName>,
     /// Every table the run loads or keeps (created ones included).
     pub copied: BTreeSet<&'a TableName>,
-    /// Created tables that are partitions, with their root, so objects of partitions
-    /// are created along with the root.
+    /// `--schema-only` tables that already exist: they get the foreign keys and triggers
+    /// of the source's that they lack (e.g. after a run interrupted before its last step).
+    pub kept: BTreeSet<&'a TableName>,
+    /// Types created (qualified SQL names), for comments and ownership.
     pub types_created: Vec<String>,
     pub schemas_created: Vec<String>,
     /// Sequences created along with created tables (`serial` and identity columns).
@@ -139,7 +141,7 @@ pub(super) fn plan_schema(
 
     for c in &objects.collations {
         let name = qualified(&c.schema, &c.name);
-        if exists("collation", name.clone()) {
+        if exists("collation", format!("{}\t{}", c.schema, c.name)) {
             continue;
         }
         let locale = |v: Option<&String>| literal(v.map(String::as_str).unwrap_or_default());
@@ -170,7 +172,7 @@ pub(super) fn plan_schema(
 
     let mut sequences_created = Vec::new();
     for s in &objects.sequences {
-        if exists("relation", s.name.sql()) {
+        if exists("relation", s.name.key()) {
             plan.skipped.push(Skipped {
                 what: format!("sequence {}", s.name),
                 why: EXISTS.into(),
@@ -255,7 +257,7 @@ pub(super) fn plan_schema(
         let Some(parent) = &o.references else {
             continue;
         };
-        let available = tables.copied.contains(parent) || exists("relation", parent.sql());
+        let available = tables.copied.contains(parent) || exists("relation", parent.key());
         if !available {
             if options.without_fks {
                 plan.skipped.push(Skipped {
@@ -280,17 +282,20 @@ pub(super) fn plan_schema(
     }
 
     // Foreign keys of tables already on the target that point at tables created now
-    // (e.g. a parent table copied in a later run than its children), if missing there.
+    // (e.g. a parent table copied in a later run than its children), or that a kept
+    // table lacks, if missing there and their parent is there.
     for o in objects.table_objects.iter().filter(|o| {
         o.kind == TableObjectKind::ForeignKey
             && !options.without_fks
             && !tables.created.contains(&o.table)
-            && o.references
-                .as_ref()
-                .is_some_and(|p| tables.created.contains(p))
+            && o.references.as_ref().is_some_and(|p| {
+                tables.created.contains(p)
+                    || tables.kept.contains(&o.table)
+                        && (tables.copied.contains(p) || exists("relation", p.key()))
+            })
     }) {
-        let on_target = exists("relation", o.table.sql());
-        let has_key = exists("constraint", format!("{}\t{}", o.table.sql(), o.name));
+        let on_target = exists("relation", o.table.key());
+        let has_key = exists("constraint", format!("{}\t{}", o.table.key(), o.name));
         if !on_target || has_key {
             continue;
         }
@@ -318,7 +323,7 @@ pub(super) fn plan_schema(
     let mut views_created: Vec<&View> = Vec::new();
     let mut pending: Vec<&View> = objects.views.iter().collect();
     pending.retain(|v| {
-        if exists("relation", v.name.sql()) {
+        if exists("relation", v.name.key()) {
             plan.skipped.push(Skipped {
                 what: view_label(v),
                 why: EXISTS.into(),
@@ -338,7 +343,7 @@ pub(super) fn plan_schema(
             let ready = v.reads.iter().all(|r| {
                 tables.copied.contains(r)
                     || views_created.iter().any(|c| &c.name == r)
-                    || (!pending_names.contains(r) && exists("relation", r.sql()))
+                    || (!pending_names.contains(r) && exists("relation", r.key()))
             });
             if ready {
                 views_created.push(v);
@@ -355,7 +360,7 @@ pub(super) fn plan_schema(
         let missing: Vec<String> = v
             .reads
             .iter()
-            .filter(|r| !tables.copied.contains(r) && !exists("relation", r.sql()))
+            .filter(|r| !tables.copied.contains(r) && !exists("relation", r.key()))
             .map(|r| r.to_string())
             .collect();
         plan.skipped.push(Skipped {
@@ -397,10 +402,14 @@ pub(super) fn plan_schema(
         }
     }
 
-    // Triggers and rules last among the definitions, so none fired on copied rows.
+    // Triggers and rules last among the definitions, so none fired on copied rows; a
+    // kept table gets the triggers it lacks.
     for o in objects.table_objects.iter().filter(|o| {
         matches!(o.kind, TableObjectKind::Trigger | TableObjectKind::Rule)
-            && tables.created.contains(&o.table)
+            && (tables.created.contains(&o.table)
+                || o.kind == TableObjectKind::Trigger
+                    && tables.kept.contains(&o.table)
+                    && !exists("trigger", format!("{}\t{}", o.table.key(), o.name)))
     }) {
         let kind = if o.kind == TableObjectKind::Trigger {
             "trigger"
