@@ -263,19 +263,30 @@ pub fn verify(report: &pgbarge::verify::VerifyReport) -> String {
                 Status::Equal => "equal",
                 Status::Different => "DIFFERENT",
                 Status::MissingOnTarget => "MISSING on target",
+                Status::NotVerified => "NOT VERIFIED",
             }
             .to_string(),
             v.differing_keys.join(" "),
         ]);
     }
     right(&mut t, &[1, 2]);
+    let mut why = String::new();
+    for v in report
+        .tables
+        .iter()
+        .filter(|v| v.status == Status::NotVerified)
+    {
+        if let Some(e) = &v.error {
+            why.push_str(&format!("not verified: {}: {e}\n", v.table));
+        }
+    }
     let equal = report
         .tables
         .iter()
         .filter(|v| v.status == Status::Equal)
         .count();
     format!(
-        "{t}\nverified {} table{}: {equal} equal, {} not, in {:.1} s\n",
+        "{t}\n{why}verified {} table{}: {equal} equal, {} not, in {:.1} s\n",
         report.tables.len(),
         if report.tables.len() == 1 { "" } else { "s" },
         report.tables.len() - equal,

@@ -821,3 +821,31 @@ fn odd_tables_and_completing_an_unfinished_schema() {
     assert!(refused.stderr.contains("TO \"app\""), "{}", refused.stderr);
     assert!(!refused.stderr.contains("<role>"), "{}", refused.stderr);
 }
+
+#[test]
+fn schema_only_then_data_only_keeps_not_valid_constraints_not_valid() {
+    let db = TestDb::new("not_valid_twice");
+    db.source_sql(
+        "CREATE TABLE public.p (id int PRIMARY KEY);
+         CREATE TABLE public.c (id int PRIMARY KEY, p_id int);
+         INSERT INTO public.p VALUES (1); INSERT INTO public.c VALUES (1, 1), (2, 99);
+         ALTER TABLE public.c ADD CONSTRAINT c_small CHECK (id < 2) NOT VALID;
+         ALTER TABLE public.c ADD CONSTRAINT c_p FOREIGN KEY (p_id) REFERENCES public.p NOT VALID;",
+    );
+    db.copy(&["--all", "--schema-only", "--yes"]).assert_ok();
+    db.copy(&["--all", "--data-only", "--yes"]).assert_ok();
+    db.assert_same("public.c");
+    assert_eq!(
+        db.target_sql(
+            "SELECT string_agg(conname || ':' || convalidated, ',' ORDER BY conname) \
+             FROM pg_constraint WHERE conrelid = 'public.c'::regclass AND contype IN ('c', 'f')"
+        )
+        .trim(),
+        "c_p:false,c_small:false"
+    );
+    // New rows are still checked.
+    let bad = servers()
+        .target
+        .psql_output(&db.name, "INSERT INTO public.c VALUES (5, 1)", &[]);
+    assert!(!bad.status.success());
+}

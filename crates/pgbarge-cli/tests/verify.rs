@@ -84,3 +84,20 @@ fn a_table_missing_on_the_target_is_reported() {
         run.stderr
     );
 }
+
+#[test]
+fn a_table_the_target_role_cannot_read_whole_is_reported_and_the_rest_compared() {
+    let db = TestDb::new("verify_rls");
+    db.source_sql(
+        "CREATE TABLE open (id int PRIMARY KEY); INSERT INTO open VALUES (1), (2);
+         CREATE TABLE guarded (id int PRIMARY KEY); INSERT INTO guarded VALUES (1);
+         ALTER TABLE guarded ENABLE ROW LEVEL SECURITY; ALTER TABLE guarded FORCE ROW LEVEL SECURITY;",
+    );
+    db.copy(&["--all", "--yes"]).assert_ok();
+    // FORCE makes the policies (none: no rows) apply to the owner, the target role.
+    let run = verify(&db, &[]);
+    assert_eq!(run.code, EXIT_VERIFY, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("NOT VERIFIED"), "{}", run.stdout);
+    assert!(run.stdout.contains("row-level security"), "{}", run.stdout);
+    assert!(run.stdout.contains("1 equal"), "{}", run.stdout);
+}

@@ -29,6 +29,9 @@ pub enum Status {
     Equal,
     Different,
     MissingOnTarget,
+    /// A server refused to compute the checksum (e.g. row-level security applies to the
+    /// role); the other tables are still compared.
+    NotVerified,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,6 +42,9 @@ pub struct TableVerdict {
     pub target_rows: Option<i64>,
     /// Up to ten primary keys (as row text) whose rows differ or exist on one side only.
     pub differing_keys: Vec<String>,
+    /// Why the table could not be compared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     pub seconds: f64,
 }
 
@@ -95,67 +101,93 @@ pub async fn verify(
         let Some(src) = source_described.tables.get(name) else {
             continue;
         };
-        let count_sql = |columns: &[String]| {
-            format!(
-                "SELECT count(*), coalesce(sum({})::numeric, 0)::text FROM {}",
-                row_expr(columns),
-                name.sql()
-            )
-        };
-        let Some(tgt) = target_described.tables.get(name) else {
-            let rows = source
-                .query_one(&count_sql(&[]), &[])
-                .await
-                .map_err(|e| Error::postgres(Kind::Catalog, Side::Source, "counting rows", e))?
-                .get(0);
-            verdicts.push(TableVerdict {
+        let tgt = target_described.tables.get(name);
+        let verdict = match verify_table(source, target, name, src, tgt).await {
+            Ok(v) => v,
+            Err(e) => TableVerdict {
                 table: name.clone(),
-                status: Status::MissingOnTarget,
-                source_rows: rows,
+                status: Status::NotVerified,
+                source_rows: 0,
                 target_rows: None,
                 differing_keys: Vec::new(),
-                seconds: table_started.elapsed().as_secs_f64(),
-            });
-            continue;
-        };
-        // Columns both sides have, in the source's order.
-        let columns: Vec<String> = src
-            .columns
-            .iter()
-            .filter(|c| tgt.columns.iter().any(|t| t.name == c.name))
-            .map(|c| c.name.clone())
-            .collect();
-        let doing = format!("checksumming {name}");
-        let ((s_rows, s_sum), (t_rows, t_sum)) =
-            both(source, target, &count_sql(&columns), &doing, |rows| {
-                rows.first()
-                    .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)))
-                    .unwrap_or_default()
-            })
-            .await?;
-        let equal = s_rows == t_rows && s_sum == t_sum;
-        let differing_keys = match (&src.primary_key, equal) {
-            (Some(pk), false) => {
-                differing_keys(source, target, name, &columns, &pk.columns).await?
-            }
-            _ => Vec::new(),
+                error: Some(e.message().to_string()),
+                seconds: 0.0,
+            },
         };
         verdicts.push(TableVerdict {
-            table: name.clone(),
-            status: if equal {
-                Status::Equal
-            } else {
-                Status::Different
-            },
-            source_rows: s_rows,
-            target_rows: Some(t_rows),
-            differing_keys,
             seconds: table_started.elapsed().as_secs_f64(),
+            ..verdict
         });
     }
     Ok(VerifyReport {
         tables: verdicts,
         seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// One table's verdict (`tgt`: the table as described on the target, if it is there).
+async fn verify_table(
+    source: &Client,
+    target: &Client,
+    name: &TableName,
+    src: &crate::catalog::TableDetail,
+    tgt: Option<&crate::catalog::TableDetail>,
+) -> Result<TableVerdict> {
+    let count_sql = |columns: &[String]| {
+        format!(
+            "SELECT count(*), coalesce(sum({})::numeric, 0)::text FROM {}",
+            row_expr(columns),
+            name.sql()
+        )
+    };
+    let Some(tgt) = tgt else {
+        let rows = source
+            .query_one(&count_sql(&[]), &[])
+            .await
+            .map_err(|e| Error::postgres(Kind::Catalog, Side::Source, "counting rows", e))?
+            .get(0);
+        return Ok(TableVerdict {
+            table: name.clone(),
+            status: Status::MissingOnTarget,
+            source_rows: rows,
+            target_rows: None,
+            differing_keys: Vec::new(),
+            error: None,
+            seconds: 0.0,
+        });
+    };
+    // Columns both sides have, in the source's order.
+    let columns: Vec<String> = src
+        .columns
+        .iter()
+        .filter(|c| tgt.columns.iter().any(|t| t.name == c.name))
+        .map(|c| c.name.clone())
+        .collect();
+    let doing = format!("checksumming {name}");
+    let ((s_rows, s_sum), (t_rows, t_sum)) =
+        both(source, target, &count_sql(&columns), &doing, |rows| {
+            rows.first()
+                .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)))
+                .unwrap_or_default()
+        })
+        .await?;
+    let equal = s_rows == t_rows && s_sum == t_sum;
+    let differing_keys = match (&src.primary_key, equal) {
+        (Some(pk), false) => differing_keys(source, target, name, &columns, &pk.columns).await?,
+        _ => Vec::new(),
+    };
+    Ok(TableVerdict {
+        table: name.clone(),
+        status: if equal {
+            Status::Equal
+        } else {
+            Status::Different
+        },
+        source_rows: s_rows,
+        target_rows: Some(t_rows),
+        differing_keys,
+        error: None,
+        seconds: 0.0,
     })
 }
 

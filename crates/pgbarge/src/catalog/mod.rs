@@ -22,7 +22,7 @@ pub use objects::{
 };
 pub use queries::{
     describe, find_types, foreign_key_edges, list_tables, non_empty_tables, target_privileges,
-    user_triggers,
+    unvalidated_constraints, user_triggers,
 };
 pub use snapshot::Snapshot;
 

@@ -198,6 +198,15 @@ FROM pg_catalog.pg_trigger g
 WHERE g.tgrelid = ANY($1) AND NOT g.tgisinternal AND g.tgenabled <> 'D' AND g.tgparentid = 0
 ORDER BY g.tgrelid, g.tgname";
 
+/// NOT VALID check and foreign-key constraints of the given tables: rows that break them
+/// are allowed to stay, but every new row is checked.
+const UNVALIDATED: &str = "
+SELECT k.conrelid, k.conname, pg_catalog.pg_get_constraintdef(k.oid)
+FROM pg_catalog.pg_constraint k
+WHERE k.conrelid = ANY($1) AND NOT k.convalidated AND k.contype IN ('c', 'f')
+  AND k.conparentid = 0
+ORDER BY k.conrelid, k.conname";
+
 /// Which of the named types exist, with their kind and (for enums) labels.
 const FIND_TYPES: &str = "
 SELECT n.nspname, t.typname, t.typtype::text,
@@ -479,6 +488,29 @@ pub async fn user_triggers(
             out.entry(t.name.clone())
                 .or_default()
                 .push((r.get(1), first_char(r.get(2)).unwrap_or('O')));
+        }
+    }
+    Ok(out)
+}
+
+/// NOT VALID constraints per table: (name, definition).
+pub async fn unvalidated_constraints(
+    client: &Client,
+    side: Side,
+    tables: &[Table],
+) -> Result<BTreeMap<TableName, Vec<(String, String)>>> {
+    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+    let rows = client
+        .query_typed(UNVALIDATED, &[(&oids, Type::OID_ARRAY)])
+        .await
+        .map_err(catalog_error(side, "reading NOT VALID constraints"))?;
+    let mut out: BTreeMap<TableName, Vec<(String, String)>> = BTreeMap::new();
+    for r in &rows {
+        let oid: u32 = r.get(0);
+        if let Some(t) = tables.iter().find(|t| t.oid == oid) {
+            out.entry(t.name.clone())
+                .or_default()
+                .push((r.get(1), r.get(2)));
         }
     }
     Ok(out)

@@ -36,6 +36,8 @@ pub struct Snapshot {
     pub target_foreign_keys: Vec<(TableName, TableName)>,
     /// Enabled user triggers of those target tables: (name, `tgenabled`).
     pub target_triggers: BTreeMap<TableName, Vec<(String, char)>>,
+    /// NOT VALID constraints of those target tables: (name, definition).
+    pub target_unvalidated: BTreeMap<TableName, Vec<(String, String)>>,
 }
 
 impl Snapshot {
@@ -85,7 +87,8 @@ impl Snapshot {
                 target_privileges(target),
                 available_extensions(target, Side::Target),
                 foreign_key_edges(target, Side::Target, &counterparts),
-                user_triggers(target, Side::Target, &counterparts)
+                user_triggers(target, Side::Target, &counterparts),
+                unvalidated_constraints(target, Side::Target, &counterparts)
             )
         };
         let (
@@ -97,6 +100,7 @@ impl Snapshot {
                 target_extensions,
                 target_foreign_keys,
                 target_triggers,
+                target_unvalidated,
             ),
         ) = tokio::try_join!(source_fut, target_fut)?;
 
@@ -176,6 +180,7 @@ impl Snapshot {
             target_extensions,
             target_foreign_keys,
             target_triggers,
+            target_unvalidated,
         })
     }
 }

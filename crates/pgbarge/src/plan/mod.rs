@@ -198,6 +198,10 @@ pub struct TablePlan {
     /// for the load so they do not rewrite copied rows or log them, and put back as they
     /// were, in the same transaction (other sessions never see them off).
     pub quiet_triggers: Vec<(String, char)>,
+    /// The existing target table's NOT VALID constraints (name, definition): the rows
+    /// loaded may break them as the source's rows do, so they are dropped for the load
+    /// and added back NOT VALID in the same transaction.
+    pub unvalidated: Vec<(String, String)>,
     /// What the user should know about this table (what is not recreated, conversions).
     pub notes: Vec<String>,
 }
@@ -326,6 +330,13 @@ impl TablePlan {
                 ));
             }
         }
+        for (constraint, _) in &self.unvalidated {
+            sql.push(format!(
+                "ALTER TABLE {} DROP CONSTRAINT {}",
+                name.sql(),
+                ident(constraint)
+            ));
+        }
         for (trigger, _) in &self.quiet_triggers {
             sql.push(format!(
                 "ALTER TABLE {} DISABLE TRIGGER {}",
@@ -361,7 +372,23 @@ impl TablePlan {
 
     /// Statements run after the data: the primary key, or an upsert's merge.
     pub fn finish_sql(&self, name: &TableName) -> Vec<String> {
-        let restore = self.quiet_triggers.iter().map(|(trigger, enabled)| {
+        let mut sql: Vec<String> = if self.action == Action::Upsert {
+            vec![self.upsert_sql(name)]
+        } else {
+            self.create
+                .iter()
+                .filter_map(|c| c.primary_key.as_ref())
+                .map(|(pk, def)| {
+                    format!(
+                        "ALTER TABLE {} ADD CONSTRAINT {} {def}",
+                        name.sql(),
+                        ident(pk)
+                    )
+                })
+                .collect()
+        };
+        // What was set aside for the load, put back as it was.
+        sql.extend(self.quiet_triggers.iter().map(|(trigger, enabled)| {
             let how = match enabled {
                 'A' => "ENABLE ALWAYS",
                 'R' => "ENABLE REPLICA",
@@ -372,26 +399,15 @@ impl TablePlan {
                 name.sql(),
                 ident(trigger)
             )
-        });
-        if self.action == Action::Upsert {
-            return std::iter::once(self.upsert_sql(name))
-                .chain(restore)
-                .collect();
-        }
-        if !self.quiet_triggers.is_empty() {
-            return restore.collect();
-        }
-        self.create
-            .iter()
-            .filter_map(|c| c.primary_key.as_ref())
-            .map(|(pk, def)| {
-                format!(
-                    "ALTER TABLE {} ADD CONSTRAINT {} {def}",
-                    name.sql(),
-                    ident(pk)
-                )
-            })
-            .collect()
+        }));
+        sql.extend(self.unvalidated.iter().map(|(constraint, def)| {
+            format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} {def}",
+                name.sql(),
+                ident(constraint)
+            )
+        }));
+        sql
     }
 
     /// `INSERT … ON CONFLICT (key) DO UPDATE`, touching only rows whose values changed.
@@ -972,6 +988,7 @@ fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
         target_partitioned: false,
         identity_always: Vec::new(),
         quiet_triggers: Vec::new(),
+        unvalidated: Vec::new(),
         notes: Vec::new(),
     }
 }
@@ -1204,6 +1221,17 @@ fn plan_existing(
         .filter(|c| c.identity == Some('a'))
         .map(|c| c.name.clone())
         .collect();
+    if let Some(constraints) = snapshot.target_unvalidated.get(&tgt.table.name) {
+        if tgt.table.is_owner || snapshot.target_privileges.is_superuser {
+            plan.unvalidated = constraints.clone();
+        } else {
+            plan.notes.push(format!(
+                "its {} NOT VALID constraint(s) check every loaded row: the role does not own \
+                 the table, so it cannot set them aside",
+                constraints.len()
+            ));
+        }
+    }
     if let Some(triggers) = snapshot.target_triggers.get(&tgt.table.name) {
         if tgt.table.is_owner || snapshot.target_privileges.is_superuser {
             plan.quiet_triggers = triggers.clone();
