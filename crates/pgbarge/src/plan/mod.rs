@@ -641,6 +641,27 @@ impl Plan {
 
         let truncate_groups = group_truncates(&mut tables, &snapshot.target_foreign_keys);
         order_by_foreign_keys(&mut tables, &snapshot.target_foreign_keys);
+        // A regclass/regtype value's text input names a relation or type, which must
+        // exist when the row loads: such tables wait for the other tables this run
+        // creates (not for each other, so there is no cycle).
+        let names_objects = |t: &TablePlan| {
+            t.columns
+                .iter()
+                .any(|c| text_only(&c.source_type) && !c.source_type.starts_with("tsquery"))
+        };
+        let created_plain: Vec<usize> = (0..tables.len())
+            .filter(|&i| {
+                matches!(tables[i].action, Action::Create | Action::Replace)
+                    && !names_objects(&tables[i])
+            })
+            .collect();
+        for t in tables.iter_mut().filter(|t| names_objects(t)) {
+            for &i in &created_plain {
+                if !t.load_after.contains(&i) {
+                    t.load_after.push(i);
+                }
+            }
+        }
         let jobs = options.jobs.unwrap_or_else(|| default_jobs(&tables)).max(1);
         let split_above = options.split_above.unwrap_or(DEFAULT_SPLIT_ABOVE);
         for (table, src) in tables
