@@ -849,3 +849,25 @@ fn schema_only_then_data_only_keeps_not_valid_constraints_not_valid() {
         .psql_output(&db.name, "INSERT INTO public.c VALUES (5, 1)", &[]);
     assert!(!bad.status.success());
 }
+
+#[test]
+fn a_column_of_a_tables_row_type_needs_that_table() {
+    let db = TestDb::new("row_type");
+    db.source_sql(
+        "CREATE SCHEMA s1; CREATE SCHEMA s2;
+         CREATE TABLE s2.zaddr (street text, zip text);
+         CREATE TABLE s1.person (id int PRIMARY KEY, home s2.zaddr, past s2.zaddr[]);
+         INSERT INTO s1.person VALUES (1, ROW('Main St', '123'), ARRAY[ROW('Old St', '9')::s2.zaddr]);",
+    );
+    let refused = db.copy(&["s1.*", "--yes"]);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(refused.stderr.contains("s2.zaddr"), "{}", refused.stderr);
+    db.copy(&["s1.*", "--with-parents", "--yes"]).assert_ok();
+    db.assert_same("s1.person");
+    assert_eq!(
+        db.target_sql("SELECT relkind FROM pg_class WHERE oid = 's2.zaddr'::regclass")
+            .trim(),
+        "r",
+        "the row type's table, not a look-alike composite type"
+    );
+}

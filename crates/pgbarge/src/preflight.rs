@@ -417,7 +417,7 @@ fn check_schema(plan: &Plan, snapshot: &Snapshot, problems: &mut Vec<Problem>) {
             ProblemKind::RelatedTables,
             Some(table),
             format!(
-                "{table}: its foreign keys reference (or it inherits from) {}, which {} not being copied and not on the target.",
+                "{table}: it needs {} (its foreign keys reference it, it inherits from it, or a column has its row type), which {} not being copied and not on the target.",
                 names.join(", "),
                 if names.len() == 1 { "is" } else { "are" }
             ),

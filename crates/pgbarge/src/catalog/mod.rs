@@ -165,6 +165,9 @@ pub struct Column {
     pub collation: Option<String>,
     /// Comes from an `INHERITS` parent (not declared by the table itself).
     pub inherited: bool,
+    /// The column's type is this table's (or view's) row type, or an array of it: that
+    /// table must exist before this one is created.
+    pub row_type_of: Option<TableName>,
     /// The sequence this column owns (`serial` or identity), if any.
     pub sequence: Option<OwnedSequence>,
 }

@@ -56,7 +56,13 @@ SELECT a.attrelid, a.attname, a.atttypid,
        CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0
             THEN pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)
        END,
-       NOT a.attislocal
+       NOT a.attislocal,
+       -- A table's (or view's) row type used as a column type, or its array.
+       (SELECT rn.nspname || E'\t' || r.relname
+        FROM pg_catalog.pg_type e
+        JOIN pg_catalog.pg_class r ON r.oid = e.typrelid AND r.relkind IN ('r', 'p', 'v', 'm', 'f')
+        JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace
+        WHERE e.oid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE t.oid END)
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
@@ -125,6 +131,9 @@ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
                   WHERE e.classid = 'pg_catalog.pg_type'::regclass AND e.objid = t.oid
                     AND e.deptype = 'e')
+  -- A table's row type comes with the table, never as a look-alike composite type.
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class r
+                  WHERE r.oid = t.typrelid AND r.relkind <> 'c')
 GROUP BY t.oid, n.nspname, t.typname, t.typtype, t.typbasetype, t.typtypmod, t.typnotnull,
          t.typdefault, t.typrelid
 ORDER BY depth DESC, n.nspname, t.typname";
@@ -378,6 +387,9 @@ pub async fn describe(
             identity: first_char(r.get(11)),
             collation: r.get(13),
             inherited: r.get(14),
+            row_type_of: r
+                .get::<_, Option<String>>(15)
+                .and_then(|k| k.split_once('\t').map(|(s, n)| TableName::new(s, n))),
         });
     }
     let mut keys: BTreeMap<u32, PrimaryKey> = pk_rows

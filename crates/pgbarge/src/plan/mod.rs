@@ -192,6 +192,9 @@ pub struct TablePlan {
     pub truncate_group: Option<usize>,
     /// The target table is partitioned.
     pub target_partitioned: bool,
+    /// Tables that must exist before this one is created: its INHERITS parents, and
+    /// tables whose row type a column uses.
+    pub requires: Vec<TableName>,
     /// Copied columns that are `GENERATED ALWAYS AS IDENTITY` on the existing target.
     pub identity_always: Vec<String>,
     /// The existing target table's enabled user triggers (name, `tgenabled`): set aside
@@ -741,12 +744,7 @@ impl Plan {
             .map(|(i, t)| (t.target.clone(), i))
             .collect();
         for i in 0..tables.len() {
-            let parents = tables[i]
-                .create
-                .as_ref()
-                .map(|c| c.inherits.clone())
-                .unwrap_or_default();
-            for parent in parents {
+            for parent in tables[i].requires.clone() {
                 match index.get(&parent) {
                     Some(&p) if matches!(tables[p].action, Action::Create | Action::Replace) => {
                         if !tables[i].load_after.contains(&p) {
@@ -1008,6 +1006,7 @@ fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
         truncate_group: None,
         target_partitioned: false,
         identity_always: Vec::new(),
+        requires: Vec::new(),
         quiet_triggers: Vec::new(),
         unvalidated: Vec::new(),
         notes: Vec::new(),
@@ -1033,6 +1032,12 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
         inherits: src.inherits.clone(),
         column_options: Vec::new(),
     };
+    plan.requires = src.inherits.clone();
+    for t in src.columns.iter().filter_map(|c| c.row_type_of.as_ref()) {
+        if t != name && !plan.requires.contains(t) {
+            plan.requires.push(t.clone());
+        }
+    }
     for col in &src.columns {
         if let Some(seq) = col.sequence.as_ref().filter(|s| !s.identity) {
             // A serial column: its sequence comes along, created before the table.
