@@ -133,73 +133,101 @@ pub fn plan(plan: &Plan, verbose: bool) -> String {
         ));
     }
     if verbose {
-        out.push_str("\nSQL run on the target:\n");
-        if !plan.prepare.is_empty() {
-            out.push_str("-- first, in one transaction:\n");
-            for s in &plan.prepare {
+        out.push_str(&verbose_sql(plan));
+    }
+    out
+}
+
+/// The SQL the plan runs on the target, transaction by transaction, as a script psql
+/// could run (the COPYs, whose rows stream from the source, are shown as comments).
+fn verbose_sql(plan: &Plan) -> String {
+    let mut out = String::from("\nSQL run on the target:\n");
+    let mut transaction = |title: &str, statements: &[String]| {
+        if statements.is_empty() {
+            return;
+        }
+        out.push_str(&format!("-- {title}\nBEGIN;\n"));
+        for s in statements {
+            if s.starts_with("COPY ") {
+                out.push_str(&format!("-- {s};  (rows streamed from the source)\n"));
+            } else {
                 out.push_str(&format!("{s};\n"));
             }
         }
-        let schema_only = plan.content == Content::SchemaOnly;
-        for table in plan.tables.iter().filter(|t| t.action != Action::Keep) {
-            match &table.staging {
-                None => {
-                    out.push_str(&format!("-- {}, in one transaction:\n", table.target));
-                    for s in table.setup_sql(&table.target) {
-                        out.push_str(&format!("{s};\n"));
-                    }
-                    if schema_only {
-                        // No rows move.
-                    } else if table.leaves.is_empty() {
-                        out.push_str(&format!(
-                            "{};\n",
-                            table.copy_in_sql(&table.load_into(&table.target))
-                        ));
-                    } else {
-                        for leaf in &table.leaves {
-                            out.push_str(&format!("{};\n", table.copy_in_sql(leaf)));
-                        }
-                    }
-                    for s in table.finish_sql(&table.target) {
-                        out.push_str(&format!("{s};\n"));
-                    }
-                    for s in &table.after_data {
-                        out.push_str(&format!("{s};\n"));
-                    }
-                }
-                Some(staging) => {
-                    out.push_str(&format!(
-                        "-- {}, split into {} parts loading a staging table, then renamed:\n",
-                        table.target,
-                        table.parts.len()
-                    ));
-                    for s in table.setup_sql(staging) {
-                        out.push_str(&format!("{s};\n"));
-                    }
-                    out.push_str(&format!(
-                        "{};  -- once per part\n",
-                        table.copy_in_sql(staging)
-                    ));
-                    for s in table.finish_sql(staging) {
-                        out.push_str(&format!("{s};\n"));
-                    }
-                    out.push_str(&format!(
-                        "ALTER TABLE {} RENAME TO {};\n",
-                        staging.sql(),
-                        pgbarge::quote::ident(&table.target.name)
-                    ));
-                    for s in &table.after_data {
-                        out.push_str(&format!("{s};\n"));
-                    }
-                }
+        out.push_str("COMMIT;\n");
+    };
+    transaction("first: schemas, types, sequences, functions", &plan.prepare);
+    let schema_only = plan.content == Content::SchemaOnly;
+    for (g, members) in plan.truncate_groups.iter().enumerate() {
+        let mut sql = vec![format!(
+            "TRUNCATE {}",
+            members
+                .iter()
+                .map(|&i| plan.tables[i].truncate_target(&plan.tables[i].target))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )];
+        for &i in members {
+            let t = &plan.tables[i];
+            sql.extend(t.setup_sql(&t.target));
+            sql.push(t.copy_in_sql(&t.load_into(&t.target)));
+            sql.extend(t.finish_sql(&t.target));
+        }
+        transaction(&format!("truncate group {}, parents first", g + 1), &sql);
+    }
+    for table in plan
+        .tables
+        .iter()
+        .filter(|t| t.action != Action::Keep && t.truncate_group.is_none())
+    {
+        let name = table.staging.as_ref().unwrap_or(&table.target);
+        let mut sql = table.setup_sql(name);
+        if !schema_only {
+            if table.leaves.is_empty() {
+                sql.push(table.copy_in_sql(&table.load_into(name)));
+            } else {
+                sql.extend(table.leaves.iter().map(|leaf| table.copy_in_sql(leaf)));
             }
         }
-        if !plan.schema.after.is_empty() {
-            out.push_str("-- after every table is loaded, in one transaction:\n");
-            for s in &plan.schema.after {
-                out.push_str(&format!("{};\n", s.sql));
+        sql.extend(table.finish_sql(name));
+        let title = match &table.staging {
+            None => table.target.to_string(),
+            Some(staging) => {
+                sql.push(format!(
+                    "ALTER TABLE {} RENAME TO {}",
+                    staging.sql(),
+                    pgbarge::quote::ident(&table.target.name)
+                ));
+                format!(
+                    "{}: its {} parts load the staging table in their own transactions, \
+                     then it is renamed",
+                    table.target,
+                    table.parts.len()
+                )
             }
-        }
+        };
+        sql.extend(table.after_data.iter().cloned());
+        transaction(&title, &sql);
+    }
+    let after: Vec<String> = plan.schema.after.iter().map(|s| s.sql.clone()).collect();
+    transaction("after every table is loaded", &after);
+    let values: Vec<String> = plan
+        .schema
+        .sequence_values
+        .iter()
+        .filter(|s| s.readable && !schema_only)
+        .map(|s| s.name.to_string())
+        .collect();
+    if !values.is_empty() {
+        out.push_str(&format!(
+            "-- and, in that last transaction, setval() of {} to the source's values{}\n",
+            values.join(", "),
+            if plan.schema.sequence_values.iter().any(|s| s.raise_only) {
+                " (sequences already on the target only move forward)"
+            } else {
+                ""
+            }
+        ));
     }
     out
 }

@@ -222,6 +222,7 @@ ALTER TABLE app.accounts CLUSTER ON accounts_pkey;
 ALTER TABLE app.accounts ALTER COLUMN touched SET STORAGE EXTERNAL;
 ALTER TABLE app.accounts ALTER COLUMN touched SET COMPRESSION pglz;
 ALTER TABLE app.accounts ALTER COLUMN code SET STATISTICS 500;
+ALTER TABLE app.accounts ALTER COLUMN code SET (n_distinct = 5);
 CREATE STATISTICS app.accounts_stats (dependencies) ON code, balance FROM app.accounts;
 "#;
 

@@ -134,6 +134,11 @@ SELECT x.indrelid, 'cluster', i.relname, NULL
 FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
 WHERE x.indrelid = ANY($1) AND x.indisclustered
 UNION ALL
+SELECT a.attrelid, 'options', a.attname, array_to_string(a.attoptions, ', ')
+FROM pg_catalog.pg_attribute a
+WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+  AND a.attoptions IS NOT NULL
+UNION ALL
 SELECT s.stxrelid, 'extended statistics', s.stxname, pg_catalog.pg_get_statisticsobjdef(s.oid)
 FROM pg_catalog.pg_statistic_ext s
 WHERE s.stxrelid = ANY($1)";
@@ -498,7 +503,8 @@ pub struct TableObject {
 }
 
 /// A physical property of a table: `kind` is `storage`, `compression`, `statistics`
-/// (a column's), `replica identity`, `cluster` (an index's) or `extended statistics`.
+/// `options` (a column's), `replica identity`, `cluster` (an index's) or `extended
+/// statistics`.
 #[derive(Debug, Clone, Serialize)]
 pub struct TableProperty {
     pub table: TableName,

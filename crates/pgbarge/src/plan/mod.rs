@@ -738,6 +738,10 @@ impl Plan {
 
         // A created table that inherits waits for its parents when they are created too;
         // parents neither copied nor on the target are missing, like a foreign key's.
+        if !types.is_empty() {
+            let created = types.iter().filter(|t| t.unsupported.is_none()).count();
+            schema.counts.insert("types".into(), created);
+        }
         let index: BTreeMap<TableName, usize> = tables
             .iter()
             .enumerate()
@@ -1147,6 +1151,8 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
                 "SET STATISTICS {}",
                 value.parse::<i32>().unwrap_or(-1)
             )),
+            // `n_distinct=5`, as the server prints attoptions.
+            "options" => column(format!("SET ({value})")),
             "replica identity" => plan.after_data.push(format!(
                 "ALTER TABLE {} REPLICA IDENTITY {}",
                 p.table.sql(),
