@@ -370,7 +370,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     };
     let result = copy::run(&plan, &source, &target, ctrl_c, &on_event).await;
     progress.finish();
-    let report = result.map_err(copy_failure)?;
+    let report = result.map_err(|e| copy_failure(e, &plan))?;
     let verified = if settings.verify {
         let names: Vec<TableName> = plan.tables.iter().map(|t| t.target.clone()).collect();
         Some(verify_tables(&source, &target, &names).await?)
@@ -427,16 +427,37 @@ fn missing_parents(plan: &Plan) -> Vec<TableName> {
 }
 
 /// Adds to a copy error what the user needs to know: what the target holds now.
-fn copy_failure(err: Error) -> Failure {
+fn copy_failure(err: Error, plan: &Plan) -> Failure {
+    // A definition from a newer server can use syntax an older target does not know.
+    let (from, to) = (
+        plan.source.server_version / 10000,
+        plan.target.server_version / 10000,
+    );
+    let older_target = if from > to && err.message().contains("syntax error") {
+        format!(
+            "\nThe source is PostgreSQL {from} and the target {to}: a definition uses syntax \
+             the older server does not know. Change it on the source (or create that object on \
+             the target by hand), then run again."
+        )
+    } else {
+        String::new()
+    };
     if err.kind() != Kind::Copy {
-        return err.into();
+        if older_target.is_empty() {
+            return err.into();
+        }
+        let mut e = Error::new(err.kind(), format!("{}{older_target}", err.message()));
+        if let Some(side) = err.side() {
+            e = e.on(side);
+        }
+        return e.into();
     }
     let disk_full = err.side() == Some(Side::Target)
         && (err.message().contains("No space left") || err.message().contains("could not extend"));
     let message = format!(
         "{}\nThe table being loaded was rolled back: on the target it is exactly as it was \
          before. Tables reported done are committed; run again naming the tables that \
-         are not done yet.{}",
+         are not done yet.{}{older_target}",
         err.message(),
         if disk_full {
             " The target ran out of disk space: free some or grow its storage first."

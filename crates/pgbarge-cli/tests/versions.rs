@@ -163,3 +163,42 @@ fn from_16_to_15() {
     let v = versions();
     check(&v.pg16, &v.pg15, "v16_15");
 }
+
+#[test]
+fn syntax_only_a_newer_source_knows_is_explained() {
+    let v = versions();
+    let db = "v16_15_json";
+    v.pg16.psql("postgres", &format!("CREATE DATABASE {db}"));
+    v.pg15.psql(
+        "postgres",
+        &format!("CREATE DATABASE {db} OWNER {TARGET_USER}"),
+    );
+    v.pg16.psql(
+        db,
+        "CREATE TABLE docs (body text CHECK (body IS JSON OBJECT))",
+    );
+    let run = pgbarge(&[
+        "copy",
+        "--source",
+        &format!(
+            "host={} port={} user=postgres dbname={db}",
+            v.pg16.dir.display(),
+            v.pg16.port
+        ),
+        "--target",
+        &format!(
+            "postgres://{TARGET_USER}:{TARGET_PASSWORD}@localhost:{}/{db}?sslmode=verify-full&sslrootcert={}/ca.crt",
+            v.pg15.port,
+            v.pg15.dir.display()
+        ),
+        "--all",
+        "--yes",
+    ]);
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("The source is PostgreSQL 16 and the target 15"),
+        "{}",
+        run.stderr
+    );
+}
