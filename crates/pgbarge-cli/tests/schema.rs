@@ -872,3 +872,27 @@ fn a_column_of_a_tables_row_type_needs_that_table() {
         "the row type's table, not a look-alike composite type"
     );
 }
+
+#[test]
+fn tables_whose_keys_form_a_cycle_are_created_and_refreshed() {
+    let db = TestDb::new("cycle");
+    db.source_sql(
+        "CREATE TABLE public.a (id int PRIMARY KEY, b_id int);
+         CREATE TABLE public.b (id int PRIMARY KEY, a_id int REFERENCES public.a);
+         ALTER TABLE public.a ADD FOREIGN KEY (b_id) REFERENCES public.b;
+         INSERT INTO public.a VALUES (1, NULL); INSERT INTO public.b VALUES (1, 1);
+         UPDATE public.a SET b_id = 1;",
+    );
+    db.copy(&["--all", "--yes"]).assert_ok();
+    db.source_sql("INSERT INTO public.a VALUES (2, NULL); INSERT INTO public.b VALUES (2, 2); UPDATE public.a SET b_id = 2 WHERE id = 2;");
+    let run = db.copy(&["--all", "--mode", "truncate", "--yes"]);
+    run.assert_ok();
+    assert!(run.stderr.contains("form a cycle"), "{}", run.stderr);
+    db.assert_same("public.a");
+    db.assert_same("public.b");
+    assert_eq!(
+        db.target_sql("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated")
+            .trim(),
+        "2"
+    );
+}

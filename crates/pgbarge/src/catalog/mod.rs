@@ -21,8 +21,8 @@ pub use objects::{
     TableObjectKind, TableProperty, View,
 };
 pub use queries::{
-    describe, find_types, foreign_key_edges, list_tables, non_empty_tables, target_privileges,
-    unvalidated_constraints, user_triggers,
+    describe, find_types, foreign_key_edges, foreign_keys, list_tables, non_empty_tables,
+    target_privileges, unvalidated_constraints, user_triggers, ForeignKey,
 };
 pub use snapshot::Snapshot;
 

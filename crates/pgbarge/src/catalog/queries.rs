@@ -216,6 +216,21 @@ WHERE k.conrelid = ANY($1) AND NOT k.convalidated AND k.contype IN ('c', 'f')
   AND k.conparentid = 0
 ORDER BY k.conrelid, k.conname";
 
+/// Foreign keys among the given tables with their names and definitions (the tables'
+/// own, not the clones partitions carry): a truncate group whose keys form a cycle drops
+/// and re-adds them around its load.
+const FOREIGN_KEY_DEFINITIONS: &str = "
+SELECT cn.nspname, c.relname, pn.nspname, p.relname, k.conname,
+       pg_catalog.pg_get_constraintdef(k.oid)
+FROM pg_catalog.pg_constraint k
+JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace
+JOIN pg_catalog.pg_class p ON p.oid = k.confrelid
+JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
+WHERE k.contype = 'f' AND k.conparentid = 0 AND k.conrelid <> k.confrelid
+  AND k.conrelid = ANY($1) AND k.confrelid = ANY($1)
+ORDER BY 1, 2, 5";
+
 /// Which of the named types exist, with their kind and (for enums) labels.
 const FIND_TYPES: &str = "
 SELECT n.nspname, t.typname, t.typtype::text,
@@ -503,6 +518,38 @@ pub async fn user_triggers(
         }
     }
     Ok(out)
+}
+
+/// A foreign key between two of the given tables.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ForeignKey {
+    pub table: TableName,
+    pub references: TableName,
+    pub name: String,
+    /// `pg_get_constraintdef()`.
+    pub definition: String,
+}
+
+/// Foreign keys between `tables`, named and defined.
+pub async fn foreign_keys(
+    client: &Client,
+    side: Side,
+    tables: &[Table],
+) -> Result<Vec<ForeignKey>> {
+    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+    let rows = client
+        .query_typed(FOREIGN_KEY_DEFINITIONS, &[(&oids, Type::OID_ARRAY)])
+        .await
+        .map_err(catalog_error(side, "reading foreign keys"))?;
+    Ok(rows
+        .iter()
+        .map(|r| ForeignKey {
+            table: TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
+            references: TableName::new(r.get::<_, String>(2), r.get::<_, String>(3)),
+            name: r.get(4),
+            definition: r.get(5),
+        })
+        .collect())
 }
 
 /// NOT VALID constraints per table: (name, definition).

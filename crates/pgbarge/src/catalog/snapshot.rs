@@ -34,6 +34,8 @@ pub struct Snapshot {
     /// Foreign keys between the target's existing tables named like chosen ones:
     /// (referencing, referenced). Loads into them go parents first.
     pub target_foreign_keys: Vec<(TableName, TableName)>,
+    /// The same foreign keys, named and defined.
+    pub target_foreign_key_definitions: Vec<ForeignKey>,
     /// Enabled user triggers of those target tables: (name, `tgenabled`).
     pub target_triggers: BTreeMap<TableName, Vec<(String, char)>>,
     /// NOT VALID constraints of those target tables: (name, definition).
@@ -88,7 +90,8 @@ impl Snapshot {
                 available_extensions(target, Side::Target),
                 foreign_key_edges(target, Side::Target, &counterparts),
                 user_triggers(target, Side::Target, &counterparts),
-                unvalidated_constraints(target, Side::Target, &counterparts)
+                unvalidated_constraints(target, Side::Target, &counterparts),
+                foreign_keys(target, Side::Target, &counterparts)
             )
         };
         let (
@@ -101,6 +104,7 @@ impl Snapshot {
                 target_foreign_keys,
                 target_triggers,
                 target_unvalidated,
+                target_foreign_key_definitions,
             ),
         ) = tokio::try_join!(source_fut, target_fut)?;
 
@@ -181,6 +185,7 @@ impl Snapshot {
             target_foreign_keys,
             target_triggers,
             target_unvalidated,
+            target_foreign_key_definitions,
         })
     }
 }

@@ -566,6 +566,10 @@ pub struct Plan {
     /// emptied by one `TRUNCATE` (no CASCADE needed, every referencing table is in it) and
     /// loaded, parents first, in one transaction.
     pub truncate_groups: Vec<Vec<usize>>,
+    /// Per truncate group: foreign keys among its tables that form a cycle (no load order
+    /// satisfies them), dropped at the start of the group's transaction and added back,
+    /// validated, at its end. Empty for groups without a cycle.
+    pub truncate_group_keys: Vec<Vec<crate::catalog::ForeignKey>>,
     /// In the order they were chosen; the copy stage starts the biggest first.
     pub tables: Vec<TablePlan>,
 }
@@ -642,7 +646,51 @@ impl Plan {
             })
             .collect();
 
-        let truncate_groups = group_truncates(&mut tables, &snapshot.target_foreign_keys);
+        let (truncate_groups, cyclic) = group_truncates(&mut tables, &snapshot.target_foreign_keys);
+        let truncate_group_keys: Vec<Vec<crate::catalog::ForeignKey>> = truncate_groups
+            .iter()
+            .zip(&cyclic)
+            .map(|(members, &cyclic)| {
+                if !cyclic {
+                    return Vec::new();
+                }
+                let names: Vec<&TableName> = members.iter().map(|&i| &tables[i].target).collect();
+                let keys: Vec<crate::catalog::ForeignKey> = snapshot
+                    .target_foreign_key_definitions
+                    .iter()
+                    .filter(|k| names.contains(&&k.table) && names.contains(&&k.references))
+                    .cloned()
+                    .collect();
+                let may_alter = keys.iter().all(|k| {
+                    snapshot.target_privileges.is_superuser
+                        || snapshot
+                            .target_tables
+                            .get(&k.table)
+                            .is_some_and(|t| t.is_owner)
+                });
+                if may_alter {
+                    keys
+                } else {
+                    for &i in members {
+                        tables[i].notes.push(
+                            "the group's foreign keys form a cycle and the role does not own \
+                             every table to set them aside: the load may fail on a key"
+                                .into(),
+                        );
+                    }
+                    Vec::new()
+                }
+            })
+            .collect();
+        for (members, keys) in truncate_groups.iter().zip(&truncate_group_keys) {
+            for &i in members.iter().filter(|_| !keys.is_empty()) {
+                tables[i].notes.push(format!(
+                    "the group's foreign keys form a cycle: its {} key(s) are dropped for the \
+                     load and added back, validated, before the commit",
+                    keys.len()
+                ));
+            }
+        }
         order_by_foreign_keys(&mut tables, &snapshot.target_foreign_keys);
         // A regclass/regtype value's text input names a relation or type, which must
         // exist when the row loads: such tables wait for the other tables this run
@@ -790,6 +838,7 @@ impl Plan {
             without_fks: options.schema.without_fks,
             grants: options.schema.grants,
             truncate_groups,
+            truncate_group_keys,
             tables,
         }
     }
@@ -799,7 +848,10 @@ impl Plan {
 /// without CASCADE: they are grouped (connected components of the key graph among the
 /// truncated tables), each group truncated by one statement and loaded parents first in
 /// one transaction.
-fn group_truncates(tables: &mut [TablePlan], edges: &[(TableName, TableName)]) -> Vec<Vec<usize>> {
+fn group_truncates(
+    tables: &mut [TablePlan],
+    edges: &[(TableName, TableName)],
+) -> (Vec<Vec<usize>>, Vec<bool>) {
     let truncated: BTreeMap<&TableName, usize> = tables
         .iter()
         .enumerate()
@@ -830,21 +882,23 @@ fn group_truncates(tables: &mut [TablePlan], edges: &[(TableName, TableName)]) -
         groups.entry(r).or_default().push(i);
     }
     let mut result = Vec::new();
+    let mut cycles = Vec::new();
     for members in groups.into_values().filter(|m| m.len() > 1) {
-        // Parents first: repeatedly take a member none of whose parents are left.
+        // Parents first: repeatedly take a member none of whose parents are left; when
+        // none qualifies the keys form a cycle.
         let mut left = members.clone();
         let mut ordered = Vec::new();
+        let mut cyclic = false;
         while !left.is_empty() {
-            let pos = left
-                .iter()
-                .position(|&m| {
-                    !linked
-                        .iter()
-                        .any(|&(c, p)| c == m && p != m && left.contains(&p))
-                })
-                .unwrap_or(0);
-            ordered.push(left.remove(pos));
+            let pos = left.iter().position(|&m| {
+                !linked
+                    .iter()
+                    .any(|&(c, p)| c == m && p != m && left.contains(&p))
+            });
+            cyclic |= pos.is_none();
+            ordered.push(left.remove(pos.unwrap_or(0)));
         }
+        cycles.push(cyclic);
         let g = result.len();
         let others = ordered.len() - 1;
         for &i in &ordered {
@@ -857,7 +911,7 @@ fn group_truncates(tables: &mut [TablePlan], edges: &[(TableName, TableName)]) -
         }
         result.push(ordered);
     }
-    result
+    (result, cycles)
 }
 
 /// Loads into existing tables check the target's foreign keys row by row, so a table
@@ -896,6 +950,10 @@ fn order_by_foreign_keys(tables: &mut [TablePlan], edges: &[(TableName, TableNam
         .collect();
     for i in cyclic {
         after[i].clear();
+        if tables[i].truncate_group.is_some() {
+            // Its truncate group loads the cycle in one transaction (see there).
+            continue;
+        }
         tables[i].notes.push(
             "its foreign keys on the target form a cycle with other copied tables, so it is \
              not ordered after them; load may fail on a key that is not yet satisfied"
