@@ -221,22 +221,26 @@ ORDER BY n.nspname, c.relname";
 /// support functions of those aggregates. A function whose signature uses a table's row
 /// type can only be created once the table exists.
 const FUNCTIONS: &str = "
-WITH RECURSIVE views AS (
-    SELECT c.oid FROM pg_catalog.pg_class c
+WITH RECURSIVE users(classid, objid) AS (
+    -- The objects whose dependencies are looked at (pairs, so pg_depend is joined by
+    -- its index rather than scanned under an OR of subqueries: 30x faster).
+    SELECT 'pg_catalog.pg_attrdef'::regclass, oid FROM pg_catalog.pg_attrdef
+    WHERE adrelid = ANY($1)
+  UNION ALL
+    SELECT 'pg_catalog.pg_constraint'::regclass, oid FROM pg_catalog.pg_constraint
+    WHERE conrelid = ANY($1)
+  UNION ALL
+    SELECT 'pg_catalog.pg_trigger'::regclass, oid FROM pg_catalog.pg_trigger
+    WHERE tgrelid = ANY($1)
+  UNION ALL
+    SELECT 'pg_catalog.pg_rewrite'::regclass, r.oid FROM pg_catalog.pg_rewrite r
+    JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('v', 'm') AND n.nspname = ANY($2)
+    WHERE r.ev_class = ANY($1) OR c.relkind IN ('v', 'm') AND n.nspname = ANY($2)
 ), needed(oid) AS (
-    SELECT d.refobjid FROM pg_catalog.pg_depend d
+    SELECT d.refobjid FROM users
+    JOIN pg_catalog.pg_depend d ON d.classid = users.classid AND d.objid = users.objid
     WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass
-      AND (d.classid = 'pg_catalog.pg_attrdef'::regclass
-             AND d.objid IN (SELECT oid FROM pg_catalog.pg_attrdef WHERE adrelid = ANY($1))
-        OR d.classid = 'pg_catalog.pg_constraint'::regclass
-             AND d.objid IN (SELECT oid FROM pg_catalog.pg_constraint WHERE conrelid = ANY($1))
-        OR d.classid = 'pg_catalog.pg_trigger'::regclass
-             AND d.objid IN (SELECT oid FROM pg_catalog.pg_trigger WHERE tgrelid = ANY($1))
-        OR d.classid = 'pg_catalog.pg_rewrite'::regclass
-             AND d.objid IN (SELECT r.oid FROM pg_catalog.pg_rewrite r
-                             WHERE r.ev_class = ANY($1) OR r.ev_class IN (SELECT oid FROM views)))
   UNION
     SELECT p.oid FROM pg_catalog.pg_proc p
     JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
