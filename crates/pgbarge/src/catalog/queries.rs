@@ -497,27 +497,46 @@ pub async fn non_empty_tables(
         .collect())
 }
 
+/// Runs `sql` over the oids of `tables` and groups what `read` makes of each row by table
+/// (the first column is the table's oid).
+async fn per_table<T>(
+    client: &Client,
+    side: Side,
+    tables: &[Table],
+    sql: &str,
+    what: &str,
+    read: impl Fn(&tokio_postgres::Row) -> T,
+) -> Result<BTreeMap<TableName, Vec<T>>> {
+    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+    let rows = client
+        .query_typed(sql, &[(&oids, Type::OID_ARRAY)])
+        .await
+        .map_err(catalog_error(side, what))?;
+    let mut out: BTreeMap<TableName, Vec<T>> = BTreeMap::new();
+    for r in &rows {
+        let oid: u32 = r.get(0);
+        if let Some(t) = tables.iter().find(|t| t.oid == oid) {
+            out.entry(t.name.clone()).or_default().push(read(r));
+        }
+    }
+    Ok(out)
+}
+
 /// Enabled user triggers per table: (name, `tgenabled`).
 pub async fn user_triggers(
     client: &Client,
     side: Side,
     tables: &[Table],
 ) -> Result<BTreeMap<TableName, Vec<(String, char)>>> {
-    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
-    let rows = client
-        .query_typed(USER_TRIGGERS, &[(&oids, Type::OID_ARRAY)])
-        .await
-        .map_err(catalog_error(side, "reading triggers"))?;
-    let mut out: BTreeMap<TableName, Vec<(String, char)>> = BTreeMap::new();
-    for r in &rows {
-        let oid: u32 = r.get(0);
-        if let Some(t) = tables.iter().find(|t| t.oid == oid) {
-            out.entry(t.name.clone())
-                .or_default()
-                .push((r.get(1), first_char(r.get(2)).unwrap_or('O')));
-        }
-    }
-    Ok(out)
+    per_table(
+        client,
+        side,
+        tables,
+        USER_TRIGGERS,
+        "reading triggers",
+        |r| (r.get(1), first_char(r.get(2)).unwrap_or('O')),
+    )
+    .await
 }
 
 /// A foreign key between two of the given tables.
@@ -558,21 +577,15 @@ pub async fn unvalidated_constraints(
     side: Side,
     tables: &[Table],
 ) -> Result<BTreeMap<TableName, Vec<(String, String)>>> {
-    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
-    let rows = client
-        .query_typed(UNVALIDATED, &[(&oids, Type::OID_ARRAY)])
-        .await
-        .map_err(catalog_error(side, "reading NOT VALID constraints"))?;
-    let mut out: BTreeMap<TableName, Vec<(String, String)>> = BTreeMap::new();
-    for r in &rows {
-        let oid: u32 = r.get(0);
-        if let Some(t) = tables.iter().find(|t| t.oid == oid) {
-            out.entry(t.name.clone())
-                .or_default()
-                .push((r.get(1), r.get(2)));
-        }
-    }
-    Ok(out)
+    per_table(
+        client,
+        side,
+        tables,
+        UNVALIDATED,
+        "reading NOT VALID constraints",
+        |r| (r.get(1), r.get(2)),
+    )
+    .await
 }
 
 /// Foreign keys between `tables`, as (referencing table, referenced table).
