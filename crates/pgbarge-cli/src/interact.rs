@@ -113,7 +113,6 @@ pub fn offer_save_plan() -> Result<Option<std::path::PathBuf>> {
     Ok(Some(path.into()))
 }
 
-/// Asks to go ahead with the printed plan.
 /// The chosen tables reference `parents` (foreign keys), which are not chosen and not on
 /// the target: copy them too (yes), or create the tables without those keys (no).
 pub fn offer_parents(parents: &[TableName]) -> Result<bool> {
@@ -129,6 +128,7 @@ pub fn offer_parents(parents: &[TableName]) -> Result<bool> {
     .map_err(cancelled)
 }
 
+/// Asks to go ahead with the printed plan.
 pub fn confirm(question: &str) -> Result<bool> {
     Confirm::new(question)
         .with_default(false)

@@ -896,3 +896,66 @@ fn tables_whose_keys_form_a_cycle_are_created_and_refreshed() {
         "2"
     );
 }
+
+/// What a code review found: a comment on a foreign key left out, FORCE without ENABLE,
+/// a function locked down to its owner, an index on a sub-partitioned partition, an
+/// unused range type in a schema copied whole, a partition the target's table lacks.
+#[test]
+fn review_findings_stay_fixed() {
+    let db = TestDb::new("review");
+    db.source_sql(
+        "CREATE SCHEMA app;
+         CREATE TYPE app.span AS RANGE (subtype = int4);
+         CREATE TABLE app.p (id int PRIMARY KEY);
+         CREATE TABLE app.c (id int PRIMARY KEY, p_id int CONSTRAINT c_p REFERENCES app.p);
+         COMMENT ON CONSTRAINT c_p ON app.c IS 'the parent';
+         CREATE TABLE app.forced (id int); ALTER TABLE app.forced FORCE ROW LEVEL SECURITY;
+         CREATE FUNCTION app.secret() RETURNS int LANGUAGE sql AS 'SELECT 1';
+         REVOKE EXECUTE ON FUNCTION app.secret() FROM PUBLIC;
+         CREATE TABLE app.m (k int, s text) PARTITION BY RANGE (k);
+         CREATE TABLE app.m1 PARTITION OF app.m FOR VALUES FROM (0) TO (10) PARTITION BY LIST (s);
+         CREATE TABLE app.m1a PARTITION OF app.m1 FOR VALUES IN ('a');
+         CREATE INDEX m1_s ON app.m1 (s);
+         INSERT INTO app.p VALUES (1); INSERT INTO app.c VALUES (1, 1); INSERT INTO app.m VALUES (1, 'a');",
+    );
+    // The unused range type does not block the schema; the key is left out with its comment.
+    db.copy(&["app.*", "--without-fks", "--grants", "--yes"])
+        .assert_ok();
+    assert_eq!(
+        db.target_sql(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'app.forced'::regclass"
+        )
+        .trim(),
+        "f|t"
+    );
+    assert_eq!(
+        db.target_sql("SELECT has_function_privilege('public', 'app.secret()', 'EXECUTE')")
+            .trim(),
+        "f",
+        "PUBLIC's EXECUTE stays revoked"
+    );
+    assert_eq!(
+        db.target_sql(
+            "SELECT bool_and(indisvalid), count(*) FROM pg_index \
+             WHERE indrelid IN ('app.m1'::regclass, 'app.m1a'::regclass)"
+        )
+        .trim(),
+        "t|2"
+    );
+
+    // A target partitioned table without one of the source's partitions: said up front.
+    let other = TestDb::new("review_parts");
+    other.source_sql(
+        "CREATE TABLE public.m (k int) PARTITION BY RANGE (k);
+         CREATE TABLE public.m1 PARTITION OF public.m FOR VALUES FROM (0) TO (10);
+         CREATE TABLE public.m2 PARTITION OF public.m FOR VALUES FROM (10) TO (20);
+         INSERT INTO public.m VALUES (1), (15);",
+    );
+    other.target_sql_as_app(
+        "CREATE TABLE public.m (k int) PARTITION BY RANGE (k);
+         CREATE TABLE public.m1 PARTITION OF public.m FOR VALUES FROM (0) TO (10);",
+    );
+    let refused = other.copy(&["public.m", "--yes"]);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(refused.stderr.contains("public.m2"), "{}", refused.stderr);
+}

@@ -127,6 +127,35 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
         }
     }
     check_schema(plan, snapshot, &mut problems);
+    // Rows of a partitioned table loaded into an existing one are routed by the target:
+    // a partition it lacks would make them fail (or land in its default partition).
+    for t in plan
+        .tables
+        .iter()
+        .filter(|t| t.target_partitioned && !matches!(t.action, Action::Create | Action::Replace))
+    {
+        let missing: Vec<String> = snapshot
+            .source_objects
+            .partitions
+            .get(&t.source)
+            .into_iter()
+            .flatten()
+            .filter(|p| !snapshot.target_tables.contains_key(&p.name))
+            .map(|p| p.name.to_string())
+            .collect();
+        if !missing.is_empty() {
+            problems.push(problem(
+                ProblemKind::MissingTable,
+                Some(&t.target),
+                format!(
+                    "{}: the target's partitioned table lacks the source's partition(s) {}.",
+                    t.target,
+                    missing.join(", ")
+                ),
+                "Create them on the target (CREATE TABLE … PARTITION OF …), or copy with --mode replace to recreate the table with all its partitions.".into(),
+            ));
+        }
+    }
     for ut in &snapshot.source.types {
         if let (TypeDefinition::Enum { labels }, Some(existing)) = (
             &ut.definition,
@@ -374,7 +403,12 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
         }
     }
     // The hints name the role and database the user connected with, ready to paste.
-    let role = plan.target.connection.split('@').next().unwrap_or_default();
+    // `user@host:port/db`; a user name may itself hold an `@` (Azure: user@server).
+    let role = plan
+        .target
+        .connection
+        .rsplit_once('@')
+        .map_or("", |(user, _)| user);
     for p in &mut problems {
         p.hint = p
             .hint
@@ -412,6 +446,7 @@ fn check_schema(plan: &Plan, snapshot: &Snapshot, problems: &mut Vec<Problem>) {
     }
     for (table, parents) in &plan.schema.missing_parents {
         let mut names: Vec<String> = parents.iter().map(|p| p.to_string()).collect();
+        names.sort();
         names.dedup();
         problems.push(problem(
             ProblemKind::RelatedTables,

@@ -61,7 +61,10 @@ JOIN pg_catalog.pg_class cc ON cc.oid = k.conrelid
 JOIN pg_catalog.pg_namespace cn ON cn.oid = cc.relnamespace
 LEFT JOIN pg_catalog.pg_class fc ON fc.oid = k.confrelid
 LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
+-- Not the constraints a table gets from a parent (coninhcount > 0), even when also
+-- declared locally: the parent recreates them, and adding them again is an error.
 WHERE k.contype IN ('c', 'u', 'x', 'f') AND k.conparentid = 0 AND k.conislocal
+  AND k.coninhcount = 0
   -- The tables' own constraints, and foreign keys of other tables pointing at them.
   AND (k.conrelid = ANY($1) OR k.contype = 'f' AND k.confrelid = ANY($1))
 UNION ALL
@@ -233,6 +236,15 @@ WITH RECURSIVE users(classid, objid) AS (
     SELECT 'pg_catalog.pg_trigger'::regclass, oid FROM pg_catalog.pg_trigger
     WHERE tgrelid = ANY($1)
   UNION ALL
+    -- index expressions and predicates, partition keys, policies
+    SELECT 'pg_catalog.pg_class'::regclass, indexrelid FROM pg_catalog.pg_index
+    WHERE indrelid = ANY($1)
+  UNION ALL
+    SELECT 'pg_catalog.pg_class'::regclass, oid FROM pg_catalog.pg_class WHERE oid = ANY($1)
+  UNION ALL
+    SELECT 'pg_catalog.pg_policy'::regclass, oid FROM pg_catalog.pg_policy
+    WHERE polrelid = ANY($1)
+  UNION ALL
     SELECT 'pg_catalog.pg_rewrite'::regclass, r.oid FROM pg_catalog.pg_rewrite r
     JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -277,9 +289,11 @@ JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 JOIN pg_catalog.pg_language l ON l.oid = p.prolang
 LEFT JOIN pg_catalog.pg_aggregate a ON a.aggfnoid = p.oid
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+  -- Not an extension's, and not made by the server along with another object (a range
+  -- type's constructors): those come with their owner.
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
                   WHERE e.classid = 'pg_catalog.pg_proc'::regclass AND e.objid = p.oid
-                    AND e.deptype = 'e')
+                    AND e.deptype IN ('e', 'i'))
 ORDER BY p.prokind = 'a', n.nspname, p.proname, p.oid";
 
 /// Extensions the copy needs: those whose types the tables' columns use (directly or as
@@ -291,7 +305,8 @@ JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
 WHERE e.extname <> 'plpgsql'
   AND (n.nspname = ANY($2)
        OR e.oid IN (SELECT d.refobjid FROM pg_catalog.pg_depend d
-                    JOIN pg_catalog.pg_type t ON d.objid IN (t.oid, t.typelem)
+                    -- the column's type, its array element, or a domain's base type
+                    JOIN pg_catalog.pg_type t ON d.objid IN (t.oid, t.typelem, t.typbasetype)
                     JOIN pg_catalog.pg_attribute a ON a.atttypid = t.oid
                     WHERE d.classid = 'pg_catalog.pg_type'::regclass AND d.deptype = 'e'
                       AND d.refclassid = 'pg_catalog.pg_extension'::regclass
@@ -320,7 +335,8 @@ ORDER BY e.extname";
 /// schemas copied whole and their sequences, views, functions and types.
 const COMMENTS: &str = "
 SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
-                      WHEN 'S' THEN 'SEQUENCE' WHEN 'i' THEN 'INDEX' ELSE 'TABLE' END,
+                      WHEN 'S' THEN 'SEQUENCE' WHEN 'i' THEN 'INDEX' WHEN 'I' THEN 'INDEX'
+                      ELSE 'TABLE' END,
        n.nspname, c.relname, NULL::text, d.description
 FROM pg_catalog.pg_description d
 JOIN pg_catalog.pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_catalog.pg_class'::regclass
@@ -398,6 +414,15 @@ JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
 LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
 WHERE n.nspname = ANY($2) AND p.prokind <> 'a' AND a.grantee <> p.proowner
+UNION ALL
+-- A routine whose ACL names only its owner: PUBLIC's default EXECUTE was revoked.
+SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, n.nspname, p.proname,
+       pg_catalog.pg_get_function_identity_arguments(p.oid), '', NULL, false, true
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = ANY($2) AND p.prokind <> 'a' AND p.proacl IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.aclexplode(p.proacl) x
+                  WHERE x.grantee <> p.proowner)
 UNION ALL
 SELECT 'SCHEMA', NULL, n.nspname, NULL, a.privilege_type, r.rolname, a.is_grantable, false
 FROM pg_catalog.pg_namespace n
@@ -625,6 +650,7 @@ pub struct Grant {
     pub name: String,
     /// A routine's identity arguments.
     pub arguments: Option<String>,
+    /// Empty for a row that only says PUBLIC's default EXECUTE was revoked.
     pub privilege: String,
     /// `None` for PUBLIC.
     pub grantee: Option<String>,
@@ -677,8 +703,8 @@ pub struct SchemaObjects {
     pub extensions: Vec<Extension>,
     pub comments: Vec<Comment>,
     pub grants: Vec<Grant>,
-    /// Tables with row-level security on: (table, forced on the owner too).
-    pub row_security: Vec<(TableName, bool)>,
+    /// Tables with row-level security settings: (table, enabled, forced on the owner).
+    pub row_security: Vec<(TableName, bool, bool)>,
     pub policies: Vec<Policy>,
     pub collations: Vec<Collation>,
 }
@@ -742,6 +768,15 @@ pub async fn describe_objects(
         objects.partitions.entry(root.clone()).or_default().push(p);
     }
 
+    let by_oids = |sql: &'static str, what: &'static str| {
+        let oids = &oids;
+        async move {
+            client
+                .query_typed(sql, &[(oids, Type::OID_ARRAY)])
+                .await
+                .map_err(catalog_error(what))
+        }
+    };
     let params = |sql: &'static str, what: &'static str| {
         let oids = &oids;
         async move {
@@ -754,18 +789,28 @@ pub async fn describe_objects(
                 .map_err(catalog_error(what))
         }
     };
-    let (object_rows, sequence_rows, view_rows, routine_rows, extension_rows, comment_rows) = tokio::try_join!(
-        async {
-            client
-                .query_typed(TABLE_OBJECTS, &[(&oids, Type::OID_ARRAY)])
-                .await
-                .map_err(catalog_error("reading constraints, indexes and triggers"))
-        },
+    let (
+        object_rows,
+        sequence_rows,
+        view_rows,
+        routine_rows,
+        extension_rows,
+        comment_rows,
+        grant_rows,
+        collation_rows,
+        security_rows,
+        property_rows,
+    ) = tokio::try_join!(
+        by_oids(TABLE_OBJECTS, "reading constraints, indexes and triggers"),
         params(SEQUENCES, "reading sequences"),
         params(VIEWS, "reading views"),
         params(FUNCTIONS, "reading functions"),
         params(EXTENSIONS, "reading extensions"),
         params(COMMENTS, "reading comments"),
+        params(GRANTS, "reading privileges"),
+        params(COLLATIONS, "reading collations"),
+        by_oids(ROW_SECURITY, "reading row-level security policies"),
+        by_oids(TABLE_PROPERTIES, "reading storage and statistics settings"),
     )?;
 
     let rel_names: BTreeMap<u32, TableName> = names
@@ -778,22 +823,7 @@ pub async fn describe_objects(
                 .map(|p| (p.oid, p.name.clone())),
         )
         .collect();
-    let (grant_rows, collation_rows, security_rows, property_rows) = tokio::try_join!(
-        params(GRANTS, "reading privileges"),
-        params(COLLATIONS, "reading collations"),
-        async {
-            client
-                .query_typed(ROW_SECURITY, &[(&oids, Type::OID_ARRAY)])
-                .await
-                .map_err(catalog_error("reading row-level security policies"))
-        },
-        async {
-            client
-                .query_typed(TABLE_PROPERTIES, &[(&oids, Type::OID_ARRAY)])
-                .await
-                .map_err(catalog_error("reading storage and statistics settings"))
-        }
-    )?;
+
     objects.table_properties = property_rows
         .iter()
         .filter_map(|r| {
@@ -822,9 +852,11 @@ pub async fn describe_objects(
             continue;
         };
         match r.get::<_, Option<String>>(3) {
-            None => objects
-                .row_security
-                .push((table.clone(), r.get::<_, Option<bool>>(2).unwrap_or(false))),
+            None => objects.row_security.push((
+                table.clone(),
+                r.get::<_, Option<bool>>(1).unwrap_or(false),
+                r.get::<_, Option<bool>>(2).unwrap_or(false),
+            )),
             Some(name) => objects.policies.push(Policy {
                 table: table.clone(),
                 name,

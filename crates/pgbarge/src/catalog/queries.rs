@@ -92,7 +92,8 @@ WITH RECURSIVE deps(oid, depth) AS (
     SELECT t.oid, 0 FROM pg_catalog.pg_type t
     JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
     WHERE n.nspname = ANY($2)
-      AND (t.typtype IN ('e', 'd', 'r')
+      -- Not ranges: pgbarge cannot create them yet, and an unused one must not block.
+      AND (t.typtype IN ('e', 'd')
            OR t.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c
                                           WHERE c.oid = t.typrelid AND c.relkind = 'c'))
   UNION
@@ -299,7 +300,7 @@ pub async fn describe(
     whole_schemas: &[String],
 ) -> Result<Described> {
     let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
-    // All five queries at once: tokio-postgres pipelines them on the one connection, and
+    // All six queries at once: tokio-postgres pipelines them on the one connection, and
     // unprepared typed queries skip the Parse round trip — one round trip in all, which
     // is what a catalog read costs over a long link.
     let query = |sql: &'static str, what: &'static str| {

@@ -24,7 +24,7 @@ use tokio_postgres::Client;
 use crate::catalog::TableName;
 use crate::connect::{connect, Connection};
 use crate::error::{Error, Kind, Result, Side};
-use crate::plan::{Action, Content, Plan, TablePlan};
+use crate::plan::{Action, Content, Plan, TablePlan, NO_BODY_CHECKS};
 use crate::quote::{ident, literal};
 use crate::report::{RunReport, TableReport};
 
@@ -91,6 +91,8 @@ struct Shared<'a> {
     /// Signalled when a table is done or the run fails: workers waiting for a table's
     /// foreign-key parents look at the queue again.
     changed: tokio::sync::Notify,
+    /// Units being loaded right now.
+    running: AtomicUsize,
     on_event: &'a (dyn Fn(Event) + Send + Sync),
 }
 
@@ -154,6 +156,7 @@ pub async fn run(
         reports: Mutex::new(vec![None; plan.tables.len()]),
         failed: AtomicBool::new(false),
         changed: tokio::sync::Notify::new(),
+        running: AtomicUsize::new(0),
         on_event,
     };
 
@@ -298,11 +301,14 @@ async fn transaction(target: &Client, statements: Vec<String>, doing: &str) -> R
 /// After every table is in: foreign keys, views, triggers, rules, comments, ownership
 /// and the sequences' values, in one transaction. The tables stay loaded if this fails.
 async fn complete(plan: &Plan, source: &Client, target: &Client) -> Result<()> {
-    let mut sql: Vec<String> = plan.schema.after.iter().map(|s| s.sql.clone()).collect();
+    // Late functions and aggregates are created here too, bodies unchecked as in prepare.
+    let mut sql: Vec<String> = std::iter::once(NO_BODY_CHECKS.to_string())
+        .chain(plan.schema.after.iter().map(|s| s.sql.clone()))
+        .collect();
     if plan.content != Content::SchemaOnly {
         sql.extend(sequence_values(plan, source).await?);
     }
-    if sql.is_empty() {
+    if sql.len() == 1 {
         return Ok(());
     }
     transaction(target, sql, "creating foreign keys, views and triggers")
@@ -357,6 +363,10 @@ async fn salvage(
     let Ok(fresh) = connect(&target.info, Side::Target).await else {
         return err;
     };
+    let _ = fresh
+        .client
+        .batch_execute("SET check_function_bodies = off")
+        .await;
     let mut created = 0;
     for step in &steps {
         if fresh.client.batch_execute(&step.sql).await.is_ok() {
@@ -439,14 +449,22 @@ async fn sequence_values(plan: &Plan, source: &Client) -> Result<Vec<String>> {
 
 async fn worker(shared: &Shared<'_>, source: &Client, target: &Client) -> Result<()> {
     loop {
-        let Some(unit) = shared.next_unit().await else {
-            return Ok(());
+        let unit = match shared.next_unit().await {
+            Ok(Some(unit)) => unit,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                shared.failed.store(true, Ordering::SeqCst);
+                shared.changed.notify_waiters();
+                return Err(e);
+            }
         };
         let result = match unit {
             Unit::Table(i) => load_table(shared, i, source, target).await,
             Unit::Part(i, k) => load_part(shared, i, k, source, target).await,
             Unit::Group(g) => load_group(shared, g, source, target).await,
         };
+        shared.running.fetch_sub(1, Ordering::SeqCst);
+        shared.changed.notify_waiters();
         if let Err(e) = result {
             shared.failed.store(true, Ordering::SeqCst);
             shared.changed.notify_waiters();
@@ -467,17 +485,19 @@ impl Shared<'_> {
     /// The first queued unit whose table's foreign-key parents are all loaded, waiting
     /// while every queued unit still waits on a table in progress. `None`: nothing left,
     /// or the run failed.
-    async fn next_unit(&self) -> Option<Unit> {
+    async fn next_unit(&self) -> Result<Option<Unit>> {
         loop {
             // Registered before looking, so a table finishing in between is not missed.
             let changed = self.changed.notified();
             if self.failed.load(Ordering::SeqCst) {
-                return None;
+                return Ok(None);
             }
             {
-                let mut queue = self.queue.lock().ok()?;
+                let Ok(mut queue) = self.queue.lock() else {
+                    return Ok(None);
+                };
                 if queue.is_empty() {
-                    return None;
+                    return Ok(None);
                 }
                 let done = |p: usize| self.tables[p].done.load(Ordering::SeqCst);
                 let ready = |u: &Unit| match *u {
@@ -496,7 +516,17 @@ impl Shared<'_> {
                     }
                 };
                 if let Some(pos) = queue.iter().position(ready) {
-                    return queue.remove(pos);
+                    self.running.fetch_add(1, Ordering::SeqCst);
+                    return Ok(queue.remove(pos));
+                }
+                // Nothing ready and nothing loading that could make something ready:
+                // the plan's order has a cycle. Fail rather than wait forever.
+                if self.running.load(Ordering::SeqCst) == 0 {
+                    return Err(Error::new(
+                        Kind::Copy,
+                        "internal: the remaining tables wait on each other (a cycle in the \
+                         load order); nothing more was loaded. Copy them in separate runs.",
+                    ));
                 }
             }
             changed.await;

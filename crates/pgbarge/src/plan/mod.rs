@@ -19,7 +19,7 @@ pub use schema::{SchemaOptions, SchemaPlan, SequenceValue, Skipped, Step, EXISTS
 
 /// Function bodies are not checked while they are created: they may refer to tables
 /// created later, as in pg_dump's output. A user-settable setting; no superuser needed.
-const NO_BODY_CHECKS: &str = "SET LOCAL check_function_bodies = off";
+pub const NO_BODY_CHECKS: &str = "SET LOCAL check_function_bodies = off";
 
 /// What to do with a target table that already holds rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -683,6 +683,13 @@ impl Plan {
             })
             .collect();
         for (members, keys) in truncate_groups.iter().zip(&truncate_group_keys) {
+            // A key the group sets aside is not also set aside as NOT VALID.
+            for &i in members {
+                let target = tables[i].target.clone();
+                tables[i]
+                    .unvalidated
+                    .retain(|(name, _)| !keys.iter().any(|k| k.table == target && &k.name == name));
+            }
             for &i in members.iter().filter(|_| !keys.is_empty()) {
                 tables[i].notes.push(format!(
                     "the group's foreign keys form a cycle: its {} key(s) are dropped for the \
@@ -706,10 +713,15 @@ impl Plan {
                     && !names_objects(&tables[i])
             })
             .collect();
-        for t in tables.iter_mut().filter(|t| names_objects(t)) {
+        let naming: Vec<usize> = (0..tables.len())
+            .filter(|&r| names_objects(&tables[r]))
+            .collect();
+        for r in naming {
             for &i in &created_plain {
-                if !t.load_after.contains(&i) {
-                    t.load_after.push(i);
+                // Not on a table that needs this one first (its row type, INHERITS).
+                let needs_r = tables[i].requires.contains(&tables[r].target);
+                if !needs_r && !tables[r].load_after.contains(&i) {
+                    tables[r].load_after.push(i);
                 }
             }
         }
@@ -1164,10 +1176,11 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
             TableObjectKind::Unique | TableObjectKind::Exclusion => plan.after_data.push(add),
             // On a partitioned table pg_get_indexdef says `ON ONLY`, which would leave
             // the index invalid with no partition indexes: created on the whole tree.
-            TableObjectKind::Index if o.table == *name && spec.partition_by.is_some() => plan
-                .after_data
-                .push(o.definition.replacen(" ON ONLY ", " ON ", 1)),
-            TableObjectKind::Index => plan.after_data.push(o.definition.clone()),
+            // (pg_get_indexdef prints ONLY for partitioned tables alone, at any level.)
+            TableObjectKind::Index => {
+                plan.after_data
+                    .push(o.definition.replacen(" ON ONLY ", " ON ", 1))
+            }
             // Foreign keys, triggers and rules wait until every table is loaded.
             TableObjectKind::ForeignKey | TableObjectKind::Trigger | TableObjectKind::Rule => {}
         }

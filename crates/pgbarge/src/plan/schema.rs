@@ -442,16 +442,18 @@ pub(super) fn plan_schema(
     }
 
     // Row-level security after the data: with FORCE, COPY FROM by the owner would be refused.
-    for (table, forced) in objects
+    for (table, enabled, forced) in objects
         .row_security
         .iter()
-        .filter(|(t, _)| tables.created.contains(t))
+        .filter(|(t, _, _)| tables.created.contains(t))
     {
-        plan.after.push(Step {
-            what: format!("row-level security on {table}"),
-            sql: format!("ALTER TABLE {} ENABLE ROW LEVEL SECURITY", table.sql()),
-            needs: vec![table.clone()],
-        });
+        if *enabled {
+            plan.after.push(Step {
+                what: format!("row-level security on {table}"),
+                sql: format!("ALTER TABLE {} ENABLE ROW LEVEL SECURITY", table.sql()),
+                needs: vec![table.clone()],
+            });
+        }
         if *forced {
             plan.after.push(Step {
                 what: format!("row-level security on {table}"),
@@ -536,6 +538,18 @@ pub(super) fn plan_schema(
                 .types_created
                 .contains(&qualified(c.schema.as_deref().unwrap_or_default(), &c.name)),
             "SCHEMA" => tables.schemas_created.contains(&c.name),
+            // A foreign key left out (--without-fks, a missing parent) has no comment to
+            // take: COMMENT ON it would fail the whole post-data transaction.
+            "CONSTRAINT" => {
+                created_relation(c)
+                    && !objects.table_objects.iter().any(|o| {
+                        o.kind == TableObjectKind::ForeignKey
+                            && Some(&o.name) == c.detail.as_ref()
+                            && o.table.schema == c.schema.as_deref().unwrap_or_default()
+                            && o.table.name == c.name
+                            && !plan.after.iter().any(|s| s.sql == o.add_constraint_sql())
+                    })
+            }
             _ => created_relation(c),
         };
         if wanted {
@@ -586,6 +600,9 @@ pub(super) fn plan_schema(
                     sql: format!("REVOKE ALL ON {} {object} FROM PUBLIC", g.kind),
                     needs: Vec::new(),
                 });
+            }
+            if g.privilege.is_empty() {
+                continue;
             }
             let grantee = match &g.grantee {
                 None => "PUBLIC".to_string(),
