@@ -198,7 +198,31 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         select::select(&settings.patterns, &source_tables)
     };
     selection.tables = select::exclude(selection.tables, &settings.exclude);
-    if selection.tables.is_empty() && selection.unmatched.is_empty() {
+    // A schema named whole (`app.*`, or every schema with --all) brings its views,
+    // functions, sequences and types along with its tables — even a schema that holds no
+    // table at all (views over other schemas, say).
+    let source_schemas = catalog::list_schemas(&source.client, Side::Source).await?;
+    let mut whole_schemas: Vec<String> = if settings.all {
+        source_schemas.clone()
+    } else {
+        settings
+            .patterns
+            .iter()
+            .filter_map(|p| p.whole_schema().map(str::to_string))
+            .chain(settings.whole_schemas.iter().cloned())
+            .filter(|s| source_schemas.contains(s))
+            .collect()
+    };
+    whole_schemas.sort();
+    whole_schemas.dedup();
+    selection.unmatched.retain(|u| {
+        !settings.patterns.iter().any(|p| {
+            p.text == u.pattern
+                && p.whole_schema()
+                    .is_some_and(|s| whole_schemas.iter().any(|w| w == s))
+        })
+    });
+    if selection.tables.is_empty() && selection.unmatched.is_empty() && whole_schemas.is_empty() {
         return Err(Error::usage(if settings.exclude.is_empty() {
             "the source has no tables to copy; nothing was written."
         } else {
@@ -206,20 +230,6 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         })
         .into());
     }
-    // A schema named whole (`app.*`, or every schema with --all) brings its views,
-    // functions, sequences and types along with its tables.
-    let mut whole_schemas: Vec<String> = if settings.all {
-        catalog::list_schemas(&source.client, Side::Source).await?
-    } else {
-        settings
-            .patterns
-            .iter()
-            .filter_map(|p| p.whole_schema().map(str::to_string))
-            .chain(settings.whole_schemas.iter().cloned())
-            .collect()
-    };
-    whole_schemas.sort();
-    whole_schemas.dedup();
     let roles: Vec<String> = settings.owner.iter().cloned().collect();
     let mut options = PlanOptions {
         per_table: settings.per_table.clone(),
@@ -313,8 +323,9 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         let error = Error::new(Kind::Preflight, render::problems(&problems));
         return Err(Failure { error, problems });
     }
-    if plan.tables.is_empty() {
-        return Err(Error::usage("no tables left to copy; nothing was written.").into());
+    let objects = plan.prepare.len() + plan.schema.after.len();
+    if plan.tables.is_empty() && objects == 0 {
+        return Err(Error::usage("nothing left to copy; nothing was written.").into());
     }
 
     let split_above = settings

@@ -959,3 +959,24 @@ fn review_findings_stay_fixed() {
     assert_eq!(refused.code, 3, "{}", refused.stderr);
     assert!(refused.stderr.contains("public.m2"), "{}", refused.stderr);
 }
+
+#[test]
+fn a_schema_of_views_alone_can_be_copied() {
+    let db = TestDb::new("views_only");
+    db.source_sql(
+        "CREATE TABLE public.t (id int PRIMARY KEY, v text);
+         INSERT INTO public.t VALUES (1, 'a'), (2, 'b');
+         CREATE SCHEMA \"Reporting\";
+         CREATE VIEW \"Reporting\".counts AS SELECT count(*) AS n FROM public.t;",
+    );
+    db.copy(&["public.t", "--yes"]).assert_ok();
+    let run = db.copy(&[r#""Reporting".*"#, "--yes"]);
+    run.assert_ok();
+    assert_eq!(
+        db.target_sql(r#"SELECT n FROM "Reporting".counts"#).trim(),
+        "2"
+    );
+    // A schema that does not exist is still a missing pattern.
+    let missing = db.copy(&["nosuch.*", "--yes"]);
+    assert_eq!(missing.code, 3, "{}", missing.stderr);
+}
