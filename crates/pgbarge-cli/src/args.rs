@@ -147,6 +147,9 @@ pub struct VerifyArgs {
     /// Tables to compare (same patterns as `copy`); all of the source's tables if omitted.
     #[arg(value_name = "TABLE")]
     pub tables: Vec<String>,
+    /// Leave out tables matching PATTERN; may be repeated.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
     /// One JSON document on stdout.
     #[arg(long)]
     pub json: bool,

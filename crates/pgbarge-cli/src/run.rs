@@ -113,7 +113,10 @@ fn differences(report: &pgbarge::verify::VerifyReport) -> Result<()> {
 /// `pgbarge verify`
 pub async fn verify(settings: VerifySettings) -> Result<(), Failure> {
     let (source, target) = connect_both(&settings.source, &settings.target).await?;
-    let source_tables = catalog::list_tables(&source.client, Side::Source).await?;
+    let source_tables = select::exclude(
+        catalog::list_tables(&source.client, Side::Source).await?,
+        &settings.exclude,
+    );
     let names: Vec<TableName> = if settings.patterns.is_empty() {
         source_tables.iter().map(|t| t.name.clone()).collect()
     } else {

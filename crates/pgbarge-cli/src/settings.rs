@@ -155,6 +155,8 @@ pub struct VerifySettings {
     pub source: ConnInfo,
     pub target: ConnInfo,
     pub patterns: Vec<Pattern>,
+    /// `--exclude`: tables left out of the comparison.
+    pub exclude: Vec<Pattern>,
     pub json: bool,
 }
 
@@ -167,6 +169,11 @@ impl VerifySettings {
             target,
             patterns: args
                 .tables
+                .iter()
+                .map(|t| Pattern::parse(t))
+                .collect::<Result<Vec<_>>>()?,
+            exclude: args
+                .exclude
                 .iter()
                 .map(|t| Pattern::parse(t))
                 .collect::<Result<Vec<_>>>()?,

@@ -100,4 +100,12 @@ fn a_table_the_target_role_cannot_read_whole_is_reported_and_the_rest_compared()
     assert!(run.stdout.contains("NOT VERIFIED"), "{}", run.stdout);
     assert!(run.stdout.contains("row-level security"), "{}", run.stdout);
     assert!(run.stdout.contains("1 equal"), "{}", run.stdout);
+    // Left out, the rest is all equal.
+    let run = verify(&db, &["--exclude", "guarded"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("verified 1 table: 1 equal"),
+        "{}",
+        run.stdout
+    );
 }
