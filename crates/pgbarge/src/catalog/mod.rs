@@ -48,6 +48,25 @@ impl TableName {
         format!("{}\t{}", self.schema, self.name)
     }
 
+    /// `ALTER TABLE this ADD CONSTRAINT name definition` (`definition` as
+    /// `pg_get_constraintdef()` prints it).
+    pub fn add_constraint_sql(&self, name: &str, definition: &str) -> String {
+        format!(
+            "ALTER TABLE {} ADD CONSTRAINT {} {definition}",
+            self.sql(),
+            crate::quote::ident(name)
+        )
+    }
+
+    /// `ALTER TABLE this DROP CONSTRAINT name`.
+    pub fn drop_constraint_sql(&self, name: &str) -> String {
+        format!(
+            "ALTER TABLE {} DROP CONSTRAINT {}",
+            self.sql(),
+            crate::quote::ident(name)
+        )
+    }
+
     /// The name quoted for SQL: `"schema"."name"`.
     pub fn sql(&self) -> String {
         crate::quote::qualified(&self.schema, &self.name)

@@ -547,12 +547,7 @@ pub struct TableProperty {
 impl TableObject {
     /// `ALTER TABLE … ADD CONSTRAINT name definition`, for the constraint kinds.
     pub fn add_constraint_sql(&self) -> String {
-        format!(
-            "ALTER TABLE {} ADD CONSTRAINT {} {}",
-            self.table.sql(),
-            crate::quote::ident(&self.name),
-            self.definition
-        )
+        self.table.add_constraint_sql(&self.name, &self.definition)
     }
 }
 

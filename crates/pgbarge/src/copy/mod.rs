@@ -675,27 +675,18 @@ async fn load_group(shared: &Shared<'_>, g: usize, source: &Client, target: &Cli
         if pos == 0 {
             setup.push(BEGIN.to_string());
             // Keys no load order satisfies: off for the load, back (validated) at the end.
-            setup.extend(cycle.iter().map(|k| {
-                format!(
-                    "ALTER TABLE {} DROP CONSTRAINT {}",
-                    k.table.sql(),
-                    ident(&k.name)
-                )
-            }));
+            setup.extend(cycle.iter().map(|k| k.table.drop_constraint_sql(&k.name)));
             setup.push(format!("TRUNCATE {}", names.join(", ")));
         }
         setup.extend(table.setup_sql(&table.target));
         let mut finish = table.finish_sql(&table.target);
         finish.extend(sequence_sql(table, source, &doing).await?);
         if pos == last {
-            finish.extend(cycle.iter().map(|k| {
-                format!(
-                    "ALTER TABLE {} ADD CONSTRAINT {} {}",
-                    k.table.sql(),
-                    ident(&k.name),
-                    k.definition
-                )
-            }));
+            finish.extend(
+                cycle
+                    .iter()
+                    .map(|k| k.table.add_constraint_sql(&k.name, &k.definition)),
+            );
             finish.push(COMMIT.to_string());
         }
         let (rows, _) = pump::pump(

@@ -317,13 +317,11 @@ impl TablePlan {
                 )
             }));
             sql.extend(c.partitions.iter().cloned());
-            sql.extend(c.checks.iter().map(|(check, def)| {
-                format!(
-                    "ALTER TABLE {} ADD CONSTRAINT {} {def}",
-                    name.sql(),
-                    ident(check)
-                )
-            }));
+            sql.extend(
+                c.checks
+                    .iter()
+                    .map(|(check, def)| name.add_constraint_sql(check, def)),
+            );
             for (seq, col) in &c.owned_by {
                 sql.push(format!(
                     "ALTER SEQUENCE {} OWNED BY {}.{}",
@@ -334,11 +332,7 @@ impl TablePlan {
             }
         }
         for (constraint, _) in &self.unvalidated {
-            sql.push(format!(
-                "ALTER TABLE {} DROP CONSTRAINT {}",
-                name.sql(),
-                ident(constraint)
-            ));
+            sql.push(name.drop_constraint_sql(constraint));
         }
         for (trigger, _) in &self.quiet_triggers {
             sql.push(format!(
@@ -381,13 +375,7 @@ impl TablePlan {
             self.create
                 .iter()
                 .filter_map(|c| c.primary_key.as_ref())
-                .map(|(pk, def)| {
-                    format!(
-                        "ALTER TABLE {} ADD CONSTRAINT {} {def}",
-                        name.sql(),
-                        ident(pk)
-                    )
-                })
+                .map(|(pk, def)| name.add_constraint_sql(pk, def))
                 .collect()
         };
         // What was set aside for the load, put back as it was.
@@ -403,13 +391,11 @@ impl TablePlan {
                 ident(trigger)
             )
         }));
-        sql.extend(self.unvalidated.iter().map(|(constraint, def)| {
-            format!(
-                "ALTER TABLE {} ADD CONSTRAINT {} {def}",
-                name.sql(),
-                ident(constraint)
-            )
-        }));
+        sql.extend(
+            self.unvalidated
+                .iter()
+                .map(|(constraint, def)| name.add_constraint_sql(constraint, def)),
+        );
         sql
     }
 
