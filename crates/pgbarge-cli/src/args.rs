@@ -33,6 +33,26 @@ pub enum Command {
     Verify(VerifyArgs),
     /// List the source's tables with estimated rows and sizes.
     Tables(TablesArgs),
+    /// Abandon the interrupted run recorded on the target: drop the staging tables its
+    /// split tables were loading and its record (the "pgbarge" schema). Tables it
+    /// committed stay.
+    Clean(CleanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Target connection, same forms as `copy --target`.
+    #[arg(
+        long,
+        short = 't',
+        env = "PGBARGE_TARGET",
+        value_name = "CONN",
+        hide_env_values = true
+    )]
+    pub target: Option<String>,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `--source`, shared by every command that reads the source.
@@ -106,15 +126,35 @@ pub struct CopyArgs {
     #[arg(long)]
     pub grants: bool,
     /// Streams at once: N source and N target connections, across tables and within
-    /// large ones. Default: the machine's cores (2 to 4), no more than there is work.
+    /// large ones. Default: the machine's cores (4 to 8), no more than there is work.
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,
     /// Split tables at least this large into parts loaded at once (e.g. 64MB, 1GB;
     /// default 64MB). Only tables pgbarge creates are split.
     #[arg(long, value_name = "SIZE")]
     pub split_above: Option<String>,
+    /// The size of one part of a split table (default 32MB). Each part commits on its
+    /// own, so this is the most an interruption can lose.
+    #[arg(long, value_name = "SIZE")]
+    pub part_size: Option<String>,
+    /// Continue the interrupted run recorded on the target: what committed is skipped,
+    /// what was in flight is redone. Run with the same --source and --target.
+    #[arg(long)]
+    pub resume: bool,
+    /// Retries of a unit (a table or a part) after a transient failure — a dropped or
+    /// stalled connection, a restarting server, a lock held by another session — with
+    /// exponential backoff (1 s doubling to 30 s). Default 12: about two to four minutes.
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// A stream that moves no data for this long is cancelled and retried (e.g. 60s,
+    /// 2m; default 60s).
+    #[arg(long, value_name = "DURATION")]
+    pub stall_timeout: Option<String>,
+    /// Stop the whole run at the first table that fails, instead of loading the others.
+    #[arg(long)]
+    pub fail_fast: bool,
     /// Run the choices saved in FILE (by --save-plan): its tables, modes and options.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["tables", "all", "exclude", "mode", "schema_only", "data_only"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["tables", "all", "exclude", "mode", "schema_only", "data_only", "resume"])]
     pub plan: Option<std::path::PathBuf>,
     /// Save the resolved choices (tables, modes, options; no connections or passwords)
     /// as a TOML plan to run again with --plan.

@@ -135,3 +135,18 @@ pub fn confirm(question: &str) -> Result<bool> {
         .prompt()
         .map_err(cancelled)
 }
+
+/// An interrupted run is recorded on the target: resume it (yes), or abandon it and start
+/// anew (no)?
+pub fn offer_resume(run: &pgbarge::ledger::SavedRun) -> Result<bool> {
+    Confirm::new(&format!(
+        "Resume the interrupted run recorded on the target (started {}, {} of {} units done)?",
+        run.started_at,
+        run.done.len(),
+        run.work.units.len()
+    ))
+    .with_help_message("no: abandon it (its staging tables are dropped) and start anew")
+    .with_default(true)
+    .prompt()
+    .map_err(cancelled)
+}

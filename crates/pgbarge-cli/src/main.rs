@@ -76,6 +76,10 @@ fn main() -> ExitCode {
                 args.json,
                 run_with(settings::TablesSettings::from_args(args), run::tables).await,
             ),
+            Command::Clean(args) => (
+                args.json,
+                run_with(settings::CleanSettings::from_args(args), run::clean).await,
+            ),
         }
     });
     // Dropping the runtime closes both connections; a server rolls back whatever was open.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pgbarge::catalog::TableName;
 use pgbarge::copy::Event;
-use pgbarge::plan::Plan;
+use pgbarge::plan::units::Work;
 use pgbarge::report::{human_bytes, thousands};
 
 /// How often plain progress lines are written when stderr is not a terminal.
@@ -27,7 +27,7 @@ pub enum Progress {
 }
 
 impl Progress {
-    pub fn new(plan: &Plan, quiet: bool) -> Progress {
+    pub fn new(work: &Work, quiet: bool) -> Progress {
         if quiet {
             return Progress::Quiet;
         }
@@ -35,7 +35,7 @@ impl Progress {
             return Progress::Plain(Mutex::new(HashMap::new()));
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-        let total: u64 = plan
+        let total: u64 = work
             .tables
             .iter()
             .map(|t| t.estimated_bytes.max(0) as u64)
@@ -48,7 +48,7 @@ impl Progress {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
-        overall.set_prefix(format!("{} tables", plan.tables.len()));
+        overall.set_prefix(format!("{} tables", work.tables.len()));
         overall.enable_steady_tick(Duration::from_millis(200));
         Progress::Bars {
             multi,
@@ -102,6 +102,11 @@ impl Progress {
                             multi.remove(&bar);
                         }
                         let _ = multi.println(done_line(&r));
+                    }
+                    other => {
+                        if let Some(line) = notice(&other) {
+                            let _ = multi.println(line);
+                        }
                     }
                 }
             }
@@ -160,5 +165,35 @@ fn plain(state: &Mutex<HashMap<TableName, (Instant, Instant)>>, event: Event) {
             state.remove(&r.table);
             eprintln!("{}", done_line(&r));
         }
+        other => {
+            if let Some(line) = notice(&other) {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// Retries, failures and a renewed snapshot, as one line each (shown even without a
+/// terminal: they are what a log reader looks for).
+fn notice(event: &Event) -> Option<String> {
+    match event {
+        Event::Retrying {
+            unit,
+            attempt,
+            retries,
+            delay,
+            reason,
+        } => Some(format!(
+            "retry   {unit}: attempt {} of {} in {:.1} s: {reason}",
+            attempt + 1,
+            retries + 1,
+            delay.as_secs_f64()
+        )),
+        Event::UnitFailed { unit, error } => Some(format!("FAILED  {unit}: {error}")),
+        Event::SnapshotRenewed { reason } => Some(format!(
+            "warning: the source connection holding the snapshot was lost ({reason}); the \
+             units not yet started read a new snapshot"
+        )),
+        _ => None,
     }
 }

@@ -3,6 +3,7 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, Table};
 use pgbarge::catalog::Table as CatalogTable;
+use pgbarge::plan::units::{Op, UnitId, Work};
 use pgbarge::plan::{Action, Content, CopyFormat, Plan};
 use pgbarge::preflight::Problem;
 use pgbarge::report::{human_bytes, thousands, RunReport};
@@ -138,98 +139,124 @@ pub fn plan(plan: &Plan, verbose: bool) -> String {
     out
 }
 
-/// The SQL the plan runs on the target, transaction by transaction, as a script psql
-/// could run (the COPYs, whose rows stream from the source, are shown as comments).
+/// The SQL the plan runs on the target, unit by unit (one transaction each), as a
+/// script psql could run: the COPYs, whose rows stream from the source, and the values
+/// read from the source when a unit runs are shown as comments.
 fn verbose_sql(plan: &Plan) -> String {
+    units_sql(&plan.work(), &Default::default())
+}
+
+/// `work`'s units as SQL, leaving out those in `done`.
+fn units_sql(
+    work: &Work,
+    done: &std::collections::BTreeMap<UnitId, pgbarge::ledger::Moved>,
+) -> String {
     let mut out = String::from("\nSQL run on the target:\n");
-    let mut transaction = |title: &str, statements: &[String]| {
-        if statements.is_empty() {
-            return;
-        }
-        out.push_str(&format!("-- {title}\nBEGIN;\n"));
-        for s in statements {
-            if s.starts_with("COPY ") {
-                out.push_str(&format!("-- {s};  (rows streamed from the source)\n"));
-            } else {
-                out.push_str(&format!("{s};\n"));
+    for unit in work.units.iter().filter(|u| !done.contains_key(&u.id)) {
+        out.push_str(&format!("-- {} [{}]\nBEGIN;\n", unit.title, unit.id));
+        for op in &unit.ops {
+            match op {
+                Op::Copy { into, .. } => {
+                    out.push_str(&format!("-- {into};  (rows streamed from the source)\n"))
+                }
+                Op::SyncSequences { table, sequences } => out.push_str(&format!(
+                    "-- setval() of {}'s sequence{} to the source's value{} (never below the \
+                     copied ids)\n",
+                    table,
+                    if sequences.len() == 1 { "" } else { "s" },
+                    if sequences.len() == 1 { "" } else { "s" },
+                )),
+                Op::SequenceValues { sequences } => out.push_str(&format!(
+                    "-- setval() of {} to the source's values{}\n",
+                    sequences
+                        .iter()
+                        .map(|s| s.name.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if sequences.iter().any(|s| s.raise_only) {
+                        " (sequences already on the target only move forward)"
+                    } else {
+                        ""
+                    }
+                )),
+                other => {
+                    if let Some(sql) = other.statement() {
+                        out.push_str(&format!("{sql};\n"));
+                    }
+                }
             }
         }
-        out.push_str("COMMIT;\n");
-    };
-    transaction("first: schemas, types, sequences, functions", &plan.prepare);
-    let schema_only = plan.content == Content::SchemaOnly;
-    for (g, members) in plan.truncate_groups.iter().enumerate() {
-        let mut sql = vec![format!(
-            "TRUNCATE {}",
-            members
-                .iter()
-                .map(|&i| plan.tables[i].truncate_target(&plan.tables[i].target))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )];
-        for &i in members {
-            let t = &plan.tables[i];
-            sql.extend(t.setup_sql(&t.target));
-            sql.push(t.copy_in_sql(&t.load_into(&t.target)));
-            sql.extend(t.finish_sql(&t.target));
-        }
-        transaction(&format!("truncate group {}, parents first", g + 1), &sql);
-    }
-    for table in plan
-        .tables
-        .iter()
-        .filter(|t| t.action != Action::Keep && t.truncate_group.is_none())
-    {
-        let name = table.staging.as_ref().unwrap_or(&table.target);
-        let mut sql = table.setup_sql(name);
-        if !schema_only {
-            if table.leaves.is_empty() {
-                sql.push(table.copy_in_sql(&table.load_into(name)));
-            } else {
-                sql.extend(table.leaves.iter().map(|leaf| table.copy_in_sql(leaf)));
-            }
-        }
-        sql.extend(table.finish_sql(name));
-        let title = match &table.staging {
-            None => table.target.to_string(),
-            Some(staging) => {
-                sql.push(format!(
-                    "ALTER TABLE {} RENAME TO {}",
-                    staging.sql(),
-                    pgbarge::quote::ident(&table.target.name)
-                ));
-                format!(
-                    "{}: its {} parts load the staging table in their own transactions, \
-                     then it is renamed",
-                    table.target,
-                    table.parts.len()
-                )
-            }
-        };
-        sql.extend(table.after_data.iter().cloned());
-        transaction(&title, &sql);
-    }
-    let after: Vec<String> = plan.schema.after.iter().map(|s| s.sql.clone()).collect();
-    transaction("after every table is loaded", &after);
-    let values: Vec<String> = plan
-        .schema
-        .sequence_values
-        .iter()
-        .filter(|s| s.readable && !schema_only)
-        .map(|s| s.name.to_string())
-        .collect();
-    if !values.is_empty() {
-        out.push_str(&format!(
-            "-- and, in that last transaction, setval() of {} to the source's values{}\n",
-            values.join(", "),
-            if plan.schema.sequence_values.iter().any(|s| s.raise_only) {
-                " (sequences already on the target only move forward)"
-            } else {
-                ""
-            }
-        ));
+        out.push_str("-- and the unit's record in the pgbarge ledger\nCOMMIT;\n");
     }
     out
+}
+
+/// What `copy --resume` will do: the units not committed yet.
+pub fn resume_plan(run: &pgbarge::ledger::SavedRun, verbose: bool) -> String {
+    let left = run.work.units.len() - run.done.len();
+    let mut out = format!(
+        "Resume: run {} from {} to {}: {} unit{} left of {}\n",
+        run.id,
+        run.work.source.connection,
+        run.work.target.connection,
+        left,
+        if left == 1 { "" } else { "s" },
+        run.work.units.len()
+    );
+    for unit in run
+        .work
+        .units
+        .iter()
+        .filter(|u| !run.done.contains_key(&u.id))
+    {
+        out.push_str(&format!("  {}\n", unit.title));
+    }
+    if verbose {
+        out.push_str(&units_sql(&run.work, &run.done));
+    }
+    out
+}
+
+/// The units that failed, one paragraph each, and what to do.
+pub fn failures(report: &RunReport) -> String {
+    let n = report.failures.len();
+    let mut out = format!(
+        "{n} unit{} of the run failed; every other unit committed:",
+        if n == 1 { "" } else { "s" }
+    );
+    for f in &report.failures {
+        out.push_str(&format!("\n  - {}: {}", f.title, f.message));
+        out.push_str(&older_target_hint(
+            &f.message,
+            report.source.server_version,
+            report.target.server_version,
+        ));
+        if !f.blocked.is_empty() {
+            out.push_str(&format!(
+                "\n    not run, as it waited on this: {}",
+                f.blocked.join("; ")
+            ));
+        }
+    }
+    out.push_str(
+        "\nThe tables of failed units are exactly as they were on the target. Fix the cause, \
+         then run the same command with --resume: only what failed runs again.",
+    );
+    out
+}
+
+/// A hint when an error looks like syntax a newer source has and an older target lacks.
+pub fn older_target_hint(message: &str, from: i32, to: i32) -> String {
+    let (from, to) = (from / 10000, to / 10000);
+    if from > to && message.contains("syntax error") {
+        format!(
+            "\nThe source is PostgreSQL {from} and the target {to}: a definition uses syntax \
+             the older server does not know. Change it on the source (or create that object on \
+             the target by hand), then run again."
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// `3 sequences, 7 views, …`, or empty.
@@ -267,7 +294,46 @@ pub fn report(report: &RunReport) -> String {
     } else {
         format!("Also created: {counts}\n")
     };
-    format!("{t}\n{also}{}\n", report.summary())
+    let mut extra = String::new();
+    if let Some(r) = &report.resumed {
+        extra.push_str(&format!(
+            "Resumed: {} of {} units had committed before and were skipped ({} rows, {}{}); \
+             the rows above were moved now.\n",
+            r.units_skipped,
+            r.units_total,
+            thousands(r.rows_skipped),
+            human_bytes(r.bytes_skipped),
+            if r.tables_done_before.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; tables finished before: {}",
+                    r.tables_done_before
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ));
+    }
+    if report.retries > 0 {
+        extra.push_str(&format!(
+            "Retried {} time{} after transient failures; nothing was written twice.\n",
+            report.retries,
+            if report.retries == 1 { "" } else { "s" }
+        ));
+    }
+    if report.snapshot_renewed {
+        extra.push_str(
+            "warning: the source connection holding the snapshot was lost mid-run: tables \
+             loaded after that read a later snapshot of the source.\n",
+        );
+    }
+    for w in &report.warnings {
+        extra.push_str(&format!("warning: {w}\n"));
+    }
+    format!("{t}\n{also}{extra}{}\n", report.summary())
 }
 
 /// Verification verdicts: a row per table and a summary line.

@@ -3,17 +3,19 @@
 
 use pgbarge::catalog::{self, Snapshot, TableName};
 use pgbarge::connect::{connect, Connection};
-use pgbarge::copy::{self, Event};
+use pgbarge::copy::Event;
+use pgbarge::ledger::{self, SavedRun};
 use pgbarge::plan::{Action, Endpoint, Plan, PlanOptions};
 use pgbarge::preflight::{self, Problem};
 use pgbarge::select::{self, Selection};
+use pgbarge::session::{self, Start};
 use pgbarge::{Error, Kind, Result, Side};
 
 use crate::interact;
 use crate::planfile::SavedPlan;
 use crate::progress::Progress;
 use crate::render;
-use crate::settings::{CopySettings, TablesSettings, VerifySettings};
+use crate::settings::{CleanSettings, CopySettings, TablesSettings, VerifySettings};
 
 /// What a failed command leaves for `main`: the error and, for preflight, every problem.
 pub struct Failure {
@@ -178,6 +180,58 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     }
 
     let (source, target) = connect_both(&settings.source, &settings.target).await?;
+    // An interrupted run on the target: go on with it (--resume, or yes in a terminal),
+    // or abandon it before starting anew.
+    let pending = ledger::last_run(&target.client).await?;
+    if settings.resume || pending.is_some() {
+        let resume = match &pending {
+            None => {
+                return Err(Error::usage(
+                    "--resume: no interrupted run is recorded on the target; nothing to resume. \
+                     Run the copy without --resume.",
+                )
+                .into())
+            }
+            Some(_) if settings.resume => true,
+            Some(run) if settings.interactive && !settings.dry_run => interact::offer_resume(run)?,
+            Some(_) => false,
+        };
+        if resume {
+            let Some(run) = pending else {
+                return Ok(());
+            };
+            return resume_run(&settings, &source, &target, run).await;
+        }
+        if let Some(run) = &pending {
+            if settings.dry_run {
+                eprintln!(
+                    "note: an interrupted run (run {}, started {}) is recorded on the target; \
+                     copying without --resume would abandon it.",
+                    run.id, run.started_at
+                );
+            } else {
+                let dropped = ledger::abandon(&target.client, run).await?;
+                eprintln!(
+                    "note: the interrupted run recorded on the target (run {}, started {}) was \
+                     abandoned{}; starting anew.",
+                    run.id,
+                    run.started_at,
+                    if dropped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ": its staging tables {} were dropped",
+                            dropped
+                                .iter()
+                                .map(|t| t.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                );
+            }
+        }
+    }
     let (source_tables, target_tables) = tokio::try_join!(
         catalog::list_tables(&source.client, Side::Source),
         catalog::list_tables(&target.client, Side::Target)
@@ -240,6 +294,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         content: settings.content,
         jobs: settings.jobs,
         split_above: settings.split_above,
+        part_size: settings.part_size,
         schema: pgbarge::plan::SchemaOptions {
             without_fks: settings.without_fks,
             owner: settings.owner.clone(),
@@ -373,41 +428,15 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         }
     }
 
-    let progress = Progress::new(&plan, settings.quiet);
-    let on_event = |event: Event| progress.event(event);
-
-    // Ctrl-C stops the run the way a failure does: streams cancelled, tables rolled back.
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    let result = copy::run(&plan, &source, &target, ctrl_c, &on_event).await;
-    progress.finish();
-    let report = result.map_err(|e| copy_failure(e, &plan))?;
+    let work = plan.work();
+    let report = execute(&settings, &source, &target, Start::Fresh(work)).await?;
     let verified = if settings.verify {
         let names: Vec<TableName> = plan.tables.iter().map(|t| t.target.clone()).collect();
         Some(verify_tables(&source, &target, &names).await?)
     } else {
         None
     };
-    if settings.json {
-        // One document: the copy report, with the verdicts under "verify" when asked for.
-        let mut doc = serde_json::to_value(&report).unwrap_or_default();
-        doc["ok"] = serde_json::Value::Bool(true);
-        if let Some(v) = &verified {
-            doc["verify"] = serde_json::to_value(v).unwrap_or_default();
-        }
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-    } else {
-        print!("{}", render::report(&report));
-        if let Some(v) = &verified {
-            print!("{}", render::verify(v));
-        }
-    }
-    if let Some(v) = &verified {
-        differences(v)?;
-    }
+    show_report(&settings, &report, verified.as_ref())?;
     // After picking by hand, offer to keep the choices for next time.
     if picked && settings.save_plan.is_none() {
         if let Some(path) = interact::offer_save_plan()? {
@@ -421,6 +450,163 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
                 path.display()
             );
         }
+    }
+    Ok(())
+}
+
+/// Runs `start` with progress on stderr; Ctrl-C and SIGTERM stop it the way a failure
+/// does (streams cancelled, the units in flight rolled back, the run left resumable).
+async fn execute(
+    settings: &CopySettings,
+    source: &Connection,
+    target: &Connection,
+    start: Start,
+) -> Result<pgbarge::report::RunReport, Failure> {
+    let work = match &start {
+        Start::Fresh(work) => work,
+        Start::Resume(run) => &run.work,
+    };
+    let progress = Progress::new(work, settings.quiet);
+    let on_event = |event: Event| progress.event(event);
+    let (from, to) = (work.source.server_version, work.target.server_version);
+    let result = session::execute(
+        source,
+        target,
+        start,
+        &settings.copy_options,
+        stop_signal(),
+        &on_event,
+    )
+    .await;
+    progress.finish();
+    result.map_err(|e| copy_failure(e, from, to))
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (systemd, Kubernetes, `kill`).
+async fn stop_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// `pgbarge copy --resume`: the units of the interrupted run recorded on the target that
+/// have not committed, from a new snapshot.
+async fn resume_run(
+    settings: &CopySettings,
+    source: &Connection,
+    target: &Connection,
+    run: SavedRun,
+) -> Result<(), Failure> {
+    if !settings.quiet {
+        eprintln!(
+            "Resuming run {} (started {}): {} of {} units committed before; the rest runs now.",
+            run.id,
+            run.started_at,
+            run.done.len(),
+            run.work.units.len()
+        );
+    }
+    if settings.dry_run {
+        print!("{}", render::resume_plan(&run, settings.verbose));
+        println!("Dry run: nothing was written.");
+        return Ok(());
+    }
+    let names: Vec<TableName> = run.work.tables.iter().map(|t| t.target.clone()).collect();
+    let report = execute(settings, source, target, Start::Resume(run)).await?;
+    let verified = if settings.verify && report.failures.is_empty() {
+        Some(verify_tables(source, target, &names).await?)
+    } else {
+        None
+    };
+    show_report(settings, &report, verified.as_ref())
+}
+
+/// Prints the report (and verdicts); a run with failed units, or differences, is an
+/// error after the report.
+fn show_report(
+    settings: &CopySettings,
+    report: &pgbarge::report::RunReport,
+    verified: Option<&pgbarge::verify::VerifyReport>,
+) -> Result<(), Failure> {
+    if settings.json {
+        // One document: the copy report, with the verdicts under "verify" when asked for.
+        let mut doc = serde_json::to_value(report).unwrap_or_default();
+        doc["ok"] = serde_json::Value::Bool(report.failures.is_empty());
+        if let Some(v) = verified {
+            doc["verify"] = serde_json::to_value(v).unwrap_or_default();
+        }
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        print!("{}", render::report(report));
+        if let Some(v) = verified {
+            print!("{}", render::verify(v));
+        }
+    }
+    if !report.failures.is_empty() {
+        return Err(Error::new(Kind::Copy, render::failures(report)).into());
+    }
+    if let Some(v) = verified {
+        differences(v)?;
+    }
+    Ok(())
+}
+
+/// `pgbarge clean`
+pub async fn clean(settings: CleanSettings) -> Result<(), Failure> {
+    warn_all(&settings.target);
+    let target = connect(&settings.target, Side::Target).await?;
+    let abandoned = session::abandon(&target).await?;
+    let message = match &abandoned {
+        None => "nothing to clean: no interrupted run is recorded on the target.".to_string(),
+        Some((run, dropped)) => format!(
+            "abandoned run {} (started {}): {} of {} units had committed and stay; {}.",
+            run.id,
+            run.started_at,
+            run.done.len(),
+            run.work.units.len(),
+            if dropped.is_empty() {
+                "no staging table to drop".to_string()
+            } else {
+                format!(
+                    "dropped staging table{} {}",
+                    if dropped.len() == 1 { "" } else { "s" },
+                    dropped
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ),
+    };
+    if settings.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "ok": true,
+                "abandoned_run": abandoned.as_ref().map(|(run, _)| run.id),
+                "dropped": abandoned.as_ref().map(|(_, d)| d.iter().map(|t| t.to_string()).collect::<Vec<_>>()),
+            })
+        );
+    } else {
+        println!("{message}");
     }
     Ok(())
 }
@@ -440,48 +626,18 @@ fn missing_parents(plan: &Plan) -> Vec<TableName> {
     missing
 }
 
-/// Adds to a copy error what the user needs to know: what the target holds now.
-fn copy_failure(err: Error, plan: &Plan) -> Failure {
-    // A definition from a newer server can use syntax an older target does not know.
-    let (from, to) = (
-        plan.source.server_version / 10000,
-        plan.target.server_version / 10000,
-    );
-    let older_target = if from > to && err.message().contains("syntax error") {
-        format!(
-            "\nThe source is PostgreSQL {from} and the target {to}: a definition uses syntax \
-             the older server does not know. Change it on the source (or create that object on \
-             the target by hand), then run again."
-        )
-    } else {
-        String::new()
-    };
+/// Adds to an error that stopped the run what the user needs to know: what the target
+/// holds now. `from` and `to` are the servers' versions.
+fn copy_failure(err: Error, from: i32, to: i32) -> Failure {
+    let hint = render::older_target_hint(err.message(), from, to);
     if err.kind() != Kind::Copy {
-        if older_target.is_empty() {
-            return err.into();
-        }
-        let mut e = Error::new(err.kind(), format!("{}{older_target}", err.message()));
-        if let Some(side) = err.side() {
-            e = e.on(side);
-        }
-        return e.into();
+        return err.context(hint).into();
     }
-    let disk_full = err.side() == Some(Side::Target)
-        && (err.message().contains("No space left") || err.message().contains("could not extend"));
-    let message = format!(
-        "{}\nThe table being loaded was rolled back: on the target it is exactly as it was \
-         before. Tables reported done are committed; run again naming the tables that \
-         are not done yet.{}{older_target}",
-        err.message(),
-        if disk_full {
-            " The target ran out of disk space: free some or grow its storage first."
-        } else {
-            ""
-        }
-    );
-    let mut e = Error::new(Kind::Copy, message).transient(err.is_transient());
-    if let Some(side) = err.side() {
-        e = e.on(side);
-    }
-    e.into()
+    err.context(
+        "The units being loaded were rolled back: their tables are on the target exactly as \
+         they were. What committed stays, recorded on the target; run the same command with \
+         --resume to go on from there.",
+    )
+    .context(hint)
+    .into()
 }

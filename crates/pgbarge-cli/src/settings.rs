@@ -33,6 +33,10 @@ pub struct CopySettings {
     pub content: Content,
     pub jobs: Option<usize>,
     pub split_above: Option<u64>,
+    pub part_size: Option<u64>,
+    pub resume: bool,
+    /// Retries, stall timeout and fail-fast for the copy stage.
+    pub copy_options: pgbarge::copy::CopyOptions,
     /// Schemas named whole in a saved plan.
     pub whole_schemas: Vec<String>,
     pub with_parents: bool,
@@ -130,6 +134,20 @@ impl CopySettings {
                 (None, Some(saved)) => Some(saved.split_above),
                 (None, None) => None,
             },
+            part_size: args.part_size.as_deref().map(parse_size).transpose()?,
+            resume: args.resume,
+            copy_options: pgbarge::copy::CopyOptions {
+                retry: pgbarge::retry::RetryPolicy {
+                    retries: args.retries.unwrap_or(pgbarge::retry::DEFAULT_RETRIES),
+                    ..Default::default()
+                },
+                stall_timeout: match &args.stall_timeout {
+                    Some(text) => parse_duration(text)?,
+                    None => pgbarge::copy::DEFAULT_STALL_TIMEOUT,
+                },
+                fail_fast: args.fail_fast,
+                ..Default::default()
+            },
             whole_schemas: saved
                 .as_ref()
                 .map(|s| s.whole_schemas.clone())
@@ -205,6 +223,51 @@ impl TablesSettings {
     }
 }
 
+/// Validated settings for `pgbarge clean`.
+#[derive(Debug)]
+pub struct CleanSettings {
+    pub target: ConnInfo,
+    pub json: bool,
+}
+
+impl CleanSettings {
+    pub fn from_args(args: crate::args::CleanArgs) -> Result<Self> {
+        let env = Environment::from_process();
+        Ok(CleanSettings {
+            target: conninfo(args.target.as_deref(), "--target", "PGBARGE_TARGET", &env)?,
+            json: args.json,
+        })
+    }
+}
+
+/// `90`, `90s`, `2m`, `1h` → a duration (a bare number is seconds).
+fn parse_duration(text: &str) -> Result<std::time::Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        Error::usage(format!(
+            "invalid duration {text:?}: expected e.g. 60s, 2m or a number of seconds"
+        ))
+    })?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "m" | "min" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => {
+            return Err(Error::usage(format!(
+                "invalid duration {text:?}: the unit must be s, m or h"
+            )))
+        }
+    };
+    if secs == 0 {
+        return Err(Error::usage(format!(
+            "invalid duration {text:?}: it must be at least one second"
+        )));
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 /// `64MB`, `1GB`, `500kB`, `1048576` → bytes (powers of 1024, as PostgreSQL's settings).
 fn parse_size(text: &str) -> Result<u64> {
     let t = text.trim();
@@ -233,7 +296,7 @@ fn parse_size(text: &str) -> Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_duration, parse_size};
 
     #[test]
     fn sizes() {
@@ -242,5 +305,15 @@ mod tests {
         assert_eq!(parse_size("4096").unwrap(), 4096);
         assert!(parse_size("12 parsecs").is_err());
         assert!(parse_size("MB").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("60").unwrap().as_secs(), 60);
+        assert_eq!(parse_duration("5s").unwrap().as_secs(), 5);
+        assert_eq!(parse_duration("2m").unwrap().as_secs(), 120);
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 fortnights").is_err());
     }
 }

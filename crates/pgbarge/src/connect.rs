@@ -46,7 +46,27 @@ const SESSION_SETUP: &str = "SET client_encoding = 'UTF8'; \
 const SERVER_INFO: &str = "SELECT current_setting('server_version_num')::int4, \
      current_database(), \
      pg_catalog.pg_postmaster_start_time()::text || '/' || current_setting('port') || '/' || \
-     (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())::text";
+     (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())::text, \
+     pg_catalog.pg_backend_pid(), \
+     (SELECT backend_start::text FROM pg_catalog.pg_stat_activity \
+       WHERE pid = pg_catalog.pg_backend_pid())";
+
+/// Ends one of pgbarge's own earlier sessions that may still run on the server after its
+/// connection stalled or vanished (the server has not noticed the client is gone, and the
+/// session may hold a lock the retry needs). A role may end its own sessions. The start
+/// time guards against a reused process id. From PostgreSQL 14 on it waits (up to 5 s)
+/// for the session to be gone, so its locks are released when this returns.
+const TERMINATE_SESSION: &str = "SELECT pg_catalog.pg_terminate_backend(pid) \
+     FROM pg_catalog.pg_stat_activity WHERE pid = $1 AND backend_start::text = $2";
+const TERMINATE_SESSION_WAIT: &str = "SELECT pg_catalog.pg_terminate_backend(pid, 5000) \
+     FROM pg_catalog.pg_stat_activity WHERE pid = $1 AND backend_start::text = $2";
+
+/// Which server session a connection is: its process id and start time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    pub pid: i32,
+    pub started: String,
+}
 
 /// An open connection to one side, with what we learned about the server on arrival.
 pub struct Connection {
@@ -58,27 +78,60 @@ pub struct Connection {
     pub database: String,
     /// Equal for two connections to the same database of the same running server.
     pub database_identity: String,
+    /// The server session behind this connection.
+    pub backend: Backend,
     tls: MakeRustlsConnect,
 }
 
-impl Connection {
-    /// Asks the server to cancel whatever this connection is running (a COPY, say), so an
-    /// interrupted run does not leave a backend working — and holding locks — after we
-    /// have gone. Best effort: the server rolls back on disconnect anyway.
+/// Cancels what a connection is running, from anywhere (it holds no borrow of the
+/// connection), so a stopped run does not leave a backend working — and holding locks —
+/// after we have gone. Best effort: the server rolls back on disconnect anyway.
+#[derive(Clone)]
+pub struct Canceller {
+    token: tokio_postgres::CancelToken,
+    tls: MakeRustlsConnect,
+    timeout: std::time::Duration,
+}
+
+impl Canceller {
     pub async fn cancel(&self) {
-        let token = self.client.cancel_token();
-        let _ = tokio::time::timeout(
-            self.info.connect_timeout,
-            token.cancel_query(self.tls.clone()),
-        )
-        .await;
+        let _ = tokio::time::timeout(self.timeout, self.token.cancel_query(self.tls.clone())).await;
+    }
+}
+
+impl Connection {
+    /// Asks the server to cancel whatever this connection is running (see [`Canceller`]).
+    pub async fn cancel(&self) {
+        self.canceller().cancel().await
+    }
+
+    /// A handle that cancels this connection's running query.
+    pub fn canceller(&self) -> Canceller {
+        Canceller {
+            token: self.client.cancel_token(),
+            tls: self.tls.clone(),
+            timeout: self.info.connect_timeout,
+        }
+    }
+
+    /// Ends `stale`, an earlier session of ours on this server (see [`TERMINATE_SESSION`]).
+    /// Best effort: a session already gone is what we want anyway.
+    pub async fn end_session(&self, stale: &Backend) {
+        let sql = if self.server_version_num >= 140_000 {
+            TERMINATE_SESSION_WAIT
+        } else {
+            TERMINATE_SESSION
+        };
+        let _ = self.client.query(sql, &[&stale.pid, &stale.started]).await;
     }
 }
 
 /// Connects to `info` as `side`, applies pgbarge's session settings, and reads the server's
 /// version and the database's identity.
 pub async fn connect(info: &ConnInfo, side: Side) -> Result<Connection> {
-    let mut config = tokio_postgres::Config::new();
+    // What pgbarge does not read itself first; everything it reads is set on top.
+    let mut config = crate::conninfo::passthrough_config(&info.passthrough)
+        .map_err(|e| Error::usage(format!("connection options: {e}")).on(side))?;
     for (host, port) in info.hosts.iter().zip(&info.ports) {
         config.host(host);
         config.port(*port);
@@ -93,6 +146,18 @@ pub async fn connect(info: &ConnInfo, side: Side) -> Result<Connection> {
     }
     if let Some(options) = &info.options {
         config.options(options);
+    }
+    if let Some(addr) = info.hostaddr {
+        config.hostaddr(addr);
+    }
+    let k = info.keepalives;
+    config
+        .keepalives(k.enabled)
+        .keepalives_idle(k.idle)
+        .keepalives_interval(k.interval)
+        .keepalives_retries(k.count);
+    if let Some(t) = info.tcp_user_timeout {
+        config.tcp_user_timeout(t);
     }
     // TLS does not apply to Unix sockets (as in libpq).
     config.ssl_mode(if info.is_socket() {
@@ -134,6 +199,10 @@ pub async fn connect(info: &ConnInfo, side: Side) -> Result<Connection> {
         server_version_num: row.get(0),
         database: row.get(1),
         database_identity: row.get(2),
+        backend: Backend {
+            pid: row.get(3),
+            started: row.get::<_, Option<String>>(4).unwrap_or_default(),
+        },
         client,
         side,
         info: info.clone(),
@@ -325,6 +394,7 @@ fn timeout_error(info: &ConnInfo, side: Side) -> Error {
 }
 
 fn connect_error(info: &ConnInfo, side: Side, err: tokio_postgres::Error) -> Error {
+    let transient_state = err.code().is_some_and(crate::error::is_transient_state);
     let code = err.code().map(|c| c.code().to_string());
     let detail = describe_pg(&err);
     let whom = format!("{} at {}", info.user, info.host_display());
@@ -352,9 +422,10 @@ fn connect_error(info: &ConnInfo, side: Side, err: tokio_postgres::Error) -> Err
             ),
             false,
         ),
+        // Starting up, shutting down, or full: the same connection later may work.
         Some(_) => (
             format!("{side} server: connecting as {whom} failed: {detail}"),
-            false,
+            transient_state,
         ),
         None if detail.contains("password missing") => (
             format!(

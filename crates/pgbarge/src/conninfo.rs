@@ -48,8 +48,7 @@ const KNOWN_KEYS: &[&str] = &[
     "keepalives_idle",
     "keepalives_interval",
     "keepalives_count",
-    "target_session_attrs",
-    "channel_binding",
+    "tcp_user_timeout",
     "sslcert",
     "sslkey",
 ];
@@ -192,6 +191,18 @@ pub struct ConnInfo {
     pub connect_timeout: Duration,
     pub application_name: String,
     pub options: Option<String>,
+    /// libpq's `hostaddr` given with `host`: the address to connect to, while `host`
+    /// names the server (for TLS verification).
+    pub hostaddr: Option<std::net::IpAddr>,
+    /// Options pgbarge does not read itself, passed to tokio-postgres as given (see
+    /// [`passthrough_config`]).
+    pub passthrough: Vec<(String, String)>,
+    /// TCP keepalives (libpq's `keepalives*` keys): on by default, and sooner than the
+    /// system's two hours, so a link that silently died is noticed while idle.
+    pub keepalives: Keepalives,
+    /// libpq's `tcp_user_timeout`: how long sent data may stay unacknowledged before the
+    /// connection is closed. `None`: the system's default.
+    pub tcp_user_timeout: Option<Duration>,
     /// Things the user should know (e.g. a password file ignored for its permissions).
     pub warnings: Vec<String>,
 }
@@ -262,10 +273,17 @@ fn parse_raw(text: &str) -> Result<BTreeMap<String, String>> {
     } else {
         parse_keyword_value(text)?
     };
-    for key in map.keys() {
-        if !KNOWN_KEYS.contains(&key.as_str()) {
+    for (key, value) in &map {
+        // Options pgbarge does not handle itself go to tokio-postgres's own parser
+        // (`target_session_attrs`, `channel_binding`, `load_balance_hosts`, …): used if
+        // it knows them, refused here if not.
+        if !KNOWN_KEYS.contains(&key.as_str())
+            && passthrough_config(&[(key.clone(), value.clone())]).is_err()
+        {
             return Err(Error::usage(format!(
-                "invalid connection option \"{key}\": pgbarge accepts libpq's options ({})",
+                "invalid connection option \"{key}\" (or its value): pgbarge accepts libpq's \
+                 options ({}, and those tokio-postgres knows, e.g. target_session_attrs, \
+                 channel_binding, load_balance_hosts)",
                 KNOWN_KEYS.join(", ")
             )));
         }
@@ -430,6 +448,97 @@ fn parse_url(rest: &str) -> Result<BTreeMap<String, String>> {
 }
 
 /// Phase two: fill defaults from the environment, find the password, validate.
+/// A tokio-postgres configuration from the options pgbarge passes through unread, in
+/// tokio-postgres's own `key='value'` syntax. Its error never holds a value (these are
+/// never the password, which pgbarge reads itself).
+pub fn passthrough_config(
+    options: &[(String, String)],
+) -> std::result::Result<tokio_postgres::Config, String> {
+    let text = options
+        .iter()
+        .map(|(k, v)| format!("{k}='{}'", v.replace('\\', "\\\\").replace('\'', "\\'")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    text.parse::<tokio_postgres::Config>()
+        .map_err(|_| "not a tokio-postgres option".to_string())
+}
+
+/// TCP keepalive settings, libpq's keys with pgbarge's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalives {
+    pub enabled: bool,
+    /// Idle time before the first probe (`keepalives_idle`).
+    pub idle: Duration,
+    /// Between probes (`keepalives_interval`).
+    pub interval: Duration,
+    /// Unanswered probes before the connection is dropped (`keepalives_count`).
+    pub count: u32,
+}
+
+impl Default for Keepalives {
+    /// A dead idle link is noticed after about a minute (30 s + 3 × 10 s): cloud NATs and
+    /// load balancers drop idle flows after 350 s (AWS) or less.
+    fn default() -> Self {
+        Keepalives {
+            enabled: true,
+            idle: Duration::from_secs(30),
+            interval: Duration::from_secs(10),
+            count: 3,
+        }
+    }
+}
+
+/// A whole number of seconds (or milliseconds, `millis`) for `key`, or a usage error.
+fn duration_key(
+    raw: &BTreeMap<String, String>,
+    key: &str,
+    millis: bool,
+) -> Result<Option<Duration>> {
+    let Some(text) = raw.get(key) else {
+        return Ok(None);
+    };
+    let n: u64 = text.trim().parse().map_err(|_| {
+        Error::usage(format!(
+            "invalid {key} \"{text}\": expected a whole number of {}",
+            if millis { "milliseconds" } else { "seconds" }
+        ))
+    })?;
+    Ok(Some(if millis {
+        Duration::from_millis(n)
+    } else {
+        Duration::from_secs(n)
+    }))
+}
+
+fn keepalives(raw: &BTreeMap<String, String>) -> Result<Keepalives> {
+    let mut k = Keepalives::default();
+    if let Some(on) = raw.get("keepalives") {
+        k.enabled = match on.trim() {
+            "0" => false,
+            "1" => true,
+            other => {
+                return Err(Error::usage(format!(
+                    "invalid keepalives \"{other}\": expected 1 (on) or 0 (off)"
+                )))
+            }
+        };
+    }
+    if let Some(idle) = duration_key(raw, "keepalives_idle", false)? {
+        k.idle = idle.max(Duration::from_secs(1));
+    }
+    if let Some(interval) = duration_key(raw, "keepalives_interval", false)? {
+        k.interval = interval.max(Duration::from_secs(1));
+    }
+    if let Some(count) = raw.get("keepalives_count") {
+        k.count = count.trim().parse().map_err(|_| {
+            Error::usage(format!(
+                "invalid keepalives_count \"{count}\": expected a whole number"
+            ))
+        })?;
+    }
+    Ok(k)
+}
+
 fn resolve(mut raw: BTreeMap<String, String>, env: &Environment) -> Result<ConnInfo> {
     let password_in_string = raw.contains_key("password");
     for (key, var) in ENV_DEFAULTS {
@@ -448,6 +557,16 @@ fn resolve(mut raw: BTreeMap<String, String>, env: &Environment) -> Result<ConnI
         }
     }
 
+    // libpq: with both, `hostaddr` is where to connect and `host` the name the server's
+    // certificate must carry.
+    let hostaddr = match (raw.get("host"), raw.get("hostaddr")) {
+        (Some(_), Some(addr)) => Some(addr.trim().parse::<std::net::IpAddr>().map_err(|_| {
+            Error::usage(format!(
+                "invalid hostaddr \"{addr}\": expected one IPv4 or IPv6 address"
+            ))
+        })?),
+        _ => None,
+    };
     let hosts: Vec<String> = match raw.get("host").or(raw.get("hostaddr")) {
         Some(h) => h.split(',').map(|s| s.trim().to_string()).collect(),
         None if Path::new(DEFAULT_SOCKET_DIR).is_dir() => vec![DEFAULT_SOCKET_DIR.to_string()],
@@ -601,6 +720,15 @@ fn resolve(mut raw: BTreeMap<String, String>, env: &Environment) -> Result<ConnI
         connect_timeout,
         application_name,
         options: raw.get("options").cloned(),
+        hostaddr,
+        passthrough: raw
+            .iter()
+            .filter(|(k, _)| !KNOWN_KEYS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        keepalives: keepalives(&raw)?,
+        // libpq: 0 means the system's default.
+        tcp_user_timeout: duration_key(&raw, "tcp_user_timeout", true)?.filter(|d| !d.is_zero()),
         warnings,
     })
 }
@@ -773,6 +901,60 @@ mod tests {
             let err = ConnInfo::parse(s, &env(&[])).unwrap_err();
             assert!(err.message().contains(needle), "{s}: {}", err.message());
         }
+    }
+
+    #[test]
+    fn options_pgbarge_does_not_read_go_to_tokio_postgres() {
+        let c = ConnInfo::parse(
+            "host=h target_session_attrs=read-write channel_binding=require load_balance_hosts=random",
+            &env(&[]),
+        )
+        .expect("tokio-postgres knows these");
+        assert_eq!(c.passthrough.len(), 3);
+        assert!(passthrough_config(&c.passthrough).is_ok());
+        assert!(passthrough_config(&[]).is_ok(), "none at all is fine");
+        let err = ConnInfo::parse("host=h target_session_attrs=sometimes", &env(&[])).unwrap_err();
+        assert!(
+            err.message().contains("target_session_attrs"),
+            "{}",
+            err.message()
+        );
+    }
+
+    #[test]
+    fn keepalives_default_on_and_follow_libpq_keys() {
+        let c = ConnInfo::parse("host=h", &env(&[])).expect("parses");
+        assert_eq!(c.keepalives, Keepalives::default());
+        assert!(c.keepalives.enabled && c.tcp_user_timeout.is_none());
+        let c = ConnInfo::parse(
+            "host=h keepalives=0 keepalives_idle=5 keepalives_interval=2 keepalives_count=4 tcp_user_timeout=9000",
+            &env(&[]),
+        )
+        .expect("parses");
+        assert!(!c.keepalives.enabled);
+        assert_eq!(c.keepalives.idle, Duration::from_secs(5));
+        assert_eq!(c.keepalives.interval, Duration::from_secs(2));
+        assert_eq!(c.keepalives.count, 4);
+        assert_eq!(c.tcp_user_timeout, Some(Duration::from_millis(9000)));
+        for bad in [
+            "keepalives=2",
+            "keepalives_idle=soon",
+            "tcp_user_timeout=-1",
+        ] {
+            assert!(
+                ConnInfo::parse(&format!("host=h {bad}"), &env(&[])).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn hostaddr_with_host_connects_there_and_verifies_the_name() {
+        let c =
+            ConnInfo::parse("host=db.example.com hostaddr=127.0.0.1", &env(&[])).expect("parses");
+        assert_eq!(c.hosts, vec!["db.example.com".to_string()]);
+        assert_eq!(c.hostaddr, Some("127.0.0.1".parse().expect("an address")));
+        assert!(ConnInfo::parse("host=h hostaddr=nowhere", &env(&[])).is_err());
     }
 
     #[test]

@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+pub use tokio_postgres::error::SqlState;
+
 /// Which server an operation talked to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -122,6 +124,38 @@ impl Error {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The same error with `more` added to its message (a consequence, or what to do
+    /// next), keeping its kind, side, transience and source — the one way errors are
+    /// re-worded on their way up.
+    pub fn context(mut self, more: impl AsRef<str>) -> Self {
+        let more = more.as_ref();
+        if !more.is_empty() {
+            self.message.push('\n');
+            self.message.push_str(more);
+        }
+        self
+    }
+
+    /// The same error as another kind (e.g. a load failure seen as a schema failure),
+    /// keeping everything else.
+    pub fn with_kind(mut self, kind: Kind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// The server's SQLSTATE, when the cause is a server error.
+    pub fn sql_state(&self) -> Option<&SqlState> {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> =
+            self.source.as_deref().map(|s| s as _);
+        while let Some(e) = cur {
+            if let Some(pg) = e.downcast_ref::<tokio_postgres::Error>() {
+                return pg.code();
+            }
+            cur = e.source();
+        }
+        None
+    }
 }
 
 /// Library result type.
@@ -156,19 +190,28 @@ pub fn describe_pg(err: &tokio_postgres::Error) -> String {
     s
 }
 
-/// Transport failures and the server classes that mean "try again" (shutdown, connection
-/// failure, serialization failure, lock timeouts) are transient; logic errors are not.
+/// Server errors after which the same work, started again in a new transaction, can
+/// succeed: the server or the connection went away, the server is starting or full, or
+/// the transaction lost a race (serialization, deadlock, a lock wait that timed out).
+const TRANSIENT_STATES: &[SqlState] = &[
+    SqlState::ADMIN_SHUTDOWN,
+    SqlState::CRASH_SHUTDOWN,
+    SqlState::CANNOT_CONNECT_NOW,
+    SqlState::TOO_MANY_CONNECTIONS,
+    SqlState::T_R_SERIALIZATION_FAILURE,
+    SqlState::T_R_DEADLOCK_DETECTED,
+    SqlState::LOCK_NOT_AVAILABLE,
+    SqlState::QUERY_CANCELED,
+    SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+];
+
+/// Whether a server `code` means "try again" (the connection-exception class 08 too).
+pub fn is_transient_state(code: &SqlState) -> bool {
+    code.code().starts_with("08") || TRANSIENT_STATES.contains(code)
+}
+
+/// Transport failures (no SQLSTATE: reset, refused, closed) and the transient server
+/// states are transient; logic errors are not.
 fn is_transient(err: &tokio_postgres::Error) -> bool {
-    match err.code() {
-        Some(code) => {
-            let c = code.code();
-            c.starts_with("08")
-                || c.starts_with("57P")
-                || c == "40001"
-                || c == "40P01"
-                || c == "55P03"
-                || c == "53300"
-        }
-        None => true,
-    }
+    err.code().is_none_or(is_transient_state)
 }

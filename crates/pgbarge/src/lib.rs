@@ -15,11 +15,14 @@ pub mod conninfo;
 pub mod convert;
 pub mod copy;
 pub mod error;
+pub mod ledger;
 pub mod plan;
 pub mod preflight;
 pub mod quote;
 pub mod report;
+pub mod retry;
 pub mod select;
+pub mod session;
 pub mod verify;
 
 pub use error::{Error, Kind, Result, Side};

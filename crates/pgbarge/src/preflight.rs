@@ -33,6 +33,15 @@ pub enum ProblemKind {
     UnsupportedObject,
     /// The `--owner` role does not exist on the target, or the role may not act as it.
     Owner,
+    /// The target's partitioned table lacks partitions the source's rows go to.
+    MissingPartition,
+    /// Row-level security would hide rows from the source role, or refuse COPY into
+    /// the target table.
+    RowSecurity,
+    /// `--mode upsert` needs the target's primary key, and it has none usable.
+    NoUpsertKey,
+    /// A target column is generated, so it cannot be loaded.
+    GeneratedOnTarget,
 }
 
 /// One problem, with what to do about it.
@@ -145,7 +154,7 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
             .collect();
         if !missing.is_empty() {
             problems.push(problem(
-                ProblemKind::MissingTable,
+                ProblemKind::MissingPartition,
                 Some(&t.target),
                 format!(
                     "{}: the target's partitioned table lacks the source's partition(s) {}.",
@@ -186,7 +195,7 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
         if let Some(src) = snapshot.source.tables.get(&t.source) {
             if src.table.row_security_applies {
                 problems.push(problem(
-                    ProblemKind::MissingPrivilege,
+                    ProblemKind::RowSecurity,
                     Some(&t.source),
                     format!("{}: row-level security policies apply to the source role, so it would see only some of the rows.", t.source),
                     "Copy as the table's owner (without FORCE ROW LEVEL SECURITY), a superuser or a role with BYPASSRLS.".into(),
@@ -215,7 +224,7 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
             );
             if loads_existing && tt.row_security_applies {
                 problems.push(problem(
-                    ProblemKind::MissingPrivilege,
+                    ProblemKind::RowSecurity,
                     Some(name),
                     format!("{name}: row-level security applies to the role ({target_role}) on the target table, and PostgreSQL refuses COPY FROM into such a table."),
                     format!("Have its owner run ALTER TABLE {} NO FORCE ROW LEVEL SECURITY (if the role owns it) for the load, or copy as a role with BYPASSRLS.", name.sql()),
@@ -257,14 +266,14 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
                 let copied: Vec<&str> = t.copied_columns().collect();
                 if t.upsert_key.is_empty() {
                     problems.push(problem(
-                        ProblemKind::MissingColumn,
+                        ProblemKind::NoUpsertKey,
                         Some(name),
                         format!("{name}: --mode upsert matches rows by the target's primary key, and this target table has none."),
                         format!("Add one on the target (ALTER TABLE {} ADD PRIMARY KEY (…);), or use --mode append or truncate.", name.sql()),
                     ));
                 } else if let Some(k) = t.upsert_key.iter().find(|k| !copied.contains(&k.as_str())) {
                     problems.push(problem(
-                        ProblemKind::MissingColumn,
+                        ProblemKind::NoUpsertKey,
                         Some(name),
                         format!("{name}: the target's primary key column \"{k}\" is not among the source's columns, so rows cannot be matched for --mode upsert."),
                         "Use --mode append or truncate.".into(),
@@ -377,7 +386,7 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
                     format!("Add it on the target: ALTER TABLE {} ADD COLUMN {} {};", name.sql(), crate::quote::ident(&c.name), c.source_type),
                 )),
                 ColumnRoute::GeneratedOnTarget => problems.push(problem(
-                    ProblemKind::MissingColumn,
+                    ProblemKind::GeneratedOnTarget,
                     Some(name),
                     format!("{name}: column \"{}\" is a generated column on the target, so it cannot be loaded.", c.name),
                     "Make it a plain column on the target, or drop the generation expression.".into(),

@@ -3,7 +3,37 @@
 use serde::Serialize;
 
 use crate::catalog::TableName;
+use crate::error::Side;
+use crate::plan::units::{UnitId, UnitKind};
 use crate::plan::{Action, Content, CopyFormat, Endpoint};
+
+/// A unit that failed for good (after its retries), and what it held back.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitFailure {
+    pub unit: UnitId,
+    pub kind: UnitKind,
+    pub title: String,
+    /// The tables it loads: each is as it was on the target.
+    pub tables: Vec<TableName>,
+    pub message: String,
+    pub side: Option<Side>,
+    /// Retries ran out on an error that could pass (the link stayed down).
+    pub transient: bool,
+    /// Units that waited on it and did not run.
+    pub blocked: Vec<String>,
+}
+
+/// What a resumed run found already done.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resumed {
+    pub units_skipped: usize,
+    pub units_total: usize,
+    /// Rows of the skipped units, where the ledger knows them.
+    pub rows_skipped: u64,
+    pub bytes_skipped: u64,
+    /// Tables completed before the interruption.
+    pub tables_done_before: Vec<TableName>,
+}
 
 /// One table's outcome.
 #[derive(Debug, Clone, Serialize)]
@@ -37,6 +67,18 @@ pub struct RunReport {
     /// Objects created besides the tables, by kind ("views": 7, …).
     pub schema: std::collections::BTreeMap<String, usize>,
     pub seconds: f64,
+    /// Units that failed for good; the rest of the run went on.
+    pub failures: Vec<UnitFailure>,
+    /// Transient failures retried.
+    pub retries: u32,
+    /// Set when this run continued an interrupted one.
+    pub resumed: Option<Resumed>,
+    /// The source connection holding the snapshot was lost mid-run: units started after
+    /// that read a later snapshot.
+    pub snapshot_renewed: bool,
+    /// What the user should know about the result (tables that may mix two points in
+    /// time, …).
+    pub warnings: Vec<String>,
 }
 
 impl RunReport {

@@ -27,7 +27,7 @@ pub use queries::{
 pub use snapshot::Snapshot;
 
 /// A schema-qualified table name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 pub struct TableName {
     pub schema: String,
     pub name: String,

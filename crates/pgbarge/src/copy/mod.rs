@@ -1,38 +1,49 @@
-//! The copy stage: runs a preflighted [`Plan`] with `plan.jobs` source+target connection
-//! pairs at once, every source connection reading the same exported snapshot.
+//! The copy stage: runs a run's [`Work`] — its units — with `jobs` source+target
+//! connection pairs at once, every source connection reading the same exported snapshot.
 //!
-//! Work is a queue of units, biggest first: a whole table (one target transaction:
-//! create or empty, COPY, primary key, sequences, commit), or one part of a split table
-//! (its own transaction, COPY into the table's staging table). The worker that finishes
-//! a split table's last part builds the key and renames the staging table to the real
-//! name in one short transaction, so no other session ever sees a half-loaded table.
+//! Each unit is one target transaction, assembled from its typed operations in one place
+//! ([`run_unit`]): statements are pipelined around the COPY streams, and the unit's record
+//! in the [`Ledger`] goes in just before COMMIT, so the unit and its record commit
+//! together or not at all.
 //!
-//! A failure (or the caller's `stop`) cancels every stream, rolls back, drops staging
-//! tables, and returns the error: tables already committed stay, the others are as they
-//! were. The stage reports what happens as [`Event`]s and never prints.
+//! Faults are expected: a unit that fails transiently (a reset or stalled connection, a
+//! restarting server, a lock wait that timed out) is retried from its start in a new
+//! transaction after a backoff, on fresh connections, once pgbarge's own stale sessions
+//! are ended. A unit that fails for good blocks only the units that wait for it; the rest
+//! of the run goes on (unless `fail_fast`), and the report lists every failure. A stop
+//! (Ctrl-C, SIGTERM) cancels every stream; what committed stays, recorded, and a resumed
+//! run skips it. The stage reports what happens as [`Event`]s and never prints.
 
 mod pump;
+pub mod schedule;
+mod sequences;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
 use crate::catalog::TableName;
-use crate::connect::{connect, Connection};
-use crate::error::{Error, Kind, Result, Side};
-use crate::plan::{Action, Content, Plan, TablePlan, NO_BODY_CHECKS};
-use crate::quote::{ident, literal};
-use crate::report::{RunReport, TableReport};
+use crate::connect::{connect, Backend, Connection};
+use crate::error::{Error, Kind, Result, Side, SqlState};
+use crate::ledger::{Ledger, Moved};
+use crate::plan::units::{Op, Unit, UnitId, UnitKind, Work};
+use crate::quote::literal;
+use crate::report::{Resumed, RunReport, TableReport, UnitFailure};
+use crate::retry::{jitter, RetryPolicy};
+
+use schedule::{Schedule, State};
 
 /// Every source connection reads in a repeatable-read, read-only transaction...
 const SOURCE_BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 /// ...the first one exports its snapshot, the others adopt it: the target then equals
-/// the source at one instant, even while the source is being written to.
-const EXPORT_SNAPSHOT: &str = "SELECT pg_catalog.pg_export_snapshot()";
+/// the source at one instant, even while the source is being written to. The time is
+/// recorded with the run.
+const EXPORT_SNAPSHOT: &str =
+    "SELECT pg_catalog.pg_export_snapshot(), pg_catalog.transaction_timestamp()::text";
 const BEGIN: &str = "BEGIN";
 const COMMIT: &str = "COMMIT";
 const ROLLBACK: &str = "ROLLBACK";
@@ -43,8 +54,55 @@ const SOURCE_SEARCH_PATH: &str =
 /// call functions whose bodies may name other objects unqualified, as they resolve on the
 /// source. Everything pgbarge itself sends is schema-qualified, so this changes nothing else.
 const SET_SEARCH_PATH: &str = "SELECT pg_catalog.set_config('search_path', $1, false)";
-/// A sequence's state; read on the source after the table's data so it covers every row.
-const SEQUENCE_STATE: &str = "SELECT last_value, is_called FROM ";
+/// Target sessions wait this long for a lock, then give up and retry after a backoff: a
+/// waiting ACCESS EXCLUSIVE request (TRUNCATE, DROP) queues every later reader of the
+/// table behind it, so pgbarge must never wait long in that queue.
+const SET_LOCK_TIMEOUT: &str = "SELECT pg_catalog.set_config('lock_timeout', $1, false)";
+/// Who holds a lock on the tables a unit works on (for the message while pgbarge waits).
+/// Query text is visible for the role's own sessions or with pg_read_all_stats.
+const LOCK_HOLDERS: &str = "SELECT a.pid, coalesce(a.application_name, ''), \
+     coalesce(a.state, ''), coalesce(a.xact_start::text, ''), \
+     coalesce(split_part(a.query, E'\\n', 1), '') \
+     FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
+     JOIN pg_catalog.pg_class c ON c.oid = l.relation \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE l.granted AND a.pid <> pg_catalog.pg_backend_pid() \
+       AND (n.nspname, c.relname) IN (SELECT s, r FROM unnest($1::text[], $2::text[]) AS t(s, r)) \
+     GROUP BY 1, 2, 3, 4, 5 ORDER BY 1 LIMIT 5";
+
+/// Whether a session is working on a statement (not waiting for its client to send
+/// more, which is what a session whose data was lost in transit does).
+const SESSION_BUSY: &str = "SELECT state = 'active' AND wait_event IS DISTINCT FROM 'ClientRead' \
+     FROM pg_catalog.pg_stat_activity WHERE pid = $1 AND backend_start::text = $2";
+
+/// How the copy stage behaves under faults.
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    pub retry: RetryPolicy,
+    /// A stream that moves no byte for this long is cancelled and retried as transient.
+    pub stall_timeout: Duration,
+    /// How long a target statement waits for a lock before it is retried.
+    pub lock_timeout: Duration,
+    /// Stop the whole run at the first unit that fails for good.
+    pub fail_fast: bool,
+}
+
+/// The default stall timeout: long enough for a busy server's pauses, short enough
+/// that a dead link is noticed within a minute.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default lock timeout (see [`SET_LOCK_TIMEOUT`]).
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions {
+            retry: RetryPolicy::default(),
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            fail_fast: false,
+        }
+    }
+}
 
 /// What the copy stage reports while it works.
 #[derive(Debug, Clone)]
@@ -59,778 +117,897 @@ pub enum Event {
         bytes: u64,
     },
     TableFinished(TableReport),
+    /// A unit failed transiently and will be tried again after `delay`.
+    Retrying {
+        unit: String,
+        attempt: u32,
+        retries: u32,
+        delay: Duration,
+        reason: String,
+    },
+    /// A unit failed for good; the units waiting on it will not run.
+    UnitFailed {
+        unit: String,
+        error: String,
+    },
+    /// The source connection holding the run's snapshot was lost: the units not yet
+    /// started read a new snapshot.
+    SnapshotRenewed {
+        reason: String,
+    },
 }
 
-/// One piece of work for a worker.
-#[derive(Debug, Clone, Copy)]
-enum Unit {
-    /// A whole table, in one transaction.
-    Table(usize),
-    /// Part `.1` of split table `.0`.
-    Part(usize, usize),
-    /// Truncate group `.0` (see `Plan::truncate_groups`): its tables in one transaction.
-    Group(usize),
+/// The run's snapshot of the source, exported by the connection that holds it open.
+#[derive(Debug, Clone)]
+pub struct ExportedSnapshot {
+    pub id: String,
+    /// When it was taken (the source's clock), recorded with the run.
+    pub taken_at: String,
 }
 
-/// Per-table progress shared by the workers loading its parts.
-#[derive(Default)]
-struct TableState {
-    started: OnceLock<Instant>,
-    parts_left: AtomicUsize,
-    bytes: AtomicU64,
-    rows: AtomicU64,
-    done: AtomicBool,
-}
-
-struct Shared<'a> {
-    plan: &'a Plan,
-    queue: Mutex<VecDeque<Unit>>,
-    tables: Vec<TableState>,
-    reports: Mutex<Vec<Option<TableReport>>>,
-    failed: AtomicBool,
-    /// Signalled when a table is done or the run fails: workers waiting for a table's
-    /// foreign-key parents look at the queue again.
-    changed: tokio::sync::Notify,
-    /// Units being loaded right now.
-    running: AtomicUsize,
-    on_event: &'a (dyn Fn(Event) + Send + Sync),
-}
-
-/// Runs `plan`. `stop` resolving (e.g. on Ctrl-C) interrupts the run like a failure does.
-pub async fn run(
-    plan: &Plan,
-    source: &Connection,
-    target: &Connection,
-    stop: impl Future<Output = ()>,
-    on_event: &(dyn Fn(Event) + Send + Sync),
-) -> Result<RunReport> {
-    let started = Instant::now();
-    let source_err =
-        |what: &'static str| move |e| Error::postgres(Kind::Copy, Side::Source, what, e);
+/// Opens the snapshot transaction on `source` and exports it. `source` must then stay
+/// open, and idle, for the whole run.
+pub async fn export_snapshot(source: &Connection) -> Result<ExportedSnapshot> {
     source
         .client
         .batch_execute(SOURCE_BEGIN)
         .await
-        .map_err(source_err("starting the snapshot"))?;
-    let snapshot: String = source
+        .map_err(|e| Error::postgres(Kind::Copy, Side::Source, "starting the snapshot", e))?;
+    let row = source
         .client
         .query_one(EXPORT_SNAPSHOT, &[])
         .await
-        .map_err(source_err("exporting the snapshot"))?
-        .get(0);
+        .map_err(|e| Error::postgres(Kind::Copy, Side::Source, "exporting the snapshot", e))?;
+    Ok(ExportedSnapshot {
+        id: row.get(0),
+        taken_at: row.get(1),
+    })
+}
 
-    let units = work_units(plan);
-    let jobs = plan.jobs.min(units.len()).max(1);
-    let extra = futures_util::future::try_join_all(
-        (1..jobs).map(|_| open_worker(source, target, &snapshot)),
-    )
-    .await?;
-    let mut workers: Vec<(&Connection, &Connection)> = vec![(source, target)];
-    workers.extend(extra.iter().map(|(s, t)| (s, t)));
+/// Per-table progress shared by the units loading it.
+#[derive(Default)]
+struct TableState {
+    started: OnceLock<Instant>,
+    bytes: AtomicU64,
+    rows: AtomicU64,
+}
+
+/// The source connection holding the snapshot: the caller's, or a new one after it was
+/// lost.
+enum Holder<'a> {
+    Given(&'a Connection),
+    Renewed(Box<Connection>),
+}
+
+impl Holder<'_> {
+    fn connection(&self) -> &Connection {
+        match self {
+            Holder::Given(c) => c,
+            Holder::Renewed(c) => c,
+        }
+    }
+}
+
+struct SnapshotState<'a> {
+    holder: Holder<'a>,
+    id: String,
+}
+
+/// The sessions of one worker's connection pair, to end them if they go stale.
+#[derive(Debug, Clone)]
+struct PairBackends {
+    source: Backend,
+    target: Backend,
+}
+
+struct Pair {
+    source: Connection,
+    target: Connection,
+}
+
+impl Pair {
+    fn backends(&self) -> PairBackends {
+        PairBackends {
+            source: self.source.backend.clone(),
+            target: self.target.backend.clone(),
+        }
+    }
+}
+
+struct Ctx<'a, L: Ledger> {
+    work: &'a Work,
+    source_info: crate::conninfo::ConnInfo,
+    target_info: crate::conninfo::ConnInfo,
+    ledger: &'a L,
+    options: &'a CopyOptions,
+    snapshot: tokio::sync::Mutex<SnapshotState<'a>>,
+    /// The source's search_path, which target sessions load with.
+    search_path: String,
+    schedule: Mutex<Schedule>,
+    /// Signalled when a unit ends or the run stops: waiting workers look again.
+    changed: tokio::sync::Notify,
+    tables: Vec<TableState>,
+    /// Tables completed by this run.
+    completed: Mutex<BTreeSet<usize>>,
+    stopping: AtomicBool,
+    failures: Mutex<Vec<UnitFailure>>,
+    retries: AtomicU32,
+    /// Cancel handles of every open pair, by worker, so a stop cancels running queries.
+    cancels: Mutex<BTreeMap<usize, [crate::connect::Canceller; 2]>>,
+    /// Set when a unit read from a renewed snapshot.
+    renewed: AtomicBool,
+    on_event: &'a (dyn Fn(Event) + Send + Sync),
+}
+
+/// Runs `work`, skipping the units in `done` (committed by an earlier, interrupted
+/// attempt of the same run). `source` holds `snapshot` open; `target` is used for the
+/// stage's own bookkeeping. `stop` resolving (Ctrl-C, SIGTERM) interrupts the run.
+///
+/// Returns the report, which lists the units that failed for good; an `Err` means the
+/// run as a whole stopped (interrupted, `fail_fast`, or nothing could be prepared).
+#[allow(clippy::too_many_arguments)]
+pub async fn run<L: Ledger>(
+    work: &Work,
+    done: &BTreeMap<UnitId, Moved>,
+    source: &Connection,
+    snapshot: &ExportedSnapshot,
+    target_info: &crate::conninfo::ConnInfo,
+    ledger: &L,
+    options: &CopyOptions,
+    stop: impl Future<Output = ()>,
+    on_event: &(dyn Fn(Event) + Send + Sync),
+) -> Result<RunReport> {
+    let started = Instant::now();
     let search_path: String = source
         .client
         .query_one(SOURCE_SEARCH_PATH, &[])
         .await
-        .map_err(source_err("reading the search_path"))?
+        .map_err(|e| Error::postgres(Kind::Copy, Side::Source, "reading the search_path", e))?
         .get(0);
-    let search_path = &search_path;
-    futures_util::future::try_join_all(
-        workers
-            .iter()
-            .map(|(_, t)| async move { t.client.query_one(SET_SEARCH_PATH, &[search_path]).await }),
-    )
-    .await
-    .map_err(|e| Error::postgres(Kind::Copy, Side::Target, "setting the search_path", e))?;
-
-    let shared = Shared {
-        plan,
-        queue: Mutex::new(units.into()),
-        tables: plan
-            .tables
-            .iter()
-            .map(|t| TableState {
-                parts_left: AtomicUsize::new(t.parts.len()),
-                ..TableState::default()
-            })
-            .collect(),
-        reports: Mutex::new(vec![None; plan.tables.len()]),
-        failed: AtomicBool::new(false),
+    let done_ids: BTreeSet<UnitId> = done.keys().cloned().collect();
+    let schedule = Schedule::new(work, &done_ids);
+    let pending = work.units.len() - schedule.count(State::Done);
+    let ctx = Ctx {
+        work,
+        source_info: source.info.clone(),
+        target_info: target_info.clone(),
+        ledger,
+        options,
+        snapshot: tokio::sync::Mutex::new(SnapshotState {
+            holder: Holder::Given(source),
+            id: snapshot.id.clone(),
+        }),
+        search_path,
+        schedule: Mutex::new(schedule),
         changed: tokio::sync::Notify::new(),
-        running: AtomicUsize::new(0),
+        tables: work.tables.iter().map(|_| TableState::default()).collect(),
+        completed: Mutex::new(BTreeSet::new()),
+        stopping: AtomicBool::new(false),
+        failures: Mutex::new(Vec::new()),
+        retries: AtomicU32::new(0),
+        cancels: Mutex::new(BTreeMap::new()),
+        renewed: AtomicBool::new(false),
         on_event,
     };
-
-    let work = async {
-        prepare(plan, &target.client).await?;
-        futures_util::future::try_join_all(
-            workers
+    // Bytes of split tables' parts committed earlier count towards their tables.
+    for i in 0..work.tables.len() {
+        for unit in work.units.iter().filter(|u| done.contains_key(&u.id)) {
+            if unit
+                .ops
                 .iter()
-                .map(|(s, t)| worker(&shared, &s.client, &t.client)),
-        )
-        .await?;
-        complete(plan, &source.client, &target.client).await
-    };
+                .any(|op| matches!(op, Op::Copy { table, .. } if *table == i))
+                && unit.completes.is_empty()
+            {
+                let moved = done[&unit.id];
+                ctx.tables[i]
+                    .bytes
+                    .fetch_add(moved.bytes, Ordering::Relaxed);
+            }
+        }
+    }
+
+    let jobs = work.jobs.min(pending).max(1);
+    let workers = futures_util::future::try_join_all((0..jobs).map(|w| worker(&ctx, w)));
     let outcome = tokio::select! {
-        r = work => r,
+        r = workers => r.map(|_| ()),
         _ = stop => Err(Error::new(
             Kind::Interrupted,
-            "interrupted: the tables being loaded were rolled back; tables reported done \
-             are committed on the target. If the objects that follow the data (foreign keys, \
-             views, triggers, sequence values) were not finished, run the same copy with \
-             --schema-only to create what is missing.",
+            "interrupted: the tables being loaded were rolled back; what committed before \
+             stays, recorded on the target. Run the same command with --resume to go on \
+             from there.",
         )),
     };
     if let Err(e) = outcome {
-        abandon(plan, &shared, &workers).await;
-        if e.kind() == Kind::Copy {
-            return Err(salvage(plan, &shared, source, target, e).await);
-        }
+        ctx.stopping.store(true, Ordering::SeqCst);
+        cancel_all(&ctx).await;
         return Err(e);
     }
-    source
-        .client
-        .batch_execute(COMMIT)
-        .await
-        .map_err(source_err("ending the snapshot"))?;
-    // Back to the empty path the rest of the session (verification) expects.
-    let _ = target.client.query_one(SET_SEARCH_PATH, &[&""]).await;
-    let tables = shared
-        .reports
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .flatten()
-        .collect();
+    if ctx.failures.lock().is_ok_and(|f| !f.is_empty()) {
+        salvage(&ctx).await;
+    }
+    let failures = ctx.failures.lock().map(|f| f.clone()).unwrap_or_default();
+    let completed = ctx.completed.lock().map(|c| c.clone()).unwrap_or_default();
+    let tables = completed
+        .iter()
+        .map(|&i| table_report(&ctx, i))
+        .collect::<Vec<_>>();
+    let skipped = done_ids.len();
     Ok(RunReport {
-        schema: plan.schema.counts.clone(),
-        content: plan.content,
-        source: plan.source.clone(),
-        target: plan.target.clone(),
+        schema: work.counts.clone(),
+        content: work.content,
+        source: work.source.clone(),
+        target: work.target.clone(),
         tables,
         seconds: started.elapsed().as_secs_f64(),
-    })
-}
-
-/// Units biggest first, so the longest work starts early and small tables fill the gaps.
-fn work_units(plan: &Plan) -> Vec<Unit> {
-    let mut units: Vec<(i64, Unit)> = Vec::new();
-    for (g, members) in plan.truncate_groups.iter().enumerate() {
-        let bytes = members
-            .iter()
-            .map(|&i| plan.tables[i].estimated_bytes)
-            .sum();
-        units.push((bytes, Unit::Group(g)));
-    }
-    for (i, t) in plan.tables.iter().enumerate() {
-        if t.action == Action::Keep || t.truncate_group.is_some() {
-            continue;
-        }
-        if t.parts.is_empty() {
-            units.push((t.estimated_bytes, Unit::Table(i)));
-        } else {
-            let each = t.estimated_bytes / t.parts.len() as i64;
-            units.extend((0..t.parts.len()).map(|k| (each, Unit::Part(i, k))));
-        }
-    }
-    units.sort_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
-    units.into_iter().map(|(_, u)| u).collect()
-}
-
-/// Another source+target pair, the source reading the run's snapshot.
-async fn open_worker(
-    source: &Connection,
-    target: &Connection,
-    snapshot: &str,
-) -> Result<(Connection, Connection)> {
-    let (s, t) = tokio::try_join!(
-        connect(&source.info, Side::Source),
-        connect(&target.info, Side::Target)
-    )?;
-    s.client
-        .batch_execute(&format!(
-            "{SOURCE_BEGIN}; SET TRANSACTION SNAPSHOT {}",
-            literal(snapshot)
-        ))
-        .await
-        .map_err(|e| Error::postgres(Kind::Copy, Side::Source, "adopting the snapshot", e))?;
-    Ok((s, t))
-}
-
-/// Schemas, types and split tables' staging tables, committed before any data moves so
-/// that every worker's transaction sees them.
-async fn prepare(plan: &Plan, target: &Client) -> Result<()> {
-    let mut sql: Vec<String> = plan.prepare.clone();
-    for t in &plan.tables {
-        if let Some(staging) = &t.staging {
-            sql.extend(t.setup_sql(staging));
-        }
-    }
-    if sql.is_empty() {
-        return Ok(());
-    }
-    transaction(
-        target,
-        sql,
-        "creating schemas, types, sequences and functions",
-    )
-    .await
-    .map_err(|e| {
-        Error::new(
-            Kind::Schema,
-            format!(
-                "{}\nNothing was loaded: the objects needed before the tables were rolled \
-                     back.",
-                e.message()
-            ),
-        )
-        .on(Side::Target)
-    })
-}
-
-/// Runs `statements` on the target in one transaction and one round trip.
-async fn transaction(target: &Client, statements: Vec<String>, doing: &str) -> Result<()> {
-    let mut sql = vec![BEGIN.to_string()];
-    sql.extend(statements);
-    sql.push(COMMIT.to_string());
-    target
-        .batch_execute(&sql.join(";\n"))
-        .await
-        .map_err(target_error(doing))
-}
-
-/// After every table is in: foreign keys, views, triggers, rules, comments, ownership
-/// and the sequences' values, in one transaction. The tables stay loaded if this fails.
-async fn complete(plan: &Plan, source: &Client, target: &Client) -> Result<()> {
-    // Late functions and aggregates are created here too, bodies unchecked as in prepare.
-    let mut sql: Vec<String> = std::iter::once(NO_BODY_CHECKS.to_string())
-        .chain(plan.schema.after.iter().map(|s| s.sql.clone()))
-        .collect();
-    if plan.content != Content::SchemaOnly {
-        sql.extend(sequence_values(plan, source).await?);
-    }
-    if sql.len() == 1 {
-        return Ok(());
-    }
-    transaction(target, sql, "creating foreign keys, views and triggers")
-        .await
-        .map_err(|e| {
-            Error::new(
-                Kind::Schema,
-                format!(
-                    "{}\nEvery table is loaded and committed, but the objects created after the \
-                     data (foreign keys, views, triggers, comments, sequence values) were rolled \
-                     back. Fix the cause on the target, then run the copy again with --mode replace \
-                     (or create them by hand: --dry-run --verbose prints their SQL).",
-                    e.message()
-                ),
-            )
-            .on(Side::Target)
-        })
-}
-
-/// After a failed table: the tables that did load are committed, so the objects that
-/// follow their data (foreign keys among them, their triggers, views over them, …) are
-/// created now, one statement at a time on a fresh connection, skipping any that fail
-/// (e.g. a view over a table that did not load). Returns `err` with what was done added.
-async fn salvage(
-    plan: &Plan,
-    shared: &Shared<'_>,
-    source: &Connection,
-    target: &Connection,
-    err: Error,
-) -> Error {
-    let done: Vec<&TableName> = plan
-        .tables
-        .iter()
-        .zip(&shared.tables)
-        .filter(|(_, state)| state.done.load(Ordering::SeqCst))
-        .map(|(t, _)| &t.target)
-        .collect();
-    let planned: Vec<&TableName> = plan.tables.iter().map(|t| &t.target).collect();
-    let steps: Vec<&crate::plan::Step> = plan
-        .schema
-        .after
-        .iter()
-        .filter(|s| {
-            s.needs
+        failures,
+        retries: ctx.retries.load(Ordering::SeqCst),
+        resumed: (skipped > 0).then(|| Resumed {
+            units_skipped: skipped,
+            units_total: work.units.len(),
+            rows_skipped: done.values().filter_map(|m| m.rows).sum(),
+            bytes_skipped: done.values().map(|m| m.bytes).sum(),
+            tables_done_before: work
+                .tables
                 .iter()
-                .all(|n| done.contains(&n) || !planned.contains(&n))
-        })
-        .collect();
-    if done.is_empty() || plan.schema.after.is_empty() {
-        return err;
-    }
-    let Ok(fresh) = connect(&target.info, Side::Target).await else {
-        return err;
-    };
-    let _ = fresh
-        .client
-        .batch_execute("SET check_function_bodies = off")
-        .await;
-    let mut created = 0;
-    for step in &steps {
-        if fresh.client.batch_execute(&step.sql).await.is_ok() {
-            created += 1;
-        }
-    }
-    if plan.content != Content::SchemaOnly {
-        if let Ok(values) = sequence_values(plan, &source.client).await {
-            for v in values {
-                let _ = fresh.client.batch_execute(&v).await;
-            }
-        }
-    }
-    let message = format!(
-        "{}\nFor the {} table{} that did load, {created} of the {} objects that follow the data \
-         (foreign keys, views, triggers, comments, …) were created, and sequences were set; run \
-         again naming the tables that are not done yet to create the rest.",
-        err.message(),
-        done.len(),
-        if done.len() == 1 { "" } else { "s" },
-        plan.schema.after.len()
-    );
-    let mut e = Error::new(Kind::Copy, message).transient(err.is_transient());
-    if let Some(side) = err.side() {
-        e = e.on(side);
-    }
-    e
+                .enumerate()
+                .filter(|(i, _)| {
+                    work.completing(*i)
+                        .is_some_and(|u| done.contains_key(&u.id))
+                })
+                .map(|(_, t)| t.target.clone())
+                .collect(),
+        }),
+        snapshot_renewed: ctx.renewed.load(Ordering::SeqCst),
+        warnings: Vec::new(),
+    })
 }
 
-/// `setval` for each sequence pgbarge created on its own, to the source's state now —
-/// after every row was read, so the values cover them all.
-async fn sequence_values(plan: &Plan, source: &Client) -> Result<Vec<String>> {
-    let readable: Vec<&crate::plan::SequenceValue> = plan
-        .schema
-        .sequence_values
-        .iter()
-        .filter(|s| s.readable)
-        .collect();
-    if readable.is_empty() {
-        return Ok(Vec::new());
-    }
-    let query = readable
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            format!(
-                "SELECT {i}::int4, last_value, is_called FROM {}",
-                s.name.sql()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    let rows = source
-        .query(&query, &[])
-        .await
-        .map_err(|e| Error::postgres(Kind::Copy, Side::Source, "reading sequence values", e))?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| {
-            let seq = readable.get(r.get::<_, i32>(0) as usize)?;
-            let (value, called) = (r.get::<_, i64>(1), r.get::<_, bool>(2));
-            let name = literal(&seq.name.sql());
-            Some(if seq.raise_only {
-                // Only forward: past the source's last value when the target's is behind.
-                let behind = if seq.ascending {
-                    format!("(last_value, is_called) < ({value}, {called})")
-                } else {
-                    format!("(last_value, NOT is_called) > ({value}, NOT {called})")
-                };
-                format!(
-                    "SELECT pg_catalog.setval({name}, {value}, {called}) FROM {} WHERE {behind}",
-                    seq.name.sql()
-                )
-            } else {
-                format!("SELECT pg_catalog.setval({name}, {value}, {called})")
-            })
-        })
-        .collect())
-}
-
-async fn worker(shared: &Shared<'_>, source: &Client, target: &Client) -> Result<()> {
-    loop {
-        let unit = match shared.next_unit().await {
-            Ok(Some(unit)) => unit,
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                shared.failed.store(true, Ordering::SeqCst);
-                shared.changed.notify_waiters();
-                return Err(e);
-            }
-        };
-        let result = match unit {
-            Unit::Table(i) => load_table(shared, i, source, target).await,
-            Unit::Part(i, k) => load_part(shared, i, k, source, target).await,
-            Unit::Group(g) => load_group(shared, g, source, target).await,
-        };
-        shared.running.fetch_sub(1, Ordering::SeqCst);
-        shared.changed.notify_waiters();
-        if let Err(e) = result {
-            shared.failed.store(true, Ordering::SeqCst);
-            shared.changed.notify_waiters();
-            return Err(e);
-        }
+fn table_report<L: Ledger>(ctx: &Ctx<'_, L>, i: usize) -> TableReport {
+    let t = &ctx.work.tables[i];
+    let state = &ctx.tables[i];
+    TableReport {
+        table: t.target.clone(),
+        action: t.action,
+        format: t.format,
+        rows: state.rows.load(Ordering::SeqCst),
+        bytes: state.bytes.load(Ordering::SeqCst),
+        seconds: state
+            .started
+            .get()
+            .map(|s| s.elapsed().as_secs_f64())
+            .unwrap_or_default(),
     }
 }
 
-fn doing(table: &TablePlan) -> String {
-    format!("loading {}", table.target)
+/// Cancels whatever every open pair is running, so no backend keeps working (and
+/// holding locks) after the run stopped. The connections close when their workers are
+/// dropped; the servers roll back.
+async fn cancel_all<L: Ledger>(ctx: &Ctx<'_, L>) {
+    let cancels: Vec<crate::connect::Canceller> = ctx
+        .cancels
+        .lock()
+        .map(|c| c.values().flat_map(|p| p.iter().cloned()).collect())
+        .unwrap_or_default();
+    futures_util::future::join_all(cancels.iter().map(|c| c.cancel())).await;
 }
 
-fn target_error(doing: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
-    move |e| Error::postgres(Kind::Copy, Side::Target, doing, e)
-}
+impl<L: Ledger> Ctx<'_, L> {
+    fn event(&self, e: Event) {
+        (self.on_event)(e)
+    }
 
-impl Shared<'_> {
-    /// The first queued unit whose table's foreign-key parents are all loaded, waiting
-    /// while every queued unit still waits on a table in progress. `None`: nothing left,
-    /// or the run failed.
-    async fn next_unit(&self) -> Result<Option<Unit>> {
+    /// The next unit to run, waiting while every remaining unit waits on one in flight.
+    /// `None`: nothing left to run, or the run is stopping.
+    async fn next_unit(&self) -> Option<usize> {
         loop {
-            // Registered before looking, so a table finishing in between is not missed.
+            // Registered before looking, so a unit ending in between is not missed.
             let changed = self.changed.notified();
-            if self.failed.load(Ordering::SeqCst) {
-                return Ok(None);
+            if self.stopping.load(Ordering::SeqCst) {
+                return None;
             }
             {
-                let Ok(mut queue) = self.queue.lock() else {
-                    return Ok(None);
-                };
-                if queue.is_empty() {
-                    return Ok(None);
+                let mut schedule = self.schedule.lock().ok()?;
+                if let Some(u) = schedule.take_ready() {
+                    return Some(u);
                 }
-                let done = |p: usize| self.tables[p].done.load(Ordering::SeqCst);
-                let ready = |u: &Unit| match *u {
-                    Unit::Table(i) | Unit::Part(i, _) => {
-                        self.plan.tables[i].load_after.iter().all(|&p| done(p))
-                    }
-                    // Parents inside the group load first within its transaction.
-                    Unit::Group(g) => {
-                        let members = &self.plan.truncate_groups[g];
-                        members.iter().all(|&i| {
-                            self.plan.tables[i]
-                                .load_after
-                                .iter()
-                                .all(|&p| members.contains(&p) || done(p))
-                        })
-                    }
-                };
-                if let Some(pos) = queue.iter().position(ready) {
-                    self.running.fetch_add(1, Ordering::SeqCst);
-                    return Ok(queue.remove(pos));
+                if schedule.finished() {
+                    return None;
                 }
-                // Nothing ready and nothing loading that could make something ready:
-                // the plan's order has a cycle. Fail rather than wait forever.
-                if self.running.load(Ordering::SeqCst) == 0 {
-                    return Err(Error::new(
-                        Kind::Copy,
-                        "internal: the remaining tables wait on each other (a cycle in the \
-                         load order); nothing more was loaded. Copy them in separate runs.",
-                    ));
+                let stuck = schedule.stuck();
+                if !stuck.is_empty() {
+                    drop(schedule);
+                    for u in stuck {
+                        self.fail(
+                            u,
+                            Error::new(
+                                Kind::Copy,
+                                "internal: the remaining units wait on each other (a cycle \
+                                 in the load order); copy these tables in separate runs.",
+                            ),
+                        );
+                    }
+                    continue;
                 }
             }
             changed.await;
         }
     }
 
-    fn start(&self, i: usize) {
-        let t = &self.plan.tables[i];
+    fn start(&self, unit: &Unit) {
+        for op in &unit.ops {
+            if let Op::Copy { table, .. } = op {
+                self.start_table(*table);
+            }
+        }
+        for &i in &unit.completes {
+            self.start_table(i);
+        }
+    }
+
+    fn start_table(&self, i: usize) {
+        let t = &self.work.tables[i];
         if self.tables[i].started.set(Instant::now()).is_ok() {
-            (self.on_event)(Event::TableStarted {
+            self.event(Event::TableStarted {
                 table: t.target.clone(),
                 estimated_bytes: t.estimated_bytes,
             });
         }
     }
 
-    /// A progress callback for one stream of table `i`, adding its bytes to the table's.
-    fn progress(&self, i: usize) -> impl FnMut(u64) + '_ {
-        let mut seen = 0;
-        move |bytes| {
-            let total = self.tables[i]
-                .bytes
-                .fetch_add(bytes - seen, Ordering::Relaxed)
-                + (bytes - seen);
-            seen = bytes;
-            (self.on_event)(Event::Progress {
-                table: self.plan.tables[i].target.clone(),
-                bytes: total,
-            });
+    fn succeed(&self, u: usize, rows_by_table: &[(usize, u64)], bytes: u64) {
+        let unit = &self.work.units[u];
+        let rows: u64 = rows_by_table.iter().map(|(_, r)| r).sum();
+        self.ledger.committed(&unit.id, rows, bytes);
+        for &(i, r) in rows_by_table {
+            self.tables[i].rows.fetch_add(r, Ordering::SeqCst);
         }
-    }
-
-    fn finish(&self, i: usize) {
-        let t = &self.plan.tables[i];
-        let state = &self.tables[i];
-        state.done.store(true, Ordering::SeqCst);
-        let report = TableReport {
-            table: t.target.clone(),
-            action: t.action,
-            format: t.format,
-            rows: state.rows.load(Ordering::SeqCst),
-            bytes: state.bytes.load(Ordering::SeqCst),
-            seconds: state
-                .started
-                .get()
-                .map(|s| s.elapsed().as_secs_f64())
-                .unwrap_or_default(),
-        };
-        if let Ok(mut reports) = self.reports.lock() {
-            reports[i] = Some(report.clone());
+        if let Ok(mut s) = self.schedule.lock() {
+            s.done(u);
+        }
+        for &i in &unit.completes {
+            if let Ok(mut c) = self.completed.lock() {
+                c.insert(i);
+            }
+            self.event(Event::TableFinished(table_report(self, i)));
         }
         self.changed.notify_waiters();
-        (self.on_event)(Event::TableFinished(report));
     }
-}
 
-async fn load_table(shared: &Shared<'_>, i: usize, source: &Client, target: &Client) -> Result<()> {
-    let table = &shared.plan.tables[i];
-    shared.start(i);
-    let doing = doing(table);
-    if shared.plan.content == Content::SchemaOnly {
-        // The definition only: table, key, no rows (and sequences left at their start).
-        let mut sql = table.setup_sql(&table.target);
-        sql.extend(table.finish_sql(&table.target));
-        sql.extend(table.after_data.iter().cloned());
-        transaction(target, sql, &doing).await?;
-        shared.finish(i);
-        return Ok(());
-    }
-    let setup = table.setup_sql(&table.target);
-    let mut finish = table.finish_sql(&table.target);
-    finish.extend(table.after_data.iter().cloned());
-    finish.extend(sequence_sql(table, source, &doing).await?);
-    // One COPY per stream: the table itself, or each leaf of a partitioned table that
-    // pgbarge creates — all in the table's one transaction.
-    let streams: Vec<(String, String)> = if !table.leaves.is_empty() {
-        table
-            .leaves
-            .iter()
-            .map(|leaf| (table.copy_leaf_out_sql(leaf), table.copy_in_sql(leaf)))
-            .collect()
-    } else if table
-        .create
-        .as_ref()
-        .is_some_and(|c| c.partition_by.is_some())
-    {
-        // A partitioned table without partitions holds no rows.
-        Vec::new()
-    } else {
-        vec![(
-            table.copy_out_sql(None),
-            table.copy_in_sql(&table.load_into(&table.target)),
-        )]
-    };
-    if streams.is_empty() {
-        let mut sql = setup;
-        sql.extend(finish);
-        transaction(target, sql, &doing).await?;
-        shared.finish(i);
-        return Ok(());
-    }
-    let setup = std::iter::once(BEGIN.to_string())
-        .chain(setup)
-        .collect::<Vec<_>>()
-        .join(";\n");
-    finish.push(COMMIT.to_string());
-    let finish = finish.join(";\n");
-    let last = streams.len() - 1;
-    for (k, (copy_out, copy_in)) in streams.iter().enumerate() {
-        let (rows, _) = pump::pump(
-            source,
-            target,
-            &pump::Stream {
-                copy_out,
-                copy_in,
-                setup: if k == 0 { &setup } else { "" },
-                finish: if k == last { &finish } else { "" },
-            },
-            &doing,
-            shared.progress(i),
-        )
-        .await?;
-        shared.tables[i].rows.fetch_add(rows, Ordering::SeqCst);
-    }
-    shared.finish(i);
-    Ok(())
-}
-
-/// A truncate group: one `TRUNCATE` of all its tables, then each table's COPY, parents
-/// first, all in one transaction — every statement pipelined around the COPYs as for a
-/// single table.
-async fn load_group(shared: &Shared<'_>, g: usize, source: &Client, target: &Client) -> Result<()> {
-    let plan = shared.plan;
-    let members = &plan.truncate_groups[g];
-    let names: Vec<String> = members
-        .iter()
-        .map(|&i| plan.tables[i].truncate_target(&plan.tables[i].target))
-        .collect();
-    let last = members.len() - 1;
-    for (pos, &i) in members.iter().enumerate() {
-        let table = &plan.tables[i];
-        shared.start(i);
-        let doing = doing(table);
-        let mut setup = Vec::new();
-        let cycle = &plan.truncate_group_keys[g];
-        if pos == 0 {
-            setup.push(BEGIN.to_string());
-            // Keys no load order satisfies: off for the load, back (validated) at the end.
-            setup.extend(cycle.iter().map(|k| k.table.drop_constraint_sql(&k.name)));
-            setup.push(format!("TRUNCATE {}", names.join(", ")));
-        }
-        setup.extend(table.setup_sql(&table.target));
-        let mut finish = table.finish_sql(&table.target);
-        finish.extend(sequence_sql(table, source, &doing).await?);
-        if pos == last {
-            finish.extend(
-                cycle
-                    .iter()
-                    .map(|k| k.table.add_constraint_sql(&k.name, &k.definition)),
-            );
-            finish.push(COMMIT.to_string());
-        }
-        let (rows, _) = pump::pump(
-            source,
-            target,
-            &pump::Stream {
-                copy_out: &table.copy_out_sql(None),
-                copy_in: &table.copy_in_sql(&table.load_into(&table.target)),
-                setup: &setup.join(";\n"),
-                finish: &finish.join(";\n"),
-            },
-            &doing,
-            shared.progress(i),
-        )
-        .await?;
-        shared.tables[i].rows.fetch_add(rows, Ordering::SeqCst);
-    }
-    // Committed: only now are they done.
-    for &i in members {
-        shared.finish(i);
-    }
-    Ok(())
-}
-
-async fn load_part(
-    shared: &Shared<'_>,
-    i: usize,
-    k: usize,
-    source: &Client,
-    target: &Client,
-) -> Result<()> {
-    let table = &shared.plan.tables[i];
-    let Some(staging) = &table.staging else {
-        return Err(Error::new(
-            Kind::Copy,
-            "internal: split table without staging table",
-        ));
-    };
-    shared.start(i);
-    let doing = doing(table);
-    let (rows, _) = pump::pump(
-        source,
-        target,
-        &pump::Stream {
-            copy_out: &table.copy_out_sql(Some(&table.parts[k])),
-            copy_in: &table.copy_in_sql(staging),
-            setup: BEGIN,
-            finish: COMMIT,
-        },
-        &doing,
-        shared.progress(i),
-    )
-    .await?;
-    shared.tables[i].rows.fetch_add(rows, Ordering::SeqCst);
-    if shared.tables[i].parts_left.fetch_sub(1, Ordering::SeqCst) == 1 {
-        // The last part is in: key, real name and sequences in one short transaction.
-        let mut sql = table.finish_sql(staging);
-        sql.push(format!(
-            "ALTER TABLE {} RENAME TO {}",
-            staging.sql(),
-            ident(&table.target.name)
-        ));
-        sql.extend(table.after_data.iter().cloned());
-        sql.extend(sequence_sql(table, source, &doing).await?);
-        transaction(target, sql, &doing).await?;
-        shared.finish(i);
-    }
-    Ok(())
-}
-
-/// Statements setting the target's sequence for each of the table's serial/identity
-/// columns (found by `pg_get_serial_sequence`) to the source sequence's state — lifted, for
-/// ascending sequences, above the largest value in the column so new rows cannot collide
-/// with copied ones. The source's state is read now: every row in the run's snapshot was
-/// numbered before this moment, so the value covers them all.
-async fn sequence_sql(table: &TablePlan, source: &Client, doing: &str) -> Result<Vec<String>> {
-    let mut sql = Vec::new();
-    for seq in &table.sequences {
-        // Unreadable on the source: start after the copied values (ascending) or leave it.
-        let (value, called) = match &seq.source {
-            Some(source_seq) => {
-                let row = source
-                    .query_one(&format!("{SEQUENCE_STATE}{}", source_seq.sql()), &[])
-                    .await
-                    .map_err(|e| Error::postgres(Kind::Copy, Side::Source, doing, e))?;
-                (row.get::<_, i64>(0), row.get::<_, bool>(1))
-            }
-            None if seq.ascending => (1, false),
-            None => continue,
+    fn fail(&self, u: usize, err: Error) {
+        let unit = &self.work.units[u];
+        let blocked = match self.schedule.lock() {
+            Ok(mut s) => s.fail(u),
+            Err(_) => Vec::new(),
         };
-        let target_seq = format!(
-            "pg_catalog.pg_get_serial_sequence({}, {})",
-            literal(&table.target.sql()),
-            literal(&seq.column)
-        );
-        sql.push(if seq.ascending {
-            format!(
-                "SELECT pg_catalog.setval({target_seq}, GREATEST({value}, m), \
-                 CASE WHEN m > {value} THEN true ELSE {called} END) \
-                 FROM (SELECT max({})::int8 AS m FROM {}) AS t",
-                ident(&seq.column),
-                table.target.sql()
-            )
-        } else {
-            format!("SELECT pg_catalog.setval({target_seq}, {value}, {called})")
+        let tables: Vec<TableName> = unit
+            .completes
+            .iter()
+            .chain(unit.ops.iter().filter_map(|op| match op {
+                Op::Copy { table, .. } => Some(table),
+                _ => None,
+            }))
+            .map(|&i| self.work.tables[i].target.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        self.event(Event::UnitFailed {
+            unit: unit.title.clone(),
+            error: err.message().to_string(),
         });
+        if let Ok(mut f) = self.failures.lock() {
+            f.push(UnitFailure {
+                unit: unit.id.clone(),
+                kind: unit.kind,
+                title: unit.title.clone(),
+                tables,
+                message: err.message().to_string(),
+                side: err.side(),
+                transient: err.is_transient(),
+                blocked: blocked_titles(self.work, &blocked),
+            });
+        }
+        self.changed.notify_waiters();
     }
-    Ok(sql)
+
+    /// A new source+target pair, the source reading the run's snapshot (renewed if its
+    /// holder was lost). `stale`: the sessions of this worker's previous pair, ended
+    /// first so that they release their locks.
+    async fn open_pair(&self, stale: Option<&PairBackends>) -> Result<Pair> {
+        let (target, source) = tokio::try_join!(
+            connect(&self.target_info, Side::Target),
+            connect(&self.source_info, Side::Source)
+        )?;
+        if let Some(stale) = stale {
+            tokio::join!(
+                target.end_session(&stale.target),
+                source.end_session(&stale.source)
+            );
+        }
+        let session = format!(
+            "{}{}; {}",
+            self.ledger
+                .session_sql()
+                .map(|s| format!("{s}; "))
+                .unwrap_or_default(),
+            SET_LOCK_TIMEOUT.replace(
+                "$1",
+                &literal(&format!("{}ms", self.options.lock_timeout.as_millis()))
+            ),
+            SET_SEARCH_PATH.replace("$1", &literal(&self.search_path))
+        );
+        target
+            .client
+            .batch_execute(&session)
+            .await
+            .map_err(|e| Error::postgres(Kind::Copy, Side::Target, "setting up the session", e))?;
+        self.adopt_snapshot(&source).await?;
+        Ok(Pair { source, target })
+    }
+
+    /// Starts `source`'s transaction on the run's snapshot. If the connection holding it
+    /// is gone, so is the snapshot: a new one is exported (on a new holder) and adopted,
+    /// and the report will say that the tables loaded from then on read a later instant.
+    async fn adopt_snapshot(&self, source: &Connection) -> Result<()> {
+        let adopt = |id: &str| format!("{SOURCE_BEGIN}; SET TRANSACTION SNAPSHOT {}", literal(id));
+        let err = |e| Error::postgres(Kind::Copy, Side::Source, "adopting the snapshot", e);
+        let mut snapshot = self.snapshot.lock().await;
+        let first = source.client.batch_execute(&adopt(&snapshot.id)).await;
+        let Err(first) = first else {
+            return Ok(());
+        };
+        let holder_alive = tokio::time::timeout(
+            Duration::from_secs(10),
+            snapshot.holder.connection().client.simple_query("SELECT 1"),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        if holder_alive {
+            return Err(err(first));
+        }
+        let fresh = connect(&self.source_info, Side::Source).await?;
+        let exported = export_snapshot(&fresh).await?;
+        snapshot.holder = Holder::Renewed(Box::new(fresh));
+        snapshot.id = exported.id;
+        self.renewed.store(true, Ordering::SeqCst);
+        self.event(Event::SnapshotRenewed {
+            reason: crate::error::describe_pg(&first),
+        });
+        source
+            .client
+            .batch_execute(&format!("{ROLLBACK}; {}", adopt(&snapshot.id)))
+            .await
+            .map_err(err)
+    }
+
+    /// Whether the target session `backend` is working on a statement, asked on a new
+    /// connection. A target that cannot be reached, or a session gone, is not busy.
+    fn busy<'b>(&'b self, backend: &'b Backend) -> pump::Busy<'b> {
+        Box::pin(async move {
+            let Ok(probe) = connect(&self.target_info, Side::Target).await else {
+                return false;
+            };
+            probe
+                .client
+                .query_opt(SESSION_BUSY, &[&backend.pid, &backend.started])
+                .await
+                .ok()
+                .flatten()
+                .and_then(|r| r.get::<_, Option<bool>>(0))
+                .unwrap_or(false)
+        })
+    }
+
+    /// Who holds locks on the tables `unit` works on, as one line for the user.
+    async fn lock_holders(&self, unit: &Unit, target: &Client) -> String {
+        let mut names: Vec<&TableName> = unit
+            .completes
+            .iter()
+            .map(|&i| &self.work.tables[i].target)
+            .collect();
+        names.extend(unit.ops.iter().filter_map(|op| match op {
+            Op::Copy { table, .. } => Some(&self.work.tables[*table].target),
+            _ => None,
+        }));
+        let schemas: Vec<&str> = names.iter().map(|t| t.schema.as_str()).collect();
+        let tables: Vec<&str> = names.iter().map(|t| t.name.as_str()).collect();
+        let Ok(rows) = target.query(LOCK_HOLDERS, &[&schemas, &tables]).await else {
+            return String::new();
+        };
+        rows.iter()
+            .map(|r| {
+                format!(
+                    "pid {} ({}, {}, in a transaction since {}): {}",
+                    r.get::<_, i32>(0),
+                    match r.get::<_, String>(1) {
+                        a if a.is_empty() => "no application_name".to_string(),
+                        a => format!("application_name {a}"),
+                    },
+                    r.get::<_, String>(2),
+                    r.get::<_, String>(3),
+                    r.get::<_, String>(4)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
-/// After a failure or interruption: stop every stream on both servers now (rather than
-/// when they notice we are gone), roll back, and drop the staging tables of split tables
-/// that did not finish. Best effort on each connection; servers roll back on disconnect.
-async fn abandon(plan: &Plan, shared: &Shared<'_>, workers: &[(&Connection, &Connection)]) {
-    futures_util::future::join_all(workers.iter().flat_map(|(s, t)| [s.cancel(), t.cancel()]))
+/// One worker: takes ready units until none is left, on its own connection pair, and
+/// retries a unit that failed transiently.
+async fn worker<L: Ledger>(ctx: &Ctx<'_, L>, w: usize) -> Result<()> {
+    let mut pair: Option<Pair> = None;
+    let mut stale: Option<PairBackends> = None;
+    while let Some(u) = ctx.next_unit().await {
+        let unit = &ctx.work.units[u];
+        ctx.start(unit);
+        let mut attempt = 0u32;
+        loop {
+            let result = match &pair {
+                Some(p) => run_unit(ctx, unit, p).await,
+                None => match ctx.open_pair(stale.as_ref()).await {
+                    Ok(p) => {
+                        stale = None;
+                        if let Ok(mut c) = ctx.cancels.lock() {
+                            c.insert(w, [p.source.canceller(), p.target.canceller()]);
+                        }
+                        let p = pair.insert(p);
+                        run_unit(ctx, unit, p).await
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            let err = match result {
+                Ok((rows, bytes)) => {
+                    ctx.succeed(u, &rows, bytes);
+                    break;
+                }
+                Err(_) if ctx.stopping.load(Ordering::SeqCst) => return Ok(()),
+                Err(e) => e,
+            };
+            if err.is_transient() && ctx.options.retry.allows(attempt + 1) {
+                attempt += 1;
+                ctx.retries.fetch_add(1, Ordering::SeqCst);
+                let mut reason = err.message().to_string();
+                // A lost race or a lock wait: the connections are fine, the transaction
+                // is rolled back and tried again on them.
+                let raced = matches!(
+                    err.sql_state(),
+                    Some(s) if *s == SqlState::LOCK_NOT_AVAILABLE
+                        || *s == SqlState::T_R_DEADLOCK_DETECTED
+                        || *s == SqlState::T_R_SERIALIZATION_FAILURE
+                );
+                let kept = match &pair {
+                    Some(p) if raced => p.target.client.batch_execute(ROLLBACK).await.is_ok(),
+                    _ => false,
+                };
+                if kept {
+                    if let Some(p) = &pair {
+                        let holders = ctx.lock_holders(unit, &p.target.client).await;
+                        if !holders.is_empty() {
+                            reason = format!("waiting for a lock held by {holders}");
+                        }
+                    }
+                } else if let Some(p) = pair.take() {
+                    // The session may live on at the server, holding the unit's locks.
+                    stale = Some(p.backends());
+                    if let Ok(mut c) = ctx.cancels.lock() {
+                        c.remove(&w);
+                    }
+                }
+                let delay = ctx.options.retry.delay(attempt, jitter());
+                ctx.event(Event::Retrying {
+                    unit: unit.title.clone(),
+                    attempt,
+                    retries: ctx.options.retry.retries,
+                    delay,
+                    reason,
+                });
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            // For good. A new pair for the next unit: this one may be mid-stream.
+            if let Some(p) = pair.take() {
+                let _ = p.target.client.batch_execute(ROLLBACK).await;
+                if let Ok(mut c) = ctx.cancels.lock() {
+                    c.remove(&w);
+                }
+            }
+            let err = explain(err, unit, ctx.work);
+            if ctx.options.fail_fast {
+                ctx.stopping.store(true, Ordering::SeqCst);
+                ctx.changed.notify_waiters();
+                return Err(err);
+            }
+            ctx.fail(u, err);
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The titles of `blocked` units, for a failure's report: the parts of one table are
+/// counted rather than listed.
+fn blocked_titles(work: &Work, blocked: &[usize]) -> Vec<String> {
+    let mut parts: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut titles = Vec::new();
+    for &b in blocked {
+        let unit = &work.units[b];
+        match (unit.kind, unit.ops.first()) {
+            (UnitKind::Part, Some(Op::Copy { table, .. })) => {
+                *parts.entry(*table).or_default() += 1
+            }
+            _ => titles.push(unit.title.clone()),
+        }
+    }
+    for (table, n) in parts {
+        titles.push(format!(
+            "{}: {n} part{}",
+            work.tables[table].target,
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    titles
+}
+
+/// Adds what the user needs to know to a unit's final error.
+fn explain(err: Error, unit: &Unit, work: &Work) -> Error {
+    if err.sql_state() == Some(&SqlState::DISK_FULL) {
+        let bytes: i64 = unit
+            .completes
+            .iter()
+            .map(|&i| work.tables[i].estimated_bytes)
+            .sum::<i64>()
+            .max(unit.estimated_bytes);
+        return err.context(format!(
+            "The target ran out of disk space loading {} (about {} on the source): free some \
+             or grow its storage, then run the same command with --resume.",
+            unit.title,
+            crate::report::human_bytes(bytes.max(0) as u64)
+        ));
+    }
+    err
+}
+
+/// What a unit is doing, for error messages.
+fn doing(unit: &Unit) -> String {
+    match unit.kind {
+        UnitKind::Prepare => "creating schemas, types, sequences and functions".into(),
+        UnitKind::PostData => "creating foreign keys, views and triggers".into(),
+        _ => format!("loading {}", unit.title),
+    }
+}
+
+/// Runs `unit` as one transaction on `pair`: its statements pipelined around its COPY
+/// streams, its ledger record just before COMMIT. Returns rows per table and the bytes
+/// read.
+async fn run_unit<L: Ledger>(
+    ctx: &Ctx<'_, L>,
+    unit: &Unit,
+    pair: &Pair,
+) -> Result<(Vec<(usize, u64)>, u64)> {
+    let doing = doing(unit);
+    let pieces = resolve(unit, &pair.source.client).await?;
+    let mut head: Vec<String> = ctx.ledger.pending_sql().into_iter().collect();
+    head.push(BEGIN.to_string());
+    // Statements before each COPY, and after the last.
+    let mut segments: Vec<(Vec<String>, usize, String, String)> = Vec::new();
+    let mut statements = head;
+    for piece in pieces {
+        match piece {
+            Piece::Sql(sql) => statements.push(sql),
+            Piece::Copy { table, out, into } => {
+                segments.push((std::mem::take(&mut statements), table, out, into));
+            }
+        }
+    }
+    let tail = statements;
+    let busy = || ctx.busy(&pair.target.backend);
+    if segments.is_empty() {
+        let mut sql = tail;
+        sql.extend(ctx.ledger.record_sql(&unit.id, 0));
+        sql.push(COMMIT.to_string());
+        let sql = sql.join(";\n");
+        pump::watched(
+            pair.target.client.batch_execute(&sql),
+            ctx.options.stall_timeout,
+            &busy,
+        )
+        .await
+        .ok_or_else(|| {
+            Error::new(
+                kind_of(unit),
+                format!(
+                    "target server: {doing} failed: no answer for {} s and the server is not \
+                     working on it: the connection looks dead",
+                    ctx.options.stall_timeout.as_secs()
+                ),
+            )
+            .on(Side::Target)
+            .transient(true)
+        })?
+        .map_err(|e| Error::postgres(kind_of(unit), Side::Target, &doing, e))?;
+        return Ok((Vec::new(), 0));
+    }
+    let mut rows = Vec::new();
+    let mut total = 0u64;
+    let last = segments.len() - 1;
+    for (k, (setup, table, out, into)) in segments.iter().enumerate() {
+        let state = &ctx.tables[*table];
+        let name = &ctx.work.tables[*table].target;
+        let mut seen = 0u64;
+        let added = AtomicU64::new(0);
+        let progress = |bytes: u64| {
+            let delta = bytes.saturating_sub(seen);
+            seen = bytes;
+            added.fetch_add(delta, Ordering::Relaxed);
+            let now = state.bytes.fetch_add(delta, Ordering::Relaxed) + delta;
+            ctx.event(Event::Progress {
+                table: name.clone(),
+                bytes: now,
+            });
+        };
+        let before = total;
+        let finish = |bytes: u64| {
+            if k != last {
+                return String::new();
+            }
+            let mut sql = tail.clone();
+            sql.extend(ctx.ledger.record_sql(&unit.id, before + bytes));
+            sql.push(COMMIT.to_string());
+            sql.join(";\n")
+        };
+        let streamed = pump::pump(
+            &pair.source.client,
+            &pair.target.client,
+            &pump::Stream {
+                copy_out: out,
+                copy_in: into,
+                setup: &setup.join(";\n"),
+            },
+            finish,
+            &doing,
+            ctx.options.stall_timeout,
+            &busy,
+            progress,
+        )
         .await;
-    for (s, t) in workers {
-        let _ = s.client.batch_execute(ROLLBACK).await;
-        let _ = t.client.batch_execute(ROLLBACK).await;
+        match streamed {
+            Ok((r, b)) => {
+                rows.push((*table, r));
+                total += b;
+            }
+            Err(e) => {
+                // What this attempt counted is gone with its transaction.
+                state
+                    .bytes
+                    .fetch_sub(added.load(Ordering::Relaxed), Ordering::Relaxed);
+                return Err(e);
+            }
+        }
     }
-    let leftovers: Vec<&TableName> = plan
-        .tables
-        .iter()
-        .zip(&shared.tables)
-        .filter(|(_, state)| !state.done.load(Ordering::SeqCst))
-        .filter_map(|(t, _)| t.staging.as_ref())
-        .collect();
-    if leftovers.is_empty() {
+    Ok((rows, total))
+}
+
+fn kind_of(unit: &Unit) -> Kind {
+    match unit.kind {
+        UnitKind::PostData | UnitKind::Prepare => Kind::Schema,
+        _ => Kind::Copy,
+    }
+}
+
+/// After a table failed for good, the post-data unit (which waits on every table) is
+/// blocked; the tables that did load still get their objects (foreign keys among them,
+/// their triggers, views over them, …), one statement at a time on a fresh connection,
+/// skipping any that fail. A note in the report says how many were made.
+async fn salvage<L: Ledger>(ctx: &Ctx<'_, L>) {
+    let work = ctx.work;
+    let Some(post) = work.units.iter().position(|u| u.kind == UnitKind::PostData) else {
         return;
-    }
-    let drop = leftovers
-        .iter()
-        .map(|s| format!("DROP TABLE IF EXISTS {}", s.sql()))
-        .collect::<Vec<_>>()
-        .join("; ");
-    for (_, t) in workers {
-        if t.client.batch_execute(&drop).await.is_ok() {
+    };
+    let loaded: BTreeSet<&TableName> = {
+        let Ok(schedule) = ctx.schedule.lock() else {
+            return;
+        };
+        if schedule.state(post) != State::Blocked {
             return;
         }
+        (0..work.tables.len())
+            .filter(|&i| {
+                work.units
+                    .iter()
+                    .position(|u| u.completes.contains(&i))
+                    .is_some_and(|u| schedule.state(u) == State::Done)
+            })
+            .map(|i| &work.tables[i].target)
+            .collect()
+    };
+    if loaded.is_empty() {
+        return;
     }
-    // Every target connection is gone: one more, just to clean up.
-    if let Some((_, t)) = workers.first() {
-        if let Ok(fresh) = connect(&t.info, Side::Target).await {
-            let _ = fresh.client.batch_execute(&drop).await;
+    let planned: BTreeSet<&TableName> = work.tables.iter().map(|t| &t.target).collect();
+    let Ok(fresh) = connect(&ctx.target_info, Side::Target).await else {
+        return;
+    };
+    let _ = fresh
+        .client
+        .batch_execute("SET check_function_bodies = off")
+        .await;
+    let _ = fresh
+        .client
+        .query_one(SET_SEARCH_PATH, &[&ctx.search_path])
+        .await;
+    let (mut created, mut objects) = (0, 0);
+    for op in &work.units[post].ops {
+        match op {
+            Op::Object { step } => {
+                objects += 1;
+                let ready = step
+                    .needs
+                    .iter()
+                    .all(|n| loaded.contains(n) || !planned.contains(n));
+                if ready && fresh.client.batch_execute(&step.sql).await.is_ok() {
+                    created += 1;
+                }
+            }
+            Op::SequenceValues { sequences } => {
+                let holder = ctx.snapshot.lock().await;
+                let client = &holder.holder.connection().client;
+                let values = sequences::sequence_values(sequences, client).await;
+                for v in values.into_iter().flatten() {
+                    let _ = fresh.client.batch_execute(&v).await;
+                }
+            }
+            _ => {}
         }
     }
+    if let Ok(mut f) = ctx.failures.lock() {
+        if let Some(first) = f.first_mut() {
+            first.message.push_str(&format!(
+                "\nFor the {} table{} that did load, {created} of the {objects} objects that \
+                 follow the data (foreign keys, views, triggers, comments, …) were created, and \
+                 sequences were set; run the same command with --resume to finish the rest.",
+                loaded.len(),
+                if loaded.len() == 1 { "" } else { "s" },
+            ));
+        }
+    }
+}
+
+/// The statements of a unit, resolved (sequence states read from the source now), with
+/// its COPY streams in between.
+enum Piece {
+    Sql(String),
+    Copy {
+        table: usize,
+        out: String,
+        into: String,
+    },
+}
+
+async fn resolve(unit: &Unit, source: &Client) -> Result<Vec<Piece>> {
+    let doing = format!("loading {}", unit.title);
+    let mut pieces = Vec::new();
+    for op in &unit.ops {
+        match op {
+            Op::Copy { table, out, into } => pieces.push(Piece::Copy {
+                table: *table,
+                out: out.clone(),
+                into: into.clone(),
+            }),
+            Op::SyncSequences { table, sequences } => pieces.extend(
+                sequences::sequence_sql(table, sequences, source, &doing)
+                    .await?
+                    .into_iter()
+                    .map(Piece::Sql),
+            ),
+            Op::SequenceValues { sequences } => pieces.extend(
+                sequences::sequence_values(sequences, source)
+                    .await?
+                    .into_iter()
+                    .map(Piece::Sql),
+            ),
+            other => pieces.extend(other.statement().map(Piece::Sql)),
+        }
+    }
+    Ok(pieces)
 }

@@ -3,6 +3,7 @@
 //! built purely from the [`Snapshot`] and the user's choices. Later stages only read it.
 
 mod schema;
+pub mod units;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,6 +65,9 @@ pub struct PlanOptions {
     /// Tables at least this large (bytes, source estimate) are split into parts;
     /// `None` means [`DEFAULT_SPLIT_ABOVE`].
     pub split_above: Option<u64>,
+    /// The size of one part of a split table; `None` means [`DEFAULT_PART_SIZE`] (or half
+    /// of a smaller `split_above`).
+    pub part_size: Option<u64>,
     /// Foreign keys to tables not copied, and ownership of what is created.
     pub schema: SchemaOptions,
 }
@@ -73,7 +77,15 @@ const UPSERT_TABLE: &str = "pgbarge_upsert";
 
 /// Split tables larger than this by default: below it, one stream per table keeps up.
 pub const DEFAULT_SPLIT_ABOVE: u64 = 64 << 20;
-/// A part should be at least this large; smaller parts cost more in overhead than they win.
+/// The default size of one part of a split table. Each part commits on its own, with its
+/// record in the ledger, so this bounds the work a crash or a dropped connection loses;
+/// over a 10 ms link a part this size takes seconds, so its two round trips of overhead
+/// are lost in the noise.
+pub const DEFAULT_PART_SIZE: u64 = 32 << 20;
+/// Parts at most per table: beyond this the per-part overhead (a transaction, a ledger
+/// row, a TID range scan's start) stops being negligible.
+const MAX_PARTS: u64 = 10_000;
+/// Tables this large share a stream well; used to choose the default number of jobs.
 const MIN_PART_BYTES: u64 = 16 << 20;
 /// Streams chosen by default: at least this many — over a real network each stream is
 /// limited by round trips and TCP windows, not by cores...
@@ -82,7 +94,7 @@ const MIN_DEFAULT_JOBS: usize = 4;
 const MAX_DEFAULT_JOBS: usize = 8;
 
 /// What happens to one target table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// The table does not exist on the target: create it, then load.
@@ -104,7 +116,7 @@ pub enum Action {
 }
 
 /// The COPY format for a table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CopyFormat {
     /// Every copied column has the same type on both sides.
@@ -256,7 +268,7 @@ pub struct Part {
 /// A target sequence (`serial` or identity) to set after the load so that new rows do not
 /// collide with copied ones: to the source sequence's value where it can be read, and
 /// never below the largest copied value.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SequencePlan {
     pub column: String,
     /// The source sequence to read the value from (`None`: not readable by the role).
@@ -516,7 +528,7 @@ impl TablePlan {
 }
 
 /// Where the data comes from and goes to, as reports show it (never with a password).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Endpoint {
     /// `user@host:port/db`.
     pub connection: String,
@@ -713,12 +725,19 @@ impl Plan {
         }
         let jobs = options.jobs.unwrap_or_else(|| default_jobs(&tables)).max(1);
         let split_above = options.split_above.unwrap_or(DEFAULT_SPLIT_ABOVE);
+        // Parts of the chosen size, or half a lower threshold (so a table just above it
+        // still gets two parts).
+        let part_size = options
+            .part_size
+            .unwrap_or(DEFAULT_PART_SIZE)
+            .min((split_above / 2).max(1))
+            .max(1);
         for (table, src) in tables
             .iter_mut()
             .filter(|_| options.content != Content::SchemaOnly)
             .filter_map(|t| snapshot.source.tables.get(&t.source).map(|s| (t, s)))
         {
-            split(table, src, jobs, split_above, source.server_version);
+            split(table, src, split_above, part_size, source.server_version);
         }
 
         let creates = |t: &&TablePlan| matches!(t.action, Action::Create | Action::Replace);
@@ -999,14 +1018,16 @@ fn default_jobs(tables: &[TablePlan]) -> usize {
     cores.min(splittable).max(1)
 }
 
-/// Splits `table` into block ranges when it is worth it and safe: several streams, a
-/// table pgbarge creates (so parts can load into a staging table that is renamed
+/// Splits `table` into block ranges of about `part_size` bytes when it is worth it and
+/// safe: a table pgbarge creates (so parts can load into a staging table that is renamed
 /// atomically), a plain heap (not a partitioned parent), a source that scans TID ranges
-/// efficiently (PostgreSQL 14+), and at least `split_above` bytes.
-fn split(table: &mut TablePlan, src: &TableDetail, jobs: usize, split_above: u64, version: i32) {
+/// efficiently (PostgreSQL 14+), and at least `split_above` bytes. Parts load at once
+/// when there are several jobs, and each commits on its own, so even with one job a crash
+/// loses at most the part in flight.
+fn split(table: &mut TablePlan, src: &TableDetail, split_above: u64, part_size: u64, version: i32) {
     let bytes = src.table.total_bytes.max(0) as u64;
     let pages = src.table.pages;
-    if jobs < 2 || bytes < split_above.max(1) || pages < 2 {
+    if bytes < split_above.max(1) || pages < 2 {
         return;
     }
     let why_not = if !src.inherits.is_empty() {
@@ -1024,10 +1045,10 @@ fn split(table: &mut TablePlan, src: &TableDetail, jobs: usize, split_above: u64
         table.notes.push(why.to_string());
         return;
     }
-    // Parts of at least MIN_PART_BYTES, or half the threshold when it is set lower.
-    let part_bytes = MIN_PART_BYTES.min(split_above / 2).max(1);
-    let wanted = (bytes / part_bytes).max(2) as usize;
-    let count = wanted.min(jobs * 2).min(pages as usize).max(2);
+    let count = bytes
+        .div_ceil(part_size)
+        .clamp(2, MAX_PARTS)
+        .min(pages as u64) as usize;
     let per = (pages + count as i64 - 1) / count as i64;
     table.parts = (0..count)
         .map(|i| Part {

@@ -16,14 +16,14 @@ use crate::quote::{ident, literal, qualified};
 pub const EXISTS: &str = "it exists on the target; left as it is";
 
 /// One object pgbarge creates, for the plan's display and for error messages.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Step {
     /// What it is, e.g. `view public.film_list`.
     pub what: String,
     pub sql: String,
     /// Tables this run loads that must be in for the step to make sense: after a failed
     /// table, the steps of the tables that did load are still run.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub needs: Vec<TableName>,
 }
 
@@ -38,7 +38,7 @@ pub struct Skipped {
 }
 
 /// A sequence whose value is copied after the load.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SequenceValue {
     pub name: TableName,
     /// `false` when the source role may not read it: it is left at its start.

@@ -1,0 +1,489 @@
+//! The plan as units of work: what the copy stage runs, the renderer prints and the
+//! ledger records.
+//!
+//! A unit is one target transaction: a stable id (from table names, so the same run
+//! gives the same ids), the units it waits for, and its transaction as typed operations.
+//! This is the one place a transaction is put together; the scheduler runs units, the
+//! `--dry-run --verbose` script prints them, and a resumed run replays them as they were
+//! saved in the ledger, skipping the ones already committed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Action, Content, CopyFormat, Endpoint, Plan, SequencePlan, SequenceValue, Step};
+use super::{TablePlan, NO_BODY_CHECKS};
+use crate::catalog::TableName;
+use crate::quote::ident;
+
+/// The version of [`Work`]'s serialised form, as stored in the ledger: a run saved by
+/// another version is not resumed.
+pub const WORK_FORMAT: u32 = 1;
+
+/// A unit's stable name: `prepare`, `table public.t`, `part public.t 3`,
+/// `finish public.t`, `group public.a`, `post-data`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UnitId(pub String);
+
+impl fmt::Display for UnitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a unit does, for scheduling and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnitKind {
+    /// Schemas, types, sequences, functions and staging tables, before any data.
+    Prepare,
+    /// A whole table in one transaction.
+    Table,
+    /// Tables emptied by one TRUNCATE and loaded, parents first, in one transaction.
+    Group,
+    /// One block range of a split table, into its staging table.
+    Part,
+    /// A split table's key and indexes, then its staging table takes the real name.
+    Finish,
+    /// Foreign keys, views, triggers, comments, sequence values: after every table.
+    PostData,
+}
+
+/// One operation of a unit's transaction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "op")]
+pub enum Op {
+    /// A statement on the target.
+    Sql { sql: String },
+    /// Rows streamed: `out` (COPY … TO STDOUT) on the source into `into` (COPY … FROM
+    /// STDIN) on the target. `table` indexes [`Work::tables`], for progress.
+    Copy {
+        table: usize,
+        out: String,
+        into: String,
+    },
+    /// A split table's staging table takes the real name.
+    Rename { from: TableName, to: String },
+    /// Sets the target's serial/identity sequences of `table` from the source's state,
+    /// read when the unit runs (after the rows it covers were numbered).
+    SyncSequences {
+        table: TableName,
+        sequences: Vec<SequencePlan>,
+    },
+    /// An object created after the data (a foreign key, view, trigger, …), with the
+    /// tables it needs: after a failed table, the objects of the others still are made.
+    Object { step: Step },
+    /// `setval` of the sequences created by the run, to the source's values now.
+    SequenceValues { sequences: Vec<SequenceValue> },
+}
+
+impl Op {
+    fn sql(sql: impl Into<String>) -> Op {
+        Op::Sql { sql: sql.into() }
+    }
+
+    /// The statement as it runs, for the operations that are plain SQL.
+    pub fn statement(&self) -> Option<String> {
+        match self {
+            Op::Sql { sql } => Some(sql.clone()),
+            Op::Object { step } => Some(step.sql.clone()),
+            Op::Rename { from, to } => Some(format!(
+                "ALTER TABLE {} RENAME TO {}",
+                from.sql(),
+                ident(to)
+            )),
+            Op::Copy { .. } | Op::SyncSequences { .. } | Op::SequenceValues { .. } => None,
+        }
+    }
+}
+
+/// One target transaction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Unit {
+    pub id: UnitId,
+    pub kind: UnitKind,
+    /// What it is, for people (`public.orders: part 3 of 12`).
+    pub title: String,
+    /// Units that must be committed before this one starts.
+    pub waits_for: Vec<UnitId>,
+    /// Tables (indexes into [`Work::tables`]) that are complete once this unit commits.
+    pub completes: Vec<usize>,
+    pub ops: Vec<Op>,
+    /// Source bytes it moves, estimated: the biggest units start first.
+    pub estimated_bytes: i64,
+}
+
+impl Unit {
+    /// Whether the unit streams rows.
+    pub fn moves_rows(&self) -> bool {
+        self.ops.iter().any(|op| matches!(op, Op::Copy { .. }))
+    }
+}
+
+/// A table of the run, as reports and progress show it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkTable {
+    pub source: TableName,
+    pub target: TableName,
+    pub action: Action,
+    pub format: CopyFormat,
+    pub estimated_bytes: i64,
+    /// The staging table a split table's parts load.
+    pub staging: Option<TableName>,
+}
+
+/// Everything the copy stage runs: the plan as units, self-contained so that it can be
+/// stored with the run in the ledger and replayed by `--resume`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Work {
+    pub format: u32,
+    pub source: Endpoint,
+    pub target: Endpoint,
+    pub content: Content,
+    pub jobs: usize,
+    /// Objects created besides the tables, by kind, for the report.
+    pub counts: BTreeMap<String, usize>,
+    pub tables: Vec<WorkTable>,
+    pub units: Vec<Unit>,
+}
+
+impl Work {
+    /// The unit that completes table `i`, if any.
+    pub fn completing(&self, i: usize) -> Option<&Unit> {
+        self.units.iter().find(|u| u.completes.contains(&i))
+    }
+
+    /// Staging tables of split tables.
+    pub fn staging_tables(&self) -> impl Iterator<Item = &TableName> {
+        self.tables.iter().filter_map(|t| t.staging.as_ref())
+    }
+}
+
+const PREPARE: &str = "prepare";
+const POST_DATA: &str = "post-data";
+
+impl Plan {
+    /// The plan's units of work, in the order the plan lists them (the scheduler starts
+    /// the biggest ready unit first).
+    pub fn work(&self) -> Work {
+        Builder::new(self).build()
+    }
+}
+
+struct Builder<'a> {
+    plan: &'a Plan,
+    units: Vec<Unit>,
+    /// The unit each table's completion waits on, by table index.
+    done_by: Vec<Option<UnitId>>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(plan: &'a Plan) -> Self {
+        let done_by = plan
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if t.action == Action::Keep {
+                    None
+                } else if let Some(g) = t.truncate_group {
+                    Some(group_id(&plan.tables[plan.truncate_groups[g][0]]))
+                } else if !t.parts.is_empty() {
+                    Some(UnitId(format!("finish {}", plan.tables[i].target)))
+                } else {
+                    Some(UnitId(format!("table {}", t.target)))
+                }
+            })
+            .collect();
+        Builder {
+            plan,
+            units: Vec::new(),
+            done_by,
+        }
+    }
+
+    fn build(mut self) -> Work {
+        let plan = self.plan;
+        self.prepare();
+        for (g, members) in plan.truncate_groups.iter().enumerate() {
+            self.group(g, members);
+        }
+        for (i, t) in plan.tables.iter().enumerate() {
+            if t.action == Action::Keep || t.truncate_group.is_some() {
+                continue;
+            }
+            if t.parts.is_empty() {
+                self.table(i);
+            } else {
+                self.split(i);
+            }
+        }
+        self.post_data();
+        Work {
+            format: WORK_FORMAT,
+            source: plan.source.clone(),
+            target: plan.target.clone(),
+            content: plan.content,
+            jobs: plan.jobs,
+            counts: plan.schema.counts.clone(),
+            tables: plan
+                .tables
+                .iter()
+                .map(|t| WorkTable {
+                    source: t.source.clone(),
+                    target: t.target.clone(),
+                    action: t.action,
+                    format: t.format,
+                    estimated_bytes: t.estimated_bytes,
+                    staging: t.staging.clone().filter(|_| !t.parts.is_empty()),
+                })
+                .collect(),
+            units: self.units,
+        }
+    }
+
+    fn has_prepare(&self) -> bool {
+        self.units.iter().any(|u| u.kind == UnitKind::Prepare)
+    }
+
+    /// Every data unit waits for the preparing unit and for the tables the plan orders
+    /// this one after (foreign-key parents on the target, INHERITS parents, …).
+    fn waits(&self, tables: &[usize]) -> Vec<UnitId> {
+        let mut waits: Vec<UnitId> = Vec::new();
+        if self.has_prepare() {
+            waits.push(UnitId(PREPARE.into()));
+        }
+        for &i in tables {
+            for &p in &self.plan.tables[i].load_after {
+                if tables.contains(&p) {
+                    continue;
+                }
+                if let Some(id) = &self.done_by[p] {
+                    if !waits.contains(id) {
+                        waits.push(id.clone());
+                    }
+                }
+            }
+        }
+        waits
+    }
+
+    fn prepare(&mut self) {
+        let mut ops: Vec<Op> = self.plan.prepare.iter().map(Op::sql).collect();
+        for t in &self.plan.tables {
+            if let (Some(staging), false) = (&t.staging, t.parts.is_empty()) {
+                // A staging table of this name is a leftover of an earlier run that was
+                // never resumed nor cleaned (its record is gone): it holds nothing this
+                // run can use.
+                ops.push(Op::sql(format!("DROP TABLE IF EXISTS {}", staging.sql())));
+                ops.extend(t.setup_sql(staging).into_iter().map(Op::sql));
+            }
+        }
+        if ops.is_empty() {
+            return;
+        }
+        self.units.push(Unit {
+            id: UnitId(PREPARE.into()),
+            kind: UnitKind::Prepare,
+            title: "first: schemas, types, sequences, functions".into(),
+            waits_for: Vec::new(),
+            completes: Vec::new(),
+            ops,
+            estimated_bytes: 0,
+        });
+    }
+
+    /// The rows of table `i` into `into`: one COPY, one per leaf partition, or none for
+    /// a partitioned table without partitions.
+    fn copies(&self, i: usize, into: &TableName) -> Vec<Op> {
+        let t = &self.plan.tables[i];
+        if self.plan.content == Content::SchemaOnly {
+            return Vec::new();
+        }
+        if !t.leaves.is_empty() {
+            return t
+                .leaves
+                .iter()
+                .map(|leaf| Op::Copy {
+                    table: i,
+                    out: t.copy_leaf_out_sql(leaf),
+                    into: t.copy_in_sql(leaf),
+                })
+                .collect();
+        }
+        if t.create.as_ref().is_some_and(|c| c.partition_by.is_some()) {
+            return Vec::new();
+        }
+        vec![Op::Copy {
+            table: i,
+            out: t.copy_out_sql(None),
+            into: t.copy_in_sql(&t.load_into(into)),
+        }]
+    }
+
+    fn sync_sequences(&self, t: &TablePlan) -> Option<Op> {
+        (self.plan.content != Content::SchemaOnly && !t.sequences.is_empty()).then(|| {
+            Op::SyncSequences {
+                table: t.target.clone(),
+                sequences: t.sequences.clone(),
+            }
+        })
+    }
+
+    fn table(&mut self, i: usize) {
+        let t = &self.plan.tables[i];
+        let mut ops: Vec<Op> = t.setup_sql(&t.target).into_iter().map(Op::sql).collect();
+        ops.extend(self.copies(i, &t.target));
+        ops.extend(t.finish_sql(&t.target).into_iter().map(Op::sql));
+        ops.extend(t.after_data.iter().map(Op::sql));
+        ops.extend(self.sync_sequences(t));
+        self.units.push(Unit {
+            id: UnitId(format!("table {}", t.target)),
+            kind: UnitKind::Table,
+            title: t.target.to_string(),
+            waits_for: self.waits(&[i]),
+            completes: vec![i],
+            ops,
+            estimated_bytes: t.estimated_bytes,
+        });
+    }
+
+    fn split(&mut self, i: usize) {
+        let t = &self.plan.tables[i];
+        let Some(staging) = &t.staging else {
+            // Parts without a staging table cannot happen (see `split`): load it whole.
+            return self.table(i);
+        };
+        let waits = self.waits(&[i]);
+        let each = t.estimated_bytes / t.parts.len() as i64;
+        let mut part_ids = Vec::new();
+        for p in &t.parts {
+            let id = UnitId(format!("part {} {}", t.target, p.index));
+            part_ids.push(id.clone());
+            self.units.push(Unit {
+                id,
+                kind: UnitKind::Part,
+                title: format!("{}: part {} of {}", t.target, p.index + 1, t.parts.len()),
+                waits_for: waits.clone(),
+                completes: Vec::new(),
+                ops: vec![Op::Copy {
+                    table: i,
+                    out: t.copy_out_sql(Some(p)),
+                    into: t.copy_in_sql(staging),
+                }],
+                estimated_bytes: each,
+            });
+        }
+        let mut ops: Vec<Op> = t.finish_sql(staging).into_iter().map(Op::sql).collect();
+        ops.push(Op::Rename {
+            from: staging.clone(),
+            to: t.target.name.clone(),
+        });
+        ops.extend(t.after_data.iter().map(Op::sql));
+        ops.extend(self.sync_sequences(t));
+        self.units.push(Unit {
+            id: UnitId(format!("finish {}", t.target)),
+            kind: UnitKind::Finish,
+            title: format!(
+                "{}: key and indexes on the staging table its {} parts loaded, then it takes \
+                 the real name",
+                t.target,
+                t.parts.len()
+            ),
+            waits_for: part_ids,
+            completes: vec![i],
+            ops,
+            estimated_bytes: 0,
+        });
+    }
+
+    fn group(&mut self, g: usize, members: &[usize]) {
+        let plan = self.plan;
+        let names: Vec<String> = members
+            .iter()
+            .map(|&i| plan.tables[i].truncate_target(&plan.tables[i].target))
+            .collect();
+        let cycle = &plan.truncate_group_keys[g];
+        // Keys no load order satisfies: off for the load, back (validated) at the end.
+        let mut ops: Vec<Op> = cycle
+            .iter()
+            .map(|k| Op::sql(k.table.drop_constraint_sql(&k.name)))
+            .collect();
+        ops.push(Op::sql(format!("TRUNCATE {}", names.join(", "))));
+        for &i in members {
+            let t = &plan.tables[i];
+            ops.extend(t.setup_sql(&t.target).into_iter().map(Op::sql));
+            ops.extend(self.copies(i, &t.target));
+            ops.extend(t.finish_sql(&t.target).into_iter().map(Op::sql));
+            ops.extend(t.after_data.iter().map(Op::sql));
+            ops.extend(self.sync_sequences(t));
+        }
+        ops.extend(
+            cycle
+                .iter()
+                .map(|k| Op::sql(k.table.add_constraint_sql(&k.name, &k.definition))),
+        );
+        let first = &plan.tables[members[0]];
+        self.units.push(Unit {
+            id: group_id(first),
+            kind: UnitKind::Group,
+            title: format!(
+                "truncate group {} ({} tables), parents first",
+                g + 1,
+                members.len()
+            ),
+            waits_for: self.waits(members),
+            completes: members.to_vec(),
+            ops,
+            estimated_bytes: members
+                .iter()
+                .map(|&i| plan.tables[i].estimated_bytes)
+                .sum(),
+        });
+    }
+
+    fn post_data(&mut self) {
+        let plan = self.plan;
+        let mut ops: Vec<Op> = plan
+            .schema
+            .after
+            .iter()
+            .map(|step| Op::Object { step: step.clone() })
+            .collect();
+        let readable: Vec<SequenceValue> = plan
+            .schema
+            .sequence_values
+            .iter()
+            .filter(|s| s.readable)
+            .cloned()
+            .collect();
+        if plan.content != Content::SchemaOnly && !readable.is_empty() {
+            ops.push(Op::SequenceValues {
+                sequences: readable,
+            });
+        }
+        if ops.is_empty() {
+            return;
+        }
+        // Late functions and aggregates are created here, bodies unchecked as in prepare.
+        ops.insert(0, Op::sql(NO_BODY_CHECKS));
+        let waits_for = self.units.iter().map(|u| u.id.clone()).collect();
+        self.units.push(Unit {
+            id: UnitId(POST_DATA.into()),
+            kind: UnitKind::PostData,
+            title: "after every table is loaded: foreign keys, views, triggers, comments, \
+                    sequence values"
+                .into(),
+            waits_for,
+            completes: Vec::new(),
+            ops,
+            estimated_bytes: 0,
+        });
+    }
+}
+
+fn group_id(first: &TablePlan) -> UnitId {
+    UnitId(format!("group {}", first.target))
+}
