@@ -230,6 +230,73 @@ fn bad_connection_string_is_a_usage_error() {
 }
 
 #[test]
+fn verify_full_refuses_a_wrong_ca_and_a_wrong_host_and_require_only_encrypts() {
+    let db = TestDb::new("tlscheck");
+    shop(&db);
+    let t = &support::servers().target;
+    // A CA of our own that did not sign the server's certificate.
+    let dir = std::env::temp_dir().join(format!("pgbarge-other-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=not the server's CA", "-keyout"])
+        .arg(dir.join("ca.key"))
+        .arg("-out")
+        .arg(dir.join("ca.crt"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run openssl");
+    assert!(status.success());
+    let conn = |extra: &str| {
+        format!(
+            "host=localhost port={} user=app password=app-secret dbname={} {extra}",
+            t.port, db.name
+        )
+    };
+    let wrong_ca = db.copy_to(
+        &conn(&format!(
+            "sslmode=verify-full sslrootcert={}",
+            dir.join("ca.crt").display()
+        )),
+        &["customers"],
+    );
+    assert_eq!(wrong_ca.code, EXIT_CONNECT, "{}", wrong_ca.stderr);
+    assert!(
+        wrong_ca.stderr.contains("the TLS check failed"),
+        "{}",
+        wrong_ca.stderr
+    );
+    // The right CA, but a host name the certificate does not carry (hostaddr: where to
+    // connect; host: whom to expect).
+    let wrong_host = db.copy_to(
+        &format!(
+            "host=db.example.com hostaddr=127.0.0.1 port={} user=app password=app-secret \
+             dbname={} sslmode=verify-full sslrootcert={}/ca.crt",
+            t.port,
+            db.name,
+            t.dir.display()
+        ),
+        &["customers"],
+    );
+    assert_eq!(wrong_host.code, EXIT_CONNECT, "{}", wrong_host.stderr);
+    assert!(
+        wrong_host.stderr.contains("the TLS check failed"),
+        "{}",
+        wrong_host.stderr
+    );
+    for run in [&wrong_ca, &wrong_host] {
+        assert!(!run.stderr.contains("app-secret") && !run.stdout.contains("app-secret"));
+    }
+    no_tables_created(&db);
+    // require: encrypted, certificate not checked (libpq's meaning).
+    db.copy_to(&conn("sslmode=require"), &["customers"])
+        .assert_ok();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn plain_connection_to_tls_only_target_says_to_use_tls() {
     let db = TestDb::new("notls");
     shop(&db);

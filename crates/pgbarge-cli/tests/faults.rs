@@ -1,4 +1,6 @@
-//! Failures in the middle of a copy: the table being loaded stays exactly as it was.
+//! Failures in the middle of a copy: the table being loaded stays exactly as it was
+//! (with retries off, `--retries 0`, so the failure is final), and a transient one is
+//! retried without writing a row twice.
 
 mod support;
 
@@ -93,18 +95,38 @@ fn killed_connection_leaves_an_existing_table_as_it_was() {
         &db,
         r#"COPY "public"."t" %FROM STDIN%"#,
         Interrupt::TerminateTargetBackend,
-        &["t", "--mode", "append"],
+        &["t", "--mode", "append", "--retries", "0"],
     );
     assert_eq!(code, EXIT_COPY, "{stderr}");
     assert!(
         stderr.contains("target server: loading public.t failed"),
         "{stderr}"
     );
-    assert!(stderr.contains("rolled back"), "{stderr}");
+    assert!(stderr.contains("exactly as they were"), "{stderr}");
     assert_eq!(
         db.target_sql("SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM t")
             .trim(),
         "-2:before,-1:before"
+    );
+}
+
+#[test]
+fn a_killed_connection_is_retried_and_appends_each_row_once() {
+    let db = TestDb::new("kill_retry");
+    db.source_sql("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 20000) g;");
+    slow_target_table(&db, "INSERT INTO t VALUES (-1, 'before')");
+    let (code, stderr) = interrupt_mid_copy(
+        &db,
+        r#"COPY "public"."t" %FROM STDIN%"#,
+        Interrupt::TerminateTargetBackend,
+        &["t", "--mode", "append"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("retry   public.t: attempt 2"), "{stderr}");
+    assert_eq!(
+        db.target_sql("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM t")
+            .trim(),
+        "20001|20001|-1|20000"
     );
 }
 
@@ -120,22 +142,35 @@ fn killed_connection_leaves_no_half_created_table() {
         &db,
         r#"COPY "public".%large%FROM STDIN%"#,
         Interrupt::TerminateTargetBackend,
-        &["small", "large", "--jobs", "2"],
+        &["small", "large", "--jobs", "2", "--retries", "0"],
     );
     assert_eq!(code, EXIT_COPY, "{stderr}");
-    // A table reported done is committed, whole; one that was not reached does not exist.
-    // The one being loaded (split into parts that load a staging table) does not exist at
-    // all, and neither does its staging table.
-    if stderr.contains("done    public.small") {
-        assert_eq!(db.target_sql("SELECT count(*) FROM small").trim(), "2");
-    } else {
-        assert!(!db.target_has_table("public", "small"));
-    }
+    assert!(stderr.contains("--resume"), "{stderr}");
+    // The other table is committed, whole. The one being loaded (split into parts that
+    // load a staging table) does not exist under its name: its committed parts wait in
+    // the staging table for a resume.
+    assert_eq!(db.target_sql("SELECT count(*) FROM small").trim(), "2");
     assert!(!db.target_has_table("public", "large"));
-    assert_eq!(
+    let staging = || {
         db.target_sql(r"SELECT count(*) FROM pg_class WHERE relname LIKE '\_pgbarge\_%'")
-            .trim(),
-        "0"
+            .trim()
+            .to_string()
+    };
+    assert_eq!(staging(), "1");
+    // Resumed, the failed part runs again, and only what is missing moves.
+    let resumed = db.copy(&["small", "large", "--jobs", "2", "--resume", "--json"]);
+    resumed.assert_ok();
+    let report: serde_json::Value = serde_json::from_str(&resumed.stdout).expect("JSON report");
+    assert!(
+        report["resumed"]["units_skipped"].as_u64() >= Some(2),
+        "{report}"
+    );
+    db.assert_same("small");
+    db.assert_same("large");
+    assert_eq!(staging(), "0");
+    assert!(
+        !db.target_has_table("pgbarge", "run"),
+        "the finished run is cleared"
     );
 }
 
@@ -183,7 +218,7 @@ fn a_failure_in_replace_or_upsert_leaves_the_table_as_it_was() {
         &db,
         r#"INSERT INTO "public"."t" AS pgbarge_t%"#,
         Interrupt::TerminateTargetBackend,
-        &["t", "--mode", "upsert"],
+        &["t", "--mode", "upsert", "--retries", "0"],
     );
     assert_eq!(code, EXIT_COPY, "{stderr}");
     assert_eq!(
@@ -204,7 +239,15 @@ fn a_failure_in_replace_or_upsert_leaves_the_table_as_it_was() {
         &db,
         r#"COPY "public"."large" %FROM STDIN%"#,
         Interrupt::TerminateTargetBackend,
-        &["large", "--mode", "replace", "--jobs", "1"],
+        &[
+            "large",
+            "--mode",
+            "replace",
+            "--jobs",
+            "1",
+            "--retries",
+            "0",
+        ],
     );
     assert_eq!(code, EXIT_COPY, "{stderr}");
     assert_eq!(

@@ -143,3 +143,38 @@ fn picker_offers_the_tables_foreign_keys_need() {
         "1"
     );
 }
+
+#[test]
+fn running_the_same_copy_again_offers_to_resume_the_interrupted_run() {
+    let db = TestDb::new("offer_resume");
+    db.source_sql(
+        "CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a SELECT generate_series(1, 30);
+         CREATE TABLE b (id int PRIMARY KEY); INSERT INTO b SELECT generate_series(1, 40);",
+    );
+    // On the target, b refuses the rows: the run loads a, fails b, and stays recorded.
+    db.target_sql_as_app("CREATE TABLE b (id int PRIMARY KEY, CONSTRAINT small CHECK (id < 10));");
+    let first = db.copy(&["a", "b", "--mode", "append"]);
+    assert_eq!(first.code, 5, "{}", first.stderr);
+    assert!(first.stderr.contains("--resume"), "{}", first.stderr);
+    db.target_sql("ALTER TABLE b DROP CONSTRAINT small");
+
+    let mut cmd = clean_command("sh");
+    cmd.arg("-c").arg(format!(
+        "stty cols 120 rows 40; exec {} copy --source '{}' --target '{}' a b --mode append --yes",
+        pgbarge_bin(),
+        db.source_conn(),
+        db.target_conn()
+    ));
+    let mut p = spawn_command(cmd, Some(30_000)).expect("spawn in a pty");
+    p.exp_string("Resume the interrupted run")
+        .expect("the offer");
+    p.exp_string("units done)?").expect("the whole question");
+    p.send("y").expect("yes");
+    p.send("\r").expect("enter");
+    p.flush().expect("flush");
+    p.exp_string("were skipped").expect("the resumed report");
+    p.exp_eof().expect("pgbarge ends");
+    // a was not loaded twice; b now is.
+    db.assert_same("a");
+    db.assert_same("b");
+}

@@ -682,7 +682,8 @@ fn after_a_failed_table_the_loaded_ones_still_get_their_objects() {
         db.target_sql(
             "SELECT (SELECT count(*) FROM pg_trigger WHERE tgname = 'orders_noop'), \
                     obj_description('public.orders'::regclass), \
-                    (SELECT count(*) FROM pg_constraint WHERE contype = 'f')"
+                    (SELECT count(*) FROM pg_constraint WHERE contype = 'f' \
+                     AND connamespace = 'public'::regnamespace)"
         )
         .trim(),
         "1|orders|0",

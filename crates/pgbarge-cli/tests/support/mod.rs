@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -62,6 +64,21 @@ impl Cluster {
             String::from_utf8_lossy(&out.stderr)
         );
         Cluster { dir, port }
+    }
+
+    /// Restarts the server (fast shutdown: sessions are ended, as in a cloud failover).
+    pub fn restart(&self) {
+        let out = Command::new(repo_root().join("scripts/pg-cluster"))
+            .arg("restart")
+            .arg(&self.dir)
+            .output()
+            .expect("run scripts/pg-cluster restart");
+        assert!(
+            out.status.success(),
+            "restarting {} failed: {}",
+            self.dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Runs SQL as the superuser over the Unix socket; panics with psql's error on failure.
@@ -222,6 +239,30 @@ impl TestDb {
             self.name,
             t.dir.display()
         )
+    }
+
+    /// The target URL with another port (a proxy's in front of the target).
+    pub fn target_conn_via(&self, port: u16) -> String {
+        self.target_conn().replace(
+            &format!("@localhost:{}/", servers().target.port),
+            &format!("@localhost:{port}/"),
+        )
+    }
+
+    /// `pgbarge copy` as a child process (stdout and stderr piped), to interrupt it.
+    pub fn spawn_copy(&self, target: &str, args: &[&str]) -> std::process::Child {
+        clean_command(pgbarge_bin())
+            .arg("copy")
+            .arg("--source")
+            .arg(self.source_conn())
+            .arg("--target")
+            .arg(target)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pgbarge")
     }
 
     /// Runs `pgbarge copy --source … --target … ARGS` without a terminal.
