@@ -150,3 +150,16 @@ pub fn offer_resume(run: &pgbarge::ledger::SavedRun) -> Result<bool> {
     .prompt()
     .map_err(cancelled)
 }
+
+/// The questions a run asks, answered in the terminal.
+pub struct Terminal;
+
+impl pgbarge::session::Questions for Terminal {
+    fn add_parents(&self, missing: &[TableName]) -> Result<Option<bool>> {
+        offer_parents(missing).map(Some)
+    }
+
+    fn mode_for(&self, table: &TableName) -> Result<Option<Option<LoadMode>>> {
+        ask_mode(table).map(Some)
+    }
+}

@@ -86,10 +86,14 @@ fn main() -> ExitCode {
     drop(runtime);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure { error, problems }) => {
+        Err(Failure {
+            error,
+            problems,
+            reported,
+        }) => {
             eprintln!("{}", render::error(&error));
             // A verification that found differences has printed its report already.
-            if json && error.kind() != Kind::Verify {
+            if json && !reported && error.kind() != Kind::Verify {
                 println!("{}", render::error_json(&error, &problems));
             }
             ExitCode::from(exit_code(error.kind()))

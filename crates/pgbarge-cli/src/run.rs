@@ -1,12 +1,12 @@
 //! The commands: each one pass through the library's stages, with the terminal work
 //! (questions, progress lines, rendering) done here.
 
-use pgbarge::catalog::{self, Snapshot, TableName};
+use pgbarge::catalog::{self, TableName};
 use pgbarge::connect::{connect, Connection};
 use pgbarge::copy::Event;
 use pgbarge::ledger::{self, SavedRun};
-use pgbarge::plan::{Action, Endpoint, Plan, PlanOptions};
-use pgbarge::preflight::{self, Problem};
+use pgbarge::plan::PlanOptions;
+use pgbarge::preflight::Problem;
 use pgbarge::select::{self, Selection};
 use pgbarge::session::{self, Start};
 use pgbarge::{Error, Kind, Result, Side};
@@ -21,6 +21,9 @@ use crate::settings::{CleanSettings, CopySettings, TablesSettings, VerifySetting
 pub struct Failure {
     pub error: Error,
     pub problems: Vec<Problem>,
+    /// The command already printed its JSON document (a report listing the failures):
+    /// stdout must hold one document, so the error is not printed there again.
+    pub reported: bool,
 }
 
 impl From<Error> for Failure {
@@ -28,16 +31,8 @@ impl From<Error> for Failure {
         Failure {
             error,
             problems: Vec::new(),
+            reported: false,
         }
-    }
-}
-
-fn endpoint(c: &Connection) -> Endpoint {
-    Endpoint {
-        connection: c.info.to_string(),
-        database: c.database.clone(),
-        host: c.info.host_display().to_string(),
-        server_version: c.server_version_num,
     }
 }
 
@@ -287,8 +282,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         })
         .into());
     }
-    let roles: Vec<String> = settings.owner.iter().cloned().collect();
-    let mut options = PlanOptions {
+    let options = PlanOptions {
         per_table: settings.per_table.clone(),
         mode: settings.mode,
         content: settings.content,
@@ -301,85 +295,29 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
             grants: settings.grants,
         },
     };
-    // Foreign keys to tables left behind: add them (--with-parents, or yes in a
-    // terminal) and read again, until nothing is missing; or leave those keys out.
-    let snapshot = loop {
-        let snapshot = Snapshot::read(
-            &source.client,
-            &target.client,
-            &selection.tables,
-            &target_tables,
-            &whole_schemas,
-            &roles,
-        )
-        .await?;
-        let names: Vec<TableName> = selection.tables.iter().map(|t| t.name.clone()).collect();
-        let probe = Plan::build(
-            endpoint(&source),
-            endpoint(&target),
-            &names,
-            &snapshot,
-            &options,
-        );
-        let missing = missing_parents(&probe);
-        if missing.is_empty() || options.schema.without_fks {
-            break snapshot;
-        }
-        let add =
-            settings.with_parents || (settings.interactive && interact::offer_parents(&missing)?);
-        if !add {
-            if settings.interactive {
-                options.schema.without_fks = true;
-            }
-            break snapshot;
-        }
-        let before = selection.tables.len();
-        for parent in &missing {
-            if let Some(t) = source_tables.iter().find(|t| &t.name == parent) {
-                if !selection.tables.iter().any(|c| c.name == t.name) {
-                    selection.tables.push(t.clone());
-                }
-            }
-        }
-        if selection.tables.len() == before {
-            break snapshot;
-        }
+    let request = session::PlanRequest {
+        selection,
+        source_tables: &source_tables,
+        target_tables: &target_tables,
+        whole_schemas: &whole_schemas,
+        with_parents: settings.with_parents,
+        options,
     };
-
-    let mut chosen: Vec<TableName> = selection.tables.iter().map(|t| t.name.clone()).collect();
-    let (plan, problems) = loop {
-        let plan = Plan::build(
-            endpoint(&source),
-            endpoint(&target),
-            &chosen,
-            &snapshot,
-            &options,
-        );
-        let problems = preflight::check(&plan, &snapshot, &selection.unmatched);
-        // In a terminal, a table that holds rows is a question, not an error.
-        let undecided: Vec<TableName> = plan
-            .tables
-            .iter()
-            .filter(|t| t.action == Action::NeedsMode)
-            .map(|t| t.target.clone())
-            .collect();
-        if settings.interactive && !undecided.is_empty() {
-            for table in undecided {
-                match interact::ask_mode(&table)? {
-                    Some(mode) => {
-                        options.per_table.insert(table, mode);
-                    }
-                    None => chosen.retain(|t| t != &table),
-                }
-            }
-            continue;
-        }
-        break (plan, problems);
+    let questions: &dyn session::Questions = if settings.interactive {
+        &interact::Terminal
+    } else {
+        &session::NoQuestions
     };
+    let session::Planned { plan, problems, .. } =
+        session::plan(&source, &target, request, questions).await?;
 
     if !problems.is_empty() {
         let error = Error::new(Kind::Preflight, render::problems(&problems));
-        return Err(Failure { error, problems });
+        return Err(Failure {
+            error,
+            problems,
+            reported: false,
+        });
     }
     let objects = plan.prepare.len() + plan.schema.after.len();
     if plan.tables.is_empty() && objects == 0 {
@@ -560,7 +498,11 @@ fn show_report(
         }
     }
     if !report.failures.is_empty() {
-        return Err(Error::new(Kind::Copy, render::failures(report)).into());
+        return Err(Failure {
+            error: Error::new(Kind::Copy, render::failures(report)),
+            problems: Vec::new(),
+            reported: settings.json,
+        });
     }
     if let Some(v) = verified {
         differences(v)?;
@@ -609,21 +551,6 @@ pub async fn clean(settings: CleanSettings) -> Result<(), Failure> {
         println!("{message}");
     }
     Ok(())
-}
-
-/// The tables the plan's created tables reference and that are neither copied nor on
-/// the target, each once.
-fn missing_parents(plan: &Plan) -> Vec<TableName> {
-    let mut missing: Vec<TableName> = plan
-        .schema
-        .missing_parents
-        .values()
-        .flatten()
-        .cloned()
-        .collect();
-    missing.sort();
-    missing.dedup();
-    missing
 }
 
 /// Adds to an error that stopped the run what the user needs to know: what the target

@@ -41,6 +41,23 @@ fn three_tables(db: &TestDb, big_rows: u32) -> u64 {
     u64::from(big_rows) + 100_000
 }
 
+/// Copy arguments for the three tables: `big` split into parts of 4 MB, and `extra`.
+fn three_table_args<'a>(jobs: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "big",
+        "s1",
+        "s2",
+        "--jobs",
+        jobs,
+        "--split-above",
+        "4MB",
+        "--part-size",
+        "4MB",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 fn assert_three_equal(db: &TestDb) {
     for t in ["big", "s1", "s2"] {
         db.assert_same(t);
@@ -171,20 +188,7 @@ fn connections_reset_mid_copy_are_retried_by_the_same_command() {
     // Two data connections are reset, each after a few MB of COPY.
     proxy.arm(Fault::Reset, 3 << 20);
     proxy.arm(Fault::Reset, 2 << 20);
-    let run = db.copy_to(
-        &db.target_conn_via(proxy.port),
-        &[
-            "big",
-            "s1",
-            "s2",
-            "--jobs",
-            "2",
-            "--split-above",
-            "4MB",
-            "--part-size",
-            "4MB",
-        ],
-    );
+    let run = db.copy_to(&db.target_conn_via(proxy.port), &three_table_args("2", &[]));
     run.assert_ok();
     assert_eq!(proxy.fired(), 2, "both resets happened");
     assert!(run.stderr.contains("retry   "), "{}", run.stderr);
@@ -201,19 +205,7 @@ fn a_black_holed_connection_is_noticed_within_the_stall_timeout_and_retried() {
     let started = Instant::now();
     let run = db.copy_to(
         &db.target_conn_via(proxy.port),
-        &[
-            "big",
-            "s1",
-            "s2",
-            "--jobs",
-            "2",
-            "--split-above",
-            "4MB",
-            "--part-size",
-            "4MB",
-            "--stall-timeout",
-            "3s",
-        ],
+        &three_table_args("2", &["--stall-timeout", "3s"]),
     );
     run.assert_ok();
     assert!(started.elapsed() < Duration::from_secs(120));
@@ -314,17 +306,7 @@ fn server_side_timeouts_on_the_source_do_not_end_a_long_copy() {
         db.name
     ));
     let started = Instant::now();
-    let run = db.copy(&[
-        "big",
-        "s1",
-        "s2",
-        "--jobs",
-        "3",
-        "--split-above",
-        "4MB",
-        "--part-size",
-        "4MB",
-    ]);
+    let run = db.copy(&three_table_args("3", &[]));
     run.assert_ok();
     assert!(
         started.elapsed() > Duration::from_secs(1),

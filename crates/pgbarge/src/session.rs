@@ -1,5 +1,5 @@
-//! A run from start to end, around the copy stage: the ledger found or created on the
-//! target, the snapshot exported, the run recorded, its units run (all of them, or the
+//! A run from start to end: planning (asking its questions through [`Questions`]), then
+//! around the copy stage: the ledger found or created on the target, the snapshot exported, the run recorded, its units run (all of them, or the
 //! ones a resumed run still lacks), and the run cleared from the ledger once everything
 //! committed.
 //!
@@ -11,13 +11,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
-use crate::catalog::TableName;
+use crate::catalog::{Snapshot, Table, TableName};
 use crate::connect::Connection;
 use crate::copy::{self, CopyOptions, Event};
 use crate::error::{Error, Kind, Result};
-use crate::ledger::{self, MemoryLedger, SavedRun};
-use crate::plan::units::{Op, Work};
+use crate::ledger::{self, Ledger, MemoryLedger, Moved, SavedRun};
+use crate::plan::units::{Op, UnitId, Work};
+use crate::plan::{Action, Endpoint, LoadMode, Plan, PlanOptions};
+use crate::preflight::{self, Problem};
 use crate::report::RunReport;
+use crate::select::Selection;
 
 /// How a run starts.
 pub enum Start {
@@ -39,6 +42,13 @@ pub async fn execute(
     on_event: &(dyn Fn(Event) + Send + Sync),
 ) -> Result<RunReport> {
     let snapshot = copy::export_snapshot(source).await?;
+    let runner = Runner {
+        source,
+        snapshot: &snapshot,
+        target,
+        options,
+        on_event,
+    };
     match start {
         Start::Fresh(work) => {
             let names: Vec<TableName> = work.tables.iter().map(|t| t.source.clone()).collect();
@@ -46,18 +56,7 @@ pub async fn execute(
             if !ledger::ensure(&target.client).await? {
                 // No schema may be created here: the run works, but cannot be resumed.
                 let memory = MemoryLedger::default();
-                let mut report = copy::run(
-                    &work,
-                    &BTreeMap::new(),
-                    source,
-                    &snapshot,
-                    &target.info,
-                    &memory,
-                    options,
-                    stop,
-                    on_event,
-                )
-                .await?;
+                let mut report = runner.run(&work, &BTreeMap::new(), &memory, stop).await?;
                 report.warnings.push(format!(
                     "the role may not create the \"{}\" schema on the target, so this run was \
                      not recorded there: if it is interrupted, it starts over",
@@ -67,18 +66,7 @@ pub async fn execute(
             }
             let run =
                 ledger::start_run(&target.client, &work, &snapshot.taken_at, &changes).await?;
-            let report = copy::run(
-                &work,
-                &BTreeMap::new(),
-                source,
-                &snapshot,
-                &target.info,
-                &run,
-                options,
-                stop,
-                on_event,
-            )
-            .await?;
+            let report = runner.run(&work, &BTreeMap::new(), &run, stop).await?;
             if report.failures.is_empty() {
                 finish(target, run.run_id(), options).await?;
             }
@@ -110,24 +98,47 @@ pub async fn execute(
             let now = ledger::source_changes(&source.client, &names).await?;
             let changed = ledger::changed_tables(&saved.source_changes, &now);
             let run = ledger::resume_run(&saved);
-            let mut report = copy::run(
-                &saved.work,
-                &saved.done,
-                source,
-                &snapshot,
-                &target.info,
-                &run,
-                options,
-                stop,
-                on_event,
-            )
-            .await?;
+            let mut report = runner.run(&saved.work, &saved.done, &run, stop).await?;
             report.warnings.extend(consistency(&saved, &changed));
             if report.failures.is_empty() {
                 finish(target, saved.id, options).await?;
             }
             end(source, report).await
         }
+    }
+}
+
+/// What every way of running units shares: the connections, the snapshot, the options
+/// and where events go.
+struct Runner<'a> {
+    source: &'a Connection,
+    snapshot: &'a copy::ExportedSnapshot,
+    target: &'a Connection,
+    options: &'a CopyOptions,
+    on_event: &'a (dyn Fn(Event) + Send + Sync),
+}
+
+impl Runner<'_> {
+    /// Runs `work`'s units not in `done`, recording them in `ledger`.
+    async fn run<L: Ledger>(
+        &self,
+        work: &Work,
+        done: &BTreeMap<UnitId, Moved>,
+        ledger: &L,
+        stop: impl Future<Output = ()>,
+    ) -> Result<RunReport> {
+        copy::run(
+            work,
+            done,
+            self.source,
+            self.snapshot,
+            &self.target.info,
+            ledger,
+            self.options,
+            stop,
+            self.on_event,
+        )
+        .await
     }
 }
 
@@ -234,4 +245,138 @@ pub async fn abandon(target: &Connection) -> Result<Option<(SavedRun, Vec<TableN
     };
     let dropped = ledger::abandon(&target.client, &run).await?;
     Ok(Some((run, dropped)))
+}
+
+/// The questions planning a run may ask its user. The CLI answers them in a terminal;
+/// without one, [`NoQuestions`] answers none, and what would have been asked becomes a
+/// preflight problem.
+pub trait Questions {
+    /// The chosen tables' foreign keys reference `missing`, neither chosen nor on the
+    /// target: copy them too (`Some(true)`, then read again), or create the chosen
+    /// tables without those keys (`Some(false)`)? `None`: nobody to ask.
+    fn add_parents(&self, missing: &[TableName]) -> Result<Option<bool>>;
+
+    /// `table` holds rows on the target and no mode was chosen: which one
+    /// (`Some(Some(mode))`), or leave the table out (`Some(None)`)? `None`: nobody to ask.
+    fn mode_for(&self, table: &TableName) -> Result<Option<Option<LoadMode>>>;
+}
+
+/// Nobody to ask (no terminal, a script).
+pub struct NoQuestions;
+
+impl Questions for NoQuestions {
+    fn add_parents(&self, _missing: &[TableName]) -> Result<Option<bool>> {
+        Ok(None)
+    }
+
+    fn mode_for(&self, _table: &TableName) -> Result<Option<Option<LoadMode>>> {
+        Ok(None)
+    }
+}
+
+/// What to plan: the chosen tables and the choices that shape the plan.
+pub struct PlanRequest<'a> {
+    /// The chosen tables (in order), and the patterns that matched none.
+    pub selection: Selection,
+    /// Every table of the source and of the target, as listed.
+    pub source_tables: &'a [Table],
+    pub target_tables: &'a [Table],
+    /// Schemas copied whole (their views, functions and sequences come along).
+    pub whole_schemas: &'a [String],
+    /// `--with-parents`: add the tables foreign keys need without asking.
+    pub with_parents: bool,
+    pub options: PlanOptions,
+}
+
+/// A plan, what preflight found, and the catalog it was built from.
+pub struct Planned {
+    pub plan: Plan,
+    pub problems: Vec<Problem>,
+    pub snapshot: Snapshot,
+}
+
+/// Reads both catalogs, builds the plan and runs preflight, asking `questions` what
+/// the choices leave open: tables the foreign keys need (read again with them, until
+/// nothing is missing) and what to do with target tables that hold rows.
+pub async fn plan(
+    source: &Connection,
+    target: &Connection,
+    request: PlanRequest<'_>,
+    questions: &dyn Questions,
+) -> Result<Planned> {
+    let PlanRequest {
+        mut selection,
+        source_tables,
+        target_tables,
+        whole_schemas,
+        with_parents,
+        mut options,
+    } = request;
+    let roles: Vec<String> = options.schema.owner.iter().cloned().collect();
+    let (from, to) = (Endpoint::of(source), Endpoint::of(target));
+    let snapshot = loop {
+        let snapshot = Snapshot::read(
+            &source.client,
+            &target.client,
+            &selection.tables,
+            target_tables,
+            whole_schemas,
+            &roles,
+        )
+        .await?;
+        let names: Vec<TableName> = selection.tables.iter().map(|t| t.name.clone()).collect();
+        let probe = Plan::build(from.clone(), to.clone(), &names, &snapshot, &options);
+        let missing = probe.missing_parents();
+        if missing.is_empty() || options.schema.without_fks {
+            break snapshot;
+        }
+        let add = if with_parents {
+            true
+        } else {
+            match questions.add_parents(&missing)? {
+                Some(true) => true,
+                Some(false) => {
+                    options.schema.without_fks = true;
+                    false
+                }
+                None => false,
+            }
+        };
+        let before = selection.tables.len();
+        if add {
+            for parent in &missing {
+                if let Some(t) = source_tables.iter().find(|t| &t.name == parent) {
+                    if !selection.tables.iter().any(|c| c.name == t.name) {
+                        selection.tables.push(t.clone());
+                    }
+                }
+            }
+        }
+        if selection.tables.len() == before {
+            break snapshot;
+        }
+    };
+    let mut chosen: Vec<TableName> = selection.tables.iter().map(|t| t.name.clone()).collect();
+    loop {
+        let plan = Plan::build(from.clone(), to.clone(), &chosen, &snapshot, &options);
+        let problems = preflight::check(&plan, &snapshot, &selection.unmatched);
+        let mut answered = false;
+        for t in plan.tables.iter().filter(|t| t.action == Action::NeedsMode) {
+            match questions.mode_for(&t.target)? {
+                Some(Some(mode)) => {
+                    options.per_table.insert(t.target.clone(), mode);
+                }
+                Some(None) => chosen.retain(|c| c != &t.target),
+                None => continue,
+            }
+            answered = true;
+        }
+        if !answered {
+            return Ok(Planned {
+                plan,
+                problems,
+                snapshot,
+            });
+        }
+    }
 }

@@ -572,7 +572,34 @@ pub struct Plan {
     pub tables: Vec<TablePlan>,
 }
 
+impl Endpoint {
+    /// The endpoint a connection reaches, as reports show it.
+    pub fn of(c: &crate::connect::Connection) -> Endpoint {
+        Endpoint {
+            connection: c.info.to_string(),
+            database: c.database.clone(),
+            host: c.info.host_display().to_string(),
+            server_version: c.server_version_num,
+        }
+    }
+}
+
 impl Plan {
+    /// The tables the plan's created tables reference (foreign keys, INHERITS) that are
+    /// neither copied nor on the target, each once.
+    pub fn missing_parents(&self) -> Vec<TableName> {
+        let mut missing: Vec<TableName> = self
+            .schema
+            .missing_parents
+            .values()
+            .flatten()
+            .cloned()
+            .collect();
+        missing.sort();
+        missing.dedup();
+        missing
+    }
+
     /// Builds the plan for `chosen` tables (in that order) from what both servers hold.
     pub fn build(
         source: Endpoint,

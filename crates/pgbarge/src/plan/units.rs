@@ -487,3 +487,184 @@ impl<'a> Builder<'a> {
 fn group_id(first: &TablePlan) -> UnitId {
     UnitId(format!("group {}", first.target))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::TableKind;
+    use crate::plan::{Part, SchemaPlan};
+
+    fn endpoint() -> Endpoint {
+        Endpoint {
+            connection: "app@db:5432/app".into(),
+            database: "app".into(),
+            host: "db".into(),
+            server_version: 160000,
+        }
+    }
+
+    fn table(name: &str, action: Action, parts: usize) -> TablePlan {
+        let target = TableName::new("public", name);
+        TablePlan {
+            source: target.clone(),
+            target: target.clone(),
+            action,
+            format: CopyFormat::Binary,
+            source_kind: TableKind::Regular,
+            columns: Vec::new(),
+            target_only_required: Vec::new(),
+            estimated_rows: None,
+            estimated_bytes: 1000 * (parts.max(1) as i64),
+            create: None,
+            parts: (0..parts)
+                .map(|i| Part {
+                    index: i,
+                    first_block: i as i64 * 10,
+                    end_block: (i + 1 < parts).then_some((i as i64 + 1) * 10),
+                })
+                .collect(),
+            staging: (parts > 0).then(|| TableName::new("public", format!("_pgbarge_1_{name}"))),
+            upsert_key: Vec::new(),
+            sequences: Vec::new(),
+            leaves: Vec::new(),
+            after_data: Vec::new(),
+            load_after: Vec::new(),
+            truncate_group: None,
+            target_partitioned: false,
+            requires: Vec::new(),
+            identity_always: Vec::new(),
+            quiet_triggers: Vec::new(),
+            unvalidated: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    fn plan(tables: Vec<TablePlan>) -> Plan {
+        Plan {
+            source: endpoint(),
+            target: endpoint(),
+            content: Content::SchemaAndData,
+            jobs: 2,
+            prepare: Vec::new(),
+            types: Vec::new(),
+            schema: SchemaPlan {
+                after: vec![Step {
+                    what: "foreign key orders_fk".into(),
+                    sql: "ALTER TABLE \"public\".\"orders\" ADD CONSTRAINT …".into(),
+                    needs: vec![TableName::new("public", "orders")],
+                }],
+                ..SchemaPlan::default()
+            },
+            owner: None,
+            whole_schemas: Vec::new(),
+            without_fks: false,
+            grants: false,
+            truncate_groups: Vec::new(),
+            truncate_group_keys: Vec::new(),
+            tables,
+        }
+    }
+
+    fn unit<'a>(work: &'a Work, id: &str) -> &'a Unit {
+        work.units
+            .iter()
+            .find(|u| u.id.0 == id)
+            .unwrap_or_else(|| panic!("no unit {id}"))
+    }
+
+    fn ids(ids: &[UnitId]) -> Vec<&str> {
+        ids.iter().map(|i| i.0.as_str()).collect()
+    }
+
+    #[test]
+    fn a_split_table_is_parts_then_a_finish_that_renames() {
+        let work = plan(vec![
+            table("big", Action::Create, 3),
+            table("small", Action::Create, 0),
+        ])
+        .work();
+        let prepare = unit(&work, "prepare");
+        let statements: Vec<String> = prepare.ops.iter().filter_map(Op::statement).collect();
+        assert_eq!(
+            statements.first().map(String::as_str),
+            Some("DROP TABLE IF EXISTS \"public\".\"_pgbarge_1_big\""),
+            "a leftover staging table of that name is dropped first"
+        );
+        for p in 0..3 {
+            let part = unit(&work, &format!("part public.big {p}"));
+            assert_eq!(ids(&part.waits_for), vec!["prepare"]);
+            assert!(part.completes.is_empty(), "a part completes no table");
+            assert!(
+                matches!(&part.ops[..], [Op::Copy { into, .. }] if into.contains("_pgbarge_1_big"))
+            );
+        }
+        let finish = unit(&work, "finish public.big");
+        assert_eq!(
+            ids(&finish.waits_for),
+            vec![
+                "part public.big 0",
+                "part public.big 1",
+                "part public.big 2"
+            ]
+        );
+        assert_eq!(finish.completes, vec![0]);
+        assert!(finish
+            .ops
+            .iter()
+            .any(|op| matches!(op, Op::Rename { to, .. } if to == "big")));
+        assert_eq!(unit(&work, "table public.small").completes, vec![1]);
+        let post = unit(&work, "post-data");
+        assert_eq!(
+            post.waits_for.len(),
+            work.units.len() - 1,
+            "after everything"
+        );
+        assert_eq!(work.staging_tables().count(), 1);
+    }
+
+    #[test]
+    fn a_table_waits_for_the_unit_that_completes_its_parent() {
+        let mut parent = table("customers", Action::Truncate, 0);
+        parent.truncate_group = None;
+        let mut child = table("orders", Action::Append, 0);
+        child.load_after = vec![0];
+        let mut p = plan(vec![parent, child]);
+        p.prepare = vec!["CREATE SCHEMA IF NOT EXISTS \"s\"".into()];
+        let work = p.work();
+        assert_eq!(
+            ids(&unit(&work, "table public.orders").waits_for),
+            vec!["prepare", "table public.customers"]
+        );
+    }
+
+    #[test]
+    fn a_truncate_group_is_one_unit_completing_all_its_tables() {
+        let mut a = table("a", Action::Truncate, 0);
+        let mut b = table("b", Action::Truncate, 0);
+        a.truncate_group = Some(0);
+        b.truncate_group = Some(0);
+        let mut p = plan(vec![a, b]);
+        p.truncate_groups = vec![vec![0, 1]];
+        p.truncate_group_keys = vec![Vec::new()];
+        let work = p.work();
+        let group = unit(&work, "group public.a");
+        assert_eq!(group.completes, vec![0, 1]);
+        let copies = group
+            .ops
+            .iter()
+            .filter(|op| matches!(op, Op::Copy { .. }))
+            .count();
+        assert_eq!(copies, 2);
+        assert!(matches!(&group.ops[0], Op::Sql { sql } if sql.starts_with("TRUNCATE ")));
+        assert_eq!(work.units.len(), 2, "the group and the post-data unit");
+    }
+
+    #[test]
+    fn work_survives_the_ledger_round_trip() {
+        let work = plan(vec![table("big", Action::Create, 2)]).work();
+        let text = serde_json::to_string(&work).expect("serialises");
+        let back: Work = serde_json::from_str(&text).expect("deserialises");
+        assert_eq!(serde_json::to_string(&back).expect("again"), text);
+        assert_eq!(back.format, WORK_FORMAT);
+    }
+}
