@@ -30,6 +30,8 @@ enum Interrupt {
     TerminateTargetBackend,
     /// SIGINT to pgbarge: the user's Ctrl-C.
     CtrlC,
+    /// SIGTERM to pgbarge: systemd or Kubernetes stopping it.
+    SigTerm,
 }
 
 /// Starts pgbarge copying `args`, waits until a COPY whose text matches the LIKE pattern
@@ -65,9 +67,14 @@ fn interrupt_mid_copy(
                 Interrupt::TerminateTargetBackend => {
                     db.target_sql(&format!("SELECT pg_terminate_backend({pid})"));
                 }
-                Interrupt::CtrlC => {
+                Interrupt::CtrlC | Interrupt::SigTerm => {
+                    let signal = if matches!(how, Interrupt::CtrlC) {
+                        "-INT"
+                    } else {
+                        "-TERM"
+                    };
                     let status = std::process::Command::new("kill")
-                        .args(["-INT", &child.id().to_string()])
+                        .args([signal, &child.id().to_string()])
                         .status()
                         .expect("run kill");
                     assert!(status.success());
@@ -206,6 +213,31 @@ fn ctrl_c_rolls_back_the_table_being_loaded() {
         .trim(),
         "0"
     );
+}
+
+#[test]
+fn sigterm_stops_like_ctrl_c_and_the_run_can_be_resumed() {
+    let db = TestDb::new("sigterm");
+    db.source_sql("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 20000) g;");
+    slow_target_table(&db, "INSERT INTO t VALUES (-1, 'before')");
+    let (code, stderr) = interrupt_mid_copy(
+        &db,
+        r#"COPY "public"."t" %FROM STDIN%"#,
+        Interrupt::SigTerm,
+        &["t", "--mode", "truncate"],
+    );
+    assert_eq!(code, 130, "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    assert_eq!(
+        db.target_sql("SELECT string_agg(id || v, ',') FROM t")
+            .trim(),
+        "-1before"
+    );
+    // The run is recorded: resuming it loads the table, once.
+    db.target_sql("ALTER TABLE t DROP CONSTRAINT slow");
+    db.copy(&["t", "--mode", "truncate", "--resume"])
+        .assert_ok();
+    db.assert_same("t");
 }
 
 #[test]
