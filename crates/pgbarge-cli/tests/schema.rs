@@ -898,6 +898,36 @@ fn tables_whose_keys_form_a_cycle_are_created_and_refreshed() {
     );
 }
 
+#[test]
+fn refreshing_with_truncate_works_when_a_linked_table_is_empty_on_the_target() {
+    let db = TestDb::new("refresh_empty");
+    db.source_sql(
+        "CREATE TABLE public.customers (id int PRIMARY KEY);
+         CREATE TABLE public.orders (id int PRIMARY KEY, customer_id int REFERENCES public.customers);
+         CREATE TABLE public.notes (id int PRIMARY KEY, order_id int REFERENCES public.orders,
+                                    parent int REFERENCES public.notes);
+         INSERT INTO public.customers VALUES (1), (2); INSERT INTO public.orders VALUES (1, 1);",
+    );
+    // notes is empty (on both sides): it used to be planned as a plain load, left out of
+    // the group's TRUNCATE, which then refused customers and orders.
+    db.copy(&["--all", "--yes"]).assert_ok();
+    db.source_sql(
+        "INSERT INTO public.customers VALUES (3); INSERT INTO public.orders VALUES (2, 3);
+         INSERT INTO public.notes VALUES (1, 2, NULL), (2, 2, 1);",
+    );
+    db.copy(&["--all", "--mode", "truncate", "--yes"])
+        .assert_ok();
+    // And again, now that every table holds rows.
+    db.source_sql(
+        "DELETE FROM public.notes WHERE id = 2; UPDATE public.orders SET customer_id = 2;",
+    );
+    db.copy(&["--all", "--mode", "truncate", "--yes"])
+        .assert_ok();
+    for t in ["public.customers", "public.orders", "public.notes"] {
+        db.assert_same(t);
+    }
+}
+
 /// What a code review found: a comment on a foreign key left out, FORCE without ENABLE,
 /// a function locked down to its owner, an index on a sub-partitioned partition, an
 /// unused range type in a schema copied whole, a partition the target's table lacks.

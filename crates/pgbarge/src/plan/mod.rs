@@ -1364,6 +1364,10 @@ fn plan_existing(
     }
     let action = match (holds_rows, mode) {
         (_, Some(LoadMode::Upsert)) => Action::Upsert,
+        // Emptied with the others even when it holds no rows: a refresh truncates every
+        // table of a foreign-key group together, and an empty member left out of the
+        // TRUNCATE would refuse it (its keys still point at the truncated tables).
+        (false, Some(LoadMode::Truncate)) => Action::Truncate,
         (false, _) => Action::Load,
         (true, Some(LoadMode::Append)) => Action::Append,
         (true, Some(LoadMode::Truncate)) => Action::Truncate,
