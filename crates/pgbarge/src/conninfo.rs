@@ -235,9 +235,17 @@ impl fmt::Display for ConnInfo {
 
 impl ConnInfo {
     /// Parses `text` (URL or `key=value` form) and resolves it against `env`.
+    ///
+    /// An error about a URL that carries a password never quotes any of the URL: a
+    /// password holding `/`, `?` or `#` unencoded makes the rest of it parse as host,
+    /// port or query, and the message would echo part of the password.
     pub fn parse(text: &str, env: &Environment) -> Result<Self> {
-        let raw = parse_raw(text)?;
-        resolve(raw, env)
+        parse_raw(text)
+            .and_then(|raw| resolve(raw, env))
+            .map_err(|e| match url_password(text) {
+                true => Error::usage(URL_WITH_PASSWORD_ERROR),
+                false => e,
+            })
     }
 
     /// The password, for the connect stage only.
@@ -376,6 +384,25 @@ fn percent_decode(s: &str) -> Result<String> {
     String::from_utf8(out).map_err(|_| Error::usage("connection URL decodes to invalid UTF-8"))
 }
 
+/// What a malformed URL with a password gets instead of its parser's message.
+const URL_WITH_PASSWORD_ERROR: &str = "the connection URL cannot be read (it is not quoted here, \
+     since it holds a password). If the password contains any of @ : / ? # % &, \
+     percent-encode them: @ as %40, : as %3A, / as %2F, ? as %3F, # as %23, % as %25, & as %26. \
+     Or use the key=value form: \"host=… user=… password='…' dbname=…\", or PGPASSWORD.";
+
+/// Whether `text` is a URL whose user information (before its last `@`) holds a
+/// password (`user:password@`), however malformed the rest.
+fn url_password(text: &str) -> bool {
+    let text = text.trim();
+    let Some(rest) = text
+        .strip_prefix("postgresql://")
+        .or_else(|| text.strip_prefix("postgres://"))
+    else {
+        return false;
+    };
+    rest.rfind('@').is_some_and(|at| rest[..at].contains(':'))
+}
+
 /// `[user[:password]@][host[:port][,host[:port]…]][/dbname][?key=value&…]`
 fn parse_url(rest: &str) -> Result<BTreeMap<String, String>> {
     let mut map = BTreeMap::new();
@@ -447,7 +474,6 @@ fn parse_url(rest: &str) -> Result<BTreeMap<String, String>> {
     Ok(map)
 }
 
-/// Phase two: fill defaults from the environment, find the password, validate.
 /// A tokio-postgres configuration from the options pgbarge passes through unread, in
 /// tokio-postgres's own `key='value'` syntax. Its error never holds a value (these are
 /// never the password, which pgbarge reads itself).
@@ -539,6 +565,7 @@ fn keepalives(raw: &BTreeMap<String, String>) -> Result<Keepalives> {
     Ok(k)
 }
 
+/// Phase two: fill defaults from the environment, find the password, validate.
 fn resolve(mut raw: BTreeMap<String, String>, env: &Environment) -> Result<ConnInfo> {
     let password_in_string = raw.contains_key("password");
     for (key, var) in ENV_DEFAULTS {
@@ -919,6 +946,29 @@ mod tests {
             "{}",
             err.message()
         );
+    }
+
+    #[test]
+    fn a_malformed_url_never_echoes_its_password() {
+        for url in [
+            "postgres://app:s3cret/x@host/db",
+            "postgres://app:s3cr?et@host/db",
+            "postgres://app:s3%ZZcret@host/db",
+            "postgres://app:secret@host:99999/db",
+        ] {
+            let err = ConnInfo::parse(url, &env(&[])).unwrap_err();
+            for part in ["s3", "cret", "et@", "secret", "ZZ"] {
+                assert!(!err.message().contains(part), "{url}: {}", err.message());
+            }
+            assert!(
+                err.message().contains("percent-encode"),
+                "{}",
+                err.message()
+            );
+        }
+        // Without a password, the parser's own message (it has nothing to hide).
+        let err = ConnInfo::parse("postgres://app@host:notaport/db", &env(&[])).unwrap_err();
+        assert!(err.message().contains("invalid port"), "{}", err.message());
     }
 
     #[test]
