@@ -154,7 +154,8 @@ pub struct CopyArgs {
     #[arg(long)]
     pub fail_fast: bool,
     /// Run the choices saved in FILE (by --save-plan): its tables, modes and options.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["tables", "all", "exclude", "mode", "schema_only", "data_only", "resume"])]
+    /// --mode, --jobs, --split-above and --part-size given with it override the plan's.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["tables", "all", "exclude", "schema_only", "data_only", "resume"])]
     pub plan: Option<std::path::PathBuf>,
     /// Save the resolved choices (tables, modes, options; no connections or passwords)
     /// as a TOML plan to run again with --plan.

@@ -20,6 +20,9 @@ pub struct SavedPlan {
     pub content: Content,
     pub jobs: usize,
     pub split_above: u64,
+    /// The size of a split table's parts (absent: the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
     /// Schemas copied whole: their views, functions and sequences come along.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub whole_schemas: Vec<String>,
@@ -53,13 +56,20 @@ impl SavedTable {
 }
 
 impl SavedPlan {
-    /// The choices behind `plan`.
-    pub fn from_plan(plan: &Plan, split_above: u64) -> SavedPlan {
+    /// The choices behind `plan`. `mode`, the run's `--mode`, is recorded for every table
+    /// (a table created or loaded empty this time holds rows on the next run).
+    pub fn from_plan(
+        plan: &Plan,
+        split_above: u64,
+        part_size: Option<u64>,
+        mode: Option<LoadMode>,
+    ) -> SavedPlan {
         SavedPlan {
             version: VERSION,
             content: plan.content,
             jobs: plan.jobs,
             split_above,
+            part_size,
             whole_schemas: plan.whole_schemas.clone(),
             without_fks: plan.without_fks,
             owner: plan.owner.clone(),
@@ -75,7 +85,7 @@ impl SavedPlan {
                         Action::Truncate => Some(LoadMode::Truncate),
                         Action::Replace => Some(LoadMode::Replace),
                         Action::Upsert => Some(LoadMode::Upsert),
-                        _ => None,
+                        _ => mode,
                     },
                 })
                 .collect(),

@@ -328,7 +328,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         .split_above
         .unwrap_or(pgbarge::plan::DEFAULT_SPLIT_ABOVE);
     if let Some(path) = &settings.save_plan {
-        SavedPlan::from_plan(&plan, split_above).save(
+        SavedPlan::from_plan(&plan, split_above, settings.part_size, settings.mode).save(
             path,
             &plan.source.connection,
             &plan.target.connection,
@@ -378,7 +378,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     // After picking by hand, offer to keep the choices for next time.
     if picked && settings.save_plan.is_none() {
         if let Some(path) = interact::offer_save_plan()? {
-            SavedPlan::from_plan(&plan, split_above).save(
+            SavedPlan::from_plan(&plan, split_above, settings.part_size, settings.mode).save(
                 &path,
                 &plan.source.connection,
                 &plan.target.connection,

@@ -91,7 +91,8 @@ impl CopySettings {
             // Exact names: a table dropped since is "missing", found by preflight.
             for t in &saved.tables {
                 patterns.push(Pattern::parse(&t.table_name().sql())?);
-                if let Some(mode) = t.mode {
+                // --mode given with the plan overrides every table's saved mode.
+                if let (Some(mode), None) = (t.mode, args.mode) {
                     per_table.insert(t.table_name(), mode);
                 }
             }
@@ -134,7 +135,11 @@ impl CopySettings {
                 (None, Some(saved)) => Some(saved.split_above),
                 (None, None) => None,
             },
-            part_size: args.part_size.as_deref().map(parse_size).transpose()?,
+            part_size: match (&args.part_size, &saved) {
+                (Some(text), _) => Some(parse_size(text)?),
+                (None, Some(saved)) => saved.part_size,
+                (None, None) => None,
+            },
             resume: args.resume,
             copy_options: pgbarge::copy::CopyOptions {
                 retry: pgbarge::retry::RetryPolicy {

@@ -375,6 +375,36 @@ fn saved_plan_replays_and_refuses_a_dropped_table() {
     db.assert_same("s.a");
     db.assert_same("s.\"B b\"");
 
+    // A plan saved by a first copy (tables created: no mode recorded) replays once the
+    // target holds rows, with --mode given at replay, and records the mode when saved.
+    let first =
+        std::env::temp_dir().join(format!("pgbarge-plan-first-{}.toml", std::process::id()));
+    let first_path = first.to_str().expect("utf-8 path");
+    let fresh = TestDb::new("saved_plan_first");
+    fresh.source_sql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);");
+    fresh.copy(&["t", "--save-plan", first_path]).assert_ok();
+    fresh.source_sql("INSERT INTO t VALUES (2);");
+    let refused = fresh.copy(&["--plan", first_path]);
+    assert_eq!(refused.code, 3, "holds rows, no mode: {}", refused.stderr);
+    fresh
+        .copy(&[
+            "--plan",
+            first_path,
+            "--mode",
+            "truncate",
+            "--yes",
+            "--save-plan",
+            first_path,
+        ])
+        .assert_ok();
+    fresh.assert_same("t");
+    let text = std::fs::read_to_string(&first).expect("plan saved again");
+    assert!(text.contains("mode = \"truncate\""), "{text}");
+    fresh.source_sql("INSERT INTO t VALUES (3);");
+    fresh.copy(&["--plan", first_path]).assert_ok();
+    fresh.assert_same("t");
+    let _ = std::fs::remove_file(&first);
+
     // A table dropped on the source since: refused before anything is written.
     db.source_sql("DROP TABLE s.\"B b\"; INSERT INTO s.a VALUES (4);");
     let run = db.copy(&["--plan", path]);
