@@ -1,6 +1,21 @@
 //! The `pgbarge` binary: parse arguments, run one command, turn the outcome into output and
 //! an exit code. Everything else lives in the `pgbarge` library.
 
+/// `print!` to stdout, except that a closed pipe (`pgbarge tables --json | head -1`)
+/// ends the program quietly with success, as Unix tools do, instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(&format!($($arg)*))
+    };
+}
+
+/// `println!` with [`out!`]'s handling of a closed pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(&format!("{}\n", format!($($arg)*)))
+    };
+}
+
 mod args;
 mod interact;
 mod planfile;
@@ -16,6 +31,23 @@ use pgbarge::Kind;
 
 use crate::args::{Cli, Command};
 use crate::run::Failure;
+
+/// Writes `text` to stdout; a reader that went away (EPIPE) ends the program with
+/// success, anything else that fails to write ends it with exit code 1.
+fn write_stdout(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
 
 /// Documented exit codes (also in `pgbarge --help` and the README).
 fn exit_code(kind: Kind) -> u8 {
@@ -94,7 +126,7 @@ fn main() -> ExitCode {
             eprintln!("{}", render::error(&error));
             // A verification that found differences has printed its report already.
             if json && !reported && error.kind() != Kind::Verify {
-                println!("{}", render::error_json(&error, &problems));
+                outln!("{}", render::error_json(&error, &problems));
             }
             ExitCode::from(exit_code(error.kind()))
         }

@@ -407,7 +407,9 @@ pub fn error(err: &Error) -> String {
         Kind::Preflight => err.message().to_string(),
         _ => {
             let mut s = format!("error: {}", err.message());
-            if err.is_transient() {
+            // A first connection refused or a name not found is more often a typo than
+            // an outage: only failures in the middle of a run are called temporary.
+            if err.is_transient() && err.kind() != Kind::Connect {
                 s.push_str("\n(This looks temporary: running the same command again may succeed.)");
             }
             s

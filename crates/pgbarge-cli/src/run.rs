@@ -133,12 +133,12 @@ pub async fn verify(settings: VerifySettings) -> Result<(), Failure> {
     };
     let report = verify_tables(&source, &target, &names).await?;
     if settings.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
     } else {
-        print!("{}", render::verify(&report));
+        out!("{}", render::verify(&report));
     }
     Ok(differences(&report)?)
 }
@@ -152,12 +152,12 @@ pub async fn tables(settings: TablesSettings) -> Result<(), Failure> {
         list = select::select(&settings.patterns, &list).tables;
     }
     if settings.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&list).unwrap_or_default()
         );
     } else {
-        print!("{}", render::tables(&list));
+        out!("{}", render::tables(&list));
     }
     Ok(())
 }
@@ -337,13 +337,13 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     }
     if settings.dry_run {
         if settings.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&plan).unwrap_or_default()
             );
         } else {
-            print!("{}", render::plan(&plan, settings.verbose));
-            println!("Dry run: preflight passed; nothing was written.");
+            out!("{}", render::plan(&plan, settings.verbose));
+            outln!("Dry run: preflight passed; nothing was written.");
         }
         return Ok(());
     }
@@ -462,8 +462,8 @@ async fn resume_run(
         );
     }
     if settings.dry_run {
-        print!("{}", render::resume_plan(&run, settings.verbose));
-        println!("Dry run: nothing was written.");
+        out!("{}", render::resume_plan(&run, settings.verbose));
+        outln!("Dry run: nothing was written.");
         return Ok(());
     }
     let names: Vec<TableName> = run.work.tables.iter().map(|t| t.target.clone()).collect();
@@ -490,11 +490,11 @@ fn show_report(
         if let Some(v) = verified {
             doc["verify"] = serde_json::to_value(v).unwrap_or_default();
         }
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
-        print!("{}", render::report(report));
+        out!("{}", render::report(report));
         if let Some(v) = verified {
-            print!("{}", render::verify(v));
+            out!("{}", render::verify(v));
         }
     }
     if !report.failures.is_empty() {
@@ -539,7 +539,7 @@ pub async fn clean(settings: CleanSettings) -> Result<(), Failure> {
         ),
     };
     if settings.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "ok": true,
@@ -548,7 +548,7 @@ pub async fn clean(settings: CleanSettings) -> Result<(), Failure> {
             })
         );
     } else {
-        println!("{message}");
+        outln!("{message}");
     }
     Ok(())
 }

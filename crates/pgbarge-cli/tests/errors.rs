@@ -376,3 +376,22 @@ fn replace_under_a_view_and_load_under_forced_row_security_are_refused_up_front(
     assert!(run.stderr.contains("row-level security"), "{}", run.stderr);
     assert_eq!(db.target_sql("SELECT name FROM customers").trim(), "kept");
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly_as_unix_tools_do() {
+    let db = TestDb::new("epipe");
+    shop(&db);
+    // The reader is gone before pgbarge writes (as `pgbarge tables --json | head -0`).
+    let mut child = support::clean_command(support::pgbarge_bin())
+        .args(["tables", "--json", "--source", &db.source_conn()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn pgbarge");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("pgbarge ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
