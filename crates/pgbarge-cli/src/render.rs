@@ -365,13 +365,13 @@ pub fn verify(report: &pgbarge::verify::VerifyReport) -> String {
     }
     right(&mut t, &[1, 2]);
     let mut why = String::new();
-    for v in report
-        .tables
-        .iter()
-        .filter(|v| v.status == Status::NotVerified)
-    {
-        if let Some(e) = &v.error {
-            why.push_str(&format!("not verified: {}: {e}\n", v.table));
+    for v in &report.tables {
+        match (&v.error, v.status) {
+            (Some(e), Status::NotVerified) => {
+                why.push_str(&format!("not verified: {}: {e}\n", v.table))
+            }
+            (Some(e), Status::Different) => why.push_str(&format!("different: {}: {e}\n", v.table)),
+            _ => {}
         }
     }
     let equal = report

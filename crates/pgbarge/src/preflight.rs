@@ -42,6 +42,8 @@ pub enum ProblemKind {
     NoUpsertKey,
     /// A target column is generated, so it cannot be loaded.
     GeneratedOnTarget,
+    /// A table's `oid`/`lo` columns may point at large objects, which are not copied.
+    LargeObjects,
 }
 
 /// One problem, with what to do about it.
@@ -75,6 +77,7 @@ fn problem(kind: ProblemKind, table: Option<&TableName>, message: String, hint: 
 /// Checks the plan; an empty list means it can run.
 pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<Problem> {
     let mut problems = Vec::new();
+    large_objects(plan, snapshot, &mut problems);
     for u in unmatched {
         if !u.ambiguous.is_empty() {
             let names: Vec<String> = u.ambiguous.iter().map(|n| n.to_string()).collect();
@@ -545,4 +548,51 @@ fn roles_missing(
         ),
         hint.into(),
     ));
+}
+
+/// Large objects live outside the tables (in `pg_largeobject`), and pgbarge does not copy
+/// them yet: a table whose `oid` or `lo` columns may point at some would arrive with
+/// references to nothing — and `verify`, which compares the columns, would call it equal.
+/// Refused, never silent.
+fn large_objects(plan: &Plan, snapshot: &Snapshot, problems: &mut Vec<Problem>) {
+    if snapshot.source_large_objects == 0 || plan.content == Content::SchemaOnly {
+        return;
+    }
+    for t in &plan.tables {
+        let Some(detail) = snapshot.source.tables.get(&t.source) else {
+            continue;
+        };
+        let columns: Vec<&str> = detail
+            .columns
+            .iter()
+            .filter(|c| crate::catalog::refers_to_large_objects(&c.ty))
+            .map(|c| c.name.as_str())
+            .collect();
+        if columns.is_empty() {
+            continue;
+        }
+        problems.push(problem(
+            ProblemKind::LargeObjects,
+            Some(&t.source),
+            format!(
+                "{}: column{} {} may point at large objects (the source holds {}), and pgbarge \
+                 does not copy large objects yet: the copy would keep the numbers and lose \
+                 what they point at.",
+                t.source,
+                if columns.len() == 1 { "" } else { "s" },
+                columns
+                    .iter()
+                    .map(|c| format!("\"{c}\""))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                snapshot.source_large_objects
+            ),
+            format!(
+                "Copy this table with pg_dump --large-objects -t {} | psql, or leave it out \
+                 (--exclude {}).",
+                t.source.sql(),
+                t.source
+            ),
+        ));
+    }
 }

@@ -171,7 +171,14 @@ async fn verify_table(
                 .unwrap_or_default()
         })
         .await?;
-    let equal = s_rows == t_rows && s_sum == t_sum;
+    let mut equal = s_rows == t_rows && s_sum == t_sum;
+    let mut error = None;
+    if equal {
+        if let Some(lo) = large_objects(source, target, name, src).await? {
+            equal = false;
+            error = Some(lo);
+        }
+    }
     let differing_keys = match (&src.primary_key, equal) {
         (Some(pk), false) => differing_keys(source, target, name, &columns, &pk.columns).await?,
         _ => Vec::new(),
@@ -186,9 +193,66 @@ async fn verify_table(
         source_rows: s_rows,
         target_rows: Some(t_rows),
         differing_keys,
-        error: None,
+        error,
         seconds: 0.0,
     })
+}
+
+/// The large objects a table's `oid`/`lo` columns point at, compared by content: equal
+/// numbers are not enough when the objects themselves did not travel. `Some(why)`: they
+/// differ (or are missing on the target). Only when the source holds large objects at
+/// all (otherwise an `oid` column is just a number).
+async fn large_objects(
+    source: &Client,
+    target: &Client,
+    name: &TableName,
+    src: &crate::catalog::TableDetail,
+) -> Result<Option<String>> {
+    let columns: Vec<&str> = src
+        .columns
+        .iter()
+        .filter(|c| crate::catalog::refers_to_large_objects(&c.ty) && !c.ty.name.starts_with('_'))
+        .map(|c| c.name.as_str())
+        .collect();
+    if columns.is_empty() || crate::catalog::large_object_count(source, Side::Source).await? == 0 {
+        return Ok(None);
+    }
+    let refs = columns
+        .iter()
+        .map(|c| {
+            format!(
+                "SELECT {col}::oid AS o FROM {t} WHERE {col} IS NOT NULL",
+                col = crate::quote::ident(c),
+                t = name.sql()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let sql = format!(
+        "SELECT count(*), coalesce(sum(pg_catalog.hashtextextended(\
+         pg_catalog.encode(pg_catalog.lo_get(o), 'hex'), 0))::numeric, 0)::text FROM ({refs}) AS r"
+    );
+    let doing = format!("comparing the large objects of {name}");
+    let read = |r: &tokio_postgres::Row| (r.get::<_, i64>(0), r.get::<_, String>(1));
+    let (s, t) = tokio::join!(source.query_one(&sql, &[]), target.query_one(&sql, &[]));
+    let s = s
+        .map(|r| read(&r))
+        .map_err(|e| Error::postgres(Kind::Catalog, Side::Source, &doing, e))?;
+    match t {
+        Ok(row) if read(&row) == s => Ok(None),
+        Ok(_) => Ok(Some(format!(
+            "the large objects its {} column(s) point at differ",
+            columns.join(", ")
+        ))),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_OBJECT) => {
+            Ok(Some(format!(
+                "large objects its {} column(s) point at are missing on the target ({})",
+                columns.join(", "),
+                crate::error::describe_pg(&e)
+            )))
+        }
+        Err(e) => Err(Error::postgres(Kind::Catalog, Side::Target, &doing, e)),
+    }
 }
 
 /// Keys of rows that differ: bucket checksums by key first, then the rows of the

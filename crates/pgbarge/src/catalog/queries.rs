@@ -468,6 +468,24 @@ pub async fn describe(
     Ok(Described { tables, types })
 }
 
+/// Large objects in the database (`pg_largeobject_metadata` is readable by any role).
+const LARGE_OBJECTS: &str = "SELECT count(*) FROM pg_catalog.pg_largeobject_metadata";
+
+/// How many large objects the database holds.
+pub async fn large_object_count(client: &Client, side: Side) -> Result<i64> {
+    Ok(client
+        .query_one(LARGE_OBJECTS, &[])
+        .await
+        .map_err(catalog_error(side, "counting large objects"))?
+        .get(0))
+}
+
+/// Whether a column of this type holds large object references: `oid` (or an array of
+/// them) or the `lo` extension's domain over it.
+pub fn refers_to_large_objects(ty: &ColumnType) -> bool {
+    (ty.schema == "pg_catalog" && matches!(ty.name.as_str(), "oid" | "_oid")) || ty.name == "lo"
+}
+
 /// Which of `tables` hold at least one row, in one round trip (`EXISTS` stops at the
 /// first row, so this is cheap even for huge tables).
 pub async fn non_empty_tables(

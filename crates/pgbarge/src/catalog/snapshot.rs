@@ -40,6 +40,8 @@ pub struct Snapshot {
     pub target_triggers: BTreeMap<TableName, Vec<(String, char)>>,
     /// NOT VALID constraints of those target tables: (name, definition).
     pub target_unvalidated: BTreeMap<TableName, Vec<(String, String)>>,
+    /// Large objects on the source (pgbarge does not copy them yet).
+    pub source_large_objects: i64,
 }
 
 impl Snapshot {
@@ -78,7 +80,8 @@ impl Snapshot {
         let source_fut = async {
             tokio::try_join!(
                 describe(source, Side::Source, chosen, whole_schemas),
-                describe_objects(source, &chosen_names, whole_schemas)
+                describe_objects(source, &chosen_names, whole_schemas),
+                large_object_count(source, Side::Source)
             )
         };
         // Pipelined on the target connection: one round trip or so for all of it.
@@ -95,7 +98,7 @@ impl Snapshot {
             )
         };
         let (
-            (source_described, source_objects),
+            (source_described, source_objects, source_large_objects),
             (
                 target_described,
                 non_empty,
@@ -186,6 +189,7 @@ impl Snapshot {
             target_triggers,
             target_unvalidated,
             target_foreign_key_definitions,
+            source_large_objects,
         })
     }
 }
