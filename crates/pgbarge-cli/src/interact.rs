@@ -5,7 +5,9 @@ use inquire::{Confirm, InquireError, MultiSelect, Select};
 use pgbarge::catalog::{Table, TableName};
 use pgbarge::plan::LoadMode;
 use pgbarge::report::{human_bytes, thousands};
+use pgbarge::session::Undecided;
 use pgbarge::{Error, Kind, Result};
+use std::collections::BTreeMap;
 
 fn cancelled(e: InquireError) -> Error {
     match e {
@@ -75,26 +77,88 @@ fn substring(filter: &str, _option: &String, text: &str, _index: usize) -> Optio
         .then_some(0)
 }
 
-/// Asks what to do with a target table that holds rows; `None` means skip the table.
-pub fn ask_mode(table: &TableName) -> Result<Option<LoadMode>> {
-    const APPEND: &str = "append: add the source's rows to those already there";
-    const TRUNCATE: &str = "truncate: empty the target table first (same transaction)";
-    const UPSERT: &str = "upsert: insert new rows, update changed ones (by primary key)";
-    const REPLACE: &str = "replace: drop the target table, recreate it from the source";
-    const SKIP: &str = "skip this table";
-    let answer = Select::new(
-        &format!("{table} on the target already holds rows. What should pgbarge do?"),
-        vec![APPEND, TRUNCATE, UPSERT, REPLACE, SKIP],
-    )
-    .prompt()
-    .map_err(cancelled)?;
-    Ok(match answer {
+const APPEND: &str = "append: add the source's rows to those already there";
+const TRUNCATE: &str = "truncate: empty the target table first (same transaction)";
+const UPSERT: &str = "upsert: insert new rows, update changed ones (by primary key)";
+const REPLACE: &str = "replace: drop the target table, recreate it from the source";
+const SKIP: &str = "skip: leave it out of this copy";
+const EACH: &str = "choose for each table";
+
+fn mode_of(answer: &str) -> Option<LoadMode> {
+    match answer {
         APPEND => Some(LoadMode::Append),
         TRUNCATE => Some(LoadMode::Truncate),
         UPSERT => Some(LoadMode::Upsert),
         REPLACE => Some(LoadMode::Replace),
         _ => None,
-    })
+    }
+}
+
+/// The safe answer, offered as the default: truncate for what looks like an earlier
+/// copy being refreshed, skip when in doubt — never append, which would duplicate rows
+/// (or fail at once on a primary key).
+fn safe_default(copies: bool) -> usize {
+    if copies {
+        1
+    } else {
+        4
+    }
+}
+
+/// Asks what to do with target tables that hold rows, once for all of them (with a way
+/// to choose table by table); `None` for a table means leave it out.
+pub fn ask_modes(tables: &[Undecided]) -> Result<BTreeMap<TableName, Option<LoadMode>>> {
+    let choices = vec![APPEND, TRUNCATE, UPSERT, REPLACE, SKIP];
+    let all_copies = tables.iter().all(|t| t.looks_like_a_copy);
+    if let [one] = tables {
+        let answer = Select::new(
+            &format!(
+                "{} on the target already holds rows. What should pgbarge do?",
+                one.table
+            ),
+            choices,
+        )
+        .with_starting_cursor(safe_default(one.looks_like_a_copy))
+        .prompt()
+        .map_err(cancelled)?;
+        return Ok(BTreeMap::from([(one.table.clone(), mode_of(answer))]));
+    }
+    let names: Vec<String> = tables.iter().take(5).map(|t| t.table.to_string()).collect();
+    let more = tables.len().saturating_sub(names.len());
+    let mut options = choices.clone();
+    options.push(EACH);
+    let answer = Select::new(
+        &format!(
+            "{} target tables already hold rows ({}{}). What should pgbarge do with them?",
+            tables.len(),
+            names.join(", "),
+            if more > 0 {
+                format!(", and {more} more")
+            } else {
+                String::new()
+            }
+        ),
+        options,
+    )
+    .with_starting_cursor(safe_default(all_copies))
+    .prompt()
+    .map_err(cancelled)?;
+    if answer != EACH {
+        let mode = mode_of(answer);
+        return Ok(tables.iter().map(|t| (t.table.clone(), mode)).collect());
+    }
+    let mut modes = BTreeMap::new();
+    for t in tables {
+        let answer = Select::new(
+            &format!("{}: what should pgbarge do?", t.table),
+            choices.clone(),
+        )
+        .with_starting_cursor(safe_default(t.looks_like_a_copy))
+        .prompt()
+        .map_err(cancelled)?;
+        modes.insert(t.table.clone(), mode_of(answer));
+    }
+    Ok(modes)
 }
 
 /// After an interactive copy: save the choices as a plan file? Returns the path if so.
@@ -113,14 +177,21 @@ pub fn offer_save_plan() -> Result<Option<std::path::PathBuf>> {
     Ok(Some(path.into()))
 }
 
-/// The chosen tables reference `parents` (foreign keys), which are not chosen and not on
-/// the target: copy them too (yes), or create the tables without those keys (no).
+/// The chosen tables need `parents` (foreign keys, and the parents' own), which are
+/// not chosen and not on the target: copy them too (yes), or create the tables without
+/// those keys (no). One question for the whole set.
 pub fn offer_parents(parents: &[TableName]) -> Result<bool> {
-    let names: Vec<String> = parents.iter().map(|p| p.to_string()).collect();
+    let names: Vec<String> = parents.iter().take(8).map(|p| p.to_string()).collect();
+    let more = parents.len().saturating_sub(names.len());
     Confirm::new(&format!(
-        "The chosen tables' foreign keys reference {}, not chosen. Copy {} too?",
+        "The chosen tables' foreign keys need {}{}, not chosen. Copy {} too?",
         names.join(", "),
-        if names.len() == 1 { "it" } else { "them" }
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        },
+        if parents.len() == 1 { "it" } else { "them" }
     ))
     .with_default(true)
     .with_help_message("no: create the tables without those foreign keys")
@@ -159,7 +230,10 @@ impl pgbarge::session::Questions for Terminal {
         offer_parents(missing).map(Some)
     }
 
-    fn mode_for(&self, table: &TableName) -> Result<Option<Option<LoadMode>>> {
-        ask_mode(table).map(Some)
+    fn modes_for(
+        &self,
+        tables: &[Undecided],
+    ) -> Result<Option<BTreeMap<TableName, Option<LoadMode>>>> {
+        ask_modes(tables).map(Some)
     }
 }

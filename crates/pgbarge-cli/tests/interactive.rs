@@ -95,9 +95,9 @@ fn picker_asks_what_to_do_with_a_non_empty_table() {
     let mut p = spawn_command(cmd, Some(30_000)).expect("spawn in a pty");
     p.exp_string("already holds rows. What should pgbarge do?")
         .expect("asked");
-    // Second choice: truncate.
-    p.send("\x1b[B").expect("down");
-    p.send("\r").expect("enter");
+    // The same columns as the source: most likely an earlier copy, so the default is
+    // truncate (never append, which would duplicate its rows).
+    p.send("\r").expect("accept the default");
     p.flush().expect("flush");
     p.exp_string("truncate + load")
         .expect("the plan shows the choice");
@@ -114,9 +114,11 @@ fn picker_asks_what_to_do_with_a_non_empty_table() {
 fn picker_offers_the_tables_foreign_keys_need() {
     let db = TestDb::new("offer_parents");
     db.source_sql(
-        "CREATE TABLE country (id int PRIMARY KEY);
+        "CREATE TABLE continent (id int PRIMARY KEY);
+         CREATE TABLE country (id int PRIMARY KEY, continent_id int REFERENCES continent);
          CREATE TABLE city (id int PRIMARY KEY, country_id int REFERENCES country);
-         INSERT INTO country VALUES (1); INSERT INTO city VALUES (1, 1), (2, 1);",
+         INSERT INTO continent VALUES (1); INSERT INTO country VALUES (1, 1);
+         INSERT INTO city VALUES (1, 1), (2, 1);",
     );
     let mut cmd = clean_command("sh");
     cmd.arg("-c").arg(format!(
@@ -126,21 +128,24 @@ fn picker_offers_the_tables_foreign_keys_need() {
         db.target_conn()
     ));
     let mut p = spawn_command(cmd, Some(30_000)).expect("spawn in a pty");
-    p.exp_string("reference public.country, not chosen. Copy it too?")
-        .expect("asked about the parent");
+    // One question for the whole chain: the parent and the parent's parent.
+    p.exp_string("need public.country, public.continent, not chosen. Copy them too?")
+        .expect("asked once about both");
     p.send("\r").expect("accept the default (yes)");
     p.flush().expect("flush");
-    p.exp_string("Copy 2 tables").expect("the parent was added");
+    p.exp_string("Copy 3 tables")
+        .expect("both parents were added");
     p.send("y\r").expect("yes");
     p.flush().expect("flush");
-    p.exp_string("2 tables, 3 rows moved").expect("the report");
+    p.exp_string("3 tables, 4 rows moved").expect("the report");
     p.exp_eof().expect("exit");
+    db.assert_same("public.continent");
     db.assert_same("public.country");
     db.assert_same("public.city");
     assert_eq!(
         db.target_sql("SELECT count(*) FROM pg_constraint WHERE contype = 'f'")
             .trim(),
-        "1"
+        "2"
     );
 }
 
@@ -177,4 +182,34 @@ fn running_the_same_copy_again_offers_to_resume_the_interrupted_run() {
     // a was not loaded twice; b now is.
     db.assert_same("a");
     db.assert_same("b");
+}
+
+#[test]
+fn target_tables_that_hold_rows_are_one_question_defaulting_to_a_safe_answer() {
+    let db = TestDb::new("ask_once");
+    db.source_sql(
+        "CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a SELECT generate_series(1, 3);
+         CREATE TABLE b (id int PRIMARY KEY); INSERT INTO b SELECT generate_series(1, 4);",
+    );
+    // Earlier copies of both (same columns), with rows the source no longer has.
+    db.target_sql_as_app(
+        "CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1), (100);
+         CREATE TABLE b (id int PRIMARY KEY); INSERT INTO b VALUES (1), (200);",
+    );
+    let mut cmd = clean_command("sh");
+    cmd.arg("-c").arg(format!(
+        "stty cols 120 rows 40; exec {} copy --source '{}' --target '{}' a b --yes",
+        pgbarge_bin(),
+        db.source_conn(),
+        db.target_conn()
+    ));
+    let mut p = spawn_command(cmd, Some(30_000)).expect("spawn in a pty");
+    p.exp_string("2 target tables already hold rows (public.a, public.b)")
+        .expect("one question for both");
+    p.send("\r").expect("accept the default: truncate");
+    p.flush().expect("flush");
+    p.exp_string("2 tables, 7 rows moved").expect("the report");
+    p.exp_eof().expect("exit");
+    db.assert_same("public.a");
+    db.assert_same("public.b");
 }

@@ -17,7 +17,7 @@ use crate::copy::{self, CopyOptions, Event};
 use crate::error::{Error, Kind, Result};
 use crate::ledger::{self, Ledger, MemoryLedger, Moved, SavedRun};
 use crate::plan::units::{Op, UnitId, Work};
-use crate::plan::{Action, Endpoint, LoadMode, Plan, PlanOptions};
+use crate::plan::{Action, ColumnRoute, Endpoint, LoadMode, Plan, PlanOptions};
 use crate::preflight::{self, Problem};
 use crate::report::RunReport;
 use crate::select::Selection;
@@ -251,14 +251,29 @@ pub async fn abandon(target: &Connection) -> Result<Option<(SavedRun, Vec<TableN
 /// without one, [`NoQuestions`] answers none, and what would have been asked becomes a
 /// preflight problem.
 pub trait Questions {
-    /// The chosen tables' foreign keys reference `missing`, neither chosen nor on the
-    /// target: copy them too (`Some(true)`, then read again), or create the chosen
-    /// tables without those keys (`Some(false)`)? `None`: nobody to ask.
+    /// The chosen tables' foreign keys need `missing` — every table they reference,
+    /// and those reference, that is neither chosen nor on the target — asked once for
+    /// the whole set: copy them too (`Some(true)`), or create the chosen tables without
+    /// those keys (`Some(false)`)? `None`: nobody to ask.
     fn add_parents(&self, missing: &[TableName]) -> Result<Option<bool>>;
 
-    /// `table` holds rows on the target and no mode was chosen: which one
-    /// (`Some(Some(mode))`), or leave the table out (`Some(None)`)? `None`: nobody to ask.
-    fn mode_for(&self, table: &TableName) -> Result<Option<Option<LoadMode>>>;
+    /// These target tables hold rows and no mode was chosen for them — asked once for
+    /// all of them. Per table, `Some(mode)` or `None` to leave it out; tables missing
+    /// from the answer stay undecided. `None`: nobody to ask.
+    fn modes_for(
+        &self,
+        tables: &[Undecided],
+    ) -> Result<Option<BTreeMap<TableName, Option<LoadMode>>>>;
+}
+
+/// A target table that holds rows, with what suggests the safe answer.
+#[derive(Debug, Clone)]
+pub struct Undecided {
+    pub table: TableName,
+    /// The target table has the source's columns with the same types, and nothing the
+    /// source lacks that needs a value: most likely an earlier copy being refreshed, for
+    /// which truncate is the safe answer (append would duplicate its rows).
+    pub looks_like_a_copy: bool,
 }
 
 /// Nobody to ask (no terminal, a script).
@@ -269,7 +284,10 @@ impl Questions for NoQuestions {
         Ok(None)
     }
 
-    fn mode_for(&self, _table: &TableName) -> Result<Option<Option<LoadMode>>> {
+    fn modes_for(
+        &self,
+        _tables: &[Undecided],
+    ) -> Result<Option<BTreeMap<TableName, Option<LoadMode>>>> {
         Ok(None)
     }
 }
@@ -314,60 +332,87 @@ pub async fn plan(
     } = request;
     let roles: Vec<String> = options.schema.owner.iter().cloned().collect();
     let (from, to) = (Endpoint::of(source), Endpoint::of(target));
-    let snapshot = loop {
-        let snapshot = Snapshot::read(
-            &source.client,
-            &target.client,
-            &selection.tables,
-            target_tables,
-            whole_schemas,
-            &roles,
-        )
-        .await?;
-        let names: Vec<TableName> = selection.tables.iter().map(|t| t.name.clone()).collect();
-        let probe = Plan::build(from.clone(), to.clone(), &names, &snapshot, &options);
-        let missing = probe.missing_parents();
-        if missing.is_empty() || options.schema.without_fks {
-            break snapshot;
+    let read = |tables: Vec<Table>| {
+        let roles = &roles;
+        async move {
+            Snapshot::read(
+                &source.client,
+                &target.client,
+                &tables,
+                target_tables,
+                whole_schemas,
+                roles,
+            )
+            .await
         }
-        let add = if with_parents {
-            true
-        } else {
-            match questions.add_parents(&missing)? {
-                Some(true) => true,
-                Some(false) => {
-                    options.schema.without_fks = true;
-                    false
-                }
-                None => false,
-            }
-        };
-        let before = selection.tables.len();
-        if add {
-            for parent in &missing {
-                if let Some(t) = source_tables.iter().find(|t| &t.name == parent) {
-                    if !selection.tables.iter().any(|c| c.name == t.name) {
-                        selection.tables.push(t.clone());
+    };
+    // Foreign keys to tables left behind: find every table they need (and those need),
+    // reading again with them until nothing is missing, then ask once for the set.
+    let first = read(selection.tables.clone()).await?;
+    let mut snapshot = first.clone();
+    let mut wanted = selection.tables.clone();
+    let mut added: Vec<TableName> = Vec::new();
+    // With --without-fks nothing is missing: the keys are left out.
+    if !options.schema.without_fks {
+        loop {
+            let names: Vec<TableName> = wanted.iter().map(|t| t.name.clone()).collect();
+            let probe = Plan::build(from.clone(), to.clone(), &names, &snapshot, &options);
+            let before = wanted.len();
+            for parent in probe.missing_parents() {
+                if let Some(t) = source_tables.iter().find(|t| t.name == parent) {
+                    if !wanted.iter().any(|c| c.name == t.name) {
+                        wanted.push(t.clone());
+                        added.push(parent);
                     }
                 }
             }
+            if wanted.len() == before {
+                break;
+            }
+            snapshot = read(wanted.clone()).await?;
         }
-        if selection.tables.len() == before {
-            break snapshot;
+    }
+    if !added.is_empty() {
+        let add = with_parents
+            || match questions.add_parents(&added)? {
+                Some(yes) => {
+                    // No: the chosen tables are created without those keys.
+                    options.schema.without_fks = !yes;
+                    yes
+                }
+                None => false,
+            };
+        if add {
+            selection.tables = wanted;
+        } else {
+            snapshot = first;
         }
-    };
+    }
     let mut chosen: Vec<TableName> = selection.tables.iter().map(|t| t.name.clone()).collect();
     loop {
         let plan = Plan::build(from.clone(), to.clone(), &chosen, &snapshot, &options);
         let problems = preflight::check(&plan, &snapshot, &selection.unmatched);
+        let undecided: Vec<Undecided> = plan
+            .tables
+            .iter()
+            .filter(|t| t.action == Action::NeedsMode)
+            .map(|t| Undecided {
+                table: t.target.clone(),
+                looks_like_a_copy: t.target_only_required.is_empty()
+                    && t.columns.iter().all(|c| c.route == ColumnRoute::Identical),
+            })
+            .collect();
+        let answers = match undecided.is_empty() {
+            true => None,
+            false => questions.modes_for(&undecided)?,
+        };
         let mut answered = false;
-        for t in plan.tables.iter().filter(|t| t.action == Action::NeedsMode) {
-            match questions.mode_for(&t.target)? {
-                Some(Some(mode)) => {
-                    options.per_table.insert(t.target.clone(), mode);
+        for (table, mode) in answers.into_iter().flatten() {
+            match mode {
+                Some(mode) => {
+                    options.per_table.insert(table, mode);
                 }
-                Some(None) => chosen.retain(|c| c != &t.target),
-                None => continue,
+                None => chosen.retain(|c| c != &table),
             }
             answered = true;
         }
