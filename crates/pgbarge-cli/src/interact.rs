@@ -162,19 +162,28 @@ pub fn ask_modes(tables: &[Undecided]) -> Result<BTreeMap<TableName, Option<Load
 }
 
 /// After an interactive copy: save the choices as a plan file? Returns the path if so.
+/// The copy is done by then: Esc or Ctrl-C here only means "no" (not "cancelled;
+/// nothing was written", exit 130).
 pub fn offer_save_plan() -> Result<Option<std::path::PathBuf>> {
-    if !Confirm::new("Save these choices as a plan, to run the same copy again with --plan?")
+    let declined = |e: InquireError| match e {
+        InquireError::OperationCanceled | InquireError::OperationInterrupted => Ok(None),
+        other => Err(cancelled(other)),
+    };
+    match Confirm::new("Save these choices as a plan, to run the same copy again with --plan?")
         .with_default(false)
         .prompt()
-        .map_err(cancelled)?
     {
-        return Ok(None);
+        Ok(true) => {}
+        Ok(false) => return Ok(None),
+        Err(e) => return declined(e),
     }
-    let path = inquire::Text::new("Plan file:")
+    match inquire::Text::new("Plan file:")
         .with_default("pgbarge-plan.toml")
         .prompt()
-        .map_err(cancelled)?;
-    Ok(Some(path.into()))
+    {
+        Ok(path) => Ok(Some(path.into())),
+        Err(e) => declined(e),
+    }
 }
 
 /// The chosen tables need `parents` (foreign keys, and the parents' own), which are

@@ -346,8 +346,9 @@ fn truncate_of_a_table_other_tables_reference_is_refused_up_front() {
     let run = db.copy(&["customers", "--mode", "truncate"]);
     assert_eq!(run.code, EXIT_PREFLIGHT, "{}", run.stderr);
     assert!(
-        run.stderr
-            .contains("cannot be truncated on the target: 1 other table(s) not being truncated"),
+        run.stderr.contains(
+            "cannot be truncated on the target: 1 other table not being truncated in this run has"
+        ),
         "{}",
         run.stderr
     );

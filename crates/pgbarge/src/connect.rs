@@ -403,7 +403,7 @@ fn connect_error(info: &ConnInfo, side: Side, err: tokio_postgres::Error) -> Err
             format!(
                 "{side} server: password authentication failed for {whom}. The password came \
                  from {}; correct it there (or in PGPASSWORD / ~/.pgpass).",
-                info.password_source
+                info.password_origin()
             ),
             false,
         ),

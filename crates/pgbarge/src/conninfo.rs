@@ -185,6 +185,8 @@ pub struct ConnInfo {
     pub dbname: String,
     password: Option<String>,
     pub password_source: PasswordSource,
+    /// The password file and the line the password came from, if it did.
+    pub password_line: Option<(PathBuf, usize)>,
     pub sslmode: SslMode,
     /// Root certificates to check the server with; `None` means "do not check".
     pub root_cert: Option<RootCert>,
@@ -251,6 +253,15 @@ impl ConnInfo {
     /// The password, for the connect stage only.
     pub fn password(&self) -> Option<&str> {
         self.password.as_deref()
+    }
+
+    /// Where the password came from, for an authentication error: `line 3 of
+    /// /home/me/.pgpass`, `PGPASSWORD`, `the connection string`.
+    pub fn password_origin(&self) -> String {
+        match &self.password_line {
+            Some((file, line)) => format!("line {line} of {}", file.display()),
+            None => self.password_source.to_string(),
+        }
     }
 
     /// The first host as a user would name it (a socket directory is shown as is).
@@ -638,6 +649,7 @@ fn resolve(mut raw: BTreeMap<String, String>, env: &Environment) -> Result<ConnI
     let dbname = raw.get("dbname").cloned().unwrap_or_else(|| user.clone());
 
     let mut warnings = Vec::new();
+    let mut password_line = None;
     let (password, password_source) = if let Some(p) = raw.get("password") {
         let source = if password_in_string {
             PasswordSource::ConnectionString
@@ -650,8 +662,8 @@ fn resolve(mut raw: BTreeMap<String, String>, env: &Environment) -> Result<ConnI
             .get("passfile")
             .map(PathBuf::from)
             .or_else(|| env.home.as_ref().map(|h| h.join(".pgpass")));
-        match passfile.and_then(|f| read_passfile(&f, &mut warnings)) {
-            Some(entries) => {
+        match passfile.and_then(|f| read_passfile(&f, &mut warnings).map(|e| (f, e))) {
+            Some((file, entries)) => {
                 let host = hosts.first().map(String::as_str).unwrap_or("localhost");
                 let host = if host == DEFAULT_SOCKET_DIR {
                     "localhost"
@@ -660,7 +672,10 @@ fn resolve(mut raw: BTreeMap<String, String>, env: &Environment) -> Result<ConnI
                 };
                 let port = ports.first().copied().unwrap_or(5432).to_string();
                 match lookup_password(&entries, host, &port, &dbname, &user) {
-                    Some(p) => (Some(p), PasswordSource::PasswordFile),
+                    Some((p, line)) => {
+                        password_line = Some((file, line));
+                        (Some(p), PasswordSource::PasswordFile)
+                    }
                     None => (None, PasswordSource::None),
                 }
             }
@@ -742,6 +757,7 @@ fn resolve(mut raw: BTreeMap<String, String>, env: &Environment) -> Result<ConnI
         dbname,
         password,
         password_source,
+        password_line,
         sslmode,
         root_cert,
         connect_timeout,
@@ -764,6 +780,8 @@ fn resolve(mut raw: BTreeMap<String, String>, env: &Environment) -> Result<ConnI
 #[derive(Debug)]
 struct PassEntry {
     fields: [String; 5],
+    /// 1-based line number in the file.
+    line: usize,
 }
 
 fn read_passfile(path: &Path, warnings: &mut Vec<String>) -> Option<Vec<PassEntry>> {
@@ -791,7 +809,7 @@ fn read_passfile(path: &Path, warnings: &mut Vec<String>) -> Option<Vec<PassEntr
 
 fn parse_passfile(text: &str) -> Vec<PassEntry> {
     let mut entries = Vec::new();
-    for line in text.lines() {
+    for (number, line) in text.lines().enumerate() {
         let line = line.trim_end_matches('\r');
         if line.trim_start().starts_with('#') || line.trim().is_empty() {
             continue;
@@ -816,7 +834,10 @@ fn parse_passfile(text: &str) -> Vec<PassEntry> {
             }
         }
         if let Ok(fields) = <[String; 5]>::try_from(fields) {
-            entries.push(PassEntry { fields });
+            entries.push(PassEntry {
+                fields,
+                line: number + 1,
+            });
         }
     }
     entries
@@ -828,7 +849,7 @@ fn lookup_password(
     port: &str,
     db: &str,
     user: &str,
-) -> Option<String> {
+) -> Option<(String, usize)> {
     let wanted = [host, port, db, user];
     entries
         .iter()
@@ -838,7 +859,7 @@ fn lookup_password(
                 .zip(wanted)
                 .all(|(f, w)| f == "*" || f == w)
         })
-        .map(|e| e.fields[4].clone())
+        .map(|e| (e.fields[4].clone(), e.line))
 }
 
 #[cfg(test)]
@@ -1012,18 +1033,16 @@ mod tests {
         let entries = parse_passfile(
             "# comment\nother:5432:*:*:nope\nlocalhost:5432:shop:app:first\n*:*:*:app:wild\nh\\:x:1:d:u:esc\\:aped\n",
         );
+        let found = |h, p, d, u| lookup_password(&entries, h, p, d, u);
         assert_eq!(
-            lookup_password(&entries, "localhost", "5432", "shop", "app").as_deref(),
-            Some("first")
+            found("localhost", "5432", "shop", "app"),
+            Some(("first".into(), 3))
         );
         assert_eq!(
-            lookup_password(&entries, "db.example", "6000", "x", "app").as_deref(),
-            Some("wild")
+            found("db.example", "6000", "x", "app"),
+            Some(("wild".into(), 4))
         );
-        assert_eq!(
-            lookup_password(&entries, "h:x", "1", "d", "u").as_deref(),
-            Some("esc:aped")
-        );
+        assert_eq!(found("h:x", "1", "d", "u"), Some(("esc:aped".into(), 5)));
         assert_eq!(lookup_password(&entries, "a", "1", "d", "nobody"), None);
     }
 
@@ -1039,6 +1058,11 @@ mod tests {
         let c = ConnInfo::parse("host=h dbname=db user=u", &e).unwrap();
         assert_eq!(c.password(), Some("filepw"));
         assert_eq!(c.password_source, PasswordSource::PasswordFile);
+        assert_eq!(
+            c.password_origin(),
+            format!("line 1 of {}", file.display()),
+            "the hint names the file and the line"
+        );
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         let c = ConnInfo::parse("host=h dbname=db user=u", &e).unwrap();
         assert_eq!(c.password(), None);

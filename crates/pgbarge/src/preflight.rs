@@ -260,7 +260,7 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
                     problems.push(problem(
                         ProblemKind::ReferencedByForeignKeys,
                         Some(name),
-                        format!("{name}: cannot be replaced on the target: {referenced_by} foreign key(s) of other tables point at it, and pgbarge never drops with CASCADE."),
+                        format!("{name}: cannot be replaced on the target: {} of other tables {} at it, and pgbarge never drops with CASCADE.", count(referenced_by, "foreign key", "foreign keys"), if referenced_by == 1 { "points" } else { "point" }),
                         "Use --mode truncate or append, or drop the referencing constraints first.".into(),
                     ));
                 }
@@ -363,7 +363,7 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
                         problems.push(problem(
                             ProblemKind::ReferencedByForeignKeys,
                             Some(name),
-                            format!("{name}: cannot be truncated on the target: {} other table(s) not being truncated in this run have foreign keys pointing at it, and pgbarge never truncates with CASCADE.", referenced_by - truncated_with),
+                            format!("{name}: cannot be truncated on the target: {} not being truncated in this run {} foreign keys pointing at it, and pgbarge never truncates with CASCADE.", count(referenced_by - truncated_with, "other table", "other tables"), if referenced_by - truncated_with == 1 { "has" } else { "have" }),
                             "Copy the referencing tables in the same run with --mode truncate (they are then emptied together), copy this one with --mode append, or empty the referencing tables first.".into(),
                         ));
                     }
@@ -595,4 +595,9 @@ fn large_objects(plan: &Plan, snapshot: &Snapshot, problems: &mut Vec<Problem>) 
             ),
         ));
     }
+}
+
+/// `1 table`, `3 tables`.
+fn count(n: i64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
