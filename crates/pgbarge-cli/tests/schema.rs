@@ -1011,3 +1011,39 @@ fn a_schema_of_views_alone_can_be_copied() {
     let missing = db.copy(&["nosuch.*", "--yes"]);
     assert_eq!(missing.code, 3, "{}", missing.stderr);
 }
+
+#[test]
+fn what_is_not_recreated_is_named_in_the_plan() {
+    let db = TestDb::new("not_recreated");
+    db.source_sql(
+        "CREATE TABLE public.t (id int PRIMARY KEY, secret text);
+         CREATE FUNCTION public.ddl_log() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN END$$;
+         CREATE EVENT TRIGGER audit_ddl ON ddl_command_end EXECUTE FUNCTION public.ddl_log();
+         CREATE PUBLICATION to_analytics FOR TABLE public.t;
+         DO $$ BEGIN CREATE ROLE reporting; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         GRANT SELECT (id) ON public.t TO reporting;",
+    );
+    let run = db.copy(&["--all", "--dry-run"]);
+    run.assert_ok();
+    for needle in [
+        "not created: event trigger audit_ddl: event triggers are not recreated",
+        "not created: publication to_analytics: publications are not recreated",
+    ] {
+        assert!(run.stdout.contains(needle), "{needle}\n{}", run.stdout);
+    }
+    assert!(!run.stdout.contains("column privileges"), "{}", run.stdout);
+    db.target_sql(
+        "DO $$ BEGIN CREATE ROLE reporting; EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+    );
+    let run = db.copy(&["--all", "--grants", "--dry-run"]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains(
+            "not created: column privileges public.t.id: column-level GRANTs are not copied"
+        ),
+        "{}",
+        run.stdout
+    );
+    // The event trigger must not outlive the test: it fires on every DDL of the database.
+    db.source_sql("DROP EVENT TRIGGER audit_ddl");
+}

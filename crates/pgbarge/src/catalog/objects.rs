@@ -431,6 +431,35 @@ LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
 WHERE n.nspname = ANY($2) AND a.grantee <> n.nspowner";
 
 /// Every non-system schema: what `--all` copies whole.
+/// What the copy would leave behind without a word: kinds of objects pgbarge does not
+/// recreate. Database-wide ones (event triggers, publications, foreign servers) when a
+/// schema is copied whole (`--all`, `app.*`); foreign tables in those schemas; and
+/// column-level privileges of the chosen tables.
+const NOT_RECREATED: &str = "
+SELECT kind, name, why FROM (
+    SELECT 'event trigger' AS kind, evtname::text AS name,
+           'event triggers are not recreated (only a superuser may create them)' AS why
+      FROM pg_catalog.pg_event_trigger WHERE cardinality($2::text[]) > 0
+    UNION ALL
+    SELECT 'publication', pubname::text, 'publications are not recreated'
+      FROM pg_catalog.pg_publication WHERE cardinality($2::text[]) > 0
+    UNION ALL
+    SELECT 'foreign server', srvname::text, 'foreign servers are not recreated'
+      FROM pg_catalog.pg_foreign_server WHERE cardinality($2::text[]) > 0
+    UNION ALL
+    SELECT 'foreign table', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
+           'foreign tables are not recreated'
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind = 'f' AND n.nspname = ANY ($2::text[])
+    UNION ALL
+    SELECT 'column privileges', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
+           || '.' || pg_catalog.quote_ident(a.attname),
+           'column-level GRANTs are not copied'
+      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE a.attrelid = ANY ($1::oid[]) AND a.attacl IS NOT NULL AND NOT a.attisdropped
+) AS o ORDER BY 1, 2";
+
 const SCHEMAS: &str = "
 SELECT n.nspname FROM pg_catalog.pg_namespace n
 WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
@@ -702,6 +731,8 @@ pub struct SchemaObjects {
     pub row_security: Vec<(TableName, bool, bool)>,
     pub policies: Vec<Policy>,
     pub collations: Vec<Collation>,
+    /// Objects pgbarge does not recreate (see [`NOT_RECREATED`]): (kind, name, why).
+    pub not_recreated: Vec<(String, String, String)>,
 }
 
 fn catalog_error(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
@@ -795,6 +826,7 @@ pub async fn describe_objects(
         collation_rows,
         security_rows,
         property_rows,
+        not_recreated_rows,
     ) = tokio::try_join!(
         by_oids(TABLE_OBJECTS, "reading constraints, indexes and triggers"),
         params(SEQUENCES, "reading sequences"),
@@ -806,7 +838,12 @@ pub async fn describe_objects(
         params(COLLATIONS, "reading collations"),
         by_oids(ROW_SECURITY, "reading row-level security policies"),
         by_oids(TABLE_PROPERTIES, "reading storage and statistics settings"),
+        params(NOT_RECREATED, "reading objects pgbarge does not recreate"),
     )?;
+    objects.not_recreated = not_recreated_rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
 
     let rel_names: BTreeMap<u32, TableName> = names
         .into_iter()

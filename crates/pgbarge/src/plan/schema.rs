@@ -120,6 +120,18 @@ pub(super) fn plan_schema(
     let exists =
         |kind: &'static str, name: String| snapshot.target_existing.contains(&(kind, name));
     let mut plan = SchemaPlan::default();
+    // Named in the plan, never left behind silently. Column privileges matter only when
+    // privileges are copied at all.
+    for (kind, name, why) in &objects.not_recreated {
+        if kind == "column privileges" && !options.grants {
+            continue;
+        }
+        plan.skipped.push(Skipped {
+            what: format!("{kind} {name}"),
+            why: why.clone(),
+            blocking: false,
+        });
+    }
 
     // Extensions first: types and functions of the copied objects may come from them.
     for e in &objects.extensions {
