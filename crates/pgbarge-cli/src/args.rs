@@ -41,15 +41,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct CleanArgs {
-    /// Target connection, same forms as `copy --target`.
-    #[arg(
-        long,
-        short = 't',
-        env = "PGBARGE_TARGET",
-        value_name = "CONN",
-        hide_env_values = true
-    )]
-    pub target: Option<String>,
+    #[command(flatten)]
+    pub target: Target,
     /// One JSON document on stdout.
     #[arg(long)]
     pub json: bool,
@@ -70,10 +63,9 @@ pub struct Source {
     pub source: Option<String>,
 }
 
+/// `--target`, shared by every command that writes or reads the target.
 #[derive(Debug, Args)]
-pub struct Endpoints {
-    #[command(flatten)]
-    pub source: Source,
+pub struct Target {
     /// Target connection, same forms as --source.
     #[arg(
         long,
@@ -83,6 +75,14 @@ pub struct Endpoints {
         hide_env_values = true
     )]
     pub target: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Endpoints {
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub target: Target,
 }
 
 #[derive(Debug, Args)]

@@ -297,11 +297,13 @@ pub fn report(report: &RunReport) -> String {
     let mut extra = String::new();
     if let Some(r) = &report.resumed {
         extra.push_str(&format!(
-            "Resumed: {} of {} units had committed before and were skipped ({} rows, {}{}); \
+            "Resumed: {} of {} units had committed before and were skipped ({}{}{}); \
              the rows above were moved now.\n",
             r.units_skipped,
             r.units_total,
-            thousands(r.rows_skipped),
+            r.rows_skipped
+                .map(|n| format!("{} rows, ", thousands(n)))
+                .unwrap_or_default(),
             human_bytes(r.bytes_skipped),
             if r.tables_done_before.is_empty() {
                 String::new()

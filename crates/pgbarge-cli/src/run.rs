@@ -165,7 +165,8 @@ pub async fn tables(settings: TablesSettings) -> Result<(), Failure> {
 /// `pgbarge copy`
 pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     // Fail at once, before connecting, when there is nothing to copy and nobody to ask.
-    if settings.patterns.is_empty() && !settings.all && !settings.interactive {
+    // (--resume needs no tables: the interrupted run's are recorded on the target.)
+    if settings.patterns.is_empty() && !settings.all && !settings.interactive && !settings.resume {
         return Err(Error::usage(
             "no tables named, and no terminal to pick them in. Name the tables to copy, e.g. \
              `pgbarge copy --source … --target … public.orders 'sales.*'`, use --all for every \

@@ -68,12 +68,14 @@ fn source(args: &crate::args::Source, env: &Environment) -> Result<ConnInfo> {
     conninfo(args.source.as_deref(), "--source", "PGBARGE_SOURCE", env)
 }
 
+/// `--target` (or `PGBARGE_TARGET`), resolved.
+fn target(args: &crate::args::Target, env: &Environment) -> Result<ConnInfo> {
+    conninfo(args.target.as_deref(), "--target", "PGBARGE_TARGET", env)
+}
+
 /// `--source` and `--target` (or their variables), resolved.
 fn endpoints(args: &crate::args::Endpoints, env: &Environment) -> Result<(ConnInfo, ConnInfo)> {
-    Ok((
-        source(&args.source, env)?,
-        conninfo(args.target.as_deref(), "--target", "PGBARGE_TARGET", env)?,
-    ))
+    Ok((source(&args.source, env)?, target(&args.target, env)?))
 }
 
 impl CopySettings {
@@ -239,7 +241,7 @@ impl CleanSettings {
     pub fn from_args(args: crate::args::CleanArgs) -> Result<Self> {
         let env = Environment::from_process();
         Ok(CleanSettings {
-            target: conninfo(args.target.as_deref(), "--target", "PGBARGE_TARGET", &env)?,
+            target: target(&args.target, &env)?,
             json: args.json,
         })
     }

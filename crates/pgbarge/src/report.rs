@@ -28,8 +28,9 @@ pub struct UnitFailure {
 pub struct Resumed {
     pub units_skipped: usize,
     pub units_total: usize,
-    /// Rows of the skipped units, where the ledger knows them.
-    pub rows_skipped: u64,
+    /// Rows of the skipped units; `None` when the run died before it wrote some of
+    /// their counts down (rows are counted by the target once a unit committed).
+    pub rows_skipped: Option<u64>,
     pub bytes_skipped: u64,
     /// Tables completed before the interruption.
     pub tables_done_before: Vec<TableName>,

@@ -344,7 +344,13 @@ pub async fn run<L: Ledger>(
         resumed: (skipped > 0).then(|| Resumed {
             units_skipped: skipped,
             units_total: work.units.len(),
-            rows_skipped: done.values().filter_map(|m| m.rows).sum(),
+            rows_skipped: work
+                .units
+                .iter()
+                .filter(|u| u.moves_rows())
+                .filter_map(|u| done.get(&u.id))
+                .map(|m| m.rows)
+                .sum(),
             bytes_skipped: done.values().map(|m| m.bytes).sum(),
             tables_done_before: work
                 .tables
