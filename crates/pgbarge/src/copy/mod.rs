@@ -290,20 +290,14 @@ pub async fn run<L: Ledger>(
         on_event,
     };
     // Bytes of split tables' parts committed earlier count towards their tables.
-    for i in 0..work.tables.len() {
-        for unit in work.units.iter().filter(|u| done.contains_key(&u.id)) {
-            if unit
-                .ops
-                .iter()
-                .any(|op| matches!(op, Op::Copy { table, .. } if *table == i))
-                && unit.completes.is_empty()
-            {
-                let moved = done[&unit.id];
-                ctx.tables[i]
-                    .bytes
-                    .fetch_add(moved.bytes, Ordering::Relaxed);
-            }
-        }
+    for unit in work.units.iter().filter(|u| u.completes.is_empty()) {
+        let (Some(moved), Some(Op::Copy { table, .. })) = (done.get(&unit.id), unit.ops.first())
+        else {
+            continue;
+        };
+        ctx.tables[*table]
+            .bytes
+            .fetch_add(moved.bytes, Ordering::Relaxed);
     }
 
     let jobs = work.jobs.min(pending).max(1);
