@@ -22,7 +22,8 @@ pub enum Progress {
     Bars {
         multi: MultiProgress,
         overall: ProgressBar,
-        tables: Mutex<HashMap<TableName, (ProgressBar, u64)>>,
+        /// Per table being loaded: its bar, the bytes counted so far, its estimate.
+        tables: Mutex<HashMap<TableName, (ProgressBar, u64, u64)>>,
     },
 }
 
@@ -86,18 +87,31 @@ impl Progress {
                         );
                         bar.set_prefix(table.to_string());
                         bar.enable_steady_tick(Duration::from_millis(200));
-                        tables.insert(table, (bar, 0));
+                        tables.insert(table, (bar, 0, estimated_bytes.max(0) as u64));
                     }
                     Event::Progress { table, bytes } => {
-                        if let Some((bar, seen)) = tables.get_mut(&table) {
+                        if let Some((bar, seen, estimate)) = tables.get_mut(&table) {
+                            // Past its estimate, a table makes the whole larger.
+                            let over = bytes.saturating_sub((*seen).max(*estimate));
+                            overall.inc_length(over);
                             overall.inc(bytes.saturating_sub(*seen));
                             *seen = bytes;
                             bar.set_position(bytes);
                         }
                     }
+                    Event::Phase {
+                        table: Some(table),
+                        what,
+                    } => {
+                        if let Some((bar, _, _)) = tables.get(&table) {
+                            bar.set_prefix(format!("{table}: {what}"));
+                        }
+                    }
                     Event::TableFinished(r) => {
-                        if let Some((bar, seen)) = tables.remove(&r.table) {
-                            overall.inc(r.bytes.saturating_sub(seen));
+                        // Its whole share of the bar, even when the estimate was high:
+                        // the bar is full when the last table is done.
+                        if let Some((bar, seen, estimate)) = tables.remove(&r.table) {
+                            overall.inc(estimate.max(r.bytes).saturating_sub(seen));
                             bar.finish_and_clear();
                             multi.remove(&bar);
                         }
@@ -120,7 +134,7 @@ impl Progress {
         } = self
         {
             if let Ok(tables) = tables.lock() {
-                for (bar, _) in tables.values() {
+                for (bar, _, _) in tables.values() {
                     bar.finish_and_clear();
                 }
             }
@@ -190,6 +204,10 @@ fn notice(event: &Event) -> Option<String> {
             delay.as_secs_f64()
         )),
         Event::UnitFailed { unit, error } => Some(format!("FAILED  {unit}: {error}")),
+        Event::Phase { table, what } => Some(match table {
+            Some(t) => format!("        {t}: {what} …"),
+            None => format!("now     {what} …"),
+        }),
         Event::SnapshotRenewed { reason } => Some(format!(
             "warning: the source connection holding the snapshot was lost ({reason}); the \
              units not yet started read a new snapshot"

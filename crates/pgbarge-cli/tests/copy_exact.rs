@@ -420,3 +420,32 @@ fn saved_plan_replays_and_refuses_a_dropped_table() {
     assert_eq!(db.copy(&["--plan", path, "s.a"]).code, 2);
     let _ = std::fs::remove_file(&file);
 }
+
+#[test]
+fn progress_names_the_phases_that_move_no_bytes() {
+    let db = TestDb::new("phases");
+    db.source_sql(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); CREATE INDEX ON t (v);
+         CREATE TABLE c (id int PRIMARY KEY, t_id int REFERENCES t);
+         INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 1000) g;
+         INSERT INTO c VALUES (1, 1);",
+    );
+    // Without a terminal, progress is plain lines on stderr.
+    let run = db.copy(&["t", "c"]);
+    run.assert_ok();
+    for line in [
+        "copying public.t …",
+        "public.t: keys and indexes …",
+        "now     foreign keys, views, triggers, sequence values …",
+        "done    public.t: 1,000 rows",
+    ] {
+        assert!(run.stderr.contains(line), "{line}\n{}", run.stderr);
+    }
+    let keys = run.stderr.find("public.t: keys and indexes").unwrap_or(0);
+    let done = run.stderr.find("done    public.t").unwrap_or(0);
+    assert!(
+        keys < done,
+        "the phase comes before the done line:\n{}",
+        run.stderr
+    );
+}

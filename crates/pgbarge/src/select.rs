@@ -265,6 +265,7 @@ mod tests {
             kind: TableKind::Regular,
             estimated_rows: None,
             total_bytes: 0,
+            data_bytes: 0,
             is_partition: false,
             can_select: true,
             can_insert: true,

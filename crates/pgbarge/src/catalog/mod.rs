@@ -121,6 +121,8 @@ pub struct Table {
     pub estimated_rows: Option<i64>,
     /// Heap + indexes + TOAST, bytes.
     pub total_bytes: i64,
+    /// Heap + TOAST, without indexes: about what COPY moves.
+    pub data_bytes: i64,
     /// Blocks in the main heap, to split the table into block ranges.
     pub pages: i64,
     pub is_partition: bool,

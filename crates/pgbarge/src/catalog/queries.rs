@@ -35,7 +35,13 @@ SELECT c.oid, n.nspname, c.relname, c.relkind::text,
        c.relrowsecurity
          AND (NOT pg_catalog.pg_has_role(c.relowner, 'USAGE') OR c.relforcerowsecurity)
          AND NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r
-                  WHERE r.rolname = current_user)
+                  WHERE r.rolname = current_user),
+       -- Heap and TOAST, without indexes: about what COPY moves (progress is measured
+       -- in it).
+       CASE WHEN c.relkind = 'p'
+            THEN (SELECT coalesce(sum(pg_catalog.pg_table_size(t.relid)), 0)::int8
+                  FROM pg_catalog.pg_partition_tree(c.oid) t)
+            ELSE pg_catalog.pg_table_size(c.oid) END
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p')
@@ -278,6 +284,7 @@ pub async fn list_tables(client: &Client, side: Side) -> Result<Vec<Table>> {
             can_insert: r.get(8),
             can_truncate: r.get(9),
             pages: r.get(10),
+            data_bytes: r.get(16),
             can_update: r.get(11),
             is_owner: r.get(12),
             unlogged: r.get(13),

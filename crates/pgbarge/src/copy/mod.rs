@@ -117,6 +117,12 @@ pub enum Event {
         bytes: u64,
     },
     TableFinished(TableReport),
+    /// Work that moves no bytes and may take a while: building a table's keys and
+    /// indexes after its rows, creating what follows the data. `table`: whose, if one's.
+    Phase {
+        table: Option<TableName>,
+        what: &'static str,
+    },
     /// A unit failed transiently and will be tried again after `delay`.
     Retrying {
         unit: String,
@@ -803,6 +809,21 @@ async fn run_unit<L: Ledger>(
     let tail = statements;
     let busy = || ctx.busy(&pair.target.backend);
     if segments.is_empty() {
+        let table = unit
+            .completes
+            .first()
+            .map(|&i| ctx.work.tables[i].target.clone());
+        match unit.kind {
+            UnitKind::Finish => ctx.event(Event::Phase {
+                table,
+                what: "keys and indexes, then the real name",
+            }),
+            UnitKind::PostData => ctx.event(Event::Phase {
+                table: None,
+                what: "foreign keys, views, triggers, sequence values",
+            }),
+            _ => {}
+        }
         let mut sql = tail;
         sql.extend(ctx.ledger.record_sql(&unit.id, 0));
         sql.push(COMMIT.to_string());
@@ -850,6 +871,12 @@ async fn run_unit<L: Ledger>(
         let finish = |bytes: u64| {
             if k != last {
                 return String::new();
+            }
+            if !tail.is_empty() {
+                ctx.event(Event::Phase {
+                    table: Some(name.clone()),
+                    what: "keys and indexes",
+                });
             }
             let mut sql = tail.clone();
             sql.extend(ctx.ledger.record_sql(&unit.id, before + bytes));

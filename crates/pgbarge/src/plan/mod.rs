@@ -175,6 +175,8 @@ pub struct TablePlan {
     pub target_only_required: Vec<String>,
     pub estimated_rows: Option<i64>,
     pub estimated_bytes: i64,
+    /// Heap and TOAST on the source, without indexes: about what COPY moves.
+    pub data_bytes: i64,
     /// How to create the table, when the action is [`Action::Create`].
     pub create: Option<CreateSpec>,
     /// Ranges of the source table's blocks loaded by separate streams at once; empty means
@@ -1122,6 +1124,7 @@ fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
         target_only_required: Vec::new(),
         estimated_rows: src.table.estimated_rows,
         estimated_bytes: src.table.total_bytes,
+        data_bytes: src.table.data_bytes,
         create: None,
         parts: Vec::new(),
         staging: None,

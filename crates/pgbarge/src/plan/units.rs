@@ -129,6 +129,8 @@ pub struct WorkTable {
     pub target: TableName,
     pub action: Action,
     pub format: CopyFormat,
+    /// About what COPY moves (heap and TOAST on the source): progress is measured in
+    /// the same unit as the bytes streamed.
     pub estimated_bytes: i64,
     /// The staging table a split table's parts load.
     pub staging: Option<TableName>,
@@ -236,7 +238,7 @@ impl<'a> Builder<'a> {
                     target: t.target.clone(),
                     action: t.action,
                     format: t.format,
-                    estimated_bytes: t.estimated_bytes,
+                    estimated_bytes: t.data_bytes,
                     staging: t.staging.clone().filter(|_| !t.parts.is_empty()),
                 })
                 .collect(),
@@ -515,6 +517,7 @@ mod tests {
             target_only_required: Vec::new(),
             estimated_rows: None,
             estimated_bytes: 1000 * (parts.max(1) as i64),
+            data_bytes: 800 * (parts.max(1) as i64),
             create: None,
             parts: (0..parts)
                 .map(|i| Part {
