@@ -148,6 +148,7 @@ pub async fn tables(settings: TablesSettings) -> Result<(), Failure> {
     warn_all(&settings.source);
     let source = connect(&settings.source, Side::Source).await?;
     let mut list = catalog::list_tables(&source.client, Side::Source).await?;
+    catalog::count_unanalysed(&source.client, &mut list).await;
     if !settings.patterns.is_empty() {
         list = select::select(&settings.patterns, &list).tables;
     }
@@ -228,10 +229,11 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
             }
         }
     }
-    let (source_tables, target_tables) = tokio::try_join!(
+    let (mut source_tables, target_tables) = tokio::try_join!(
         catalog::list_tables(&source.client, Side::Source),
         catalog::list_tables(&target.client, Side::Target)
     )?;
+    catalog::count_unanalysed(&source.client, &mut source_tables).await;
 
     let picked = !settings.all && settings.patterns.is_empty();
     let mut selection = if settings.all {

@@ -449,3 +449,23 @@ fn progress_names_the_phases_that_move_no_bytes() {
         run.stderr
     );
 }
+
+#[test]
+fn tables_never_analysed_show_their_row_count_not_a_question_mark() {
+    let db = TestDb::new("unanalysed");
+    db.source_sql(
+        "CREATE TABLE fresh (id int PRIMARY KEY); INSERT INTO fresh SELECT generate_series(1, 1234);",
+    );
+    let run = support::pgbarge(&["tables", "--source", &db.source_conn(), "--json"]);
+    run.assert_ok();
+    let list: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON list");
+    let fresh = list
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|t| t["name"]["name"] == "fresh")
+        .expect("the table is listed");
+    assert_eq!(fresh["estimated_rows"], 1234, "{fresh}");
+    let text = support::pgbarge(&["tables", "--source", &db.source_conn()]);
+    assert!(text.stdout.contains("~1,234"), "{}", text.stdout);
+}

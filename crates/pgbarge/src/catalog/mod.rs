@@ -21,9 +21,9 @@ pub use objects::{
     TableObjectKind, TableProperty, View,
 };
 pub use queries::{
-    describe, find_types, foreign_key_edges, foreign_keys, large_object_count, list_tables,
-    non_empty_tables, refers_to_large_objects, target_privileges, unvalidated_constraints,
-    user_triggers, ForeignKey,
+    count_unanalysed, describe, find_types, foreign_key_edges, foreign_keys, large_object_count,
+    list_tables, non_empty_tables, refers_to_large_objects, target_privileges,
+    unvalidated_constraints, user_triggers, ForeignKey,
 };
 pub use snapshot::Snapshot;
 
