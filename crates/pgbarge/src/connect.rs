@@ -100,11 +100,6 @@ impl Canceller {
 }
 
 impl Connection {
-    /// Asks the server to cancel whatever this connection is running (see [`Canceller`]).
-    pub async fn cancel(&self) {
-        self.canceller().cancel().await
-    }
-
     /// A handle that cancels this connection's running query.
     pub fn canceller(&self) -> Canceller {
         Canceller {

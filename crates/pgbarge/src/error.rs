@@ -137,13 +137,6 @@ impl Error {
         self
     }
 
-    /// The same error as another kind (e.g. a load failure seen as a schema failure),
-    /// keeping everything else.
-    pub fn with_kind(mut self, kind: Kind) -> Self {
-        self.kind = kind;
-        self
-    }
-
     /// The server's SQLSTATE, when the cause is a server error.
     pub fn sql_state(&self) -> Option<&SqlState> {
         let mut cur: Option<&(dyn std::error::Error + 'static)> =
