@@ -5,56 +5,7 @@
 
 mod support;
 
-use support::{pagila_dir, servers, TestDb};
-
-/// A `pg_dump --schema-only` as a sorted list of statements, for comparing two databases
-/// regardless of the order pg_dump happened to emit objects in. Left out: comment lines
-/// (`-- Name: …; Owner: …` headers), blank lines, and psql meta-commands (`\restrict KEY`
-/// carries a random key per dump).
-fn normalised_dump(dump: &str) -> Vec<String> {
-    let mut statements = Vec::new();
-    let mut current = String::new();
-    for line in dump.lines() {
-        if line.starts_with("--") || line.starts_with('\\') || line.trim().is_empty() {
-            continue;
-        }
-        current.push_str(line);
-        current.push('\n');
-        // Statements end at a line ending in `;`, except inside a function body.
-        if line.ends_with(';')
-            && current.matches("$_$").count() % 2 == 0
-            && current.matches("$$").count() % 2 == 0
-        {
-            statements.push(std::mem::take(&mut current));
-        }
-    }
-    if !current.is_empty() {
-        statements.push(current);
-    }
-    statements.sort();
-    statements
-}
-
-fn assert_same_schema(source: &str, target: &str) {
-    let (s, t) = (normalised_dump(source), normalised_dump(target));
-    let only_source: Vec<&String> = s.iter().filter(|x| !t.contains(x)).collect();
-    let only_target: Vec<&String> = t.iter().filter(|x| !s.contains(x)).collect();
-    assert!(
-        only_source.is_empty() && only_target.is_empty(),
-        "pg_dump --schema-only differs.\nOnly on the source:\n{}\nOnly on the target:\n{}",
-        only_source
-            .iter()
-            .map(|x| x.as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        only_target
-            .iter()
-            .map(|x| x.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    assert!(s.len() > 10, "the dump has statements: {}", s.len());
-}
+use support::{assert_same_schema, pagila_dir, servers, TestDb};
 
 /// One new row per table with a sequence (each uses its default), run on both servers:
 /// the target must hand out the same ids as the source would, triggers must fill in
@@ -1046,4 +997,234 @@ fn what_is_not_recreated_is_named_in_the_plan() {
     );
     // The event trigger must not outlive the test: it fires on every DDL of the database.
     db.source_sql("DROP EVENT TRIGGER audit_ddl");
+}
+
+/// Northwind's shape: an employee who reports to another (a self-reference), customers
+/// linked to demographics through a table that is empty, orders and their lines.
+const NORTHWIND: &str = "
+CREATE TABLE region (region_id smallint PRIMARY KEY, region_description text NOT NULL);
+CREATE TABLE territories (territory_id text PRIMARY KEY, territory_description text NOT NULL,
+    region_id smallint NOT NULL REFERENCES region);
+CREATE TABLE employees (employee_id smallint PRIMARY KEY, last_name text NOT NULL,
+    first_name text NOT NULL, title text, reports_to smallint REFERENCES employees, photo bytea);
+CREATE TABLE employee_territories (employee_id smallint REFERENCES employees,
+    territory_id text REFERENCES territories, PRIMARY KEY (employee_id, territory_id));
+CREATE TABLE customer_demographics (customer_type_id text PRIMARY KEY, customer_desc text);
+CREATE TABLE customers (customer_id text PRIMARY KEY, company_name text NOT NULL,
+    city text, country text);
+CREATE TABLE customer_customer_demo (customer_id text REFERENCES customers,
+    customer_type_id text REFERENCES customer_demographics,
+    PRIMARY KEY (customer_id, customer_type_id));
+CREATE TABLE shippers (shipper_id smallint PRIMARY KEY, company_name text NOT NULL);
+CREATE TABLE categories (category_id smallint PRIMARY KEY, category_name text NOT NULL,
+    description text, picture bytea);
+CREATE TABLE suppliers (supplier_id smallint PRIMARY KEY, company_name text NOT NULL);
+CREATE TABLE products (product_id smallint PRIMARY KEY, product_name text NOT NULL,
+    supplier_id smallint REFERENCES suppliers, category_id smallint REFERENCES categories,
+    unit_price real, discontinued integer NOT NULL);
+CREATE TABLE orders (order_id smallint PRIMARY KEY, customer_id text REFERENCES customers,
+    employee_id smallint REFERENCES employees, order_date date,
+    ship_via smallint REFERENCES shippers, freight real);
+CREATE TABLE order_details (order_id smallint REFERENCES orders,
+    product_id smallint REFERENCES products, unit_price real NOT NULL,
+    quantity smallint NOT NULL, discount real NOT NULL, PRIMARY KEY (order_id, product_id));
+CREATE TABLE us_states (state_id smallint PRIMARY KEY, state_name text, state_abbr text);
+INSERT INTO region VALUES (1, 'Eastern'), (2, 'Western');
+INSERT INTO territories SELECT lpad(g::text, 5, '0'), 'Territory ' || g, 1 + g % 2
+    FROM generate_series(1, 20) g;
+INSERT INTO employees VALUES (2, 'Fuller', 'Andrew', 'Vice President', NULL, '\\x00ff');
+INSERT INTO employees SELECT g, 'Last' || g, 'First' || g, 'Sales', 2, NULL
+    FROM generate_series(3, 9) g;
+INSERT INTO employee_territories SELECT 2 + g % 8, lpad(g::text, 5, '0')
+    FROM generate_series(1, 20) g;
+INSERT INTO customers SELECT 'C' || g, 'Company ' || g, 'City ' || g % 7, 'Country ' || g % 3
+    FROM generate_series(1, 91) g;
+INSERT INTO shippers VALUES (1, 'Speedy Express'), (2, 'United Package'), (3, 'Federal Shipping');
+INSERT INTO categories SELECT g, 'Category ' || g, 'About ' || g, '\\x0102'
+    FROM generate_series(1, 8) g;
+INSERT INTO suppliers SELECT g, 'Supplier ' || g FROM generate_series(1, 29) g;
+INSERT INTO products SELECT g, 'Product ' || g, 1 + g % 29, 1 + g % 8, g * 1.25, g % 2
+    FROM generate_series(1, 77) g;
+INSERT INTO orders SELECT g, 'C' || (1 + g % 91), 2 + g % 8, date '1996-07-04' + g, 1 + g % 3,
+    g * 0.5 FROM generate_series(1, 830) g;
+INSERT INTO order_details SELECT o, 1 + (o * 7 + k) % 77, 10.5, k, 0
+    FROM generate_series(1, 830) o, generate_series(1, 3) k;
+INSERT INTO us_states SELECT g, 'State ' || g, 'S' || g FROM generate_series(1, 51) g;
+";
+
+fn northwind_tables(db: &TestDb) -> Vec<String> {
+    db.source_sql(
+        "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables \
+         WHERE schemaname = 'public' ORDER BY 1",
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// Running the same `--all` copy again, by truncate and by replace, on Northwind's
+/// shape: an empty linked table, a self-reference, and (on the target only) a view, a
+/// materialized view, a function returning a table's rows and another table's key, all
+/// built on copied tables — which a replace drops and creates again as they were.
+#[test]
+fn northwind_refreshes_by_truncate_and_by_replace() {
+    let db = TestDb::new("northwind");
+    db.source_sql(NORTHWIND);
+    db.copy(&["--all", "--yes"]).assert_ok();
+    let tables = northwind_tables(&db);
+    let same = || {
+        for t in &tables {
+            db.assert_same(t);
+        }
+    };
+
+    db.source_sql(
+        "INSERT INTO customer_demographics VALUES ('A', 'first kind');
+         INSERT INTO customer_customer_demo VALUES ('C5', 'A');
+         UPDATE employees SET reports_to = 3 WHERE employee_id > 5;
+         DELETE FROM order_details WHERE order_id = 1;",
+    );
+    let run = db.copy(&["--all", "--mode", "truncate", "--yes"]);
+    run.assert_ok();
+    same();
+
+    // What only the target has, built on copied tables.
+    db.target_sql_as_app(
+        "CREATE VIEW customer_orders AS
+             SELECT c.company_name, count(o.order_id) AS orders
+             FROM customers c LEFT JOIN orders o USING (customer_id) GROUP BY 1;
+         CREATE VIEW big_customers AS SELECT * FROM customer_orders WHERE orders > 9;
+         COMMENT ON VIEW customer_orders IS 'orders per customer';
+         GRANT SELECT ON customer_orders TO PUBLIC;
+         CREATE MATERIALIZED VIEW product_sales AS
+             SELECT product_id, sum(quantity) AS sold FROM order_details GROUP BY 1;
+         CREATE UNIQUE INDEX product_sales_id ON product_sales (product_id);
+         CREATE FUNCTION customers_in(p text) RETURNS SETOF customers
+             LANGUAGE sql AS 'SELECT * FROM customers WHERE country = p';
+         REVOKE EXECUTE ON FUNCTION customers_in(text) FROM PUBLIC;
+         CREATE TABLE visits (id int PRIMARY KEY, customer_id text
+             CONSTRAINT visits_customer REFERENCES customers);
+         INSERT INTO visits VALUES (1, 'C1'), (2, 'C2');",
+    );
+    // A truncate cannot empty customers under another table's key: it says which.
+    let refused = db.copy(&["--all", "--mode", "truncate", "--yes"]);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("public.visits has foreign keys pointing at it"),
+        "{}",
+        refused.stderr
+    );
+
+    db.source_sql(
+        "INSERT INTO customers VALUES ('C92', 'Company 92', 'City 1', 'Country 1');
+         INSERT INTO orders VALUES (831, 'C92', 2, '1998-05-06', 1, 1);
+         INSERT INTO order_details VALUES (831, 1, 10.5, 40, 0);",
+    );
+    let run = db.copy(&["--all", "--mode", "replace", "--yes", "--verify"]);
+    run.assert_ok();
+    same();
+    let check = |sql: &str, expected: &str| {
+        assert_eq!(db.target_sql(sql).trim(), expected.trim(), "{sql}");
+    };
+    check(
+        "SELECT orders FROM customer_orders WHERE company_name = 'Company 92'",
+        "1",
+    );
+    check(
+        "SELECT count(*) FROM big_customers",
+        &db.source_sql(
+            "SELECT count(*) FROM (SELECT customer_id FROM orders GROUP BY 1 HAVING count(*) > 9) x",
+        ),
+    );
+    check(
+        "SELECT obj_description('customer_orders'::regclass, 'pg_class')",
+        "orders per customer",
+    );
+    check(
+        "SELECT has_table_privilege('public', 'customer_orders', 'SELECT')",
+        "t",
+    );
+    check(
+        "SELECT sold FROM product_sales WHERE product_id = 1",
+        &db.source_sql("SELECT sum(quantity) FROM order_details WHERE product_id = 1"),
+    );
+    check(
+        "SELECT count(*) FROM pg_indexes WHERE indexname = 'product_sales_id'",
+        "1",
+    );
+    check(
+        "SELECT count(*) FROM customers_in('Country 1')",
+        &db.source_sql("SELECT count(*) FROM customers WHERE country = 'Country 1'"),
+    );
+    check(
+        "SELECT has_function_privilege('public', 'customers_in(text)', 'EXECUTE')",
+        "f",
+    );
+    check(
+        "SELECT convalidated FROM pg_constraint WHERE conname = 'visits_customer'",
+        "t",
+    );
+    check("SELECT count(*) FROM visits", "2");
+    // The self-reference and every other key of the copied tables are back.
+    check(
+        "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated \
+         AND conrelid <> 'visits'::regclass",
+        &db.source_sql("SELECT count(*) FROM pg_constraint WHERE contype = 'f'"),
+    );
+
+    // A key that the new rows break: the whole replace rolls back, nothing is lost.
+    db.source_sql(
+        "DELETE FROM order_details WHERE order_id IN (SELECT order_id FROM orders WHERE customer_id = 'C1');
+         DELETE FROM orders WHERE customer_id = 'C1'; DELETE FROM customers WHERE customer_id = 'C1';",
+    );
+    let run = db.copy(&["--all", "--mode", "replace", "--yes"]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("visits_customer"), "{}", run.stderr);
+    check(
+        "SELECT count(*) FROM customers WHERE customer_id = 'C1'",
+        "1",
+    );
+    check("SELECT count(*) FROM customer_orders", "92");
+}
+
+/// A schema whose keys form a cycle and a self-reference: refreshed by truncate and by
+/// replace with the same `--all` command.
+#[test]
+fn a_key_cycle_and_a_self_reference_refresh_by_truncate_and_replace() {
+    let db = TestDb::new("cycle_replace");
+    db.source_sql(
+        "CREATE TABLE a (id int PRIMARY KEY, b_id int);
+         CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a);
+         ALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b;
+         CREATE TABLE node (id int PRIMARY KEY, parent int REFERENCES node);
+         INSERT INTO a VALUES (1, NULL); INSERT INTO b VALUES (1, 1); UPDATE a SET b_id = 1;
+         INSERT INTO node VALUES (1, NULL), (2, 1), (3, 2);",
+    );
+    db.copy(&["--all", "--yes"]).assert_ok();
+    for (round, mode) in [
+        (2, "truncate"),
+        (3, "replace"),
+        (4, "truncate"),
+        (5, "replace"),
+    ] {
+        db.source_sql(&format!(
+            "INSERT INTO a VALUES ({round}, NULL); INSERT INTO b VALUES ({round}, {round});
+             UPDATE a SET b_id = {round} WHERE id = {round};
+             INSERT INTO node VALUES ({round} + 10, 1);"
+        ));
+        db.copy(&["--all", "--mode", mode, "--yes"]).assert_ok();
+        for t in ["public.a", "public.b", "public.node"] {
+            db.assert_same(t);
+        }
+        assert_eq!(
+            db.target_sql(
+                "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated"
+            )
+            .trim(),
+            "3",
+            "after {mode}"
+        );
+    }
 }

@@ -215,8 +215,9 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
         }
         let target_table = snapshot.target_tables.get(name);
         let target_detail = snapshot.target.tables.get(name);
-        let referenced_by = target_detail.map_or(0, |d| d.others.referenced_by);
-        if let (Some(d), Some(tt)) = (target_detail, target_table) {
+        let no_tables = Vec::new();
+        let referenced_by = target_detail.map_or(&no_tables, |d| &d.others.referenced_by);
+        if let (Some(_), Some(tt)) = (target_detail, target_table) {
             let loads_existing = matches!(
                 t.action,
                 Action::Load
@@ -233,16 +234,8 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
                     format!("Have its owner run ALTER TABLE {} NO FORCE ROW LEVEL SECURITY (if the role owns it) for the load, or copy as a role with BYPASSRLS.", name.sql()),
                 ));
             }
-            if t.action == Action::Replace && !d.others.dependent_views.is_empty() {
-                problems.push(problem(
-                    ProblemKind::ReferencedByForeignKeys,
-                    Some(name),
-                    format!(
-                        "{name}: cannot be replaced on the target: view(s) {} are built on it, and pgbarge never drops with CASCADE.",
-                        d.others.dependent_views.join(", ")
-                    ),
-                    "Use --mode truncate or append, or drop those views first.".into(),
-                ));
+            if t.action == Action::Replace {
+                replace_dependents(plan, t, snapshot, &mut problems);
             }
         }
         match t.action {
@@ -254,14 +247,6 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
                         Some(name),
                         format!("{name}: --mode replace drops and recreates the target table, but the role ({target_role}) does not own it."),
                         "Use --mode truncate or append, or have its owner run: ALTER TABLE … OWNER TO <role>;".into(),
-                    ));
-                }
-                if referenced_by > 0 {
-                    problems.push(problem(
-                        ProblemKind::ReferencedByForeignKeys,
-                        Some(name),
-                        format!("{name}: cannot be replaced on the target: {} of other tables {} at it, and pgbarge never drops with CASCADE.", count(referenced_by, "foreign key", "foreign keys"), if referenced_by == 1 { "points" } else { "point" }),
-                        "Use --mode truncate or append, or drop the referencing constraints first.".into(),
                     ));
                 }
             }
@@ -346,24 +331,26 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
                         ));
                     }
                     // Referencing tables truncated in the same statement do not count.
-                    let truncated_with = t.truncate_group.map_or(0, |g| {
-                        snapshot
-                            .target_foreign_keys
-                            .iter()
-                            .filter(|(child, parent)| {
-                                parent == name
-                                    && child != name
-                                    && plan.truncate_groups[g]
-                                        .iter()
-                                        .any(|&i| &plan.tables[i].target == child)
+                    let outside: Vec<&TableName> = referenced_by
+                        .iter()
+                        .filter(|child| {
+                            !t.truncate_group.is_some_and(|g| {
+                                plan.truncate_groups[g]
+                                    .iter()
+                                    .any(|&i| &&plan.tables[i].target == child)
                             })
-                            .count() as i64
-                    });
-                    if t.action == Action::Truncate && referenced_by > truncated_with {
+                        })
+                        .collect();
+                    if t.action == Action::Truncate && !outside.is_empty() {
                         problems.push(problem(
                             ProblemKind::ReferencedByForeignKeys,
                             Some(name),
-                            format!("{name}: cannot be truncated on the target: {} not being truncated in this run {} foreign keys pointing at it, and pgbarge never truncates with CASCADE.", count(referenced_by - truncated_with, "other table", "other tables"), if referenced_by - truncated_with == 1 { "has" } else { "have" }),
+                            format!(
+                                "{name}: cannot be truncated on the target: {} {} foreign keys pointing at it and {} not truncated in this run, and pgbarge never truncates with CASCADE.",
+                                names(&outside),
+                                if outside.len() == 1 { "has" } else { "have" },
+                                if outside.len() == 1 { "is" } else { "are" },
+                            ),
                             "Copy the referencing tables in the same run with --mode truncate (they are then emptied together), copy this one with --mode append, or empty the referencing tables first.".into(),
                         ));
                     }
@@ -598,6 +585,78 @@ fn large_objects(plan: &Plan, snapshot: &Snapshot, problems: &mut Vec<Problem>) 
 }
 
 /// `1 table`, `3 tables`.
-fn count(n: i64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
+/// `public.a`, `public.a and public.b`, `public.a, public.b and 4 more`.
+fn names<T: std::fmt::Display>(names: &[T]) -> String {
+    const SHOWN: usize = 5;
+    let shown: Vec<String> = names.iter().take(SHOWN).map(|n| n.to_string()).collect();
+    match (names.len().saturating_sub(SHOWN), shown.as_slice()) {
+        (0, [one]) => one.clone(),
+        (0, [rest @ .., last]) => format!("{} and {last}", rest.join(", ")),
+        (more, _) => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
+/// A replaced table's dependents the role cannot drop and create again: other tables'
+/// foreign keys (it must own those tables) and views (it must own them).
+fn replace_dependents(
+    plan: &Plan,
+    t: &crate::plan::TablePlan,
+    snapshot: &Snapshot,
+    problems: &mut Vec<Problem>,
+) {
+    // Keys of tables replaced too go with them.
+    let replaced = |name: &TableName| {
+        plan.tables
+            .iter()
+            .any(|t| t.action == Action::Replace && &t.target == name)
+    };
+    let name = &t.target;
+    let superuser = snapshot.target_privileges.is_superuser;
+    let dependents = &snapshot.target_dependents;
+    let mut views: Vec<String> = dependents
+        .views
+        .iter()
+        .filter(|v| !superuser && !v.may_drop && v.reads.contains(name))
+        .map(|v| v.name.to_string())
+        .collect();
+    views.extend(
+        dependents
+            .routines
+            .iter()
+            .filter(|r| !superuser && !r.may_drop && r.uses.contains(name))
+            .map(|r| format!("function {}", r.signature)),
+    );
+    if !views.is_empty() {
+        problems.push(problem(
+            ProblemKind::ReferencedByForeignKeys,
+            Some(name),
+            format!(
+                "{name}: cannot be replaced on the target: {}, built on it, {} owned by another role, so pgbarge cannot drop and create {} again (it never drops with CASCADE).",
+                names(&views),
+                if views.len() == 1 { "is" } else { "are" },
+                if views.len() == 1 { "it" } else { "them" },
+            ),
+            "Use --mode truncate, copy as their owner, or have their owner drop them first.".into(),
+        ));
+    }
+    let mut tables: Vec<&TableName> = dependents
+        .foreign_keys
+        .iter()
+        .filter(|k| !superuser && !k.may_alter && &k.key.references == name)
+        .filter(|k| !replaced(&k.root))
+        .map(|k| &k.key.table)
+        .collect();
+    tables.dedup();
+    if !tables.is_empty() {
+        problems.push(problem(
+            ProblemKind::ReferencedByForeignKeys,
+            Some(name),
+            format!(
+                "{name}: cannot be replaced on the target: foreign keys of {} point at it, and the role may not drop and add them back (it does not own {}).",
+                names(&tables),
+                if tables.len() == 1 { "that table" } else { "those tables" },
+            ),
+            "Use --mode truncate, or copy as the owner of the referencing tables.".into(),
+        ));
+    }
 }

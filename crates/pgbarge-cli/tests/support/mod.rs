@@ -389,3 +389,52 @@ pub fn other_versions(majors: &[u32]) -> std::collections::BTreeMap<u32, PathBuf
         })
         .collect()
 }
+
+/// A `pg_dump --schema-only` as a sorted list of statements, for comparing two databases
+/// regardless of the order pg_dump happened to emit objects in. Left out: comment lines
+/// (`-- Name: …; Owner: …` headers), blank lines, and psql meta-commands (`\restrict KEY`
+/// carries a random key per dump).
+pub fn normalised_dump(dump: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    for line in dump.lines() {
+        if line.starts_with("--") || line.starts_with('\\') || line.trim().is_empty() {
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+        // Statements end at a line ending in `;`, except inside a function body.
+        if line.ends_with(';')
+            && current.matches("$_$").count() % 2 == 0
+            && current.matches("$$").count() % 2 == 0
+        {
+            statements.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        statements.push(current);
+    }
+    statements.sort();
+    statements
+}
+
+pub fn assert_same_schema(source: &str, target: &str) {
+    let (s, t) = (normalised_dump(source), normalised_dump(target));
+    let only_source: Vec<&String> = s.iter().filter(|x| !t.contains(x)).collect();
+    let only_target: Vec<&String> = t.iter().filter(|x| !s.contains(x)).collect();
+    assert!(
+        only_source.is_empty() && only_target.is_empty(),
+        "pg_dump --schema-only differs.\nOnly on the source:\n{}\nOnly on the target:\n{}",
+        only_source
+            .iter()
+            .map(|x| x.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        only_target
+            .iter()
+            .map(|x| x.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(s.len() > 10, "the dump has statements: {}", s.len());
+}

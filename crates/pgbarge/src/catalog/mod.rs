@@ -6,6 +6,7 @@
 //! privileges — what the picker and the pattern matcher need), then [`describe`] for only the
 //! chosen ones (columns, primary keys, type definitions).
 
+mod dependents;
 mod objects;
 mod queries;
 mod snapshot;
@@ -15,6 +16,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+pub use dependents::{dependents, DependentRoutine, DependentView, Dependents, InboundKey};
 pub use objects::{
     available_extensions, describe_objects, existing, list_schemas, Aggregate, Collation, Comment,
     Extension, Grant, Partition, Policy, Routine, SchemaObjects, Sequence, TableObject,
@@ -274,10 +276,7 @@ pub struct OtherObjects {
     pub triggers: i64,
     /// Other tables (partitions counted as their root) whose foreign keys point at this
     /// one: TRUNCATE without CASCADE refuses such a table unless they are truncated with it.
-    pub referenced_by: i64,
-    /// Views (and rules) built on this table, as `schema.name`: DROP TABLE without
-    /// CASCADE refuses the table while they exist.
-    pub dependent_views: Vec<String>,
+    pub referenced_by: Vec<TableName>,
 }
 
 /// A type that exists on a server (found by name).

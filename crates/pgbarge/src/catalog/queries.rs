@@ -163,18 +163,13 @@ SELECT c.oid,
        (SELECT count(*) FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'f'),
        (SELECT count(*) FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype IN ('c', 'u', 'x')),
        (SELECT count(*) FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal),
-       (SELECT count(DISTINCT coalesce(pg_catalog.pg_partition_root(k.conrelid), k.conrelid))
-        FROM pg_catalog.pg_constraint k
-        WHERE k.confrelid = c.oid AND k.contype = 'f' AND k.conparentid = 0
-          AND coalesce(pg_catalog.pg_partition_root(k.conrelid), k.conrelid) <> c.oid),
-       ARRAY(SELECT DISTINCT vn.nspname || '.' || v.relname
-             FROM pg_catalog.pg_depend d
-             JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
-             JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
-             JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace
-             WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
-               AND d.refclassid = 'pg_catalog.pg_class'::regclass
-               AND d.refobjid = c.oid AND r.ev_class <> c.oid)
+       ARRAY(SELECT DISTINCT rn.nspname || E'\t' || r.relname
+             FROM pg_catalog.pg_constraint k
+             JOIN pg_catalog.pg_class r
+               ON r.oid = coalesce(pg_catalog.pg_partition_root(k.conrelid), k.conrelid)
+             JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace
+             WHERE k.confrelid = c.oid AND k.contype = 'f' AND k.conparentid = 0
+               AND r.oid <> c.oid)
 FROM pg_catalog.pg_class c WHERE c.oid = ANY($1)";
 
 /// Sequences owned by columns of the given tables: `serial` columns (dependency type `a`)
@@ -352,8 +347,12 @@ pub async fn describe(
                     foreign_keys: r.get(2),
                     constraints: r.get(3),
                     triggers: r.get(4),
-                    referenced_by: r.get(5),
-                    dependent_views: r.get(6),
+                    referenced_by: r
+                        .get::<_, Vec<String>>(5)
+                        .iter()
+                        .filter_map(|k| k.split_once('\t'))
+                        .map(|(schema, name)| TableName::new(schema, name))
+                        .collect(),
                 },
             )
         })

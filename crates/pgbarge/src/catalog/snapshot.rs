@@ -40,6 +40,9 @@ pub struct Snapshot {
     pub target_triggers: BTreeMap<TableName, Vec<(String, char)>>,
     /// NOT VALID constraints of those target tables: (name, definition).
     pub target_unvalidated: BTreeMap<TableName, Vec<(String, String)>>,
+    /// What depends on those target tables (other tables' foreign keys, views): a
+    /// replaced table drops and recreates them.
+    pub target_dependents: Dependents,
     /// Large objects on the source (pgbarge does not copy them yet).
     pub source_large_objects: i64,
 }
@@ -94,7 +97,8 @@ impl Snapshot {
                 foreign_key_edges(target, Side::Target, &counterparts),
                 user_triggers(target, Side::Target, &counterparts),
                 unvalidated_constraints(target, Side::Target, &counterparts),
-                foreign_keys(target, Side::Target, &counterparts)
+                foreign_keys(target, Side::Target, &counterparts),
+                dependents(target, &counterparts)
             )
         };
         let (
@@ -108,6 +112,7 @@ impl Snapshot {
                 target_triggers,
                 target_unvalidated,
                 target_foreign_key_definitions,
+                target_dependents,
             ),
         ) = tokio::try_join!(source_fut, target_fut)?;
 
@@ -189,6 +194,7 @@ impl Snapshot {
             target_triggers,
             target_unvalidated,
             target_foreign_key_definitions,
+            target_dependents,
             source_large_objects,
         })
     }

@@ -204,6 +204,9 @@ pub struct TablePlan {
     /// Set when the table is truncated together with the tables whose foreign keys
     /// reference it (or that it references): index into `Plan::truncate_groups`.
     pub truncate_group: Option<usize>,
+    /// Set when the table is replaced together with the other replaced tables that
+    /// foreign keys or views link it to: index into `Plan::replace_groups`.
+    pub replace_group: Option<usize>,
     /// The target table is partitioned.
     pub target_partitioned: bool,
     /// Tables that must exist before this one is created: its INHERITS parents, and
@@ -285,7 +288,10 @@ impl TablePlan {
     pub fn setup_sql(&self, name: &TableName) -> Vec<String> {
         let mut sql = Vec::new();
         match self.action {
-            Action::Replace => sql.push(format!("DROP TABLE {}", name.sql())),
+            // A replace group drops its members together, with what depends on them.
+            Action::Replace if self.replace_group.is_none() => {
+                sql.push(format!("DROP TABLE {}", name.sql()))
+            }
             Action::Upsert => sql.push(format!(
                 "CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
                 crate::quote::ident(UPSERT_TABLE),
@@ -570,6 +576,8 @@ pub struct Plan {
     /// satisfies them), dropped at the start of the group's transaction and added back,
     /// validated, at its end. Empty for groups without a cycle.
     pub truncate_group_keys: Vec<Vec<crate::catalog::ForeignKey>>,
+    /// Tables in `--mode replace` that other tables' foreign keys or views depend on.
+    pub replace_groups: Vec<ReplaceGroup>,
     /// In the order they were chosen; the copy stage starts the biggest first.
     pub tables: Vec<TablePlan>,
 }
@@ -725,6 +733,7 @@ impl Plan {
                 ));
             }
         }
+        let replace_groups = group_replaces(&mut tables, snapshot);
         order_by_foreign_keys(&mut tables, &snapshot.target_foreign_keys);
         // A regclass/regtype value's text input names a relation or type, which must
         // exist when the row loads: such tables wait for the other tables this run
@@ -892,9 +901,158 @@ impl Plan {
             grants: options.schema.grants,
             truncate_groups,
             truncate_group_keys,
+            replace_groups,
             tables,
         }
     }
+}
+
+/// Replaced tables that other tables' foreign keys or views depend on. `DROP TABLE`
+/// without CASCADE refuses such a table, and CASCADE would lose those objects; instead
+/// one transaction drops the views and the other tables' keys, drops the members
+/// together (keys among them go with them), creates and loads each, then adds the keys
+/// back (validated against the new rows) and creates the views again as they were.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplaceGroup {
+    /// Indexes into `Plan::tables`.
+    pub members: Vec<usize>,
+    /// Foreign keys of tables not replaced that point at members.
+    pub foreign_keys: Vec<crate::catalog::ForeignKey>,
+    /// Views built on members, each after the views it reads.
+    pub views: Vec<crate::catalog::DependentView>,
+    /// Functions and procedures whose signatures use members' row types.
+    pub routines: Vec<crate::catalog::DependentRoutine>,
+}
+
+/// Groups the replaced tables: those linked by the target's foreign keys or read by
+/// one view replace together; a table nothing depends on stays on its own (no group).
+fn group_replaces(tables: &mut [TablePlan], snapshot: &Snapshot) -> Vec<ReplaceGroup> {
+    let replaced: BTreeMap<TableName, usize> = tables
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.action == Action::Replace)
+        .map(|(i, t)| (t.target.clone(), i))
+        .collect();
+    if replaced.is_empty() {
+        return Vec::new();
+    }
+    let dependents = &snapshot.target_dependents;
+    let mut links: Vec<(usize, usize)> = snapshot
+        .target_foreign_keys
+        .iter()
+        .filter_map(|(child, parent)| Some((*replaced.get(child)?, *replaced.get(parent)?)))
+        .collect();
+    for view in &dependents.views {
+        let reads: Vec<usize> = view
+            .reads
+            .iter()
+            .filter_map(|t| replaced.get(t).copied())
+            .collect();
+        links.extend(reads.windows(2).map(|w| (w[0], w[1])));
+    }
+    for routine in &dependents.routines {
+        let uses: Vec<usize> = routine
+            .uses
+            .iter()
+            .filter_map(|t| replaced.get(t).copied())
+            .collect();
+        links.extend(uses.windows(2).map(|w| (w[0], w[1])));
+    }
+    let mut groups = Vec::new();
+    for mut members in components(replaced.values().copied(), &links) {
+        members.sort_unstable();
+        let names: BTreeSet<TableName> =
+            members.iter().map(|&i| tables[i].target.clone()).collect();
+        let foreign_keys: Vec<crate::catalog::ForeignKey> = dependents
+            .foreign_keys
+            .iter()
+            .filter(|k| names.contains(&k.key.references) && !replaced.contains_key(&k.root))
+            .map(|k| k.key.clone())
+            .collect();
+        let views: Vec<crate::catalog::DependentView> = dependents
+            .views
+            .iter()
+            .filter(|v| v.reads.iter().any(|t| names.contains(t)))
+            .cloned()
+            .collect();
+        let routines: Vec<crate::catalog::DependentRoutine> = dependents
+            .routines
+            .iter()
+            .filter(|r| r.uses.iter().any(|t| names.contains(t)))
+            .cloned()
+            .collect();
+        if members.len() == 1 && foreign_keys.is_empty() && views.is_empty() && routines.is_empty()
+        {
+            continue;
+        }
+        let g = groups.len();
+        for &i in &members {
+            tables[i].replace_group = Some(g);
+            let others = members.len() - 1;
+            let mut what = Vec::new();
+            if others > 0 {
+                what.push(plural(
+                    others,
+                    "other replaced table",
+                    "other replaced tables",
+                ));
+            }
+            if !foreign_keys.is_empty() {
+                what.push(plural(foreign_keys.len(), "foreign key", "foreign keys"));
+            }
+            if !views.is_empty() {
+                what.push(plural(views.len(), "view", "views"));
+            }
+            if !routines.is_empty() {
+                what.push(plural(routines.len(), "function", "functions"));
+            }
+            tables[i].notes.push(format!(
+                "replaced in one transaction together with what depends on it ({}): the \
+                 views, functions and other tables' keys are dropped and created again as \
+                 they were",
+                what.join(", ")
+            ));
+        }
+        groups.push(ReplaceGroup {
+            members,
+            foreign_keys,
+            views,
+            routines,
+        });
+    }
+    groups
+}
+
+/// `1 view`, `3 views`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Connected components of `nodes` under the undirected `links`, each in the order its
+/// members were first met.
+fn components(nodes: impl IntoIterator<Item = usize>, links: &[(usize, usize)]) -> Vec<Vec<usize>> {
+    let nodes: Vec<usize> = nodes.into_iter().collect();
+    let mut root: BTreeMap<usize, usize> = nodes.iter().map(|&i| (i, i)).collect();
+    fn find(root: &mut BTreeMap<usize, usize>, i: usize) -> usize {
+        let mut r = i;
+        while let Some(&up) = root.get(&r).filter(|&&up| up != r) {
+            r = up;
+        }
+        root.insert(i, r);
+        r
+    }
+    for &(a, b) in links {
+        if root.contains_key(&a) && root.contains_key(&b) {
+            let (ra, rb) = (find(&mut root, a), find(&mut root, b));
+            root.insert(ra, rb);
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for &i in &nodes {
+        let r = find(&mut root, i);
+        groups.entry(r).or_default().push(i);
+    }
+    groups.into_values().collect()
 }
 
 /// Truncated tables linked by the target's foreign keys cannot be emptied one by one
@@ -911,32 +1069,16 @@ fn group_truncates(
         .filter(|(_, t)| t.action == Action::Truncate)
         .map(|(i, t)| (&t.target, i))
         .collect();
-    // Union-find over the truncated tables.
-    let mut root: Vec<usize> = (0..tables.len()).collect();
-    fn find(root: &mut [usize], i: usize) -> usize {
-        let mut r = i;
-        while root[r] != r {
-            r = root[r];
-        }
-        root[i] = r;
-        r
-    }
     let mut linked: Vec<(usize, usize)> = Vec::new();
     for (child, parent) in edges {
         if let (Some(&c), Some(&p)) = (truncated.get(child), truncated.get(parent)) {
             linked.push((c, p));
-            let (a, b) = (find(&mut root, c), find(&mut root, p));
-            root[a] = b;
         }
     }
-    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for &i in truncated.values() {
-        let r = find(&mut root, i);
-        groups.entry(r).or_default().push(i);
-    }
+    let groups = components(truncated.values().copied(), &linked);
     let mut result = Vec::new();
     let mut cycles = Vec::new();
-    for members in groups.into_values().filter(|m| m.len() > 1) {
+    for members in groups.into_iter().filter(|m| m.len() > 1) {
         // Parents first: repeatedly take a member none of whose parents are left; when
         // none qualifies the keys form a cycle.
         let mut left = members.clone();
@@ -1134,6 +1276,7 @@ fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
         after_data: Vec::new(),
         load_after: Vec::new(),
         truncate_group: None,
+        replace_group: None,
         target_partitioned: false,
         identity_always: Vec::new(),
         requires: Vec::new(),

@@ -192,6 +192,8 @@ impl<'a> Builder<'a> {
                     None
                 } else if let Some(g) = t.truncate_group {
                     Some(group_id(&plan.tables[plan.truncate_groups[g][0]]))
+                } else if let Some(g) = t.replace_group {
+                    Some(group_id(&plan.tables[plan.replace_groups[g].members[0]]))
                 } else if !t.parts.is_empty() {
                     Some(UnitId(format!("finish {}", plan.tables[i].target)))
                 } else {
@@ -212,8 +214,11 @@ impl<'a> Builder<'a> {
         for (g, members) in plan.truncate_groups.iter().enumerate() {
             self.group(g, members);
         }
+        for g in 0..plan.replace_groups.len() {
+            self.replace_group(g);
+        }
         for (i, t) in plan.tables.iter().enumerate() {
-            if t.action == Action::Keep || t.truncate_group.is_some() {
+            if t.action == Action::Keep || t.truncate_group.is_some() || t.replace_group.is_some() {
                 continue;
             }
             if t.parts.is_empty() {
@@ -401,6 +406,78 @@ impl<'a> Builder<'a> {
         });
     }
 
+    /// Replaced tables with what depends on them, in one transaction: the views and the
+    /// other tables' keys go, the tables go together, each is created and loaded, then
+    /// the keys come back (checked against the new rows) and the views are created again.
+    fn replace_group(&mut self, g: usize) {
+        let plan = self.plan;
+        let group = &plan.replace_groups[g];
+        let mut ops: Vec<Op> = group
+            .views
+            .iter()
+            .rev()
+            .map(|v| Op::sql(v.drop_sql()))
+            .collect();
+        ops.extend(group.routines.iter().map(|r| Op::sql(r.drop_sql())));
+        ops.extend(
+            group
+                .foreign_keys
+                .iter()
+                .map(|k| Op::sql(k.table.drop_constraint_sql(&k.name))),
+        );
+        let names: Vec<String> = group
+            .members
+            .iter()
+            .map(|&i| plan.tables[i].target.sql())
+            .collect();
+        ops.push(Op::sql(format!("DROP TABLE {}", names.join(", "))));
+        let mut bytes = 0;
+        for &i in &group.members {
+            let t = &plan.tables[i];
+            ops.extend(t.setup_sql(&t.target).into_iter().map(Op::sql));
+            ops.extend(self.copies(i, &t.target));
+            ops.extend(t.finish_sql(&t.target).into_iter().map(Op::sql));
+            ops.extend(t.after_data.iter().map(Op::sql));
+            ops.extend(self.sync_sequences(t));
+            bytes += t.estimated_bytes;
+        }
+        ops.extend(
+            group
+                .foreign_keys
+                .iter()
+                .map(|k| Op::sql(k.table.add_constraint_sql(&k.name, &k.definition))),
+        );
+        if !group.routines.is_empty() {
+            ops.push(Op::sql(NO_BODY_CHECKS));
+            ops.extend(
+                group
+                    .routines
+                    .iter()
+                    .flat_map(|r| r.create_sql())
+                    .map(Op::sql),
+            );
+        }
+        ops.extend(group.views.iter().flat_map(|v| v.create_sql()).map(Op::sql));
+        let first = &plan.tables[group.members[0]];
+        self.units.push(Unit {
+            id: group_id(first),
+            kind: UnitKind::Group,
+            title: format!(
+                "{} replaced together with what depends on {}",
+                names_list(plan, &group.members),
+                if group.members.len() == 1 {
+                    "it"
+                } else {
+                    "them"
+                }
+            ),
+            waits_for: self.waits(&group.members),
+            completes: group.members.clone(),
+            ops,
+            estimated_bytes: bytes,
+        });
+    }
+
     fn group(&mut self, g: usize, members: &[usize]) {
         let plan = self.plan;
         let names: Vec<String> = members
@@ -490,6 +567,20 @@ fn group_id(first: &TablePlan) -> UnitId {
     UnitId(format!("group {}", first.target))
 }
 
+/// `public.a, public.b and 3 more`: a short list of tables, for titles.
+fn names_list(plan: &Plan, members: &[usize]) -> String {
+    const SHOWN: usize = 3;
+    let names: Vec<String> = members
+        .iter()
+        .take(SHOWN)
+        .map(|&i| plan.tables[i].target.to_string())
+        .collect();
+    match members.len().saturating_sub(SHOWN) {
+        0 => names.join(", "),
+        more => format!("{} and {more} more", names.join(", ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,6 +624,7 @@ mod tests {
             after_data: Vec::new(),
             load_after: Vec::new(),
             truncate_group: None,
+            replace_group: None,
             target_partitioned: false,
             requires: Vec::new(),
             identity_always: Vec::new(),
@@ -564,8 +656,83 @@ mod tests {
             grants: false,
             truncate_groups: Vec::new(),
             truncate_group_keys: Vec::new(),
+            replace_groups: Vec::new(),
             tables,
         }
+    }
+
+    #[test]
+    fn a_replace_group_drops_and_recreates_what_depends_on_it_in_one_transaction() {
+        use crate::catalog::{DependentView, ForeignKey};
+        let mut tables = vec![
+            table("actor", Action::Replace, 0),
+            table("film_actor", Action::Replace, 0),
+            table("other", Action::Replace, 0),
+        ];
+        tables[0].replace_group = Some(0);
+        tables[1].replace_group = Some(0);
+        let mut p = plan(tables);
+        let view = |name: &str, reads: &str| DependentView {
+            name: TableName::new("public", name),
+            materialized: false,
+            query: format!(" SELECT * FROM {reads};"),
+            populated: true,
+            options: Vec::new(),
+            reads: vec![TableName::new("public", "actor")],
+            indexes: Vec::new(),
+            rules_and_triggers: Vec::new(),
+            owner: "app".into(),
+            may_drop: true,
+            owned: true,
+            grants: vec![format!("GRANT SELECT ON \"public\".\"{name}\" TO PUBLIC")],
+            comments: Vec::new(),
+        };
+        p.replace_groups.push(crate::plan::ReplaceGroup {
+            members: vec![0, 1],
+            foreign_keys: vec![ForeignKey {
+                table: TableName::new("public", "kept"),
+                references: TableName::new("public", "actor"),
+                name: "kept_actor_fk".into(),
+                definition: "FOREIGN KEY (a) REFERENCES actor(id)".into(),
+            }],
+            // In creation order: the second reads the first.
+            views: vec![view("v1", "actor"), view("v2", "v1")],
+            routines: Vec::new(),
+        });
+        let work = p.work();
+        let group = unit(&work, "group public.actor");
+        assert_eq!(group.completes, vec![0, 1]);
+        let sql: Vec<String> = group.ops.iter().filter_map(Op::statement).collect();
+        let at = |prefix: &str| {
+            sql.iter()
+                .position(|s| s.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no {prefix}… in {sql:#?}"))
+        };
+        assert!(at("DROP VIEW \"public\".\"v2\"") < at("DROP VIEW \"public\".\"v1\""));
+        assert!(at("DROP VIEW \"public\".\"v1\"") < at("ALTER TABLE \"public\".\"kept\" DROP"));
+        assert!(at("ALTER TABLE \"public\".\"kept\" DROP") < at("DROP TABLE"));
+        assert_eq!(
+            sql[at("DROP TABLE")],
+            "DROP TABLE \"public\".\"actor\", \"public\".\"film_actor\"",
+            "the members go in one statement, so keys among them need no CASCADE"
+        );
+        let copies = group
+            .ops
+            .iter()
+            .filter(|op| matches!(op, Op::Copy { .. }))
+            .count();
+        assert_eq!(copies, 2);
+        assert!(at("ALTER TABLE \"public\".\"kept\" ADD") < at("CREATE VIEW \"public\".\"v1\""));
+        assert!(at("CREATE VIEW \"public\".\"v1\"") < at("CREATE VIEW \"public\".\"v2\""));
+        assert!(at("GRANT SELECT ON \"public\".\"v2\"") > at("CREATE VIEW \"public\".\"v2\""));
+        // A replaced table nothing depends on is still its own unit, dropping itself.
+        let other = unit(&work, "table public.other");
+        assert!(other
+            .ops
+            .iter()
+            .filter_map(Op::statement)
+            .any(|s| s == "DROP TABLE \"public\".\"other\""));
+        assert!(work.units.iter().all(|u| u.id.0 != "table public.actor"));
     }
 
     fn unit<'a>(work: &'a Work, id: &str) -> &'a Unit {

@@ -1,0 +1,460 @@
+//! What on the target depends on tables a run may drop: other tables' foreign keys that
+//! point at them, the views (transitively) built on them, and the functions whose
+//! signatures use their row types. `--mode replace` drops such
+//! a table; rather than refuse, or drop with CASCADE and lose them, the run drops these
+//! objects and creates them again, as they were, in the same transaction.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tokio_postgres::types::Type;
+use tokio_postgres::Client;
+
+use super::{ForeignKey, Table, TableName};
+use crate::error::{Error, Kind, Result, Side};
+use crate::quote::{ident, literal};
+
+/// Foreign keys of other tables that point at the given tables (a table's own
+/// self-references go with it), on the tables themselves rather than the clones their
+/// partitions carry; and whether the role may drop them (it must own the table).
+const INBOUND_FOREIGN_KEYS: &str = "
+SELECT cn.nspname, c.relname, pn.nspname, p.relname, k.conname,
+       pg_catalog.pg_get_constraintdef(k.oid), pg_catalog.pg_has_role(c.relowner, 'USAGE'),
+       rn.nspname, r.relname
+FROM pg_catalog.pg_constraint k
+JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+JOIN pg_catalog.pg_class r
+  ON r.oid = coalesce(pg_catalog.pg_partition_root(k.conrelid), k.conrelid)
+JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace
+JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace
+JOIN pg_catalog.pg_class p ON p.oid = k.confrelid
+JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
+WHERE k.contype = 'f' AND k.conparentid = 0 AND k.conrelid <> k.confrelid
+  AND k.confrelid = ANY($1)
+ORDER BY 1, 2, 5";
+
+/// Views and materialized views built on the given tables, directly or through other
+/// views, with what it takes to create them again: the query, options, a materialized
+/// view's indexes, rules and INSTEAD OF triggers, owner and comment. `depth` orders them:
+/// a view is created after every view it reads.
+const DEPENDENT_VIEWS: &str = "
+WITH RECURSIVE dep(view, on_table, depth) AS (
+    SELECT r.ev_class, d.refobjid, 1
+    FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+    WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
+      AND d.refclassid = 'pg_catalog.pg_class'::regclass
+      AND d.refobjid = ANY($1) AND r.ev_class <> d.refobjid
+  UNION
+    SELECT r.ev_class, dep.on_table, dep.depth + 1
+    FROM dep
+    JOIN pg_catalog.pg_depend d ON d.refobjid = dep.view
+         AND d.classid = 'pg_catalog.pg_rewrite'::regclass
+         AND d.refclassid = 'pg_catalog.pg_class'::regclass
+    JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+    WHERE r.ev_class <> dep.view AND dep.depth < 100
+)
+SELECT v.oid, n.nspname, v.relname, v.relkind = 'm', pg_catalog.pg_get_viewdef(v.oid),
+       v.relispopulated, v.reloptions, max(dep.depth)::int4,
+       array_agg(DISTINCT dep.on_table),
+       ARRAY(SELECT pg_catalog.pg_get_indexdef(i.indexrelid) FROM pg_catalog.pg_index i
+             WHERE i.indrelid = v.oid ORDER BY i.indexrelid),
+       ARRAY(SELECT pg_catalog.pg_get_ruledef(r.oid) FROM pg_catalog.pg_rewrite r
+             WHERE r.ev_class = v.oid AND r.rulename <> '_RETURN' ORDER BY r.rulename)
+       || ARRAY(SELECT pg_catalog.pg_get_triggerdef(g.oid) FROM pg_catalog.pg_trigger g
+                WHERE g.tgrelid = v.oid AND NOT g.tgisinternal ORDER BY g.tgname),
+       pg_catalog.pg_get_userbyid(v.relowner), pg_catalog.pg_has_role(v.relowner, 'USAGE'),
+       v.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user),
+       pg_catalog.obj_description(v.oid, 'pg_class')
+FROM dep
+JOIN pg_catalog.pg_class v ON v.oid = dep.view
+JOIN pg_catalog.pg_namespace n ON n.oid = v.relnamespace
+WHERE v.relkind IN ('v', 'm')
+GROUP BY v.oid, n.nspname, v.relname
+ORDER BY max(dep.depth), n.nspname, v.relname";
+
+/// Privileges granted on those views (to others than the owner), and their columns'
+/// comments.
+const VIEW_GRANTS: &str = "
+SELECT v.oid, a.privilege_type,
+       CASE WHEN a.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(a.grantee) END,
+       a.is_grantable
+FROM pg_catalog.pg_class v, pg_catalog.aclexplode(v.relacl) a
+WHERE v.oid = ANY($1) AND a.grantee <> v.relowner
+ORDER BY 1, 3, 2";
+
+const VIEW_COLUMN_COMMENTS: &str = "
+SELECT a.attrelid, a.attname, d.description
+FROM pg_catalog.pg_description d
+JOIN pg_catalog.pg_attribute a ON a.attrelid = d.objoid AND a.attnum = d.objsubid
+WHERE d.classoid = 'pg_catalog.pg_class'::regclass AND d.objoid = ANY($1) AND d.objsubid > 0
+ORDER BY 1, a.attnum";
+
+/// Functions and procedures whose signature uses the given tables' row types (`RETURNS
+/// SETOF customer`): `DROP TABLE` refuses while they exist. Aggregates are left out
+/// (`pg_get_functiondef` cannot print them); a table one uses is refused at run time.
+const DEPENDENT_ROUTINES: &str = "
+SELECT p.oid, p.oid::pg_catalog.regprocedure::text, pg_catalog.pg_get_functiondef(p.oid),
+       pg_catalog.pg_get_userbyid(p.proowner), pg_catalog.pg_has_role(p.proowner, 'USAGE'),
+       p.proowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user),
+       p.proacl IS NOT NULL, pg_catalog.obj_description(p.oid, 'pg_proc'),
+       array_agg(DISTINCT c.oid), p.prokind = 'p'
+FROM pg_catalog.pg_depend d
+JOIN pg_catalog.pg_proc p ON p.oid = d.objid
+JOIN pg_catalog.pg_type t ON t.oid = d.refobjid
+JOIN pg_catalog.pg_class c ON c.reltype IN (t.oid, t.typelem)
+WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.refclassid = 'pg_catalog.pg_type'::regclass
+  AND c.oid = ANY($1) AND p.prokind IN ('f', 'p')
+GROUP BY p.oid
+ORDER BY 2";
+
+const ROUTINE_GRANTS: &str = "
+SELECT p.oid, a.privilege_type,
+       CASE WHEN a.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(a.grantee) END,
+       a.is_grantable
+FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+WHERE p.oid = ANY($1) AND a.grantee <> p.proowner
+ORDER BY 1, 3, 2";
+
+/// What depends on a set of target tables.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Dependents {
+    /// Other tables' foreign keys pointing at them.
+    pub foreign_keys: Vec<InboundKey>,
+    /// Views built on them, each after the views it reads.
+    pub views: Vec<DependentView>,
+    /// Functions and procedures whose signatures use their row types.
+    pub routines: Vec<DependentRoutine>,
+}
+
+/// A function or procedure whose signature uses a table's row type.
+#[derive(Debug, Clone, Serialize)]
+pub struct DependentRoutine {
+    /// `schema.name(argument types)`, as `regprocedure` prints it (quoted as needed).
+    pub signature: String,
+    /// `CREATE OR REPLACE …` from `pg_get_functiondef()`.
+    pub definition: String,
+    pub procedure: bool,
+    /// Which of the tables' row types it uses.
+    pub uses: Vec<TableName>,
+    pub owner: String,
+    pub may_drop: bool,
+    pub owned: bool,
+    /// `REVOKE`/`GRANT` statements restoring privileges set explicitly (none when the
+    /// defaults apply).
+    pub grants: Vec<String>,
+    pub comment: Option<String>,
+}
+
+impl DependentRoutine {
+    fn kind(&self) -> &'static str {
+        if self.procedure {
+            "PROCEDURE"
+        } else {
+            "FUNCTION"
+        }
+    }
+
+    pub fn drop_sql(&self) -> String {
+        format!("DROP {} {}", self.kind(), self.signature)
+    }
+
+    /// The routine as it was: definition, owner, privileges, comment.
+    pub fn create_sql(&self) -> Vec<String> {
+        let mut sql = vec![self.definition.trim_end().to_string()];
+        if !self.owned {
+            sql.push(format!(
+                "ALTER {} {} OWNER TO {}",
+                self.kind(),
+                self.signature,
+                ident(&self.owner)
+            ));
+        }
+        sql.extend(self.grants.iter().cloned());
+        if let Some(c) = &self.comment {
+            sql.push(format!(
+                "COMMENT ON {} {} IS {}",
+                self.kind(),
+                self.signature,
+                literal(c)
+            ));
+        }
+        sql
+    }
+}
+
+/// `GRANT privilege ON object TO grantee [WITH GRANT OPTION]` from an `aclexplode` row
+/// (object id, privilege, grantee or NULL for PUBLIC, grantable).
+fn grant_sql(row: &tokio_postgres::Row, object: &str) -> String {
+    let grantee = row
+        .get::<_, Option<String>>(2)
+        .map_or_else(|| "PUBLIC".to_string(), |n| ident(&n));
+    format!(
+        "GRANT {} ON {object} TO {grantee}{}",
+        row.get::<_, String>(1),
+        if row.get::<_, bool>(3) {
+            " WITH GRANT OPTION"
+        } else {
+            ""
+        }
+    )
+}
+
+/// A foreign key of another table that points at one of the tables.
+#[derive(Debug, Clone, Serialize)]
+pub struct InboundKey {
+    pub key: ForeignKey,
+    /// The referencing table's partitioned root (the table itself when it is not a
+    /// partition): a key of a partition goes with its root when that is dropped.
+    pub root: TableName,
+    /// The role may drop and add it (it owns the referencing table, or is a member of
+    /// its owner).
+    pub may_alter: bool,
+}
+
+/// A view or materialized view that reads the tables, directly or through other views.
+#[derive(Debug, Clone, Serialize)]
+pub struct DependentView {
+    pub name: TableName,
+    pub materialized: bool,
+    pub query: String,
+    pub populated: bool,
+    pub options: Vec<String>,
+    /// Which of the tables it reads (through any number of views).
+    pub reads: Vec<TableName>,
+    pub indexes: Vec<String>,
+    pub rules_and_triggers: Vec<String>,
+    pub owner: String,
+    /// The role may drop it (it is its owner, or a member of the owner).
+    pub may_drop: bool,
+    /// The role is the owner itself: the view created again needs no `OWNER TO`.
+    pub owned: bool,
+    /// `GRANT …` statements restoring its privileges.
+    pub grants: Vec<String>,
+    /// `COMMENT ON …` statements.
+    pub comments: Vec<String>,
+}
+
+impl DependentView {
+    fn kind(&self) -> &'static str {
+        if self.materialized {
+            "MATERIALIZED VIEW"
+        } else {
+            "VIEW"
+        }
+    }
+
+    /// `DROP VIEW` / `DROP MATERIALIZED VIEW`.
+    pub fn drop_sql(&self) -> String {
+        format!("DROP {} {}", self.kind(), self.name.sql())
+    }
+
+    /// Statements that create it again as it was: the view, its indexes, rules and
+    /// triggers, owner, privileges and comments. A materialized view that held data is
+    /// filled again from the tables as they are now.
+    pub fn create_sql(&self) -> Vec<String> {
+        let with = if self.options.is_empty() {
+            String::new()
+        } else {
+            format!(" WITH ({})", self.options.join(", "))
+        };
+        let query = self.query.trim_end().trim_end_matches(';');
+        let data = match (self.materialized, self.populated) {
+            (false, _) => "",
+            (true, true) => " WITH DATA",
+            (true, false) => " WITH NO DATA",
+        };
+        let mut sql = vec![format!(
+            "CREATE {} {}{with} AS\n{query}{data}",
+            self.kind(),
+            self.name.sql()
+        )];
+        sql.extend(self.indexes.iter().cloned());
+        sql.extend(self.rules_and_triggers.iter().cloned());
+        if !self.owned {
+            sql.push(format!(
+                "ALTER {} {} OWNER TO {}",
+                self.kind(),
+                self.name.sql(),
+                ident(&self.owner)
+            ));
+        }
+        sql.extend(self.grants.iter().cloned());
+        sql.extend(self.comments.iter().cloned());
+        sql
+    }
+}
+
+fn catalog_error(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
+    move |e| Error::postgres(Kind::Catalog, Side::Target, what, e)
+}
+
+/// Reads what depends on `tables` (target tables).
+pub async fn dependents(client: &Client, tables: &[Table]) -> Result<Dependents> {
+    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+    let names: BTreeMap<u32, &TableName> = tables.iter().map(|t| (t.oid, &t.name)).collect();
+    let (key_rows, view_rows, routine_rows) = tokio::try_join!(
+        async {
+            client
+                .query_typed(INBOUND_FOREIGN_KEYS, &[(&oids, Type::OID_ARRAY)])
+                .await
+                .map_err(catalog_error(
+                    "reading foreign keys that point at the tables",
+                ))
+        },
+        async {
+            client
+                .query_typed(DEPENDENT_VIEWS, &[(&oids, Type::OID_ARRAY)])
+                .await
+                .map_err(catalog_error("reading views built on the tables"))
+        },
+        async {
+            client
+                .query_typed(DEPENDENT_ROUTINES, &[(&oids, Type::OID_ARRAY)])
+                .await
+                .map_err(catalog_error(
+                    "reading functions that use the tables' row types",
+                ))
+        }
+    )?;
+    let explicit: Vec<u32> = routine_rows
+        .iter()
+        .filter(|r| r.get::<_, bool>(6))
+        .map(|r| r.get(0))
+        .collect();
+    let routine_grant_rows = if explicit.is_empty() {
+        Vec::new()
+    } else {
+        client
+            .query_typed(ROUTINE_GRANTS, &[(&explicit, Type::OID_ARRAY)])
+            .await
+            .map_err(catalog_error("reading privileges on functions"))?
+    };
+    let routines = routine_rows
+        .iter()
+        .map(|r| {
+            let oid: u32 = r.get(0);
+            let signature: String = r.get(1);
+            let procedure: bool = r.get(9);
+            let kind = if procedure { "PROCEDURE" } else { "FUNCTION" };
+            let mut grants = Vec::new();
+            if r.get::<_, bool>(6) {
+                // Explicit privileges replace the default EXECUTE for PUBLIC.
+                grants.push(format!("REVOKE ALL ON {kind} {signature} FROM PUBLIC"));
+                grants.extend(
+                    routine_grant_rows
+                        .iter()
+                        .filter(|g| g.get::<_, u32>(0) == oid)
+                        .map(|g| grant_sql(g, &format!("{kind} {signature}"))),
+                );
+            }
+            DependentRoutine {
+                definition: r.get(2),
+                procedure,
+                uses: r
+                    .get::<_, Vec<u32>>(8)
+                    .iter()
+                    .filter_map(|o| names.get(o).map(|n| (*n).clone()))
+                    .collect(),
+                owner: r.get(3),
+                may_drop: r.get(4),
+                owned: r.get(5),
+                grants,
+                comment: r.get(7),
+                signature,
+            }
+        })
+        .collect();
+    let foreign_keys = key_rows
+        .iter()
+        .map(|r| InboundKey {
+            key: ForeignKey {
+                table: TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
+                references: TableName::new(r.get::<_, String>(2), r.get::<_, String>(3)),
+                name: r.get(4),
+                definition: r.get(5),
+            },
+            may_alter: r.get(6),
+            root: TableName::new(r.get::<_, String>(7), r.get::<_, String>(8)),
+        })
+        .collect();
+    let view_oids: Vec<u32> = view_rows.iter().map(|r| r.get(0)).collect();
+    let (grant_rows, comment_rows) = if view_oids.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        tokio::try_join!(
+            async {
+                client
+                    .query_typed(VIEW_GRANTS, &[(&view_oids, Type::OID_ARRAY)])
+                    .await
+                    .map_err(catalog_error("reading privileges on views"))
+            },
+            async {
+                client
+                    .query_typed(VIEW_COLUMN_COMMENTS, &[(&view_oids, Type::OID_ARRAY)])
+                    .await
+                    .map_err(catalog_error("reading comments on views"))
+            }
+        )?
+    };
+    let views = view_rows
+        .iter()
+        .map(|r| {
+            let oid: u32 = r.get(0);
+            let name = TableName::new(r.get::<_, String>(1), r.get::<_, String>(2));
+            let materialized: bool = r.get(3);
+            let kind = if materialized {
+                "MATERIALIZED VIEW"
+            } else {
+                "VIEW"
+            };
+            let grants = grant_rows
+                .iter()
+                .filter(|g| g.get::<_, u32>(0) == oid)
+                .map(|g| grant_sql(g, &name.sql()))
+                .collect();
+            let mut comments: Vec<String> = r
+                .get::<_, Option<String>>(14)
+                .map(|c| format!("COMMENT ON {kind} {} IS {}", name.sql(), literal(&c)))
+                .into_iter()
+                .collect();
+            comments.extend(
+                comment_rows
+                    .iter()
+                    .filter(|c| c.get::<_, u32>(0) == oid)
+                    .map(|c| {
+                        format!(
+                            "COMMENT ON COLUMN {}.{} IS {}",
+                            name.sql(),
+                            ident(c.get::<_, &str>(1)),
+                            literal(c.get::<_, &str>(2))
+                        )
+                    }),
+            );
+            DependentView {
+                materialized,
+                query: r.get(4),
+                populated: r.get(5),
+                options: r.get::<_, Option<Vec<String>>>(6).unwrap_or_default(),
+                reads: r
+                    .get::<_, Vec<u32>>(8)
+                    .iter()
+                    .filter_map(|o| names.get(o).map(|n| (*n).clone()))
+                    .collect(),
+                indexes: r.get(9),
+                rules_and_triggers: r.get(10),
+                owner: r.get(11),
+                may_drop: r.get(12),
+                owned: r.get(13),
+                grants,
+                comments,
+                name,
+            }
+        })
+        .collect();
+    Ok(Dependents {
+        foreign_keys,
+        views,
+        routines,
+    })
+}
