@@ -1,24 +1,32 @@
 //! Questions asked in a terminal: picking tables, deciding about non-empty target tables,
 //! confirming the plan. Only called when stdin and stderr are terminals.
 
-use inquire::{Confirm, InquireError, MultiSelect, Select};
+use inquire::{Confirm, InquireError, Select};
 use pgbarge::catalog::{Table, TableName};
 use pgbarge::plan::LoadMode;
-use pgbarge::report::{human_bytes, thousands};
 use pgbarge::session::Undecided;
 use pgbarge::{Error, Kind, Result};
 use std::collections::BTreeMap;
 
 fn cancelled(e: InquireError) -> Error {
     match e {
-        InquireError::OperationCanceled | InquireError::OperationInterrupted => {
-            Error::new(Kind::Interrupted, "cancelled; nothing was written.")
-        }
+        InquireError::OperationCanceled | InquireError::OperationInterrupted => cancelled_error(),
         other => Error::new(Kind::Usage, format!("cannot ask in this terminal: {other}")),
     }
 }
 
-/// Lets the user pick tables from the source's list (type to filter, space to pick).
+/// The user said no to a question (Esc, Ctrl-C) before anything was written.
+pub fn cancelled_error() -> Error {
+    Error::new(Kind::Interrupted, "cancelled; nothing was written.")
+}
+
+/// The terminal failed us while asking (it went away, or is not one).
+pub fn terminal_error(e: std::io::Error) -> Error {
+    Error::new(Kind::Usage, format!("cannot ask in this terminal: {e}"))
+}
+
+/// Lets the user pick tables from the source's list (type to filter, space to pick), with
+/// [`crate::picker`].
 pub fn pick_tables(tables: &[Table]) -> Result<Vec<Table>> {
     if tables.is_empty() {
         return Err(Error::usage(
@@ -26,55 +34,7 @@ pub fn pick_tables(tables: &[Table]) -> Result<Vec<Table>> {
              tables outside the system schemas).",
         ));
     }
-    let width = tables
-        .iter()
-        .map(|t| t.name.to_string().chars().count())
-        .max()
-        .unwrap_or(10)
-        .min(60);
-    let options: Vec<String> = tables
-        .iter()
-        .map(|t| {
-            let rows = match t.estimated_rows {
-                Some(r) => format!("~{} rows", thousands(r.max(0) as u64)),
-                None => "? rows".into(),
-            };
-            format!(
-                "{:<width$}  {:>16}  {:>9}",
-                t.name.to_string(),
-                rows,
-                human_bytes(t.total_bytes.max(0) as u64)
-            )
-        })
-        .collect();
-    let picked = MultiSelect::new(
-        "Tables to copy (type to filter, space to pick, → all, ← none, enter when done):",
-        options,
-    )
-    .with_page_size(15)
-    .with_scorer(&substring)
-    .with_validator(|picked: &[inquire::list_option::ListOption<&String>]| {
-        Ok(if picked.is_empty() {
-            inquire::validator::Validation::Invalid("pick at least one table (space)".into())
-        } else {
-            inquire::validator::Validation::Valid
-        })
-    })
-    .raw_prompt()
-    .map_err(cancelled)?;
-    Ok(picked
-        .into_iter()
-        .map(|o| tables[o.index].clone())
-        .collect())
-}
-
-/// Keeps options whose text contains the typed filter (any case), in their listed order.
-/// inquire's default is fuzzy matching, which for table names surprises: "ord" would
-/// also list "products".
-fn substring(filter: &str, _option: &String, text: &str, _index: usize) -> Option<i64> {
-    text.to_lowercase()
-        .contains(&filter.to_lowercase())
-        .then_some(0)
+    crate::picker::pick(tables)
 }
 
 const APPEND: &str = "append: add the source's rows to those already there";

@@ -18,6 +18,7 @@ macro_rules! outln {
 
 mod args;
 mod interact;
+mod picker;
 mod planfile;
 mod progress;
 mod render;

@@ -1,6 +1,6 @@
 //! The interactive picker, driven through a pseudo-terminal as a user would: filter the
 //! list, pick two tables, answer the question about a non-empty table, confirm, and see
-//! them copied.
+//! them copied; pick the tables of two filters out of 300 in a small terminal; cancel.
 
 mod support;
 
@@ -76,6 +76,154 @@ fn picker_picks_two_tables_and_copies_them() {
     let _ = std::fs::remove_file(&plan);
     // beta was not picked: untouched.
     assert_eq!(db.target_sql("SELECT count(*) FROM beta").trim(), "1");
+}
+
+/// Right arrow, the keys the picker's help line names.
+const RIGHT: &str = "\x1b[C";
+
+/// `text` as rexpect reads it back: it turns each byte into one char, so a UTF-8 "·"
+/// arrives as two.
+fn bytes(text: &str) -> String {
+    text.bytes().map(char::from).collect()
+}
+
+#[test]
+fn picker_adds_the_tables_of_each_filter_out_of_300_in_a_small_terminal() {
+    let db = TestDb::new("picker_many");
+    // sales_001..145, stock_001..145 and ten others: 300 tables, none named "…rows…".
+    db.source_sql(
+        "DO $$
+         BEGIN
+           FOR i IN 1..145 LOOP
+             EXECUTE format('CREATE TABLE sales_%s (id int PRIMARY KEY)', lpad(i::text, 3, '0'));
+             EXECUTE format('CREATE TABLE stock_%s (id int PRIMARY KEY)', lpad(i::text, 3, '0'));
+           END LOOP;
+         END $$;
+         DO $$
+         DECLARE t text;
+         BEGIN
+           FOREACH t IN ARRAY ARRAY['customers', 'orders', 'invoices', 'products', 'suppliers',
+                                    'regions', 'returns', 'payments', 'shipments', 'warehouses']
+           LOOP
+             EXECUTE format('CREATE TABLE %I (id int PRIMARY KEY)', t);
+           END LOOP;
+         END $$;",
+    );
+    let plan = std::env::temp_dir().join(format!("pgbarge-picked-300-{}.toml", std::process::id()));
+    let _ = std::fs::remove_file(&plan);
+    let mut cmd = clean_command("sh");
+    cmd.arg("-c").arg(format!(
+        "stty cols 60 rows 15; exec {} copy --source '{}' --target '{}' --dry-run --save-plan '{}'",
+        pgbarge_bin(),
+        db.source_conn(),
+        db.target_conn(),
+        plan.display()
+    ));
+    let mut p = spawn_command(cmd, Some(30_000)).expect("spawn in a pty");
+    p.exp_string("Tables to copy").expect("the picker appears");
+    p.exp_string(&bytes("300 tables · 0 picked"))
+        .expect("the counts");
+    p.exp_string(&bytes(
+        "space pick · → all · ← none · enter done · esc cancel",
+    ))
+    .expect("the help, shortened to 60 columns");
+    // Enter with nothing picked: a note, and the picker stays.
+    p.send("\r").expect("enter");
+    p.flush().expect("flush");
+    p.exp_string("pick at least one table (space)")
+        .expect("the note");
+    // The filter is on names only: every row says "~0 rows", no name holds "rows".
+    p.send("rows").expect("type");
+    p.flush().expect("flush");
+    p.exp_string(&bytes("\n0 of 300 match · 0 picked"))
+        .expect("nothing matches");
+    p.exp_string("no table name contains \"rows\"")
+        .expect("says so");
+    p.send("\x7f\x7f\x7f\x7f").expect("clear the filter");
+    // sales_001..009, all of them.
+    p.send("sales_00").expect("type");
+    p.flush().expect("flush");
+    p.exp_string(&bytes("\n9 of 300 match · 0 picked"))
+        .expect("nine match");
+    p.send(RIGHT).expect("all shown");
+    p.flush().expect("flush");
+    p.exp_string(&bytes("\n9 of 300 match · 9 picked"))
+        .expect("nine picked");
+    // stock_010..019 added to them, not instead of them.
+    p.send("\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f")
+        .expect("clear the filter");
+    p.send("stock_01").expect("type");
+    p.flush().expect("flush");
+    p.exp_string(&bytes("\n10 of 300 match · 9 picked"))
+        .expect("ten match");
+    p.send(RIGHT).expect("all shown");
+    p.flush().expect("flush");
+    p.exp_string(&bytes("\n10 of 300 match · 19 picked"))
+        .expect("the union");
+    p.send("\r").expect("done");
+    p.flush().expect("flush");
+    // The picks, echoed as a short list that fits 60 columns.
+    p.exp_string("Tables to copy: public.sales_001 and 18 more")
+        .expect("the echo");
+    p.exp_string("Dry run: preflight passed; nothing was written.")
+        .expect("the dry run's plan");
+    p.exp_eof().expect("exit");
+
+    let saved = std::fs::read_to_string(&plan).expect("plan written");
+    let _ = std::fs::remove_file(&plan);
+    let mut names: Vec<&str> = saved
+        .lines()
+        .filter_map(|l| l.strip_prefix("name = \""))
+        .filter_map(|l| l.strip_suffix('"'))
+        .collect();
+    names.sort_unstable();
+    let expected: Vec<String> = (1..=9)
+        .map(|n| format!("sales_{n:03}"))
+        .chain((10..=19).map(|n| format!("stock_{n:03}")))
+        .collect();
+    assert_eq!(names, expected, "{saved}");
+    assert_eq!(
+        db.target_sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            .trim(),
+        "0",
+        "a dry run writes nothing"
+    );
+}
+
+/// Esc and Ctrl-C cancel the picker: nothing is written, pgbarge exits with 130, and the
+/// terminal is handed back as it was (not left in raw mode).
+#[test]
+fn picker_cancels_with_esc_or_ctrl_c_and_restores_the_terminal() {
+    let db = TestDb::new("picker_cancel");
+    db.source_sql("CREATE TABLE alpha (id int PRIMARY KEY); CREATE TABLE beta (id int);");
+    for key in ["\x1b", "\x03"] {
+        let mut cmd = clean_command("sh");
+        cmd.arg("-c").arg(format!(
+            "stty cols 60 rows 15; {} copy --source '{}' --target '{}'; echo \"exit=$?\"; \
+             if stty -a | grep -q -- -icanon; then echo RAW-LEFT; else echo COOKED; fi",
+            pgbarge_bin(),
+            db.source_conn(),
+            db.target_conn()
+        ));
+        let mut p = spawn_command(cmd, Some(30_000)).expect("spawn in a pty");
+        p.exp_string(&bytes("2 tables · 0 picked"))
+            .expect("the picker appears");
+        p.send(" ").expect("pick one");
+        p.flush().expect("flush");
+        p.exp_string(&bytes("2 tables · 1 picked")).expect("picked");
+        p.send(key).expect("cancel");
+        p.flush().expect("flush");
+        p.exp_string("cancelled; nothing was written.")
+            .expect("the error");
+        p.exp_string("exit=130").expect("the exit code");
+        p.exp_string("COOKED").expect("the terminal is restored");
+        p.exp_eof().expect("exit");
+    }
+    assert_eq!(
+        db.target_sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            .trim(),
+        "0"
+    );
 }
 
 #[test]
