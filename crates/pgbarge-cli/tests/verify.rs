@@ -145,7 +145,7 @@ fn large_objects_are_refused_by_copy_and_compared_by_verify() {
     assert_eq!(v.code, 6, "{}\n{}", v.stdout, v.stderr);
     assert!(
         v.stdout
-            .contains("large objects its body column(s) point at are missing"),
+            .contains("large objects its column body points at are missing"),
         "{}",
         v.stdout
     );

@@ -243,8 +243,10 @@ pub async fn end_sessions(target: &Client, id: i64, server_version: i32) -> Resu
             return Err(Error::new(
                 Kind::Copy,
                 format!(
-                    "{alive} session(s) of the interrupted run are still alive on the target \
-                     30 s after being ended; try again in a moment."
+                    "{} of the interrupted run {} still alive on the target 30 s after being \
+                     ended; try again in a moment.",
+                    crate::report::plural(alive as usize, "session", "sessions"),
+                    if alive == 1 { "is" } else { "are" }
                 ),
             )
             .on(Side::Target)

@@ -160,8 +160,9 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
                 ProblemKind::MissingPartition,
                 Some(&t.target),
                 format!(
-                    "{}: the target's partitioned table lacks the source's partition(s) {}.",
+                    "{}: the target's partitioned table lacks the source's {} {}.",
                     t.target,
+                    if missing.len() == 1 { "partition" } else { "partitions" },
                     missing.join(", ")
                 ),
                 "Create them on the target (CREATE TABLE … PARTITION OF …), or copy with --mode replace to recreate the table with all its partitions.".into(),
@@ -347,7 +348,7 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
                             Some(name),
                             format!(
                                 "{name}: cannot be truncated on the target: {} {} foreign keys pointing at it and {} not truncated in this run, and pgbarge never truncates with CASCADE.",
-                                names(&outside),
+                                crate::report::short_list(&outside, 5),
                                 if outside.len() == 1 { "has" } else { "have" },
                                 if outside.len() == 1 { "is" } else { "are" },
                             ),
@@ -585,17 +586,6 @@ fn large_objects(plan: &Plan, snapshot: &Snapshot, problems: &mut Vec<Problem>) 
 }
 
 /// `1 table`, `3 tables`.
-/// `public.a`, `public.a and public.b`, `public.a, public.b and 4 more`.
-fn names<T: std::fmt::Display>(names: &[T]) -> String {
-    const SHOWN: usize = 5;
-    let shown: Vec<String> = names.iter().take(SHOWN).map(|n| n.to_string()).collect();
-    match (names.len().saturating_sub(SHOWN), shown.as_slice()) {
-        (0, [one]) => one.clone(),
-        (0, [rest @ .., last]) => format!("{} and {last}", rest.join(", ")),
-        (more, _) => format!("{} and {more} more", shown.join(", ")),
-    }
-}
-
 /// A replaced table's dependents the role cannot drop and create again: other tables'
 /// foreign keys (it must own those tables) and views (it must own them).
 fn replace_dependents(
@@ -632,7 +622,7 @@ fn replace_dependents(
             Some(name),
             format!(
                 "{name}: cannot be replaced on the target: {}, built on it, {} owned by another role, so pgbarge cannot drop and create {} again (it never drops with CASCADE).",
-                names(&views),
+                crate::report::short_list(&views, 5),
                 if views.len() == 1 { "is" } else { "are" },
                 if views.len() == 1 { "it" } else { "them" },
             ),
@@ -653,7 +643,7 @@ fn replace_dependents(
             Some(name),
             format!(
                 "{name}: cannot be replaced on the target: foreign keys of {} point at it, and the role may not drop and add them back (it does not own {}).",
-                names(&tables),
+                crate::report::short_list(&tables, 5),
                 if tables.len() == 1 { "that table" } else { "those tables" },
             ),
             "Use --mode truncate, or copy as the owner of the referencing tables.".into(),

@@ -118,6 +118,26 @@ impl RunReport {
 }
 
 /// `1204332` → `1,204,332`.
+/// `a`, `a and b`, `a, b, c and 4 more`: a list short enough to read in a message.
+pub fn short_list<T: std::fmt::Display>(items: &[T], shown: usize) -> String {
+    let names: Vec<String> = items
+        .iter()
+        .take(shown.max(1))
+        .map(|n| n.to_string())
+        .collect();
+    match (items.len().saturating_sub(names.len()), names.as_slice()) {
+        (_, []) => String::new(),
+        (0, [one]) => one.clone(),
+        (0, [rest @ .., last]) => format!("{} and {last}", rest.join(", ")),
+        (more, _) => format!("{} and {more} more", names.join(", ")),
+    }
+}
+
+/// `1 table`, `3 tables`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);

@@ -241,13 +241,33 @@ async fn large_objects(
     match t {
         Ok(row) if read(&row) == s => Ok(None),
         Ok(_) => Ok(Some(format!(
-            "the large objects its {} column(s) point at differ",
-            columns.join(", ")
+            "the large objects its {} {} {} at differ",
+            if columns.len() == 1 {
+                "column"
+            } else {
+                "columns"
+            },
+            columns.join(", "),
+            if columns.len() == 1 {
+                "points"
+            } else {
+                "point"
+            }
         ))),
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_OBJECT) => {
             Ok(Some(format!(
-                "large objects its {} column(s) point at are missing on the target ({})",
+                "large objects its {} {} {} at are missing on the target ({})",
+                if columns.len() == 1 {
+                    "column"
+                } else {
+                    "columns"
+                },
                 columns.join(", "),
+                if columns.len() == 1 {
+                    "points"
+                } else {
+                    "point"
+                },
                 crate::error::describe_pg(&e)
             )))
         }

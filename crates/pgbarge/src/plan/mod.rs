@@ -991,20 +991,28 @@ fn group_replaces(tables: &mut [TablePlan], snapshot: &Snapshot) -> Vec<ReplaceG
             let others = members.len() - 1;
             let mut what = Vec::new();
             if others > 0 {
-                what.push(plural(
+                what.push(crate::report::plural(
                     others,
                     "other replaced table",
                     "other replaced tables",
                 ));
             }
             if !foreign_keys.is_empty() {
-                what.push(plural(foreign_keys.len(), "foreign key", "foreign keys"));
+                what.push(crate::report::plural(
+                    foreign_keys.len(),
+                    "foreign key",
+                    "foreign keys",
+                ));
             }
             if !views.is_empty() {
-                what.push(plural(views.len(), "view", "views"));
+                what.push(crate::report::plural(views.len(), "view", "views"));
             }
             if !routines.is_empty() {
-                what.push(plural(routines.len(), "function", "functions"));
+                what.push(crate::report::plural(
+                    routines.len(),
+                    "function",
+                    "functions",
+                ));
             }
             tables[i].notes.push(format!(
                 "replaced in one transaction together with what depends on it ({}): the \
@@ -1021,11 +1029,6 @@ fn group_replaces(tables: &mut [TablePlan], snapshot: &Snapshot) -> Vec<ReplaceG
         });
     }
     groups
-}
-
-/// `1 view`, `3 views`.
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Connected components of `nodes` under the undirected `links`, each in the order its

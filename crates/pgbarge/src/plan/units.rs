@@ -464,7 +464,14 @@ impl<'a> Builder<'a> {
             kind: UnitKind::Group,
             title: format!(
                 "{} replaced together with what depends on {}",
-                names_list(plan, &group.members),
+                crate::report::short_list(
+                    &group
+                        .members
+                        .iter()
+                        .map(|&i| &plan.tables[i].target)
+                        .collect::<Vec<_>>(),
+                    3
+                ),
                 if group.members.len() == 1 {
                     "it"
                 } else {
@@ -565,20 +572,6 @@ impl<'a> Builder<'a> {
 
 fn group_id(first: &TablePlan) -> UnitId {
     UnitId(format!("group {}", first.target))
-}
-
-/// `public.a, public.b and 3 more`: a short list of tables, for titles.
-fn names_list(plan: &Plan, members: &[usize]) -> String {
-    const SHOWN: usize = 3;
-    let names: Vec<String> = members
-        .iter()
-        .take(SHOWN)
-        .map(|&i| plan.tables[i].target.to_string())
-        .collect();
-    match members.len().saturating_sub(SHOWN) {
-        0 => names.join(", "),
-        more => format!("{} and {more} more", names.join(", ")),
-    }
 }
 
 #[cfg(test)]
