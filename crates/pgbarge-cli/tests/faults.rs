@@ -194,7 +194,9 @@ fn ctrl_c_rolls_back_the_table_being_loaded() {
     );
     assert_eq!(code, 130, "{stderr}");
     assert!(
-        stderr.contains("interrupted: the tables being loaded were rolled back"),
+        stderr.contains(
+            "interrupted: no table is committed on the target; the tables being loaded were rolled back"
+        ),
         "{stderr}"
     );
     // Even the TRUNCATE before the load is undone.

@@ -245,6 +245,65 @@ struct Ctx<'a, L: Ledger> {
     on_event: &'a (dyn Fn(Event) + Send + Sync),
 }
 
+/// What an interruption leaves: which tables are committed on the target (by this run
+/// or the one it resumed), which parts of split tables are kept, and how to go on.
+fn interrupted<L: Ledger>(ctx: &Ctx<'_, L>) -> String {
+    let work = ctx.work;
+    // Done units are those committed by this run and by the one it resumed.
+    let done: BTreeSet<&UnitId> = match ctx.schedule.lock() {
+        Ok(schedule) => work
+            .units
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| schedule.state(*i) == State::Done)
+            .map(|(_, u)| &u.id)
+            .collect(),
+        Err(_) => BTreeSet::new(),
+    };
+    let committed: Vec<&TableName> = work
+        .tables
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| work.completing(*i).is_some_and(|u| done.contains(&u.id)))
+        .map(|(_, t)| &t.target)
+        .collect();
+    let total = work
+        .tables
+        .iter()
+        .filter(|t| t.action != crate::plan::Action::Keep)
+        .count();
+    let parts = work
+        .units
+        .iter()
+        .filter(|u| u.kind == UnitKind::Part && done.contains(&u.id))
+        .count();
+    let mut message =
+        if committed.is_empty() {
+            "interrupted: no table is committed on the target".to_string()
+        } else {
+            format!(
+            "interrupted: {} of {total} tables {} committed on the target ({}) and {} as copied",
+            committed.len(),
+            if committed.len() == 1 { "is" } else { "are" },
+            crate::report::short_list(&committed, 5),
+            if committed.len() == 1 { "stays" } else { "stay" },
+        )
+        };
+    message.push_str("; the tables being loaded were rolled back, as they were before");
+    if parts > 0 {
+        message.push_str(&format!(
+            ", and {} of split tables {} kept in their staging tables",
+            crate::report::plural(parts, "loaded part", "loaded parts"),
+            if parts == 1 { "is" } else { "are" }
+        ));
+    }
+    message.push_str(
+        ". The run is recorded on the target: run the same command with --resume to go on \
+         from there, or `pgbarge clean` to drop what it left.",
+    );
+    message
+}
+
 /// Runs `work`, skipping the units in `done` (committed by an earlier, interrupted
 /// attempt of the same run). `source` holds `snapshot` open; `target` is used for the
 /// stage's own bookkeeping. `stop` resolving (Ctrl-C, SIGTERM) interrupts the run.
@@ -310,16 +369,14 @@ pub async fn run<L: Ledger>(
     let workers = futures_util::future::try_join_all((0..jobs).map(|w| worker(&ctx, w)));
     let outcome = tokio::select! {
         r = workers => r.map(|_| ()),
-        _ = stop => Err(Error::new(
-            Kind::Interrupted,
-            "interrupted: the tables being loaded were rolled back; what committed before \
-             stays, recorded on the target. Run the same command with --resume to go on \
-             from there.",
-        )),
+        _ = stop => Err(Error::new(Kind::Interrupted, "interrupted")),
     };
     if let Err(e) = outcome {
         ctx.stopping.store(true, Ordering::SeqCst);
         cancel_all(&ctx).await;
+        if e.kind() == Kind::Interrupted {
+            return Err(Error::new(Kind::Interrupted, interrupted(&ctx)));
+        }
         return Err(e);
     }
     if ctx.failures.lock().is_ok_and(|f| !f.is_empty()) {
