@@ -390,15 +390,36 @@ pub fn verify(report: &pgbarge::verify::VerifyReport) -> String {
     )
 }
 
-/// All preflight problems, one paragraph each.
+/// All preflight problems, one paragraph each; problems that share a fix (the same kind
+/// and the same advice, as "say what to do with them" for 15 tables that hold rows) are
+/// listed together with the advice given once.
 pub fn problems(problems: &[Problem]) -> String {
     let mut out = format!(
         "preflight found {} problem{}; nothing was written:\n",
         problems.len(),
         if problems.len() == 1 { "" } else { "s" }
     );
+    let mut groups: Vec<Vec<&Problem>> = Vec::new();
     for p in problems {
-        out.push_str(&format!("\n  - {p}\n"));
+        match groups
+            .iter_mut()
+            .find(|g| g[0].kind == p.kind && g[0].hint == p.hint && !p.hint.is_empty())
+        {
+            Some(group) => group.push(p),
+            None => groups.push(vec![p]),
+        }
+    }
+    for group in groups {
+        match group.as_slice() {
+            [one] => out.push_str(&format!("\n  - {one}\n")),
+            many => {
+                out.push('\n');
+                for p in many {
+                    out.push_str(&format!("  - {}\n", p.message));
+                }
+                out.push_str(&format!("    For these {}: {}\n", many.len(), many[0].hint));
+            }
+        }
     }
     out
 }

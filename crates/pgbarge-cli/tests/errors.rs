@@ -172,6 +172,20 @@ fn non_empty_target_without_mode_is_refused() {
             .trim(),
         "7kept"
     );
+    // Two tables with the same problem: both named, the way out said once.
+    db.target_sql_as_app(
+        "CREATE TABLE orders (id int PRIMARY KEY, customer int, amount numeric(12,2));
+         INSERT INTO orders VALUES (9, 7, 1);",
+    );
+    let run = db.copy(&["customers", "orders"]);
+    assert_eq!(run.code, EXIT_PREFLIGHT, "{}", run.stderr);
+    assert!(run.stderr.contains("  - public.customers: the target table already holds rows.\n  - public.orders: the target table already holds rows.\n    For these 2: Say what to do with them"), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("--mode append").count(),
+        1,
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
