@@ -153,6 +153,9 @@ pub struct SavedRun {
     /// [`source_changes`]).
     pub source_changes: BTreeMap<String, i64>,
     pub done: BTreeMap<UnitId, Moved>,
+    /// Objects of the post-data unit (by position) that were created one by one after a
+    /// failed table blocked that unit: a resume does not create them again.
+    pub salvaged: BTreeSet<usize>,
 }
 
 /// The ledger on the target, for one run.
@@ -312,21 +315,24 @@ pub async fn last_run(target: &Client) -> Result<Option<SavedRun>> {
     }
     let changes_text: String = row.get(5);
     let source_changes = serde_json::from_str(&changes_text).unwrap_or_default();
-    let done = target
+    let rows = target
         .query(RUN_UNITS, &[&id])
         .await
-        .map_err(target_error("reading the pgbarge ledger"))?
-        .into_iter()
-        .map(|r| {
-            (
-                UnitId(r.get(0)),
-                Moved {
-                    rows: r.get::<_, Option<i64>>(1).map(|n| n.max(0) as u64),
-                    bytes: r.get::<_, i64>(2).max(0) as u64,
-                },
-            )
-        })
-        .collect();
+        .map_err(target_error("reading the pgbarge ledger"))?;
+    let mut done = BTreeMap::new();
+    let mut salvaged = BTreeSet::new();
+    for r in rows {
+        let unit = UnitId(r.get(0));
+        if let Some(k) = unit.as_post_data_object() {
+            salvaged.insert(k);
+            continue;
+        }
+        let moved = Moved {
+            rows: r.get::<_, Option<i64>>(1).map(|n| n.max(0) as u64),
+            bytes: r.get::<_, i64>(2).max(0) as u64,
+        };
+        done.insert(unit, moved);
+    }
     Ok(Some(SavedRun {
         id,
         started_at: row.get(1),
@@ -335,6 +341,7 @@ pub async fn last_run(target: &Client) -> Result<Option<SavedRun>> {
         work,
         source_changes,
         done,
+        salvaged,
     }))
 }
 

@@ -56,7 +56,9 @@ pub async fn execute(
             if !ledger::ensure(&target.client).await? {
                 // No schema may be created here: the run works, but cannot be resumed.
                 let memory = MemoryLedger::default();
-                let mut report = runner.run(&work, &BTreeMap::new(), &memory, stop).await?;
+                let mut report = runner
+                    .run(&work, &BTreeMap::new(), &BTreeSet::new(), &memory, stop)
+                    .await?;
                 report.warnings.push(format!(
                     "the role may not create the \"{}\" schema on the target, so this run was \
                      not recorded there: if it is interrupted, it starts over",
@@ -66,7 +68,9 @@ pub async fn execute(
             }
             let run =
                 ledger::start_run(&target.client, &work, &snapshot.taken_at, &changes).await?;
-            let report = runner.run(&work, &BTreeMap::new(), &run, stop).await?;
+            let report = runner
+                .run(&work, &BTreeMap::new(), &BTreeSet::new(), &run, stop)
+                .await?;
             if report.failures.is_empty() {
                 finish(target, run.run_id(), options).await?;
             }
@@ -98,7 +102,9 @@ pub async fn execute(
             let now = ledger::source_changes(&source.client, &names).await?;
             let changed = ledger::changed_tables(&saved.source_changes, &now);
             let run = ledger::resume_run(&saved);
-            let mut report = runner.run(&saved.work, &saved.done, &run, stop).await?;
+            let mut report = runner
+                .run(&saved.work, &saved.done, &saved.salvaged, &run, stop)
+                .await?;
             report.warnings.extend(consistency(&saved, &changed));
             if report.failures.is_empty() {
                 finish(target, saved.id, options).await?;
@@ -124,12 +130,14 @@ impl Runner<'_> {
         &self,
         work: &Work,
         done: &BTreeMap<UnitId, Moved>,
+        salvaged: &BTreeSet<usize>,
         ledger: &L,
         stop: impl Future<Output = ()>,
     ) -> Result<RunReport> {
         copy::run(
             work,
             done,
+            salvaged,
             self.source,
             self.snapshot,
             &self.target.info,

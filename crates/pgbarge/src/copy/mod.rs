@@ -230,6 +230,9 @@ struct Ctx<'a, L: Ledger> {
     /// The source's search_path, which target sessions load with.
     search_path: String,
     schedule: Mutex<Schedule>,
+    /// Objects of the post-data unit already created, each on its own, by a salvage
+    /// (of an earlier attempt, or of this run): not created again.
+    salvaged: Mutex<BTreeSet<usize>>,
     /// Signalled when a unit ends or the run stops: waiting workers look again.
     changed: tokio::sync::Notify,
     tables: Vec<TableState>,
@@ -314,6 +317,7 @@ fn interrupted<L: Ledger>(ctx: &Ctx<'_, L>) -> String {
 pub async fn run<L: Ledger>(
     work: &Work,
     done: &BTreeMap<UnitId, Moved>,
+    salvaged: &BTreeSet<usize>,
     source: &Connection,
     snapshot: &ExportedSnapshot,
     target_info: &crate::conninfo::ConnInfo,
@@ -343,6 +347,7 @@ pub async fn run<L: Ledger>(
             id: snapshot.id.clone(),
         }),
         search_path,
+        salvaged: Mutex::new(salvaged.clone()),
         schedule: Mutex::new(schedule),
         changed: tokio::sync::Notify::new(),
         tables: work.tables.iter().map(|_| TableState::default()).collect(),
@@ -849,7 +854,11 @@ async fn run_unit<L: Ledger>(
     pair: &Pair,
 ) -> Result<(Vec<(usize, u64)>, u64)> {
     let doing = doing(unit);
-    let pieces = resolve(unit, &pair.source.client).await?;
+    let skip = match unit.kind {
+        UnitKind::PostData => ctx.salvaged.lock().map(|s| s.clone()).unwrap_or_default(),
+        _ => BTreeSet::new(),
+    };
+    let pieces = resolve(unit, &skip, &pair.source.client).await?;
     let mut head: Vec<String> = ctx.ledger.pending_sql().into_iter().collect();
     head.push(BEGIN.to_string());
     // Statements before each COPY, and after the last.
@@ -1021,16 +1030,36 @@ async fn salvage<L: Ledger>(ctx: &Ctx<'_, L>) {
         .query_one(SET_SEARCH_PATH, &[&ctx.search_path])
         .await;
     let (mut created, mut objects) = (0, 0);
-    for op in &work.units[post].ops {
+    let done = ctx.salvaged.lock().map(|s| s.clone()).unwrap_or_default();
+    for (k, op) in work.units[post].ops.iter().enumerate() {
         match op {
+            Op::Object { .. } if done.contains(&k) => {
+                objects += 1;
+                created += 1;
+            }
             Op::Object { step } => {
                 objects += 1;
                 let ready = step
                     .needs
                     .iter()
                     .all(|n| loaded.contains(n) || !planned.contains(n));
-                if ready && fresh.client.batch_execute(&step.sql).await.is_ok() {
+                if !ready {
+                    continue;
+                }
+                // Each in its own transaction with its record, so a resume's post-data
+                // unit knows not to create it again.
+                let id = UnitId::post_data_object(k);
+                let mut sql = vec![BEGIN.to_string(), step.sql.clone()];
+                sql.extend(ctx.ledger.record_sql(&id, 0));
+                sql.push(COMMIT.to_string());
+                if fresh.client.batch_execute(&sql.join(";\n")).await.is_ok() {
+                    ctx.ledger.committed(&id, 0, 0);
+                    if let Ok(mut s) = ctx.salvaged.lock() {
+                        s.insert(k);
+                    }
                     created += 1;
+                } else {
+                    let _ = fresh.client.batch_execute(ROLLBACK).await;
                 }
             }
             Op::SequenceValues { sequences } => {
@@ -1068,11 +1097,12 @@ enum Piece {
     },
 }
 
-async fn resolve(unit: &Unit, source: &Client) -> Result<Vec<Piece>> {
+async fn resolve(unit: &Unit, skip: &BTreeSet<usize>, source: &Client) -> Result<Vec<Piece>> {
     let doing = format!("loading {}", unit.title);
     let mut pieces = Vec::new();
-    for op in &unit.ops {
+    for (k, op) in unit.ops.iter().enumerate() {
         match op {
+            Op::Object { .. } if skip.contains(&k) => {}
             Op::Copy { table, out, into } => pieces.push(Piece::Copy {
                 table: *table,
                 out: out.clone(),

@@ -27,6 +27,23 @@ pub const WORK_FORMAT: u32 = 1;
 #[serde(transparent)]
 pub struct UnitId(pub String);
 
+impl UnitId {
+    /// The record of object `k` of the post-data unit, created on its own when a failed
+    /// table blocked that unit (see the copy stage's salvage): `post-data object 7`.
+    pub fn post_data_object(k: usize) -> UnitId {
+        UnitId(format!("{POST_DATA} object {k}"))
+    }
+
+    /// `k` if this is the record of post-data object `k`.
+    pub fn as_post_data_object(&self) -> Option<usize> {
+        self.0
+            .strip_prefix(POST_DATA)?
+            .strip_prefix(" object ")?
+            .parse()
+            .ok()
+    }
+}
+
 impl fmt::Display for UnitId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
