@@ -18,6 +18,7 @@ macro_rules! outln {
 
 mod args;
 mod interact;
+mod json;
 mod picker;
 mod planfile;
 mod progress;
@@ -98,19 +99,19 @@ fn main() -> ExitCode {
     let (json, outcome) = runtime.block_on(async {
         match cli.command {
             Command::Copy(args) => (
-                args.json,
+                args.json.then_some("copy"),
                 run_with(settings::CopySettings::from_args(args), run::copy).await,
             ),
             Command::Verify(args) => (
-                args.json,
+                args.json.then_some("verify"),
                 run_with(settings::VerifySettings::from_args(args), run::verify).await,
             ),
             Command::Tables(args) => (
-                args.json,
+                args.json.then_some("tables"),
                 run_with(settings::TablesSettings::from_args(args), run::tables).await,
             ),
             Command::Clean(args) => (
-                args.json,
+                args.json.then_some("clean"),
                 run_with(settings::CleanSettings::from_args(args), run::clean).await,
             ),
         }
@@ -126,8 +127,8 @@ fn main() -> ExitCode {
         }) => {
             eprintln!("{}", render::error(&error));
             // A verification that found differences has printed its report already.
-            if json && !reported && error.kind() != Kind::Verify {
-                outln!("{}", render::error_json(&error, &problems));
+            if let Some(command) = json.filter(|_| !reported && error.kind() != Kind::Verify) {
+                json::print(&json::error(command, &error, &problems));
             }
             ExitCode::from(exit_code(error.kind()))
         }

@@ -439,17 +439,3 @@ pub fn error(err: &Error) -> String {
         }
     }
 }
-
-/// An error as one JSON document, for `--json`.
-pub fn error_json(err: &Error, problems: &[Problem]) -> serde_json::Value {
-    serde_json::json!({
-        "ok": false,
-        "error": {
-            "kind": err.kind(),
-            "side": err.side(),
-            "transient": err.is_transient(),
-            "message": err.message(),
-            "problems": problems,
-        }
-    })
-}

@@ -5,13 +5,14 @@ use pgbarge::catalog::{self, TableName};
 use pgbarge::connect::{connect, Connection};
 use pgbarge::copy::Event;
 use pgbarge::ledger::{self, SavedRun};
-use pgbarge::plan::PlanOptions;
+use pgbarge::plan::{Endpoint, PlanOptions};
 use pgbarge::preflight::Problem;
 use pgbarge::select::{self, Selection};
 use pgbarge::session::{self, Start};
 use pgbarge::{Error, Kind, Result, Side};
 
 use crate::interact;
+use crate::json;
 use crate::planfile::SavedPlan;
 use crate::progress::Progress;
 use crate::render;
@@ -133,10 +134,11 @@ pub async fn verify(settings: VerifySettings) -> Result<(), Failure> {
     };
     let report = verify_tables(&source, &target, &names).await?;
     if settings.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        json::print(&json::verify(
+            &Endpoint::of(&source),
+            &Endpoint::of(&target),
+            &report,
+        ));
     } else {
         out!("{}", render::verify(&report));
     }
@@ -153,10 +155,7 @@ pub async fn tables(settings: TablesSettings) -> Result<(), Failure> {
         list = select::select(&settings.patterns, &list).tables;
     }
     if settings.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&list).unwrap_or_default()
-        );
+        json::print(&json::tables(&Endpoint::of(&source), &list));
     } else {
         out!("{}", render::tables(&list));
     }
@@ -340,10 +339,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     }
     if settings.dry_run {
         if settings.json {
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&plan).unwrap_or_default()
-            );
+            json::print(&json::plan(&plan));
         } else {
             out!("{}", render::plan(&plan, settings.verbose));
             outln!("Dry run: preflight passed; nothing was written.");
@@ -465,8 +461,12 @@ async fn resume_run(
         );
     }
     if settings.dry_run {
-        out!("{}", render::resume_plan(&run, settings.verbose));
-        outln!("Dry run: nothing was written.");
+        if settings.json {
+            json::print(&json::resume_plan(&run));
+        } else {
+            out!("{}", render::resume_plan(&run, settings.verbose));
+            outln!("Dry run: nothing was written.");
+        }
         return Ok(());
     }
     let names: Vec<TableName> = run.work.tables.iter().map(|t| t.target.clone()).collect();
@@ -488,12 +488,7 @@ fn show_report(
 ) -> Result<(), Failure> {
     if settings.json {
         // One document: the copy report, with the verdicts under "verify" when asked for.
-        let mut doc = serde_json::to_value(report).unwrap_or_default();
-        doc["ok"] = serde_json::Value::Bool(report.failures.is_empty());
-        if let Some(v) = verified {
-            doc["verify"] = serde_json::to_value(v).unwrap_or_default();
-        }
-        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        json::print(&json::report(report, verified));
     } else {
         out!("{}", render::report(report));
         if let Some(v) = verified {
@@ -542,14 +537,12 @@ pub async fn clean(settings: CleanSettings) -> Result<(), Failure> {
         ),
     };
     if settings.json {
-        outln!(
-            "{}",
-            serde_json::json!({
-                "ok": true,
-                "abandoned_run": abandoned.as_ref().map(|(run, _)| run.id),
-                "dropped": abandoned.as_ref().map(|(_, d)| d.iter().map(|t| t.to_string()).collect::<Vec<_>>()),
-            })
-        );
+        json::print(&json::clean(
+            &Endpoint::of(&target),
+            abandoned
+                .as_ref()
+                .map(|(run, dropped)| (run, dropped.as_slice())),
+        ));
     } else {
         outln!("{message}");
     }

@@ -47,7 +47,7 @@ fn split_copy_of_a_source_being_written_equals_one_snapshot() {
     ];
     let p = plan(&db, &args);
     assert!(
-        p["tables"][0]["parts"].as_array().map_or(0, Vec::len) >= 3,
+        p["tables"][0]["parts"].as_u64().unwrap_or(0) >= 3,
         "a is split: {p}"
     );
     assert_eq!(p["jobs"], 3);
@@ -117,7 +117,7 @@ fn a_split_table_is_never_seen_half_loaded() {
     let args = ["big", "--jobs", "3", "--split-above", "1MB", "--quiet"];
     let p = plan(&db, &args);
     assert!(
-        p["tables"][0]["parts"].as_array().map_or(0, Vec::len) >= 3,
+        p["tables"][0]["parts"].as_u64().unwrap_or(0) >= 3,
         "big is split: {p}"
     );
 

@@ -101,8 +101,8 @@ fn sigkill_at_any_moment_then_resume_moves_only_what_was_not_committed() {
         .as_array()
         .expect("tables")
         .iter()
-        .map(|t| match t["parts"].as_array().map_or(0, Vec::len) {
-            0 => 1,
+        .map(|t| match t["parts"].as_u64().unwrap_or(1) as usize {
+            1 => 1,
             parts => parts + 1,
         })
         .sum::<usize>();

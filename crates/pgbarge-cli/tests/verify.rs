@@ -48,7 +48,7 @@ fn copy_then_verify_then_one_changed_value_is_found() {
     let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
     let big = report["tables"]
         .as_array()
-        .and_then(|t| t.iter().find(|v| v["table"]["name"] == "big"))
+        .and_then(|t| t.iter().find(|v| v["name"] == "big"))
         .expect("big reported");
     assert_eq!(big["status"], "different");
     assert_eq!(big["source_rows"], 300_000);
@@ -56,7 +56,7 @@ fn copy_then_verify_then_one_changed_value_is_found() {
     assert_eq!(big["differing_keys"], serde_json::json!(["(123456)"]));
     let nokey = report["tables"]
         .as_array()
-        .and_then(|t| t.iter().find(|v| v["table"]["name"] == "nokey"))
+        .and_then(|t| t.iter().find(|v| v["name"] == "nokey"))
         .expect("nokey reported");
     assert_eq!(nokey["status"], "different");
     assert_eq!(nokey["target_rows"], 4);
