@@ -469,3 +469,57 @@ fn tables_never_analysed_show_their_row_count_not_a_question_mark() {
     let text = support::pgbarge(&["tables", "--source", &db.source_conn()]);
     assert!(text.stdout.contains("~1,234"), "{}", text.stdout);
 }
+
+/// A refresh by truncate sets the emptied table's indexes aside and builds them after the
+/// rows are in (faster than maintaining them row by row), then puts everything back as it
+/// was: constraint names, options, partial and expression indexes, clustering, replica
+/// identity, comments. A primary key another table's foreign key needs stays.
+#[test]
+fn a_refresh_sets_indexes_aside_and_builds_them_again_as_they_were() {
+    let db = TestDb::new("rebuild");
+    db.source_sql(
+        "CREATE TABLE parent (id int PRIMARY KEY, code text NOT NULL, note text);
+         CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent);
+         INSERT INTO parent SELECT g, 'c' || g, CASE WHEN g % 3 = 0 THEN 'n' END
+             FROM generate_series(1, 1000) g;
+         INSERT INTO child SELECT g, g FROM generate_series(1, 100) g;",
+    );
+    db.copy(&["--all", "--yes"]).assert_ok();
+    db.target_sql_as_app(
+        "ALTER TABLE parent ADD CONSTRAINT parent_code_key UNIQUE (code);
+         CREATE INDEX parent_lower ON parent (lower(code)) WHERE note IS NOT NULL;
+         CREATE INDEX parent_note ON parent (note) WITH (fillfactor = 70);
+         COMMENT ON INDEX parent_note IS 'notes';
+         COMMENT ON CONSTRAINT parent_code_key ON parent IS 'codes';
+         ALTER TABLE parent CLUSTER ON parent_note;
+         ALTER TABLE parent REPLICA IDENTITY USING INDEX parent_code_key;",
+    );
+    let before = support::normalised_dump(&support::servers().target.dump_schema(&db.name));
+    db.source_sql(
+        "UPDATE parent SET note = 'changed' WHERE id < 10; DELETE FROM child WHERE id > 90;",
+    );
+
+    let dry = db.copy(&["--all", "--mode", "truncate", "--dry-run"]);
+    dry.assert_ok();
+    assert!(
+        dry.stdout.contains("public.parent: 3 indexes set aside for the load")
+            && dry.stdout.contains("public.parent: 1 index is maintained row by row during the load: foreign keys depend on them")
+            && dry.stdout.contains("public.child: 1 index set aside"),
+        "{}",
+        dry.stdout
+    );
+    db.copy(&["--all", "--mode", "truncate", "--yes", "--verify"])
+        .assert_ok();
+    db.assert_same("public.parent");
+    db.assert_same("public.child");
+    let after = support::normalised_dump(&support::servers().target.dump_schema(&db.name));
+    assert_eq!(before, after, "the indexes are back as they were");
+    assert_eq!(
+        db.target_sql(
+            "SELECT count(*) FROM pg_index WHERE indrelid IN ('parent'::regclass, 'child'::regclass) \
+             AND indisvalid"
+        )
+        .trim(),
+        "5"
+    );
+}

@@ -233,6 +233,27 @@ WHERE k.contype = 'f' AND k.conparentid = 0 AND k.conrelid <> k.confrelid
   AND k.conrelid = ANY($1) AND k.confrelid = ANY($1)
 ORDER BY 1, 2, 5";
 
+/// Valid indexes of the given tables (not partitioned ones), with the constraint each
+/// backs and what must be restored when it is built again: a load into an emptied table
+/// sets them aside and rebuilds them after the rows are in (one sort instead of a B-tree
+/// insert per row). An index a foreign key depends on stays.
+const TARGET_INDEXES: &str = "
+SELECT i.indrelid, x.relname, pg_catalog.pg_get_indexdef(i.indexrelid),
+       k.conname, pg_catalog.pg_get_constraintdef(k.oid),
+       EXISTS (SELECT 1 FROM pg_catalog.pg_constraint f
+               WHERE f.contype = 'f' AND f.conindid = i.indexrelid),
+       i.indisreplident, i.indisclustered,
+       pg_catalog.obj_description(i.indexrelid, 'pg_class'),
+       pg_catalog.obj_description(k.oid, 'pg_constraint')
+FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid
+JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+LEFT JOIN pg_catalog.pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid
+     AND k.contype IN ('p', 'u', 'x')
+WHERE i.indrelid = ANY($1) AND i.indisvalid AND i.indislive AND c.relkind = 'r'
+  AND x.relkind = 'i'
+ORDER BY i.indrelid, x.relname";
+
 /// Which of the named types exist, with their kind and (for enums) labels.
 const FIND_TYPES: &str = "
 SELECT n.nspname, t.typname, t.typtype::text,
@@ -635,6 +656,50 @@ pub async fn foreign_keys(
             definition: r.get(5),
         })
         .collect())
+}
+
+/// An index on an existing target table, as a load that sets it aside must build it again.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TargetIndex {
+    pub name: String,
+    /// `CREATE INDEX …` (`pg_get_indexdef()`).
+    pub definition: String,
+    /// The primary key, unique or exclusion constraint it backs: (name, definition).
+    pub constraint: Option<(String, String)>,
+    /// A foreign key depends on it (it cannot be dropped without that key).
+    pub referenced: bool,
+    pub replica_identity: bool,
+    pub clustered: bool,
+    pub comment: Option<String>,
+    pub constraint_comment: Option<String>,
+}
+
+/// Valid indexes of ordinary tables, per table.
+pub async fn target_indexes(
+    client: &Client,
+    side: Side,
+    tables: &[Table],
+) -> Result<BTreeMap<TableName, Vec<TargetIndex>>> {
+    per_table(
+        client,
+        side,
+        tables,
+        TARGET_INDEXES,
+        "reading indexes",
+        |r| TargetIndex {
+            name: r.get(1),
+            definition: r.get(2),
+            constraint: r
+                .get::<_, Option<String>>(3)
+                .zip(r.get::<_, Option<String>>(4)),
+            referenced: r.get(5),
+            replica_identity: r.get(6),
+            clustered: r.get(7),
+            comment: r.get(8),
+            constraint_comment: r.get(9),
+        },
+    )
+    .await
 }
 
 /// NOT VALID constraints per table: (name, definition).

@@ -40,6 +40,8 @@ pub struct Snapshot {
     pub target_triggers: BTreeMap<TableName, Vec<(String, char)>>,
     /// NOT VALID constraints of those target tables: (name, definition).
     pub target_unvalidated: BTreeMap<TableName, Vec<(String, String)>>,
+    /// Indexes of those target tables, for loads that set them aside.
+    pub target_indexes: BTreeMap<TableName, Vec<TargetIndex>>,
     /// What depends on those target tables (other tables' foreign keys, views): a
     /// replaced table drops and recreates them.
     pub target_dependents: Dependents,
@@ -98,7 +100,8 @@ impl Snapshot {
                 user_triggers(target, Side::Target, &counterparts),
                 unvalidated_constraints(target, Side::Target, &counterparts),
                 foreign_keys(target, Side::Target, &counterparts),
-                dependents(target, &counterparts)
+                dependents(target, &counterparts),
+                target_indexes(target, Side::Target, &counterparts)
             )
         };
         let (
@@ -113,6 +116,7 @@ impl Snapshot {
                 target_unvalidated,
                 target_foreign_key_definitions,
                 target_dependents,
+                target_indexes,
             ),
         ) = tokio::try_join!(source_fut, target_fut)?;
 
@@ -195,6 +199,7 @@ impl Snapshot {
             target_unvalidated,
             target_foreign_key_definitions,
             target_dependents,
+            target_indexes,
             source_large_objects,
         })
     }

@@ -222,6 +222,10 @@ pub struct TablePlan {
     /// loaded may break them as the source's rows do, so they are dropped for the load
     /// and added back NOT VALID in the same transaction.
     pub unvalidated: Vec<(String, String)>,
+    /// Indexes of the emptied target table set aside for the load and built again after
+    /// the rows are in, in the same transaction (which holds the table exclusively since
+    /// its TRUNCATE): one sort per index instead of a B-tree insert per row.
+    pub rebuilt_indexes: Vec<crate::catalog::TargetIndex>,
     /// What the user should know about this table (what is not recreated, conversions).
     pub notes: Vec<String>,
 }
@@ -364,6 +368,55 @@ impl TablePlan {
         if self.action == Action::Truncate && self.truncate_group.is_none() {
             sql.push(format!("TRUNCATE {}", self.truncate_target(name)));
         }
+        for index in &self.rebuilt_indexes {
+            sql.push(match &index.constraint {
+                Some((constraint, _)) => name.drop_constraint_sql(constraint),
+                None => format!(
+                    "DROP INDEX {}",
+                    crate::quote::qualified(&name.schema, &index.name)
+                ),
+            });
+        }
+        sql
+    }
+
+    /// The indexes set aside for the load, built again as they were: the index or its
+    /// constraint, then clustering, replica identity and comments.
+    fn rebuild_sql(&self, name: &TableName) -> Vec<String> {
+        let mut sql = Vec::new();
+        for index in &self.rebuilt_indexes {
+            let qualified = crate::quote::qualified(&name.schema, &index.name);
+            match &index.constraint {
+                Some((constraint, def)) => sql.push(name.add_constraint_sql(constraint, def)),
+                None => sql.push(index.definition.clone()),
+            }
+            if index.clustered {
+                sql.push(format!(
+                    "ALTER TABLE {} CLUSTER ON {}",
+                    name.sql(),
+                    ident(&index.name)
+                ));
+            }
+            if index.replica_identity {
+                sql.push(format!(
+                    "ALTER TABLE {} REPLICA IDENTITY USING INDEX {}",
+                    name.sql(),
+                    ident(&index.name)
+                ));
+            }
+            if let Some(c) = &index.comment {
+                sql.push(format!("COMMENT ON INDEX {qualified} IS {}", literal(c)));
+            }
+            if let (Some((constraint, _)), Some(c)) = (&index.constraint, &index.constraint_comment)
+            {
+                sql.push(format!(
+                    "COMMENT ON CONSTRAINT {} ON {} IS {}",
+                    ident(constraint),
+                    name.sql(),
+                    literal(c)
+                ));
+            }
+        }
         sql
     }
 
@@ -398,6 +451,7 @@ impl TablePlan {
                 .map(|(pk, def)| name.add_constraint_sql(pk, def))
                 .collect()
         };
+        sql.extend(self.rebuild_sql(name));
         // What was set aside for the load, put back as it was.
         sql.extend(self.quiet_triggers.iter().map(|(trigger, enabled)| {
             let how = match enabled {
@@ -1285,6 +1339,7 @@ fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
         requires: Vec::new(),
         quiet_triggers: Vec::new(),
         unvalidated: Vec::new(),
+        rebuilt_indexes: Vec::new(),
         notes: Vec::new(),
     }
 }
@@ -1556,6 +1611,34 @@ fn plan_existing(
                  so it cannot set them aside",
                 triggers.len(),
                 if triggers.len() == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    if action == Action::Truncate && !plan.target_partitioned {
+        let indexes = snapshot
+            .target_indexes
+            .get(&tgt.table.name)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let owner = tgt.table.is_owner || snapshot.target_privileges.is_superuser;
+        let (aside, kept): (Vec<_>, Vec<_>) = indexes.iter().partition(|i| owner && !i.referenced);
+        plan.rebuilt_indexes = aside.into_iter().cloned().collect();
+        if !plan.rebuilt_indexes.is_empty() {
+            plan.notes.push(format!(
+                "{} set aside for the load and built again after the rows are in, in the \
+                 same transaction",
+                crate::report::plural(plan.rebuilt_indexes.len(), "index", "indexes"),
+            ));
+        }
+        if !kept.is_empty() {
+            plan.notes.push(format!(
+                "{} maintained row by row during the load: {}",
+                crate::report::plural(kept.len(), "index is", "indexes are"),
+                if owner {
+                    "foreign keys depend on them"
+                } else {
+                    "the role does not own the table"
+                }
             ));
         }
     }

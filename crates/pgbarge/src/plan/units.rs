@@ -640,6 +640,7 @@ mod tests {
             identity_always: Vec::new(),
             quiet_triggers: Vec::new(),
             unvalidated: Vec::new(),
+            rebuilt_indexes: Vec::new(),
             notes: Vec::new(),
         }
     }
