@@ -61,9 +61,9 @@ pub(super) async fn sequence_values(
 }
 
 /// Statements setting the target's sequence for each of the table's serial/identity
-/// columns (found by `pg_get_serial_sequence`) to the source sequence's state — lifted, for
-/// ascending sequences, above the largest value in the column so new rows cannot collide
-/// with copied ones. The source's state is read now: every row in the run's snapshot was
+/// columns (found by `pg_get_serial_sequence`) to the source sequence's state: exactly,
+/// for a sequence the run created; otherwise lifted, for ascending sequences, above the
+/// largest value in the column so new rows cannot collide with copied ones. The source's state is read now: every row in the run's snapshot was
 /// numbered before this moment, so the value covers them all.
 pub(super) async fn sequence_sql(
     table: &TableName,
@@ -74,15 +74,15 @@ pub(super) async fn sequence_sql(
     let mut sql = Vec::new();
     for seq in sequences {
         // Unreadable on the source: start after the copied values (ascending) or leave it.
-        let (value, called) = match &seq.source {
+        let (value, called, read) = match &seq.source {
             Some(source_seq) => {
                 let row = source
                     .query_one(&format!("{SEQUENCE_STATE}{}", source_seq.sql()), &[])
                     .await
                     .map_err(|e| Error::postgres(Kind::Copy, Side::Source, doing, e))?;
-                (row.get::<_, i64>(0), row.get::<_, bool>(1))
+                (row.get::<_, i64>(0), row.get::<_, bool>(1), true)
             }
-            None if seq.ascending => (1, false),
+            None if seq.ascending => (1, false, false),
             None => continue,
         };
         let target_seq = format!(
@@ -90,7 +90,10 @@ pub(super) async fn sequence_sql(
             literal(&table.sql()),
             literal(&seq.column)
         );
-        sql.push(if seq.ascending {
+        sql.push(if seq.created && read {
+            // Created by this run: the source's state, exactly (as pg_dump gives it).
+            format!("SELECT pg_catalog.setval({target_seq}, {value}, {called})")
+        } else if seq.ascending {
             format!(
                 "SELECT pg_catalog.setval({target_seq}, GREATEST({value}, m), \
                  CASE WHEN m > {value} THEN true ELSE {called} END) \

@@ -275,8 +275,9 @@ pub struct Part {
 }
 
 /// A target sequence (`serial` or identity) to set after the load so that new rows do not
-/// collide with copied ones: to the source sequence's value where it can be read, and
-/// never below the largest copied value.
+/// collide with copied ones: a sequence the run creates takes the source's exact state
+/// (`last_value`, `is_called`), as pg_dump gives it; one that was already on the target
+/// only moves forward, to the source's value and never below the largest copied value.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SequencePlan {
     pub column: String,
@@ -284,6 +285,10 @@ pub struct SequencePlan {
     pub source: Option<TableName>,
     /// Only ascending sequences are also kept above the column's maximum.
     pub ascending: bool,
+    /// The run creates the target's sequence (with its table): it takes the source's
+    /// state exactly.
+    #[serde(default)]
+    pub created: bool,
 }
 
 impl TablePlan {
@@ -1389,7 +1394,10 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
             });
         }
     }
-    plan.sequences = sequence_plans(src);
+    plan.sequences = sequence_plans(src)
+        .into_iter()
+        .map(|s| SequencePlan { created: true, ..s })
+        .collect();
     if let Some(parts) = objects.partitions.get(name) {
         for p in parts {
             let sub = p
@@ -1511,6 +1519,7 @@ fn sequence_plans(src: &TableDetail) -> Vec<SequencePlan> {
                 column: c.name.clone(),
                 source: seq.readable.then(|| seq.name.clone()),
                 ascending: seq.parameters.increment > 0,
+                created: false,
             })
         })
         .collect()
