@@ -523,3 +523,38 @@ fn a_refresh_sets_indexes_aside_and_builds_them_again_as_they_were() {
         "5"
     );
 }
+
+/// A column whose type has no binary send/receive functions (aclitem, even inside an
+/// array or a domain) makes its table travel as text COPY, decided from the catalog,
+/// instead of failing mid-copy; the other tables stay binary.
+#[test]
+fn a_type_without_binary_io_travels_as_text() {
+    let db = TestDb::new("no_binary");
+    db.source_sql(
+        "CREATE DOMAIN acls AS aclitem[];
+         CREATE TABLE perms (id int PRIMARY KEY, a aclitem, l acls);
+         INSERT INTO perms VALUES (1, 'postgres=arwd/postgres', '{postgres=r/postgres}'),
+                                  (2, NULL, '{}');
+         CREATE TABLE plain (id int PRIMARY KEY);
+         INSERT INTO plain VALUES (1);",
+    );
+    let run = db.copy(&["perms", "plain", "--json"]);
+    run.assert_ok();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON report");
+    let format = |name: &str| {
+        report["tables"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["name"] == name))
+            .map(|t| t["format"].clone())
+    };
+    assert_eq!(format("perms"), Some("text".into()), "{report}");
+    assert_eq!(format("plain"), Some("binary".into()), "{report}");
+    db.assert_same("perms");
+    let dry = db.copy(&["perms", "--mode", "truncate", "--dry-run"]);
+    assert!(
+        dry.stdout
+            .contains("copied as text: the type of a and l have no binary send/receive"),
+        "{}",
+        dry.stdout
+    );
+}

@@ -145,6 +145,7 @@ mod tests {
             typmod,
             typtype: 'b',
             category: if name.starts_with('_') { 'A' } else { 'N' },
+            binary_io: true,
         }
     }
 

@@ -159,6 +159,9 @@ pub struct ColumnType {
     pub typtype: char,
     /// `pg_type.typcategory`: A array, N numeric, S string, …
     pub category: char,
+    /// The type (and every type it is made of) has binary send and receive functions:
+    /// binary COPY can carry it.
+    pub binary_io: bool,
 }
 
 impl ColumnType {

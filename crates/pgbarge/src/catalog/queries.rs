@@ -68,7 +68,30 @@ SELECT a.attrelid, a.attname, a.atttypid,
         FROM pg_catalog.pg_type e
         JOIN pg_catalog.pg_class r ON r.oid = e.typrelid AND r.relkind IN ('r', 'p', 'v', 'm', 'f')
         JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace
-        WHERE e.oid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE t.oid END)
+        WHERE e.oid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE t.oid END),
+       -- Binary COPY needs send and receive functions for the type and every type it is
+       -- made of (array elements, a domain's base, a composite's fields, a range's
+       -- subtype); some types have none (aclitem, for one).
+       NOT EXISTS (
+           WITH RECURSIVE parts(oid) AS (
+               SELECT a.atttypid
+             UNION
+               SELECT x.oid FROM parts p
+               JOIN pg_catalog.pg_type pt ON pt.oid = p.oid
+               CROSS JOIN LATERAL (
+                   SELECT pt.typelem WHERE pt.typelem <> 0 AND pt.typcategory = 'A'
+                 UNION ALL
+                   SELECT pt.typbasetype WHERE pt.typtype = 'd'
+                 UNION ALL
+                   SELECT ca.atttypid FROM pg_catalog.pg_attribute ca
+                   WHERE pt.typtype = 'c' AND ca.attrelid = pt.typrelid AND ca.attnum > 0
+                     AND NOT ca.attisdropped
+                 UNION ALL
+                   SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = pt.oid
+               ) AS x(oid)
+           )
+           SELECT 1 FROM parts p JOIN pg_catalog.pg_type pt ON pt.oid = p.oid
+           WHERE pt.typsend::oid = 0 OR pt.typreceive::oid = 0)
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
@@ -412,6 +435,7 @@ pub async fn describe(
             typmod: r.get(6),
             typtype: first_char(r.get(7)).unwrap_or('b'),
             category: first_char(r.get(8)).unwrap_or('U'),
+            binary_io: r.get(16),
         };
         let default = r
             .get::<_, Option<String>>(12)

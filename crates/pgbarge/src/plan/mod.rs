@@ -729,10 +729,24 @@ impl Plan {
                 {
                     new_schemas.push(plan.target.schema.clone());
                 }
-                if plan
+                let no_binary: Vec<&str> = src
                     .columns
                     .iter()
-                    .all(|c| c.route == ColumnRoute::Identical && !text_only(&c.source_type))
+                    .filter(|c| !c.generated && !c.ty.binary_io)
+                    .map(|c| c.name.as_str())
+                    .collect();
+                if !no_binary.is_empty() {
+                    plan.notes.push(format!(
+                        "copied as text: the type of {} {} no binary send/receive functions",
+                        crate::report::short_list(&no_binary, 5),
+                        if no_binary.len() == 1 { "has" } else { "have" }
+                    ));
+                }
+                if no_binary.is_empty()
+                    && plan
+                        .columns
+                        .iter()
+                        .all(|c| c.route == ColumnRoute::Identical && !text_only(&c.source_type))
                 {
                     plan.format = CopyFormat::Binary;
                 }
