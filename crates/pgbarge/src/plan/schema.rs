@@ -676,7 +676,7 @@ pub(super) fn plan_schema(
                 "ALTER {} {}({}) OWNER TO {role}",
                 routine_keyword(r),
                 qualified(&r.schema, &r.name),
-                r.arguments
+                routine_arguments(routine_keyword(r), &r.arguments)
             ));
         }
         plan.after.extend(owned.into_iter().map(|sql| Step {
@@ -693,6 +693,16 @@ fn routine_keyword(r: &Routine) -> &'static str {
         'a' => "AGGREGATE",
         'p' => "PROCEDURE",
         _ => "FUNCTION",
+    }
+}
+
+/// The argument list that names the routine in DDL: an aggregate without arguments is
+/// `f(*)` (`f()` names no aggregate).
+fn routine_arguments(kind: &str, arguments: &str) -> String {
+    if kind == "AGGREGATE" && arguments.trim().is_empty() {
+        "*".into()
+    } else {
+        arguments.to_string()
     }
 }
 
@@ -739,7 +749,7 @@ fn routine_ddl(r: &Routine, superuser: bool) -> Result<String, String> {
         return Ok(format!(
             "CREATE AGGREGATE {}({}) ({})",
             qualified(&r.schema, &r.name),
-            r.arguments,
+            routine_arguments("AGGREGATE", &r.arguments),
             parts.join(", ")
         ));
     }
@@ -781,7 +791,11 @@ fn comment_ddl(c: &Comment) -> String {
         "COLUMN" => format!("{}.{}", qualified(schema, &c.name), ident(detail)),
         "CONSTRAINT" | "TRIGGER" => format!("{} ON {}", ident(detail), qualified(schema, &c.name)),
         "FUNCTION" | "PROCEDURE" | "AGGREGATE" => {
-            format!("{}({detail})", qualified(schema, &c.name))
+            format!(
+                "{}({})",
+                qualified(schema, &c.name),
+                routine_arguments(&c.kind, detail)
+            )
         }
         _ => qualified(schema, &c.name),
     };
