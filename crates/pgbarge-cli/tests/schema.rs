@@ -1258,3 +1258,69 @@ fn created_sequences_take_the_source_state_exactly() {
     db.copy(&["s", "--mode", "truncate", "--yes"]).assert_ok();
     assert_eq!(state(&target, "s_id_seq"), "200,true");
 }
+
+/// DDL that failed on schemas a reviewer built: a zero-argument aggregate (and its
+/// comment), a domain whose check is NOT VALID, a table sharing another table's sequence
+/// (`LIKE … INCLUDING ALL`), an identity column beside a leftover serial sequence of the
+/// same name, and an inheritance child with a generated column of its own.
+#[test]
+fn ddl_seen_on_unseen_schemas_copies() {
+    let db = TestDb::new("unseen_ddl");
+    db.source_sql(
+        "CREATE FUNCTION public.cnt_step(int8) RETURNS int8 LANGUAGE sql AS 'SELECT $1 + 1';
+         CREATE AGGREGATE public.cnt(*) (SFUNC = public.cnt_step, STYPE = int8, INITCOND = '0');
+         COMMENT ON AGGREGATE public.cnt(*) IS 'counts rows';
+         CREATE DOMAIN public.small_pos AS int;
+         CREATE TABLE public.uses_domain (id int PRIMARY KEY, v public.small_pos);
+         INSERT INTO public.uses_domain VALUES (1, -5);
+         ALTER DOMAIN public.small_pos ADD CONSTRAINT small_pos_check CHECK (VALUE > 0) NOT VALID;
+         CREATE TABLE public.a (id serial PRIMARY KEY, v text);
+         CREATE TABLE public.b (LIKE public.a INCLUDING ALL);
+         INSERT INTO public.a (v) VALUES ('a1'), ('a2');
+         INSERT INTO public.b (v) SELECT 'b' || g FROM generate_series(1, 2000) g;
+         CREATE SEQUENCE public.ident_id_seq;
+         CREATE TABLE public.ident (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
+         INSERT INTO public.ident (v) VALUES ('i1');
+         CREATE TABLE public.parent (id int PRIMARY KEY, price numeric);
+         CREATE TABLE public.child (taxed numeric GENERATED ALWAYS AS (price * 1.2) STORED)
+             INHERITS (public.parent);
+         INSERT INTO public.child (id, price) VALUES (1, 10);",
+    );
+    // One stream, biggest table first: b, whose default draws from a's sequence, is
+    // created before a.
+    let run = db.copy(&["--all", "--yes", "--jobs", "1"]);
+    run.assert_ok();
+    let s = servers();
+    assert_same_schema(
+        &s.source.dump_schema(&db.name),
+        &s.target.dump_schema(&db.name),
+    );
+    for t in [
+        "public.uses_domain",
+        "public.a",
+        "public.b",
+        "public.ident",
+        "public.parent",
+        "public.child",
+    ] {
+        db.assert_same(t);
+    }
+    assert_eq!(
+        db.target_sql("SELECT public.cnt(*) FROM public.a").trim(),
+        "2"
+    );
+    // New rows keep drawing from the shared sequence on both sides.
+    for side in [&s.source, &s.target] {
+        assert_eq!(
+            side.psql(
+                &db.name,
+                "INSERT INTO public.b (v) VALUES ('x') RETURNING id"
+            )
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim(),
+            "2003"
+        );
+    }
+}

@@ -289,6 +289,16 @@ pub struct ExistingType {
     pub enum_labels: Vec<String>,
 }
 
+/// A domain's check constraint.
+#[derive(Debug, Clone, Serialize)]
+pub struct DomainCheck {
+    pub name: String,
+    /// `CHECK (…)`, with ` NOT VALID` when not validated (`pg_get_constraintdef()`).
+    pub definition: String,
+    /// A NOT VALID check lets existing values break it: it is added after the data.
+    pub validated: bool,
+}
+
 /// A user-defined type that columns need, with what it takes to create it elsewhere.
 #[derive(Debug, Clone, Serialize)]
 pub struct UserType {
@@ -314,7 +324,7 @@ pub enum TypeDefinition {
         base: String,
         not_null: bool,
         default: Option<String>,
-        checks: Vec<String>,
+        checks: Vec<DomainCheck>,
     },
     Composite {
         /// `"name" type` pairs, ready for `CREATE TYPE … AS (…)`.

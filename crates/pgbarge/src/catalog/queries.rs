@@ -144,7 +144,9 @@ SELECT t.oid, n.nspname, t.typname, t.typtype::text,
              ORDER BY e.enumsortorder),
        CASE WHEN t.typtype = 'd' THEN pg_catalog.format_type(t.typbasetype, t.typtypmod) END,
        t.typnotnull, t.typdefault,
-       ARRAY(SELECT pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c
+       ARRAY(SELECT c.conname || E'\t' || c.convalidated::text || E'\t'
+                    || pg_catalog.pg_get_constraintdef(c.oid)
+             FROM pg_catalog.pg_constraint c
              WHERE c.contypid = t.oid AND c.contype = 'c' ORDER BY c.conname),
        ARRAY(SELECT pg_catalog.quote_ident(a.attname) || ' '
                     || pg_catalog.format_type(a.atttypid, a.atttypmod)
@@ -484,7 +486,18 @@ pub async fn describe(
                         base: r.get::<_, Option<String>>(5).unwrap_or_default(),
                         not_null: r.get(6),
                         default: r.get(7),
-                        checks: r.get(8),
+                        checks: r
+                            .get::<_, Vec<String>>(8)
+                            .iter()
+                            .filter_map(|c| {
+                                let mut parts = c.splitn(3, '\t');
+                                Some(DomainCheck {
+                                    name: parts.next()?.to_string(),
+                                    validated: parts.next()? == "true",
+                                    definition: parts.next()?.to_string(),
+                                })
+                            })
+                            .collect(),
                     },
                     'c' => TypeDefinition::Composite {
                         attributes: r.get(9),

@@ -919,6 +919,28 @@ impl Plan {
             &options.schema,
         );
 
+        // A domain's NOT VALID check comes after the data, as pg_dump adds it: the copied
+        // values may break it, as the source's do.
+        for ut in snapshot.source.types.iter().filter(|ut| {
+            !snapshot
+                .target_types
+                .contains_key(&(ut.schema.clone(), ut.name.clone()))
+        }) {
+            if let TypeDefinition::Domain { checks, .. } = &ut.definition {
+                for c in checks.iter().filter(|c| !c.validated) {
+                    schema.after.push(Step {
+                        what: format!("domain check {} of {}", c.name, ut.sql_name()),
+                        sql: format!(
+                            "ALTER DOMAIN {} ADD CONSTRAINT {} {}",
+                            ut.sql_name(),
+                            ident(&c.name),
+                            c.definition
+                        ),
+                        needs: Vec::new(),
+                    });
+                }
+            }
+        }
         // A created table that inherits waits for its parents when they are created too;
         // parents neither copied nor on the target are missing, like a foreign key's.
         if !types.is_empty() {
@@ -956,6 +978,16 @@ impl Plan {
         prepare.extend(schema.create_extensions.iter().map(|s| s.sql.clone()));
         prepare.extend(schema.create_collations.iter().map(|s| s.sql.clone()));
         prepare.extend(types.iter().flat_map(|t| t.sql.iter().cloned()));
+        // The sequences of created tables' serial columns, before any table, as pg_dump
+        // orders them: another table's default may draw from one (`LIKE … INCLUDING ALL`
+        // shares it), and that table may be created first. `OWNED BY` comes with the
+        // owning table. (A replaced table drops its own with it, so it creates them again
+        // in its transaction.)
+        for t in tables.iter_mut().filter(|t| t.action == Action::Create) {
+            if let Some(c) = t.create.as_mut() {
+                prepare.append(&mut c.sequences);
+            }
+        }
         if !schema.before.is_empty() {
             prepare.push(NO_BODY_CHECKS.to_string());
             prepare.extend(schema.before.iter().map(|s| s.sql.clone()));
@@ -1750,8 +1782,8 @@ fn type_ddl(t: &UserType) -> Result<String, String> {
             if *not_null {
                 s.push_str(" NOT NULL");
             }
-            for c in checks {
-                s.push_str(&format!(" {c}"));
+            for c in checks.iter().filter(|c| c.validated) {
+                s.push_str(&format!(" CONSTRAINT {} {}", ident(&c.name), c.definition));
             }
             Ok(s)
         }
