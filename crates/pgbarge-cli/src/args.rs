@@ -117,6 +117,11 @@ pub struct CopyArgs {
     /// Create chosen tables without the foreign keys that reference tables not copied.
     #[arg(long)]
     pub without_fks: bool,
+    /// Stop at any object that cannot be created on the target. By default an object
+    /// nothing copied needs (a C-language function of a schema copied whole, and the
+    /// views calling it) is left out, and the plan and report list it with the reason.
+    #[arg(long)]
+    pub strict: bool,
     /// Give every object pgbarge creates to ROLE (the connected role must be a member of
     /// it). By default objects belong to the connected role.
     #[arg(long, value_name = "ROLE")]

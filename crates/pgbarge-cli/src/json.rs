@@ -86,18 +86,12 @@ pub fn plan(plan: &Plan) -> Value {
         .map(|r| r.max(0))
         .sum();
     let bytes: i64 = plan.tables.iter().map(|t| t.data_bytes.max(0)).sum();
-    let mut notes: Vec<String> = plan
+    let notes: Vec<String> = plan
         .tables
         .iter()
         .flat_map(|t| t.notes.iter().map(move |n| format!("{}: {n}", t.target)))
         .collect();
-    notes.extend(
-        plan.schema
-            .skipped
-            .iter()
-            .filter(|s| s.why != pgbarge::plan::EXISTS)
-            .map(|s| format!("not created: {}: {}", s.what, s.why)),
-    );
+
     json!({
         "ok": true,
         "command": "copy",
@@ -119,6 +113,7 @@ pub fn plan(plan: &Plan) -> Value {
             "notes": t.notes,
         }))).collect::<Vec<_>>(),
         "objects": plan.schema.counts,
+        "skipped": skipped(plan.left_out()),
         "notes": notes,
     })
 }
@@ -206,6 +201,7 @@ pub fn report(report: &RunReport, verified: Option<&VerifyReport>) -> Value {
             "seconds": t.seconds,
         }))).collect::<Vec<_>>(),
         "objects": report.schema,
+        "skipped": skipped(report.skipped.iter()),
         "failures": report.failures.iter().map(|f| json!({
             "unit": f.unit,
             "title": f.title,
@@ -264,6 +260,12 @@ pub fn error(command: &str, err: &Error, problems: &[Problem]) -> Value {
             })).collect::<Vec<_>>(),
         }
     })
+}
+
+/// Objects left out, with the reason.
+fn skipped<'a>(list: impl Iterator<Item = &'a pgbarge::plan::Skipped>) -> Vec<Value> {
+    list.map(|s| json!({ "what": s.what, "why": s.why }))
+        .collect()
 }
 
 fn merge(doc: &mut Value, more: Value) {

@@ -295,6 +295,9 @@ pub fn report(report: &RunReport) -> String {
         format!("Also created: {counts}\n")
     };
     let mut extra = String::new();
+    for s in &report.skipped {
+        extra.push_str(&format!("not created: {}: {}\n", s.what, s.why));
+    }
     if let Some(r) = &report.resumed {
         extra.push_str(&format!(
             "Resumed: {} of {} units had committed before and were skipped ({}{}{}); \

@@ -295,6 +295,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
             without_fks: settings.without_fks,
             owner: settings.owner.clone(),
             grants: settings.grants,
+            strict: settings.strict,
         },
     };
     let request = session::PlanRequest {

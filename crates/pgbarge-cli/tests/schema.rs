@@ -1324,3 +1324,70 @@ fn ddl_seen_on_unseen_schemas_copies() {
         );
     }
 }
+
+/// An object the cloud role can never create (a function in language internal) does not
+/// stop the copy of a schema copied whole: it is left out, with the views calling it, and
+/// the plan, report and JSON list both with the reason. `--strict` refuses instead, and
+/// so does a table that needs the function (its default calls it).
+#[test]
+fn objects_the_role_cannot_create_are_left_out_out_loud_unless_needed() {
+    let db = TestDb::new("left_out");
+    db.source_sql(
+        "CREATE SCHEMA lib;
+         CREATE FUNCTION lib.fast_len(text) RETURNS int LANGUAGE internal IMMUTABLE STRICT
+             AS 'textlen';
+         CREATE VIEW lib.lens AS SELECT lib.fast_len('abc') AS n;
+         CREATE TABLE lib.items (id int PRIMARY KEY, name text);
+         INSERT INTO lib.items VALUES (1, 'a');",
+    );
+    let strict = db.copy(&["lib.*", "--strict", "--dry-run"]);
+    assert_eq!(strict.code, 3, "{}", strict.stderr);
+    assert!(
+        strict
+            .stderr
+            .contains("function lib.fast_len(text) cannot be created"),
+        "{}",
+        strict.stderr
+    );
+
+    let dry = db.copy(&["lib.*", "--dry-run"]);
+    dry.assert_ok();
+    assert!(
+        dry.stdout.contains(
+            "not created: function lib.fast_len(text): it is written in language internal"
+        ) && dry.stdout.contains(
+            "not created: view lib.lens: it calls lib.fast_len(text), which cannot be created"
+        ),
+        "{}",
+        dry.stdout
+    );
+    let run = db.copy(&["lib.*", "--yes", "--json"]);
+    run.assert_ok();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON report");
+    let skipped: Vec<&str> = report["skipped"]
+        .as_array()
+        .map(|s| s.iter().filter_map(|s| s["what"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        skipped,
+        vec!["function lib.fast_len(text)", "view lib.lens"],
+        "{report}"
+    );
+    db.assert_same("lib.items");
+    assert_eq!(
+        db.target_sql("SELECT count(*) FROM pg_proc WHERE proname = 'fast_len'")
+            .trim(),
+        "0"
+    );
+
+    db.source_sql("CREATE TABLE lib.needs (id int PRIMARY KEY, n int DEFAULT lib.fast_len('xy'))");
+    let refused = db.copy(&["lib.needs"]);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("function lib.fast_len(text) cannot be created on the target: it is written in language internal"),
+        "{}",
+        refused.stderr
+    );
+}

@@ -67,6 +67,9 @@ pub struct RunReport {
     pub tables: Vec<TableReport>,
     /// Objects created besides the tables, by kind ("views": 7, …).
     pub schema: std::collections::BTreeMap<String, usize>,
+    /// Objects left out: they cannot be created on the target, and nothing copied needs
+    /// them.
+    pub skipped: Vec<crate::plan::Skipped>,
     pub seconds: f64,
     /// Units that failed for good; the rest of the run went on.
     pub failures: Vec<UnitFailure>,

@@ -210,7 +210,12 @@ SELECT c.oid, n.nspname, c.relname, c.relkind = 'm', pg_catalog.pg_get_viewdef(c
        ARRAY(SELECT pg_catalog.pg_get_ruledef(r.oid) FROM pg_catalog.pg_rewrite r
              WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN' ORDER BY r.rulename)
        || ARRAY(SELECT pg_catalog.pg_get_triggerdef(g.oid) FROM pg_catalog.pg_trigger g
-                WHERE g.tgrelid = c.oid AND NOT g.tgisinternal ORDER BY g.tgname)
+                WHERE g.tgrelid = c.oid AND NOT g.tgisinternal ORDER BY g.tgname),
+       ARRAY(SELECT DISTINCT d.refobjid::pg_catalog.regprocedure::text
+             FROM pg_catalog.pg_rewrite r
+             JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass
+                  AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_proc'::regclass
+             WHERE r.ev_class = c.oid)
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('v', 'm') AND n.nspname = ANY($2)
@@ -224,28 +229,31 @@ ORDER BY n.nspname, c.relname";
 /// support functions of those aggregates. A function whose signature uses a table's row
 /// type can only be created once the table exists.
 const FUNCTIONS: &str = "
-WITH RECURSIVE users(classid, objid) AS (
+WITH RECURSIVE users(classid, objid, for_table) AS (
     -- The objects whose dependencies are looked at (pairs, so pg_depend is joined by
-    -- its index rather than scanned under an OR of subqueries: 30x faster).
-    SELECT 'pg_catalog.pg_attrdef'::regclass, oid FROM pg_catalog.pg_attrdef
+    -- its index rather than scanned under an OR of subqueries: 30x faster), and whether
+    -- the copied tables themselves need them (not only a view of a schema copied whole).
+    SELECT 'pg_catalog.pg_attrdef'::regclass, oid, true FROM pg_catalog.pg_attrdef
     WHERE adrelid = ANY($1)
   UNION ALL
-    SELECT 'pg_catalog.pg_constraint'::regclass, oid FROM pg_catalog.pg_constraint
+    SELECT 'pg_catalog.pg_constraint'::regclass, oid, true FROM pg_catalog.pg_constraint
     WHERE conrelid = ANY($1)
   UNION ALL
-    SELECT 'pg_catalog.pg_trigger'::regclass, oid FROM pg_catalog.pg_trigger
+    SELECT 'pg_catalog.pg_trigger'::regclass, oid, true FROM pg_catalog.pg_trigger
     WHERE tgrelid = ANY($1)
   UNION ALL
     -- index expressions and predicates, partition keys, policies
-    SELECT 'pg_catalog.pg_class'::regclass, indexrelid FROM pg_catalog.pg_index
+    SELECT 'pg_catalog.pg_class'::regclass, indexrelid, true FROM pg_catalog.pg_index
     WHERE indrelid = ANY($1)
   UNION ALL
-    SELECT 'pg_catalog.pg_class'::regclass, oid FROM pg_catalog.pg_class WHERE oid = ANY($1)
+    SELECT 'pg_catalog.pg_class'::regclass, oid, true FROM pg_catalog.pg_class
+    WHERE oid = ANY($1)
   UNION ALL
-    SELECT 'pg_catalog.pg_policy'::regclass, oid FROM pg_catalog.pg_policy
+    SELECT 'pg_catalog.pg_policy'::regclass, oid, true FROM pg_catalog.pg_policy
     WHERE polrelid = ANY($1)
   UNION ALL
-    SELECT 'pg_catalog.pg_rewrite'::regclass, r.oid FROM pg_catalog.pg_rewrite r
+    SELECT 'pg_catalog.pg_rewrite'::regclass, r.oid, r.ev_class = ANY($1)
+    FROM pg_catalog.pg_rewrite r
     JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
     WHERE r.ev_class = ANY($1) OR c.relkind IN ('v', 'm') AND n.nspname = ANY($2)
@@ -282,7 +290,12 @@ SELECT p.oid, n.nspname, p.proname, p.oid::pg_catalog.regprocedure::text, p.prok
        -- A SQL-standard body (BEGIN ATOMIC) is parsed at creation: it needs its tables.
        OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                   WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
-                    AND d.refclassid = 'pg_catalog.pg_class'::regclass)
+                    AND d.refclassid = 'pg_catalog.pg_class'::regclass),
+       -- The copied tables need it (a default, check, trigger, index, policy or rule).
+       EXISTS (SELECT 1 FROM users u
+               JOIN pg_catalog.pg_depend d ON d.classid = u.classid AND d.objid = u.objid
+               WHERE u.for_table AND d.refclassid = 'pg_catalog.pg_proc'::regclass
+                 AND d.refobjid = p.oid)
 FROM needed
 JOIN pg_catalog.pg_proc p ON p.oid = needed.oid
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
@@ -607,6 +620,8 @@ pub struct View {
     pub indexes: Vec<String>,
     /// Its rules and (INSTEAD OF) triggers, as `CREATE RULE` / `CREATE TRIGGER`.
     pub rules_and_triggers: Vec<String>,
+    /// The functions it calls, as `regprocedure` signatures.
+    pub calls: Vec<String>,
 }
 
 /// A function, procedure or aggregate.
@@ -629,6 +644,10 @@ pub struct Routine {
     pub aggregate: Option<Aggregate>,
     /// Its signature uses a table's or view's row type: created after the tables.
     pub uses_row_type: bool,
+    /// The copied tables need it (a default, check, trigger, index, policy or rule calls
+    /// it): if it cannot be created, neither can they. Otherwise (a function of a schema
+    /// copied whole) it is skipped, out loud.
+    pub required: bool,
 }
 
 /// What `CREATE AGGREGATE` needs, for the plain (normal-kind) aggregates pgbarge can
@@ -991,6 +1010,7 @@ pub async fn describe_objects(
                 reads,
                 indexes: r.get(9),
                 rules_and_triggers: r.get(10),
+                calls: r.get(11),
             }
         })
         .collect();
@@ -1018,6 +1038,7 @@ pub async fn describe_objects(
                 arguments: r.get(8),
                 aggregate,
                 uses_row_type: r.get(16),
+                required: r.get(17),
             }
         })
         .collect();

@@ -396,6 +396,7 @@ pub async fn run<L: Ledger>(
     let skipped = done_ids.len();
     Ok(RunReport {
         schema: work.counts.clone(),
+        skipped: work.skipped.clone(),
         content: work.content,
         source: work.source.clone(),
         target: work.target.clone(),

@@ -177,6 +177,7 @@ mod tests {
             content: Content::SchemaAndData,
             jobs: 2,
             counts: Default::default(),
+            skipped: Vec::new(),
             tables: Vec::new(),
             units,
         }

@@ -654,6 +654,15 @@ impl Endpoint {
 }
 
 impl Plan {
+    /// Objects left out because they cannot be created on the target, though nothing
+    /// copied needs them (not those already there).
+    pub fn left_out(&self) -> impl Iterator<Item = &Skipped> {
+        self.schema
+            .skipped
+            .iter()
+            .filter(|s| !s.blocking && s.why != EXISTS)
+    }
+
     /// The tables the plan's created tables reference (foreign keys, INHERITS) that are
     /// neither copied nor on the target, each once.
     pub fn missing_parents(&self) -> Vec<TableName> {

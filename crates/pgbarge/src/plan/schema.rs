@@ -29,7 +29,7 @@ pub struct Step {
 
 /// Something the plan will not create, and why; preflight turns `blocking` ones into
 /// problems.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Skipped {
     pub what: String,
     pub why: String,
@@ -87,6 +87,9 @@ pub struct SchemaOptions {
     pub owner: Option<String>,
     /// Copy the privileges granted on the created objects.
     pub grants: bool,
+    /// `--strict`: an object that cannot be created stops the copy, even one nothing
+    /// copied needs (by default it is left out and listed).
+    pub strict: bool,
 }
 
 /// What the schema planner needs to know about the tables' plans.
@@ -217,6 +220,7 @@ pub(super) fn plan_schema(
     // tables; those whose signatures use a table's row type after them.
     let mut routines_created = Vec::new();
     let mut late_routines = Vec::new();
+    let mut uncreatable: BTreeSet<&str> = BTreeSet::new();
     for r in &objects.routines {
         if exists("routine", r.signature.clone()) {
             plan.skipped.push(Skipped {
@@ -229,11 +233,14 @@ pub(super) fn plan_schema(
         let sql = match routine_ddl(r, snapshot.target_privileges.is_superuser) {
             Ok(sql) => sql,
             Err(why) => {
+                // Only what the copied tables need blocks the copy (or, with --strict,
+                // anything): a function of a schema copied whole is left out, out loud.
                 plan.skipped.push(Skipped {
                     what: routine_label(r),
                     why,
-                    blocking: true,
+                    blocking: r.required || options.strict,
                 });
+                uncreatable.insert(r.signature.as_str());
                 continue;
             }
         };
@@ -345,6 +352,24 @@ pub(super) fn plan_schema(
         } else {
             true
         }
+    });
+    // A view calling a function that cannot be created cannot be created either.
+    pending.retain(|v| {
+        let missing: Vec<&str> = v
+            .calls
+            .iter()
+            .map(String::as_str)
+            .filter(|c| uncreatable.contains(c))
+            .collect();
+        if missing.is_empty() {
+            return true;
+        }
+        plan.skipped.push(Skipped {
+            what: view_label(v),
+            why: format!("it calls {}, which cannot be created", missing.join(", ")),
+            blocking: options.strict,
+        });
+        false
     });
     let pending_names: BTreeSet<TableName> = pending.iter().map(|v| v.name.clone()).collect();
     loop {

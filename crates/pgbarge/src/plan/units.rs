@@ -164,6 +164,10 @@ pub struct Work {
     pub jobs: usize,
     /// Objects created besides the tables, by kind, for the report.
     pub counts: BTreeMap<String, usize>,
+    /// Objects left out because they cannot be created on the target (and nothing copied
+    /// needs them), with the reason, for the report.
+    #[serde(default)]
+    pub skipped: Vec<super::Skipped>,
     pub tables: Vec<WorkTable>,
     pub units: Vec<Unit>,
 }
@@ -252,6 +256,7 @@ impl<'a> Builder<'a> {
             content: plan.content,
             jobs: plan.jobs,
             counts: plan.schema.counts.clone(),
+            skipped: plan.left_out().cloned().collect(),
             tables: plan
                 .tables
                 .iter()
