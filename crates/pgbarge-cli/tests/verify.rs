@@ -150,3 +150,33 @@ fn large_objects_are_refused_by_copy_and_compared_by_verify() {
         v.stdout
     );
 }
+
+/// A LATIN1 source copied into a UTF8 target: each server hashes its own bytes, so
+/// verification compares the UTF-8 form of the rows — equal data is equal, and a changed
+/// accented value is still found.
+#[test]
+fn a_latin1_source_verifies_equal_against_a_utf8_target() {
+    let db =
+        TestDb::with_source_options("latin1", "ENCODING 'LATIN1' LOCALE 'C' TEMPLATE template0");
+    db.source_sql(
+        // Unicode escapes: psql's client encoding here is not UTF-8.
+        r"CREATE TABLE people (id int PRIMARY KEY, name text);
+         INSERT INTO people VALUES (1, U&'Zo\00EB'), (2, U&'Jos\00E9 M\00FCller'), (3, 'plain'),
+                                   (4, U&'\00F1and\00FA');",
+    );
+    let run = db.copy(&["people", "--verify"]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("verified 1 table: 1 equal, 0 not"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        db.target_sql("SELECT name FROM people WHERE id = 2").trim(),
+        "José Müller"
+    );
+    db.target_sql("UPDATE people SET name = 'Zoe' WHERE id = 1");
+    let v = verify(&db, &["people"]);
+    assert_eq!(v.code, 6, "{}\n{}", v.stdout, v.stderr);
+    assert!(v.stdout.contains("(1)"), "{}", v.stdout);
+}

@@ -61,11 +61,55 @@ impl VerifyReport {
     }
 }
 
-fn row_expr(columns: &[String]) -> String {
-    format!(
-        "pg_catalog.hashtextextended(ROW({})::text, 0)",
-        ident_list(columns.iter().map(String::as_str))
-    )
+/// How rows are hashed so that equal data hashes equal on both servers. Each server
+/// hashes the bytes of its own encoding: when the two encodings differ (a LATIN1 source,
+/// a UTF8 target), text is first converted to UTF-8 on both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hashing {
+    Native,
+    Utf8,
+}
+
+/// Both servers' encodings, read with `SHOW`.
+const SERVER_ENCODING: &str = "SHOW server_encoding";
+
+impl Hashing {
+    async fn choose(source: &Client, target: &Client) -> Result<Hashing> {
+        let (s, t) = both(
+            source,
+            target,
+            SERVER_ENCODING,
+            "reading the encodings",
+            |rows| {
+                rows.first()
+                    .map(|r| r.get::<_, String>(0))
+                    .unwrap_or_default()
+            },
+        )
+        .await?;
+        Ok(if s == t {
+            Hashing::Native
+        } else {
+            Hashing::Utf8
+        })
+    }
+
+    /// A 64-bit hash of the text `expr`.
+    fn hash(self, expr: &str) -> String {
+        match self {
+            Hashing::Native => format!("pg_catalog.hashtextextended({expr}, 0)"),
+            Hashing::Utf8 => format!(
+                "pg_catalog.hashtextextended(pg_catalog.md5(pg_catalog.convert_to({expr}, 'UTF8')), 0)"
+            ),
+        }
+    }
+
+    fn row(self, columns: &[String]) -> String {
+        self.hash(&format!(
+            "ROW({})::text",
+            ident_list(columns.iter().map(String::as_str))
+        ))
+    }
 }
 
 fn key_expr(key: &[String]) -> String {
@@ -95,6 +139,7 @@ pub async fn verify(
     target_described: &Described,
 ) -> Result<VerifyReport> {
     let started = std::time::Instant::now();
+    let hashing = Hashing::choose(source, target).await?;
     let mut verdicts = Vec::new();
     for name in tables {
         let table_started = std::time::Instant::now();
@@ -102,7 +147,7 @@ pub async fn verify(
             continue;
         };
         let tgt = target_described.tables.get(name);
-        let verdict = match verify_table(source, target, name, src, tgt).await {
+        let verdict = match verify_table(source, target, hashing, name, src, tgt).await {
             Ok(v) => v,
             Err(e) => TableVerdict {
                 table: name.clone(),
@@ -129,6 +174,7 @@ pub async fn verify(
 async fn verify_table(
     source: &Client,
     target: &Client,
+    hashing: Hashing,
     name: &TableName,
     src: &crate::catalog::TableDetail,
     tgt: Option<&crate::catalog::TableDetail>,
@@ -136,7 +182,7 @@ async fn verify_table(
     let count_sql = |columns: &[String]| {
         format!(
             "SELECT count(*), coalesce(sum({})::numeric, 0)::text FROM {}",
-            row_expr(columns),
+            hashing.row(columns),
             name.sql()
         )
     };
@@ -180,7 +226,9 @@ async fn verify_table(
         }
     }
     let differing_keys = match (&src.primary_key, equal) {
-        (Some(pk), false) => differing_keys(source, target, name, &columns, &pk.columns).await?,
+        (Some(pk), false) => {
+            differing_keys(source, target, hashing, name, &columns, &pk.columns).await?
+        }
         _ => Vec::new(),
     };
     Ok(TableVerdict {
@@ -280,19 +328,16 @@ async fn large_objects(
 async fn differing_keys(
     source: &Client,
     target: &Client,
+    hashing: Hashing,
     name: &TableName,
     columns: &[String],
     key: &[String],
 ) -> Result<Vec<String>> {
     let doing = format!("looking for differing rows of {name}");
-    let bucket = format!(
-        "(pg_catalog.hashtextextended({}, 0) & {})",
-        key_expr(key),
-        BUCKETS - 1
-    );
+    let bucket = format!("({} & {})", hashing.hash(&key_expr(key)), BUCKETS - 1);
     let bucket_sql = format!(
         "SELECT {bucket}, count(*), sum({})::numeric::text FROM {} GROUP BY 1",
-        row_expr(columns),
+        hashing.row(columns),
         name.sql()
     );
     let read_buckets = |rows: &[tokio_postgres::Row]| -> BTreeMap<i64, (i64, String)> {
@@ -316,7 +361,7 @@ async fn differing_keys(
     let rows_sql = format!(
         "SELECT {}, {} FROM {} WHERE {bucket} IN ({})",
         key_expr(key),
-        row_expr(columns),
+        hashing.row(columns),
         name.sql(),
         differing
             .iter()

@@ -190,10 +190,16 @@ impl TestDb {
     /// Creates database `name_N` on both servers; on the target it is owned by `app`, as a
     /// cloud database is owned by the login role the provider gives you.
     pub fn new(name: &str) -> TestDb {
+        Self::with_source_options(name, "")
+    }
+
+    /// A database pair whose source database is created with `options` (e.g.
+    /// `ENCODING 'LATIN1' LOCALE 'C' TEMPLATE template0`).
+    pub fn with_source_options(name: &str, options: &str) -> TestDb {
         let s = servers();
         let name = format!("{name}_{}", COUNTER.fetch_add(1, Ordering::SeqCst));
         s.source
-            .psql("postgres", &format!("CREATE DATABASE \"{name}\""));
+            .psql("postgres", &format!("CREATE DATABASE \"{name}\" {options}"));
         s.target.psql(
             "postgres",
             &format!("CREATE DATABASE \"{name}\" OWNER {TARGET_USER}"),
