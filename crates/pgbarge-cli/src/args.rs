@@ -158,6 +158,11 @@ pub struct CopyArgs {
     /// Stop the whole run at the first table that fails, instead of loading the others.
     #[arg(long)]
     pub fail_fast: bool,
+    /// What the source's bytes really are, for a SQL_ASCII source (which stores and sends
+    /// bytes unconverted): e.g. WIN1252 or LATIN1. The target converts them to its own
+    /// encoding.
+    #[arg(long, value_name = "ENCODING")]
+    pub source_encoding: Option<String>,
     /// Run the choices saved in FILE (by --save-plan): its tables, modes and options.
     /// --mode, --jobs, --split-above and --part-size given with it override the plan's.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["tables", "all", "exclude", "schema_only", "data_only", "resume"])]
@@ -197,6 +202,10 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
     /// One JSON document on stdout.
+    /// What a SQL_ASCII source's bytes really are (as given to copy): rows are compared
+    /// as that text.
+    #[arg(long, value_name = "ENCODING")]
+    pub source_encoding: Option<String>,
     #[arg(long)]
     pub json: bool,
 }

@@ -86,11 +86,12 @@ pub fn plan(plan: &Plan) -> Value {
         .map(|r| r.max(0))
         .sum();
     let bytes: i64 = plan.tables.iter().map(|t| t.data_bytes.max(0)).sum();
-    let notes: Vec<String> = plan
-        .tables
-        .iter()
-        .flat_map(|t| t.notes.iter().map(move |n| format!("{}: {n}", t.target)))
-        .collect();
+    let mut notes: Vec<String> = plan.warnings.clone();
+    notes.extend(
+        plan.tables
+            .iter()
+            .flat_map(|t| t.notes.iter().map(move |n| format!("{}: {n}", t.target))),
+    );
 
     json!({
         "ok": true,

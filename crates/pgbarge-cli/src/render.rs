@@ -102,6 +102,9 @@ pub fn plan(plan: &Plan, verbose: bool) -> String {
     if !counts.is_empty() {
         out.push_str(&format!("Also created: {counts}\n"));
     }
+    for w in &plan.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
     for table in &plan.tables {
         for note in &table.notes {
             out.push_str(&format!("note: {}: {note}\n", table.target));

@@ -70,6 +70,7 @@ async fn verify_tables(
     source: &Connection,
     target: &Connection,
     names: &[TableName],
+    source_encoding: Option<&str>,
 ) -> Result<pgbarge::verify::VerifyReport> {
     let (source_tables, target_tables) = tokio::try_join!(
         catalog::list_tables(&source.client, Side::Source),
@@ -92,6 +93,7 @@ async fn verify_tables(
         names,
         &source_described,
         &target_described,
+        source_encoding,
     )
     .await
 }
@@ -132,7 +134,13 @@ pub async fn verify(settings: VerifySettings) -> Result<(), Failure> {
         }
         selection.tables.iter().map(|t| t.name.clone()).collect()
     };
-    let report = verify_tables(&source, &target, &names).await?;
+    let report = verify_tables(
+        &source,
+        &target,
+        &names,
+        settings.source_encoding.as_deref(),
+    )
+    .await?;
     if settings.json {
         json::print(&json::verify(
             &Endpoint::of(&source),
@@ -297,6 +305,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
             grants: settings.grants,
             strict: settings.strict,
         },
+        source_encoding: settings.copy_options.source_encoding.clone(),
     };
     let request = session::PlanRequest {
         selection,
@@ -370,7 +379,15 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     let report = execute(&settings, &source, &target, Start::Fresh(work)).await?;
     let verified = if settings.verify {
         let names: Vec<TableName> = plan.tables.iter().map(|t| t.target.clone()).collect();
-        Some(verify_tables(&source, &target, &names).await?)
+        Some(
+            verify_tables(
+                &source,
+                &target,
+                &names,
+                settings.copy_options.source_encoding.as_deref(),
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -473,7 +490,15 @@ async fn resume_run(
     let names: Vec<TableName> = run.work.tables.iter().map(|t| t.target.clone()).collect();
     let report = execute(settings, source, target, Start::Resume(run)).await?;
     let verified = if settings.verify && report.failures.is_empty() {
-        Some(verify_tables(source, target, &names).await?)
+        Some(
+            verify_tables(
+                source,
+                target,
+                &names,
+                settings.copy_options.source_encoding.as_deref(),
+            )
+            .await?,
+        )
     } else {
         None
     };

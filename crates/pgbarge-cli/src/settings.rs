@@ -154,6 +154,10 @@ impl CopySettings {
                     None => pgbarge::copy::DEFAULT_STALL_TIMEOUT,
                 },
                 fail_fast: args.fail_fast,
+                source_encoding: match &args.source_encoding {
+                    Some(e) => Some(encoding_name(e)?),
+                    None => None,
+                },
                 ..Default::default()
             },
             whole_schemas: saved
@@ -184,6 +188,7 @@ pub struct VerifySettings {
     pub patterns: Vec<Pattern>,
     /// `--exclude`: tables left out of the comparison.
     pub exclude: Vec<Pattern>,
+    pub source_encoding: Option<String>,
     pub json: bool,
 }
 
@@ -204,6 +209,10 @@ impl VerifySettings {
                 .iter()
                 .map(|t| Pattern::parse(t))
                 .collect::<Result<Vec<_>>>()?,
+            source_encoding: match &args.source_encoding {
+                Some(e) => Some(encoding_name(e)?),
+                None => None,
+            },
             json: args.json,
         })
     }
@@ -301,6 +310,22 @@ fn parse_size(text: &str) -> Result<u64> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| Error::usage(format!("size {text:?} is too large")))
+}
+
+/// An encoding name as PostgreSQL spells them (`WIN1252`, `LATIN1`, `EUC_JP`): letters,
+/// digits, `_` and `-`; the target checks that it knows it.
+fn encoding_name(text: &str) -> Result<String> {
+    let name = text.trim();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(Error::usage(format!(
+            "--source-encoding: \"{text}\" is not an encoding name (e.g. WIN1252, LATIN1)."
+        )));
+    }
+    Ok(name.to_uppercase())
 }
 
 #[cfg(test)]

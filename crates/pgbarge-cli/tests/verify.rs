@@ -180,3 +180,64 @@ fn a_latin1_source_verifies_equal_against_a_utf8_target() {
     assert_eq!(v.code, 6, "{}\n{}", v.stdout, v.stderr);
     assert!(v.stdout.contains("(1)"), "{}", v.stdout);
 }
+
+/// A SQL_ASCII source holding WIN1252 bytes: the plan warns, a copy without
+/// `--source-encoding` fails on the first bad row with the advice (the target stays as it
+/// was), and with `--source-encoding WIN1252` the target converts the bytes and the copy
+/// verifies equal.
+#[test]
+fn a_sql_ascii_source_copies_with_its_real_encoding() {
+    let db = TestDb::with_source_options(
+        "sqlascii",
+        "ENCODING 'SQL_ASCII' LOCALE 'C' TEMPLATE template0",
+    );
+    // 0xE9 is é and 0x80 is € in WIN1252; neither is valid UTF-8.
+    db.source_sql(
+        r"CREATE TABLE notes (id int PRIMARY KEY, body text);
+         INSERT INTO notes VALUES (1, E'caf\xe9'), (2, 'plain'), (3, E'\x80 9.99');",
+    );
+    let dry = db.copy(&["notes", "--dry-run"]);
+    dry.assert_ok();
+    assert!(
+        dry.stdout
+            .contains("warning: the source database is SQL_ASCII")
+            && dry.stdout.contains("--source-encoding WIN1252"),
+        "{}",
+        dry.stdout
+    );
+    let failed = db.copy(&["notes", "--yes", "--retries", "0"]);
+    assert_eq!(failed.code, 5, "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("public.notes")
+            && failed
+                .stderr
+                .contains("say what they really are with --source-encoding"),
+        "{}",
+        failed.stderr
+    );
+    assert!(!db.target_has_table("public", "notes"));
+
+    db.copy(&["notes", "--yes", "--source-encoding", "win1252", "--verify"])
+        .assert_ok();
+    assert_eq!(
+        db.target_sql(
+            r"SELECT string_agg(body, '|' ORDER BY id) = U&'caf\00E9|plain|\20AC 9.99' FROM notes"
+        )
+        .trim(),
+        "t"
+    );
+    let v = pgbarge(&[
+        "verify",
+        "--source",
+        &db.source_conn(),
+        "--target",
+        &db.target_conn(),
+        "--source-encoding",
+        "WIN1252",
+    ]);
+    assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
+    db.target_sql(r"UPDATE notes SET body = 'cafe' WHERE id = 1");
+    let v = verify(&db, &["--source-encoding", "WIN1252"]);
+    assert_eq!(v.code, 6, "{}\n{}", v.stdout, v.stderr);
+    assert!(v.stdout.contains("(1)"), "{}", v.stdout);
+}

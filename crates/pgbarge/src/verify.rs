@@ -15,7 +15,7 @@ use tokio_postgres::Client;
 
 use crate::catalog::{Described, TableName};
 use crate::error::{Error, Kind, Result, Side};
-use crate::quote::ident_list;
+use crate::quote::{ident_list, literal};
 
 /// Buckets rows are spread over when looking for differing keys.
 const BUCKETS: i64 = 1024;
@@ -61,24 +61,36 @@ impl VerifyReport {
     }
 }
 
-/// How rows are hashed so that equal data hashes equal on both servers. Each server
-/// hashes the bytes of its own encoding: when the two encodings differ (a LATIN1 source,
-/// a UTF8 target), text is first converted to UTF-8 on both sides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hashing {
+/// How one server turns text into the bytes it hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Bytes {
+    /// Its own encoding's bytes (both servers use the same encoding).
     Native,
+    /// UTF-8: the servers' encodings differ (a LATIN1 source, a UTF8 target).
     Utf8,
+    /// A SQL_ASCII source whose bytes are really in this encoding (`--source-encoding`):
+    /// converted from it to UTF-8.
+    From(String),
 }
 
-/// Both servers' encodings, read with `SHOW`.
+/// How rows are hashed so that equal data hashes equal on both servers: each server
+/// hashes the bytes of its own encoding, so when the encodings differ, text is hashed in
+/// its UTF-8 form on both sides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hashing {
+    source: Bytes,
+    target: Bytes,
+}
+
+/// A server's encoding.
 const SERVER_ENCODING: &str = "SHOW server_encoding";
 
 impl Hashing {
-    async fn choose(source: &Client, target: &Client) -> Result<Hashing> {
+    async fn choose(source: &Client, target: &Client, declared: Option<&str>) -> Result<Hashing> {
         let (s, t) = both(
             source,
             target,
-            SERVER_ENCODING,
+            |_| SERVER_ENCODING.to_string(),
             "reading the encodings",
             |rows| {
                 rows.first()
@@ -87,28 +99,62 @@ impl Hashing {
             },
         )
         .await?;
-        Ok(if s == t {
-            Hashing::Native
-        } else {
-            Hashing::Utf8
+        Ok(match declared {
+            Some(enc) if s == "SQL_ASCII" && t != "SQL_ASCII" => Hashing {
+                source: Bytes::From(enc.to_string()),
+                target: Bytes::Utf8,
+            },
+            _ if s == t => Hashing {
+                source: Bytes::Native,
+                target: Bytes::Native,
+            },
+            _ => Hashing {
+                source: Bytes::Utf8,
+                target: Bytes::Utf8,
+            },
         })
     }
 
-    /// A 64-bit hash of the text `expr`.
-    fn hash(self, expr: &str) -> String {
-        match self {
-            Hashing::Native => format!("pg_catalog.hashtextextended({expr}, 0)"),
-            Hashing::Utf8 => format!(
-                "pg_catalog.hashtextextended(pg_catalog.md5(pg_catalog.convert_to({expr}, 'UTF8')), 0)"
+    /// A 64-bit hash of the text `expr` on `side`.
+    fn hash(&self, side: Side, expr: &str) -> String {
+        let bytes = match side {
+            Side::Source => &self.source,
+            Side::Target => &self.target,
+        };
+        let utf8 = format!("pg_catalog.convert_to({expr}, 'UTF8')");
+        match bytes {
+            Bytes::Native => format!("pg_catalog.hashtextextended({expr}, 0)"),
+            Bytes::Utf8 => format!("pg_catalog.hashtextextended(pg_catalog.md5({utf8}), 0)"),
+            // Converting to SQL_ASCII passes the bytes through unchanged (and unchecked).
+            Bytes::From(enc) => format!(
+                "pg_catalog.hashtextextended(pg_catalog.md5(pg_catalog.convert(\
+                 pg_catalog.convert_to({expr}, 'SQL_ASCII'), {}, 'UTF8')), 0)",
+                literal(enc)
             ),
         }
     }
 
-    fn row(self, columns: &[String]) -> String {
-        self.hash(&format!(
-            "ROW({})::text",
-            ident_list(columns.iter().map(String::as_str))
-        ))
+    /// The text `expr` as the client should read it: a SQL_ASCII source's bytes are
+    /// converted from their declared encoding (the server does not know it).
+    fn text(&self, side: Side, expr: &str) -> String {
+        match (side, &self.source) {
+            (Side::Source, Bytes::From(enc)) => format!(
+                "pg_catalog.convert_from(pg_catalog.convert(\
+                 pg_catalog.convert_to({expr}, 'SQL_ASCII'), {}, 'UTF8'), 'UTF8')",
+                literal(enc)
+            ),
+            _ => expr.to_string(),
+        }
+    }
+
+    fn row(&self, side: Side, columns: &[String]) -> String {
+        self.hash(
+            side,
+            &format!(
+                "ROW({})::text",
+                ident_list(columns.iter().map(String::as_str))
+            ),
+        )
     }
 }
 
@@ -116,14 +162,19 @@ fn key_expr(key: &[String]) -> String {
     format!("ROW({})::text", ident_list(key.iter().map(String::as_str)))
 }
 
+/// Runs the query `sql` gives for each side on both servers at once.
 async fn both<T>(
     source: &Client,
     target: &Client,
-    sql: &str,
+    sql: impl Fn(Side) -> String,
     doing: &str,
     read: impl Fn(&[tokio_postgres::Row]) -> T,
 ) -> Result<(T, T)> {
-    let (s, t) = tokio::join!(source.query(sql, &[]), target.query(sql, &[]));
+    let (source_sql, target_sql) = (sql(Side::Source), sql(Side::Target));
+    let (s, t) = tokio::join!(
+        source.query(&source_sql, &[]),
+        target.query(&target_sql, &[])
+    );
     let s = s.map_err(|e| Error::postgres(Kind::Catalog, Side::Source, doing, e))?;
     let t = t.map_err(|e| Error::postgres(Kind::Catalog, Side::Target, doing, e))?;
     Ok((read(&s), read(&t)))
@@ -137,9 +188,10 @@ pub async fn verify(
     tables: &[TableName],
     source_described: &Described,
     target_described: &Described,
+    source_encoding: Option<&str>,
 ) -> Result<VerifyReport> {
     let started = std::time::Instant::now();
-    let hashing = Hashing::choose(source, target).await?;
+    let hashing = Hashing::choose(source, target, source_encoding).await?;
     let mut verdicts = Vec::new();
     for name in tables {
         let table_started = std::time::Instant::now();
@@ -147,7 +199,7 @@ pub async fn verify(
             continue;
         };
         let tgt = target_described.tables.get(name);
-        let verdict = match verify_table(source, target, hashing, name, src, tgt).await {
+        let verdict = match verify_table(source, target, &hashing, name, src, tgt).await {
             Ok(v) => v,
             Err(e) => TableVerdict {
                 table: name.clone(),
@@ -174,21 +226,21 @@ pub async fn verify(
 async fn verify_table(
     source: &Client,
     target: &Client,
-    hashing: Hashing,
+    hashing: &Hashing,
     name: &TableName,
     src: &crate::catalog::TableDetail,
     tgt: Option<&crate::catalog::TableDetail>,
 ) -> Result<TableVerdict> {
-    let count_sql = |columns: &[String]| {
+    let count_sql = |side: Side, columns: &[String]| {
         format!(
             "SELECT count(*), coalesce(sum({})::numeric, 0)::text FROM {}",
-            hashing.row(columns),
+            hashing.row(side, columns),
             name.sql()
         )
     };
     let Some(tgt) = tgt else {
         let rows = source
-            .query_one(&count_sql(&[]), &[])
+            .query_one(&count_sql(Side::Source, &[]), &[])
             .await
             .map_err(|e| Error::postgres(Kind::Catalog, Side::Source, "counting rows", e))?
             .get(0);
@@ -210,13 +262,18 @@ async fn verify_table(
         .map(|c| c.name.clone())
         .collect();
     let doing = format!("checksumming {name}");
-    let ((s_rows, s_sum), (t_rows, t_sum)) =
-        both(source, target, &count_sql(&columns), &doing, |rows| {
+    let ((s_rows, s_sum), (t_rows, t_sum)) = both(
+        source,
+        target,
+        |side| count_sql(side, &columns),
+        &doing,
+        |rows| {
             rows.first()
                 .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)))
                 .unwrap_or_default()
-        })
-        .await?;
+        },
+    )
+    .await?;
     let mut equal = s_rows == t_rows && s_sum == t_sum;
     let mut error = None;
     if equal {
@@ -328,24 +385,27 @@ async fn large_objects(
 async fn differing_keys(
     source: &Client,
     target: &Client,
-    hashing: Hashing,
+    hashing: &Hashing,
     name: &TableName,
     columns: &[String],
     key: &[String],
 ) -> Result<Vec<String>> {
     let doing = format!("looking for differing rows of {name}");
-    let bucket = format!("({} & {})", hashing.hash(&key_expr(key)), BUCKETS - 1);
-    let bucket_sql = format!(
-        "SELECT {bucket}, count(*), sum({})::numeric::text FROM {} GROUP BY 1",
-        hashing.row(columns),
-        name.sql()
-    );
+    let bucket = |side: Side| format!("({} & {})", hashing.hash(side, &key_expr(key)), BUCKETS - 1);
+    let bucket_sql = |side: Side| {
+        format!(
+            "SELECT {}, count(*), sum({})::numeric::text FROM {} GROUP BY 1",
+            bucket(side),
+            hashing.row(side, columns),
+            name.sql()
+        )
+    };
     let read_buckets = |rows: &[tokio_postgres::Row]| -> BTreeMap<i64, (i64, String)> {
         rows.iter()
             .map(|r| (r.get(0), (r.get(1), r.get(2))))
             .collect()
     };
-    let (s, t) = both(source, target, &bucket_sql, &doing, read_buckets).await?;
+    let (s, t) = both(source, target, bucket_sql, &doing, read_buckets).await?;
     let mut differing: Vec<i64> = s
         .keys()
         .chain(t.keys())
@@ -358,21 +418,24 @@ async fn differing_keys(
     if differing.is_empty() {
         return Ok(Vec::new());
     }
-    let rows_sql = format!(
-        "SELECT {}, {} FROM {} WHERE {bucket} IN ({})",
-        key_expr(key),
-        hashing.row(columns),
-        name.sql(),
-        differing
-            .iter()
-            .map(|b| b.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let listed = differing
+        .iter()
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows_sql = |side: Side| {
+        format!(
+            "SELECT {}, {} FROM {} WHERE {} IN ({listed})",
+            hashing.text(side, &key_expr(key)),
+            hashing.row(side, columns),
+            name.sql(),
+            bucket(side)
+        )
+    };
     let read_rows = |rows: &[tokio_postgres::Row]| -> BTreeMap<String, i64> {
         rows.iter().map(|r| (r.get(0), r.get(1))).collect()
     };
-    let (s, t) = both(source, target, &rows_sql, &doing, read_rows).await?;
+    let (s, t) = both(source, target, rows_sql, &doing, read_rows).await?;
     let mut keys: Vec<String> = s
         .keys()
         .chain(t.keys())

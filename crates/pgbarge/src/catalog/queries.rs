@@ -778,6 +778,15 @@ pub async fn foreign_key_edges(
         .collect())
 }
 
+/// The server's encoding (`UTF8`, `LATIN1`, `SQL_ASCII`, …).
+pub async fn server_encoding(client: &Client, side: Side) -> Result<String> {
+    Ok(client
+        .query_one("SHOW server_encoding", &[])
+        .await
+        .map_err(catalog_error(side, "reading the server encoding"))?
+        .get(0))
+}
+
 /// Which of `names` (schema, type name) exist on the server, keyed by name.
 pub async fn find_types(
     client: &Client,

@@ -45,6 +45,9 @@ pub struct Snapshot {
     /// What depends on those target tables (other tables' foreign keys, views): a
     /// replaced table drops and recreates them.
     pub target_dependents: Dependents,
+    /// The servers' encodings.
+    pub source_encoding: String,
+    pub target_encoding: String,
     /// Large objects on the source (pgbarge does not copy them yet).
     pub source_large_objects: i64,
 }
@@ -86,7 +89,8 @@ impl Snapshot {
             tokio::try_join!(
                 describe(source, Side::Source, chosen, whole_schemas),
                 describe_objects(source, &chosen_names, whole_schemas),
-                large_object_count(source, Side::Source)
+                large_object_count(source, Side::Source),
+                server_encoding(source, Side::Source)
             )
         };
         // Pipelined on the target connection: one round trip or so for all of it.
@@ -101,11 +105,12 @@ impl Snapshot {
                 unvalidated_constraints(target, Side::Target, &counterparts),
                 foreign_keys(target, Side::Target, &counterparts),
                 dependents(target, &counterparts),
-                target_indexes(target, Side::Target, &counterparts)
+                target_indexes(target, Side::Target, &counterparts),
+                server_encoding(target, Side::Target)
             )
         };
         let (
-            (source_described, source_objects, source_large_objects),
+            (source_described, source_objects, source_large_objects, source_encoding),
             (
                 target_described,
                 non_empty,
@@ -117,6 +122,7 @@ impl Snapshot {
                 target_foreign_key_definitions,
                 target_dependents,
                 target_indexes,
+                target_encoding,
             ),
         ) = tokio::try_join!(source_fut, target_fut)?;
 
@@ -200,6 +206,8 @@ impl Snapshot {
             target_foreign_key_definitions,
             target_dependents,
             target_indexes,
+            source_encoding,
+            target_encoding,
             source_large_objects,
         })
     }

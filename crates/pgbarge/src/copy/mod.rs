@@ -44,6 +44,10 @@ const SOURCE_BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 /// recorded with the run.
 const EXPORT_SNAPSHOT: &str =
     "SELECT pg_catalog.pg_export_snapshot(), pg_catalog.transaction_timestamp()::text";
+/// Advice for rows the target cannot read in its encoding.
+const BAD_BYTES: &str = "The source sent bytes that are not valid in the target's encoding. \
+    A SQL_ASCII source passes bytes through as they are: say what they really are with \
+    --source-encoding (WIN1252 and LATIN1 are common), and the target converts them.";
 const BEGIN: &str = "BEGIN";
 const COMMIT: &str = "COMMIT";
 const ROLLBACK: &str = "ROLLBACK";
@@ -85,6 +89,10 @@ pub struct CopyOptions {
     pub lock_timeout: Duration,
     /// Stop the whole run at the first unit that fails for good.
     pub fail_fast: bool,
+    /// `--source-encoding`: what the source's bytes really are, for a SQL_ASCII source
+    /// (which passes bytes through unconverted). The target sessions read with this
+    /// client encoding, so the target server converts the rows to its own.
+    pub source_encoding: Option<String>,
 }
 
 /// The default stall timeout: long enough for a busy server's pauses, short enough
@@ -98,6 +106,7 @@ impl Default for CopyOptions {
         CopyOptions {
             retry: RetryPolicy::default(),
             stall_timeout: DEFAULT_STALL_TIMEOUT,
+            source_encoding: None,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             fail_fast: false,
         }
@@ -544,6 +553,15 @@ impl<L: Ledger> Ctx<'_, L> {
 
     fn fail(&self, u: usize, err: Error) {
         let unit = &self.work.units[u];
+        let err = match err.sql_state() {
+            Some(state)
+                if *state == SqlState::CHARACTER_NOT_IN_REPERTOIRE
+                    || *state == SqlState::UNTRANSLATABLE_CHARACTER =>
+            {
+                err.context(BAD_BYTES)
+            }
+            _ => err,
+        };
         let blocked = match self.schedule.lock() {
             Ok(mut s) => s.fail(u),
             Err(_) => Vec::new(),
@@ -593,10 +611,15 @@ impl<L: Ledger> Ctx<'_, L> {
             );
         }
         let session = format!(
-            "{}{}; {}",
+            "{}{}{}; {}",
             self.ledger
                 .session_sql()
                 .map(|s| format!("{s}; "))
+                .unwrap_or_default(),
+            self.options
+                .source_encoding
+                .as_ref()
+                .map(|e| format!("SET client_encoding = {}; ", literal(e)))
                 .unwrap_or_default(),
             SET_LOCK_TIMEOUT.replace(
                 "$1",
@@ -617,7 +640,20 @@ impl<L: Ledger> Ctx<'_, L> {
     /// is gone, so is the snapshot: a new one is exported (on a new holder) and adopted,
     /// and the report will say that the tables loaded from then on read a later instant.
     async fn adopt_snapshot(&self, source: &Connection) -> Result<()> {
-        let adopt = |id: &str| format!("{SOURCE_BEGIN}; SET TRANSACTION SNAPSHOT {}", literal(id));
+        // A SQL_ASCII source validates what it sends against the client encoding: the
+        // declared one lets its bytes through as they are (the target converts them).
+        let encoding = self
+            .options
+            .source_encoding
+            .as_ref()
+            .map(|e| format!("SET client_encoding = {}; ", literal(e)))
+            .unwrap_or_default();
+        let adopt = |id: &str| {
+            format!(
+                "{encoding}{SOURCE_BEGIN}; SET TRANSACTION SNAPSHOT {}",
+                literal(id)
+            )
+        };
         let err = |e| Error::postgres(Kind::Copy, Side::Source, "adopting the snapshot", e);
         let mut snapshot = self.snapshot.lock().await;
         let first = source.client.batch_execute(&adopt(&snapshot.id)).await;

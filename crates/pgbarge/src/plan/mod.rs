@@ -70,6 +70,8 @@ pub struct PlanOptions {
     pub part_size: Option<u64>,
     /// Foreign keys to tables not copied, and ownership of what is created.
     pub schema: SchemaOptions,
+    /// `--source-encoding`: what a SQL_ASCII source's bytes are.
+    pub source_encoding: Option<String>,
 }
 
 /// The temporary table an upsert loads into before merging.
@@ -637,6 +639,8 @@ pub struct Plan {
     pub truncate_group_keys: Vec<Vec<crate::catalog::ForeignKey>>,
     /// Tables in `--mode replace` that other tables' foreign keys or views depend on.
     pub replace_groups: Vec<ReplaceGroup>,
+    /// What the user should know about the run as a whole.
+    pub warnings: Vec<String>,
     /// In the order they were chosen; the copy stage starts the biggest first.
     pub tables: Vec<TablePlan>,
 }
@@ -1016,9 +1020,29 @@ impl Plan {
             truncate_groups,
             truncate_group_keys,
             replace_groups,
+            warnings: encoding_warning(snapshot, options).into_iter().collect(),
             tables,
         }
     }
+}
+
+/// A SQL_ASCII source stores whatever bytes it was given and sends them unconverted: a
+/// target in a real encoding reads them as its own and refuses those that are not
+/// valid there.
+fn encoding_warning(snapshot: &Snapshot, options: &PlanOptions) -> Option<String> {
+    (snapshot.source_encoding == "SQL_ASCII"
+        && snapshot.target_encoding != "SQL_ASCII"
+        && options.source_encoding.is_none())
+    .then(|| {
+        format!(
+            "the source database is SQL_ASCII: it keeps bytes as they were given, without an \
+             encoding, and sends them as they are to the {} target. Plain ASCII text copies \
+             fine; other bytes (accents written by a WIN1252 or LATIN1 client) are refused \
+             by the target — say what they are with --source-encoding WIN1252 (or LATIN1, …) \
+             and the target converts them.",
+            snapshot.target_encoding
+        )
+    })
 }
 
 /// Replaced tables that other tables' foreign keys or views depend on. `DROP TABLE`

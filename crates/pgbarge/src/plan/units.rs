@@ -673,6 +673,7 @@ mod tests {
             truncate_groups: Vec::new(),
             truncate_group_keys: Vec::new(),
             replace_groups: Vec::new(),
+            warnings: Vec::new(),
             tables,
         }
     }
