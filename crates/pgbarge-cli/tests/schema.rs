@@ -1391,3 +1391,61 @@ fn objects_the_role_cannot_create_are_left_out_out_loud_unless_needed() {
         refused.stderr
     );
 }
+
+/// Range types (and their multiranges) a non-superuser can create: a subtype_diff, a
+/// collation, a multirange column.
+#[test]
+fn range_types_are_created() {
+    let db = TestDb::new("ranges");
+    db.source_sql(
+        r#"CREATE TYPE public.floatrange AS RANGE (subtype = float8, subtype_diff = float8mi);
+         CREATE TYPE public.textspan AS RANGE (subtype = text, collation = "C");
+         CREATE TABLE public.slots (id int PRIMARY KEY, r public.floatrange,
+                                    t public.textspan, m public.floatmultirange);
+         INSERT INTO public.slots VALUES
+             (1, '[1.5,2.5)', '[a,m]', '{[1,2), [3,4)}'), (2, 'empty', NULL, '{}');"#,
+    );
+    db.copy(&["--all", "--yes"]).assert_ok();
+    let s = servers();
+    assert_same_schema(
+        &s.source.dump_schema(&db.name),
+        &s.target.dump_schema(&db.name),
+    );
+    db.assert_same("public.slots");
+    assert_eq!(
+        db.target_sql("SELECT r @> 2.0::float8 FROM public.slots WHERE id = 1")
+            .trim(),
+        "t"
+    );
+}
+
+/// A domain whose check calls a plpgsql function: the domain comes before the functions
+/// (a function may take it as an argument), its check after them.
+#[test]
+fn a_domain_check_calling_a_function_is_added_once_the_function_exists() {
+    let db = TestDb::new("domain_fn");
+    db.source_sql(
+        "CREATE FUNCTION public.is_code(t text) RETURNS bool LANGUAGE plpgsql IMMUTABLE
+             AS $$ BEGIN RETURN t ~ '^[A-Z]{3}$'; END $$;
+         CREATE DOMAIN public.code AS text CONSTRAINT code_shape CHECK (public.is_code(VALUE));
+         CREATE TABLE public.airports (id int PRIMARY KEY, code public.code);
+         INSERT INTO public.airports VALUES (1, 'LHR'), (2, 'CDG');",
+    );
+    db.copy(&["--all", "--yes"]).assert_ok();
+    let s = servers();
+    assert_same_schema(
+        &s.source.dump_schema(&db.name),
+        &s.target.dump_schema(&db.name),
+    );
+    db.assert_same("public.airports");
+    let bad = s.target.psql_output(
+        &db.name,
+        "INSERT INTO public.airports VALUES (3, 'nope')",
+        &[],
+    );
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("code_shape"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

@@ -289,6 +289,21 @@ pub struct ExistingType {
     pub enum_labels: Vec<String>,
 }
 
+/// What `CREATE TYPE … AS RANGE` needs; names as (schema, name).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct RangeDefinition {
+    /// `format_type()` of the subtype.
+    pub subtype: String,
+    pub opclass: (String, String),
+    /// Set when not the subtype's own collation.
+    pub collation: Option<(String, String)>,
+    /// A canonical function is written in C: only a superuser creates such a range.
+    pub canonical: bool,
+    pub diff: Option<(String, String)>,
+    /// The multirange type (PostgreSQL 14 on).
+    pub multirange: Option<(String, String)>,
+}
+
 /// A domain's check constraint.
 #[derive(Debug, Clone, Serialize)]
 pub struct DomainCheck {
@@ -297,6 +312,9 @@ pub struct DomainCheck {
     pub definition: String,
     /// A NOT VALID check lets existing values break it: it is added after the data.
     pub validated: bool,
+    /// It calls a function (which may be a user's, created after the types): it is added
+    /// once the functions exist.
+    pub calls_function: bool,
 }
 
 /// A user-defined type that columns need, with what it takes to create it elsewhere.
@@ -330,8 +348,9 @@ pub enum TypeDefinition {
         /// `"name" type` pairs, ready for `CREATE TYPE … AS (…)`.
         attributes: Vec<String>,
     },
-    /// A kind pgbarge cannot create yet (range, base types from C extensions); preflight
-    /// reports it if the target lacks it.
+    Range(RangeDefinition),
+    /// A kind pgbarge cannot create (base types from C extensions); preflight reports it
+    /// if the target lacks it.
     Unsupported {
         typtype: char,
     },

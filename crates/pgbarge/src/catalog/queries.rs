@@ -121,10 +121,13 @@ WITH RECURSIVE deps(oid, depth) AS (
     SELECT t.oid, 0 FROM pg_catalog.pg_type t
     JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
     WHERE n.nspname = ANY($2)
-      -- Not ranges: pgbarge cannot create them yet, and an unused one must not block.
       AND (t.typtype IN ('e', 'd')
            OR t.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-                                          WHERE c.oid = t.typrelid AND c.relkind = 'c'))
+                                          WHERE c.oid = t.typrelid AND c.relkind = 'c')
+           -- A range with a canonical function (written in C) cannot be created by a
+           -- non-superuser: an unused one must not block the schema.
+           OR t.typtype = 'r' AND EXISTS (SELECT 1 FROM pg_catalog.pg_range r
+                                          WHERE r.rngtypid = t.oid AND r.rngcanonical = 0))
   UNION
     SELECT x.oid, deps.depth + 1
     FROM deps JOIN pg_catalog.pg_type t ON t.oid = deps.oid
@@ -145,7 +148,11 @@ SELECT t.oid, n.nspname, t.typname, t.typtype::text,
        CASE WHEN t.typtype = 'd' THEN pg_catalog.format_type(t.typbasetype, t.typtypmod) END,
        t.typnotnull, t.typdefault,
        ARRAY(SELECT c.conname || E'\t' || c.convalidated::text || E'\t'
-                    || pg_catalog.pg_get_constraintdef(c.oid)
+                    || EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                               WHERE d.classid = 'pg_catalog.pg_constraint'::regclass
+                                 AND d.objid = c.oid
+                                 AND d.refclassid = 'pg_catalog.pg_proc'::regclass)::text
+                    || E'\t' || pg_catalog.pg_get_constraintdef(c.oid)
              FROM pg_catalog.pg_constraint c
              WHERE c.contypid = t.oid AND c.contype = 'c' ORDER BY c.conname),
        ARRAY(SELECT pg_catalog.quote_ident(a.attname) || ' '
@@ -153,7 +160,30 @@ SELECT t.oid, n.nspname, t.typname, t.typtype::text,
              FROM pg_catalog.pg_attribute a
              WHERE t.typtype = 'c' AND a.attrelid = t.typrelid AND a.attnum > 0
                AND NOT a.attisdropped ORDER BY a.attnum),
-       max(deps.depth) AS depth
+       max(deps.depth) AS depth,
+       -- A range's definition (rngmultitypid is read through to_jsonb: it is new in 14).
+       (SELECT pg_catalog.jsonb_build_object(
+                   'subtype', pg_catalog.format_type(r.rngsubtype, NULL),
+                   'opclass', ARRAY[opn.nspname, opc.opcname],
+                   'collation', CASE WHEN r.rngcollation <> 0
+                                      AND r.rngcollation <> st.typcollation
+                                     THEN ARRAY[coln.nspname, col.collname] END,
+                   'canonical', r.rngcanonical <> 0,
+                   'diff', CASE WHEN r.rngsubdiff <> 0 THEN ARRAY[dn.nspname, d.proname] END,
+                   'multirange', (SELECT ARRAY[mn.nspname, m.typname]
+                                  FROM pg_catalog.pg_type m
+                                  JOIN pg_catalog.pg_namespace mn ON mn.oid = m.typnamespace
+                                  WHERE m.oid = (pg_catalog.to_jsonb(r)
+                                                 ->> 'rngmultitypid')::oid))::text
+        FROM pg_catalog.pg_range r
+        JOIN pg_catalog.pg_type st ON st.oid = r.rngsubtype
+        JOIN pg_catalog.pg_opclass opc ON opc.oid = r.rngsubopc
+        JOIN pg_catalog.pg_namespace opn ON opn.oid = opc.opcnamespace
+        LEFT JOIN pg_catalog.pg_collation col ON col.oid = r.rngcollation
+        LEFT JOIN pg_catalog.pg_namespace coln ON coln.oid = col.collnamespace
+        LEFT JOIN pg_catalog.pg_proc d ON d.oid = r.rngsubdiff
+        LEFT JOIN pg_catalog.pg_namespace dn ON dn.oid = d.pronamespace
+        WHERE r.rngtypid = t.oid)
 FROM deps
 JOIN pg_catalog.pg_type t ON t.oid = deps.oid
 JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
@@ -490,10 +520,11 @@ pub async fn describe(
                             .get::<_, Vec<String>>(8)
                             .iter()
                             .filter_map(|c| {
-                                let mut parts = c.splitn(3, '\t');
+                                let mut parts = c.splitn(4, '\t');
                                 Some(DomainCheck {
                                     name: parts.next()?.to_string(),
                                     validated: parts.next()? == "true",
+                                    calls_function: parts.next()? == "true",
                                     definition: parts.next()?.to_string(),
                                 })
                             })
@@ -502,6 +533,12 @@ pub async fn describe(
                     'c' => TypeDefinition::Composite {
                         attributes: r.get(9),
                     },
+                    'r' => r
+                        .get::<_, Option<String>>(11)
+                        .and_then(|j| serde_json::from_str::<RangeDefinition>(&j).ok())
+                        .map_or(TypeDefinition::Unsupported { typtype: 'r' }, |range| {
+                            TypeDefinition::Range(range)
+                        }),
                     other => TypeDefinition::Unsupported { typtype: other },
                 };
                 UserType {

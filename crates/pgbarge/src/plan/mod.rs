@@ -1005,6 +1005,29 @@ impl Plan {
             prepare.push(NO_BODY_CHECKS.to_string());
             prepare.extend(schema.before.iter().map(|s| s.sql.clone()));
         }
+        // Domain checks that call functions, once the functions exist (the domains hold
+        // no value yet, so they are checked at once).
+        for t in snapshot.source.types.iter().filter(|t| {
+            types.iter().any(|p| {
+                p.unsupported.is_none() && p.name == TableName::new(&t.schema, &t.name).to_string()
+            })
+        }) {
+            if let TypeDefinition::Domain { checks, .. } = &t.definition {
+                prepare.extend(
+                    checks
+                        .iter()
+                        .filter(|c| c.validated && c.calls_function)
+                        .map(|c| {
+                            format!(
+                                "ALTER DOMAIN {} ADD CONSTRAINT {} {}",
+                                t.sql_name(),
+                                ident(&c.name),
+                                c.definition
+                            )
+                        }),
+                );
+            }
+        }
         Plan {
             source,
             target,
@@ -1787,6 +1810,56 @@ fn plan_existing(
     plan
 }
 
+/// `CREATE TYPE … AS RANGE`, naming the multirange type only where it is not the one
+/// PostgreSQL would derive (so the statement also works on a target older than 14).
+fn range_ddl(
+    schema: &str,
+    name: &str,
+    r: &crate::catalog::RangeDefinition,
+) -> Result<String, String> {
+    if r.canonical {
+        return Err(
+            "it has a canonical function, which only a superuser can create (it is written in C)"
+                .into(),
+        );
+    }
+    let q = |(s, n): &(String, String)| crate::quote::qualified(s, n);
+    let mut parts = vec![
+        format!("SUBTYPE = {}", r.subtype),
+        format!("SUBTYPE_OPCLASS = {}", q(&r.opclass)),
+    ];
+    if let Some(c) = &r.collation {
+        parts.push(format!("COLLATION = {}", q(c)));
+    }
+    if let Some(d) = &r.diff {
+        if d.0 != "pg_catalog" {
+            return Err(format!(
+                "its subtype_diff function {} is user-defined, and pgbarge creates types \
+                 before functions",
+                q(d)
+            ));
+        }
+        parts.push(format!("SUBTYPE_DIFF = {}", q(d)));
+    }
+    if let Some((ms, mn)) = &r.multirange {
+        let derived = match name.find("range") {
+            Some(i) => format!("{}multirange{}", &name[..i], &name[i + "range".len()..]),
+            None => format!("{name}_multirange"),
+        };
+        if ms != schema || *mn != derived {
+            parts.push(format!(
+                "MULTIRANGE_TYPE_NAME = {}",
+                q(&(ms.clone(), mn.clone()))
+            ));
+        }
+    }
+    Ok(format!(
+        "CREATE TYPE {} AS RANGE ({})",
+        crate::quote::qualified(schema, name),
+        parts.join(", ")
+    ))
+}
+
 /// `CREATE TYPE` / `CREATE DOMAIN` for a user type, or why it cannot be created.
 fn type_ddl(t: &UserType) -> Result<String, String> {
     let name = t.sql_name();
@@ -1815,13 +1888,14 @@ fn type_ddl(t: &UserType) -> Result<String, String> {
             if *not_null {
                 s.push_str(" NOT NULL");
             }
-            for c in checks.iter().filter(|c| c.validated) {
+            for c in checks.iter().filter(|c| c.validated && !c.calls_function) {
                 s.push_str(&format!(" CONSTRAINT {} {}", ident(&c.name), c.definition));
             }
             Ok(s)
         }
+        TypeDefinition::Range(range) => range_ddl(&t.schema, &t.name, range),
         TypeDefinition::Unsupported { typtype } => Err(match typtype {
-            'r' => "range types are not created by pgbarge yet".to_string(),
+            'r' => "its definition could not be read".to_string(),
             'b' => "it is a base type, usually from an extension (CREATE EXTENSION on the target)"
                 .to_string(),
             other => format!("types of kind '{other}' are not created by pgbarge"),
