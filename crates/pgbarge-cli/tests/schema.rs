@@ -1449,3 +1449,57 @@ fn a_domain_check_calling_a_function_is_added_once_the_function_exists() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+/// One object after the data fails (a foreign key the target's parent rows do not
+/// satisfy): the others are still created, one by one, the failure is named, and a
+/// resume finishes only what is missing.
+#[test]
+fn one_failing_object_after_the_data_does_not_lose_the_others() {
+    let db = TestDb::new("post_one");
+    db.source_sql(
+        "CREATE TABLE public.parent (id int PRIMARY KEY);
+         CREATE TABLE public.child (id int PRIMARY KEY, p int CONSTRAINT child_p REFERENCES public.parent);
+         COMMENT ON TABLE public.child IS 'kids';
+         CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql
+             AS $$ BEGIN NEW.id := NEW.id; RETURN NEW; END $$;
+         CREATE TRIGGER child_touch BEFORE UPDATE ON public.child
+             FOR EACH ROW EXECUTE FUNCTION public.touch();
+         INSERT INTO public.parent VALUES (1), (2);
+         INSERT INTO public.child VALUES (1, 1), (2, 2);",
+    );
+    db.target_sql_as_app(
+        "CREATE TABLE public.parent (id int PRIMARY KEY); INSERT INTO public.parent VALUES (1);",
+    );
+    let run = db.copy(&["public.child", "--yes", "--retries", "0"]);
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("1 object failed") && run.stderr.contains("child_p"),
+        "{}",
+        run.stderr
+    );
+    db.assert_same("public.child");
+    assert_eq!(
+        db.target_sql("SELECT obj_description('public.child'::regclass, 'pg_class')")
+            .trim(),
+        "kids"
+    );
+    assert_eq!(
+        db.target_sql("SELECT count(*) FROM pg_trigger WHERE tgname = 'child_touch'")
+            .trim(),
+        "1"
+    );
+    db.target_sql("INSERT INTO public.parent VALUES (2)");
+    db.copy(&["--resume", "--yes"]).assert_ok();
+    assert_eq!(
+        db.target_sql(
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'child_p' AND convalidated"
+        )
+        .trim(),
+        "1"
+    );
+    assert_eq!(
+        db.target_sql("SELECT count(*) FROM pg_trigger WHERE tgname = 'child_touch'")
+            .trim(),
+        "1"
+    );
+}

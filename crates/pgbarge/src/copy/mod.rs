@@ -1025,31 +1025,36 @@ fn kind_of(unit: &Unit) -> Kind {
     }
 }
 
-/// After a table failed for good, the post-data unit (which waits on every table) is
-/// blocked; the tables that did load still get their objects (foreign keys among them,
-/// their triggers, views over them, …), one statement at a time on a fresh connection,
-/// skipping any that fail. A note in the report says how many were made.
+/// When the post-data unit cannot commit — blocked by a failed table, or failed itself
+/// (one foreign key that does not hold, one view that does not parse) — its objects are
+/// created one by one instead, each in its own transaction with its record in the
+/// ledger: the objects of the tables that did load are kept, and each failure is named.
+/// A resume's post-data unit skips the objects recorded.
 async fn salvage<L: Ledger>(ctx: &Ctx<'_, L>) {
     let work = ctx.work;
     let Some(post) = work.units.iter().position(|u| u.kind == UnitKind::PostData) else {
         return;
     };
-    let loaded: BTreeSet<&TableName> = {
+    let (loaded, failed_itself): (BTreeSet<&TableName>, bool) = {
         let Ok(schedule) = ctx.schedule.lock() else {
             return;
         };
-        if schedule.state(post) != State::Blocked {
+        let state = schedule.state(post);
+        if !matches!(state, State::Blocked | State::Failed) {
             return;
         }
-        (0..work.tables.len())
-            .filter(|&i| {
-                work.units
-                    .iter()
-                    .position(|u| u.completes.contains(&i))
-                    .is_some_and(|u| schedule.state(u) == State::Done)
-            })
-            .map(|i| &work.tables[i].target)
-            .collect()
+        (
+            (0..work.tables.len())
+                .filter(|&i| {
+                    work.units
+                        .iter()
+                        .position(|u| u.completes.contains(&i))
+                        .is_some_and(|u| schedule.state(u) == State::Done)
+                })
+                .map(|i| &work.tables[i].target)
+                .collect(),
+            state == State::Failed,
+        )
     };
     if loaded.is_empty() {
         return;
@@ -1067,6 +1072,7 @@ async fn salvage<L: Ledger>(ctx: &Ctx<'_, L>) {
         .query_one(SET_SEARCH_PATH, &[&ctx.search_path])
         .await;
     let (mut created, mut objects) = (0, 0);
+    let mut refused: Vec<String> = Vec::new();
     let done = ctx.salvaged.lock().map(|s| s.clone()).unwrap_or_default();
     for (k, op) in work.units[post].ops.iter().enumerate() {
         match op {
@@ -1089,14 +1095,18 @@ async fn salvage<L: Ledger>(ctx: &Ctx<'_, L>) {
                 let mut sql = vec![BEGIN.to_string(), step.sql.clone()];
                 sql.extend(ctx.ledger.record_sql(&id, 0));
                 sql.push(COMMIT.to_string());
-                if fresh.client.batch_execute(&sql.join(";\n")).await.is_ok() {
-                    ctx.ledger.committed(&id, 0, 0);
-                    if let Ok(mut s) = ctx.salvaged.lock() {
-                        s.insert(k);
+                match fresh.client.batch_execute(&sql.join(";\n")).await {
+                    Ok(()) => {
+                        ctx.ledger.committed(&id, 0, 0);
+                        if let Ok(mut s) = ctx.salvaged.lock() {
+                            s.insert(k);
+                        }
+                        created += 1;
                     }
-                    created += 1;
-                } else {
-                    let _ = fresh.client.batch_execute(ROLLBACK).await;
+                    Err(e) => {
+                        let _ = fresh.client.batch_execute(ROLLBACK).await;
+                        refused.push(format!("{}: {}", step.what, crate::error::describe_pg(&e)));
+                    }
                 }
             }
             Op::SequenceValues { sequences } => {
@@ -1110,15 +1120,42 @@ async fn salvage<L: Ledger>(ctx: &Ctx<'_, L>) {
             _ => {}
         }
     }
+    let mut note = if failed_itself {
+        format!(
+            "\nThe objects that follow the data were then created one by one: {created} of \
+             {objects} were, and sequences were set."
+        )
+    } else {
+        format!(
+            "\nFor the {} that did load, {created} of the {objects} objects that follow the \
+             data (foreign keys, views, triggers, comments, …) were created, and sequences \
+             were set.",
+            crate::report::plural(loaded.len(), "table", "tables"),
+        )
+    };
+    if !refused.is_empty() {
+        note.push_str(&format!(
+            " {} failed:\n{}",
+            crate::report::plural(refused.len(), "object", "objects"),
+            refused
+                .iter()
+                .take(20)
+                .map(|r| format!("    - {r}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ));
+        if refused.len() > 20 {
+            note.push_str(&format!("\n    - and {} more", refused.len() - 20));
+        }
+    }
+    note.push_str("\nFix the cause, then run the same command with --resume to finish the rest.");
     if let Ok(mut f) = ctx.failures.lock() {
-        if let Some(first) = f.first_mut() {
-            first.message.push_str(&format!(
-                "\nFor the {} table{} that did load, {created} of the {objects} objects that \
-                 follow the data (foreign keys, views, triggers, comments, …) were created, and \
-                 sequences were set; run the same command with --resume to finish the rest.",
-                loaded.len(),
-                if loaded.len() == 1 { "" } else { "s" },
-            ));
+        let target = f
+            .iter()
+            .position(|x| x.kind == UnitKind::PostData)
+            .unwrap_or(0);
+        if let Some(failure) = f.get_mut(target) {
+            failure.message.push_str(&note);
         }
     }
 }
