@@ -1503,3 +1503,27 @@ fn one_failing_object_after_the_data_does_not_lose_the_others() {
         "1"
     );
 }
+
+/// A function whose signature uses the row type of a table left out of the copy cannot
+/// be created on the target: it is left out too, with the reason, instead of failing.
+#[test]
+fn functions_of_an_excluded_table_are_left_out() {
+    let db = TestDb::new("excluded_fn");
+    db.source_sql(
+        "CREATE TABLE public.customer (id int PRIMARY KEY, name text);
+         CREATE TABLE public.orders (id int PRIMARY KEY);
+         CREATE FUNCTION public.best_customers() RETURNS SETOF public.customer
+             LANGUAGE sql AS 'SELECT * FROM public.customer';
+         INSERT INTO public.orders VALUES (1);",
+    );
+    let run = db.copy(&["--all", "--exclude", "public.customer", "--yes"]);
+    run.assert_ok();
+    assert!(
+        run.stderr.contains(
+            "not created: function public.best_customers(): its signature uses the row type of public.customer, which is not copied"
+        ),
+        "{}",
+        run.stderr
+    );
+    db.assert_same("public.orders");
+}

@@ -295,7 +295,15 @@ SELECT p.oid, n.nspname, p.proname, p.oid::pg_catalog.regprocedure::text, p.prok
        EXISTS (SELECT 1 FROM users u
                JOIN pg_catalog.pg_depend d ON d.classid = u.classid AND d.objid = u.objid
                WHERE u.for_table AND d.refclassid = 'pg_catalog.pg_proc'::regclass
-                 AND d.refobjid = p.oid)
+                 AND d.refobjid = p.oid),
+       -- The relations whose row types its signature uses (schema, tab, name).
+       ARRAY(SELECT DISTINCT tn.nspname || E'\t' || tc.relname FROM pg_catalog.pg_depend d
+             JOIN pg_catalog.pg_type t ON t.oid = d.refobjid
+             JOIN pg_catalog.pg_class tc ON tc.oid = t.typrelid
+             JOIN pg_catalog.pg_namespace tn ON tn.oid = tc.relnamespace
+             WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
+               AND d.refclassid = 'pg_catalog.pg_type'::regclass
+               AND tc.relkind IN ('r', 'p', 'v', 'm', 'f'))
 FROM needed
 JOIN pg_catalog.pg_proc p ON p.oid = needed.oid
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
@@ -648,6 +656,9 @@ pub struct Routine {
     /// it): if it cannot be created, neither can they. Otherwise (a function of a schema
     /// copied whole) it is skipped, out loud.
     pub required: bool,
+    /// The tables and views whose row types its signature uses: it can only be created
+    /// where they exist.
+    pub row_types: Vec<TableName>,
 }
 
 /// What `CREATE AGGREGATE` needs, for the plain (normal-kind) aggregates pgbarge can
@@ -1039,6 +1050,12 @@ pub async fn describe_objects(
                 aggregate,
                 uses_row_type: r.get(16),
                 required: r.get(17),
+                row_types: r
+                    .get::<_, Vec<String>>(18)
+                    .iter()
+                    .filter_map(|k| k.split_once('\t'))
+                    .map(|(schema, name)| TableName::new(schema, name))
+                    .collect(),
             }
         })
         .collect();

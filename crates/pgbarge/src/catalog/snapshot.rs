@@ -141,6 +141,12 @@ impl Snapshot {
                 .map(|c| ("collation", format!("{}\t{}", c.schema, c.name))),
         );
         wanted.extend(o.routines.iter().map(|r| ("routine", r.signature.clone())));
+        wanted.extend(
+            o.routines
+                .iter()
+                .flat_map(|r| &r.row_types)
+                .map(|t| ("relation", t.key())),
+        );
         for v in &o.views {
             wanted.push(("relation", v.name.key()));
             wanted.extend(v.reads.iter().map(|r| ("relation", r.key())));

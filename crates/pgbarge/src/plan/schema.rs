@@ -230,6 +230,30 @@ pub(super) fn plan_schema(
             });
             continue;
         }
+        // Its signature names a table or view that will not be on the target (left out
+        // of the copy): it cannot be created there either.
+        let absent: Vec<String> = r
+            .row_types
+            .iter()
+            .filter(|t| {
+                !tables.copied.contains(t)
+                    && !objects.views.iter().any(|v| &v.name == *t)
+                    && !exists("relation", t.key())
+            })
+            .map(|t| t.to_string())
+            .collect();
+        if !absent.is_empty() {
+            plan.skipped.push(Skipped {
+                what: routine_label(r),
+                why: format!(
+                    "its signature uses the row type of {}, which is not copied",
+                    absent.join(", ")
+                ),
+                blocking: r.required || options.strict,
+            });
+            uncreatable.insert(r.signature.as_str());
+            continue;
+        }
         let sql = match routine_ddl(r, snapshot.target_privileges.is_superuser) {
             Ok(sql) => sql,
             Err(why) => {
