@@ -1527,3 +1527,38 @@ fn functions_of_an_excluded_table_are_left_out() {
     );
     db.assert_same("public.orders");
 }
+
+/// What loaded but differed from the source on a reviewer's schema: a partition's own
+/// column order, default, storage options and trigger; TOAST options; a comment on the
+/// index behind a primary key; an UNLOGGED sequence; a materialized view column's
+/// compression.
+#[test]
+fn partition_and_option_details_match_the_source() {
+    let db = TestDb::new("details");
+    db.source_sql(
+        "CREATE TABLE public.m (k int NOT NULL, a text, b int) PARTITION BY RANGE (k);
+         CREATE TABLE public.m1 (b int, a text, k int NOT NULL);
+         ALTER TABLE public.m ATTACH PARTITION public.m1 FOR VALUES FROM (0) TO (10);
+         CREATE TABLE public.m2 PARTITION OF public.m (b DEFAULT 7) FOR VALUES FROM (10) TO (20)
+             WITH (fillfactor = 80);
+         CREATE FUNCTION public.bump() RETURNS trigger LANGUAGE plpgsql
+             AS $$ BEGIN NEW.b := NEW.b + 1; RETURN NEW; END $$;
+         CREATE TRIGGER m2_bump BEFORE UPDATE ON public.m2 FOR EACH ROW EXECUTE FUNCTION public.bump();
+         INSERT INTO public.m VALUES (1, 'x', 1), (11, 'y', 2);
+         CREATE TABLE public.t (id int PRIMARY KEY, body text) WITH (toast.autovacuum_enabled = false);
+         COMMENT ON INDEX public.t_pkey IS 'the key';
+         INSERT INTO public.t VALUES (1, 'b');
+         CREATE UNLOGGED SEQUENCE public.scratch;
+         CREATE MATERIALIZED VIEW public.mv AS SELECT id, body FROM public.t;
+         ALTER MATERIALIZED VIEW public.mv ALTER COLUMN body SET COMPRESSION pglz;",
+    );
+    db.copy(&["--all", "--yes"]).assert_ok();
+    let s = servers();
+    assert_same_schema(
+        &s.source.dump_schema(&db.name),
+        &s.target.dump_schema(&db.name),
+    );
+    for t in ["public.m", "public.m1", "public.m2", "public.t"] {
+        db.assert_same(t);
+    }
+}

@@ -34,7 +34,39 @@ WITH RECURSIVE tree(oid, root, depth) AS (
 )
 SELECT tree.root, c.oid, n.nspname, c.relname, pn.nspname, p.relname,
        pg_catalog.pg_get_expr(c.relpartbound, c.oid),
-       CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END
+       CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END,
+       -- Its own storage options (and its TOAST table's).
+       coalesce(c.reloptions, '{}')
+       || ARRAY(SELECT 'toast.' || o FROM pg_catalog.pg_class tc, unnest(tc.reloptions) o
+                WHERE tc.oid = c.reltoastrelid),
+       -- Its columns, in its own order: name, type, NOT NULL, and its default where the
+       -- parent's differs (tab-separated).
+       ARRAY(SELECT a.attname || E'\t' || pg_catalog.format_type(a.atttypid, a.atttypmod)
+                    || E'\t' || a.attnotnull::text || E'\t'
+                    || coalesce(CASE WHEN d.oid IS NOT NULL AND NOT EXISTS (
+                                    SELECT 1 FROM pg_catalog.pg_attribute pa
+                                    JOIN pg_catalog.pg_attrdef pd
+                                      ON pd.adrelid = pa.attrelid AND pd.adnum = pa.attnum
+                                    WHERE pa.attrelid = p.oid AND pa.attname = a.attname
+                                      AND pg_catalog.pg_get_expr(pd.adbin, pd.adrelid)
+                                          = pg_catalog.pg_get_expr(d.adbin, d.adrelid))
+                                 THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END, '')
+             FROM pg_catalog.pg_attribute a
+             LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attnum),
+       -- NOT NULL on the parent, per column name.
+       ARRAY(SELECT a.attname FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid = p.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull),
+       -- The parent's column names in order, and whether it has generated or identity
+       -- columns (a partition in its own column order is created alone and attached,
+       -- which such columns do not allow here).
+       ARRAY(SELECT a.attname FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid = p.oid AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attnum),
+       EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+               WHERE a.attrelid = p.oid AND a.attnum > 0 AND NOT a.attisdropped
+                 AND (a.attgenerated <> '' OR a.attidentity <> ''))
 FROM tree
 JOIN pg_catalog.pg_class c ON c.oid = tree.oid AND c.relispartition
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -168,7 +200,7 @@ WHERE p.polrelid = ANY($1)";
 const SEQUENCES: &str = "
 SELECT c.oid, n.nspname, c.relname, pg_catalog.format_type(s.seqtypid, NULL), s.seqstart,
        s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
-       pg_catalog.has_sequence_privilege(c.oid, 'SELECT')
+       pg_catalog.has_sequence_privilege(c.oid, 'SELECT'), c.relpersistence = 'u'
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_sequence s ON s.seqrelid = c.oid
@@ -215,7 +247,16 @@ SELECT c.oid, n.nspname, c.relname, c.relkind = 'm', pg_catalog.pg_get_viewdef(c
              FROM pg_catalog.pg_rewrite r
              JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass
                   AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_proc'::regclass
-             WHERE r.ev_class = c.oid)
+             WHERE r.ev_class = c.oid),
+       -- A materialized view's columns with a compression method set (attcompression is
+       -- new in 14: read through to_jsonb).
+       ARRAY(SELECT a.attname || E'\t'
+                    || CASE pg_catalog.to_jsonb(a) ->> 'attcompression'
+                       WHEN 'p' THEN 'pglz' WHEN 'l' THEN 'lz4' END
+             FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid = c.oid AND c.relkind = 'm' AND a.attnum > 0
+               AND pg_catalog.to_jsonb(a) ->> 'attcompression' IN ('p', 'l')
+             ORDER BY a.attnum)
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('v', 'm') AND n.nspname = ANY($2)
@@ -549,6 +590,109 @@ pub struct Partition {
     pub bound: String,
     /// Set when this partition is itself partitioned: `RANGE (…)`, `LIST (…)`, `HASH (…)`.
     pub partition_key: Option<String>,
+    /// Its own storage options (`fillfactor=80`, `toast.…`).
+    pub options: Vec<String>,
+    /// Its columns in its own order (attached tables may order them differently).
+    pub columns: Vec<PartitionColumn>,
+    /// The parent's NOT NULL columns.
+    pub parent_not_null: Vec<String>,
+    /// The parent's column names, in order.
+    pub parent_columns: Vec<String>,
+    /// The parent has generated or identity columns.
+    pub parent_generated: bool,
+}
+
+/// A partition's column, as the partition itself defines it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionColumn {
+    pub name: String,
+    /// `format_type()`.
+    pub ty: String,
+    pub not_null: bool,
+    /// Its default where the parent's differs.
+    pub default: Option<String>,
+}
+
+impl Partition {
+    /// Its columns are in another order than its parent's.
+    pub fn own_order(&self) -> bool {
+        !self
+            .columns
+            .iter()
+            .map(|c| &c.name)
+            .eq(self.parent_columns.iter())
+    }
+
+    /// Statements creating it: `CREATE TABLE … PARTITION OF …` with its own defaults, NOT
+    /// NULLs and options; or, when its columns are in their own order, `CREATE TABLE`
+    /// alone and `ATTACH PARTITION`, as pg_dump does.
+    pub fn create_sql(&self) -> Vec<String> {
+        use crate::quote::ident;
+        let sub = self
+            .partition_key
+            .as_ref()
+            .map(|k| format!(" PARTITION BY {k}"))
+            .unwrap_or_default();
+        let with = if self.options.is_empty() {
+            String::new()
+        } else {
+            format!(" WITH ({})", self.options.join(", "))
+        };
+        if self.own_order() && !self.parent_generated {
+            let columns: Vec<String> = self
+                .columns
+                .iter()
+                .map(|c| {
+                    let mut d = format!("{} {}", ident(&c.name), c.ty);
+                    if let Some(default) = &c.default {
+                        d.push_str(&format!(" DEFAULT {default}"));
+                    }
+                    if c.not_null {
+                        d.push_str(" NOT NULL");
+                    }
+                    d
+                })
+                .collect();
+            return vec![
+                format!(
+                    "CREATE TABLE {} (\n    {}\n){sub}{with}",
+                    self.name.sql(),
+                    columns.join(",\n    ")
+                ),
+                format!(
+                    "ALTER TABLE {} ATTACH PARTITION {} {}",
+                    self.parent.sql(),
+                    self.name.sql(),
+                    self.bound
+                ),
+            ];
+        }
+        let local: Vec<String> = self
+            .columns
+            .iter()
+            .filter_map(|c| {
+                let mut d = String::new();
+                if let Some(default) = &c.default {
+                    d.push_str(&format!(" DEFAULT {default}"));
+                }
+                if c.not_null && !self.parent_not_null.contains(&c.name) {
+                    d.push_str(" NOT NULL");
+                }
+                (!d.is_empty()).then(|| format!("{} WITH OPTIONS{d}", ident(&c.name)))
+            })
+            .collect();
+        let local = if local.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", local.join(", "))
+        };
+        vec![format!(
+            "CREATE TABLE {} PARTITION OF {}{local} {}{sub}{with}",
+            self.name.sql(),
+            self.parent.sql(),
+            self.bound
+        )]
+    }
 }
 
 /// What kind of table-level object.
@@ -609,6 +753,8 @@ pub struct Sequence {
     pub parameters: SequenceParameters,
     /// Whether the source role may read its state.
     pub readable: bool,
+    /// `CREATE UNLOGGED SEQUENCE` (PostgreSQL 15 on).
+    pub unlogged: bool,
 }
 
 /// A view or materialized view of a schema copied whole.
@@ -630,6 +776,8 @@ pub struct View {
     pub rules_and_triggers: Vec<String>,
     /// The functions it calls, as `regprocedure` signatures.
     pub calls: Vec<String>,
+    /// A materialized view's columns with a compression method: (column, method).
+    pub compression: Vec<(String, String)>,
 }
 
 /// A function, procedure or aggregate.
@@ -819,6 +967,23 @@ pub async fn describe_objects(
             parent: TableName::new(r.get::<_, String>(4), r.get::<_, String>(5)),
             bound: r.get(6),
             partition_key: r.get(7),
+            options: r.get(8),
+            columns: r
+                .get::<_, Vec<String>>(9)
+                .iter()
+                .filter_map(|c| {
+                    let mut f = c.splitn(4, '\t');
+                    Some(PartitionColumn {
+                        name: f.next()?.to_string(),
+                        ty: f.next()?.to_string(),
+                        not_null: f.next()? == "true",
+                        default: f.next().filter(|d| !d.is_empty()).map(str::to_string),
+                    })
+                })
+                .collect(),
+            parent_not_null: r.get(10),
+            parent_columns: r.get(11),
+            parent_generated: r.get(12),
         };
         oids.push(p.oid);
         objects.partitions.entry(root.clone()).or_default().push(p);
@@ -999,6 +1164,7 @@ pub async fn describe_objects(
                 cycle: r.get(9),
             },
             readable: r.get(10),
+            unlogged: r.get(11),
         })
         .collect();
     objects.views = view_rows
@@ -1022,6 +1188,12 @@ pub async fn describe_objects(
                 indexes: r.get(9),
                 rules_and_triggers: r.get(10),
                 calls: r.get(11),
+                compression: r
+                    .get::<_, Vec<String>>(12)
+                    .iter()
+                    .filter_map(|c| c.split_once('\t'))
+                    .map(|(column, method)| (column.to_string(), method.to_string()))
+                    .collect(),
             }
         })
         .collect();

@@ -31,7 +31,10 @@ SELECT c.oid, n.nspname, c.relname, c.relkind::text,
        pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int8,
        pg_catalog.has_table_privilege(c.oid, 'UPDATE'),
        pg_catalog.pg_has_role(c.relowner, 'USAGE'),
-       c.relpersistence = 'u', coalesce(c.reloptions, '{}'),
+       c.relpersistence = 'u',
+       coalesce(c.reloptions, '{}')
+       || ARRAY(SELECT 'toast.' || o FROM pg_catalog.pg_class tc, unnest(tc.reloptions) o
+                WHERE tc.oid = c.reltoastrelid),
        c.relrowsecurity
          AND (NOT pg_catalog.pg_has_role(c.relowner, 'USAGE') OR c.relforcerowsecurity)
          AND NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r

@@ -1502,17 +1502,7 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
         .collect();
     if let Some(parts) = objects.partitions.get(name) {
         for p in parts {
-            let sub = p
-                .partition_key
-                .as_ref()
-                .map(|k| format!(" PARTITION BY {k}"))
-                .unwrap_or_default();
-            spec.partitions.push(format!(
-                "CREATE TABLE {} PARTITION OF {} {}{sub}",
-                p.name.sql(),
-                p.parent.sql(),
-                p.bound
-            ));
+            spec.partitions.extend(p.create_sql());
             if p.partition_key.is_none() {
                 plan.leaves.push(p.name.clone());
             }

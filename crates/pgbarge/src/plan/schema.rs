@@ -201,9 +201,13 @@ pub(super) fn plan_schema(
             });
             continue;
         }
+        let mut sql = s.parameters.create_sql(&s.name);
+        if s.unlogged {
+            sql = sql.replacen("CREATE SEQUENCE", "CREATE UNLOGGED SEQUENCE", 1);
+        }
         plan.before.push(Step {
             what: format!("sequence {}", s.name),
-            sql: s.parameters.create_sql(&s.name),
+            sql,
             needs: Vec::new(),
         });
         plan.sequence_values.push(SequenceValue {
@@ -436,6 +440,17 @@ pub(super) fn plan_schema(
             sql: view_ddl(v),
             needs: v.reads.clone(),
         });
+        for (column, method) in &v.compression {
+            plan.after.push(Step {
+                what: format!("compression of {}.{column}", v.name),
+                sql: format!(
+                    "ALTER MATERIALIZED VIEW {} ALTER COLUMN {} SET COMPRESSION {method}",
+                    v.name.sql(),
+                    ident(column)
+                ),
+                needs: v.reads.clone(),
+            });
+        }
         for index in &v.indexes {
             plan.after.push(Step {
                 what: format!("index on {}", v.name),
@@ -573,12 +588,31 @@ pub(super) fn plan_schema(
     }
 
     // Comments on what was created.
-    let index_names: BTreeSet<(&str, &str)> = objects
+    // Indexes created here, including those behind primary keys and unique and
+    // exclusion constraints (named as their constraint).
+    let mut index_names: BTreeSet<(&str, &str)> = objects
         .table_objects
         .iter()
-        .filter(|o| o.kind == TableObjectKind::Index && tables.created.contains(&o.table))
+        .filter(|o| {
+            matches!(
+                o.kind,
+                TableObjectKind::Index | TableObjectKind::Unique | TableObjectKind::Exclusion
+            ) && tables.created.contains(&o.table)
+        })
         .map(|o| (o.table.schema.as_str(), o.name.as_str()))
         .collect();
+    index_names.extend(
+        snapshot
+            .source
+            .tables
+            .values()
+            .filter(|d| tables.created.contains(&d.table.name))
+            .filter_map(|d| {
+                d.primary_key
+                    .as_ref()
+                    .map(|pk| (d.table.name.schema.as_str(), pk.name.as_str()))
+            }),
+    );
     let created_relation = |c: &Comment| -> bool {
         let name = TableName::new(c.schema.clone().unwrap_or_default(), &c.name);
         tables.created.contains(&name)
