@@ -1562,3 +1562,44 @@ fn partition_and_option_details_match_the_source() {
         db.assert_same(t);
     }
 }
+
+/// More of what differed: an inheritance child's check that is both inherited and its
+/// own, a child of a NOT VALID parent check, a partition's own primary key, an index left
+/// invalid on a partitioned table, and a typed table.
+#[test]
+fn inheritance_partition_keys_and_typed_tables_match_the_source() {
+    let db = TestDb::new("details2");
+    db.source_sql(
+        "CREATE TABLE public.p (id int, x int CONSTRAINT p_x CHECK (x > 0));
+         CREATE TABLE public.c (CONSTRAINT p_x CHECK (x > 0)) INHERITS (public.p);
+         CREATE TABLE public.q (id int, y int);
+         INSERT INTO public.q VALUES (1, -1);
+         ALTER TABLE public.q ADD CONSTRAINT q_y CHECK (y > 0) NOT VALID;
+         CREATE TABLE public.qc () INHERITS (public.q);
+         INSERT INTO public.p VALUES (1, 1); INSERT INTO public.c VALUES (2, 2);
+         CREATE TABLE public.r (k int NOT NULL, v text) PARTITION BY LIST (k);
+         CREATE TABLE public.r1 PARTITION OF public.r (PRIMARY KEY (k)) FOR VALUES IN (1);
+         CREATE TABLE public.r2 PARTITION OF public.r FOR VALUES IN (2);
+         CREATE INDEX r_v ON ONLY public.r (v);
+         INSERT INTO public.r VALUES (1, 'a'), (2, 'b');
+         CREATE TYPE public.pair AS (a int, b text);
+         CREATE TABLE public.pairs OF public.pair (PRIMARY KEY (a));
+         INSERT INTO public.pairs VALUES (1, 'one');",
+    );
+    db.copy(&["--all", "--yes"]).assert_ok();
+    let s = servers();
+    assert_same_schema(
+        &s.source.dump_schema(&db.name),
+        &s.target.dump_schema(&db.name),
+    );
+    for t in [
+        "public.p",
+        "public.c",
+        "public.q",
+        "public.qc",
+        "public.r",
+        "public.pairs",
+    ] {
+        db.assert_same(t);
+    }
+}

@@ -275,6 +275,7 @@ mod tests {
             pages: 0,
             unlogged: false,
             options: Vec::new(),
+            of_type: None,
             row_security_applies: false,
         }
     }

@@ -139,6 +139,8 @@ pub struct Table {
     pub unlogged: bool,
     /// Storage parameters (`reloptions`), e.g. `fillfactor=70`.
     pub options: Vec<String>,
+    /// A typed table's composite type (`CREATE TABLE … OF type`).
+    pub of_type: Option<String>,
     /// Row-level security policies apply to the connected role here: reading would hide
     /// rows, and COPY FROM is refused.
     pub row_security_applies: bool,

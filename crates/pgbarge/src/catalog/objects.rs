@@ -93,15 +93,18 @@ JOIN pg_catalog.pg_class cc ON cc.oid = k.conrelid
 JOIN pg_catalog.pg_namespace cn ON cn.oid = cc.relnamespace
 LEFT JOIN pg_catalog.pg_class fc ON fc.oid = k.confrelid
 LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
--- Not the constraints a table gets from a parent (coninhcount > 0), even when also
--- declared locally: the parent recreates them, and adding them again is an error.
-WHERE k.contype IN ('c', 'u', 'x', 'f') AND k.conparentid = 0 AND k.conislocal
-  AND k.coninhcount = 0
+-- Not the constraints a table gets from a parent (coninhcount > 0): the parent
+-- recreates them. Except an inheritance child's check it also declares itself (adding
+-- it again merges the two, as pg_dump's CREATE TABLE … INHERITS does). A partition's own
+-- primary key (not one cloned from its parent's) is read too.
+WHERE k.contype IN ('c', 'u', 'x', 'f', 'p') AND k.conparentid = 0 AND k.conislocal
+  AND (k.coninhcount = 0 OR k.contype = 'c' AND NOT cc.relispartition)
+  AND (k.contype <> 'p' OR cc.relispartition)
   -- The tables' own constraints, and foreign keys of other tables pointing at them.
   AND (k.conrelid = ANY($1) OR k.contype = 'f' AND k.confrelid = ANY($1))
 UNION ALL
 SELECT i.indrelid, 'index', '', ic.relname, pg_catalog.pg_get_indexdef(i.indexrelid),
-       NULL, NULL, true, NULL, NULL
+       NULL, NULL, i.indisvalid, NULL, NULL
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 WHERE i.indrelid = ANY($1)
@@ -700,6 +703,8 @@ impl Partition {
 #[serde(rename_all = "snake_case")]
 pub enum TableObjectKind {
     Check,
+    /// A partition's own primary key (a table's own is read with its columns).
+    PrimaryKey,
     Unique,
     Exclusion,
     ForeignKey,
@@ -1126,6 +1131,7 @@ pub async fn describe_objects(
         let kind = match (object.as_str(), sub.as_str()) {
             ("constraint", "c") => TableObjectKind::Check,
             ("constraint", "u") => TableObjectKind::Unique,
+            ("constraint", "p") => TableObjectKind::PrimaryKey,
             ("constraint", "x") => TableObjectKind::Exclusion,
             ("constraint", _) => TableObjectKind::ForeignKey,
             ("index", _) => TableObjectKind::Index,

@@ -44,7 +44,9 @@ SELECT c.oid, n.nspname, c.relname, c.relkind::text,
        CASE WHEN c.relkind = 'p'
             THEN (SELECT coalesce(sum(pg_catalog.pg_table_size(t.relid)), 0)::int8
                   FROM pg_catalog.pg_partition_tree(c.oid) t)
-            ELSE pg_catalog.pg_table_size(c.oid) END
+            ELSE pg_catalog.pg_table_size(c.oid) END,
+       -- A typed table (CREATE TABLE … OF type): its composite type.
+       CASE WHEN c.reloftype <> 0 THEN pg_catalog.format_type(c.reloftype, NULL) END
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p')
@@ -120,6 +122,10 @@ const USER_TYPES: &str = "
 WITH RECURSIVE deps(oid, depth) AS (
     SELECT DISTINCT a.atttypid, 0 FROM pg_catalog.pg_attribute a
     WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+  UNION
+    -- The composite type of a typed table.
+    SELECT c.reloftype, 0 FROM pg_catalog.pg_class c
+    WHERE c.oid = ANY($1) AND c.reloftype <> 0
   UNION
     SELECT t.oid, 0 FROM pg_catalog.pg_type t
     JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
@@ -359,6 +365,7 @@ pub async fn list_tables(client: &Client, side: Side) -> Result<Vec<Table>> {
             can_truncate: r.get(9),
             pages: r.get(10),
             data_bytes: r.get(16),
+            of_type: r.get(17),
             can_update: r.get(11),
             is_owner: r.get(12),
             unlogged: r.get(13),

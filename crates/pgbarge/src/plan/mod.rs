@@ -263,6 +263,11 @@ pub struct CreateSpec {
     pub column_options: Vec<(String, String)>,
     /// Storage parameters (`fillfactor=70`, autovacuum settings), as `WITH (…)`.
     pub options: Vec<String>,
+    /// A typed table: `CREATE TABLE … OF type`, its columns' defaults and NOT NULLs as
+    /// `WITH OPTIONS` (the columns come from the type).
+    pub of_type: Option<String>,
+    /// (column, ` DEFAULT … NOT NULL`) for a typed table.
+    pub typed_options: Vec<(String, String)>,
 }
 
 /// One range of a split table: blocks `[first_block, end_block)` of the source heap, read
@@ -334,12 +339,30 @@ impl TablePlan {
                         .join(", ")
                 )
             };
-            sql.push(format!(
-                "CREATE {}TABLE {} (\n    {}\n){inherits}{partition_by}{with}",
-                if c.unlogged { "UNLOGGED " } else { "" },
-                name.sql(),
-                c.columns.join(",\n    ")
-            ));
+            let unlogged = if c.unlogged { "UNLOGGED " } else { "" };
+            sql.push(match &c.of_type {
+                Some(ty) => {
+                    let options: Vec<String> = c
+                        .typed_options
+                        .iter()
+                        .map(|(column, clause)| format!("{} WITH OPTIONS{clause}", ident(column)))
+                        .collect();
+                    let options = if options.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (\n    {}\n)", options.join(",\n    "))
+                    };
+                    format!(
+                        "CREATE {unlogged}TABLE {} OF {ty}{options}{partition_by}{with}",
+                        name.sql()
+                    )
+                }
+                None => format!(
+                    "CREATE {unlogged}TABLE {} (\n    {}\n){inherits}{partition_by}{with}",
+                    name.sql(),
+                    c.columns.join(",\n    ")
+                ),
+            });
             sql.extend(c.column_options.iter().map(|(column, clause)| {
                 format!(
                     "ALTER TABLE {} ALTER COLUMN {} {clause}",
@@ -1469,6 +1492,21 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
         options: src.table.options.clone(),
         inherits: src.inherits.clone(),
         column_options: Vec::new(),
+        of_type: src.table.of_type.clone(),
+        typed_options: src
+            .columns
+            .iter()
+            .filter_map(|c| {
+                let mut clause = String::new();
+                if let (Some(d), false) = (&c.default, c.generated) {
+                    clause.push_str(&format!(" DEFAULT {}", d.expr));
+                }
+                if c.not_null {
+                    clause.push_str(" NOT NULL");
+                }
+                (!clause.is_empty()).then(|| (c.name.clone(), clause))
+            })
+            .collect(),
     };
     plan.requires = src.inherits.clone();
     for t in src.columns.iter().filter_map(|c| c.row_type_of.as_ref()) {
@@ -1530,14 +1568,19 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
                 spec.checks.push((o.name.clone(), o.definition.clone()))
             }
             TableObjectKind::Check => spec.partitions.push(add),
-            TableObjectKind::Unique | TableObjectKind::Exclusion => plan.after_data.push(add),
+            TableObjectKind::PrimaryKey | TableObjectKind::Unique | TableObjectKind::Exclusion => {
+                plan.after_data.push(add)
+            }
             // On a partitioned table pg_get_indexdef says `ON ONLY`, which would leave
             // the index invalid with no partition indexes: created on the whole tree.
             // (pg_get_indexdef prints ONLY for partitioned tables alone, at any level.)
-            TableObjectKind::Index => {
+            // One that is invalid on the source (built ON ONLY, its partitions' indexes
+            // never attached) stays so.
+            TableObjectKind::Index if o.validated => {
                 plan.after_data
                     .push(o.definition.replacen(" ON ONLY ", " ON ", 1))
             }
+            TableObjectKind::Index => plan.after_data.push(o.definition.clone()),
             // Foreign keys, triggers and rules wait until every table is loaded.
             TableObjectKind::ForeignKey | TableObjectKind::Trigger | TableObjectKind::Rule => {}
         }

@@ -596,7 +596,10 @@ pub(super) fn plan_schema(
         .filter(|o| {
             matches!(
                 o.kind,
-                TableObjectKind::Index | TableObjectKind::Unique | TableObjectKind::Exclusion
+                TableObjectKind::Index
+                    | TableObjectKind::PrimaryKey
+                    | TableObjectKind::Unique
+                    | TableObjectKind::Exclusion
             ) && tables.created.contains(&o.table)
         })
         .map(|o| (o.table.schema.as_str(), o.name.as_str()))
