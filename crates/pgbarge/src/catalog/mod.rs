@@ -375,3 +375,42 @@ pub struct Privileges {
     /// Per existing schema: may create objects in it.
     pub create_in_schema: BTreeMap<String, bool>,
 }
+
+#[cfg(test)]
+mod tests {
+    /// SQL constants are sent as they are, and a server in another encoding (LATIN1, say)
+    /// converts the query text to its own: a character it cannot hold (`…` in a comment)
+    /// fails the query. Every `const …: &str` of the modules that talk to servers stays
+    /// ASCII.
+    #[test]
+    fn sql_constants_are_ascii() {
+        let sources = [
+            ("catalog/queries.rs", include_str!("queries.rs")),
+            ("catalog/objects.rs", include_str!("objects.rs")),
+            ("catalog/dependents.rs", include_str!("dependents.rs")),
+            ("catalog/snapshot.rs", include_str!("snapshot.rs")),
+            ("ledger.rs", include_str!("../ledger.rs")),
+            ("verify.rs", include_str!("../verify.rs")),
+            ("copy/mod.rs", include_str!("../copy/mod.rs")),
+            ("copy/pump.rs", include_str!("../copy/pump.rs")),
+            ("copy/sequences.rs", include_str!("../copy/sequences.rs")),
+            ("connect.rs", include_str!("../connect.rs")),
+            ("plan/mod.rs", include_str!("../plan/mod.rs")),
+        ];
+        for (file, text) in sources {
+            for (start, _) in text.match_indices(": &str = \"") {
+                let body = &text[start..];
+                let end = body.find("\";").unwrap_or(body.len());
+                let constant = &body[..end];
+                assert!(
+                    constant.is_ascii(),
+                    "{file}: a SQL constant holds non-ASCII text: {}",
+                    constant
+                        .chars()
+                        .filter(|c| !c.is_ascii())
+                        .collect::<String>()
+                );
+            }
+        }
+    }
+}

@@ -45,7 +45,7 @@ SELECT c.oid, n.nspname, c.relname, c.relkind::text,
             THEN (SELECT coalesce(sum(pg_catalog.pg_table_size(t.relid)), 0)::int8
                   FROM pg_catalog.pg_partition_tree(c.oid) t)
             ELSE pg_catalog.pg_table_size(c.oid) END,
-       -- A typed table (CREATE TABLE … OF type): its composite type.
+       -- A typed table (CREATE TABLE ... OF type): its composite type.
        CASE WHEN c.reloftype <> 0 THEN pg_catalog.format_type(c.reloftype, NULL) END
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
