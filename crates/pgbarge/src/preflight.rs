@@ -607,7 +607,7 @@ fn replace_dependents(
         .views
         .iter()
         .filter(|v| !superuser && !v.may_drop && v.reads.contains(name))
-        .map(|v| v.name.to_string())
+        .map(|v| v.view.name.to_string())
         .collect();
     views.extend(
         dependents

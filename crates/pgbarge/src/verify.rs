@@ -343,36 +343,19 @@ async fn large_objects(
     let s = s
         .map(|r| read(&r))
         .map_err(|e| Error::postgres(Kind::Catalog, Side::Source, &doing, e))?;
+    // `its column doc points at`, `its columns a, b point at`.
+    let (noun, verb) = if columns.len() == 1 {
+        ("column", "points")
+    } else {
+        ("columns", "point")
+    };
+    let which = format!("its {noun} {} {verb} at", columns.join(", "));
     match t {
         Ok(row) if read(&row) == s => Ok(None),
-        Ok(_) => Ok(Some(format!(
-            "the large objects its {} {} {} at differ",
-            if columns.len() == 1 {
-                "column"
-            } else {
-                "columns"
-            },
-            columns.join(", "),
-            if columns.len() == 1 {
-                "points"
-            } else {
-                "point"
-            }
-        ))),
+        Ok(_) => Ok(Some(format!("the large objects {which} differ"))),
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_OBJECT) => {
             Ok(Some(format!(
-                "large objects its {} {} {} at are missing on the target ({})",
-                if columns.len() == 1 {
-                    "column"
-                } else {
-                    "columns"
-                },
-                columns.join(", "),
-                if columns.len() == 1 {
-                    "points"
-                } else {
-                    "point"
-                },
+                "large objects {which} are missing on the target ({})",
                 crate::error::describe_pg(&e)
             )))
         }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
-use super::{ForeignKey, Table, TableName};
+use super::{ForeignKey, Table, TableName, View};
 use crate::error::{Error, Kind, Result, Side};
 use crate::quote::{ident, literal};
 
@@ -215,15 +215,10 @@ pub struct InboundKey {
 /// A view or materialized view that reads the tables, directly or through other views.
 #[derive(Debug, Clone, Serialize)]
 pub struct DependentView {
-    pub name: TableName,
-    pub materialized: bool,
-    pub query: String,
-    pub populated: bool,
-    pub options: Vec<String>,
+    /// The view as it is (its query, options, indexes, rules and triggers).
+    pub view: View,
     /// Which of the tables it reads (through any number of views).
     pub reads: Vec<TableName>,
-    pub indexes: Vec<String>,
-    pub rules_and_triggers: Vec<String>,
     pub owner: String,
     /// The role may drop it (it is its owner, or a member of the owner).
     pub may_drop: bool,
@@ -236,46 +231,24 @@ pub struct DependentView {
 }
 
 impl DependentView {
-    fn kind(&self) -> &'static str {
-        if self.materialized {
-            "MATERIALIZED VIEW"
-        } else {
-            "VIEW"
-        }
-    }
-
     /// `DROP VIEW` / `DROP MATERIALIZED VIEW`.
     pub fn drop_sql(&self) -> String {
-        format!("DROP {} {}", self.kind(), self.name.sql())
+        format!("DROP {} {}", self.view.kind(), self.view.name.sql())
     }
 
     /// Statements that create it again as it was: the view, its indexes, rules and
     /// triggers, owner, privileges and comments. A materialized view that held data is
     /// filled again from the tables as they are now.
     pub fn create_sql(&self) -> Vec<String> {
-        let with = if self.options.is_empty() {
-            String::new()
-        } else {
-            format!(" WITH ({})", self.options.join(", "))
-        };
-        let query = self.query.trim_end().trim_end_matches(';');
-        let data = match (self.materialized, self.populated) {
-            (false, _) => "",
-            (true, true) => " WITH DATA",
-            (true, false) => " WITH NO DATA",
-        };
-        let mut sql = vec![format!(
-            "CREATE {} {}{with} AS\n{query}{data}",
-            self.kind(),
-            self.name.sql()
-        )];
-        sql.extend(self.indexes.iter().cloned());
-        sql.extend(self.rules_and_triggers.iter().cloned());
+        let v = &self.view;
+        let mut sql = vec![v.create_sql()];
+        sql.extend(v.indexes.iter().cloned());
+        sql.extend(v.rules_and_triggers.iter().cloned());
         if !self.owned {
             sql.push(format!(
                 "ALTER {} {} OWNER TO {}",
-                self.kind(),
-                self.name.sql(),
+                v.kind(),
+                v.name.sql(),
                 ident(&self.owner)
             ));
         }
@@ -432,23 +405,28 @@ pub async fn dependents(client: &Client, tables: &[Table]) -> Result<Dependents>
                     }),
             );
             DependentView {
-                materialized,
-                query: r.get(4),
-                populated: r.get(5),
-                options: r.get::<_, Option<Vec<String>>>(6).unwrap_or_default(),
+                view: View {
+                    name,
+                    materialized,
+                    query: r.get(4),
+                    populated: r.get(5),
+                    options: r.get::<_, Option<Vec<String>>>(6).unwrap_or_default(),
+                    reads: Vec::new(),
+                    indexes: r.get(9),
+                    rules_and_triggers: r.get(10),
+                    calls: Vec::new(),
+                    compression: Vec::new(),
+                },
                 reads: r
                     .get::<_, Vec<u32>>(8)
                     .iter()
                     .filter_map(|o| names.get(o).map(|n| (*n).clone()))
                     .collect(),
-                indexes: r.get(9),
-                rules_and_triggers: r.get(10),
                 owner: r.get(11),
                 may_drop: r.get(12),
                 owned: r.get(13),
                 grants,
                 comments,
-                name,
             }
         })
         .collect();

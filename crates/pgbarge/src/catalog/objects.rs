@@ -95,7 +95,7 @@ LEFT JOIN pg_catalog.pg_class fc ON fc.oid = k.confrelid
 LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
 -- Not the constraints a table gets from a parent (coninhcount > 0): the parent
 -- recreates them. Except an inheritance child's check it also declares itself (adding
--- it again merges the two, as pg_dump's CREATE TABLE … INHERITS does). A partition's own
+-- it again merges the two, as pg_dump's CREATE TABLE ... INHERITS does). A partition's own
 -- primary key (not one cloned from its parent's) is read too.
 WHERE k.contype IN ('c', 'u', 'x', 'f', 'p') AND k.conparentid = 0 AND k.conislocal
   AND (k.coninhcount = 0 OR k.contype = 'c' AND NOT cc.relispartition)
@@ -783,6 +783,38 @@ pub struct View {
     pub calls: Vec<String>,
     /// A materialized view's columns with a compression method: (column, method).
     pub compression: Vec<(String, String)>,
+}
+
+impl View {
+    /// `VIEW` or `MATERIALIZED VIEW`, as DDL names it.
+    pub fn kind(&self) -> &'static str {
+        if self.materialized {
+            "MATERIALIZED VIEW"
+        } else {
+            "VIEW"
+        }
+    }
+
+    /// `CREATE [MATERIALIZED] VIEW … AS …`; a materialized view is filled if it was on
+    /// the source.
+    pub fn create_sql(&self) -> String {
+        let with = if self.options.is_empty() {
+            String::new()
+        } else {
+            format!(" WITH ({})", self.options.join(", "))
+        };
+        let query = self.query.trim_end().trim_end_matches(';');
+        let data = match (self.materialized, self.populated) {
+            (false, _) => "",
+            (true, true) => "\nWITH DATA",
+            (true, false) => "\nWITH NO DATA",
+        };
+        format!(
+            "CREATE {} {}{with} AS\n{query}{data}",
+            self.kind(),
+            self.name.sql()
+        )
+    }
 }
 
 /// A function, procedure or aggregate.

@@ -437,7 +437,7 @@ pub(super) fn plan_schema(
     for v in &views_created {
         plan.after.push(Step {
             what: view_label(v),
-            sql: view_ddl(v),
+            sql: v.create_sql(),
             needs: v.reads.clone(),
         });
         for (column, method) in &v.compression {
@@ -849,24 +849,6 @@ fn routine_ddl(r: &Routine, superuser: bool) -> Result<String, String> {
         .clone()
         .map(|d| d.trim_end().to_string())
         .ok_or_else(|| "its definition could not be read".to_string())
-}
-
-fn view_ddl(v: &View) -> String {
-    let with = if v.options.is_empty() {
-        String::new()
-    } else {
-        format!(" WITH ({})", v.options.join(", "))
-    };
-    let query = v.query.trim_end().trim_end_matches(';');
-    if v.materialized {
-        format!(
-            "CREATE MATERIALIZED VIEW {}{with} AS\n{query}\nWITH {}DATA",
-            v.name.sql(),
-            if v.populated { "" } else { "NO " }
-        )
-    } else {
-        format!("CREATE VIEW {}{with} AS\n{query}", v.name.sql())
-    }
 }
 
 fn comment_ddl(c: &Comment) -> String {

@@ -361,13 +361,21 @@ impl<'a> Builder<'a> {
         })
     }
 
-    fn table(&mut self, i: usize) {
+    /// Table `i` loaded whole in the current transaction: set up (create or empty), rows,
+    /// key and what was set aside, indexes, sequences.
+    fn load_ops(&self, i: usize) -> Vec<Op> {
         let t = &self.plan.tables[i];
         let mut ops: Vec<Op> = t.setup_sql(&t.target).into_iter().map(Op::sql).collect();
         ops.extend(self.copies(i, &t.target));
         ops.extend(t.finish_sql(&t.target).into_iter().map(Op::sql));
         ops.extend(t.after_data.iter().map(Op::sql));
         ops.extend(self.sync_sequences(t));
+        ops
+    }
+
+    fn table(&mut self, i: usize) {
+        let t = &self.plan.tables[i];
+        let ops = self.load_ops(i);
         self.units.push(Unit {
             id: UnitId(format!("table {}", t.target)),
             kind: UnitKind::Table,
@@ -455,13 +463,8 @@ impl<'a> Builder<'a> {
         ops.push(Op::sql(format!("DROP TABLE {}", names.join(", "))));
         let mut bytes = 0;
         for &i in &group.members {
-            let t = &plan.tables[i];
-            ops.extend(t.setup_sql(&t.target).into_iter().map(Op::sql));
-            ops.extend(self.copies(i, &t.target));
-            ops.extend(t.finish_sql(&t.target).into_iter().map(Op::sql));
-            ops.extend(t.after_data.iter().map(Op::sql));
-            ops.extend(self.sync_sequences(t));
-            bytes += t.estimated_bytes;
+            ops.extend(self.load_ops(i));
+            bytes += plan.tables[i].estimated_bytes;
         }
         ops.extend(
             group
@@ -521,12 +524,7 @@ impl<'a> Builder<'a> {
             .collect();
         ops.push(Op::sql(format!("TRUNCATE {}", names.join(", "))));
         for &i in members {
-            let t = &plan.tables[i];
-            ops.extend(t.setup_sql(&t.target).into_iter().map(Op::sql));
-            ops.extend(self.copies(i, &t.target));
-            ops.extend(t.finish_sql(&t.target).into_iter().map(Op::sql));
-            ops.extend(t.after_data.iter().map(Op::sql));
-            ops.extend(self.sync_sequences(t));
+            ops.extend(self.load_ops(i));
         }
         ops.extend(
             cycle
@@ -690,14 +688,19 @@ mod tests {
         tables[1].replace_group = Some(0);
         let mut p = plan(tables);
         let view = |name: &str, reads: &str| DependentView {
-            name: TableName::new("public", name),
-            materialized: false,
-            query: format!(" SELECT * FROM {reads};"),
-            populated: true,
-            options: Vec::new(),
+            view: crate::catalog::View {
+                name: TableName::new("public", name),
+                materialized: false,
+                query: format!(" SELECT * FROM {reads};"),
+                populated: true,
+                options: Vec::new(),
+                reads: Vec::new(),
+                indexes: Vec::new(),
+                rules_and_triggers: Vec::new(),
+                calls: Vec::new(),
+                compression: Vec::new(),
+            },
             reads: vec![TableName::new("public", "actor")],
-            indexes: Vec::new(),
-            rules_and_triggers: Vec::new(),
             owner: "app".into(),
             may_drop: true,
             owned: true,
