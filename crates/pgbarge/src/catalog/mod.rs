@@ -199,6 +199,9 @@ pub struct Column {
     pub row_type_of: Option<TableName>,
     /// The sequence this column owns (`serial` or identity), if any.
     pub sequence: Option<OwnedSequence>,
+    /// Other sequences owned by the column: the serial sequence an identity column had
+    /// before it became one (`OWNED BY` still ties it to the column).
+    pub leftover_sequences: Vec<OwnedSequence>,
 }
 
 /// A sequence owned by a column: a `serial` column's, or an identity column's.

@@ -87,7 +87,10 @@ FROM pg_catalog.pg_class c WHERE c.oid = ANY($1) AND c.relkind = 'p'";
 const TABLE_OBJECTS: &str = "
 SELECT k.conrelid, 'constraint', k.contype::text, k.conname,
        pg_catalog.pg_get_constraintdef(k.oid), fn.nspname, fc.relname, k.convalidated,
-       cn.nspname, cc.relname
+       cn.nspname, cc.relname,
+       ARRAY(SELECT d.refobjid::pg_catalog.regprocedure::text FROM pg_catalog.pg_depend d
+             WHERE d.classid = 'pg_catalog.pg_constraint'::regclass AND d.objid = k.oid
+               AND d.refclassid = 'pg_catalog.pg_proc'::regclass)
 FROM pg_catalog.pg_constraint k
 JOIN pg_catalog.pg_class cc ON cc.oid = k.conrelid
 JOIN pg_catalog.pg_namespace cn ON cn.oid = cc.relnamespace
@@ -104,7 +107,7 @@ WHERE k.contype IN ('c', 'u', 'x', 'f', 'p') AND k.conparentid = 0 AND k.conislo
   AND (k.conrelid = ANY($1) OR k.contype = 'f' AND k.confrelid = ANY($1))
 UNION ALL
 SELECT i.indrelid, 'index', '', ic.relname, pg_catalog.pg_get_indexdef(i.indexrelid),
-       NULL, NULL, i.indisvalid, NULL, NULL
+       NULL, NULL, i.indisvalid, NULL, NULL, '{}'::text[]
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 WHERE i.indrelid = ANY($1)
@@ -114,12 +117,12 @@ WHERE i.indrelid = ANY($1)
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = i.indexrelid)
 UNION ALL
 SELECT g.tgrelid, 'trigger', g.tgenabled::text, g.tgname,
-       pg_catalog.pg_get_triggerdef(g.oid), NULL, NULL, true, NULL, NULL
+       pg_catalog.pg_get_triggerdef(g.oid), NULL, NULL, true, NULL, NULL, '{}'::text[]
 FROM pg_catalog.pg_trigger g
 WHERE g.tgrelid = ANY($1) AND NOT g.tgisinternal AND g.tgparentid = 0
 UNION ALL
 SELECT r.ev_class, 'rule', '', r.rulename, pg_catalog.pg_get_ruledef(r.oid), NULL, NULL, true,
-       NULL, NULL
+       NULL, NULL, '{}'::text[]
 FROM pg_catalog.pg_rewrite r
 WHERE r.ev_class = ANY($1) AND r.rulename <> '_RETURN'";
 
@@ -728,6 +731,21 @@ pub struct TableObject {
     pub validated: bool,
     /// A trigger's `tgenabled`: `O` fires normally, `D` disabled, `R`/`A` replica/always.
     pub enabled: char,
+    /// The functions a constraint calls, as `regprocedure` signatures.
+    pub calls: Vec<String>,
+}
+
+impl SchemaObjects {
+    /// A check that calls a function whose signature uses a table's row type: such a
+    /// function is created after the tables, so the check is added after the data too.
+    pub fn check_waits_for_functions(&self, o: &TableObject) -> bool {
+        o.kind == TableObjectKind::Check
+            && o.calls.iter().any(|c| {
+                self.routines
+                    .iter()
+                    .any(|r| r.uses_row_type && &r.signature == c)
+            })
+    }
 }
 
 /// A physical property of a table: `kind` is `storage`, `compression`, `statistics`
@@ -1186,6 +1204,7 @@ pub async fn describe_objects(
             } else {
                 'O'
             },
+            calls: r.get(10),
         });
     }
     objects.sequences = sequence_rows

@@ -444,28 +444,29 @@ pub async fn describe(
         })
         .collect();
 
-    let mut sequences: BTreeMap<(u32, String), OwnedSequence> = sequence_rows
-        .iter()
-        .map(|r| {
-            (
-                (r.get(0), r.get(1)),
-                OwnedSequence {
-                    name: TableName::new(r.get::<_, String>(2), r.get::<_, String>(3)),
-                    identity: r.get::<_, String>(4) == "i",
-                    parameters: SequenceParameters {
-                        data_type: r.get(5),
-                        start: r.get(6),
-                        increment: r.get(7),
-                        min: r.get(8),
-                        max: r.get(9),
-                        cache: r.get(10),
-                        cycle: r.get(11),
-                    },
-                    readable: r.get(12),
+    // A column may own two: an identity's, and the serial sequence it had before.
+    let mut sequences: BTreeMap<(u32, String), Vec<OwnedSequence>> = BTreeMap::new();
+    for (key, seq) in sequence_rows.iter().map(|r| {
+        (
+            (r.get::<_, u32>(0), r.get::<_, String>(1)),
+            OwnedSequence {
+                name: TableName::new(r.get::<_, String>(2), r.get::<_, String>(3)),
+                identity: r.get::<_, String>(4) == "i",
+                parameters: SequenceParameters {
+                    data_type: r.get(5),
+                    start: r.get(6),
+                    increment: r.get(7),
+                    min: r.get(8),
+                    max: r.get(9),
+                    cache: r.get(10),
+                    cycle: r.get(11),
                 },
-            )
-        })
-        .collect();
+                readable: r.get(12),
+            },
+        )
+    }) {
+        sequences.entry(key).or_default().push(seq);
+    }
 
     let mut columns: BTreeMap<u32, Vec<Column>> = BTreeMap::new();
     for r in &column_rows {
@@ -485,9 +486,16 @@ pub async fn describe(
         let generated = first_char(r.get(10)).is_some();
         let table_oid: u32 = r.get(0);
         let name: String = r.get(1);
-        let sequence = sequences.remove(&(table_oid, name.clone()));
+        let mut owned = sequences
+            .remove(&(table_oid, name.clone()))
+            .unwrap_or_default();
+        // The identity's (or the only) one is the column's; any other is a leftover.
+        owned.sort_by_key(|s| !s.identity);
+        let mut owned = owned.into_iter();
+        let sequence = owned.next();
         columns.entry(table_oid).or_default().push(Column {
             sequence,
+            leftover_sequences: owned.collect(),
             name,
             ty,
             not_null: r.get(9),

@@ -1515,8 +1515,10 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
         }
     }
     for col in &src.columns {
-        if let Some(seq) = col.sequence.as_ref().filter(|s| !s.identity) {
-            // A serial column: its sequence comes along, created before the table.
+        let serial = col.sequence.iter().filter(|s| !s.identity);
+        for seq in serial.chain(&col.leftover_sequences) {
+            // A serial column's sequence (or one an identity column still owns) comes
+            // along, created before the table.
             spec.sequences.push(seq.parameters.create_sql(&seq.name));
             spec.owned_by.push((seq.name.clone(), col.name.clone()));
         }
@@ -1564,6 +1566,9 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
             // NOT VALID: rows on the source break it, so it is added after the data
             // (with the foreign keys), as pg_dump does.
             TableObjectKind::Check if !o.validated => {}
+            // Calls a function that takes a table's row type, created after the tables:
+            // added after the data, with it.
+            TableObjectKind::Check if objects.check_waits_for_functions(o) => {}
             TableObjectKind::Check if &o.table == name => {
                 spec.checks.push((o.name.clone(), o.definition.clone()))
             }

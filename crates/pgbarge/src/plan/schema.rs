@@ -354,9 +354,12 @@ pub(super) fn plan_schema(
         count(&mut plan.counts, "foreign keys");
     }
 
-    // Check constraints marked NOT VALID: the source holds rows that break them.
+    // Check constraints marked NOT VALID (the source holds rows that break them), and
+    // those calling functions created after the tables.
     for o in objects.table_objects.iter().filter(|o| {
-        o.kind == TableObjectKind::Check && !o.validated && tables.created.contains(&o.table)
+        o.kind == TableObjectKind::Check
+            && (!o.validated || objects.check_waits_for_functions(o))
+            && tables.created.contains(&o.table)
     }) {
         plan.after.push(Step {
             what: format!("check constraint {} on {}", o.name, o.table),
