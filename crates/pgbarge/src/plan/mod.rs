@@ -1173,37 +1173,48 @@ fn group_replaces(tables: &mut [TablePlan], snapshot: &Snapshot) -> Vec<ReplaceG
         for &i in &members {
             tables[i].replace_group = Some(g);
             let others = members.len() - 1;
-            let mut what = Vec::new();
-            if others > 0 {
-                what.push(crate::report::plural(
-                    others,
-                    "other replaced table",
-                    "other replaced tables",
-                ));
-            }
+            let mut dependents = Vec::new();
             if !foreign_keys.is_empty() {
-                what.push(crate::report::plural(
+                dependents.push(crate::report::plural(
                     foreign_keys.len(),
-                    "foreign key",
-                    "foreign keys",
+                    "other table's foreign key",
+                    "other tables' foreign keys",
                 ));
             }
             if !views.is_empty() {
-                what.push(crate::report::plural(views.len(), "view", "views"));
+                dependents.push(crate::report::plural(views.len(), "view", "views"));
             }
             if !routines.is_empty() {
-                what.push(crate::report::plural(
+                dependents.push(crate::report::plural(
                     routines.len(),
                     "function",
                     "functions",
                 ));
             }
-            tables[i].notes.push(format!(
-                "replaced in one transaction together with what depends on it ({}): the \
-                 views, functions and other tables' keys are dropped and created again as \
-                 they were",
-                what.join(", ")
-            ));
+            let with = if others > 0 {
+                format!(
+                    " with {}",
+                    crate::report::plural(others, "other table", "other tables")
+                )
+            } else {
+                String::new()
+            };
+            let built_on = if dependents.is_empty() {
+                String::new()
+            } else {
+                let one = foreign_keys.len() + views.len() + routines.len() == 1;
+                format!(
+                    "; {} built on {} {} dropped first and created again as {} {}",
+                    crate::report::short_list(&dependents, 3),
+                    if members.len() == 1 { "it" } else { "them" },
+                    if one { "is" } else { "are" },
+                    if one { "it" } else { "they" },
+                    if one { "was" } else { "were" },
+                )
+            };
+            tables[i]
+                .notes
+                .push(format!("replaced in one transaction{with}{built_on}"));
         }
         groups.push(ReplaceGroup {
             members,
