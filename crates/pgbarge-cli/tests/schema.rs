@@ -1630,3 +1630,34 @@ fn leftover_serial_sequences_and_row_type_checks_copy() {
     db.assert_same("public.t");
     db.assert_same("public.w");
 }
+
+/// An operator of a schema copied whole, used by a table's check: created after its
+/// function and before the table; a second run finds it there and leaves it.
+#[test]
+fn operators_are_created() {
+    let db = TestDb::new("operators");
+    db.source_sql(
+        "CREATE FUNCTION public.approx_eq(a float8, b float8) RETURNS bool LANGUAGE sql
+             IMMUTABLE AS 'SELECT abs(a - b) < 0.001';
+         CREATE OPERATOR public.~= (FUNCTION = public.approx_eq, LEFTARG = float8,
+             RIGHTARG = float8, COMMUTATOR = OPERATOR(public.~=), RESTRICT = eqsel,
+             JOIN = eqjoinsel);
+         COMMENT ON OPERATOR public.~= (float8, float8) IS 'roughly equal';
+         CREATE TABLE public.m (id int PRIMARY KEY, x float8 CHECK (x ~= x));
+         INSERT INTO public.m VALUES (1, 1.0), (2, 2.5);",
+    );
+    db.copy(&["--all", "--yes"]).assert_ok();
+    let s = servers();
+    assert_same_schema(
+        &s.source.dump_schema(&db.name),
+        &s.target.dump_schema(&db.name),
+    );
+    db.assert_same("public.m");
+    assert_eq!(
+        db.target_sql("SELECT count(*) FROM public.m WHERE x ~= 1.0004")
+            .trim(),
+        "1"
+    );
+    db.copy(&["--all", "--mode", "truncate", "--yes"])
+        .assert_ok();
+}

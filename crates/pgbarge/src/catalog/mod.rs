@@ -19,8 +19,8 @@ use serde::Serialize;
 pub use dependents::{dependents, DependentRoutine, DependentView, Dependents, InboundKey};
 pub use objects::{
     available_extensions, describe_objects, existing, list_schemas, Aggregate, Collation, Comment,
-    Extension, Grant, Partition, PartitionColumn, Policy, Routine, SchemaObjects, Sequence,
-    TableObject, TableObjectKind, TableProperty, View,
+    Extension, Grant, Operator, Partition, PartitionColumn, Policy, Routine, SchemaObjects,
+    Sequence, TableObject, TableObjectKind, TableProperty, View,
 };
 pub use queries::{
     count_unanalysed, describe, find_types, foreign_key_edges, foreign_keys, large_object_count,

@@ -271,6 +271,32 @@ WHERE c.relkind IN ('v', 'm') AND n.nspname = ANY($2)
                     AND e.deptype = 'e')
 ORDER BY n.nspname, c.relname";
 
+/// Operators of the schemas copied whole (not an extension's), with what
+/// `CREATE OPERATOR` takes. Names of functions and operators come as (schema, name).
+const OPERATORS: &str = "
+SELECT o.oid::pg_catalog.regoperator::text, n.nspname, o.oprname,
+       CASE WHEN o.oprleft <> 0 THEN pg_catalog.format_type(o.oprleft, NULL) END,
+       CASE WHEN o.oprright <> 0 THEN pg_catalog.format_type(o.oprright, NULL) END,
+       pn.nspname, p.proname, p.oid::pg_catalog.regprocedure::text,
+       (SELECT ARRAY[cn.nspname, c.oprname] FROM pg_catalog.pg_operator c
+        JOIN pg_catalog.pg_namespace cn ON cn.oid = c.oprnamespace WHERE c.oid = o.oprcom),
+       (SELECT ARRAY[cn.nspname, c.oprname] FROM pg_catalog.pg_operator c
+        JOIN pg_catalog.pg_namespace cn ON cn.oid = c.oprnamespace WHERE c.oid = o.oprnegate),
+       (SELECT ARRAY[fn.nspname, f.proname] FROM pg_catalog.pg_proc f
+        JOIN pg_catalog.pg_namespace fn ON fn.oid = f.pronamespace WHERE f.oid = o.oprrest),
+       (SELECT ARRAY[fn.nspname, f.proname] FROM pg_catalog.pg_proc f
+        JOIN pg_catalog.pg_namespace fn ON fn.oid = f.pronamespace WHERE f.oid = o.oprjoin),
+       o.oprcanhash, o.oprcanmerge, pg_catalog.obj_description(o.oid, 'pg_operator')
+FROM pg_catalog.pg_operator o
+JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
+JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+WHERE n.nspname = ANY($2)
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_operator'::regclass AND e.objid = o.oid
+                    AND e.deptype = 'e')
+ORDER BY 1";
+
 /// Functions, procedures and aggregates: those the tables' defaults, constraints and
 /// triggers and the copied views call, every one of a schema copied whole, and the
 /// support functions of those aggregates. A function whose signature uses a table's row
@@ -566,6 +592,8 @@ WHERE CASE w.kind
         -- Not to_regprocedure(): it raises an error when an argument type is missing.
         WHEN 'routine' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_proc f
                                     WHERE f.oid::pg_catalog.regprocedure::text = w.name)
+        WHEN 'operator' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_operator o
+                                     WHERE o.oid::pg_catalog.regoperator::text = w.name)
         WHEN 'extension' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_extension e
                                       WHERE e.extname = w.name)
         WHEN 'role' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = w.name)
@@ -835,6 +863,84 @@ impl View {
     }
 }
 
+/// An operator of a schema copied whole.
+#[derive(Debug, Clone, Serialize)]
+pub struct Operator {
+    /// `schema.op(left,right)`, as `regoperator` prints it.
+    pub signature: String,
+    pub schema: String,
+    pub name: String,
+    pub left: Option<String>,
+    pub right: Option<String>,
+    /// Its function, (schema, name), and the function's `regprocedure` signature.
+    pub function: (String, String),
+    pub function_signature: String,
+    pub commutator: Option<(String, String)>,
+    pub negator: Option<(String, String)>,
+    pub restrict: Option<(String, String)>,
+    pub join: Option<(String, String)>,
+    pub hashes: bool,
+    pub merges: bool,
+    pub comment: Option<String>,
+}
+
+impl Operator {
+    /// `COMMENT ON OPERATOR schema.op (left, right) IS …`, if it has one.
+    pub fn comment_sql(&self) -> Option<String> {
+        let arg = |t: &Option<String>| t.clone().unwrap_or_else(|| "NONE".into());
+        self.comment.as_ref().map(|c| {
+            format!(
+                "COMMENT ON OPERATOR {}.{} ({}, {}) IS {}",
+                crate::quote::ident(&self.schema),
+                self.name,
+                arg(&self.left),
+                arg(&self.right),
+                crate::quote::literal(c)
+            )
+        })
+    }
+
+    /// `CREATE OPERATOR schema.op (FUNCTION = …, LEFTARG = …, …)`.
+    pub fn create_sql(&self) -> String {
+        use crate::quote::{ident, qualified};
+        let op = |(schema, name): &(String, String)| format!("OPERATOR({}.{name})", ident(schema));
+        let mut parts = vec![format!(
+            "FUNCTION = {}",
+            qualified(&self.function.0, &self.function.1)
+        )];
+        if let Some(t) = &self.left {
+            parts.push(format!("LEFTARG = {t}"));
+        }
+        if let Some(t) = &self.right {
+            parts.push(format!("RIGHTARG = {t}"));
+        }
+        if let Some(c) = &self.commutator {
+            parts.push(format!("COMMUTATOR = {}", op(c)));
+        }
+        if let Some(n) = &self.negator {
+            parts.push(format!("NEGATOR = {}", op(n)));
+        }
+        if let Some(f) = &self.restrict {
+            parts.push(format!("RESTRICT = {}", qualified(&f.0, &f.1)));
+        }
+        if let Some(f) = &self.join {
+            parts.push(format!("JOIN = {}", qualified(&f.0, &f.1)));
+        }
+        if self.hashes {
+            parts.push("HASHES".into());
+        }
+        if self.merges {
+            parts.push("MERGES".into());
+        }
+        format!(
+            "CREATE OPERATOR {}.{} ({})",
+            ident(&self.schema),
+            self.name,
+            parts.join(", ")
+        )
+    }
+}
+
 /// A function, procedure or aggregate.
 #[derive(Debug, Clone, Serialize)]
 pub struct Routine {
@@ -957,6 +1063,7 @@ pub struct SchemaObjects {
     pub sequences: Vec<Sequence>,
     pub views: Vec<View>,
     pub routines: Vec<Routine>,
+    pub operators: Vec<Operator>,
     pub extensions: Vec<Extension>,
     pub comments: Vec<Comment>,
     pub grants: Vec<Grant>,
@@ -1070,6 +1177,7 @@ pub async fn describe_objects(
         sequence_rows,
         view_rows,
         routine_rows,
+        operator_rows,
         extension_rows,
         comment_rows,
         grant_rows,
@@ -1082,6 +1190,7 @@ pub async fn describe_objects(
         params(SEQUENCES, "reading sequences"),
         params(VIEWS, "reading views"),
         params(FUNCTIONS, "reading functions"),
+        params(OPERATORS, "reading operators"),
         params(EXTENSIONS, "reading extensions"),
         params(COMMENTS, "reading comments"),
         params(GRANTS, "reading privileges"),
@@ -1252,6 +1361,29 @@ pub async fn describe_objects(
                     .map(|(column, method)| (column.to_string(), method.to_string()))
                     .collect(),
             }
+        })
+        .collect();
+    let pair = |v: Option<Vec<String>>| match v.as_deref() {
+        Some([schema, name]) => Some((schema.clone(), name.clone())),
+        _ => None,
+    };
+    objects.operators = operator_rows
+        .iter()
+        .map(|r| Operator {
+            signature: r.get(0),
+            schema: r.get(1),
+            name: r.get(2),
+            left: r.get(3),
+            right: r.get(4),
+            function: (r.get(5), r.get(6)),
+            function_signature: r.get(7),
+            commutator: pair(r.get(8)),
+            negator: pair(r.get(9)),
+            restrict: pair(r.get(10)),
+            join: pair(r.get(11)),
+            hashes: r.get(12),
+            merges: r.get(13),
+            comment: r.get(14),
         })
         .collect();
     objects.routines = routine_rows

@@ -142,6 +142,11 @@ impl Snapshot {
         );
         wanted.extend(o.routines.iter().map(|r| ("routine", r.signature.clone())));
         wanted.extend(
+            o.operators
+                .iter()
+                .map(|op| ("operator", op.signature.clone())),
+        );
+        wanted.extend(
             o.routines
                 .iter()
                 .flat_map(|r| &r.row_types)

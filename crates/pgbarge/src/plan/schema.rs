@@ -292,6 +292,47 @@ pub(super) fn plan_schema(
             plan.before.push(step);
         }
     }
+    // Operators, once their functions exist (before the tables: checks and indexes may
+    // use them).
+    for op in &objects.operators {
+        let what = format!("operator {}", op.signature);
+        if exists("operator", op.signature.clone()) {
+            plan.skipped.push(Skipped {
+                what,
+                why: EXISTS.into(),
+                blocking: false,
+            });
+            continue;
+        }
+        let late = objects
+            .routines
+            .iter()
+            .any(|r| r.uses_row_type && r.signature == op.function_signature);
+        if uncreatable.contains(op.function_signature.as_str()) || late {
+            plan.skipped.push(Skipped {
+                what,
+                why: format!(
+                    "its function {} is not created before the tables",
+                    op.function_signature
+                ),
+                blocking: options.strict,
+            });
+            continue;
+        }
+        plan.before.push(Step {
+            what: what.clone(),
+            sql: op.create_sql(),
+            needs: Vec::new(),
+        });
+        if let Some(sql) = op.comment_sql() {
+            plan.before.push(Step {
+                what: format!("comment on {what}"),
+                sql,
+                needs: Vec::new(),
+            });
+        }
+        count(&mut plan.counts, "operators");
+    }
     plan.after.extend(late_routines);
 
     // Foreign keys, once every table holds its rows: load order does not matter and each
