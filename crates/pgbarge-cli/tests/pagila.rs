@@ -3,16 +3,12 @@
 
 mod support;
 
-use support::{pagila_dir, TestDb};
+use support::TestDb;
 
 #[test]
 fn every_pagila_table_arrives_identical() {
-    let dir = pagila_dir();
     let db = TestDb::new("pagila");
-    let source = &support::servers().source;
-    source.psql_file(&db.name, &dir.join("pagila-schema.sql"));
-    source.psql_file(&db.name, &dir.join("pagila-data.sql"));
-    db.source_sql("ANALYZE");
+    db.load_pagila();
 
     let tables: Vec<String> = db
         .source_sql(
@@ -55,12 +51,8 @@ fn every_pagila_table_arrives_identical() {
 /// its tables), and by replaying the plan saved on the first day.
 #[test]
 fn pagila_refreshes_with_truncate_replace_and_a_replayed_plan() {
-    let dir = pagila_dir();
     let db = TestDb::new("pagila_refresh");
-    let source = &support::servers().source;
-    source.psql_file(&db.name, &dir.join("pagila-schema.sql"));
-    source.psql_file(&db.name, &dir.join("pagila-data.sql"));
-    db.source_sql("ANALYZE");
+    db.load_pagila();
     let plan = std::env::temp_dir().join(format!("pgbarge-pagila-{}.toml", std::process::id()));
     let plan_arg = plan.display().to_string();
     db.copy(&["--all", "--yes", "--save-plan", &plan_arg])
@@ -129,10 +121,7 @@ fn pagila_refreshes_with_truncate_replace_and_a_replayed_plan() {
         "every foreign key is back and validated"
     );
     // The schema is the source's after a replace too.
-    support::assert_same_schema(
-        &support::servers().source.dump_schema(&db.name),
-        &support::servers().target.dump_schema(&db.name),
-    );
+    db.assert_same_schema();
 
     change(3);
     db.copy(&["--plan", &plan_arg, "--mode", "truncate", "--yes"])

@@ -500,11 +500,8 @@ fn awkward_definitions_copy_and_keep_working() {
          INSERT INTO public.d SELECT nextval('public.down') FROM generate_series(1, 3);",
     );
     db.copy(&["--all", "--yes"]).assert_ok();
+    db.assert_same_schema();
     let s = servers();
-    assert_same_schema(
-        &s.source.dump_schema(&db.name),
-        &s.target.dump_schema(&db.name),
-    );
     for t in [
         "public.person",
         "public.m",
@@ -681,11 +678,7 @@ fn inheritance_is_kept() {
     );
     let run = db.copy(&["--all", "--yes", "--verify", "--jobs", "3"]);
     run.assert_ok();
-    let s = servers();
-    assert_same_schema(
-        &s.source.dump_schema(&db.name),
-        &s.target.dump_schema(&db.name),
-    );
+    db.assert_same_schema();
     // Reading the parent includes its children's rows, as on the source.
     assert_eq!(
         db.target_sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM public.base")
@@ -1290,11 +1283,7 @@ fn ddl_seen_on_unseen_schemas_copies() {
     // created before a.
     let run = db.copy(&["--all", "--yes", "--jobs", "1"]);
     run.assert_ok();
-    let s = servers();
-    assert_same_schema(
-        &s.source.dump_schema(&db.name),
-        &s.target.dump_schema(&db.name),
-    );
+    db.assert_same_schema();
     for t in [
         "public.uses_domain",
         "public.a",
@@ -1310,6 +1299,7 @@ fn ddl_seen_on_unseen_schemas_copies() {
         "2"
     );
     // New rows keep drawing from the shared sequence on both sides.
+    let s = servers();
     for side in [&s.source, &s.target] {
         assert_eq!(
             side.psql(
@@ -1406,11 +1396,7 @@ fn range_types_are_created() {
              (1, '[1.5,2.5)', '[a,m]', '{[1,2), [3,4)}'), (2, 'empty', NULL, '{}');"#,
     );
     db.copy(&["--all", "--yes"]).assert_ok();
-    let s = servers();
-    assert_same_schema(
-        &s.source.dump_schema(&db.name),
-        &s.target.dump_schema(&db.name),
-    );
+    db.assert_same_schema();
     db.assert_same("public.slots");
     assert_eq!(
         db.target_sql("SELECT r @> 2.0::float8 FROM public.slots WHERE id = 1")
@@ -1432,13 +1418,9 @@ fn a_domain_check_calling_a_function_is_added_once_the_function_exists() {
          INSERT INTO public.airports VALUES (1, 'LHR'), (2, 'CDG');",
     );
     db.copy(&["--all", "--yes"]).assert_ok();
-    let s = servers();
-    assert_same_schema(
-        &s.source.dump_schema(&db.name),
-        &s.target.dump_schema(&db.name),
-    );
+    db.assert_same_schema();
     db.assert_same("public.airports");
-    let bad = s.target.psql_output(
+    let bad = servers().target.psql_output(
         &db.name,
         "INSERT INTO public.airports VALUES (3, 'nope')",
         &[],
@@ -1553,11 +1535,7 @@ fn partition_and_option_details_match_the_source() {
          ALTER MATERIALIZED VIEW public.mv ALTER COLUMN body SET COMPRESSION pglz;",
     );
     db.copy(&["--all", "--yes"]).assert_ok();
-    let s = servers();
-    assert_same_schema(
-        &s.source.dump_schema(&db.name),
-        &s.target.dump_schema(&db.name),
-    );
+    db.assert_same_schema();
     for t in ["public.m", "public.m1", "public.m2", "public.t"] {
         db.assert_same(t);
     }
@@ -1587,11 +1565,7 @@ fn inheritance_partition_keys_and_typed_tables_match_the_source() {
          INSERT INTO public.pairs VALUES (1, 'one');",
     );
     db.copy(&["--all", "--yes"]).assert_ok();
-    let s = servers();
-    assert_same_schema(
-        &s.source.dump_schema(&db.name),
-        &s.target.dump_schema(&db.name),
-    );
+    db.assert_same_schema();
     for t in [
         "public.p",
         "public.c",
@@ -1622,11 +1596,7 @@ fn leftover_serial_sequences_and_row_type_checks_copy() {
          INSERT INTO public.w VALUES (1, 5);",
     );
     db.copy(&["--all", "--yes"]).assert_ok();
-    let s = servers();
-    assert_same_schema(
-        &s.source.dump_schema(&db.name),
-        &s.target.dump_schema(&db.name),
-    );
+    db.assert_same_schema();
     db.assert_same("public.t");
     db.assert_same("public.w");
 }
@@ -1647,11 +1617,7 @@ fn operators_are_created() {
          INSERT INTO public.m VALUES (1, 1.0), (2, 2.5);",
     );
     db.copy(&["--all", "--yes"]).assert_ok();
-    let s = servers();
-    assert_same_schema(
-        &s.source.dump_schema(&db.name),
-        &s.target.dump_schema(&db.name),
-    );
+    db.assert_same_schema();
     db.assert_same("public.m");
     assert_eq!(
         db.target_sql("SELECT count(*) FROM public.m WHERE x ~= 1.0004")

@@ -301,6 +301,25 @@ impl TestDb {
         src.len()
     }
 
+    /// Asserts that the normalised `pg_dump --schema-only` of both databases are the
+    /// same statements.
+    pub fn assert_same_schema(&self) {
+        let s = servers();
+        assert_same_schema(
+            &s.source.dump_schema(&self.name),
+            &s.target.dump_schema(&self.name),
+        );
+    }
+
+    /// Loads the Pagila sample (schema and data) into the source database, analysed.
+    pub fn load_pagila(&self) {
+        let dir = pagila_dir();
+        let source = &servers().source;
+        source.psql_file(&self.name, &dir.join("pagila-schema.sql"));
+        source.psql_file(&self.name, &dir.join("pagila-data.sql"));
+        self.source_sql("ANALYZE");
+    }
+
     pub fn target_has_table(&self, schema: &str, name: &str) -> bool {
         self.target_sql(&format!(
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
