@@ -10,14 +10,7 @@ fn every_pagila_table_arrives_identical() {
     let db = TestDb::new("pagila");
     db.load_pagila();
 
-    let tables: Vec<String> = db
-        .source_sql(
-            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables \
-             WHERE schemaname = 'public' ORDER BY 1",
-        )
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let tables = db.source_tables("public");
     assert!(
         tables.len() >= 15,
         "Pagila has at least 15 tables, found {tables:?}"
@@ -58,14 +51,7 @@ fn pagila_refreshes_with_truncate_replace_and_a_replayed_plan() {
     db.copy(&["--all", "--yes", "--save-plan", &plan_arg])
         .assert_ok();
 
-    let tables: Vec<String> = db
-        .source_sql(
-            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables \
-             WHERE schemaname = 'public' ORDER BY 1",
-        )
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let tables = db.source_tables("public");
     let change = |round: i32| {
         db.source_sql(&format!(
             "UPDATE actor SET last_name = 'ROUND{round}' WHERE actor_id = {round};

@@ -1045,16 +1045,6 @@ INSERT INTO order_details SELECT o, 1 + (o * 7 + k) % 77, 10.5, k, 0
 INSERT INTO us_states SELECT g, 'State ' || g, 'S' || g FROM generate_series(1, 51) g;
 ";
 
-fn northwind_tables(db: &TestDb) -> Vec<String> {
-    db.source_sql(
-        "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables \
-         WHERE schemaname = 'public' ORDER BY 1",
-    )
-    .lines()
-    .map(str::to_string)
-    .collect()
-}
-
 /// Running the same `--all` copy again, by truncate and by replace, on Northwind's
 /// shape: an empty linked table, a self-reference, and (on the target only) a view, a
 /// materialized view, a function returning a table's rows and another table's key, all
@@ -1064,7 +1054,7 @@ fn northwind_refreshes_by_truncate_and_by_replace() {
     let db = TestDb::new("northwind");
     db.source_sql(NORTHWIND);
     db.copy(&["--all", "--yes"]).assert_ok();
-    let tables = northwind_tables(&db);
+    let tables = db.source_tables("public");
     let same = || {
         for t in &tables {
             db.assert_same(t);

@@ -226,15 +226,7 @@ fn a_sql_ascii_source_copies_with_its_real_encoding() {
         .trim(),
         "t"
     );
-    let v = pgbarge(&[
-        "verify",
-        "--source",
-        &db.source_conn(),
-        "--target",
-        &db.target_conn(),
-        "--source-encoding",
-        "WIN1252",
-    ]);
+    let v = verify(&db, &["--source-encoding", "WIN1252"]);
     assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
     db.target_sql(r"UPDATE notes SET body = 'cafe' WHERE id = 1");
     let v = verify(&db, &["--source-encoding", "WIN1252"]);

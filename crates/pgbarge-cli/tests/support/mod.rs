@@ -311,6 +311,17 @@ impl TestDb {
         );
     }
 
+    /// The source's tables in `schema`, quoted as SQL (`public."Audit Log"`), sorted.
+    pub fn source_tables(&self, schema: &str) -> Vec<String> {
+        self.source_sql(&format!(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables \
+             WHERE schemaname = '{schema}' ORDER BY 1"
+        ))
+        .lines()
+        .map(str::to_string)
+        .collect()
+    }
+
     /// Loads the Pagila sample (schema and data) into the source database, analysed.
     pub fn load_pagila(&self) {
         let dir = pagila_dir();

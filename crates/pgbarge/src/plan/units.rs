@@ -736,12 +736,7 @@ mod tests {
             "DROP TABLE \"public\".\"actor\", \"public\".\"film_actor\"",
             "the members go in one statement, so keys among them need no CASCADE"
         );
-        let copies = group
-            .ops
-            .iter()
-            .filter(|op| matches!(op, Op::Copy { .. }))
-            .count();
-        assert_eq!(copies, 2);
+        assert_eq!(copies(group), 2);
         assert!(at("ALTER TABLE \"public\".\"kept\" ADD") < at("CREATE VIEW \"public\".\"v1\""));
         assert!(at("CREATE VIEW \"public\".\"v1\"") < at("CREATE VIEW \"public\".\"v2\""));
         assert!(at("GRANT SELECT ON \"public\".\"v2\"") > at("CREATE VIEW \"public\".\"v2\""));
@@ -760,6 +755,14 @@ mod tests {
             .iter()
             .find(|u| u.id.0 == id)
             .unwrap_or_else(|| panic!("no unit {id}"))
+    }
+
+    /// How many COPY streams a unit runs.
+    fn copies(unit: &Unit) -> usize {
+        unit.ops
+            .iter()
+            .filter(|op| matches!(op, Op::Copy { .. }))
+            .count()
     }
 
     fn ids(ids: &[UnitId]) -> Vec<&str> {
@@ -839,12 +842,7 @@ mod tests {
         let work = p.work();
         let group = unit(&work, "group public.a");
         assert_eq!(group.completes, vec![0, 1]);
-        let copies = group
-            .ops
-            .iter()
-            .filter(|op| matches!(op, Op::Copy { .. }))
-            .count();
-        assert_eq!(copies, 2);
+        assert_eq!(copies(group), 2);
         assert!(matches!(&group.ops[0], Op::Sql { sql } if sql.starts_with("TRUNCATE ")));
         assert_eq!(work.units.len(), 2, "the group and the post-data unit");
     }
