@@ -108,7 +108,7 @@ pub fn plan(plan: &Plan) -> Value {
         "tables": plan.tables.iter().map(|t| with_table(&t.target, json!({
             "action": t.action,
             "format": t.format,
-            "parts": t.parts.len().max(1),
+            "parts": t.loads(),
             "estimated_rows": t.estimated_rows,
             "estimated_bytes": t.data_bytes,
             "notes": t.notes,

@@ -83,7 +83,7 @@ pub fn plan(plan: &Plan, verbose: bool) -> String {
             table.target.to_string(),
             action(table.action, plan.content).to_string(),
             format(table.format).to_string(),
-            table.parts.len().max(1).to_string(),
+            table.loads().to_string(),
             rows_estimate(table.estimated_rows),
             human_bytes(table.estimated_bytes.max(0) as u64),
         ]);

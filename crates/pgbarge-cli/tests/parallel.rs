@@ -210,3 +210,105 @@ impl SyncClient {
         self.rt.block_on(self.client.query_one(sql, params))
     }
 }
+
+#[test]
+fn a_big_partitioned_table_loads_its_leaves_at_once_and_is_never_seen_half_loaded() {
+    let db = TestDb::new("leaves");
+    // Identity and generated columns, a collation, a leaf in its own column order with
+    // its own default and options, a hash-partitioned level and a default partition.
+    db.source_sql(
+        "CREATE TABLE ev (id bigint GENERATED ALWAYS AS IDENTITY, at date NOT NULL,
+                          kind text COLLATE \"C\" DEFAULT 'x', v int,
+                          dbl int GENERATED ALWAYS AS (v * 2) STORED, CHECK (v >= 0),
+                          PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+         CREATE INDEX ON ev (kind);
+         CREATE TABLE ev_2020 PARTITION OF ev FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');
+         CREATE TABLE ev_2021 (v int, kind text COLLATE \"C\" DEFAULT 'y', at date NOT NULL,
+                               id bigint NOT NULL, dbl int GENERATED ALWAYS AS (v * 2) STORED,
+                               CONSTRAINT ev_v_check CHECK (v >= 0))
+                WITH (fillfactor = 90);
+         ALTER TABLE ev ATTACH PARTITION ev_2021 FOR VALUES FROM ('2021-01-01') TO ('2022-01-01');
+         CREATE TABLE ev_2022 PARTITION OF ev FOR VALUES FROM ('2022-01-01') TO ('2023-01-01')
+                PARTITION BY HASH (id);
+         CREATE TABLE ev_2022_a PARTITION OF ev_2022 FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+         CREATE TABLE ev_2022_b PARTITION OF ev_2022 FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+         CREATE TABLE ev_rest PARTITION OF ev DEFAULT;
+         INSERT INTO ev (at, kind, v)
+           SELECT date '2020-01-01' + (g % 1400), 'k' || (g % 17), g % 1000
+           FROM generate_series(1, 300000) g;
+         ANALYZE;",
+    );
+    let args = [
+        "ev",
+        "--jobs",
+        "3",
+        "--split-above",
+        "2MB",
+        "--part-size",
+        "1MB",
+        "--yes",
+        "--quiet",
+    ];
+    let p = plan(&db, &args);
+    let loads = p["tables"][0]["parts"].as_u64().unwrap_or(0);
+    assert!(loads >= 5, "each leaf, or each part of one, is a unit: {p}");
+
+    // Killed once a few leaves are in: the table is not there at all, the leaves wait in
+    // their staging tables.
+    let mut child = db.spawn_copy(&db.target_conn(), &args);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = servers().target.psql_output(
+            &db.name,
+            "SELECT count(*) FROM pgbarge.unit WHERE unit LIKE 'part %' OR unit LIKE 'leaf %'",
+            &[],
+        );
+        let done: u64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        if done >= 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no leaf was loaded in time");
+        assert!(
+            child.try_wait().expect("poll pgbarge").is_none(),
+            "the run ended before three loads committed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL pgbarge");
+    child.wait().expect("the killed run");
+    let finished = "SELECT CASE WHEN to_regclass('pgbarge.unit') IS NULL THEN 1 \
+                    ELSE (SELECT count(*) FROM pgbarge.unit WHERE unit = 'finish public.ev') END";
+    if scalar(&db, finished) == 0 {
+        assert!(
+            !db.target_has_table("public", "ev"),
+            "a partitioned table is never seen half-loaded"
+        );
+    }
+
+    let mut resume = args.to_vec();
+    resume.extend(["--resume", "--verify"]);
+    db.copy(&resume).assert_ok();
+    assert_eq!(db.assert_same("ev"), 300_000);
+    db.assert_same_schema();
+    assert_eq!(
+        scalar(
+            &db,
+            r"SELECT count(*) FROM pg_class WHERE relname LIKE '\_pgbarge\_%'"
+        ),
+        0,
+        "no staging table is left"
+    );
+    // The leaves are partitions again, with the defaults and identity of the source.
+    db.target_sql_as_app(
+        "INSERT INTO ev_2021 (id, at, v) VALUES (0, '2021-06-01', 4);
+         INSERT INTO ev (at, v) VALUES ('2020-06-01', 5);",
+    );
+    assert_eq!(
+        db.target_sql("SELECT kind || dbl FROM ev_2021 WHERE at = '2021-06-01' AND v = 4")
+            .trim(),
+        "y8"
+    );
+}

@@ -66,7 +66,20 @@ SELECT tree.root, c.oid, n.nspname, c.relname, pn.nspname, p.relname,
              ORDER BY a.attnum),
        EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
                WHERE a.attrelid = p.oid AND a.attnum > 0 AND NOT a.attisdropped
-                 AND (a.attgenerated <> '' OR a.attidentity <> ''))
+                 AND (a.attgenerated <> '' OR a.attidentity <> '')),
+       -- Every default it has, inherited or its own (column, expression; tab-separated):
+       -- a leaf loaded on its own and attached at the end needs them declared.
+       ARRAY(SELECT a.attname || E'\t' || pg_catalog.pg_get_expr(d.adbin, d.adrelid)
+             FROM pg_catalog.pg_attribute a
+             JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+               AND a.attgenerated = ''),
+       -- Its size, to share the load of big leaves; and its whole partition constraint
+       -- (its ancestors' bounds too), which a leaf loaded alone is checked against so
+       -- that attaching it needs no scan.
+       c.relpages::bigint,
+       CASE WHEN c.relkind = 'r' THEN pg_catalog.pg_table_size(c.oid) ELSE 0 END,
+       pg_catalog.pg_get_partition_constraintdef(c.oid)
 FROM tree
 JOIN pg_catalog.pg_class c ON c.oid = tree.oid AND c.relispartition
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -634,6 +647,14 @@ pub struct Partition {
     pub parent_columns: Vec<String>,
     /// The parent has generated or identity columns.
     pub parent_generated: bool,
+    /// (column, expression) of every default it has, inherited or its own.
+    pub defaults: Vec<(String, String)>,
+    /// Heap blocks and bytes (heap and TOAST; 0 for a partitioned partition).
+    pub pages: i64,
+    pub bytes: i64,
+    /// Its partition constraint, its ancestors' bounds included (`None` for a default
+    /// partition alone under its parent).
+    pub constraint: Option<String>,
 }
 
 /// A partition's column, as the partition itself defines it.
@@ -1119,6 +1140,8 @@ pub async fn describe_objects(
         }
     }
     let mut oids = chosen.clone();
+    // The chosen table each relation belongs to: itself, or a partition's root.
+    let mut table_of = names.clone();
     for r in &partition_rows {
         let Some(root) = names.get(&r.get::<_, u32>(0)) else {
             continue;
@@ -1146,8 +1169,20 @@ pub async fn describe_objects(
             parent_not_null: r.get(10),
             parent_columns: r.get(11),
             parent_generated: r.get(12),
+            defaults: r
+                .get::<_, Vec<String>>(13)
+                .iter()
+                .filter_map(|d| {
+                    let (column, expr) = d.split_once('\t')?;
+                    Some((column.to_string(), expr.to_string()))
+                })
+                .collect(),
+            pages: r.get(14),
+            bytes: r.get(15),
+            constraint: r.get(16),
         };
         oids.push(p.oid);
+        table_of.insert(p.oid, root.clone());
         objects.partitions.entry(root.clone()).or_default().push(p);
     }
 

@@ -912,14 +912,15 @@ async fn run_unit<L: Ledger>(
     let tail = statements;
     let busy = || ctx.busy(&pair.target.backend);
     if segments.is_empty() {
-        let table = unit
-            .completes
-            .first()
-            .map(|&i| ctx.work.tables[i].target.clone());
+        let table = unit.completes.first().map(|&i| &ctx.work.tables[i]);
         match unit.kind {
             UnitKind::Finish => ctx.event(Event::Phase {
-                table,
-                what: "keys and indexes, then the real name",
+                table: table.map(|t| t.target.clone()),
+                what: if table.is_some_and(|t| !t.leaf_staging.is_empty()) {
+                    "leaves attached, then keys and indexes"
+                } else {
+                    "keys and indexes, then the real name"
+                },
             }),
             UnitKind::PostData => ctx.event(Event::Phase {
                 table: None,

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::catalog::{
-    Column, SchemaObjects, Snapshot, TableDetail, TableKind, TableName, TableObjectKind,
+    Column, Partition, SchemaObjects, Snapshot, TableDetail, TableKind, TableName, TableObjectKind,
     TypeDefinition, UserType,
 };
 use crate::convert::{conversion, Conversion};
@@ -196,6 +196,11 @@ pub struct TablePlan {
     /// For a partitioned table pgbarge creates: its leaf partitions, each loaded
     /// directly (source leaf to target leaf, no routing), in the table's one transaction.
     pub leaves: Vec<TableName>,
+    /// For a partitioned table pgbarge creates on its own (not with other tables): its
+    /// leaves loaded at once by separate streams, each into a staging table of its own
+    /// that the table's finishing transaction attaches under the leaf's name. Empty: the
+    /// leaves load one after another in the table's one transaction.
+    pub leaf_loads: Vec<LeafLoad>,
     /// Secondary indexes and unique/exclusion constraints, built right after the rows
     /// are in (and, for a split table, after it takes its real name), in the load's
     /// transaction.
@@ -247,9 +252,9 @@ pub struct CreateSpec {
     pub primary_key: Option<(String, String)>,
     /// `RANGE (…)` / `LIST (…)` / `HASH (…)` for a partitioned table...
     pub partition_by: Option<String>,
-    /// ...and `CREATE TABLE … PARTITION OF …` for each partition, parents first, with
-    /// the partitions' own check constraints.
-    pub partitions: Vec<String>,
+    /// ...then each partition, parents first, and the partitions' own check constraints
+    /// and column options.
+    pub partitions: Vec<PartitionStep>,
     /// (name, definition) of check constraints, added to the empty table so every
     /// loaded row is checked.
     pub checks: Vec<(String, String)>,
@@ -269,6 +274,44 @@ pub struct CreateSpec {
     /// (column, ` DEFAULT … NOT NULL`) for a typed table.
     pub typed_options: Vec<(String, String)>,
 }
+
+/// A statement of a partitioned table's creation, after its own `CREATE TABLE`.
+#[derive(Debug, Clone, Serialize)]
+pub enum PartitionStep {
+    /// A partition's `CREATE TABLE … PARTITION OF …` (or `CREATE TABLE` and `ATTACH`),
+    /// or one of its objects.
+    Sql(String),
+    /// A leaf partition, created as [`PartitionStep::Sql`] would, or attached from its
+    /// staging table when the leaves load apart ([`TablePlan::leaf_loads`]).
+    Leaf {
+        name: TableName,
+        create: Vec<String>,
+    },
+}
+
+/// A leaf partition loaded by its own units (see [`TablePlan::leaf_loads`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct LeafLoad {
+    /// The leaf, on the source and (the same name) on the target.
+    pub name: TableName,
+    /// The table its rows load into: standalone, in the leaf's schema.
+    pub staging: TableName,
+    /// `CREATE TABLE` of the staging table: the leaf's columns in its own order, its
+    /// defaults, and its partition constraint as a CHECK, so that every row is checked
+    /// as it loads and attaching needs no scan.
+    pub create: String,
+    /// The staging table takes the leaf's name and is attached; the CHECK goes.
+    pub attach: Vec<String>,
+    /// Block ranges of a big leaf, loaded at once (empty: one stream).
+    pub parts: Vec<Part>,
+    pub estimated_bytes: i64,
+}
+
+/// How the note on a partitioned table's load starts.
+const PARTITIONED_NOTE: &str = "partitioned:";
+
+/// The name of the CHECK a staging leaf carries until it is attached.
+const LEAF_BOUND: &str = "_pgbarge_bound";
 
 /// One range of a split table: blocks `[first_block, end_block)` of the source heap, read
 /// with a `ctid` range (a TID range scan from PostgreSQL 14 on). The last part is open at
@@ -370,7 +413,17 @@ impl TablePlan {
                     ident(column)
                 )
             }));
-            sql.extend(c.partitions.iter().cloned());
+            for step in &c.partitions {
+                match step {
+                    PartitionStep::Sql(s) => sql.push(s.clone()),
+                    PartitionStep::Leaf { name, create } => {
+                        match self.leaf_loads.iter().find(|l| &l.name == name) {
+                            Some(load) => sql.extend(load.attach.iter().cloned()),
+                            None => sql.extend(create.iter().cloned()),
+                        }
+                    }
+                }
+            }
             sql.extend(
                 c.checks
                     .iter()
@@ -544,6 +597,12 @@ impl TablePlan {
         )
     }
 
+    /// How many units load its rows: its parts, or its leaves' when they load apart.
+    pub fn loads(&self) -> usize {
+        let leaves: usize = self.leaf_loads.iter().map(|l| l.parts.len().max(1)).sum();
+        self.parts.len().max(leaves).max(1)
+    }
+
     /// The names of the columns that are copied, in order.
     pub fn copied_columns(&self) -> impl Iterator<Item = &str> {
         self.columns.iter().map(|c| c.name.as_str())
@@ -559,22 +618,13 @@ impl TablePlan {
     /// `COPY … TO STDOUT` for the source. A partitioned table is read through a query so
     /// that its partitions' rows are included.
     pub fn copy_out_sql(&self, part: Option<&Part>) -> String {
-        let cols = ident_list(self.copied_columns());
-        if let Some(p) = part {
-            let upper = p
-                .end_block
-                .map(|end| format!(" AND ctid < '({end},0)'::tid"))
-                .unwrap_or_default();
-            return format!(
-                "COPY (SELECT {cols} FROM ONLY {} WHERE ctid >= '({},0)'::tid{upper}) TO STDOUT {}",
-                self.source.sql(),
-                p.first_block,
-                self.format_clause()
-            );
+        if part.is_some() {
+            return self.copy_range_out_sql(&self.source, part);
         }
         match self.source_kind {
             TableKind::Partitioned => format!(
-                "COPY (SELECT {cols} FROM {}) TO STDOUT {}",
+                "COPY (SELECT {} FROM {}) TO STDOUT {}",
+                ident_list(self.copied_columns()),
                 self.source.sql(),
                 self.format_clause()
             ),
@@ -587,6 +637,30 @@ impl TablePlan {
         }
     }
 
+    /// `COPY` of source table `from` (one of this table's leaves), or of blocks `part` of
+    /// it, to STDOUT.
+    pub fn copy_range_out_sql(&self, from: &TableName, part: Option<&Part>) -> String {
+        let Some(p) = part else {
+            return format!(
+                "COPY {}{} TO STDOUT {}",
+                from.sql(),
+                self.column_list(),
+                self.format_clause()
+            );
+        };
+        let upper = p
+            .end_block
+            .map(|end| format!(" AND ctid < '({end},0)'::tid"))
+            .unwrap_or_default();
+        format!(
+            "COPY (SELECT {} FROM ONLY {} WHERE ctid >= '({},0)'::tid{upper}) TO STDOUT {}",
+            ident_list(self.copied_columns()),
+            from.sql(),
+            p.first_block,
+            self.format_clause()
+        )
+    }
+
     /// ` ("a", "b")` for a COPY statement, or nothing for a table without columns (whose
     /// rows still count: `COPY t ()` is a syntax error, `COPY t` copies them). Generated
     /// columns are left out by COPY itself when no list is given.
@@ -596,16 +670,6 @@ impl TablePlan {
         } else {
             format!(" ({})", ident_list(self.copied_columns()))
         }
-    }
-
-    /// `COPY` of one leaf partition of a partitioned table pgbarge creates.
-    pub fn copy_leaf_out_sql(&self, leaf: &TableName) -> String {
-        format!(
-            "COPY {}{} TO STDOUT {}",
-            leaf.sql(),
-            self.column_list(),
-            self.format_clause()
-        )
     }
 
     /// `COPY … FROM STDIN` into `name` (the target table, or its staging table).
@@ -884,14 +948,18 @@ impl Plan {
             .filter(|_| options.content != Content::SchemaOnly)
             .filter_map(|t| snapshot.source.tables.get(&t.source).map(|s| (t, s)))
         {
-            split(
-                table,
-                src,
+            let sizes = Sizes {
                 split_above,
                 part_size,
                 jobs,
-                source.server_version,
-            );
+                version: source.server_version,
+            };
+            match objects.partitions.get(&table.source) {
+                Some(tree) if src.table.kind == TableKind::Partitioned => {
+                    split_leaves(table, src, tree, &sizes)
+                }
+                _ => split(table, src, &sizes),
+            }
         }
 
         let creates = |t: &&TablePlan| matches!(t.action, Action::Create | Action::Replace);
@@ -1402,17 +1470,10 @@ fn default_jobs(tables: &[TablePlan]) -> usize {
 /// loses at most the part in flight. The number of parts is a multiple of `jobs`: 9
 /// parts over 4 streams would end with one part loading alone, at a single stream's
 /// speed (measured over the simulated link: 35% slower than 8 parts).
-fn split(
-    table: &mut TablePlan,
-    src: &TableDetail,
-    split_above: u64,
-    part_size: u64,
-    jobs: usize,
-    version: i32,
-) {
+fn split(table: &mut TablePlan, src: &TableDetail, sizes: &Sizes) {
     let bytes = src.table.total_bytes.max(0) as u64;
     let pages = src.table.pages;
-    if bytes < split_above.max(1) || pages < 2 {
+    if bytes < sizes.split_above.max(1) || pages < 2 {
         return;
     }
     let why_not = if !src.inherits.is_empty() {
@@ -1421,7 +1482,7 @@ fn split(
         Some("not split: loading an existing table stays one transaction, so other sessions never see it half-loaded")
     } else if src.table.kind != TableKind::Regular {
         Some("not split: a partitioned table is read through its parent in one stream")
-    } else if version < 140_000 {
+    } else if sizes.version < 140_000 {
         Some("not split: the source is older than PostgreSQL 14 (no TID range scans)")
     } else {
         None
@@ -1430,27 +1491,156 @@ fn split(
         table.notes.push(why.to_string());
         return;
     }
+    table.parts = block_ranges(bytes, pages, sizes.part_size, sizes.jobs);
+    table.staging = Some(staging_name(&table.target, src.table.oid));
+}
+
+/// What decides whether and how tables are split.
+struct Sizes {
+    split_above: u64,
+    part_size: u64,
+    jobs: usize,
+    /// The source's server version.
+    version: i32,
+}
+
+/// About `bytes / part_size` ranges of `pages` blocks, at least 2, a multiple of `jobs`.
+fn block_ranges(bytes: u64, pages: i64, part_size: u64, jobs: usize) -> Vec<Part> {
     let jobs = jobs.max(1) as u64;
     let count = bytes
-        .div_ceil(part_size)
+        .div_ceil(part_size.max(1))
         .div_ceil(jobs)
         .saturating_mul(jobs)
         .clamp(2, MAX_PARTS)
-        .min(pages as u64) as usize;
+        .min(pages.max(1) as u64) as usize;
     let per = (pages + count as i64 - 1) / count as i64;
-    table.parts = (0..count)
+    (0..count)
         .map(|i| Part {
             index: i,
             first_block: i as i64 * per,
             end_block: (i + 1 < count).then_some((i as i64 + 1) * per),
         })
-        .collect();
-    // Short, unique per source table, and clearly ours if a crash ever leaves it behind.
-    let prefix: String = table.target.name.chars().take(30).collect();
-    table.staging = Some(TableName::new(
-        &table.target.schema,
-        format!("_pgbarge_{}_{prefix}", src.table.oid),
+        .collect()
+}
+
+/// A staging table's name for source table `oid`: short, unique per source table, and
+/// clearly ours if a crash ever leaves it behind.
+fn staging_name(table: &TableName, oid: u32) -> TableName {
+    let prefix: String = table.name.chars().take(30).collect();
+    TableName::new(&table.schema, format!("_pgbarge_{oid}_{prefix}"))
+}
+
+/// Loads the leaves of a big partitioned table pgbarge creates at once, each into a
+/// staging table of its own (see [`TablePlan::leaf_loads`]), big leaves in block ranges
+/// as [`split`] does for tables. A table created with others (a replace group) keeps
+/// one transaction.
+fn split_leaves(table: &mut TablePlan, src: &TableDetail, tree: &[Partition], sizes: &Sizes) {
+    let bytes = src.table.total_bytes.max(0) as u64;
+    if bytes < sizes.split_above.max(1) || table.leaves.is_empty() {
+        return;
+    }
+    if table.action != Action::Create {
+        table.notes.push(
+            "leaves loaded one after another: loading an existing table stays one transaction"
+                .into(),
+        );
+        return;
+    }
+    for leaf in tree.iter().filter(|p| table.leaves.contains(&p.name)) {
+        let staging = staging_name(&leaf.name, leaf.oid);
+        let leaf_bytes = leaf.bytes.max(0) as u64;
+        let parts =
+            if sizes.version >= 140_000 && leaf_bytes >= sizes.split_above && leaf.pages >= 2 {
+                block_ranges(leaf_bytes, leaf.pages, sizes.part_size, 1)
+            } else {
+                Vec::new()
+            };
+        table.leaf_loads.push(LeafLoad {
+            create: leaf_staging_sql(leaf, &staging, &src.columns),
+            attach: vec![
+                format!(
+                    "ALTER TABLE {} RENAME TO {}",
+                    staging.sql(),
+                    ident(&leaf.name.name)
+                ),
+                format!(
+                    "ALTER TABLE {} ATTACH PARTITION {} {}",
+                    leaf.parent.sql(),
+                    leaf.name.sql(),
+                    leaf.bound
+                ),
+            ]
+            .into_iter()
+            .chain(bound_check(leaf).map(|_| leaf.name.drop_constraint_sql(LEAF_BOUND)))
+            .collect(),
+            name: leaf.name.clone(),
+            staging,
+            parts,
+            estimated_bytes: leaf.bytes,
+        });
+    }
+    // This says more than the note of how partitions are loaded.
+    table.notes.retain(|n| !n.starts_with(PARTITIONED_NOTE));
+    table.notes.push(format!(
+        "{PARTITIONED_NOTE} its {} leaves load at once, each into a table of its own that \
+         is attached at the end",
+        table.leaf_loads.len()
     ));
+}
+
+/// The CHECK a staging leaf carries: its partition constraint, unless that names the
+/// source's objects (a hash partition's checks the parent's oid).
+fn bound_check(leaf: &Partition) -> Option<&str> {
+    leaf.constraint
+        .as_deref()
+        .filter(|c| !c.contains("satisfies_hash_partition"))
+}
+
+/// `CREATE TABLE` of `leaf`'s staging table: its columns in its own order with the
+/// table's types, collations and generation expressions, its own defaults and NOT NULLs
+/// (identity columns are plain: the partitioned table's identity covers them once
+/// attached), its storage options and its partition constraint.
+fn leaf_staging_sql(leaf: &Partition, staging: &TableName, columns: &[Column]) -> String {
+    let mut defs: Vec<String> = leaf
+        .columns
+        .iter()
+        .map(|c| {
+            let mut def = format!("{} {}", ident(&c.name), c.ty);
+            let table_column = columns.iter().find(|t| t.name == c.name);
+            if let Some(coll) = table_column.and_then(|t| t.collation.as_ref()) {
+                def.push_str(&format!(" COLLATE {coll}"));
+            }
+            match table_column {
+                Some(Column {
+                    default: Some(d),
+                    generated: true,
+                    ..
+                }) => def.push_str(&format!(" GENERATED ALWAYS AS ({}) STORED", d.expr)),
+                _ => {
+                    if let Some((_, d)) = leaf.defaults.iter().find(|(n, _)| n == &c.name) {
+                        def.push_str(&format!(" DEFAULT {d}"));
+                    }
+                }
+            }
+            if c.not_null {
+                def.push_str(" NOT NULL");
+            }
+            def
+        })
+        .collect();
+    if let Some(check) = bound_check(leaf) {
+        defs.push(format!("CONSTRAINT {} CHECK ({check})", ident(LEAF_BOUND)));
+    }
+    let with = if leaf.options.is_empty() {
+        String::new()
+    } else {
+        format!(" WITH ({})", leaf.options.join(", "))
+    };
+    format!(
+        "CREATE TABLE {} (\n    {}\n){with}",
+        staging.sql(),
+        defs.join(",\n    ")
+    )
 }
 
 fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
@@ -1471,6 +1661,7 @@ fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
         upsert_key: Vec::new(),
         sequences: Vec::new(),
         leaves: Vec::new(),
+        leaf_loads: Vec::new(),
         after_data: Vec::new(),
         load_after: Vec::new(),
         truncate_group: None,
@@ -1552,14 +1743,30 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
         .map(|s| SequencePlan { created: true, ..s })
         .collect();
     if let Some(parts) = objects.partitions.get(name) {
-        for p in parts {
-            spec.partitions.extend(p.create_sql());
+        // Parents first; default partitions after their siblings, so that attaching a
+        // loaded sibling never scans a loaded default partition for its rows.
+        let depth = |p: &Partition| {
+            std::iter::successors(Some(&p.parent), |t| {
+                parts.iter().find(|q| &q.name == *t).map(|q| &q.parent)
+            })
+            .count()
+        };
+        let mut ordered: Vec<&Partition> = parts.iter().collect();
+        ordered.sort_by_key(|p| (depth(p), p.bound == "DEFAULT"));
+        for p in ordered {
             if p.partition_key.is_none() {
                 plan.leaves.push(p.name.clone());
+                spec.partitions.push(PartitionStep::Leaf {
+                    name: p.name.clone(),
+                    create: p.create_sql(),
+                });
+            } else {
+                spec.partitions
+                    .extend(p.create_sql().into_iter().map(PartitionStep::Sql));
             }
         }
         plan.notes.push(format!(
-            "partitioned: {} partitions created, rows loaded into each leaf directly",
+            "{PARTITIONED_NOTE} {} partitions created, rows loaded into each leaf directly",
             parts.len()
         ));
     }
@@ -1583,7 +1790,7 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
             TableObjectKind::Check if &o.table == name => {
                 spec.checks.push((o.name.clone(), o.definition.clone()))
             }
-            TableObjectKind::Check => spec.partitions.push(add),
+            TableObjectKind::Check => spec.partitions.push(PartitionStep::Sql(add)),
             TableObjectKind::PrimaryKey | TableObjectKind::Unique | TableObjectKind::Exclusion => {
                 plan.after_data.push(add)
             }
@@ -1613,11 +1820,11 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
             if p.table == *name {
                 spec.column_options.push((what.to_string(), clause));
             } else {
-                spec.partitions.push(format!(
+                spec.partitions.push(PartitionStep::Sql(format!(
                     "ALTER TABLE {} ALTER COLUMN {} {clause}",
                     p.table.sql(),
                     ident(what)
-                ));
+                )));
             }
         };
         match p.kind.as_str() {

@@ -151,6 +151,9 @@ pub struct WorkTable {
     pub estimated_bytes: i64,
     /// The staging table a split table's parts load.
     pub staging: Option<TableName>,
+    /// The staging tables a partitioned table's leaves load, when they load apart.
+    #[serde(default)]
+    pub leaf_staging: Vec<TableName>,
 }
 
 /// Everything the copy stage runs: the plan as units, self-contained so that it can be
@@ -180,7 +183,9 @@ impl Work {
 
     /// Staging tables of split tables.
     pub fn staging_tables(&self) -> impl Iterator<Item = &TableName> {
-        self.tables.iter().filter_map(|t| t.staging.as_ref())
+        self.tables
+            .iter()
+            .flat_map(|t| t.staging.iter().chain(&t.leaf_staging))
     }
 }
 
@@ -215,7 +220,7 @@ impl<'a> Builder<'a> {
                     Some(group_id(&plan.tables[plan.truncate_groups[g][0]]))
                 } else if let Some(g) = t.replace_group {
                     Some(group_id(&plan.tables[plan.replace_groups[g].members[0]]))
-                } else if !t.parts.is_empty() {
+                } else if !t.parts.is_empty() || !t.leaf_loads.is_empty() {
                     Some(UnitId(format!("finish {}", plan.tables[i].target)))
                 } else {
                     Some(UnitId(format!("table {}", t.target)))
@@ -242,7 +247,9 @@ impl<'a> Builder<'a> {
             if t.action == Action::Keep || t.truncate_group.is_some() || t.replace_group.is_some() {
                 continue;
             }
-            if t.parts.is_empty() {
+            if !t.leaf_loads.is_empty() {
+                self.leaves(i);
+            } else if t.parts.is_empty() {
                 self.table(i);
             } else {
                 self.split(i);
@@ -267,6 +274,7 @@ impl<'a> Builder<'a> {
                     format: t.format,
                     estimated_bytes: t.data_bytes,
                     staging: t.staging.clone().filter(|_| !t.parts.is_empty()),
+                    leaf_staging: t.leaf_loads.iter().map(|l| l.staging.clone()).collect(),
                 })
                 .collect(),
             units: self.units,
@@ -309,6 +317,13 @@ impl<'a> Builder<'a> {
                 ops.push(Op::sql(format!("DROP TABLE IF EXISTS {}", staging.sql())));
                 ops.extend(t.setup_sql(staging).into_iter().map(Op::sql));
             }
+            for leaf in &t.leaf_loads {
+                ops.push(Op::sql(format!(
+                    "DROP TABLE IF EXISTS {}",
+                    leaf.staging.sql()
+                )));
+                ops.push(Op::sql(&leaf.create));
+            }
         }
         if ops.is_empty() {
             return;
@@ -337,7 +352,7 @@ impl<'a> Builder<'a> {
                 .iter()
                 .map(|leaf| Op::Copy {
                     table: i,
-                    out: t.copy_leaf_out_sql(leaf),
+                    out: t.copy_range_out_sql(leaf, None),
                     into: t.copy_in_sql(leaf),
                 })
                 .collect();
@@ -434,6 +449,75 @@ impl<'a> Builder<'a> {
             ops,
             estimated_bytes: 0,
         });
+    }
+
+    /// A partitioned table whose leaves load apart: each leaf (or each block range of a
+    /// big one) into its staging table, then one transaction creates the table, attaches
+    /// the leaves under their names and builds the key and indexes.
+    fn leaves(&mut self, i: usize) {
+        let t = &self.plan.tables[i];
+        let waits = self.waits(&[i]);
+        let mut loads = Vec::new();
+        for leaf in &t.leaf_loads {
+            let into = t.copy_in_sql(&leaf.staging);
+            if leaf.parts.is_empty() {
+                loads.push(Unit {
+                    id: UnitId(format!("leaf {}", leaf.name)),
+                    kind: UnitKind::Part,
+                    title: format!("{}: leaf {}", t.target, leaf.name),
+                    waits_for: waits.clone(),
+                    completes: Vec::new(),
+                    ops: vec![Op::Copy {
+                        table: i,
+                        out: t.copy_range_out_sql(&leaf.name, None),
+                        into,
+                    }],
+                    estimated_bytes: leaf.estimated_bytes,
+                });
+                continue;
+            }
+            let each = leaf.estimated_bytes / leaf.parts.len() as i64;
+            for p in &leaf.parts {
+                loads.push(Unit {
+                    id: UnitId(format!("part {} {}", leaf.name, p.index)),
+                    kind: UnitKind::Part,
+                    title: format!(
+                        "{}: leaf {}, part {} of {}",
+                        t.target,
+                        leaf.name,
+                        p.index + 1,
+                        leaf.parts.len()
+                    ),
+                    waits_for: waits.clone(),
+                    completes: Vec::new(),
+                    ops: vec![Op::Copy {
+                        table: i,
+                        out: t.copy_range_out_sql(&leaf.name, Some(p)),
+                        into: into.clone(),
+                    }],
+                    estimated_bytes: each,
+                });
+            }
+        }
+        let mut ops: Vec<Op> = t.setup_sql(&t.target).into_iter().map(Op::sql).collect();
+        ops.extend(t.finish_sql(&t.target).into_iter().map(Op::sql));
+        ops.extend(t.after_data.iter().map(Op::sql));
+        ops.extend(self.sync_sequences(t));
+        let finish = Unit {
+            id: UnitId(format!("finish {}", t.target)),
+            kind: UnitKind::Finish,
+            title: format!(
+                "{}: created, its {} leaves attached, then its key and indexes",
+                t.target,
+                t.leaf_loads.len()
+            ),
+            waits_for: loads.iter().map(|u| u.id.clone()).collect(),
+            completes: vec![i],
+            ops,
+            estimated_bytes: 0,
+        };
+        self.units.extend(loads);
+        self.units.push(finish);
     }
 
     /// Replaced tables with what depends on them, in one transaction: the views and the
@@ -634,6 +718,7 @@ mod tests {
             upsert_key: Vec::new(),
             sequences: Vec::new(),
             leaves: Vec::new(),
+            leaf_loads: Vec::new(),
             after_data: Vec::new(),
             load_after: Vec::new(),
             truncate_group: None,
@@ -748,6 +833,99 @@ mod tests {
             .filter_map(Op::statement)
             .any(|s| s == "DROP TABLE \"public\".\"other\""));
         assert!(work.units.iter().all(|u| u.id.0 != "table public.actor"));
+    }
+
+    #[test]
+    fn leaves_load_apart_and_the_finish_attaches_them() {
+        use crate::plan::{CreateSpec, LeafLoad, PartitionStep};
+        let mut t = table("ev", Action::Create, 0);
+        t.source_kind = TableKind::Partitioned;
+        let leaf = |name: &str| TableName::new("public", name);
+        t.create = Some(CreateSpec {
+            sequences: Vec::new(),
+            columns: vec!["\"at\" date NOT NULL".into()],
+            owned_by: Vec::new(),
+            primary_key: None,
+            partition_by: Some("RANGE (at)".into()),
+            partitions: vec![
+                PartitionStep::Leaf {
+                    name: leaf("ev_1"),
+                    create: vec!["CREATE TABLE ev_1 PARTITION OF ev …".into()],
+                },
+                PartitionStep::Sql("ALTER TABLE ev_1 ADD CONSTRAINT local …".into()),
+            ],
+            checks: Vec::new(),
+            unlogged: false,
+            inherits: Vec::new(),
+            column_options: Vec::new(),
+            options: Vec::new(),
+            of_type: None,
+            typed_options: Vec::new(),
+        });
+        t.leaves = vec![leaf("ev_1")];
+        let load = LeafLoad {
+            name: leaf("ev_1"),
+            staging: leaf("_pgbarge_2_ev_1"),
+            create: "CREATE TABLE _pgbarge_2_ev_1 …".into(),
+            attach: vec!["ALTER TABLE … RENAME TO ev_1".into(), "ATTACH ev_1".into()],
+            parts: Vec::new(),
+            estimated_bytes: 500,
+        };
+        let whole = plan(vec![t.clone()]).work();
+        let one = unit(&whole, "table public.ev");
+        let sql: Vec<String> = one.ops.iter().filter_map(Op::statement).collect();
+        assert!(sql.contains(&"CREATE TABLE ev_1 PARTITION OF ev …".to_string()));
+        assert_eq!(copies(one), 1, "without leaf loads, one transaction");
+
+        t.leaf_loads = vec![
+            load.clone(),
+            LeafLoad {
+                parts: vec![
+                    Part {
+                        index: 0,
+                        first_block: 0,
+                        end_block: Some(5),
+                    },
+                    Part {
+                        index: 1,
+                        first_block: 5,
+                        end_block: None,
+                    },
+                ],
+                name: leaf("ev_2"),
+                staging: leaf("_pgbarge_3_ev_2"),
+                ..load
+            },
+        ];
+        let work = plan(vec![t]).work();
+        let prepare: Vec<String> = unit(&work, "prepare")
+            .ops
+            .iter()
+            .filter_map(Op::statement)
+            .collect();
+        assert!(prepare.contains(&"CREATE TABLE _pgbarge_2_ev_1 …".to_string()));
+        let whole_leaf = unit(&work, "leaf public.ev_1");
+        assert!(matches!(&whole_leaf.ops[..],
+            [Op::Copy { out, into, .. }] if out.starts_with("COPY \"public\".\"ev_1\"")
+                && into.contains("_pgbarge_2_ev_1")));
+        let part = unit(&work, "part public.ev_2 1");
+        assert!(matches!(&part.ops[..], [Op::Copy { out, .. }] if out.contains("ctid >=")));
+        let finish = unit(&work, "finish public.ev");
+        assert_eq!(
+            ids(&finish.waits_for),
+            vec![
+                "leaf public.ev_1",
+                "part public.ev_2 0",
+                "part public.ev_2 1"
+            ]
+        );
+        assert_eq!(finish.completes, vec![0]);
+        assert_eq!(copies(finish), 0);
+        let sql: Vec<String> = finish.ops.iter().filter_map(Op::statement).collect();
+        let at = |s: &str| sql.iter().position(|x| x == s).expect(s);
+        assert!(at("ATTACH ev_1") < at("ALTER TABLE ev_1 ADD CONSTRAINT local …"));
+        assert!(!sql.iter().any(|s| s.contains("PARTITION OF")));
+        assert_eq!(work.staging_tables().count(), 2);
     }
 
     fn unit<'a>(work: &'a Work, id: &str) -> &'a Unit {
