@@ -1,5 +1,6 @@
-//! Copies between different PostgreSQL majors: 14 → 15, 15 → 16 and 16 → 15. Debian 12
-//! ships 15; the others come from `scripts/ensure-postgres-versions`. Every cluster here is
+//! Copies between different PostgreSQL majors: 13 → 17 (an old laptop to a cloud
+//! default), 14 → 15, 15 → 16, 15 → 17 and 16 → 15. Debian 12 ships 15; the others come
+//! from `scripts/ensure-postgres-versions`. Every cluster here is
 //! cloud-like (TLS, scram, non-superuser `app`); as a source it is read as its superuser
 //! over the Unix socket.
 
@@ -11,22 +12,32 @@ use std::sync::OnceLock;
 use support::{other_versions, pgbarge, Cluster, TARGET_PASSWORD, TARGET_USER};
 
 struct Versions {
+    pg13: Cluster,
     pg14: Cluster,
     pg15: Cluster,
     pg16: Cluster,
+    pg17: Cluster,
 }
 
 fn versions() -> &'static Versions {
     static V: OnceLock<Versions> = OnceLock::new();
     V.get_or_init(|| {
-        let bins = other_versions(&[14, 16]);
+        let bins = other_versions(&[13, 14, 16, 17]);
         let bin = |m: u32| -> PathBuf { bins.get(&m).cloned().expect("installed major") };
         let v = Versions {
+            pg13: Cluster::start_with("pg13", true, Some(&bin(13))),
             pg14: Cluster::start_with("pg14", true, Some(&bin(14))),
             pg15: Cluster::start_with("pg15", true, None),
             pg16: Cluster::start_with("pg16", true, Some(&bin(16))),
+            pg17: Cluster::start_with("pg17", true, Some(&bin(17))),
         };
-        for (c, major) in [(&v.pg14, "14"), (&v.pg15, "15"), (&v.pg16, "16")] {
+        for (c, major) in [
+            (&v.pg13, "13"),
+            (&v.pg14, "14"),
+            (&v.pg15, "15"),
+            (&v.pg16, "16"),
+            (&v.pg17, "17"),
+        ] {
             let version = c.psql("postgres", "SHOW server_version_num");
             assert!(
                 version.starts_with(major),
@@ -37,7 +48,7 @@ fn versions() -> &'static Versions {
     })
 }
 
-/// Works on 14, 15 and 16 alike: types whose text or binary forms matter, and the
+/// Works on 13 to 17 alike: types whose text or binary forms matter, and the
 /// schema objects pgbarge recreates.
 const FIXTURE: &str = r#"
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy, "really"');
@@ -68,6 +79,14 @@ CREATE TABLE orders (
 CREATE TABLE orders_2025 PARTITION OF orders FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
 CREATE TABLE orders_rest PARTITION OF orders DEFAULT;
 CREATE INDEX orders_customer ON orders (customer_id);
+CREATE TABLE events (
+    id bigint GENERATED ALWAYS AS IDENTITY,
+    at date NOT NULL,
+    note text DEFAULT 'none',
+    PRIMARY KEY (id, at)
+) PARTITION BY RANGE (at);
+CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
 CREATE VIEW big_spenders AS
   SELECT c.name, sum(o.total) AS spent FROM customers c JOIN orders o ON o.customer_id = c.id
   GROUP BY c.name HAVING sum(o.total) > 100;
@@ -83,9 +102,12 @@ INSERT INTO customers (name, mood, credit, tags, doc, raw, seen, f, blob)
 INSERT INTO orders (customer_id, placed, total)
   SELECT 1 + g % 2000, '2024-06-01'::date + (g % 600), (g % 1000) / 7.0
   FROM generate_series(1, 20000) g;
+INSERT INTO events (at, note)
+  SELECT '2024-06-01'::date + (g % 400), 'event ' || g FROM generate_series(1, 20000) g;
 "#;
 
-fn check(source: &Cluster, target: &Cluster, db: &str) {
+/// Copies the fixture from `source` to `target` with `extra` options, and checks it.
+fn check(source: &Cluster, target: &Cluster, db: &str, extra: &[&str]) {
     source.psql("postgres", &format!("CREATE DATABASE {db}"));
     target.psql(
         "postgres",
@@ -102,7 +124,7 @@ fn check(source: &Cluster, target: &Cluster, db: &str) {
         target.port,
         target.dir.display()
     );
-    let run = pgbarge(&[
+    let mut args = vec![
         "copy",
         "--source",
         &source_conn,
@@ -111,10 +133,12 @@ fn check(source: &Cluster, target: &Cluster, db: &str) {
         "--all",
         "--yes",
         "--verify",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let run = pgbarge(&args);
     assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
     assert!(
-        run.stdout.contains("verified 3 tables: 3 equal"),
+        run.stdout.contains("verified 4 tables: 4 equal"),
         "{}",
         run.stdout
     );
@@ -123,6 +147,8 @@ fn check(source: &Cluster, target: &Cluster, db: &str) {
         "orders",
         "orders_2025",
         "orders_rest",
+        "events_2024",
+        "events_2025",
         "big_spenders",
     ] {
         let (s, d) = (source.table_text(db, t), target.table_text(db, t));
@@ -133,7 +159,8 @@ fn check(source: &Cluster, target: &Cluster, db: &str) {
     let insert = "BEGIN; SET ROLE app; \
                   INSERT INTO customers (name) VALUES ('new') RETURNING id, name_len; \
                   INSERT INTO orders (customer_id, placed) VALUES (1, '2025-02-02') \
-                  RETURNING id, tableoid::regclass; ROLLBACK;";
+                  RETURNING id, tableoid::regclass; \
+                  INSERT INTO events (at) VALUES ('2025-03-03') RETURNING id, note; ROLLBACK;";
     let on_source = source.psql(db, &insert.replace("SET ROLE app;", ""));
     assert_eq!(on_source, target.psql(db, insert));
     let fk = target.psql_output(
@@ -146,22 +173,37 @@ fn check(source: &Cluster, target: &Cluster, db: &str) {
     assert!(!dup.status.success(), "the ICU collation came along");
 }
 
+/// Small enough that big partitioned tables load their leaves apart, attached at the end.
+const LEAVES_APART: [&str; 2] = ["--split-above", "100kB"];
+
+#[test]
+fn from_13_to_17() {
+    let v = versions();
+    check(&v.pg13, &v.pg17, "v13_17", &LEAVES_APART);
+}
+
 #[test]
 fn from_14_to_15() {
     let v = versions();
-    check(&v.pg14, &v.pg15, "v14_15");
+    check(&v.pg14, &v.pg15, "v14_15", &[]);
 }
 
 #[test]
 fn from_15_to_16() {
     let v = versions();
-    check(&v.pg15, &v.pg16, "v15_16");
+    check(&v.pg15, &v.pg16, "v15_16", &LEAVES_APART);
+}
+
+#[test]
+fn from_15_to_17() {
+    let v = versions();
+    check(&v.pg15, &v.pg17, "v15_17", &LEAVES_APART);
 }
 
 #[test]
 fn from_16_to_15() {
     let v = versions();
-    check(&v.pg16, &v.pg15, "v16_15");
+    check(&v.pg16, &v.pg15, "v16_15", &[]);
 }
 
 #[test]
