@@ -304,6 +304,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
             owner: settings.owner.clone(),
             grants: settings.grants,
             strict: settings.strict,
+            refused: Default::default(),
         },
         source_encoding: settings.copy_options.source_encoding.clone(),
     };

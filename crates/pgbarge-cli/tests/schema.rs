@@ -1370,6 +1370,40 @@ fn objects_the_role_cannot_create_are_left_out_out_loud_unless_needed() {
         "{}",
         refused.stderr
     );
+
+    // Copying the schema whole, the tables that need what cannot be created are left
+    // out with the reason, and the rest load: a key pointing at one of them is left out
+    // too, and so is a base type built on internal functions with its table.
+    db.source_sql(
+        "INSERT INTO lib.needs VALUES (1, 2);
+         CREATE TABLE lib.child (id int PRIMARY KEY, needs_id int REFERENCES lib.needs);
+         INSERT INTO lib.child VALUES (1, 1);
+         CREATE TYPE lib.mytext;
+         CREATE FUNCTION lib.mytext_in(cstring) RETURNS lib.mytext AS 'textin'
+             LANGUAGE internal IMMUTABLE STRICT;
+         CREATE FUNCTION lib.mytext_out(lib.mytext) RETURNS cstring AS 'textout'
+             LANGUAGE internal IMMUTABLE STRICT;
+         CREATE TYPE lib.mytext (input = lib.mytext_in, output = lib.mytext_out, like = text);
+         CREATE TABLE lib.uses (id int PRIMARY KEY, v lib.mytext[]);",
+    );
+    let strict = db.copy(&["lib.*", "--strict", "--dry-run"]);
+    assert_eq!(strict.code, 3, "{}", strict.stderr);
+    db.target_sql("DROP SCHEMA lib CASCADE");
+    let run = db.copy(&["lib.*", "--yes", "--json"]);
+    run.assert_ok();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON report");
+    let skipped = report["skipped"].to_string();
+    for left_out in [
+        "table lib.needs\",\"why\":\"it needs function lib.fast_len(text), which cannot be created",
+        "table lib.uses\",\"why\":\"it needs type lib.mytext, which cannot be created",
+        "foreign key child_needs_id_fkey on lib.child\",\"why\":\"it references lib.needs",
+    ] {
+        assert!(skipped.contains(left_out), "{left_out}: {skipped}");
+    }
+    db.assert_same("lib.items");
+    db.assert_same("lib.child");
+    assert!(!db.target_has_table("lib", "needs"));
+    assert!(!db.target_has_table("lib", "uses"));
 }
 
 /// Range types (and their multiranges) a non-superuser can create: a subtype_diff, a

@@ -319,6 +319,39 @@ pub struct Planned {
     pub snapshot: Snapshot,
 }
 
+/// Tables of schemas copied whole that need an object the target role cannot create,
+/// with the reason: they are left out and the others load, as `pg_restore` would fail
+/// them alone (`--strict` refuses the run instead). Tables named one by one are not: the
+/// user asked for them, and preflight says why they cannot be copied.
+fn refusals(
+    plan: &Plan,
+    whole_schemas: &[String],
+    options: &PlanOptions,
+) -> BTreeMap<TableName, String> {
+    let mut refused = BTreeMap::new();
+    if options.schema.strict {
+        return refused;
+    }
+    let blocking = plan
+        .schema
+        .skipped
+        .iter()
+        .filter(|s| s.blocking)
+        .map(|s| (s.what.clone(), &s.why, &s.needed_by));
+    let types = plan.types.iter().filter_map(|t| {
+        let why = t.unsupported.as_ref()?;
+        Some((format!("type {}", t.name), why, &t.used_by))
+    });
+    for (what, why, tables) in blocking.chain(types) {
+        for table in tables.iter().filter(|t| whole_schemas.contains(&t.schema)) {
+            refused.entry(table.clone()).or_insert_with(|| {
+                format!("it needs {what}, which cannot be created on the target: {why}")
+            });
+        }
+    }
+    refused
+}
+
 /// Reads both catalogs, builds the plan and runs preflight, asking `questions` what
 /// the choices leave open: tables the foreign keys need (read again with them, until
 /// nothing is missing) and what to do with target tables that hold rows.
@@ -397,6 +430,21 @@ pub async fn plan(
     let mut chosen: Vec<TableName> = selection.tables.iter().map(|t| t.name.clone()).collect();
     loop {
         let plan = Plan::build(from.clone(), to.clone(), &chosen, &snapshot, &options);
+        let mut refused = refusals(&plan, whole_schemas, &options);
+        refused.retain(|t, _| chosen.contains(t));
+        if !refused.is_empty() && chosen.iter().any(|c| !refused.contains_key(c)) {
+            chosen.retain(|c| !refused.contains_key(c));
+            options.schema.refused.extend(refused);
+            // Read again without them: the types and functions only they needed go.
+            let tables: Vec<Table> = selection
+                .tables
+                .iter()
+                .filter(|t| chosen.contains(&t.name))
+                .cloned()
+                .collect();
+            snapshot = read(tables).await?;
+            continue;
+        }
         let problems = preflight::check(&plan, &snapshot, &selection.unmatched);
         let undecided: Vec<Undecided> = plan
             .tables

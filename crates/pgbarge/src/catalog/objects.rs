@@ -315,30 +315,31 @@ ORDER BY 1";
 /// support functions of those aggregates. A function whose signature uses a table's row
 /// type can only be created once the table exists.
 const FUNCTIONS: &str = "
-WITH RECURSIVE users(classid, objid, for_table) AS (
+WITH RECURSIVE users(classid, objid, for_table, rel) AS (
     -- The objects whose dependencies are looked at (pairs, so pg_depend is joined by
     -- its index rather than scanned under an OR of subqueries: 30x faster), and whether
     -- the copied tables themselves need them (not only a view of a schema copied whole).
-    SELECT 'pg_catalog.pg_attrdef'::regclass, oid, true FROM pg_catalog.pg_attrdef
+    SELECT 'pg_catalog.pg_attrdef'::regclass, oid, true, adrelid FROM pg_catalog.pg_attrdef
     WHERE adrelid = ANY($1)
   UNION ALL
-    SELECT 'pg_catalog.pg_constraint'::regclass, oid, true FROM pg_catalog.pg_constraint
+    SELECT 'pg_catalog.pg_constraint'::regclass, oid, true, conrelid
+    FROM pg_catalog.pg_constraint
     WHERE conrelid = ANY($1)
   UNION ALL
-    SELECT 'pg_catalog.pg_trigger'::regclass, oid, true FROM pg_catalog.pg_trigger
+    SELECT 'pg_catalog.pg_trigger'::regclass, oid, true, tgrelid FROM pg_catalog.pg_trigger
     WHERE tgrelid = ANY($1)
   UNION ALL
     -- index expressions and predicates, partition keys, policies
-    SELECT 'pg_catalog.pg_class'::regclass, indexrelid, true FROM pg_catalog.pg_index
+    SELECT 'pg_catalog.pg_class'::regclass, indexrelid, true, indrelid FROM pg_catalog.pg_index
     WHERE indrelid = ANY($1)
   UNION ALL
-    SELECT 'pg_catalog.pg_class'::regclass, oid, true FROM pg_catalog.pg_class
+    SELECT 'pg_catalog.pg_class'::regclass, oid, true, oid FROM pg_catalog.pg_class
     WHERE oid = ANY($1)
   UNION ALL
-    SELECT 'pg_catalog.pg_policy'::regclass, oid, true FROM pg_catalog.pg_policy
+    SELECT 'pg_catalog.pg_policy'::regclass, oid, true, polrelid FROM pg_catalog.pg_policy
     WHERE polrelid = ANY($1)
   UNION ALL
-    SELECT 'pg_catalog.pg_rewrite'::regclass, r.oid, r.ev_class = ANY($1)
+    SELECT 'pg_catalog.pg_rewrite'::regclass, r.oid, r.ev_class = ANY($1), r.ev_class
     FROM pg_catalog.pg_rewrite r
     JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -377,11 +378,12 @@ SELECT p.oid, n.nspname, p.proname, p.oid::pg_catalog.regprocedure::text, p.prok
        OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                   WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
                     AND d.refclassid = 'pg_catalog.pg_class'::regclass),
-       -- The copied tables need it (a default, check, trigger, index, policy or rule).
-       EXISTS (SELECT 1 FROM users u
-               JOIN pg_catalog.pg_depend d ON d.classid = u.classid AND d.objid = u.objid
-               WHERE u.for_table AND d.refclassid = 'pg_catalog.pg_proc'::regclass
-                 AND d.refobjid = p.oid),
+       -- The copied tables that need it (a default, check, trigger, index, policy or
+       -- rule calls it).
+       ARRAY(SELECT DISTINCT u.rel FROM users u
+             JOIN pg_catalog.pg_depend d ON d.classid = u.classid AND d.objid = u.objid
+             WHERE u.for_table AND d.refclassid = 'pg_catalog.pg_proc'::regclass
+               AND d.refobjid = p.oid),
        -- The relations whose row types its signature uses (schema, tab, name).
        ARRAY(SELECT DISTINCT tn.nspname || E'\t' || tc.relname FROM pg_catalog.pg_depend d
              JOIN pg_catalog.pg_type t ON t.oid = d.refobjid
@@ -982,10 +984,11 @@ pub struct Routine {
     pub aggregate: Option<Aggregate>,
     /// Its signature uses a table's or view's row type: created after the tables.
     pub uses_row_type: bool,
-    /// The copied tables need it (a default, check, trigger, index, policy or rule calls
-    /// it): if it cannot be created, neither can they. Otherwise (a function of a schema
-    /// copied whole) it is skipped, out loud.
-    pub required: bool,
+    /// The copied tables that need it (a default, check, trigger, index, policy or rule
+    /// calls it; a partition's need is its partitioned table's): if it cannot be
+    /// created, neither can they. If none does (a function of a schema copied whole), it
+    /// is skipped, out loud.
+    pub required_by: Vec<TableName>,
     /// The tables and views whose row types its signature uses: it can only be created
     /// where they exist.
     pub row_types: Vec<TableName>,
@@ -1445,7 +1448,16 @@ pub async fn describe_objects(
                 arguments: r.get(8),
                 aggregate,
                 uses_row_type: r.get(16),
-                required: r.get(17),
+                required_by: {
+                    let mut by: Vec<TableName> = r
+                        .get::<_, Vec<u32>>(17)
+                        .iter()
+                        .filter_map(|oid| table_of.get(oid).cloned())
+                        .collect();
+                    by.sort();
+                    by.dedup();
+                    by
+                },
                 row_types: r
                     .get::<_, Vec<String>>(18)
                     .iter()

@@ -157,8 +157,11 @@ pub struct TypePlan {
     pub schema: String,
     /// Statements creating it (the schema first, if missing).
     pub sql: Vec<String>,
-    /// Set for kinds pgbarge cannot create (ranges, extension types): preflight reports.
+    /// Set for kinds pgbarge cannot create (base types, extension types): preflight
+    /// reports.
     pub unsupported: Option<String>,
+    /// The chosen tables with a column of it (or of its array type), when unsupported.
+    pub used_by: Vec<TableName>,
 }
 
 /// What happens to one table.
@@ -795,11 +798,25 @@ impl Plan {
                 Ok(ddl) => (vec![ddl], None),
                 Err(why) => (Vec::new(), Some(why)),
             };
+            let array = format!("_{}", ut.name);
+            let used_by = chosen
+                .iter()
+                .filter(|_| unsupported.is_some())
+                .filter(|name| {
+                    snapshot.source.tables.get(name).is_some_and(|t| {
+                        t.columns.iter().any(|c| {
+                            c.ty.schema == ut.schema && (c.ty.name == ut.name || c.ty.name == array)
+                        })
+                    })
+                })
+                .cloned()
+                .collect();
             types.push(TypePlan {
                 name: TableName::new(&ut.schema, &ut.name).to_string(),
                 schema: ut.schema.clone(),
                 sql,
                 unsupported,
+                used_by,
             });
         }
 

@@ -35,6 +35,10 @@ pub struct Skipped {
     pub why: String,
     /// The copy cannot work without it (e.g. a function a table's default calls).
     pub blocking: bool,
+    /// The copied tables that need it (when it is blocking): a copy of whole schemas
+    /// leaves them out instead, with the reason, and loads the others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needed_by: Vec<TableName>,
 }
 
 /// A sequence whose value is copied after the load.
@@ -90,6 +94,9 @@ pub struct SchemaOptions {
     /// `--strict`: an object that cannot be created stops the copy, even one nothing
     /// copied needs (by default it is left out and listed).
     pub strict: bool,
+    /// Tables of the schemas copied whole that are left out, with the reason: they need
+    /// an object the target role cannot create. Foreign keys to them are left out too.
+    pub refused: BTreeMap<TableName, String>,
 }
 
 /// What the schema planner needs to know about the tables' plans.
@@ -123,6 +130,13 @@ pub(super) fn plan_schema(
     let exists =
         |kind: &'static str, name: String| snapshot.target_existing.contains(&(kind, name));
     let mut plan = SchemaPlan::default();
+    plan.skipped
+        .extend(options.refused.iter().map(|(table, why)| Skipped {
+            what: format!("table {table}"),
+            why: why.clone(),
+            blocking: false,
+            needed_by: Vec::new(),
+        }));
     // Named in the plan, never left behind silently. Column privileges matter only when
     // privileges are copied at all.
     for (kind, name, why) in &objects.not_recreated {
@@ -133,6 +147,7 @@ pub(super) fn plan_schema(
             what: format!("{kind} {name}"),
             why: why.clone(),
             blocking: false,
+            needed_by: Vec::new(),
         });
     }
 
@@ -192,6 +207,7 @@ pub(super) fn plan_schema(
                 what: format!("sequence {}", s.name),
                 why: EXISTS.into(),
                 blocking: false,
+                needed_by: Vec::new(),
             });
             plan.sequence_values.push(SequenceValue {
                 name: s.name.clone(),
@@ -231,9 +247,18 @@ pub(super) fn plan_schema(
                 what: routine_label(r),
                 why: EXISTS.into(),
                 blocking: false,
+                needed_by: Vec::new(),
             });
             continue;
         }
+        // The tables of this run that need it (the catalog was read for every table
+        // chosen at first, before any was left out).
+        let needed_by: Vec<TableName> = r
+            .required_by
+            .iter()
+            .filter(|t| tables.copied.contains(t))
+            .cloned()
+            .collect();
         // Its signature names a table or view that will not be on the target (left out
         // of the copy): it cannot be created there either.
         let absent: Vec<String> = r
@@ -253,7 +278,8 @@ pub(super) fn plan_schema(
                     "its signature uses the row type of {}, which is not copied",
                     absent.join(", ")
                 ),
-                blocking: r.required || options.strict,
+                blocking: !needed_by.is_empty() || options.strict,
+                needed_by,
             });
             uncreatable.insert(r.signature.as_str());
             continue;
@@ -266,7 +292,8 @@ pub(super) fn plan_schema(
                 plan.skipped.push(Skipped {
                     what: routine_label(r),
                     why,
-                    blocking: r.required || options.strict,
+                    blocking: !needed_by.is_empty() || options.strict,
+                    needed_by,
                 });
                 uncreatable.insert(r.signature.as_str());
                 continue;
@@ -301,6 +328,7 @@ pub(super) fn plan_schema(
                 what,
                 why: EXISTS.into(),
                 blocking: false,
+                needed_by: Vec::new(),
             });
             continue;
         }
@@ -316,6 +344,7 @@ pub(super) fn plan_schema(
                     op.function_signature
                 ),
                 blocking: options.strict,
+                needed_by: Vec::new(),
             });
             continue;
         }
@@ -347,11 +376,19 @@ pub(super) fn plan_schema(
         };
         let available = tables.copied.contains(parent) || exists("relation", parent.key());
         if !available {
-            if options.without_fks {
+            if options.refused.contains_key(parent) {
+                plan.skipped.push(Skipped {
+                    what: format!("foreign key {} on {}", o.name, o.table),
+                    why: format!("it references {parent}, which is left out"),
+                    blocking: false,
+                    needed_by: Vec::new(),
+                });
+            } else if options.without_fks {
                 plan.skipped.push(Skipped {
                     what: format!("foreign key {} on {}", o.name, o.table),
                     why: format!("it references {parent}, which is not copied (--without-fks)"),
                     blocking: false,
+                    needed_by: Vec::new(),
                 });
             } else {
                 plan.missing_parents
@@ -419,6 +456,7 @@ pub(super) fn plan_schema(
                 what: view_label(v),
                 why: EXISTS.into(),
                 blocking: false,
+                needed_by: Vec::new(),
             });
             false
         } else {
@@ -440,6 +478,7 @@ pub(super) fn plan_schema(
             what: view_label(v),
             why: format!("it calls {}, which cannot be created", missing.join(", ")),
             blocking: options.strict,
+            needed_by: Vec::new(),
         });
         false
     });
@@ -476,6 +515,7 @@ pub(super) fn plan_schema(
             what: view_label(v),
             why: format!("it reads {}, which is not copied", missing.join(", ")),
             blocking: false,
+            needed_by: Vec::new(),
         });
     }
     for v in &views_created {
