@@ -182,8 +182,8 @@ fn a_latin1_source_verifies_equal_against_a_utf8_target() {
 }
 
 /// A SQL_ASCII source holding WIN1252 bytes: the plan warns, a copy without
-/// `--source-encoding` fails on the first bad row with the advice (the target stays as it
-/// was), and with `--source-encoding WIN1252` the target converts the bytes and the copy
+/// `--source-encoding` fails on the first bad row, naming its key and column, with the
+/// advice (the target stays as it was), and with `--source-encoding WIN1252` the target converts the bytes and the copy
 /// verifies equal.
 #[test]
 fn a_sql_ascii_source_copies_with_its_real_encoding() {
@@ -209,6 +209,9 @@ fn a_sql_ascii_source_copies_with_its_real_encoding() {
     assert_eq!(failed.code, 5, "{}", failed.stderr);
     assert!(
         failed.stderr.contains("public.notes")
+            && failed.stderr.contains(
+                "The first such row on the source: public.notes key (1), column \"body\"."
+            )
             && failed
                 .stderr
                 .contains("say what they really are with --source-encoding"),

@@ -137,6 +137,24 @@ impl Error {
         self
     }
 
+    /// The server error behind this one, if any.
+    fn db_error(&self) -> Option<&tokio_postgres::error::DbError> {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> =
+            self.source.as_deref().map(|s| s as _);
+        while let Some(e) = cur {
+            if let Some(pg) = e.downcast_ref::<tokio_postgres::Error>() {
+                return pg.as_db_error();
+            }
+            cur = e.source();
+        }
+        None
+    }
+
+    /// Where the server was when it failed (`COPY t, line 3, column body: "…"`).
+    pub fn server_context(&self) -> Option<&str> {
+        self.db_error()?.where_()
+    }
+
     /// The server's SQLSTATE, when the cause is a server error.
     pub fn sql_state(&self) -> Option<&SqlState> {
         let mut cur: Option<&(dyn std::error::Error + 'static)> =

@@ -14,6 +14,7 @@
 //! (Ctrl-C, SIGTERM) cancels every stream; what committed stays, recorded, and a resumed
 //! run skips it. The stage reports what happens as [`Event`]s and never prints.
 
+mod bad_bytes;
 mod pump;
 pub mod schedule;
 mod sequences;
@@ -551,16 +552,31 @@ impl<L: Ledger> Ctx<'_, L> {
         self.changed.notify_waiters();
     }
 
-    fn fail(&self, u: usize, err: Error) {
-        let unit = &self.work.units[u];
-        let err = match err.sql_state() {
-            Some(state)
-                if *state == SqlState::CHARACTER_NOT_IN_REPERTOIRE
-                    || *state == SqlState::UNTRANSLATABLE_CHARACTER =>
-            {
-                err.context(BAD_BYTES)
+    /// For bytes the target could not read: names the source row and column holding
+    /// them (without `--source-encoding`, as UTF-8 is what a SQL_ASCII source is read as).
+    async fn locate_bad_bytes(&self, err: Error, unit: &Unit) -> Error {
+        let table = unit.ops.iter().find_map(|op| match op {
+            Op::Copy { table, .. } => Some(&self.work.tables[*table].source),
+            _ => None,
+        });
+        let column = err.server_context().and_then(bad_bytes::column_of);
+        match table {
+            Some(table) if is_bad_bytes(&err) && self.options.source_encoding.is_none() => {
+                match bad_bytes::locate(&self.source_info, table, column).await {
+                    Some(row) => err.context(row),
+                    None => err,
+                }
             }
             _ => err,
+        }
+    }
+
+    fn fail(&self, u: usize, err: Error) {
+        let unit = &self.work.units[u];
+        let err = if is_bad_bytes(&err) {
+            err.context(BAD_BYTES)
+        } else {
+            err
         };
         let blocked = match self.schedule.lock() {
             Ok(mut s) => s.fail(u),
@@ -817,6 +833,7 @@ async fn worker<L: Ledger>(ctx: &Ctx<'_, L>, w: usize) -> Result<()> {
                     c.remove(&w);
                 }
             }
+            let err = ctx.locate_bad_bytes(err, unit).await;
             let err = explain(err, unit, ctx.work);
             if ctx.options.fail_fast {
                 ctx.stopping.store(true, Ordering::SeqCst);
@@ -852,6 +869,13 @@ fn blocked_titles(work: &Work, blocked: &[usize]) -> Vec<String> {
         ));
     }
     titles
+}
+
+/// The target could not read bytes the source sent in its encoding.
+fn is_bad_bytes(err: &Error) -> bool {
+    matches!(err.sql_state(), Some(state)
+        if *state == SqlState::CHARACTER_NOT_IN_REPERTOIRE
+            || *state == SqlState::UNTRANSLATABLE_CHARACTER)
 }
 
 /// Adds what the user needs to know to a unit's final error.
