@@ -1651,3 +1651,50 @@ fn operators_are_created() {
     db.copy(&["--all", "--mode", "truncate", "--yes"])
         .assert_ok();
 }
+
+/// Text-search dictionaries and configurations of a schema copied whole are created
+/// before the tables (a generated column and an index name one), with their options,
+/// mappings and comments. A shell type and an operator family, which only a superuser
+/// may create, are named.
+#[test]
+fn text_search_objects_are_created_and_a_shell_type_is_named() {
+    let db = TestDb::new("text_search");
+    db.source_sql(
+        "CREATE SCHEMA docs;
+         CREATE TEXT SEARCH DICTIONARY docs.simple_nostop
+             (TEMPLATE = pg_catalog.simple, STOPWORDS = english, ACCEPT = false);
+         COMMENT ON TEXT SEARCH DICTIONARY docs.simple_nostop IS 'simple, with stop words';
+         CREATE TEXT SEARCH DICTIONARY docs.en_stem (TEMPLATE = snowball, LANGUAGE = english);
+         CREATE TEXT SEARCH CONFIGURATION docs.cfg (COPY = pg_catalog.english);
+         ALTER TEXT SEARCH CONFIGURATION docs.cfg
+             ALTER MAPPING FOR asciiword WITH docs.simple_nostop, docs.en_stem;
+         ALTER TEXT SEARCH CONFIGURATION docs.cfg DROP MAPPING FOR email;
+         COMMENT ON TEXT SEARCH CONFIGURATION docs.cfg IS 'our search';
+         CREATE TABLE docs.pages (id int PRIMARY KEY, body text,
+             tsv tsvector GENERATED ALWAYS AS (to_tsvector('docs.cfg', body)) STORED);
+         CREATE INDEX pages_fts ON docs.pages USING gin (to_tsvector('docs.cfg'::regconfig, body));
+         INSERT INTO docs.pages (id, body)
+             VALUES (1, 'The quick brown foxes jumped'), (2, 'mail me at a@b.com');",
+    );
+    db.copy(&["docs.*", "--yes"]).assert_ok();
+    db.assert_same_schema();
+    db.assert_same("docs.pages");
+    assert_eq!(
+        db.target_sql("SELECT count(*) FROM docs.pages WHERE tsv @@ to_tsquery('docs.cfg', 'fox')")
+            .trim(),
+        "1"
+    );
+
+    db.source_sql(
+        "CREATE TYPE docs.later;
+         CREATE OPERATOR FAMILY docs.fam USING btree;",
+    );
+    let dry = db.copy(&["docs.*", "--dry-run", "--mode", "truncate"]);
+    dry.assert_ok();
+    for named in [
+        "not created: type docs.later: it is a shell type",
+        "not created: operator family docs.fam USING btree: only a superuser may create",
+    ] {
+        assert!(dry.stdout.contains(named), "{named}: {}", dry.stdout);
+    }
+}

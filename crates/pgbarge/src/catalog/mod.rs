@@ -20,7 +20,7 @@ pub use dependents::{dependents, DependentRoutine, DependentView, Dependents, In
 pub use objects::{
     available_extensions, describe_objects, existing, list_schemas, Aggregate, Collation, Comment,
     Extension, Grant, Operator, Partition, PartitionColumn, Policy, Routine, SchemaObjects,
-    Sequence, TableObject, TableObjectKind, TableProperty, View,
+    Sequence, TableObject, TableObjectKind, TableProperty, TextSearch, TextSearchKind, View,
 };
 pub use queries::{
     count_unanalysed, describe, find_types, foreign_key_edges, foreign_keys, large_object_count,
@@ -354,6 +354,8 @@ pub enum TypeDefinition {
         attributes: Vec<String>,
     },
     Range(RangeDefinition),
+    /// A shell type: declared (`CREATE TYPE name;`), never defined.
+    Shell,
     /// A kind pgbarge cannot create (base types from C extensions); preflight reports it
     /// if the target lacks it.
     Unsupported {

@@ -539,11 +539,50 @@ CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) a
 LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
 WHERE n.nspname = ANY($2) AND a.grantee <> n.nspowner";
 
+/// Text-search dictionaries and configurations of the schemas copied whole (not an
+/// extension's), dictionaries first: configurations map token types to them.
+const TEXT_SEARCH: &str = "
+SELECT 'dictionary', n.nspname, d.dictname, tn.nspname, t.tmplname, d.dictinitoption,
+       '{}'::text[], pg_catalog.obj_description(d.oid, 'pg_ts_dict')
+FROM pg_catalog.pg_ts_dict d
+JOIN pg_catalog.pg_namespace n ON n.oid = d.dictnamespace
+JOIN pg_catalog.pg_ts_template t ON t.oid = d.dicttemplate
+JOIN pg_catalog.pg_namespace tn ON tn.oid = t.tmplnamespace
+WHERE n.nspname = ANY($2)
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_ts_dict'::regclass AND e.objid = d.oid
+                    AND e.deptype = 'e')
+UNION ALL
+-- Its mappings: token type alias, tab, its dictionaries in order (qualified SQL).
+SELECT 'configuration', n.nspname, c.cfgname, pn.nspname, p.prsname, NULL,
+       ARRAY(SELECT tt.alias || E'\t'
+                    || string_agg(pg_catalog.quote_ident(dn.nspname) || '.'
+                                  || pg_catalog.quote_ident(dd.dictname), ', '
+                                  ORDER BY m.mapseqno)
+             FROM pg_catalog.pg_ts_config_map m
+             JOIN pg_catalog.ts_token_type(c.cfgparser) tt ON tt.tokid = m.maptokentype
+             JOIN pg_catalog.pg_ts_dict dd ON dd.oid = m.mapdict
+             JOIN pg_catalog.pg_namespace dn ON dn.oid = dd.dictnamespace
+             WHERE m.mapcfg = c.oid
+             GROUP BY m.maptokentype, tt.alias
+             ORDER BY m.maptokentype),
+       pg_catalog.obj_description(c.oid, 'pg_ts_config')
+FROM pg_catalog.pg_ts_config c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.cfgnamespace
+JOIN pg_catalog.pg_ts_parser p ON p.oid = c.cfgparser
+JOIN pg_catalog.pg_namespace pn ON pn.oid = p.prsnamespace
+WHERE n.nspname = ANY($2)
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_ts_config'::regclass AND e.objid = c.oid
+                    AND e.deptype = 'e')
+ORDER BY 1 DESC, 2, 3";
+
 /// Every non-system schema: what `--all` copies whole.
 /// What the copy would leave behind without a word: kinds of objects pgbarge does not
-/// recreate. Database-wide ones (event triggers, publications, foreign servers) when a
-/// schema is copied whole (`--all`, `app.*`); foreign tables in those schemas; and
-/// column-level privileges of the chosen tables.
+/// recreate. Database-wide ones (event triggers, publications, foreign servers and
+/// wrappers, access methods) when a schema is copied whole (`--all`, `app.*`); foreign
+/// tables, operator classes and families, text-search parsers and templates in those
+/// schemas; and column-level privileges of the chosen tables.
 const NOT_RECREATED: &str = "
 SELECT kind, name, why FROM (
     SELECT 'event trigger' AS kind, evtname::text AS name,
@@ -555,6 +594,60 @@ SELECT kind, name, why FROM (
     UNION ALL
     SELECT 'foreign server', srvname::text, 'foreign servers are not recreated'
       FROM pg_catalog.pg_foreign_server WHERE cardinality($2::text[]) > 0
+    UNION ALL
+    SELECT 'foreign-data wrapper', fdwname::text,
+           'foreign-data wrappers are not recreated (only a superuser may create one)'
+      FROM pg_catalog.pg_foreign_data_wrapper w
+     WHERE cardinality($2::text[]) > 0
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                       WHERE e.classid = 'pg_catalog.pg_foreign_data_wrapper'::regclass
+                         AND e.objid = w.oid AND e.deptype = 'e')
+    UNION ALL
+    -- Access methods, operator classes and families, text-search parsers and templates
+    -- that are neither built in nor an extension's: only a superuser creates them.
+    SELECT 'access method', amname::text,
+           'only a superuser may create an access method'
+      FROM pg_catalog.pg_am a
+     WHERE cardinality($2::text[]) > 0 AND a.oid >= 16384
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                       WHERE e.classid = 'pg_catalog.pg_am'::regclass AND e.objid = a.oid
+                         AND e.deptype = 'e')
+    UNION ALL
+    SELECT 'operator class', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(o.opcname)
+           || ' USING ' || a.amname,
+           'only a superuser may create an operator class'
+      FROM pg_catalog.pg_opclass o JOIN pg_catalog.pg_namespace n ON n.oid = o.opcnamespace
+      JOIN pg_catalog.pg_am a ON a.oid = o.opcmethod
+     WHERE n.nspname = ANY ($2::text[])
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                       WHERE e.classid = 'pg_catalog.pg_opclass'::regclass AND e.objid = o.oid
+                         AND e.deptype = 'e')
+    UNION ALL
+    SELECT 'operator family', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(f.opfname)
+           || ' USING ' || a.amname,
+           'only a superuser may create an operator family'
+      FROM pg_catalog.pg_opfamily f JOIN pg_catalog.pg_namespace n ON n.oid = f.opfnamespace
+      JOIN pg_catalog.pg_am a ON a.oid = f.opfmethod
+     WHERE n.nspname = ANY ($2::text[])
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                       WHERE e.classid = 'pg_catalog.pg_opfamily'::regclass AND e.objid = f.oid
+                         AND e.deptype = 'e')
+    UNION ALL
+    SELECT 'text search parser', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.prsname),
+           'only a superuser may create a text search parser'
+      FROM pg_catalog.pg_ts_parser p JOIN pg_catalog.pg_namespace n ON n.oid = p.prsnamespace
+     WHERE n.nspname = ANY ($2::text[])
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                       WHERE e.classid = 'pg_catalog.pg_ts_parser'::regclass AND e.objid = p.oid
+                         AND e.deptype = 'e')
+    UNION ALL
+    SELECT 'text search template', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.tmplname),
+           'only a superuser may create a text search template'
+      FROM pg_catalog.pg_ts_template t JOIN pg_catalog.pg_namespace n ON n.oid = t.tmplnamespace
+     WHERE n.nspname = ANY ($2::text[])
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                       WHERE e.classid = 'pg_catalog.pg_ts_template'::regclass AND e.objid = t.oid
+                         AND e.deptype = 'e')
     UNION ALL
     SELECT 'foreign table', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
            'foreign tables are not recreated'
@@ -609,6 +702,14 @@ WHERE CASE w.kind
                                     WHERE f.oid::pg_catalog.regprocedure::text = w.name)
         WHEN 'operator' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_operator o
                                      WHERE o.oid::pg_catalog.regoperator::text = w.name)
+        WHEN 'text search dictionary' THEN EXISTS (
+            SELECT 1 FROM pg_catalog.pg_ts_dict d
+            JOIN pg_catalog.pg_namespace n ON n.oid = d.dictnamespace
+            WHERE n.nspname = p.a AND d.dictname = p.b)
+        WHEN 'text search configuration' THEN EXISTS (
+            SELECT 1 FROM pg_catalog.pg_ts_config c
+            JOIN pg_catalog.pg_namespace n ON n.oid = c.cfgnamespace
+            WHERE n.nspname = p.a AND c.cfgname = p.b)
         WHEN 'extension' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_extension e
                                       WHERE e.extname = w.name)
         WHEN 'role' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = w.name)
@@ -886,6 +987,112 @@ impl View {
     }
 }
 
+/// Which text-search object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TextSearchKind {
+    Dictionary,
+    Configuration,
+}
+
+impl TextSearchKind {
+    /// `DICTIONARY` / `CONFIGURATION`, as in `CREATE TEXT SEARCH …`.
+    fn keyword(self) -> &'static str {
+        match self {
+            TextSearchKind::Dictionary => "DICTIONARY",
+            TextSearchKind::Configuration => "CONFIGURATION",
+        }
+    }
+
+    /// How existence checks and reports name the kind.
+    pub fn label(self) -> &'static str {
+        match self {
+            TextSearchKind::Dictionary => "text search dictionary",
+            TextSearchKind::Configuration => "text search configuration",
+        }
+    }
+}
+
+/// A text-search dictionary or configuration of a schema copied whole.
+#[derive(Debug, Clone, Serialize)]
+pub struct TextSearch {
+    pub kind: TextSearchKind,
+    pub schema: String,
+    pub name: String,
+    /// A dictionary's template or a configuration's parser, (schema, name): only a
+    /// superuser creates those, so they must be built in (or on the target already).
+    pub base: (String, String),
+    /// A dictionary's options as the server keeps them (`stopwords = 'english'`).
+    pub options: Option<String>,
+    /// A configuration's mappings: (token type, its dictionaries in order, SQL).
+    pub mappings: Vec<(String, String)>,
+    pub comment: Option<String>,
+}
+
+impl TextSearch {
+    /// `schema.name`, quoted.
+    pub fn sql_name(&self) -> String {
+        crate::quote::qualified(&self.schema, &self.name)
+    }
+
+    /// `text search dictionary public.english_simple`, for plans and reports.
+    pub fn label(&self) -> String {
+        format!(
+            "{} {}",
+            self.kind.label(),
+            TableName::new(&self.schema, &self.name)
+        )
+    }
+
+    /// Its existence-check key (see [`EXISTING`]).
+    pub fn key(&self) -> String {
+        format!("{}\t{}", self.schema, self.name)
+    }
+
+    /// `CREATE TEXT SEARCH …`, a configuration's mappings, and its comment.
+    pub fn create_sql(&self) -> Vec<String> {
+        let base = crate::quote::qualified(&self.base.0, &self.base.1);
+        let mut sql = vec![match self.kind {
+            TextSearchKind::Dictionary => format!(
+                "CREATE TEXT SEARCH DICTIONARY {} (TEMPLATE = {base}{})",
+                self.sql_name(),
+                self.options
+                    .as_ref()
+                    .map(|o| format!(", {o}"))
+                    .unwrap_or_default()
+            ),
+            TextSearchKind::Configuration => format!(
+                "CREATE TEXT SEARCH CONFIGURATION {} (PARSER = {base})",
+                self.sql_name()
+            ),
+        }];
+        sql.extend(self.mappings.iter().map(|(token, dictionaries)| {
+            format!(
+                "ALTER TEXT SEARCH CONFIGURATION {} ADD MAPPING FOR {} WITH {dictionaries}",
+                self.sql_name(),
+                crate::quote::ident(token)
+            )
+        }));
+        sql.extend(self.comment.as_ref().map(|c| {
+            format!(
+                "COMMENT ON TEXT SEARCH {} {} IS {}",
+                self.kind.keyword(),
+                self.sql_name(),
+                crate::quote::literal(c)
+            )
+        }));
+        sql
+    }
+
+    /// `ALTER TEXT SEARCH … OWNER TO role` (`role` quoted).
+    pub fn owner_sql(&self, role: &str) -> String {
+        format!(
+            "ALTER TEXT SEARCH {} {} OWNER TO {role}",
+            self.kind.keyword(),
+            self.sql_name()
+        )
+    }
+}
+
 /// An operator of a schema copied whole.
 #[derive(Debug, Clone, Serialize)]
 pub struct Operator {
@@ -1088,6 +1295,8 @@ pub struct SchemaObjects {
     pub views: Vec<View>,
     pub routines: Vec<Routine>,
     pub operators: Vec<Operator>,
+    /// Text-search dictionaries, then configurations, of the schemas copied whole.
+    pub text_search: Vec<TextSearch>,
     pub extensions: Vec<Extension>,
     pub comments: Vec<Comment>,
     pub grants: Vec<Grant>,
@@ -1216,6 +1425,7 @@ pub async fn describe_objects(
         view_rows,
         routine_rows,
         operator_rows,
+        text_search_rows,
         extension_rows,
         comment_rows,
         grant_rows,
@@ -1229,6 +1439,10 @@ pub async fn describe_objects(
         params(VIEWS, "reading views"),
         params(FUNCTIONS, "reading functions"),
         params(OPERATORS, "reading operators"),
+        params(
+            TEXT_SEARCH,
+            "reading text search dictionaries and configurations"
+        ),
         params(EXTENSIONS, "reading extensions"),
         params(COMMENTS, "reading comments"),
         params(GRANTS, "reading privileges"),
@@ -1237,6 +1451,27 @@ pub async fn describe_objects(
         by_oids(TABLE_PROPERTIES, "reading storage and statistics settings"),
         params(NOT_RECREATED, "reading objects pgbarge does not recreate"),
     )?;
+    objects.text_search = text_search_rows
+        .iter()
+        .map(|r| TextSearch {
+            kind: if r.get::<_, &str>(0) == "dictionary" {
+                TextSearchKind::Dictionary
+            } else {
+                TextSearchKind::Configuration
+            },
+            schema: r.get(1),
+            name: r.get(2),
+            base: (r.get(3), r.get(4)),
+            options: r.get(5),
+            mappings: r
+                .get::<_, Vec<String>>(6)
+                .iter()
+                .filter_map(|m| m.split_once('\t'))
+                .map(|(token, dictionaries)| (token.to_string(), dictionaries.to_string()))
+                .collect(),
+            comment: r.get(7),
+        })
+        .collect();
     objects.not_recreated = not_recreated_rows
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))

@@ -136,7 +136,9 @@ WITH RECURSIVE deps(oid, depth) AS (
            -- A range with a canonical function (written in C) cannot be created by a
            -- non-superuser: an unused one must not block the schema.
            OR t.typtype = 'r' AND EXISTS (SELECT 1 FROM pg_catalog.pg_range r
-                                          WHERE r.rngtypid = t.oid AND r.rngcanonical = 0))
+                                          WHERE r.rngtypid = t.oid AND r.rngcanonical = 0)
+           -- A shell type (CREATE TYPE name;), declared and never defined.
+           OR t.typtype = 'p' AND NOT t.typisdefined)
   UNION
     SELECT x.oid, deps.depth + 1
     FROM deps JOIN pg_catalog.pg_type t ON t.oid = deps.oid
@@ -197,7 +199,7 @@ FROM deps
 JOIN pg_catalog.pg_type t ON t.oid = deps.oid
 JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND t.typtype IN ('e', 'd', 'c', 'r', 'b')
+  AND (t.typtype IN ('e', 'd', 'c', 'r', 'b') OR t.typtype = 'p' AND NOT t.typisdefined)
   AND NOT (t.typtype = 'b' AND t.typcategory = 'A')
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
                   WHERE e.classid = 'pg_catalog.pg_type'::regclass AND e.objid = t.oid
@@ -557,6 +559,7 @@ pub async fn describe(
                         .map_or(TypeDefinition::Unsupported { typtype: 'r' }, |range| {
                             TypeDefinition::Range(range)
                         }),
+                    'p' => TypeDefinition::Shell,
                     other => TypeDefinition::Unsupported { typtype: other },
                 };
                 UserType {

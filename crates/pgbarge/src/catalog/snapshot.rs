@@ -146,6 +146,7 @@ impl Snapshot {
                 .iter()
                 .map(|op| ("operator", op.signature.clone())),
         );
+        wanted.extend(o.text_search.iter().map(|t| (t.kind.label(), t.key())));
         wanted.extend(
             o.routines
                 .iter()

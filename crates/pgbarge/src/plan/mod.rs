@@ -783,12 +783,28 @@ impl Plan {
         let schema_exists = |s: &str| snapshot.target_privileges.create_in_schema.contains_key(s);
         let mut new_schemas: Vec<String> = Vec::new();
         let mut types = Vec::new();
+        // Types of whole schemas left out, named with the other skipped objects.
+        let mut types_skipped: Vec<Skipped> = Vec::new();
         // Types the target lacks, in creation order (dependencies first).
         for ut in &snapshot.source.types {
             if snapshot
                 .target_types
                 .contains_key(&(ut.schema.clone(), ut.name.clone()))
             {
+                continue;
+            }
+            if matches!(ut.definition, TypeDefinition::Shell)
+                && !snapshot.target_privileges.is_superuser
+            {
+                // Nothing can use a shell type; only a superuser may declare one.
+                types_skipped.push(Skipped {
+                    what: format!("type {}", TableName::new(&ut.schema, &ut.name)),
+                    why: "it is a shell type (CREATE TYPE name;), and only a superuser may \
+                          declare one"
+                        .into(),
+                    blocking: options.schema.strict,
+                    needed_by: Vec::new(),
+                });
                 continue;
             }
             if !schema_exists(&ut.schema) && !new_schemas.contains(&ut.schema) {
@@ -1039,6 +1055,7 @@ impl Plan {
             },
             &options.schema,
         );
+        schema.skipped.extend(types_skipped);
 
         // A domain's NOT VALID check comes after the data, as pg_dump adds it: the copied
         // values may break it, as the source's do.
@@ -2167,6 +2184,7 @@ fn type_ddl(t: &UserType) -> Result<String, String> {
             Ok(s)
         }
         TypeDefinition::Range(range) => range_ddl(&t.schema, &t.name, range),
+        TypeDefinition::Shell => Ok(format!("CREATE TYPE {}", t.sql_name())),
         TypeDefinition::Unsupported { typtype } => Err(match typtype {
             'r' => "its definition could not be read".to_string(),
             'b' => "it is a base type, usually from an extension (CREATE EXTENSION on the target)"

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::catalog::{Comment, Routine, SchemaObjects, Snapshot, TableName, TableObjectKind, View};
+use crate::catalog::{
+    Comment, Routine, SchemaObjects, Snapshot, TableName, TableObjectKind, TextSearchKind, View,
+};
 use crate::quote::{ident, literal, qualified};
 
 /// Why an object is not created when the target has one of that name already.
@@ -239,6 +241,7 @@ pub(super) fn plan_schema(
     // Functions in two groups: those the tables may need (defaults, checks) before the
     // tables; those whose signatures use a table's row type after them.
     let mut routines_created = Vec::new();
+    let mut text_search_created = Vec::new();
     let mut late_routines = Vec::new();
     let mut uncreatable: BTreeSet<&str> = BTreeSet::new();
     for r in &objects.routines {
@@ -361,6 +364,57 @@ pub(super) fn plan_schema(
             });
         }
         count(&mut plan.counts, "operators");
+    }
+    // Text-search dictionaries, then configurations, before the tables: indexes and
+    // generated columns may name them.
+    let mut ts_uncreatable: Vec<String> = Vec::new();
+    for ts in &objects.text_search {
+        let what = ts.label();
+        let why = if exists(ts.kind.label(), ts.key()) {
+            Some(EXISTS.to_string())
+        } else if ts.base.0 != "pg_catalog" {
+            Some(format!(
+                "its {} {}.{} is not built in, and only a superuser may create one",
+                match ts.kind {
+                    TextSearchKind::Dictionary => "template",
+                    TextSearchKind::Configuration => "parser",
+                },
+                ts.base.0,
+                ts.base.1
+            ))
+        } else {
+            ts.mappings
+                .iter()
+                .flat_map(|(_, dictionaries)| dictionaries.split(", "))
+                .find(|d| ts_uncreatable.iter().any(|u| u == d))
+                .map(|d| format!("it maps to {d}, which is not created"))
+        };
+        if let Some(why) = why {
+            if why != EXISTS {
+                ts_uncreatable.push(ts.sql_name());
+            }
+            plan.skipped.push(Skipped {
+                what,
+                blocking: options.strict && why != EXISTS,
+                why,
+                needed_by: Vec::new(),
+            });
+            continue;
+        }
+        plan.before
+            .extend(ts.create_sql().into_iter().map(|sql| Step {
+                what: what.clone(),
+                sql,
+                needs: Vec::new(),
+            }));
+        text_search_created.push(ts);
+        count(
+            &mut plan.counts,
+            match ts.kind {
+                TextSearchKind::Dictionary => "text search dictionaries",
+                TextSearchKind::Configuration => "text search configurations",
+            },
+        );
     }
     plan.after.extend(late_routines);
 
@@ -840,6 +894,9 @@ pub(super) fn plan_schema(
                 "VIEW"
             };
             owned.push(format!("ALTER {kind} {} OWNER TO {role}", v.name.sql()));
+        }
+        for ts in &text_search_created {
+            owned.push(ts.owner_sql(&role));
         }
         for r in &routines_created {
             owned.push(format!(
