@@ -1698,3 +1698,49 @@ fn text_search_objects_are_created_and_a_shell_type_is_named() {
         assert!(dry.stdout.contains(named), "{named}: {}", dry.stdout);
     }
 }
+
+/// Aggregates of every kind a non-superuser can create come back as they were: moving
+/// mode with an inverse function, a state space and parallel safety, a sort operator, an
+/// ordered-set aggregate with FINALFUNC_EXTRA, and a hypothetical-set one.
+#[test]
+fn aggregates_of_every_kind_are_created() {
+    let db = TestDb::new("aggregates");
+    db.source_sql(
+        "CREATE SCHEMA a;
+         CREATE FUNCTION a.add(int8, int4) RETURNS int8 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+             AS 'SELECT $1 + $2';
+         CREATE FUNCTION a.sub(int8, int4) RETURNS int8 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+             AS 'SELECT $1 - $2';
+         CREATE FUNCTION a.plus(int8, int8) RETURNS int8 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+             AS 'SELECT $1 + $2';
+         CREATE AGGREGATE a.msum(int4) (SFUNC = a.add, STYPE = int8, INITCOND = '0',
+             SSPACE = 16, COMBINEFUNC = a.plus, PARALLEL = SAFE,
+             MSFUNC = a.add, MINVFUNC = a.sub, MSTYPE = int8, MINITCOND = '0');
+         CREATE AGGREGATE a.mymax(int4) (SFUNC = int4larger, STYPE = int4, SORTOP = >);
+         CREATE FUNCTION a.os_final(text[], float8, anyelement) RETURNS text LANGUAGE sql
+             AS 'SELECT $1[1]';
+         CREATE FUNCTION a.os_step(text[], anyelement) RETURNS text[] LANGUAGE sql
+             AS 'SELECT $1 || $2::text';
+         CREATE AGGREGATE a.pick(float8 ORDER BY anyelement) (SFUNC = a.os_step,
+             STYPE = text[], FINALFUNC = a.os_final, FINALFUNC_EXTRA, INITCOND = '{}');
+         CREATE FUNCTION a.h_final(text[], anyelement, anyelement) RETURNS int LANGUAGE sql
+             AS 'SELECT cardinality($1)';
+         CREATE AGGREGATE a.hrank(anyelement ORDER BY anyelement) (SFUNC = a.os_step,
+             STYPE = text[], FINALFUNC = a.h_final, FINALFUNC_EXTRA, INITCOND = '{}',
+             HYPOTHETICAL);
+         COMMENT ON AGGREGATE a.pick(float8 ORDER BY anyelement) IS 'picks';
+         CREATE TABLE a.t (id int PRIMARY KEY, v int);
+         INSERT INTO a.t SELECT g, g FROM generate_series(1, 10) g;",
+    );
+    let run = db.copy(&["a.*", "--yes"]);
+    run.assert_ok();
+    assert!(!run.stderr.contains("not created"), "{}", run.stderr);
+    db.assert_same_schema();
+    for query in [
+        "SELECT a.msum(v) OVER (ORDER BY id ROWS 2 PRECEDING) FROM a.t ORDER BY id",
+        "SELECT a.msum(v), a.mymax(v), a.pick(0.5) WITHIN GROUP (ORDER BY v),
+                a.hrank(3) WITHIN GROUP (ORDER BY v) FROM a.t",
+    ] {
+        assert_eq!(db.source_sql(query), db.target_sql(query), "{query}");
+    }
+}

@@ -356,7 +356,9 @@ WITH RECURSIVE users(classid, objid, for_table, rel) AS (
     SELECT x.oid FROM needed
     JOIN pg_catalog.pg_aggregate a ON a.aggfnoid = needed.oid
     CROSS JOIN LATERAL (VALUES (a.aggtransfn::oid), (a.aggfinalfn::oid),
-                               (a.aggcombinefn::oid)) AS x(oid)
+                               (a.aggcombinefn::oid), (a.aggserialfn::oid),
+                               (a.aggdeserialfn::oid), (a.aggmtransfn::oid),
+                               (a.aggminvtransfn::oid), (a.aggmfinalfn::oid)) AS x(oid)
     WHERE x.oid <> 0
 )
 SELECT p.oid, n.nspname, p.proname, p.oid::pg_catalog.regprocedure::text, p.prokind::text,
@@ -367,7 +369,34 @@ SELECT p.oid, n.nspname, p.proname, p.oid::pg_catalog.regprocedure::text, p.prok
        pg_catalog.format_type(a.aggtranstype, NULL),
        CASE WHEN a.aggfinalfn <> 0 THEN a.aggfinalfn::pg_catalog.regproc::text END,
        CASE WHEN a.aggcombinefn <> 0 THEN a.aggcombinefn::pg_catalog.regproc::text END,
-       a.agginitval, a.aggmtransfn <> 0 OR a.aggsortop <> 0 OR a.aggserialfn <> 0,
+       a.agginitval,
+       -- The rest of CREATE AGGREGATE's options, as pg_dump writes them.
+       CASE WHEN a.aggfnoid IS NOT NULL THEN pg_catalog.jsonb_build_object(
+           'sspace', a.aggtransspace,
+           'finalfunc_extra', a.aggfinalextra,
+           'finalfunc_modify', a.aggfinalmodify::text,
+           'serialfunc', CASE WHEN a.aggserialfn <> 0
+                              THEN a.aggserialfn::pg_catalog.regproc::text END,
+           'deserialfunc', CASE WHEN a.aggdeserialfn <> 0
+                                THEN a.aggdeserialfn::pg_catalog.regproc::text END,
+           'msfunc', CASE WHEN a.aggmtransfn <> 0
+                          THEN a.aggmtransfn::pg_catalog.regproc::text END,
+           'minvfunc', CASE WHEN a.aggminvtransfn <> 0
+                            THEN a.aggminvtransfn::pg_catalog.regproc::text END,
+           'mstype', CASE WHEN a.aggmtranstype <> 0
+                          THEN pg_catalog.format_type(a.aggmtranstype, NULL) END,
+           'msspace', a.aggmtransspace,
+           'mfinalfunc', CASE WHEN a.aggmfinalfn <> 0
+                              THEN a.aggmfinalfn::pg_catalog.regproc::text END,
+           'mfinalfunc_extra', a.aggmfinalextra,
+           'mfinalfunc_modify', a.aggmfinalmodify::text,
+           'minitcond', a.aggminitval,
+           'sortop', (SELECT 'OPERATOR(' || pg_catalog.quote_ident(son.nspname) || '.'
+                             || so.oprname || ')'
+                      FROM pg_catalog.pg_operator so
+                      JOIN pg_catalog.pg_namespace son ON son.oid = so.oprnamespace
+                      WHERE so.oid = a.aggsortop),
+           'parallel', p.proparallel::text)::text END,
        EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                JOIN pg_catalog.pg_type t ON t.oid = d.refobjid
                JOIN pg_catalog.pg_class tc ON tc.oid = t.typrelid
@@ -1212,8 +1241,33 @@ pub struct Aggregate {
     pub final_function: Option<String>,
     pub combine_function: Option<String>,
     pub initial_value: Option<String>,
-    /// Moving-aggregate, sort-operator or serialisation support: not recreated.
-    pub has_extras: bool,
+    /// The rest of its options.
+    pub more: AggregateOptions,
+}
+
+/// The options of `CREATE AGGREGATE` beyond the transition, state type, final and
+/// combine functions and initial value, as the catalog holds them.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct AggregateOptions {
+    pub sspace: i32,
+    pub finalfunc_extra: bool,
+    /// `r` read-only, `s` shareable, `w` read-write.
+    pub finalfunc_modify: String,
+    pub serialfunc: Option<String>,
+    pub deserialfunc: Option<String>,
+    pub msfunc: Option<String>,
+    pub minvfunc: Option<String>,
+    pub mstype: Option<String>,
+    pub msspace: i32,
+    pub mfinalfunc: Option<String>,
+    pub mfinalfunc_extra: bool,
+    pub mfinalfunc_modify: String,
+    pub minitcond: Option<String>,
+    /// `OPERATOR(schema.op)`.
+    pub sortop: Option<String>,
+    /// `s` safe, `r` restricted, `u` unsafe.
+    pub parallel: String,
 }
 
 /// An extension the copy needs.
@@ -1670,7 +1724,10 @@ pub async fn describe_objects(
                 final_function: r.get(12),
                 combine_function: r.get(13),
                 initial_value: r.get(14),
-                has_extras: r.get::<_, Option<bool>>(15).unwrap_or(false),
+                more: r
+                    .get::<_, Option<String>>(15)
+                    .and_then(|j| serde_json::from_str(&j).ok())
+                    .unwrap_or_default(),
             });
             Routine {
                 signature: r.get(3),

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::catalog::{
-    Comment, Routine, SchemaObjects, Snapshot, TableName, TableObjectKind, TextSearchKind, View,
+    Aggregate, Comment, Routine, SchemaObjects, Snapshot, TableName, TableObjectKind,
+    TextSearchKind, View,
 };
 use crate::quote::{ident, literal, qualified};
 
@@ -953,32 +954,7 @@ fn view_label(v: &View) -> String {
 /// aggregates; an error says why the routine cannot be created by this role.
 fn routine_ddl(r: &Routine, superuser: bool) -> Result<String, String> {
     if let Some(a) = &r.aggregate {
-        if a.kind != 'n' || a.has_extras {
-            return Err(
-                "it is an ordered-set, moving or parallel-combining aggregate, which pgbarge \
-                 does not recreate yet"
-                    .into(),
-            );
-        }
-        let mut parts = vec![
-            format!("SFUNC = {}", a.transition),
-            format!("STYPE = {}", a.state_type),
-        ];
-        if let Some(f) = &a.final_function {
-            parts.push(format!("FINALFUNC = {f}"));
-        }
-        if let Some(f) = &a.combine_function {
-            parts.push(format!("COMBINEFUNC = {f}"));
-        }
-        if let Some(v) = &a.initial_value {
-            parts.push(format!("INITCOND = {}", literal(v)));
-        }
-        return Ok(format!(
-            "CREATE AGGREGATE {}({}) ({})",
-            qualified(&r.schema, &r.name),
-            routine_arguments("AGGREGATE", &r.arguments),
-            parts.join(", ")
-        ));
+        return Ok(aggregate_ddl(r, a));
     }
     if !r.trusted_language && !superuser {
         return Err(format!(
@@ -990,6 +966,100 @@ fn routine_ddl(r: &Routine, superuser: bool) -> Result<String, String> {
         .clone()
         .map(|d| d.trim_end().to_string())
         .ok_or_else(|| "its definition could not be read".to_string())
+}
+
+/// `CREATE AGGREGATE` with every option the catalog holds, as pg_dump writes it: plain,
+/// ordered-set (`(direct ORDER BY aggregated)`) and hypothetical-set aggregates, moving
+/// mode, serialisation, sort operator, state space and parallel safety.
+fn aggregate_ddl(r: &Routine, a: &Aggregate) -> String {
+    let more = &a.more;
+    let mut parts = vec![
+        format!("SFUNC = {}", a.transition),
+        format!("STYPE = {}", a.state_type),
+    ];
+    if more.sspace != 0 {
+        parts.push(format!("SSPACE = {}", more.sspace));
+    }
+    // What FINALFUNC_MODIFY means when not given: ordered-set finals may write.
+    let default_modify = if a.kind == 'n' { "r" } else { "w" };
+    let modify = |m: &str| match m {
+        "s" => "SHAREABLE",
+        "w" => "READ_WRITE",
+        _ => "READ_ONLY",
+    };
+    if let Some(f) = &a.final_function {
+        parts.push(format!("FINALFUNC = {f}"));
+        if more.finalfunc_extra {
+            parts.push("FINALFUNC_EXTRA".into());
+        }
+    }
+    if !more.finalfunc_modify.is_empty() && more.finalfunc_modify != default_modify {
+        parts.push(format!(
+            "FINALFUNC_MODIFY = {}",
+            modify(&more.finalfunc_modify)
+        ));
+    }
+    let optional = [
+        ("COMBINEFUNC", &a.combine_function),
+        ("SERIALFUNC", &more.serialfunc),
+        ("DESERIALFUNC", &more.deserialfunc),
+    ];
+    for (option, value) in optional {
+        if let Some(v) = value {
+            parts.push(format!("{option} = {v}"));
+        }
+    }
+    if let Some(v) = &a.initial_value {
+        parts.push(format!("INITCOND = {}", literal(v)));
+    }
+    let moving = [
+        ("MSFUNC", &more.msfunc),
+        ("MINVFUNC", &more.minvfunc),
+        ("MSTYPE", &more.mstype),
+    ];
+    for (option, value) in moving {
+        if let Some(v) = value {
+            parts.push(format!("{option} = {v}"));
+        }
+    }
+    if more.msspace != 0 {
+        parts.push(format!("MSSPACE = {}", more.msspace));
+    }
+    if let Some(f) = &more.mfinalfunc {
+        parts.push(format!("MFINALFUNC = {f}"));
+        if more.mfinalfunc_extra {
+            parts.push("MFINALFUNC_EXTRA".into());
+        }
+    }
+    if more.mstype.is_some()
+        && !more.mfinalfunc_modify.is_empty()
+        && more.mfinalfunc_modify != default_modify
+    {
+        parts.push(format!(
+            "MFINALFUNC_MODIFY = {}",
+            modify(&more.mfinalfunc_modify)
+        ));
+    }
+    if let Some(v) = &more.minitcond {
+        parts.push(format!("MINITCOND = {}", literal(v)));
+    }
+    if let Some(op) = &more.sortop {
+        parts.push(format!("SORTOP = {op}"));
+    }
+    if a.kind == 'h' {
+        parts.push("HYPOTHETICAL".into());
+    }
+    match more.parallel.as_str() {
+        "s" => parts.push("PARALLEL = SAFE".into()),
+        "r" => parts.push("PARALLEL = RESTRICTED".into()),
+        _ => {}
+    }
+    format!(
+        "CREATE AGGREGATE {}({}) ({})",
+        qualified(&r.schema, &r.name),
+        routine_arguments("AGGREGATE", &r.arguments),
+        parts.join(", ")
+    )
 }
 
 fn comment_ddl(c: &Comment) -> String {
