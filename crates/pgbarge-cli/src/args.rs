@@ -122,6 +122,13 @@ pub struct CopyArgs {
     /// views calling it) is left out, and the plan and report list it with the reason.
     #[arg(long)]
     pub strict: bool,
+    /// Leave out the objects of schemas copied whole that PATTERN names: `[KIND]
+    /// [schema.]name` with globs, KIND one of function, procedure, aggregate, routine,
+    /// view, materialized view, type, domain, operator, text search dictionary, text
+    /// search configuration (`'function app.debug_*'`, `'view reporting.*'`); may be
+    /// repeated. A table whose column or default needs one is left out with it.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude_object: Vec<String>,
     /// Give every object pgbarge creates to ROLE (the connected role must be a member of
     /// it). By default objects belong to the connected role.
     #[arg(long, value_name = "ROLE")]
@@ -165,7 +172,7 @@ pub struct CopyArgs {
     pub source_encoding: Option<String>,
     /// Run the choices saved in FILE (by --save-plan): its tables, modes and options.
     /// --mode, --jobs, --split-above and --part-size given with it override the plan's.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["tables", "all", "exclude", "schema_only", "data_only", "resume"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["tables", "all", "exclude", "exclude_object", "schema_only", "data_only", "resume"])]
     pub plan: Option<std::path::PathBuf>,
     /// Save the resolved choices (tables, modes, options; no connections or passwords)
     /// as a TOML plan to run again with --plan.

@@ -26,6 +26,9 @@ pub struct SavedPlan {
     /// Schemas copied whole: their views, functions and sequences come along.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub whole_schemas: Vec<String>,
+    /// `--exclude-object` patterns: objects of those schemas left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_objects: Vec<String>,
     /// Foreign keys to tables not copied are left out.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub without_fks: bool,
@@ -71,6 +74,7 @@ impl SavedPlan {
             split_above,
             part_size,
             whole_schemas: plan.whole_schemas.clone(),
+            exclude_objects: plan.exclude_objects.clone(),
             without_fks: plan.without_fks,
             owner: plan.owner.clone(),
             grants: plan.grants,

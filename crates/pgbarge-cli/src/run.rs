@@ -305,6 +305,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
             grants: settings.grants,
             strict: settings.strict,
             refused: Default::default(),
+            exclude_objects: settings.exclude_objects.clone(),
         },
         source_encoding: settings.copy_options.source_encoding.clone(),
     };

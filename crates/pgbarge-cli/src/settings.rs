@@ -42,6 +42,8 @@ pub struct CopySettings {
     pub with_parents: bool,
     pub without_fks: bool,
     pub strict: bool,
+    /// `--exclude-object`, or the saved plan's.
+    pub exclude_objects: Vec<pgbarge::select::ObjectPattern>,
     pub owner: Option<String>,
     pub grants: bool,
     pub verify: bool,
@@ -167,6 +169,13 @@ impl CopySettings {
             with_parents: args.with_parents,
             without_fks: args.without_fks || saved.as_ref().is_some_and(|s| s.without_fks),
             strict: args.strict,
+            exclude_objects: match &saved {
+                Some(saved) => saved.exclude_objects.clone(),
+                None => args.exclude_object.clone(),
+            }
+            .iter()
+            .map(|p| pgbarge::select::ObjectPattern::parse(p))
+            .collect::<Result<Vec<_>>>()?,
             owner: args.owner.or(saved.as_ref().and_then(|s| s.owner.clone())),
             grants: args.grants || saved.as_ref().is_some_and(|s| s.grants),
             verify: args.verify,

@@ -227,6 +227,65 @@ pub fn exclude(tables: Vec<Table>, excluded: &[Pattern]) -> Vec<Table> {
         .collect()
 }
 
+/// The kinds `--exclude-object` can name, as plans and reports name them; `routine`
+/// stands for functions, procedures and aggregates.
+const OBJECT_KINDS: [&str; 11] = [
+    "text search configuration",
+    "text search dictionary",
+    "materialized view",
+    "function",
+    "procedure",
+    "aggregate",
+    "routine",
+    "operator",
+    "domain",
+    "view",
+    "type",
+];
+
+/// `--exclude-object`: an object of a schema copied whole left out by kind (optional)
+/// and a pattern of its schema and name, as for tables: `'function app.debug_*'`,
+/// `'view reporting.*'`, `'app.legacy_*'` (any kind).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectPattern {
+    /// What the user typed, for messages.
+    pub text: String,
+    kind: Option<&'static str>,
+    pattern: Pattern,
+}
+
+impl ObjectPattern {
+    /// Parses `[KIND] [schema.]name`; errors as [`Pattern::parse`] does.
+    pub fn parse(text: &str) -> Result<Self> {
+        let trimmed = text.trim();
+        let lower = trimmed.to_lowercase();
+        let kind = OBJECT_KINDS
+            .iter()
+            .find(|k| lower.starts_with(&format!("{k} ")))
+            .copied();
+        let rest = kind.map_or(trimmed, |k| trimmed[k.len()..].trim_start());
+        Ok(ObjectPattern {
+            text: text.to_string(),
+            kind,
+            pattern: Pattern::parse(rest)
+                .map_err(|_| Error::usage(format!(
+                    "object pattern {text:?} is not of the form [KIND] schema.name (KIND one of: {})",
+                    OBJECT_KINDS.join(", ")
+                )))?,
+        })
+    }
+
+    /// Whether it names object `schema.name` of `kind` (`function`, `view`, …).
+    pub fn matches(&self, kind: &str, schema: &str, name: &str) -> bool {
+        let kind_ok = match self.kind {
+            None => true,
+            Some("routine") => matches!(kind, "function" | "procedure" | "aggregate"),
+            Some(k) => k == kind,
+        };
+        kind_ok && self.pattern.matches(&TableName::new(schema, name), true)
+    }
+}
+
 /// Up to three table names close to `text`: the name parts are compared, and a different
 /// schema from the one typed costs a little.
 pub fn suggest(text: &str, tables: &[Table]) -> Vec<TableName> {
@@ -357,5 +416,21 @@ mod tests {
         assert_eq!(sel.unmatched[0].ambiguous.len(), 2);
         let sel = select(&[Pattern::parse("u").unwrap()], &tables);
         assert_eq!(names(&sel), vec!["public.u"]);
+    }
+
+    #[test]
+    fn kinds_and_names_are_matched() {
+        let p = ObjectPattern::parse("function app.debug_*").expect("pattern");
+        assert!(p.matches("function", "app", "debug_dump"));
+        assert!(!p.matches("view", "app", "debug_dump"));
+        assert!(!p.matches("function", "public", "debug_dump"));
+        let p = ObjectPattern::parse("Routine app.f").expect("pattern");
+        assert!(p.matches("aggregate", "app", "f"));
+        let p = ObjectPattern::parse("materialized view reporting.*").expect("pattern");
+        assert!(p.matches("materialized view", "reporting", "daily"));
+        assert!(!p.matches("view", "reporting", "daily"));
+        let any = ObjectPattern::parse("app.legacy_*").expect("pattern");
+        assert!(any.matches("type", "app", "legacy_kind"));
+        assert!(ObjectPattern::parse("view a.b.c").is_err());
     }
 }

@@ -344,9 +344,9 @@ fn refusals(
     });
     for (what, why, tables) in blocking.chain(types) {
         for table in tables.iter().filter(|t| whole_schemas.contains(&t.schema)) {
-            refused.entry(table.clone()).or_insert_with(|| {
-                format!("it needs {what}, which cannot be created on the target: {why}")
-            });
+            refused
+                .entry(table.clone())
+                .or_insert_with(|| format!("it needs {what}, which is not created: {why}"));
         }
     }
     refused

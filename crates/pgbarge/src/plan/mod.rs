@@ -715,6 +715,8 @@ pub struct Plan {
     pub owner: Option<String>,
     /// Schemas copied whole (their views, functions and sequences come along).
     pub whole_schemas: Vec<String>,
+    /// `--exclude-object` patterns, as typed (saved with the plan).
+    pub exclude_objects: Vec<String>,
     /// Foreign keys to tables not copied are left out.
     pub without_fks: bool,
     /// `--grants`: privileges are copied.
@@ -810,11 +812,35 @@ impl Plan {
             if !schema_exists(&ut.schema) && !new_schemas.contains(&ut.schema) {
                 new_schemas.push(ut.schema.clone());
             }
-            let (sql, unsupported) = match type_ddl(ut) {
-                Ok(ddl) => (vec![ddl], None),
-                Err(why) => (Vec::new(), Some(why)),
-            };
             let array = format!("_{}", ut.name);
+            let used_directly = chosen.iter().any(|name| {
+                snapshot.source.tables.get(name).is_some_and(|t| {
+                    t.columns.iter().any(|c| {
+                        c.ty.schema == ut.schema && (c.ty.name == ut.name || c.ty.name == array)
+                    })
+                })
+            });
+            let kind = match ut.definition {
+                TypeDefinition::Domain { .. } => "domain",
+                _ => "type",
+            };
+            let excluded = options.schema.excluded(kind, &ut.schema, &ut.name);
+            if let (Some(why), false) = (&excluded, used_directly) {
+                types_skipped.push(Skipped {
+                    what: format!("{kind} {}", TableName::new(&ut.schema, &ut.name)),
+                    why: why.clone(),
+                    blocking: false,
+                    needed_by: Vec::new(),
+                });
+                continue;
+            }
+            // Left out but a chosen table's column has it: like a type the role cannot
+            // create, that table is refused (or left out of a whole-schema copy).
+            let (sql, unsupported) = match (excluded, type_ddl(ut)) {
+                (Some(why), _) => (Vec::new(), Some(why)),
+                (None, Ok(ddl)) => (vec![ddl], None),
+                (None, Err(why)) => (Vec::new(), Some(why)),
+            };
             let used_by = chosen
                 .iter()
                 .filter(|_| unsupported.is_some())
@@ -1163,6 +1189,12 @@ impl Plan {
             schema,
             owner: options.schema.owner.clone(),
             whole_schemas: snapshot.whole_schemas.clone(),
+            exclude_objects: options
+                .schema
+                .exclude_objects
+                .iter()
+                .map(|p| p.text.clone())
+                .collect(),
             without_fks: options.schema.without_fks,
             grants: options.schema.grants,
             truncate_groups,

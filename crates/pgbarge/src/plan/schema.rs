@@ -100,6 +100,18 @@ pub struct SchemaOptions {
     /// Tables of the schemas copied whole that are left out, with the reason: they need
     /// an object the target role cannot create. Foreign keys to them are left out too.
     pub refused: BTreeMap<TableName, String>,
+    /// `--exclude-object`: objects of the schemas copied whole to leave out.
+    pub exclude_objects: Vec<crate::select::ObjectPattern>,
+}
+
+impl SchemaOptions {
+    /// Why object `schema.name` of `kind` is left out, if `--exclude-object` names it.
+    pub fn excluded(&self, kind: &str, schema: &str, name: &str) -> Option<String> {
+        self.exclude_objects
+            .iter()
+            .find(|p| p.matches(kind, schema, name))
+            .map(|p| format!("left out by --exclude-object {:?}", p.text))
+    }
 }
 
 /// What the schema planner needs to know about the tables' plans.
@@ -263,6 +275,16 @@ pub(super) fn plan_schema(
             .filter(|t| tables.copied.contains(t))
             .cloned()
             .collect();
+        if let Some(why) = options.excluded(routine_kind(r), &r.schema, &r.name) {
+            plan.skipped.push(Skipped {
+                what: routine_label(r),
+                why,
+                blocking: !needed_by.is_empty(),
+                needed_by,
+            });
+            uncreatable.insert(r.signature.as_str());
+            continue;
+        }
         // Its signature names a table or view that will not be on the target (left out
         // of the copy): it cannot be created there either.
         let absent: Vec<String> = r
@@ -327,10 +349,15 @@ pub(super) fn plan_schema(
     // use them).
     for op in &objects.operators {
         let what = format!("operator {}", op.signature);
-        if exists("operator", op.signature.clone()) {
+        let why = if exists("operator", op.signature.clone()) {
+            Some(EXISTS.to_string())
+        } else {
+            options.excluded("operator", &op.schema, &op.name)
+        };
+        if let Some(why) = why {
             plan.skipped.push(Skipped {
                 what,
-                why: EXISTS.into(),
+                why,
                 blocking: false,
                 needed_by: Vec::new(),
             });
@@ -373,6 +400,8 @@ pub(super) fn plan_schema(
         let what = ts.label();
         let why = if exists(ts.kind.label(), ts.key()) {
             Some(EXISTS.to_string())
+        } else if let Some(why) = options.excluded(ts.kind.label(), &ts.schema, &ts.name) {
+            Some(why)
         } else if ts.base.0 != "pg_catalog" {
             Some(format!(
                 "its {} {}.{} is not built in, and only a superuser may create one",
@@ -506,16 +535,27 @@ pub(super) fn plan_schema(
     let mut views_created: Vec<&View> = Vec::new();
     let mut pending: Vec<&View> = objects.views.iter().collect();
     pending.retain(|v| {
-        if exists("relation", v.name.key()) {
-            plan.skipped.push(Skipped {
-                what: view_label(v),
-                why: EXISTS.into(),
-                blocking: false,
-                needed_by: Vec::new(),
-            });
-            false
+        let kind = if v.materialized {
+            "materialized view"
         } else {
-            true
+            "view"
+        };
+        let why = if exists("relation", v.name.key()) {
+            Some(EXISTS.to_string())
+        } else {
+            options.excluded(kind, &v.name.schema, &v.name.name)
+        };
+        match why {
+            Some(why) => {
+                plan.skipped.push(Skipped {
+                    what: view_label(v),
+                    why,
+                    blocking: false,
+                    needed_by: Vec::new(),
+                });
+                false
+            }
+            None => true,
         }
     });
     // A view calling a function that cannot be created cannot be created either.
@@ -934,8 +974,17 @@ fn routine_arguments(kind: &str, arguments: &str) -> String {
     }
 }
 
+/// `function`, `procedure` or `aggregate`, as plans name it.
+fn routine_kind(r: &Routine) -> &'static str {
+    match r.kind {
+        'a' => "aggregate",
+        'p' => "procedure",
+        _ => "function",
+    }
+}
+
 fn routine_label(r: &Routine) -> String {
-    format!("{} {}", routine_keyword(r).to_lowercase(), r.signature)
+    format!("{} {}", routine_kind(r), r.signature)
 }
 
 fn view_label(v: &View) -> String {

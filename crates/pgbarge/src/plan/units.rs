@@ -751,6 +751,7 @@ mod tests {
             },
             owner: None,
             whole_schemas: Vec::new(),
+            exclude_objects: Vec::new(),
             without_fks: false,
             grants: false,
             truncate_groups: Vec::new(),
