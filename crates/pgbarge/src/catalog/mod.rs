@@ -19,9 +19,9 @@ use serde::Serialize;
 pub use dependents::{dependents, DependentRoutine, DependentView, Dependents, InboundKey};
 pub use objects::{
     available_extensions, describe_objects, existing, list_schemas, Aggregate, AggregateOptions,
-    Collation, Comment, Extension, Grant, Operator, Partition, PartitionColumn, Policy, Routine,
-    SchemaObjects, Sequence, TableObject, TableObjectKind, TableProperty, TextSearch,
-    TextSearchKind, View,
+    Cast, CastMethod, Collation, Comment, Extension, Grant, Operator, Partition, PartitionColumn,
+    Policy, Routine, SchemaObjects, Sequence, TableObject, TableObjectKind, TableProperty,
+    TextSearch, TextSearchKind, View,
 };
 pub use queries::{
     count_unanalysed, describe, find_types, foreign_key_edges, foreign_keys, large_object_count,

@@ -286,6 +286,31 @@ ORDER BY n.nspname, c.relname";
 
 /// Operators of the schemas copied whole (not an extension's), with what
 /// `CREATE OPERATOR` takes. Names of functions and operators come as (schema, name).
+/// Casts from or to a type of the schemas copied whole, or through one of their
+/// functions (not an extension's, not built in).
+const CASTS: &str = "
+SELECT pg_catalog.format_type(c.castsource, NULL), pg_catalog.format_type(c.casttarget, NULL),
+       c.castmethod::text, CASE WHEN c.castfunc <> 0 THEN c.castfunc::pg_catalog.regprocedure::text END,
+       c.castcontext::text, pg_catalog.obj_description(c.oid, 'pg_cast')
+FROM pg_catalog.pg_cast c
+JOIN pg_catalog.pg_type st ON st.oid = c.castsource
+JOIN pg_catalog.pg_namespace sn ON sn.oid = st.typnamespace
+JOIN pg_catalog.pg_type tt ON tt.oid = c.casttarget
+JOIN pg_catalog.pg_namespace tn ON tn.oid = tt.typnamespace
+LEFT JOIN pg_catalog.pg_proc f ON f.oid = c.castfunc
+LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = f.pronamespace
+WHERE c.oid >= 16384
+  AND (sn.nspname = ANY($2) OR tn.nspname = ANY($2) OR fn.nspname = ANY($2))
+  -- Not an extension's, and not one made along with another object (a range type's
+  -- cast to its multirange, through a constructor that comes with the type).
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_cast'::regclass AND e.objid = c.oid
+                    AND e.deptype IN ('e', 'i'))
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_proc'::regclass AND e.objid = c.castfunc
+                    AND e.deptype IN ('e', 'i'))
+ORDER BY 1, 2";
+
 const OPERATORS: &str = "
 SELECT o.oid::pg_catalog.regoperator::text, n.nspname, o.oprname,
        CASE WHEN o.oprleft <> 0 THEN pg_catalog.format_type(o.oprleft, NULL) END,
@@ -731,6 +756,10 @@ WHERE CASE w.kind
                                     WHERE f.oid::pg_catalog.regprocedure::text = w.name)
         WHEN 'operator' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_operator o
                                      WHERE o.oid::pg_catalog.regoperator::text = w.name)
+        WHEN 'cast' THEN EXISTS (
+            SELECT 1 FROM pg_catalog.pg_cast c
+            WHERE pg_catalog.format_type(c.castsource, NULL) = p.a
+              AND pg_catalog.format_type(c.casttarget, NULL) = p.b)
         WHEN 'text search dictionary' THEN EXISTS (
             SELECT 1 FROM pg_catalog.pg_ts_dict d
             JOIN pg_catalog.pg_namespace n ON n.oid = d.dictnamespace
@@ -1013,6 +1042,69 @@ impl View {
             self.kind(),
             self.name.sql()
         )
+    }
+}
+
+/// How a cast converts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum CastMethod {
+    /// `WITH FUNCTION f(args)`: its `regprocedure` signature.
+    Function(String),
+    /// `WITH INOUT`: through the types' text forms.
+    InOut,
+    /// `WITHOUT FUNCTION`: binary coercible (only a superuser may declare it).
+    Binary,
+}
+
+/// A cast of a schema copied whole (from or to one of its types, or through one of its
+/// functions).
+#[derive(Debug, Clone, Serialize)]
+pub struct Cast {
+    /// `format_type()` of the source and target types.
+    pub source: String,
+    pub target: String,
+    pub method: CastMethod,
+    /// `AS ASSIGNMENT` (`a`), `AS IMPLICIT` (`i`), or neither (`e`, explicit only).
+    pub context: char,
+    pub comment: Option<String>,
+}
+
+impl Cast {
+    /// `cast (a AS b)`, for plans and reports.
+    pub fn label(&self) -> String {
+        format!("cast ({} AS {})", self.source, self.target)
+    }
+
+    /// Its existence-check key (see [`EXISTING`]).
+    pub fn key(&self) -> String {
+        format!("{}\t{}", self.source, self.target)
+    }
+
+    /// `CREATE CAST …` and its comment.
+    pub fn create_sql(&self) -> Vec<String> {
+        let how = match &self.method {
+            CastMethod::Function(f) => format!("WITH FUNCTION {f}"),
+            CastMethod::InOut => "WITH INOUT".into(),
+            CastMethod::Binary => "WITHOUT FUNCTION".into(),
+        };
+        let context = match self.context {
+            'a' => " AS ASSIGNMENT",
+            'i' => " AS IMPLICIT",
+            _ => "",
+        };
+        let mut sql = vec![format!(
+            "CREATE CAST ({} AS {}) {how}{context}",
+            self.source, self.target
+        )];
+        sql.extend(self.comment.as_ref().map(|c| {
+            format!(
+                "COMMENT ON CAST ({} AS {}) IS {}",
+                self.source,
+                self.target,
+                crate::quote::literal(c)
+            )
+        }));
+        sql
     }
 }
 
@@ -1351,6 +1443,8 @@ pub struct SchemaObjects {
     pub operators: Vec<Operator>,
     /// Text-search dictionaries, then configurations, of the schemas copied whole.
     pub text_search: Vec<TextSearch>,
+    /// Casts of the schemas copied whole.
+    pub casts: Vec<Cast>,
     pub extensions: Vec<Extension>,
     pub comments: Vec<Comment>,
     pub grants: Vec<Grant>,
@@ -1480,6 +1574,7 @@ pub async fn describe_objects(
         routine_rows,
         operator_rows,
         text_search_rows,
+        cast_rows,
         extension_rows,
         comment_rows,
         grant_rows,
@@ -1497,6 +1592,7 @@ pub async fn describe_objects(
             TEXT_SEARCH,
             "reading text search dictionaries and configurations"
         ),
+        params(CASTS, "reading casts"),
         params(EXTENSIONS, "reading extensions"),
         params(COMMENTS, "reading comments"),
         params(GRANTS, "reading privileges"),
@@ -1505,6 +1601,20 @@ pub async fn describe_objects(
         by_oids(TABLE_PROPERTIES, "reading storage and statistics settings"),
         params(NOT_RECREATED, "reading objects pgbarge does not recreate"),
     )?;
+    objects.casts = cast_rows
+        .iter()
+        .map(|r| Cast {
+            source: r.get(0),
+            target: r.get(1),
+            method: match (r.get::<_, &str>(2), r.get::<_, Option<String>>(3)) {
+                ("f", Some(f)) => CastMethod::Function(f),
+                ("i", _) => CastMethod::InOut,
+                _ => CastMethod::Binary,
+            },
+            context: super::queries::first_char(r.get(4)).unwrap_or('e'),
+            comment: r.get(5),
+        })
+        .collect();
     objects.text_search = text_search_rows
         .iter()
         .map(|r| TextSearch {

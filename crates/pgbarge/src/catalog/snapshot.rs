@@ -147,6 +147,7 @@ impl Snapshot {
                 .map(|op| ("operator", op.signature.clone())),
         );
         wanted.extend(o.text_search.iter().map(|t| (t.kind.label(), t.key())));
+        wanted.extend(o.casts.iter().map(|c| ("cast", c.key())));
         wanted.extend(
             o.routines
                 .iter()

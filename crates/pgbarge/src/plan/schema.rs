@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::catalog::{
-    Aggregate, Comment, Routine, SchemaObjects, Snapshot, TableName, TableObjectKind,
+    Aggregate, CastMethod, Comment, Routine, SchemaObjects, Snapshot, TableName, TableObjectKind,
     TextSearchKind, View,
 };
 use crate::quote::{ident, literal, qualified};
@@ -392,6 +392,46 @@ pub(super) fn plan_schema(
             });
         }
         count(&mut plan.counts, "operators");
+    }
+    // Casts, once their types and functions exist (before the tables: defaults and
+    // checks may use them).
+    for cast in &objects.casts {
+        let why = if exists("cast", cast.key()) {
+            Some(EXISTS.to_string())
+        } else {
+            match &cast.method {
+                CastMethod::Binary if !snapshot.target_privileges.is_superuser => Some(
+                    "it is binary coercible (WITHOUT FUNCTION), which only a superuser may \
+                     declare"
+                        .to_string(),
+                ),
+                CastMethod::Function(f)
+                    if uncreatable.contains(f.as_str())
+                        || late_routines
+                            .iter()
+                            .any(|s: &Step| s.what == format!("function {f}")) =>
+                {
+                    Some(format!("its function {f} is not created before the tables"))
+                }
+                _ => None,
+            }
+        };
+        if let Some(why) = why {
+            plan.skipped.push(Skipped {
+                what: cast.label(),
+                blocking: options.strict && why != EXISTS,
+                why,
+                needed_by: Vec::new(),
+            });
+            continue;
+        }
+        plan.before
+            .extend(cast.create_sql().into_iter().map(|sql| Step {
+                what: cast.label(),
+                sql,
+                needs: Vec::new(),
+            }));
+        count(&mut plan.counts, "casts");
     }
     // Text-search dictionaries, then configurations, before the tables: indexes and
     // generated columns may name them.
