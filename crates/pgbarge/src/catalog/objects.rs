@@ -545,6 +545,35 @@ JOIN pg_catalog.pg_type t ON t.oid = d.objoid AND d.classoid = 'pg_catalog.pg_ty
 JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
 WHERE n.nspname = ANY($2)
 UNION ALL
+SELECT 'DOMAIN CONSTRAINT', n.nspname, t.typname, k.conname, d.description
+FROM pg_catalog.pg_description d
+JOIN pg_catalog.pg_constraint k ON k.oid = d.objoid
+     AND d.classoid = 'pg_catalog.pg_constraint'::regclass
+JOIN pg_catalog.pg_type t ON t.oid = k.contypid
+JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+WHERE n.nspname = ANY($2) OR t.oid IN (SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                                       WHERE a.attrelid = ANY($1))
+UNION ALL
+SELECT 'POLICY', n.nspname, c.relname, p.polname, d.description
+FROM pg_catalog.pg_description d
+JOIN pg_catalog.pg_policy p ON p.oid = d.objoid AND d.classoid = 'pg_catalog.pg_policy'::regclass
+JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE p.polrelid = ANY($1)
+UNION ALL
+SELECT 'RULE', n.nspname, c.relname, r.rulename, d.description
+FROM pg_catalog.pg_description d
+JOIN pg_catalog.pg_rewrite r ON r.oid = d.objoid AND d.classoid = 'pg_catalog.pg_rewrite'::regclass
+JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE r.ev_class = ANY($1) AND r.rulename <> '_RETURN'
+UNION ALL
+SELECT 'COLLATION', n.nspname, co.collname, NULL, d.description
+FROM pg_catalog.pg_description d
+JOIN pg_catalog.pg_collation co ON co.oid = d.objoid
+     AND d.classoid = 'pg_catalog.pg_collation'::regclass
+JOIN pg_catalog.pg_namespace n ON n.oid = co.collnamespace
+UNION ALL
 SELECT 'SCHEMA', NULL, n.nspname, NULL, d.description
 FROM pg_catalog.pg_description d
 JOIN pg_catalog.pg_namespace n ON n.oid = d.objoid

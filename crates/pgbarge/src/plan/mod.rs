@@ -1084,7 +1084,9 @@ impl Plan {
         schema.skipped.extend(types_skipped);
 
         // A domain's NOT VALID check comes after the data, as pg_dump adds it: the copied
-        // values may break it, as the source's do.
+        // values may break it, as the source's do. First of that step, before the
+        // comments that may name it.
+        let mut domain_checks = Vec::new();
         for ut in snapshot.source.types.iter().filter(|ut| {
             !snapshot
                 .target_types
@@ -1092,7 +1094,7 @@ impl Plan {
         }) {
             if let TypeDefinition::Domain { checks, .. } = &ut.definition {
                 for c in checks.iter().filter(|c| !c.validated) {
-                    schema.after.push(Step {
+                    domain_checks.push(Step {
                         what: format!("domain check {} of {}", c.name, ut.sql_name()),
                         sql: format!(
                             "ALTER DOMAIN {} ADD CONSTRAINT {} {}",
@@ -1105,6 +1107,7 @@ impl Plan {
                 }
             }
         }
+        schema.after.splice(0..0, domain_checks);
         // A created table that inherits waits for its parents when they are created too;
         // parents neither copied nor on the target are missing, like a foreign key's.
         if !types.is_empty() {

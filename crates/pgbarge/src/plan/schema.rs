@@ -851,9 +851,16 @@ pub(super) fn plan_schema(
                     && r.name == c.name
                     && Some(&r.arguments) == c.detail.as_ref()
             }),
-            "TYPE" | "DOMAIN" => tables
+            "TYPE" | "DOMAIN" | "DOMAIN CONSTRAINT" => tables
                 .types_created
                 .contains(&qualified(c.schema.as_deref().unwrap_or_default(), &c.name)),
+            "COLLATION" => plan.create_collations.iter().any(|s| {
+                s.what
+                    == format!(
+                        "collation {}",
+                        qualified(c.schema.as_deref().unwrap_or_default(), &c.name)
+                    )
+            }),
             "SCHEMA" => tables.schemas_created.contains(&c.name),
             // A foreign key left out (--without-fks, a missing parent) has no comment to
             // take: COMMENT ON it would fail the whole post-data transaction.
@@ -874,10 +881,12 @@ pub(super) fn plan_schema(
                 what: format!("comment on {} {}", c.kind.to_lowercase(), c.name),
                 sql: comment_ddl(c),
                 needs: match c.kind.as_str() {
-                    "TABLE" | "COLUMN" | "CONSTRAINT" | "TRIGGER" => vec![TableName::new(
-                        c.schema.clone().unwrap_or_default(),
-                        &c.name,
-                    )],
+                    "TABLE" | "COLUMN" | "CONSTRAINT" | "TRIGGER" | "POLICY" | "RULE" => {
+                        vec![TableName::new(
+                            c.schema.clone().unwrap_or_default(),
+                            &c.name,
+                        )]
+                    }
                     _ => Vec::new(),
                 },
             });
@@ -1157,7 +1166,17 @@ fn comment_ddl(c: &Comment) -> String {
     let object = match c.kind.as_str() {
         "SCHEMA" => ident(&c.name),
         "COLUMN" => format!("{}.{}", qualified(schema, &c.name), ident(detail)),
-        "CONSTRAINT" | "TRIGGER" => format!("{} ON {}", ident(detail), qualified(schema, &c.name)),
+        "CONSTRAINT" | "TRIGGER" | "POLICY" | "RULE" => {
+            format!("{} ON {}", ident(detail), qualified(schema, &c.name))
+        }
+        "DOMAIN CONSTRAINT" => {
+            return format!(
+                "COMMENT ON CONSTRAINT {} ON DOMAIN {} IS {}",
+                ident(detail),
+                qualified(schema, &c.name),
+                literal(&c.text)
+            )
+        }
         "FUNCTION" | "PROCEDURE" | "AGGREGATE" => {
             format!(
                 "{}({})",
