@@ -1873,6 +1873,7 @@ fn an_object_rich_schema_copies_at_least_as_well_as_pg_restore() {
     let mut all_tables = db.source_tables("shop");
     all_tables.extend(db.source_tables("audit"));
     all_tables.extend(db.source_tables("Odd Schema"));
+    all_tables.extend(db.source_tables("misc"));
     let identical = |target_db: &str| {
         all_tables
             .iter()

@@ -345,6 +345,7 @@ pub enum TypeDefinition {
         labels: Vec<String>,
     },
     Domain {
+        /// The base type's SQL, with the domain's own `COLLATE` if it has one.
         base: String,
         not_null: bool,
         default: Option<String>,

@@ -156,7 +156,15 @@ WITH RECURSIVE deps(oid, depth) AS (
 SELECT t.oid, n.nspname, t.typname, t.typtype::text,
        ARRAY(SELECT e.enumlabel::text FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid
              ORDER BY e.enumsortorder),
-       CASE WHEN t.typtype = 'd' THEN pg_catalog.format_type(t.typbasetype, t.typtypmod) END,
+       -- A domain's base type, with its own collation where it differs from the base's.
+       CASE WHEN t.typtype = 'd' THEN pg_catalog.format_type(t.typbasetype, t.typtypmod)
+            || coalesce((SELECT ' COLLATE ' || pg_catalog.quote_ident(cn.nspname) || '.'
+                                || pg_catalog.quote_ident(co.collname)
+                         FROM pg_catalog.pg_collation co
+                         JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
+                         JOIN pg_catalog.pg_type bt ON bt.oid = t.typbasetype
+                         WHERE co.oid = t.typcollation AND t.typcollation <> bt.typcollation),
+                        '') END,
        t.typnotnull, t.typdefault,
        ARRAY(SELECT c.conname || E'\t' || c.convalidated::text || E'\t'
                     || EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
@@ -208,7 +216,7 @@ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class r
                   WHERE r.oid = t.typrelid AND r.relkind <> 'c')
 GROUP BY t.oid, n.nspname, t.typname, t.typtype, t.typbasetype, t.typtypmod, t.typnotnull,
-         t.typdefault, t.typrelid
+         t.typdefault, t.typrelid, t.typcollation
 ORDER BY depth DESC, n.nspname, t.typname";
 
 /// The tables the given tables inherit from (`INHERITS`, not partitioning), in order.

@@ -1144,6 +1144,7 @@ impl Plan {
             .collect();
         prepare.extend(schema.create_extensions.iter().map(|s| s.sql.clone()));
         prepare.extend(schema.create_collations.iter().map(|s| s.sql.clone()));
+        prepare.extend(schema.create_sequences.iter().map(|s| s.sql.clone()));
         prepare.extend(types.iter().flat_map(|t| t.sql.iter().cloned()));
         // The sequences of created tables' serial columns, before any table, as pg_dump
         // orders them: another table's default may draw from one (`LIKE … INCLUDING ALL`

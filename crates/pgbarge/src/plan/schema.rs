@@ -64,6 +64,9 @@ pub struct SchemaPlan {
     pub create_extensions: Vec<Step>,
     /// Collations, created before the types and tables that use them.
     pub create_collations: Vec<Step>,
+    /// Sequences of the schemas copied whole, created before the types: a domain's
+    /// default may draw from one (`DEFAULT nextval('s'::regclass)` names it).
+    pub create_sequences: Vec<Step>,
     /// Their names, for preflight's checks.
     pub extensions: Vec<String>,
     /// Created before any table, in the preparing transaction.
@@ -236,7 +239,7 @@ pub(super) fn plan_schema(
         if s.unlogged {
             sql = sql.replacen("CREATE SEQUENCE", "CREATE UNLOGGED SEQUENCE", 1);
         }
-        plan.before.push(Step {
+        plan.create_sequences.push(Step {
             what: format!("sequence {}", s.name),
             sql,
             needs: Vec::new(),
