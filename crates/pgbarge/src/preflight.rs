@@ -629,6 +629,25 @@ fn replace_dependents(
             "Use --mode truncate, copy as their owner, or have their owner drop them first.".into(),
         ));
     }
+    let children: Vec<&TableName> = dependents
+        .children
+        .iter()
+        .filter(|(parent, child)| parent == name && !replaced(child))
+        .map(|(_, child)| child)
+        .collect();
+    if !children.is_empty() {
+        problems.push(problem(
+            ProblemKind::ReferencedByForeignKeys,
+            Some(name),
+            format!(
+                "{name}: cannot be replaced on the target: {} {} from it and {} not replaced in this run, and pgbarge never drops with CASCADE.",
+                crate::report::short_list(&children, 5),
+                if children.len() == 1 { "inherits" } else { "inherit" },
+                if children.len() == 1 { "is" } else { "are" },
+            ),
+            "Replace them too (add them to the run), or use --mode truncate.".into(),
+        ));
+    }
     let mut tables: Vec<&TableName> = dependents
         .foreign_keys
         .iter()

@@ -33,18 +33,35 @@ WHERE k.contype = 'f' AND k.conparentid = 0 AND k.conrelid <> k.confrelid
   AND k.confrelid = ANY($1)
 ORDER BY 1, 2, 5";
 
-/// Views and materialized views built on the given tables, directly or through other
-/// views, with what it takes to create them again: the query, options, a materialized
-/// view's indexes, rules and INSTEAD OF triggers, owner and comment. `depth` orders them:
-/// a view is created after every view it reads.
+/// Views and materialized views built on the given tables, directly, through other
+/// views, or through a function that depends on them (see [`DEPENDENT_ROUTINES`]), with
+/// what it takes to create them again: the query, options, a materialized view's
+/// indexes, rules and INSTEAD OF triggers, owner and comment. `depth` orders them: a
+/// view is created after every view it reads.
 const DEPENDENT_VIEWS: &str = "
-WITH RECURSIVE dep(view, on_table, depth) AS (
+WITH RECURSIVE routines(oid, on_table) AS (
+    SELECT d.objid, d.refobjid FROM pg_catalog.pg_depend d
+    WHERE d.classid = 'pg_catalog.pg_proc'::regclass
+      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = ANY($1)
+  UNION
+    SELECT d.objid, c.oid FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_class c ON c.reltype = d.refobjid
+    WHERE d.classid = 'pg_catalog.pg_proc'::regclass
+      AND d.refclassid = 'pg_catalog.pg_type'::regclass AND c.oid = ANY($1)
+), dep(view, on_table, depth) AS (
     SELECT r.ev_class, d.refobjid, 1
     FROM pg_catalog.pg_depend d
     JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
     WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
       AND d.refclassid = 'pg_catalog.pg_class'::regclass
       AND d.refobjid = ANY($1) AND r.ev_class <> d.refobjid
+  UNION
+    SELECT r.ev_class, routines.on_table, 1
+    FROM routines
+    JOIN pg_catalog.pg_depend d ON d.refobjid = routines.oid
+         AND d.classid = 'pg_catalog.pg_rewrite'::regclass
+         AND d.refclassid = 'pg_catalog.pg_proc'::regclass
+    JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
   UNION
     SELECT r.ev_class, dep.on_table, dep.depth + 1
     FROM dep
@@ -90,23 +107,43 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = d.objoid AND a.attnum = d.objsubi
 WHERE d.classoid = 'pg_catalog.pg_class'::regclass AND d.objoid = ANY($1) AND d.objsubid > 0
 ORDER BY 1, a.attnum";
 
-/// Functions and procedures whose signature uses the given tables' row types (`RETURNS
-/// SETOF customer`): `DROP TABLE` refuses while they exist. Aggregates are left out
-/// (`pg_get_functiondef` cannot print them); a table one uses is refused at run time.
+/// Functions and procedures that depend on the given tables: their signature uses a
+/// table's row type (`RETURNS SETOF customer`), or their SQL-standard body (`BEGIN
+/// ATOMIC … END`) reads a table. `DROP TABLE` refuses while they exist. Aggregates are
+/// left out (`pg_get_functiondef` cannot print them); a table one uses is refused at run
+/// time.
 const DEPENDENT_ROUTINES: &str = "
+WITH uses(routine, rel) AS (
+    SELECT d.objid, c.oid FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_type t ON t.oid = d.refobjid
+    JOIN pg_catalog.pg_class c ON c.reltype IN (t.oid, t.typelem)
+    WHERE d.classid = 'pg_catalog.pg_proc'::regclass
+      AND d.refclassid = 'pg_catalog.pg_type'::regclass AND c.oid = ANY($1)
+  UNION
+    SELECT d.objid, d.refobjid FROM pg_catalog.pg_depend d
+    WHERE d.classid = 'pg_catalog.pg_proc'::regclass
+      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = ANY($1)
+)
 SELECT p.oid, p.oid::pg_catalog.regprocedure::text, pg_catalog.pg_get_functiondef(p.oid),
        pg_catalog.pg_get_userbyid(p.proowner), pg_catalog.pg_has_role(p.proowner, 'USAGE'),
        p.proowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user),
        p.proacl IS NOT NULL, pg_catalog.obj_description(p.oid, 'pg_proc'),
-       array_agg(DISTINCT c.oid), p.prokind = 'p'
-FROM pg_catalog.pg_depend d
-JOIN pg_catalog.pg_proc p ON p.oid = d.objid
-JOIN pg_catalog.pg_type t ON t.oid = d.refobjid
-JOIN pg_catalog.pg_class c ON c.reltype IN (t.oid, t.typelem)
-WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.refclassid = 'pg_catalog.pg_type'::regclass
-  AND c.oid = ANY($1) AND p.prokind IN ('f', 'p')
+       array_agg(DISTINCT uses.rel), p.prokind = 'p'
+FROM uses
+JOIN pg_catalog.pg_proc p ON p.oid = uses.routine
+WHERE p.prokind IN ('f', 'p')
 GROUP BY p.oid
 ORDER BY 2";
+
+/// Tables that inherit from the given tables (`INHERITS`, not partitions): dropping a
+/// parent drops them too, or is refused.
+const INHERITING: &str = "
+SELECT i.inhparent, n.nspname, c.relname
+FROM pg_catalog.pg_inherits i
+JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE i.inhparent = ANY($1) AND NOT c.relispartition
+ORDER BY 2, 3";
 
 const ROUTINE_GRANTS: &str = "
 SELECT p.oid, a.privilege_type,
@@ -125,9 +162,12 @@ pub struct Dependents {
     pub views: Vec<DependentView>,
     /// Functions and procedures whose signatures use their row types.
     pub routines: Vec<DependentRoutine>,
+    /// (parent, child): tables that inherit from them.
+    pub children: Vec<(TableName, TableName)>,
 }
 
-/// A function or procedure whose signature uses a table's row type.
+/// A function or procedure whose signature uses a table's row type, or whose
+/// SQL-standard body reads a table.
 #[derive(Debug, Clone, Serialize)]
 pub struct DependentRoutine {
     /// `schema.name(argument types)`, as `regprocedure` prints it (quoted as needed).
@@ -266,7 +306,7 @@ fn catalog_error(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Er
 pub async fn dependents(client: &Client, tables: &[Table]) -> Result<Dependents> {
     let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
     let names: BTreeMap<u32, &TableName> = tables.iter().map(|t| (t.oid, &t.name)).collect();
-    let (key_rows, view_rows, routine_rows) = tokio::try_join!(
+    let (key_rows, view_rows, routine_rows, child_rows) = tokio::try_join!(
         async {
             client
                 .query_typed(INBOUND_FOREIGN_KEYS, &[(&oids, Type::OID_ARRAY)])
@@ -288,8 +328,24 @@ pub async fn dependents(client: &Client, tables: &[Table]) -> Result<Dependents>
                 .map_err(catalog_error(
                     "reading functions that use the tables' row types",
                 ))
+        },
+        async {
+            client
+                .query_typed(INHERITING, &[(&oids, Type::OID_ARRAY)])
+                .await
+                .map_err(catalog_error("reading tables that inherit from the tables"))
         }
     )?;
+    let children = child_rows
+        .iter()
+        .filter_map(|r| {
+            let parent = names.get(&r.get::<_, u32>(0))?;
+            Some((
+                (*parent).clone(),
+                TableName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+            ))
+        })
+        .collect();
     let explicit: Vec<u32> = routine_rows
         .iter()
         .filter(|r| r.get::<_, bool>(6))
@@ -434,5 +490,6 @@ pub async fn dependents(client: &Client, tables: &[Table]) -> Result<Dependents>
         foreign_keys,
         views,
         routines,
+        children,
     })
 }

@@ -1280,9 +1280,40 @@ fn group_replaces(tables: &mut [TablePlan], snapshot: &Snapshot) -> Vec<ReplaceG
             .collect();
         links.extend(uses.windows(2).map(|w| (w[0], w[1])));
     }
+    // A parent and the tables inheriting from it are dropped together.
+    links.extend(
+        dependents
+            .children
+            .iter()
+            .filter_map(|(parent, child)| Some((*replaced.get(parent)?, *replaced.get(child)?))),
+    );
     let mut groups = Vec::new();
     for mut members in components(replaced.values().copied(), &links) {
         members.sort_unstable();
+        // Created parents first: a child's INHERITS names them.
+        let mut ordered: Vec<usize> = Vec::with_capacity(members.len());
+        while ordered.len() < members.len() {
+            let before = ordered.len();
+            for &i in &members {
+                let ready = tables[i].requires.iter().all(|p| {
+                    !members
+                        .iter()
+                        .any(|&m| &tables[m].target == p && !ordered.contains(&m))
+                });
+                if !ordered.contains(&i) && ready {
+                    ordered.push(i);
+                }
+            }
+            if ordered.len() == before {
+                ordered.extend(
+                    members
+                        .iter()
+                        .filter(|i| !ordered.contains(i))
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+        let members = ordered;
         let names: BTreeSet<TableName> =
             members.iter().map(|&i| tables[i].target.clone()).collect();
         let foreign_keys: Vec<crate::catalog::ForeignKey> = dependents
