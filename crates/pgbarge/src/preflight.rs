@@ -227,7 +227,7 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
                     | Action::Upsert
                     | Action::NeedsMode
             );
-            if loads_existing && tt.row_security_applies {
+            if loads_existing && tt.row_security_applies && !t.lifted_force_rls {
                 problems.push(problem(
                     ProblemKind::RowSecurity,
                     Some(name),

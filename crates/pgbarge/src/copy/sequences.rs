@@ -93,7 +93,7 @@ pub(super) async fn sequence_sql(
         sql.push(if seq.created && read {
             // Created by this run: the source's state, exactly (as pg_dump gives it).
             format!("SELECT pg_catalog.setval({target_seq}, {value}, {called})")
-        } else if seq.ascending {
+        } else if seq.ascending && seq.numeric {
             format!(
                 "SELECT pg_catalog.setval({target_seq}, GREATEST({value}, m), \
                  CASE WHEN m > {value} THEN true ELSE {called} END) \

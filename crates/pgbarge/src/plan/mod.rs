@@ -228,6 +228,10 @@ pub struct TablePlan {
     /// for the load so they do not rewrite copied rows or log them, and put back as they
     /// were, in the same transaction (other sessions never see them off).
     pub quiet_triggers: Vec<(String, char)>,
+    /// The existing target table forces row-level security on its owner (the role):
+    /// COPY FROM is refused, so the load sets FORCE aside and puts it back in the same
+    /// transaction (other sessions never see it lifted).
+    pub lifted_force_rls: bool,
     /// The existing target table's NOT VALID constraints (name, definition): the rows
     /// loaded may break them as the source's rows do, so they are dropped for the load
     /// and added back NOT VALID in the same transaction.
@@ -342,6 +346,14 @@ pub struct SequencePlan {
     /// state exactly.
     #[serde(default)]
     pub created: bool,
+    /// The column is numeric, so the sequence can be kept above its largest value (a
+    /// sequence may be OWNED BY a column of any type).
+    #[serde(default = "numeric_by_default")]
+    pub numeric: bool,
+}
+
+fn numeric_by_default() -> bool {
+    true
 }
 
 impl TablePlan {
@@ -443,6 +455,12 @@ impl TablePlan {
         }
         for (constraint, _) in &self.unvalidated {
             sql.push(name.drop_constraint_sql(constraint));
+        }
+        if self.lifted_force_rls {
+            sql.push(format!(
+                "ALTER TABLE {} NO FORCE ROW LEVEL SECURITY",
+                name.sql()
+            ));
         }
         for (trigger, _) in &self.quiet_triggers {
             sql.push(format!(
@@ -557,6 +575,13 @@ impl TablePlan {
                 .map(|(constraint, def)| name.add_constraint_sql(constraint, def)),
         );
         sql
+    }
+
+    /// The load's last statement, after its sequences are set (which reads the table):
+    /// row-level security forced again, if it was set aside.
+    pub fn restore_sql(&self, name: &TableName) -> Option<String> {
+        self.lifted_force_rls
+            .then(|| format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY", name.sql()))
     }
 
     /// `INSERT … ON CONFLICT (key) DO UPDATE`, touching only rows whose values changed.
@@ -1771,6 +1796,7 @@ fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
         identity_always: Vec::new(),
         requires: Vec::new(),
         quiet_triggers: Vec::new(),
+        lifted_force_rls: false,
         unvalidated: Vec::new(),
         rebuilt_indexes: Vec::new(),
         notes: Vec::new(),
@@ -1979,6 +2005,7 @@ fn sequence_plans(src: &TableDetail) -> Vec<SequencePlan> {
                 source: seq.readable.then(|| seq.name.clone()),
                 ascending: seq.parameters.increment > 0,
                 created: false,
+                numeric: c.ty.category == 'N',
             })
         })
         .collect()
@@ -2063,6 +2090,15 @@ fn plan_existing(
                 constraints.len()
             ));
         }
+    }
+    // For its owner, row-level security applies only when forced.
+    if tgt.table.row_security_applies && tgt.table.is_owner {
+        plan.lifted_force_rls = true;
+        plan.notes.push(
+            "it forces row-level security on its owner: FORCE is set aside for the load and \
+             restored in the same transaction"
+                .into(),
+        );
     }
     if let Some(triggers) = snapshot.target_triggers.get(&tgt.table.name) {
         if tgt.table.is_owner || snapshot.target_privileges.is_superuser {

@@ -190,6 +190,7 @@ impl Work {
 }
 
 const PREPARE: &str = "prepare";
+const IMMEDIATE: &str = "SET CONSTRAINTS ALL IMMEDIATE";
 const POST_DATA: &str = "post-data";
 
 impl Plan {
@@ -382,9 +383,18 @@ impl<'a> Builder<'a> {
         let t = &self.plan.tables[i];
         let mut ops: Vec<Op> = t.setup_sql(&t.target).into_iter().map(Op::sql).collect();
         ops.extend(self.copies(i, &t.target));
+        if matches!(
+            t.action,
+            Action::Load | Action::Append | Action::Truncate | Action::Upsert
+        ) {
+            // Deferred foreign-key checks of the loaded rows run now: ALTER TABLE (the
+            // key and triggers put back) is refused while such events are pending.
+            ops.push(Op::sql(IMMEDIATE));
+        }
         ops.extend(t.finish_sql(&t.target).into_iter().map(Op::sql));
         ops.extend(t.after_data.iter().map(Op::sql));
         ops.extend(self.sync_sequences(t));
+        ops.extend(t.restore_sql(&t.target).map(Op::sql));
         ops
     }
 
@@ -727,6 +737,7 @@ mod tests {
             requires: Vec::new(),
             identity_always: Vec::new(),
             quiet_triggers: Vec::new(),
+            lifted_force_rls: false,
             unvalidated: Vec::new(),
             rebuilt_indexes: Vec::new(),
             notes: Vec::new(),
