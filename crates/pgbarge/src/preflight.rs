@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::catalog::{Snapshot, TableName, TypeDefinition};
+use crate::catalog::{ObjectRef, Snapshot, TableName, TypeDefinition};
 use crate::plan::{Action, ColumnRoute, Content, Plan};
 use crate::select::Unmatched;
 
@@ -472,15 +472,16 @@ fn check_schema(plan: &Plan, snapshot: &Snapshot, problems: &mut Vec<Problem>) {
         "Create them on the target first (CREATE ROLE …), or run without --grants.",
     );
     if let Some(owner) = &plan.owner {
-        let has = |kind: &'static str| snapshot.target_existing.contains(&(kind, owner.clone()));
-        if !has("role") {
+        let has = |object: ObjectRef| snapshot.target_existing.contains(&object);
+        let role_exists = has(ObjectRef::Role(owner.clone()));
+        if !role_exists {
             problems.push(problem(
                 ProblemKind::Owner,
                 None,
                 format!("--owner {owner}: no such role on the target."),
                 "Create the role on the target first, or name an existing one.".into(),
             ));
-        } else if !superuser && !has("member") {
+        } else if !superuser && !has(ObjectRef::MemberOf(owner.clone())) {
             problems.push(problem(
                 ProblemKind::Owner,
                 None,
@@ -499,10 +500,11 @@ fn check_schema(plan: &Plan, snapshot: &Snapshot, problems: &mut Vec<Problem>) {
         schemas.sort();
         schemas.dedup();
         for s in schemas {
-            if has("role")
-                && !snapshot
-                    .target_existing
-                    .contains(&("create_as", format!("{owner}\t{s}")))
+            if role_exists
+                && !has(ObjectRef::MayCreateIn {
+                    role: owner.clone(),
+                    schema: s.clone(),
+                })
             {
                 problems.push(problem(
                     ProblemKind::Owner,

@@ -7,6 +7,7 @@
 //! chosen ones (columns, primary keys, type definitions).
 
 mod dependents;
+mod existing;
 mod objects;
 mod queries;
 mod snapshot;
@@ -17,11 +18,12 @@ use std::fmt;
 use serde::Serialize;
 
 pub use dependents::{dependents, DependentRoutine, DependentView, Dependents, InboundKey};
+pub use existing::{existing, ObjectRef};
 pub use objects::{
-    available_extensions, describe_objects, existing, list_schemas, Aggregate, AggregateOptions,
-    Cast, CastMethod, Collation, Comment, Extension, Grant, Operator, Partition, PartitionColumn,
-    Policy, Routine, SchemaObjects, Sequence, TableObject, TableObjectKind, TableProperty,
-    TextSearch, TextSearchKind, View,
+    available_extensions, describe_objects, list_schemas, Aggregate, AggregateOptions, Cast,
+    CastMethod, Collation, Comment, Extension, Grant, Operator, Partition, PartitionColumn, Policy,
+    Routine, SchemaObjects, Sequence, TableObject, TableObjectKind, TableProperty, TextSearch,
+    TextSearchKind, View,
 };
 pub use queries::{
     count_unanalysed, describe, find_types, foreign_key_edges, foreign_keys, large_object_count,
@@ -43,13 +45,6 @@ impl TableName {
             schema: schema.into(),
             name: name.into(),
         }
-    }
-
-    /// `schema<TAB>name`: how catalog lookups on the other server take a name — matched
-    /// against `pg_namespace`/`pg_class` directly, which (unlike `to_regclass`) cannot
-    /// fail on a schema the role may not use.
-    pub fn key(&self) -> String {
-        format!("{}\t{}", self.schema, self.name)
     }
 
     /// `ALTER TABLE this ADD CONSTRAINT name definition` (`definition` as

@@ -753,62 +753,6 @@ WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
                     AND e.deptype = 'e')
 ORDER BY 1";
 
-/// Which of the named objects exist on a server. Names are tab-separated parts matched
-/// against the catalogs (relations, constraints, triggers, collations: schema, name[,
-/// object]; `create_as`: role, schema), routines by signature (`regprocedure` text),
-/// extensions and roles by name.
-const EXISTING: &str = "
-SELECT w.i FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(kind, name, i)
-CROSS JOIN LATERAL (SELECT split_part(w.name, E'\t', 1) AS a, split_part(w.name, E'\t', 2) AS b,
-                           split_part(w.name, E'\t', 3) AS c) AS p
-WHERE CASE w.kind
-        WHEN 'relation' THEN EXISTS (
-            SELECT 1 FROM pg_catalog.pg_class r
-            JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
-            WHERE n.nspname = p.a AND r.relname = p.b)
-        WHEN 'constraint' THEN EXISTS (
-            SELECT 1 FROM pg_catalog.pg_constraint k
-            JOIN pg_catalog.pg_class r ON r.oid = k.conrelid
-            JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
-            WHERE n.nspname = p.a AND r.relname = p.b AND k.conname = p.c)
-        WHEN 'trigger' THEN EXISTS (
-            SELECT 1 FROM pg_catalog.pg_trigger g
-            JOIN pg_catalog.pg_class r ON r.oid = g.tgrelid
-            JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
-            WHERE n.nspname = p.a AND r.relname = p.b AND g.tgname = p.c)
-        WHEN 'collation' THEN EXISTS (
-            SELECT 1 FROM pg_catalog.pg_collation co
-            JOIN pg_catalog.pg_namespace n ON n.oid = co.collnamespace
-            WHERE n.nspname = p.a AND co.collname = p.b)
-        -- Not to_regprocedure(): it raises an error when an argument type is missing.
-        WHEN 'routine' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_proc f
-                                    WHERE f.oid::pg_catalog.regprocedure::text = w.name)
-        WHEN 'operator' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_operator o
-                                     WHERE o.oid::pg_catalog.regoperator::text = w.name)
-        WHEN 'cast' THEN EXISTS (
-            SELECT 1 FROM pg_catalog.pg_cast c
-            WHERE pg_catalog.format_type(c.castsource, NULL) = p.a
-              AND pg_catalog.format_type(c.casttarget, NULL) = p.b)
-        WHEN 'text search dictionary' THEN EXISTS (
-            SELECT 1 FROM pg_catalog.pg_ts_dict d
-            JOIN pg_catalog.pg_namespace n ON n.oid = d.dictnamespace
-            WHERE n.nspname = p.a AND d.dictname = p.b)
-        WHEN 'text search configuration' THEN EXISTS (
-            SELECT 1 FROM pg_catalog.pg_ts_config c
-            JOIN pg_catalog.pg_namespace n ON n.oid = c.cfgnamespace
-            WHERE n.nspname = p.a AND c.cfgname = p.b)
-        WHEN 'extension' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_extension e
-                                      WHERE e.extname = w.name)
-        WHEN 'role' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = w.name)
-        WHEN 'create_as' THEN EXISTS (
-            SELECT 1 FROM pg_catalog.pg_roles r, pg_catalog.pg_namespace n
-            WHERE r.rolname = p.a AND n.nspname = p.b
-              AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'CREATE'))
-        WHEN 'member' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = w.name
-                                   AND pg_catalog.pg_has_role(r.oid, 'MEMBER'))
-        ELSE false
-      END";
-
 /// Extensions the target could install, and whether a non-superuser may.
 const AVAILABLE_EXTENSIONS: &str = "
 SELECT a.name, bool_or(v.trusted)
@@ -1104,9 +1048,12 @@ impl Cast {
         format!("cast ({} AS {})", self.source, self.target)
     }
 
-    /// Its existence-check key (see [`EXISTING`]).
-    pub fn key(&self) -> String {
-        format!("{}\t{}", self.source, self.target)
+    /// How the target is asked whether it has it.
+    pub fn object_ref(&self) -> super::ObjectRef {
+        super::ObjectRef::Cast {
+            source: self.source.clone(),
+            target: self.target.clone(),
+        }
     }
 
     /// `CREATE CAST …` and its comment.
@@ -1193,9 +1140,15 @@ impl TextSearch {
         )
     }
 
-    /// Its existence-check key (see [`EXISTING`]).
-    pub fn key(&self) -> String {
-        format!("{}\t{}", self.schema, self.name)
+    /// How the target is asked whether it has it.
+    pub fn object_ref(&self) -> super::ObjectRef {
+        let (schema, name) = (self.schema.clone(), self.name.clone());
+        match self.kind {
+            TextSearchKind::Dictionary => super::ObjectRef::TextSearchDictionary { schema, name },
+            TextSearchKind::Configuration => {
+                super::ObjectRef::TextSearchConfiguration { schema, name }
+            }
+        }
     }
 
     /// `CREATE TEXT SEARCH …`, a configuration's mappings, and its comment.
@@ -1916,28 +1869,6 @@ pub async fn describe_objects(
         })
         .collect();
     Ok(objects)
-}
-
-/// Which of `names` exist on the server (see [`EXISTING`]): `(kind, name)` pairs, kind
-/// one of `relation`, `routine`, `extension`, `role`.
-pub async fn existing(
-    client: &Client,
-    side: Side,
-    names: &[(&'static str, String)],
-) -> Result<std::collections::BTreeSet<(&'static str, String)>> {
-    if names.is_empty() {
-        return Ok(Default::default());
-    }
-    let kinds: Vec<&str> = names.iter().map(|n| n.0).collect();
-    let values: Vec<&str> = names.iter().map(|n| n.1.as_str()).collect();
-    let rows = client
-        .query(EXISTING, &[&kinds, &values])
-        .await
-        .map_err(|e| Error::postgres(Kind::Catalog, side, "looking up existing objects", e))?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| names.get((r.get::<_, i64>(0) - 1) as usize).cloned())
-        .collect())
 }
 
 /// Extensions the server offers, with whether a non-superuser may create them (trusted).

@@ -28,7 +28,7 @@ pub struct Snapshot {
     pub source_objects: SchemaObjects,
     /// Which of those objects (and referenced tables, and roles) the target already has:
     /// `(kind, name)` as [`existing`] takes them.
-    pub target_existing: BTreeSet<(&'static str, String)>,
+    pub target_existing: BTreeSet<ObjectRef>,
     /// Extensions the target offers, and whether a non-superuser may create each.
     pub target_extensions: BTreeMap<String, bool>,
     /// Foreign keys between the target's existing tables named like chosen ones:
@@ -131,37 +131,52 @@ impl Snapshot {
             .iter()
             .map(|t| (t.schema.clone(), t.name.clone()))
             .collect();
-        let mut wanted: Vec<(&'static str, String)> = Vec::new();
+        let mut wanted: Vec<ObjectRef> = Vec::new();
         let o = &source_objects;
-        wanted.extend(o.extensions.iter().map(|e| ("extension", e.name.clone())));
-        wanted.extend(o.sequences.iter().map(|s| ("relation", s.name.key())));
         wanted.extend(
-            o.collations
+            o.extensions
                 .iter()
-                .map(|c| ("collation", format!("{}\t{}", c.schema, c.name))),
+                .map(|e| ObjectRef::Extension(e.name.clone())),
         );
-        wanted.extend(o.routines.iter().map(|r| ("routine", r.signature.clone())));
+        wanted.extend(
+            o.sequences
+                .iter()
+                .map(|s| ObjectRef::Relation(s.name.clone())),
+        );
+        wanted.extend(o.collations.iter().map(|c| ObjectRef::Collation {
+            schema: c.schema.clone(),
+            name: c.name.clone(),
+        }));
+        wanted.extend(
+            o.routines
+                .iter()
+                .map(|r| ObjectRef::Routine(r.signature.clone())),
+        );
         wanted.extend(
             o.operators
                 .iter()
-                .map(|op| ("operator", op.signature.clone())),
+                .map(|op| ObjectRef::Operator(op.signature.clone())),
         );
-        wanted.extend(o.text_search.iter().map(|t| (t.kind.label(), t.key())));
-        wanted.extend(o.casts.iter().map(|c| ("cast", c.key())));
+        wanted.extend(o.text_search.iter().map(|t| t.object_ref()));
+        wanted.extend(o.casts.iter().map(|c| c.object_ref()));
         wanted.extend(
             o.routines
                 .iter()
                 .flat_map(|r| &r.row_types)
-                .map(|t| ("relation", t.key())),
+                .cloned()
+                .map(ObjectRef::Relation),
         );
         for v in &o.views {
-            wanted.push(("relation", v.name.key()));
-            wanted.extend(v.reads.iter().map(|r| ("relation", r.key())));
+            wanted.push(ObjectRef::Relation(v.name.clone()));
+            wanted.extend(v.reads.iter().cloned().map(ObjectRef::Relation));
         }
         for fk in o.table_objects.iter().filter(|t| t.references.is_some()) {
-            wanted.extend(fk.references.iter().map(|r| ("relation", r.key())));
-            wanted.push(("relation", fk.table.key()));
-            wanted.push(("constraint", format!("{}\t{}", fk.table.key(), fk.name)));
+            wanted.extend(fk.references.iter().cloned().map(ObjectRef::Relation));
+            wanted.push(ObjectRef::Relation(fk.table.clone()));
+            wanted.push(ObjectRef::Constraint {
+                table: fk.table.clone(),
+                name: fk.name.clone(),
+            });
         }
         let mut schemas: Vec<&String> = chosen.iter().map(|t| &t.name.schema).collect();
         schemas.extend(whole_schemas);
@@ -170,30 +185,32 @@ impl Snapshot {
             o.grants
                 .iter()
                 .filter_map(|g| g.grantee.clone())
-                .map(|g| ("role", g)),
+                .map(ObjectRef::Role),
         );
         wanted.extend(
             o.policies
                 .iter()
                 .flat_map(|p| p.roles.iter().flatten())
-                .map(|r| ("role", r.clone())),
+                .map(|r| ObjectRef::Role(r.clone())),
         );
         // Triggers by name, so a --schema-only run can add those an existing table lacks.
         wanted.extend(
             o.table_objects
                 .iter()
                 .filter(|t| t.kind == TableObjectKind::Trigger)
-                .map(|t| ("trigger", format!("{}\t{}", t.table.key(), t.name))),
+                .map(|t| ObjectRef::Trigger {
+                    table: t.table.clone(),
+                    name: t.name.clone(),
+                }),
         );
         for role in roles {
-            wanted.push(("role", role.clone()));
-            wanted.push(("member", role.clone()));
+            wanted.push(ObjectRef::Role(role.clone()));
+            wanted.push(ObjectRef::MemberOf(role.clone()));
             // A new owner needs CREATE on the schema its objects are in.
-            wanted.extend(
-                schemas
-                    .iter()
-                    .map(|s| ("create_as", format!("{role}\t{s}"))),
-            );
+            wanted.extend(schemas.iter().map(|s| ObjectRef::MayCreateIn {
+                role: role.clone(),
+                schema: (*s).clone(),
+            }));
         }
         wanted.sort();
         wanted.dedup();

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::catalog::{
-    Aggregate, CastMethod, Comment, Routine, SchemaObjects, Snapshot, TableName, TableObjectKind,
-    TextSearchKind, View,
+    Aggregate, CastMethod, Comment, ObjectRef, Routine, SchemaObjects, Snapshot, TableName,
+    TableObjectKind, TextSearchKind, View,
 };
 use crate::quote::{ident, literal, qualified};
 
@@ -145,8 +145,7 @@ pub(super) fn plan_schema(
     options: &SchemaOptions,
 ) -> SchemaPlan {
     let objects: &SchemaObjects = &snapshot.source_objects;
-    let exists =
-        |kind: &'static str, name: String| snapshot.target_existing.contains(&(kind, name));
+    let exists = |object: ObjectRef| snapshot.target_existing.contains(&object);
     let mut plan = SchemaPlan::default();
     plan.skipped
         .extend(options.refused.iter().map(|(table, why)| Skipped {
@@ -171,7 +170,7 @@ pub(super) fn plan_schema(
 
     // Extensions first: types and functions of the copied objects may come from them.
     for e in &objects.extensions {
-        if exists("extension", e.name.clone()) {
+        if exists(ObjectRef::Extension(e.name.clone())) {
             continue;
         }
         plan.extensions.push(e.name.clone());
@@ -189,7 +188,10 @@ pub(super) fn plan_schema(
 
     for c in &objects.collations {
         let name = qualified(&c.schema, &c.name);
-        if exists("collation", format!("{}\t{}", c.schema, c.name)) {
+        if exists(ObjectRef::Collation {
+            schema: c.schema.clone(),
+            name: c.name.clone(),
+        }) {
             continue;
         }
         let locale = |v: Option<&String>| literal(v.map(String::as_str).unwrap_or_default());
@@ -220,7 +222,7 @@ pub(super) fn plan_schema(
 
     let mut sequences_created = Vec::new();
     for s in &objects.sequences {
-        if exists("relation", s.name.key()) {
+        if exists(ObjectRef::Relation(s.name.clone())) {
             plan.skipped.push(Skipped {
                 what: format!("sequence {}", s.name),
                 why: EXISTS.into(),
@@ -261,7 +263,7 @@ pub(super) fn plan_schema(
     let mut late_routines = Vec::new();
     let mut uncreatable: BTreeSet<&str> = BTreeSet::new();
     for r in &objects.routines {
-        if exists("routine", r.signature.clone()) {
+        if exists(ObjectRef::Routine(r.signature.clone())) {
             plan.skipped.push(Skipped {
                 what: routine_label(r),
                 why: EXISTS.into(),
@@ -296,7 +298,7 @@ pub(super) fn plan_schema(
             .filter(|t| {
                 !tables.copied.contains(t)
                     && !objects.views.iter().any(|v| &v.name == *t)
-                    && !exists("relation", t.key())
+                    && !exists(ObjectRef::Relation((*t).clone()))
             })
             .map(|t| t.to_string())
             .collect();
@@ -352,7 +354,7 @@ pub(super) fn plan_schema(
     // use them).
     for op in &objects.operators {
         let what = format!("operator {}", op.signature);
-        let why = if exists("operator", op.signature.clone()) {
+        let why = if exists(ObjectRef::Operator(op.signature.clone())) {
             Some(EXISTS.to_string())
         } else {
             options.excluded("operator", &op.schema, &op.name)
@@ -399,7 +401,7 @@ pub(super) fn plan_schema(
     // Casts, once their types and functions exist (before the tables: defaults and
     // checks may use them).
     for cast in &objects.casts {
-        let why = if exists("cast", cast.key()) {
+        let why = if exists(cast.object_ref()) {
             Some(EXISTS.to_string())
         } else {
             match &cast.method {
@@ -441,7 +443,7 @@ pub(super) fn plan_schema(
     let mut ts_uncreatable: Vec<String> = Vec::new();
     for ts in &objects.text_search {
         let what = ts.label();
-        let why = if exists(ts.kind.label(), ts.key()) {
+        let why = if exists(ts.object_ref()) {
             Some(EXISTS.to_string())
         } else if let Some(why) = options.excluded(ts.kind.label(), &ts.schema, &ts.name) {
             Some(why)
@@ -501,7 +503,8 @@ pub(super) fn plan_schema(
         let Some(parent) = &o.references else {
             continue;
         };
-        let available = tables.copied.contains(parent) || exists("relation", parent.key());
+        let available =
+            tables.copied.contains(parent) || exists(ObjectRef::Relation(parent.clone()));
         if !available {
             if options.refused.contains_key(parent) {
                 plan.skipped.push(Skipped {
@@ -543,11 +546,14 @@ pub(super) fn plan_schema(
             && o.references.as_ref().is_some_and(|p| {
                 tables.created.contains(p)
                     || tables.kept.contains(&o.table)
-                        && (tables.copied.contains(p) || exists("relation", p.key()))
+                        && (tables.copied.contains(p) || exists(ObjectRef::Relation(p.clone())))
             })
     }) {
-        let on_target = exists("relation", o.table.key());
-        let has_key = exists("constraint", format!("{}\t{}", o.table.key(), o.name));
+        let on_target = exists(ObjectRef::Relation(o.table.clone()));
+        let has_key = exists(ObjectRef::Constraint {
+            table: o.table.clone(),
+            name: o.name.clone(),
+        });
         if !on_target || has_key {
             continue;
         }
@@ -583,7 +589,7 @@ pub(super) fn plan_schema(
         } else {
             "view"
         };
-        let why = if exists("relation", v.name.key()) {
+        let why = if exists(ObjectRef::Relation(v.name.clone())) {
             Some(EXISTS.to_string())
         } else {
             options.excluded(kind, &v.name.schema, &v.name.name)
@@ -629,7 +635,7 @@ pub(super) fn plan_schema(
             let ready = v.reads.iter().all(|r| {
                 tables.copied.contains(r)
                     || views_created.iter().any(|c| &c.name == r)
-                    || (!pending_names.contains(r) && exists("relation", r.key()))
+                    || (!pending_names.contains(r) && exists(ObjectRef::Relation(r.clone())))
             });
             if ready {
                 views_created.push(v);
@@ -646,7 +652,7 @@ pub(super) fn plan_schema(
         let missing: Vec<String> = v
             .reads
             .iter()
-            .filter(|r| !tables.copied.contains(r) && !exists("relation", r.key()))
+            .filter(|r| !tables.copied.contains(r) && !exists(ObjectRef::Relation((*r).clone())))
             .map(|r| r.to_string())
             .collect();
         plan.skipped.push(Skipped {
@@ -707,7 +713,10 @@ pub(super) fn plan_schema(
             && (tables.created.contains(&o.table)
                 || o.kind == TableObjectKind::Trigger
                     && tables.kept.contains(&o.table)
-                    && !exists("trigger", format!("{}\t{}", o.table.key(), o.name)))
+                    && !exists(ObjectRef::Trigger {
+                        table: o.table.clone(),
+                        name: o.name.clone(),
+                    }))
     }) {
         let kind = if o.kind == TableObjectKind::Trigger {
             "trigger"
@@ -769,7 +778,11 @@ pub(super) fn plan_schema(
         for role in &p.roles {
             match role {
                 None => roles.push("PUBLIC".to_string()),
-                Some(r) if snapshot.target_existing.contains(&("role", r.clone())) => {
+                Some(r)
+                    if snapshot
+                        .target_existing
+                        .contains(&ObjectRef::Role(r.clone())) =>
+                {
                     roles.push(ident(r))
                 }
                 Some(r) => {
@@ -935,7 +948,11 @@ pub(super) fn plan_schema(
             }
             let grantee = match &g.grantee {
                 None => "PUBLIC".to_string(),
-                Some(role) if snapshot.target_existing.contains(&("role", role.clone())) => {
+                Some(role)
+                    if snapshot
+                        .target_existing
+                        .contains(&ObjectRef::Role(role.clone())) =>
+                {
                     ident(role)
                 }
                 Some(role) => {
