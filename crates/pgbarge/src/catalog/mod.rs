@@ -20,10 +20,10 @@ use serde::Serialize;
 pub use dependents::{dependents, DependentRoutine, DependentView, Dependents, InboundKey};
 pub use existing::{existing, ObjectRef};
 pub use objects::{
-    available_extensions, describe_objects, list_schemas, Aggregate, AggregateOptions, Cast,
-    CastMethod, Collation, Comment, Extension, Grant, Operator, Partition, PartitionColumn, Policy,
-    Routine, SchemaObjects, Sequence, TableObject, TableObjectKind, TableProperty, TextSearch,
-    TextSearchKind, View,
+    available_extensions, describe_objects, list_schemas, Aggregate, AggregateKind,
+    AggregateOptions, Cast, CastMethod, Collation, Comment, Extension, Grant, Operator, Partition,
+    PartitionColumn, Policy, Routine, RoutineKind, SchemaObjects, Sequence, TableObject,
+    TableObjectKind, TableProperty, TextSearch, TextSearchKind, View,
 };
 pub use queries::{
     count_unanalysed, describe, find_types, foreign_key_edges, foreign_keys, large_object_count,

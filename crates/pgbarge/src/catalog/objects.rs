@@ -1282,8 +1282,7 @@ pub struct Routine {
     pub signature: String,
     pub schema: String,
     pub name: String,
-    /// `f` function, `p` procedure, `a` aggregate, `w` window function.
-    pub kind: char,
+    pub kind: RoutineKind,
     /// `CREATE OR REPLACE …` from `pg_get_functiondef()`; `None` for aggregates.
     pub definition: Option<String>,
     pub language: String,
@@ -1304,12 +1303,60 @@ pub struct Routine {
     pub row_types: Vec<TableName>,
 }
 
-/// What `CREATE AGGREGATE` needs, for the plain (normal-kind) aggregates pgbarge can
-/// recreate.
+/// What `pg_proc.prokind` says a routine is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RoutineKind {
+    /// `f` (and `w`, a window function, which only C can implement).
+    Function,
+    /// `p`.
+    Procedure,
+    /// `a`.
+    Aggregate,
+}
+
+impl RoutineKind {
+    fn from_prokind(code: Option<char>) -> RoutineKind {
+        match code {
+            Some('a') => RoutineKind::Aggregate,
+            Some('p') => RoutineKind::Procedure,
+            _ => RoutineKind::Function,
+        }
+    }
+
+    /// `FUNCTION`, `PROCEDURE`, `AGGREGATE`: how DDL names it.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            RoutineKind::Function => "FUNCTION",
+            RoutineKind::Procedure => "PROCEDURE",
+            RoutineKind::Aggregate => "AGGREGATE",
+        }
+    }
+
+    /// `function`, `procedure`, `aggregate`: how plans and reports name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            RoutineKind::Function => "function",
+            RoutineKind::Procedure => "procedure",
+            RoutineKind::Aggregate => "aggregate",
+        }
+    }
+}
+
+/// What `pg_aggregate.aggkind` says an aggregate is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum AggregateKind {
+    /// `n`.
+    Normal,
+    /// `o`: `f(direct ORDER BY aggregated)`.
+    OrderedSet,
+    /// `h`: an ordered-set aggregate whose direct arguments are hypothetical rows.
+    HypotheticalSet,
+}
+
+/// What `CREATE AGGREGATE` needs.
 #[derive(Debug, Clone, Serialize)]
 pub struct Aggregate {
-    /// `n` normal, `o` ordered-set, `h` hypothetical-set.
-    pub kind: char,
+    pub kind: AggregateKind,
     pub transition: String,
     pub state_type: String,
     pub final_function: Option<String>,
@@ -1808,9 +1855,13 @@ pub async fn describe_objects(
     objects.routines = routine_rows
         .iter()
         .map(|r| {
-            let kind = super::queries::first_char(r.get(4)).unwrap_or('f');
-            let aggregate = (kind == 'a').then(|| Aggregate {
-                kind: super::queries::first_char(r.get(9)).unwrap_or('n'),
+            let kind = RoutineKind::from_prokind(super::queries::first_char(r.get(4)));
+            let aggregate = (kind == RoutineKind::Aggregate).then(|| Aggregate {
+                kind: match super::queries::first_char(r.get(9)) {
+                    Some('o') => AggregateKind::OrderedSet,
+                    Some('h') => AggregateKind::HypotheticalSet,
+                    _ => AggregateKind::Normal,
+                },
                 transition: r.get::<_, Option<String>>(10).unwrap_or_default(),
                 state_type: r.get::<_, Option<String>>(11).unwrap_or_default(),
                 final_function: r.get(12),

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::catalog::{
-    Aggregate, CastMethod, Comment, ObjectRef, Routine, SchemaObjects, Snapshot, TableName,
-    TableObjectKind, TextSearchKind, View,
+    Aggregate, AggregateKind, CastMethod, Comment, ObjectRef, Routine, RoutineKind, SchemaObjects,
+    Snapshot, TableName, TableObjectKind, TextSearchKind, View,
 };
 use crate::quote::{ident, literal, qualified};
 
@@ -280,7 +280,7 @@ pub(super) fn plan_schema(
             .filter(|t| tables.copied.contains(t))
             .cloned()
             .collect();
-        if let Some(why) = options.excluded(routine_kind(r), &r.schema, &r.name) {
+        if let Some(why) = options.excluded(r.kind.label(), &r.schema, &r.name) {
             plan.skipped.push(Skipped {
                 what: routine_label(r),
                 why,
@@ -338,13 +338,13 @@ pub(super) fn plan_schema(
         routines_created.push(r);
         count(
             &mut plan.counts,
-            if r.kind == 'a' {
+            if r.kind == RoutineKind::Aggregate {
                 "aggregates"
             } else {
                 "functions"
             },
         );
-        if r.uses_row_type || r.kind == 'a' {
+        if r.uses_row_type || r.kind == RoutineKind::Aggregate {
             late_routines.push(step);
         } else {
             plan.before.push(step);
@@ -1011,9 +1011,9 @@ pub(super) fn plan_schema(
         for r in &routines_created {
             owned.push(format!(
                 "ALTER {} {}({}) OWNER TO {role}",
-                routine_keyword(r),
+                r.kind.keyword(),
                 qualified(&r.schema, &r.name),
-                routine_arguments(routine_keyword(r), &r.arguments)
+                routine_arguments(r.kind.keyword(), &r.arguments)
             ));
         }
         plan.after.extend(owned.into_iter().map(|sql| Step {
@@ -1023,14 +1023,6 @@ pub(super) fn plan_schema(
         }));
     }
     plan
-}
-
-fn routine_keyword(r: &Routine) -> &'static str {
-    match r.kind {
-        'a' => "AGGREGATE",
-        'p' => "PROCEDURE",
-        _ => "FUNCTION",
-    }
 }
 
 /// The argument list that names the routine in DDL: an aggregate without arguments is
@@ -1043,17 +1035,8 @@ fn routine_arguments(kind: &str, arguments: &str) -> String {
     }
 }
 
-/// `function`, `procedure` or `aggregate`, as plans name it.
-fn routine_kind(r: &Routine) -> &'static str {
-    match r.kind {
-        'a' => "aggregate",
-        'p' => "procedure",
-        _ => "function",
-    }
-}
-
 fn routine_label(r: &Routine) -> String {
-    format!("{} {}", routine_kind(r), r.signature)
+    format!("{} {}", r.kind.label(), r.signature)
 }
 
 fn view_label(v: &View) -> String {
@@ -1099,7 +1082,11 @@ fn aggregate_ddl(r: &Routine, a: &Aggregate) -> String {
         parts.push(format!("SSPACE = {}", more.sspace));
     }
     // What FINALFUNC_MODIFY means when not given: ordered-set finals may write.
-    let default_modify = if a.kind == 'n' { "r" } else { "w" };
+    let default_modify = if a.kind == AggregateKind::Normal {
+        "r"
+    } else {
+        "w"
+    };
     let modify = |m: &str| match m {
         "s" => "SHAREABLE",
         "w" => "READ_WRITE",
@@ -1164,7 +1151,7 @@ fn aggregate_ddl(r: &Routine, a: &Aggregate) -> String {
     if let Some(op) = &more.sortop {
         parts.push(format!("SORTOP = {op}"));
     }
-    if a.kind == 'h' {
+    if a.kind == AggregateKind::HypotheticalSet {
         parts.push("HYPOTHETICAL".into());
     }
     match more.parallel.as_str() {
