@@ -931,17 +931,131 @@ impl SchemaObjects {
     }
 }
 
-/// A physical property of a table: `kind` is `storage`, `compression`, `statistics`
-/// `options` (a column's), `replica identity`, `cluster` (an index's) or `extended
-/// statistics`.
+/// A physical property of a table, set after `CREATE TABLE`.
 #[derive(Debug, Clone, Serialize)]
 pub struct TableProperty {
     pub table: TableName,
-    pub kind: String,
-    /// The column, index or statistics object.
-    pub name: Option<String>,
-    /// The setting (`e`, `lz4`, `500`, `f`) or, for extended statistics, its definition.
-    pub value: Option<String>,
+    pub setting: TableSetting,
+}
+
+/// What [`TableProperty`] sets, decoded from the catalog's codes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum TableSetting {
+    /// A column's `SET STORAGE PLAIN|EXTERNAL|MAIN|EXTENDED`.
+    Storage {
+        column: String,
+        storage: &'static str,
+    },
+    /// A column's `SET COMPRESSION lz4|pglz`.
+    Compression {
+        column: String,
+        method: &'static str,
+    },
+    /// A column's `SET STATISTICS n`.
+    Statistics { column: String, target: i32 },
+    /// A column's `SET (n_distinct=5, …)`, as the server prints its options.
+    ColumnOptions { column: String, options: String },
+    /// `REPLICA IDENTITY FULL|NOTHING|USING INDEX i`.
+    ReplicaIdentity(ReplicaIdentity),
+    /// `CLUSTER ON index`.
+    Cluster { index: String },
+    /// `CREATE STATISTICS …`, as `pg_get_statisticsobjdef` prints it.
+    ExtendedStatistics { definition: String },
+}
+
+/// `pg_class.relreplident` when not the default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ReplicaIdentity {
+    Full,
+    Nothing,
+    Index(String),
+}
+
+impl TableSetting {
+    /// Decodes a row of [`TABLE_PROPERTIES`]: kind, name (column, index or statistics
+    /// object) and value.
+    fn decode(kind: &str, name: Option<String>, value: Option<String>) -> Option<TableSetting> {
+        let name = name.unwrap_or_default();
+        let value = value.unwrap_or_default();
+        Some(match kind {
+            "storage" => TableSetting::Storage {
+                column: name,
+                storage: match value.as_str() {
+                    "p" => "PLAIN",
+                    "e" => "EXTERNAL",
+                    "m" => "MAIN",
+                    _ => "EXTENDED",
+                },
+            },
+            "compression" => TableSetting::Compression {
+                column: name,
+                method: if value == "l" { "lz4" } else { "pglz" },
+            },
+            "statistics" => TableSetting::Statistics {
+                column: name,
+                target: value.parse().unwrap_or(-1),
+            },
+            "options" => TableSetting::ColumnOptions {
+                column: name,
+                options: value,
+            },
+            "replica identity" => TableSetting::ReplicaIdentity(match value.as_str() {
+                "f" => ReplicaIdentity::Full,
+                "n" => ReplicaIdentity::Nothing,
+                _ => ReplicaIdentity::Index(name),
+            }),
+            "cluster" => TableSetting::Cluster { index: name },
+            "extended statistics" => TableSetting::ExtendedStatistics { definition: value },
+            _ => return None,
+        })
+    }
+
+    /// For a column's setting: the column and the `ALTER COLUMN` clause.
+    pub fn column_clause(&self) -> Option<(&str, String)> {
+        match self {
+            TableSetting::Storage { column, storage } => {
+                Some((column, format!("SET STORAGE {storage}")))
+            }
+            TableSetting::Compression { column, method } => {
+                Some((column, format!("SET COMPRESSION {method}")))
+            }
+            TableSetting::Statistics { column, target } => {
+                Some((column, format!("SET STATISTICS {target}")))
+            }
+            TableSetting::ColumnOptions { column, options } => {
+                Some((column, format!("SET ({options})")))
+            }
+            _ => None,
+        }
+    }
+
+    /// The statement setting it on `table`.
+    pub fn sql(&self, table: &TableName) -> String {
+        use crate::quote::ident;
+        if let Some((column, clause)) = self.column_clause() {
+            return format!(
+                "ALTER TABLE {} ALTER COLUMN {} {clause}",
+                table.sql(),
+                ident(column)
+            );
+        }
+        match self {
+            TableSetting::ReplicaIdentity(identity) => format!(
+                "ALTER TABLE {} REPLICA IDENTITY {}",
+                table.sql(),
+                match identity {
+                    ReplicaIdentity::Full => "FULL".to_string(),
+                    ReplicaIdentity::Nothing => "NOTHING".to_string(),
+                    ReplicaIdentity::Index(index) => format!("USING INDEX {}", ident(index)),
+                }
+            ),
+            TableSetting::Cluster { index } => {
+                format!("ALTER TABLE {} CLUSTER ON {}", table.sql(), ident(index))
+            }
+            TableSetting::ExtendedStatistics { definition } => definition.clone(),
+            _ => String::new(),
+        }
+    }
 }
 
 impl TableObject {
@@ -1686,9 +1800,7 @@ pub async fn describe_objects(
         .filter_map(|r| {
             Some(TableProperty {
                 table: rel_names.get(&r.get::<_, u32>(0))?.clone(),
-                kind: r.get(1),
-                name: r.get(2),
-                value: r.get(3),
+                setting: TableSetting::decode(r.get(1), r.get(2), r.get(3))?,
             })
         })
         .collect();
@@ -1932,4 +2044,36 @@ pub async fn available_extensions(client: &Client, side: Side) -> Result<BTreeMa
         .iter()
         .map(|r| (r.get(0), r.get::<_, Option<bool>>(1).unwrap_or(false)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_settings_decode_the_catalog_codes() {
+        let t = TableName::new("s", "t");
+        let setting = |kind: &str, name: &str, value: &str| {
+            TableSetting::decode(kind, Some(name.into()), Some(value.into()))
+                .expect("a known kind")
+                .sql(&t)
+        };
+        assert_eq!(
+            setting("storage", "body", "e"),
+            "ALTER TABLE \"s\".\"t\" ALTER COLUMN \"body\" SET STORAGE EXTERNAL"
+        );
+        assert_eq!(
+            setting("compression", "body", "l"),
+            "ALTER TABLE \"s\".\"t\" ALTER COLUMN \"body\" SET COMPRESSION lz4"
+        );
+        assert_eq!(
+            setting("replica identity", "", "f"),
+            "ALTER TABLE \"s\".\"t\" REPLICA IDENTITY FULL"
+        );
+        assert_eq!(
+            setting("replica identity", "t_key", "i"),
+            "ALTER TABLE \"s\".\"t\" REPLICA IDENTITY USING INDEX \"t_key\""
+        );
+        assert!(TableSetting::decode("something new", None, None).is_none());
+    }
 }

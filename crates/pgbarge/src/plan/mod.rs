@@ -1940,55 +1940,15 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
         .iter()
         .filter(|p| in_tree(&p.table))
     {
-        // The column, index or statistics name (none for REPLICA IDENTITY FULL/NOTHING).
-        let what = p.name.as_deref().unwrap_or_default();
-        let value = p.value.as_deref().unwrap_or_default();
-        let mut column = |clause: String| {
-            if p.table == *name {
-                spec.column_options.push((what.to_string(), clause));
-            } else {
-                spec.partitions.push(PartitionStep::Sql(format!(
-                    "ALTER TABLE {} ALTER COLUMN {} {clause}",
-                    p.table.sql(),
-                    ident(what)
-                )));
+        match p.setting.column_clause() {
+            // The table's own columns are set on the empty table, before the rows.
+            Some((column, clause)) if p.table == *name => {
+                spec.column_options.push((column.to_string(), clause))
             }
-        };
-        match p.kind.as_str() {
-            "storage" => column(format!(
-                "SET STORAGE {}",
-                match value {
-                    "p" => "PLAIN",
-                    "e" => "EXTERNAL",
-                    "m" => "MAIN",
-                    _ => "EXTENDED",
-                }
-            )),
-            "compression" => column(format!(
-                "SET COMPRESSION {}",
-                if value == "l" { "lz4" } else { "pglz" }
-            )),
-            "statistics" => column(format!(
-                "SET STATISTICS {}",
-                value.parse::<i32>().unwrap_or(-1)
-            )),
-            // `n_distinct=5`, as the server prints attoptions.
-            "options" => column(format!("SET ({value})")),
-            "replica identity" => plan.after_data.push(format!(
-                "ALTER TABLE {} REPLICA IDENTITY {}",
-                p.table.sql(),
-                match value {
-                    "f" => "FULL".to_string(),
-                    "n" => "NOTHING".to_string(),
-                    _ => format!("USING INDEX {}", ident(what)),
-                }
-            )),
-            "cluster" => plan.after_data.push(format!(
-                "ALTER TABLE {} CLUSTER ON {}",
-                p.table.sql(),
-                ident(what)
-            )),
-            _ => plan.after_data.push(value.to_string()),
+            Some(_) => spec
+                .partitions
+                .push(PartitionStep::Sql(p.setting.sql(&p.table))),
+            None => plan.after_data.push(p.setting.sql(&p.table)),
         }
     }
     plan.create = Some(spec);
