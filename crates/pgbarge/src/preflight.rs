@@ -9,7 +9,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::catalog::{ObjectRef, Snapshot, TableName, TypeDefinition};
-use crate::plan::{Action, ColumnRoute, Content, Plan};
+use crate::plan::{Action, ColumnRoute, Content, Plan, TablePlan};
 use crate::select::Unmatched;
 
 /// What kind of problem; lets callers (the interactive prompt, tests) react to some kinds.
@@ -78,6 +78,23 @@ fn problem(kind: ProblemKind, table: Option<&TableName>, message: String, hint: 
 pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<Problem> {
     let mut problems = Vec::new();
     large_objects(plan, snapshot, &mut problems);
+    unmatched_patterns(unmatched, &mut problems);
+    types(plan, snapshot, &mut problems);
+    check_schema(plan, snapshot, &mut problems);
+    missing_partitions(plan, snapshot, &mut problems);
+    enum_labels(snapshot, &mut problems);
+    for t in &plan.tables {
+        source_access(t, snapshot, &mut problems);
+        target_access(plan, t, snapshot, &mut problems);
+        for_the_action(plan, t, snapshot, &mut problems);
+        columns(t, &mut problems);
+    }
+    name_the_role(plan, &mut problems);
+    problems
+}
+
+/// Patterns that matched no table, or an unqualified name in several schemas.
+fn unmatched_patterns(unmatched: &[Unmatched], problems: &mut Vec<Problem>) {
     for u in unmatched {
         if !u.ambiguous.is_empty() {
             let names: Vec<String> = u.ambiguous.iter().map(|n| n.to_string()).collect();
@@ -107,17 +124,21 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
             ));
         }
     }
+}
 
+/// Whether the target role may create objects in `schema` (or create the schema).
+fn may_create_in(snapshot: &Snapshot, schema: &str) -> bool {
     let privileges = &snapshot.target_privileges;
-    let may_create_in = |schema: &str| {
-        privileges.is_superuser
-            || match privileges.create_in_schema.get(schema) {
-                Some(ok) => *ok,
-                None => privileges.create_in_database,
-            }
-    };
-    let target_role = &plan.target.connection;
+    privileges.is_superuser
+        || match privileges.create_in_schema.get(schema) {
+            Some(ok) => *ok,
+            None => privileges.create_in_database,
+        }
+}
 
+/// Types the target lacks that pgbarge cannot create, or may not create there.
+fn types(plan: &Plan, snapshot: &Snapshot, problems: &mut Vec<Problem>) {
+    let target_role = &plan.target.connection;
     for t in &plan.types {
         if let Some(why) = &t.unsupported {
             problems.push(problem(
@@ -126,7 +147,7 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
                 format!("type {} is needed on the target, which lacks it, and {why}.", t.name),
                 "Create it on the target first (for an extension type: CREATE EXTENSION …), then run again.".into(),
             ));
-        } else if !may_create_in(&t.schema) {
+        } else if !may_create_in(snapshot, &t.schema) {
             problems.push(problem(
                 ProblemKind::MissingPrivilege,
                 None,
@@ -138,9 +159,11 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
             ));
         }
     }
-    check_schema(plan, snapshot, &mut problems);
-    // Rows of a partitioned table loaded into an existing one are routed by the target:
-    // a partition it lacks would make them fail (or land in its default partition).
+}
+
+/// Rows of a partitioned table loaded into an existing one are routed by the target:
+/// a partition it lacks would make them fail (or land in its default partition).
+fn missing_partitions(plan: &Plan, snapshot: &Snapshot, problems: &mut Vec<Problem>) {
     for t in plan
         .tables
         .iter()
@@ -169,6 +192,10 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
             ));
         }
     }
+}
+
+/// Enums on the target that lack labels the source's rows may hold.
+fn enum_labels(snapshot: &Snapshot, problems: &mut Vec<Problem>) {
     for ut in &snapshot.source.types {
         if let (TypeDefinition::Enum { labels }, Some(existing)) = (
             &ut.definition,
@@ -193,229 +220,253 @@ pub fn check(plan: &Plan, snapshot: &Snapshot, unmatched: &[Unmatched]) -> Vec<P
             }
         }
     }
+}
 
-    for t in &plan.tables {
-        let name = &t.target;
-        if let Some(src) = snapshot.source.tables.get(&t.source) {
-            if src.table.row_security_applies {
-                problems.push(problem(
-                    ProblemKind::RowSecurity,
-                    Some(&t.source),
-                    format!("{}: row-level security policies apply to the source role, so it would see only some of the rows.", t.source),
-                    "Copy as the table's owner (without FORCE ROW LEVEL SECURITY), a superuser or a role with BYPASSRLS.".into(),
-                ));
-            }
-            if !src.table.can_select {
-                problems.push(problem(
-                    ProblemKind::MissingPrivilege,
-                    Some(&t.source),
-                    format!("{}: the source role may not read this table.", t.source),
-                    format!("GRANT SELECT ON {} TO <source role>;", t.source.sql()),
-                ));
-            }
-        }
-        let target_table = snapshot.target_tables.get(name);
-        let target_detail = snapshot.target.tables.get(name);
-        let no_tables = Vec::new();
-        let referenced_by = target_detail.map_or(&no_tables, |d| &d.others.referenced_by);
-        if let (Some(_), Some(tt)) = (target_detail, target_table) {
-            let loads_existing = matches!(
-                t.action,
-                Action::Load
-                    | Action::Append
-                    | Action::Truncate
-                    | Action::Upsert
-                    | Action::NeedsMode
-            );
-            if loads_existing && tt.row_security_applies && !t.lifted_force_rls {
-                problems.push(problem(
-                    ProblemKind::RowSecurity,
-                    Some(name),
-                    format!("{name}: row-level security applies to the role ({target_role}) on the target table, and PostgreSQL refuses COPY FROM into such a table."),
-                    format!("Have its owner run ALTER TABLE {} NO FORCE ROW LEVEL SECURITY (if the role owns it) for the load, or copy as a role with BYPASSRLS.", name.sql()),
-                ));
-            }
-            if t.action == Action::Replace {
-                replace_dependents(plan, t, snapshot, &mut problems);
-            }
-        }
-        match t.action {
-            Action::Keep => {}
-            Action::Replace => {
-                if !privileges.is_superuser && !target_table.is_some_and(|tt| tt.is_owner) {
-                    problems.push(problem(
-                        ProblemKind::MissingPrivilege,
-                        Some(name),
-                        format!("{name}: --mode replace drops and recreates the target table, but the role ({target_role}) does not own it."),
-                        "Use --mode truncate or append, or have its owner run: ALTER TABLE … OWNER TO <role>;".into(),
-                    ));
-                }
-            }
-            Action::Upsert => {
-                let copied: Vec<&str> = t.copied_columns().collect();
-                if t.upsert_key.is_empty() {
-                    problems.push(problem(
-                        ProblemKind::NoUpsertKey,
-                        Some(name),
-                        format!("{name}: --mode upsert matches rows by the target's primary key, and this target table has none."),
-                        format!("Add one on the target (ALTER TABLE {} ADD PRIMARY KEY (…);), or use --mode append or truncate.", name.sql()),
-                    ));
-                } else if let Some(k) = t.upsert_key.iter().find(|k| !copied.contains(&k.as_str())) {
-                    problems.push(problem(
-                        ProblemKind::NoUpsertKey,
-                        Some(name),
-                        format!("{name}: the target's primary key column \"{k}\" is not among the source's columns, so rows cannot be matched for --mode upsert."),
-                        "Use --mode append or truncate.".into(),
-                    ));
-                }
-                if let Some(tt) = target_table {
-                    if !(privileges.is_superuser || tt.can_insert && tt.can_update) {
-                        problems.push(problem(
-                            ProblemKind::MissingPrivilege,
-                            Some(name),
-                            format!("{name}: --mode upsert needs INSERT and UPDATE on the target table, and the role ({target_role}) lacks one."),
-                            format!("Ask its owner to run: GRANT INSERT, UPDATE ON {} TO <role>;", name.sql()),
-                        ));
-                    }
-                }
-            }
-            Action::Create if plan.content == Content::DataOnly => problems.push(problem(
-                ProblemKind::MissingTable,
-                Some(name),
-                format!("{name}: does not exist on the target, and --data-only does not create tables."),
-                "Create it on the target first, or run without --data-only to have pgbarge create it.".into(),
-            )),
-            Action::Create => {
-                if !may_create_in(&name.schema) {
-                    let (what, fix) = if privileges.create_in_schema.contains_key(&name.schema) {
-                        (
-                            format!("create tables in schema \"{}\"", name.schema),
-                            format!(
-                                "GRANT CREATE ON SCHEMA {} TO <role>;",
-                                crate::quote::ident(&name.schema)
-                            ),
-                        )
-                    } else {
-                        (
-                            format!(
-                                "create schema \"{}\" (it does not exist on the target)",
-                                name.schema
-                            ),
-                            "GRANT CREATE ON DATABASE <db> TO <role>; or create the schema first."
-                                .to_string(),
-                        )
-                    };
-                    problems.push(problem(
-                        ProblemKind::MissingPrivilege,
-                        Some(name),
-                        format!("{name}: does not exist on the target, and the role ({target_role}) may not {what}."),
-                        format!("Ask an administrator to run: {fix} Or create the table on the target yourself and run again."),
-                    ));
-                }
-            }
-            Action::NeedsMode | Action::Load | Action::Append | Action::Truncate => {
-                if t.action == Action::NeedsMode {
-                    problems.push(problem(
-                        ProblemKind::TargetHoldsRows,
-                        Some(name),
-                        format!("{name}: the target table already holds rows."),
-                        "Say what to do with them: --mode append (add the source's rows), --mode truncate (empty the table first, in the same transaction), --mode upsert (insert new rows, update changed ones by primary key) or --mode replace (drop and recreate it from the source's definition).".into(),
-                    ));
-                }
-                if let Some(tt) = snapshot.target_tables.get(name) {
-                    if !privileges.is_superuser && !tt.can_insert {
-                        problems.push(problem(
-                            ProblemKind::MissingPrivilege,
-                            Some(name),
-                            format!("{name}: the target role ({target_role}) may not INSERT into this table."),
-                            format!("Ask its owner to run: GRANT INSERT ON {} TO <role>;", name.sql()),
-                        ));
-                    }
-                    // Referencing tables truncated in the same statement do not count.
-                    let outside: Vec<&TableName> = referenced_by
-                        .iter()
-                        .filter(|child| {
-                            !t.truncate_group.is_some_and(|g| {
-                                plan.truncate_groups[g]
-                                    .iter()
-                                    .any(|&i| &&plan.tables[i].target == child)
-                            })
-                        })
-                        .collect();
-                    if t.action == Action::Truncate && !outside.is_empty() {
-                        problems.push(problem(
-                            ProblemKind::ReferencedByForeignKeys,
-                            Some(name),
-                            format!(
-                                "{name}: cannot be truncated on the target: {} {} foreign keys pointing at it and {} not truncated in this run, and pgbarge never truncates with CASCADE.",
-                                crate::report::short_list(&outside, 5),
-                                if outside.len() == 1 { "has" } else { "have" },
-                                if outside.len() == 1 { "is" } else { "are" },
-                            ),
-                            "Copy the referencing tables in the same run with --mode truncate (they are then emptied together), copy this one with --mode append, or empty the referencing tables first.".into(),
-                        ));
-                    }
-                    if t.action == Action::Truncate && !privileges.is_superuser && !tt.can_truncate
-                    {
-                        problems.push(problem(
-                            ProblemKind::MissingPrivilege,
-                            Some(name),
-                            format!("{name}: the target role ({target_role}) may not TRUNCATE this table."),
-                            format!("Ask its owner to run: GRANT TRUNCATE ON {} TO <role>; or use --mode append.", name.sql()),
-                        ));
-                    }
-                }
-            }
-        }
-        for c in &t.columns {
-            match &c.route {
-                ColumnRoute::Identical | ColumnRoute::Text => {}
-                ColumnRoute::MissingOnTarget => problems.push(problem(
-                    ProblemKind::MissingColumn,
-                    Some(name),
-                    format!("{name}: column \"{}\" ({}) exists on the source but not on the target.", c.name, c.source_type),
-                    format!("Add it on the target: ALTER TABLE {} ADD COLUMN {} {};", name.sql(), crate::quote::ident(&c.name), c.source_type),
-                )),
-                ColumnRoute::GeneratedOnTarget => problems.push(problem(
-                    ProblemKind::GeneratedOnTarget,
-                    Some(name),
-                    format!("{name}: column \"{}\" is a generated column on the target, so it cannot be loaded.", c.name),
-                    "Make it a plain column on the target, or drop the generation expression.".into(),
-                )),
-                ColumnRoute::Refused(why) => problems.push(problem(
-                    ProblemKind::TypeMismatch,
-                    Some(name),
-                    format!("{name}: column \"{}\": {why}.", c.name),
-                    format!(
-                        "Change the target column to a type that can hold the data (e.g. ALTER TABLE {} ALTER COLUMN {} TYPE {};).",
-                        name.sql(), crate::quote::ident(&c.name), c.source_type
-                    ),
-                )),
-            }
-        }
-        for col in &t.target_only_required {
+/// The source role must see every row of the table.
+fn source_access(t: &TablePlan, snapshot: &Snapshot, problems: &mut Vec<Problem>) {
+    if let Some(src) = snapshot.source.tables.get(&t.source) {
+        if src.table.row_security_applies {
             problems.push(problem(
-                ProblemKind::RequiredTargetColumn,
-                Some(name),
-                format!("{name}: target column \"{col}\" is NOT NULL without a default, and the source has no such column."),
-                format!("Give it a default or drop NOT NULL on the target: ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL;", name.sql(), crate::quote::ident(col)),
+                ProblemKind::RowSecurity,
+                Some(&t.source),
+                format!("{}: row-level security policies apply to the source role, so it would see only some of the rows.", t.source),
+                "Copy as the table's owner (without FORCE ROW LEVEL SECURITY), a superuser or a role with BYPASSRLS.".into(),
+            ));
+        }
+        if !src.table.can_select {
+            problems.push(problem(
+                ProblemKind::MissingPrivilege,
+                Some(&t.source),
+                format!("{}: the source role may not read this table.", t.source),
+                format!("GRANT SELECT ON {} TO <source role>;", t.source.sql()),
             ));
         }
     }
-    // The hints name the role and database the user connected with, ready to paste.
+}
+
+/// Row-level security on an existing target table, and what a replace would drop.
+fn target_access(plan: &Plan, t: &TablePlan, snapshot: &Snapshot, problems: &mut Vec<Problem>) {
+    let name = &t.target;
+    let target_role = &plan.target.connection;
+    let target_table = snapshot.target_tables.get(name);
+    let target_detail = snapshot.target.tables.get(name);
+    if let (Some(_), Some(tt)) = (target_detail, target_table) {
+        let loads_existing = matches!(
+            t.action,
+            Action::Load | Action::Append | Action::Truncate | Action::Upsert | Action::NeedsMode
+        );
+        if loads_existing && tt.row_security_applies && !t.lifted_force_rls {
+            problems.push(problem(
+                ProblemKind::RowSecurity,
+                Some(name),
+                format!("{name}: row-level security applies to the role ({target_role}) on the target table, and PostgreSQL refuses COPY FROM into such a table."),
+                format!("Have its owner run ALTER TABLE {} NO FORCE ROW LEVEL SECURITY (if the role owns it) for the load, or copy as a role with BYPASSRLS.", name.sql()),
+            ));
+        }
+        if t.action == Action::Replace {
+            replace_dependents(plan, t, snapshot, problems);
+        }
+    }
+}
+
+/// What the table's action needs: ownership to replace, a key and privileges to
+/// upsert, a schema to create in, privileges and free references to load and truncate.
+fn for_the_action(plan: &Plan, t: &TablePlan, snapshot: &Snapshot, problems: &mut Vec<Problem>) {
+    let name = &t.target;
+    let privileges = &snapshot.target_privileges;
+    let target_role = &plan.target.connection;
+    let target_table = snapshot.target_tables.get(name);
+    let no_tables = Vec::new();
+    let referenced_by = snapshot
+        .target
+        .tables
+        .get(name)
+        .map_or(&no_tables, |d| &d.others.referenced_by);
+    match t.action {
+        Action::Keep => {}
+        Action::Replace => {
+            if !privileges.is_superuser && !target_table.is_some_and(|tt| tt.is_owner) {
+                problems.push(problem(
+                    ProblemKind::MissingPrivilege,
+                    Some(name),
+                    format!("{name}: --mode replace drops and recreates the target table, but the role ({target_role}) does not own it."),
+                    "Use --mode truncate or append, or have its owner run: ALTER TABLE … OWNER TO <role>;".into(),
+                ));
+            }
+        }
+        Action::Upsert => {
+            let copied: Vec<&str> = t.copied_columns().collect();
+            if t.upsert_key.is_empty() {
+                problems.push(problem(
+                    ProblemKind::NoUpsertKey,
+                    Some(name),
+                    format!("{name}: --mode upsert matches rows by the target's primary key, and this target table has none."),
+                    format!("Add one on the target (ALTER TABLE {} ADD PRIMARY KEY (…);), or use --mode append or truncate.", name.sql()),
+                ));
+            } else if let Some(k) = t.upsert_key.iter().find(|k| !copied.contains(&k.as_str())) {
+                problems.push(problem(
+                    ProblemKind::NoUpsertKey,
+                    Some(name),
+                    format!("{name}: the target's primary key column \"{k}\" is not among the source's columns, so rows cannot be matched for --mode upsert."),
+                    "Use --mode append or truncate.".into(),
+                ));
+            }
+            if let Some(tt) = target_table {
+                if !(privileges.is_superuser || tt.can_insert && tt.can_update) {
+                    problems.push(problem(
+                        ProblemKind::MissingPrivilege,
+                        Some(name),
+                        format!("{name}: --mode upsert needs INSERT and UPDATE on the target table, and the role ({target_role}) lacks one."),
+                        format!("Ask its owner to run: GRANT INSERT, UPDATE ON {} TO <role>;", name.sql()),
+                    ));
+                }
+            }
+        }
+        Action::Create if plan.content == Content::DataOnly => problems.push(problem(
+            ProblemKind::MissingTable,
+            Some(name),
+            format!(
+                "{name}: does not exist on the target, and --data-only does not create tables."
+            ),
+            "Create it on the target first, or run without --data-only to have pgbarge create it."
+                .into(),
+        )),
+        Action::Create => {
+            if !may_create_in(snapshot, &name.schema) {
+                let (what, fix) = if privileges.create_in_schema.contains_key(&name.schema) {
+                    (
+                        format!("create tables in schema \"{}\"", name.schema),
+                        format!(
+                            "GRANT CREATE ON SCHEMA {} TO <role>;",
+                            crate::quote::ident(&name.schema)
+                        ),
+                    )
+                } else {
+                    (
+                        format!(
+                            "create schema \"{}\" (it does not exist on the target)",
+                            name.schema
+                        ),
+                        "GRANT CREATE ON DATABASE <db> TO <role>; or create the schema first."
+                            .to_string(),
+                    )
+                };
+                problems.push(problem(
+                    ProblemKind::MissingPrivilege,
+                    Some(name),
+                    format!("{name}: does not exist on the target, and the role ({target_role}) may not {what}."),
+                    format!("Ask an administrator to run: {fix} Or create the table on the target yourself and run again."),
+                ));
+            }
+        }
+        Action::NeedsMode | Action::Load | Action::Append | Action::Truncate => {
+            if t.action == Action::NeedsMode {
+                problems.push(problem(
+                    ProblemKind::TargetHoldsRows,
+                    Some(name),
+                    format!("{name}: the target table already holds rows."),
+                    "Say what to do with them: --mode append (add the source's rows), --mode truncate (empty the table first, in the same transaction), --mode upsert (insert new rows, update changed ones by primary key) or --mode replace (drop and recreate it from the source's definition).".into(),
+                ));
+            }
+            if let Some(tt) = snapshot.target_tables.get(name) {
+                if !privileges.is_superuser && !tt.can_insert {
+                    problems.push(problem(
+                        ProblemKind::MissingPrivilege,
+                        Some(name),
+                        format!("{name}: the target role ({target_role}) may not INSERT into this table."),
+                        format!("Ask its owner to run: GRANT INSERT ON {} TO <role>;", name.sql()),
+                    ));
+                }
+                // Referencing tables truncated in the same statement do not count.
+                let outside: Vec<&TableName> = referenced_by
+                    .iter()
+                    .filter(|child| {
+                        !t.truncate_group.is_some_and(|g| {
+                            plan.truncate_groups[g]
+                                .iter()
+                                .any(|&i| &&plan.tables[i].target == child)
+                        })
+                    })
+                    .collect();
+                if t.action == Action::Truncate && !outside.is_empty() {
+                    problems.push(problem(
+                        ProblemKind::ReferencedByForeignKeys,
+                        Some(name),
+                        format!(
+                            "{name}: cannot be truncated on the target: {} {} foreign keys pointing at it and {} not truncated in this run, and pgbarge never truncates with CASCADE.",
+                            crate::report::short_list(&outside, 5),
+                            if outside.len() == 1 { "has" } else { "have" },
+                            if outside.len() == 1 { "is" } else { "are" },
+                        ),
+                        "Copy the referencing tables in the same run with --mode truncate (they are then emptied together), copy this one with --mode append, or empty the referencing tables first.".into(),
+                    ));
+                }
+                if t.action == Action::Truncate && !privileges.is_superuser && !tt.can_truncate {
+                    problems.push(problem(
+                        ProblemKind::MissingPrivilege,
+                        Some(name),
+                        format!("{name}: the target role ({target_role}) may not TRUNCATE this table."),
+                        format!("Ask its owner to run: GRANT TRUNCATE ON {} TO <role>; or use --mode append.", name.sql()),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Columns that cannot be loaded as they are, and target columns that need a value.
+fn columns(t: &TablePlan, problems: &mut Vec<Problem>) {
+    let name = &t.target;
+    for c in &t.columns {
+        match &c.route {
+            ColumnRoute::Identical | ColumnRoute::Text => {}
+            ColumnRoute::MissingOnTarget => problems.push(problem(
+                ProblemKind::MissingColumn,
+                Some(name),
+                format!("{name}: column \"{}\" ({}) exists on the source but not on the target.", c.name, c.source_type),
+                format!("Add it on the target: ALTER TABLE {} ADD COLUMN {} {};", name.sql(), crate::quote::ident(&c.name), c.source_type),
+            )),
+            ColumnRoute::GeneratedOnTarget => problems.push(problem(
+                ProblemKind::GeneratedOnTarget,
+                Some(name),
+                format!("{name}: column \"{}\" is a generated column on the target, so it cannot be loaded.", c.name),
+                "Make it a plain column on the target, or drop the generation expression.".into(),
+            )),
+            ColumnRoute::Refused(why) => problems.push(problem(
+                ProblemKind::TypeMismatch,
+                Some(name),
+                format!("{name}: column \"{}\": {why}.", c.name),
+                format!(
+                    "Change the target column to a type that can hold the data (e.g. ALTER TABLE {} ALTER COLUMN {} TYPE {};).",
+                    name.sql(), crate::quote::ident(&c.name), c.source_type
+                ),
+            )),
+        }
+    }
+    for col in &t.target_only_required {
+        problems.push(problem(
+            ProblemKind::RequiredTargetColumn,
+            Some(name),
+            format!("{name}: target column \"{col}\" is NOT NULL without a default, and the source has no such column."),
+            format!("Give it a default or drop NOT NULL on the target: ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL;", name.sql(), crate::quote::ident(col)),
+        ));
+    }
+}
+
+/// The hints name the role and database the user connected with, ready to paste.
+fn name_the_role(plan: &Plan, problems: &mut [Problem]) {
     // `user@host:port/db`; a user name may itself hold an `@` (Azure: user@server).
     let role = plan
         .target
         .connection
         .rsplit_once('@')
         .map_or("", |(user, _)| user);
-    for p in &mut problems {
+    for p in problems.iter_mut() {
         p.hint = p
             .hint
             .replace("<role>", &crate::quote::ident(role))
             .replace("<db>", &crate::quote::ident(&plan.target.database));
     }
-    problems
 }
 
 /// Problems with the objects besides the tables: extensions the target cannot install,
@@ -592,7 +643,7 @@ fn large_objects(plan: &Plan, snapshot: &Snapshot, problems: &mut Vec<Problem>) 
 /// foreign keys (it must own those tables) and views (it must own them).
 fn replace_dependents(
     plan: &Plan,
-    t: &crate::plan::TablePlan,
+    t: &TablePlan,
     snapshot: &Snapshot,
     problems: &mut Vec<Problem>,
 ) {
