@@ -370,7 +370,7 @@ fn truncate_of_a_table_other_tables_reference_is_refused_up_front() {
 }
 
 #[test]
-fn replace_under_another_roles_view_and_load_under_forced_row_security_are_refused_up_front() {
+fn replace_under_another_roles_view_and_load_under_its_row_security_are_refused_up_front() {
     let db = TestDb::new("replace_view");
     shop(&db);
     db.target_sql_as_app(
@@ -388,10 +388,27 @@ fn replace_under_another_roles_view_and_load_under_forced_row_security_are_refus
         "{}",
         run.stderr
     );
-    let run = db.copy(&["orders"]);
+    assert_eq!(db.target_sql("SELECT name FROM customers").trim(), "kept");
+
+    // Forced on its owner, the copying role: set aside for the load and forced again.
+    db.copy(&["orders", "--mode", "truncate"]).assert_ok();
+    assert_eq!(
+        db.target_sql(
+            "SELECT relforcerowsecurity::text || ' ' || (SELECT count(*) FROM orders)
+             FROM pg_class WHERE relname = 'orders'"
+        )
+        .trim(),
+        "true 1"
+    );
+    // Another role's table under row-level security: refused, naming the fix.
+    db.target_sql(
+        "ALTER TABLE customers OWNER TO postgres; TRUNCATE customers;
+         ALTER TABLE customers ENABLE ROW LEVEL SECURITY;
+         GRANT SELECT, INSERT ON customers TO app;",
+    );
+    let run = db.copy(&["customers"]);
     assert_eq!(run.code, EXIT_PREFLIGHT, "{}", run.stderr);
     assert!(run.stderr.contains("row-level security"), "{}", run.stderr);
-    assert_eq!(db.target_sql("SELECT name FROM customers").trim(), "kept");
 }
 
 #[test]
