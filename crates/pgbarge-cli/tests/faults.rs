@@ -250,7 +250,7 @@ fn a_failure_in_replace_or_upsert_leaves_the_table_as_it_was() {
     slow_target_table(&db, "INSERT INTO t VALUES (1, 'before'), (-1, 'before')");
     let (code, stderr) = interrupt_mid_copy(
         &db,
-        r#"INSERT INTO "public"."t" AS pgbarge_t%"#,
+        r#"%INSERT INTO "public"."t" AS pgbarge_t%"#,
         Interrupt::TerminateTargetBackend,
         &["t", "--mode", "upsert", "--retries", "0"],
     );
