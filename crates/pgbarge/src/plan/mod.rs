@@ -7,6 +7,9 @@ pub mod units;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::unionfind::UnionFind;
 use serde::Serialize;
 
 use crate::catalog::{
@@ -1316,29 +1319,17 @@ fn group_replaces(tables: &mut [TablePlan], snapshot: &Snapshot) -> Vec<ReplaceG
     for mut members in components(replaced.values().copied(), &links) {
         members.sort_unstable();
         // Created parents first: a child's INHERITS names them.
-        let mut ordered: Vec<usize> = Vec::with_capacity(members.len());
-        while ordered.len() < members.len() {
-            let before = ordered.len();
-            for &i in &members {
-                let ready = tables[i].requires.iter().all(|p| {
-                    !members
-                        .iter()
-                        .any(|&m| &tables[m].target == p && !ordered.contains(&m))
-                });
-                if !ordered.contains(&i) && ready {
-                    ordered.push(i);
-                }
-            }
-            if ordered.len() == before {
-                ordered.extend(
-                    members
-                        .iter()
-                        .filter(|i| !ordered.contains(i))
-                        .collect::<Vec<_>>(),
-                );
-            }
-        }
-        let members = ordered;
+        let requires: Vec<(usize, usize)> = members
+            .iter()
+            .flat_map(|&i| {
+                tables[i]
+                    .requires
+                    .iter()
+                    .filter_map(|p| replaced.get(p).map(|&pi| (i, pi)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let (members, _) = parents_first(&members, &requires);
         let names: BTreeSet<TableName> =
             members.iter().map(|&i| tables[i].target.clone()).collect();
         let foreign_keys: Vec<crate::catalog::ForeignKey> = dependents
@@ -1424,27 +1415,40 @@ fn group_replaces(tables: &mut [TablePlan], snapshot: &Snapshot) -> Vec<ReplaceG
 /// members were first met.
 fn components(nodes: impl IntoIterator<Item = usize>, links: &[(usize, usize)]) -> Vec<Vec<usize>> {
     let nodes: Vec<usize> = nodes.into_iter().collect();
-    let mut root: BTreeMap<usize, usize> = nodes.iter().map(|&i| (i, i)).collect();
-    fn find(root: &mut BTreeMap<usize, usize>, i: usize) -> usize {
-        let mut r = i;
-        while let Some(&up) = root.get(&r).filter(|&&up| up != r) {
-            r = up;
-        }
-        root.insert(i, r);
-        r
-    }
+    let size = nodes.iter().max().map_or(0, |m| m + 1);
+    let mut sets = UnionFind::new(size);
     for &(a, b) in links {
-        if root.contains_key(&a) && root.contains_key(&b) {
-            let (ra, rb) = (find(&mut root, a), find(&mut root, b));
-            root.insert(ra, rb);
+        if nodes.contains(&a) && nodes.contains(&b) {
+            sets.union(a, b);
         }
     }
     let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for &i in &nodes {
-        let r = find(&mut root, i);
-        groups.entry(r).or_default().push(i);
+        groups.entry(sets.find(i)).or_default().push(i);
     }
-    groups.into_values().collect()
+    let mut groups: Vec<Vec<usize>> = groups.into_values().collect();
+    groups.sort_by_key(|g| g.iter().min().copied());
+    groups
+}
+
+/// `members` ordered parents first along `links` (child, parent), and whether links
+/// among them form a cycle (its members then come in no particular order among
+/// themselves). A member's link to itself orders nothing.
+fn parents_first(members: &[usize], links: &[(usize, usize)]) -> (Vec<usize>, bool) {
+    let mut graph = DiGraph::<usize, ()>::new();
+    let nodes: BTreeMap<usize, NodeIndex> =
+        members.iter().map(|&m| (m, graph.add_node(m))).collect();
+    for (child, parent) in links.iter().filter(|(c, p)| c != p) {
+        if let (Some(&c), Some(&p)) = (nodes.get(child), nodes.get(parent)) {
+            graph.update_edge(c, p, ());
+        }
+    }
+    // Strongly connected components come in reverse topological order: with edges from
+    // child to parent, parents first.
+    let components = tarjan_scc(&graph);
+    let cyclic = components.iter().any(|c| c.len() > 1);
+    let ordered = components.into_iter().flatten().map(|n| graph[n]).collect();
+    (ordered, cyclic)
 }
 
 /// Truncated tables linked by the target's foreign keys cannot be emptied one by one
@@ -1471,20 +1475,7 @@ fn group_truncates(
     let mut result = Vec::new();
     let mut cycles = Vec::new();
     for members in groups.into_iter().filter(|m| m.len() > 1) {
-        // Parents first: repeatedly take a member none of whose parents are left; when
-        // none qualifies the keys form a cycle.
-        let mut left = members.clone();
-        let mut ordered = Vec::new();
-        let mut cyclic = false;
-        while !left.is_empty() {
-            let pos = left.iter().position(|&m| {
-                !linked
-                    .iter()
-                    .any(|&(c, p)| c == m && p != m && left.contains(&p))
-            });
-            cyclic |= pos.is_none();
-            ordered.push(left.remove(pos.unwrap_or(0)));
-        }
+        let (ordered, cyclic) = parents_first(&members, &linked);
         cycles.push(cyclic);
         let g = result.len();
         let others = ordered.len() - 1;
@@ -1520,20 +1511,19 @@ fn order_by_foreign_keys(tables: &mut [TablePlan], edges: &[(TableName, TableNam
             }
         }
     }
-    // Drop the edges of any table on a cycle (depth-first search, three colours).
-    fn on_cycle(i: usize, after: &[Vec<usize>], state: &mut [u8]) -> bool {
-        match state[i] {
-            1 => return true,
-            2 => return false,
-            _ => {}
+    // Tables on a cycle of keys (a self-reference counts) cannot be ordered.
+    let mut graph = DiGraph::<usize, ()>::new();
+    let nodes: Vec<NodeIndex> = (0..tables.len()).map(|i| graph.add_node(i)).collect();
+    for (c, parents) in after.iter().enumerate() {
+        for &p in parents {
+            graph.update_edge(nodes[c], nodes[p], ());
         }
-        state[i] = 1;
-        let cyclic = after[i].iter().any(|&p| on_cycle(p, after, state));
-        state[i] = 2;
-        cyclic
     }
-    let cyclic: Vec<usize> = (0..tables.len())
-        .filter(|&i| on_cycle(i, &after, &mut vec![0u8; tables.len()]))
+    let cyclic: Vec<usize> = tarjan_scc(&graph)
+        .into_iter()
+        .filter(|c| c.len() > 1 || graph.contains_edge(c[0], c[0]))
+        .flatten()
+        .map(|n| graph[n])
         .collect();
     for i in cyclic {
         after[i].clear();
@@ -2254,5 +2244,33 @@ fn type_ddl(t: &UserType) -> Result<String, String> {
                 .to_string(),
             other => format!("types of kind '{other}' are not created by pgbarge"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{components, parents_first};
+
+    #[test]
+    fn linked_tables_form_groups_in_the_order_met() {
+        assert_eq!(
+            components([4, 1, 7, 2], &[(7, 1), (2, 9)]),
+            vec![vec![1, 7], vec![2], vec![4]]
+        );
+    }
+
+    #[test]
+    fn parents_come_first_and_cycles_are_told() {
+        // 3 references 2, which references 1; 5 references itself.
+        let (order, cyclic) = parents_first(&[3, 1, 2, 5], &[(3, 2), (2, 1), (5, 5)]);
+        assert_eq!(order, vec![1, 2, 3, 5]);
+        assert!(!cyclic, "a self-reference is no cycle");
+        let (order, cyclic) = parents_first(&[1, 2, 3], &[(1, 2), (2, 1), (3, 1)]);
+        assert!(cyclic);
+        assert_eq!(
+            order.last(),
+            Some(&3),
+            "what references the cycle comes after it"
+        );
     }
 }
