@@ -722,3 +722,85 @@ fn replace_dependents(
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The checks on plans and catalog snapshots built here, without a server.
+
+    use super::*;
+    use crate::plan::fixtures::{plan, table};
+    use crate::plan::ColumnPlan;
+
+    fn kinds(problems: &[Problem]) -> Vec<ProblemKind> {
+        problems.iter().map(|p| p.kind).collect()
+    }
+
+    #[test]
+    fn columns_that_cannot_load_are_named_with_the_fix() {
+        let mut t = table("orders", Action::Append, 0);
+        t.columns = vec![
+            ColumnPlan {
+                name: "note".into(),
+                source_type: "text".into(),
+                target_type: None,
+                route: ColumnRoute::MissingOnTarget,
+            },
+            ColumnPlan {
+                name: "total".into(),
+                source_type: "numeric(12,2)".into(),
+                target_type: Some("integer".into()),
+                route: ColumnRoute::Refused("integer cannot hold numeric(12,2)".into()),
+            },
+        ];
+        t.target_only_required = vec!["region".into()];
+        let mut problems = Vec::new();
+        columns(&t, &mut problems);
+        assert_eq!(
+            kinds(&problems),
+            vec![
+                ProblemKind::MissingColumn,
+                ProblemKind::TypeMismatch,
+                ProblemKind::RequiredTargetColumn
+            ]
+        );
+        assert!(problems[0]
+            .hint
+            .contains("ALTER TABLE \"public\".\"orders\" ADD COLUMN \"note\" text;"));
+    }
+
+    #[test]
+    fn an_upsert_needs_the_targets_key_among_the_copied_columns() {
+        let snapshot = Snapshot::default();
+        let mut without_key = table("orders", Action::Upsert, 0);
+        without_key.columns = Vec::new();
+        let p = plan(vec![without_key.clone()]);
+        let mut problems = Vec::new();
+        for_the_action(&p, &p.tables[0], &snapshot, &mut problems);
+        assert_eq!(kinds(&problems), vec![ProblemKind::NoUpsertKey]);
+
+        let mut keyed = without_key;
+        keyed.upsert_key = vec!["id".into()];
+        let p = plan(vec![keyed]);
+        let mut problems = Vec::new();
+        for_the_action(&p, &p.tables[0], &snapshot, &mut problems);
+        assert!(problems[0]
+            .message
+            .contains("\"id\" is not among the source's columns"));
+    }
+
+    #[test]
+    fn hints_name_the_connected_role_and_database() {
+        let mut snapshot = Snapshot::default();
+        snapshot.target_privileges.create_in_database = false;
+        let p = plan(vec![table("orders", Action::Create, 0)]);
+        let problems = check(&p, &snapshot, &[]);
+        assert_eq!(kinds(&problems), vec![ProblemKind::MissingPrivilege]);
+        assert!(
+            problems[0]
+                .hint
+                .contains("GRANT CREATE ON DATABASE \"app\" TO \"app\";"),
+            "{}",
+            problems[0].hint
+        );
+    }
+}

@@ -2,6 +2,8 @@
 //! travel. An immutable, serialisable value — printed by `--dry-run`, rendered as JSON —
 //! built purely from the [`Snapshot`] and the user's choices. Later stages only read it.
 
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod schema;
 pub mod units;
 

@@ -692,86 +692,8 @@ fn group_id(first: &TablePlan) -> UnitId {
 mod tests {
     use super::*;
     use crate::catalog::TableKind;
-    use crate::plan::{Part, SchemaPlan};
-
-    fn endpoint() -> Endpoint {
-        Endpoint {
-            connection: "app@db:5432/app".into(),
-            database: "app".into(),
-            host: "db".into(),
-            server_version: 160000,
-        }
-    }
-
-    fn table(name: &str, action: Action, parts: usize) -> TablePlan {
-        let target = TableName::new("public", name);
-        TablePlan {
-            source: target.clone(),
-            target: target.clone(),
-            action,
-            format: CopyFormat::Binary,
-            source_kind: TableKind::Regular,
-            columns: Vec::new(),
-            target_only_required: Vec::new(),
-            estimated_rows: None,
-            estimated_bytes: 1000 * (parts.max(1) as i64),
-            data_bytes: 800 * (parts.max(1) as i64),
-            create: None,
-            parts: (0..parts)
-                .map(|i| Part {
-                    index: i,
-                    first_block: i as i64 * 10,
-                    end_block: (i + 1 < parts).then_some((i as i64 + 1) * 10),
-                })
-                .collect(),
-            staging: (parts > 0).then(|| TableName::new("public", format!("_pgbarge_1_{name}"))),
-            upsert_key: Vec::new(),
-            sequences: Vec::new(),
-            leaves: Vec::new(),
-            leaf_loads: Vec::new(),
-            after_data: Vec::new(),
-            load_after: Vec::new(),
-            truncate_group: None,
-            replace_group: None,
-            target_partitioned: false,
-            requires: Vec::new(),
-            identity_always: Vec::new(),
-            quiet_triggers: Vec::new(),
-            lifted_force_rls: false,
-            unvalidated: Vec::new(),
-            rebuilt_indexes: Vec::new(),
-            notes: Vec::new(),
-        }
-    }
-
-    fn plan(tables: Vec<TablePlan>) -> Plan {
-        Plan {
-            source: endpoint(),
-            target: endpoint(),
-            content: Content::SchemaAndData,
-            jobs: 2,
-            prepare: Vec::new(),
-            types: Vec::new(),
-            schema: SchemaPlan {
-                after: vec![Step {
-                    what: "foreign key orders_fk".into(),
-                    sql: "ALTER TABLE \"public\".\"orders\" ADD CONSTRAINT …".into(),
-                    needs: vec![TableName::new("public", "orders")],
-                }],
-                ..SchemaPlan::default()
-            },
-            owner: None,
-            whole_schemas: Vec::new(),
-            exclude_objects: Vec::new(),
-            without_fks: false,
-            grants: false,
-            truncate_groups: Vec::new(),
-            truncate_group_keys: Vec::new(),
-            replace_groups: Vec::new(),
-            warnings: Vec::new(),
-            tables,
-        }
-    }
+    use crate::plan::fixtures::{plan, table};
+    use crate::plan::Part;
 
     #[test]
     fn a_replace_group_drops_and_recreates_what_depends_on_it_in_one_transaction() {
