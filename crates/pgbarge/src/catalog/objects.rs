@@ -912,8 +912,8 @@ pub struct TableObject {
     pub references: Option<TableName>,
     /// A constraint added `NOT VALID` on the source stays so.
     pub validated: bool,
-    /// A trigger's `tgenabled`: `O` fires normally, `D` disabled, `R`/`A` replica/always.
-    pub enabled: char,
+    /// When a trigger fires (`Enabled` for the other kinds).
+    pub enabled: super::TriggerState,
     /// The functions a constraint calls, as `regprocedure` signatures.
     pub calls: Vec<String>,
 }
@@ -1887,9 +1887,9 @@ pub async fn describe_objects(
             references,
             validated: r.get(7),
             enabled: if kind == TableObjectKind::Trigger {
-                sub.chars().next().unwrap_or('O')
+                super::TriggerState::from_code(sub.chars().next())
             } else {
-                'O'
+                super::TriggerState::Enabled
             },
             calls: r.get(10),
         });

@@ -511,7 +511,7 @@ pub async fn describe(
             not_null: r.get(9),
             default,
             generated,
-            identity: first_char(r.get(11)),
+            identity: Identity::from_code(first_char(r.get(11))),
             collation: r.get(13),
             inherited: r.get(14),
             row_type_of: r
@@ -717,14 +717,14 @@ pub async fn user_triggers(
     client: &Client,
     side: Side,
     tables: &[Table],
-) -> Result<BTreeMap<TableName, Vec<(String, char)>>> {
+) -> Result<BTreeMap<TableName, Vec<(String, TriggerState)>>> {
     per_table(
         client,
         side,
         tables,
         USER_TRIGGERS,
         "reading triggers",
-        |r| (r.get(1), first_char(r.get(2)).unwrap_or('O')),
+        |r| (r.get(1), TriggerState::from_code(first_char(r.get(2)))),
     )
     .await
 }

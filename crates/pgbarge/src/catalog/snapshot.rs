@@ -37,7 +37,7 @@ pub struct Snapshot {
     /// The same foreign keys, named and defined.
     pub target_foreign_key_definitions: Vec<ForeignKey>,
     /// Enabled user triggers of those target tables: (name, `tgenabled`).
-    pub target_triggers: BTreeMap<TableName, Vec<(String, char)>>,
+    pub target_triggers: BTreeMap<TableName, Vec<(String, TriggerState)>>,
     /// NOT VALID constraints of those target tables: (name, definition).
     pub target_unvalidated: BTreeMap<TableName, Vec<(String, String)>>,
     /// Indexes of those target tables, for loads that set them aside.

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::catalog::{
     Aggregate, AggregateKind, CastMethod, Comment, ObjectRef, Routine, RoutineKind, SchemaObjects,
-    Snapshot, TableName, TableObjectKind, TextSearchKind, View,
+    Snapshot, TableName, TableObjectKind, TextSearchKind, TriggerState, View,
 };
 use crate::quote::{ident, literal, qualified};
 
@@ -861,12 +861,8 @@ impl<'a> Planner<'a> {
                 sql: o.definition.trim_end_matches(';').to_string(),
                 needs: vec![o.table.clone()],
             });
-            let state = match o.enabled {
-                'D' => Some("DISABLE"),
-                'R' => Some("ENABLE REPLICA"),
-                'A' => Some("ENABLE ALWAYS"),
-                _ => None,
-            };
+            let state =
+                Some(o.enabled.alter_clause()).filter(|_| o.enabled != TriggerState::Enabled);
             if let Some(state) = state.filter(|_| o.kind == TableObjectKind::Trigger) {
                 self.plan.after.push(Step {
                     what: format!("trigger {} on {}", o.name, o.table),
