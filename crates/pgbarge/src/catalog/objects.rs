@@ -1151,9 +1151,19 @@ pub struct Cast {
     pub source: String,
     pub target: String,
     pub method: CastMethod,
-    /// `AS ASSIGNMENT` (`a`), `AS IMPLICIT` (`i`), or neither (`e`, explicit only).
-    pub context: char,
+    pub context: CastContext,
     pub comment: Option<String>,
+}
+
+/// Where a cast applies by itself (`pg_cast.castcontext`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CastContext {
+    /// `e`: only when written out.
+    Explicit,
+    /// `a`: `AS ASSIGNMENT`.
+    Assignment,
+    /// `i`: `AS IMPLICIT`.
+    Implicit,
 }
 
 impl Cast {
@@ -1178,9 +1188,9 @@ impl Cast {
             CastMethod::Binary => "WITHOUT FUNCTION".into(),
         };
         let context = match self.context {
-            'a' => " AS ASSIGNMENT",
-            'i' => " AS IMPLICIT",
-            _ => "",
+            CastContext::Assignment => " AS ASSIGNMENT",
+            CastContext::Implicit => " AS IMPLICIT",
+            CastContext::Explicit => "",
         };
         let mut sql = vec![format!(
             "CREATE CAST ({} AS {}) {how}{context}",
@@ -1547,8 +1557,8 @@ pub struct Grant {
 pub struct Collation {
     pub schema: String,
     pub name: String,
-    /// `i` ICU, `c` libc, `d` database default.
-    pub provider: char,
+    /// ICU rather than libc (or the database default, which is not created).
+    pub icu: bool,
     pub deterministic: bool,
     pub lc_collate: Option<String>,
     pub lc_ctype: Option<String>,
@@ -1754,7 +1764,11 @@ pub async fn describe_objects(
                 ("i", _) => CastMethod::InOut,
                 _ => CastMethod::Binary,
             },
-            context: super::queries::first_char(r.get(4)).unwrap_or('e'),
+            context: match super::queries::first_char(r.get(4)) {
+                Some('a') => CastContext::Assignment,
+                Some('i') => CastContext::Implicit,
+                _ => CastContext::Explicit,
+            },
             comment: r.get(5),
         })
         .collect();
@@ -1809,7 +1823,7 @@ pub async fn describe_objects(
         .map(|r| Collation {
             schema: r.get(0),
             name: r.get(1),
-            provider: super::queries::first_char(r.get(2)).unwrap_or('c'),
+            icu: super::queries::first_char(r.get(2)) == Some('i'),
             deterministic: r.get(3),
             lc_collate: r.get(4),
             lc_ctype: r.get(5),

@@ -260,7 +260,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let locale = |v: Option<&String>| literal(v.map(String::as_str).unwrap_or_default());
-            let mut options = if c.provider == 'i' {
+            let mut options = if c.icu {
                 // Up to PostgreSQL 14 an ICU collation's locale is in collcollate.
                 let icu = c.icu_locale.as_ref().or(c.lc_collate.as_ref());
                 vec![
@@ -1358,7 +1358,7 @@ mod tests {
     //! The passes on a catalog snapshot built here, without a server.
 
     use super::*;
-    use crate::catalog::{Cast, CastMethod, TextSearch, TextSearchKind};
+    use crate::catalog::{Cast, CastContext, CastMethod, TextSearch, TextSearchKind};
 
     /// A snapshot of a source schema `app` copied whole, with `objects`.
     struct Source {
@@ -1534,14 +1534,14 @@ mod tests {
                 source: "app.a".into(),
                 target: "text".into(),
                 method: CastMethod::Binary,
-                context: 'e',
+                context: CastContext::Explicit,
                 comment: None,
             },
             Cast {
                 source: "app.a".into(),
                 target: "numeric".into(),
                 method: CastMethod::InOut,
-                context: 'a',
+                context: CastContext::Assignment,
                 comment: None,
             },
         ];
