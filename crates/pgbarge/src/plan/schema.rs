@@ -195,6 +195,29 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
+    /// Names `what` as not created, for `why`: it stops the copy only with `--strict`,
+    /// and never when the target already has it.
+    fn leave_out(&mut self, what: String, why: String) {
+        let blocking = self.options.strict && why != EXISTS;
+        self.plan.skipped.push(Skipped {
+            what,
+            why,
+            blocking,
+            needed_by: Vec::new(),
+        });
+    }
+
+    /// Creates `what` before the tables with `statements`, counted as one of `kind`.
+    fn create_before(&mut self, what: &str, statements: Vec<String>, kind: &str) {
+        self.plan
+            .before
+            .extend(statements.into_iter().map(|sql| Step {
+                what: what.to_string(),
+                sql,
+                needs: Vec::new(),
+            }));
+        count(&mut self.plan.counts, kind);
+    }
     /// Objects named in the plan but never created: tables left out of a whole-schema copy,
     /// and what pgbarge does not recreate.
     fn left_out(&mut self) {
@@ -455,15 +478,11 @@ impl<'a> Planner<'a> {
                 .iter()
                 .any(|r| r.uses_row_type && r.signature == op.function_signature);
             if self.uncreatable.contains(op.function_signature.as_str()) || late {
-                self.plan.skipped.push(Skipped {
-                    what,
-                    why: format!(
-                        "its function {} is not created before the tables",
-                        op.function_signature
-                    ),
-                    blocking: options.strict,
-                    needed_by: Vec::new(),
-                });
+                let why = format!(
+                    "its function {} is not created before the tables",
+                    op.function_signature
+                );
+                self.leave_out(what, why);
                 continue;
             }
             self.plan.before.push(Step {
@@ -486,7 +505,6 @@ impl<'a> Planner<'a> {
     fn casts(&mut self) {
         let snapshot = self.snapshot;
         let objects = self.objects;
-        let options = self.options;
         let exists = |object: ObjectRef| snapshot.target_existing.contains(&object);
         for cast in &objects.casts {
             let why = if exists(cast.object_ref()) {
@@ -510,23 +528,10 @@ impl<'a> Planner<'a> {
                     _ => None,
                 }
             };
-            if let Some(why) = why {
-                self.plan.skipped.push(Skipped {
-                    what: cast.label(),
-                    blocking: options.strict && why != EXISTS,
-                    why,
-                    needed_by: Vec::new(),
-                });
-                continue;
+            match why {
+                Some(why) => self.leave_out(cast.label(), why),
+                None => self.create_before(&cast.label(), cast.create_sql(), "casts"),
             }
-            self.plan
-                .before
-                .extend(cast.create_sql().into_iter().map(|sql| Step {
-                    what: cast.label(),
-                    sql,
-                    needs: Vec::new(),
-                }));
-            count(&mut self.plan.counts, "casts");
         }
     }
 
@@ -565,29 +570,15 @@ impl<'a> Planner<'a> {
                 if why != EXISTS {
                     ts_uncreatable.push(ts.sql_name());
                 }
-                self.plan.skipped.push(Skipped {
-                    what,
-                    blocking: options.strict && why != EXISTS,
-                    why,
-                    needed_by: Vec::new(),
-                });
+                self.leave_out(what, why);
                 continue;
             }
-            self.plan
-                .before
-                .extend(ts.create_sql().into_iter().map(|sql| Step {
-                    what: what.clone(),
-                    sql,
-                    needs: Vec::new(),
-                }));
+            let kind = match ts.kind {
+                TextSearchKind::Dictionary => "text search dictionaries",
+                TextSearchKind::Configuration => "text search configurations",
+            };
+            self.create_before(&what, ts.create_sql(), kind);
             self.text_search_created.push(ts);
-            count(
-                &mut self.plan.counts,
-                match ts.kind {
-                    TextSearchKind::Dictionary => "text search dictionaries",
-                    TextSearchKind::Configuration => "text search configurations",
-                },
-            );
         }
         self.plan
             .after
