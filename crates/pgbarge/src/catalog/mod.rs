@@ -21,9 +21,9 @@ pub use dependents::{dependents, DependentRoutine, DependentView, Dependents, In
 pub use existing::{existing, ObjectRef};
 pub use objects::{
     available_extensions, describe_objects, list_schemas, Aggregate, AggregateKind,
-    AggregateOptions, Cast, CastContext, CastMethod, Collation, Comment, Extension, Grant,
-    Operator, Partition, PartitionColumn, Policy, Routine, RoutineKind, SchemaObjects, Sequence,
-    TableObject, TableObjectKind, TableProperty, TextSearch, TextSearchKind, View,
+    AggregateOptions, Cast, CastContext, CastMethod, Collation, Comment, CommentOn, Extension,
+    Grant, Operator, Partition, PartitionColumn, Policy, Routine, RoutineKind, SchemaObjects,
+    Sequence, TableObject, TableObjectKind, TableProperty, TextSearch, TextSearchKind, View,
 };
 pub use queries::{
     count_unanalysed, describe, find_types, foreign_key_edges, foreign_keys, large_object_count,

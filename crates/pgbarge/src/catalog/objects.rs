@@ -1525,13 +1525,101 @@ pub struct Extension {
 /// A comment: `COMMENT ON <kind> <object> IS '<text>'`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Comment {
-    /// `TABLE`, `COLUMN`, `VIEW`, `FUNCTION`, `CONSTRAINT`, …
-    pub kind: String,
+    pub kind: CommentOn,
     pub schema: Option<String>,
     pub name: String,
     /// The column, constraint or trigger name, or a routine's arguments.
     pub detail: Option<String>,
     pub text: String,
+}
+
+/// What a comment is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CommentOn {
+    Table,
+    Column,
+    View,
+    MaterializedView,
+    Sequence,
+    Index,
+    /// A table's constraint.
+    Constraint,
+    Trigger,
+    Policy,
+    Rule,
+    Function,
+    Procedure,
+    Aggregate,
+    Type,
+    Domain,
+    /// A domain's constraint.
+    DomainConstraint,
+    Collation,
+    Schema,
+}
+
+impl CommentOn {
+    /// From the kind [`COMMENTS`] names.
+    fn decode(kind: &str) -> Option<CommentOn> {
+        Some(match kind {
+            "TABLE" => CommentOn::Table,
+            "COLUMN" => CommentOn::Column,
+            "VIEW" => CommentOn::View,
+            "MATERIALIZED VIEW" => CommentOn::MaterializedView,
+            "SEQUENCE" => CommentOn::Sequence,
+            "INDEX" => CommentOn::Index,
+            "CONSTRAINT" => CommentOn::Constraint,
+            "TRIGGER" => CommentOn::Trigger,
+            "POLICY" => CommentOn::Policy,
+            "RULE" => CommentOn::Rule,
+            "FUNCTION" => CommentOn::Function,
+            "PROCEDURE" => CommentOn::Procedure,
+            "AGGREGATE" => CommentOn::Aggregate,
+            "TYPE" => CommentOn::Type,
+            "DOMAIN" => CommentOn::Domain,
+            "DOMAIN CONSTRAINT" => CommentOn::DomainConstraint,
+            "COLLATION" => CommentOn::Collation,
+            "SCHEMA" => CommentOn::Schema,
+            _ => return None,
+        })
+    }
+
+    /// The object kind as `COMMENT ON` takes it (a domain's constraint is a `CONSTRAINT
+    /// … ON DOMAIN`).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            CommentOn::Table => "TABLE",
+            CommentOn::Column => "COLUMN",
+            CommentOn::View => "VIEW",
+            CommentOn::MaterializedView => "MATERIALIZED VIEW",
+            CommentOn::Sequence => "SEQUENCE",
+            CommentOn::Index => "INDEX",
+            CommentOn::Constraint | CommentOn::DomainConstraint => "CONSTRAINT",
+            CommentOn::Trigger => "TRIGGER",
+            CommentOn::Policy => "POLICY",
+            CommentOn::Rule => "RULE",
+            CommentOn::Function => "FUNCTION",
+            CommentOn::Procedure => "PROCEDURE",
+            CommentOn::Aggregate => "AGGREGATE",
+            CommentOn::Type => "TYPE",
+            CommentOn::Domain => "DOMAIN",
+            CommentOn::Collation => "COLLATION",
+            CommentOn::Schema => "SCHEMA",
+        }
+    }
+
+    /// On a table or one of its parts: the comment waits for that table.
+    pub fn on_table(self) -> bool {
+        matches!(
+            self,
+            CommentOn::Table
+                | CommentOn::Column
+                | CommentOn::Constraint
+                | CommentOn::Trigger
+                | CommentOn::Policy
+                | CommentOn::Rule
+        )
+    }
 }
 
 /// A privilege granted on the source: `GRANT <privilege> ON <kind> <object> TO <grantee>`.
@@ -2037,12 +2125,14 @@ pub async fn describe_objects(
         .collect();
     objects.comments = comment_rows
         .iter()
-        .map(|r| Comment {
-            kind: r.get(0),
-            schema: r.get(1),
-            name: r.get(2),
-            detail: r.get(3),
-            text: r.get(4),
+        .filter_map(|r| {
+            Some(Comment {
+                kind: CommentOn::decode(r.get(0))?,
+                schema: r.get(1),
+                name: r.get(2),
+                detail: r.get(3),
+                text: r.get(4),
+            })
         })
         .collect();
     Ok(objects)

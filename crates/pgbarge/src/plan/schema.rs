@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::catalog::{
-    Aggregate, AggregateKind, CastMethod, Comment, ObjectRef, Routine, RoutineKind, SchemaObjects,
-    Snapshot, TableName, TableObjectKind, TextSearchKind, TriggerState, View,
+    Aggregate, AggregateKind, CastMethod, Comment, CommentOn, ObjectRef, Routine, RoutineKind,
+    SchemaObjects, Snapshot, TableName, TableObjectKind, TextSearchKind, TriggerState, View,
 };
 use crate::quote::{ident, literal, qualified};
 
@@ -989,28 +989,30 @@ impl<'a> Planner<'a> {
                 || self.sequences_created.contains(&&name)
         };
         for c in &objects.comments {
-            let wanted = match c.kind.as_str() {
-                "INDEX" => index_names
+            let wanted = match c.kind {
+                CommentOn::Index => index_names
                     .contains(&(c.schema.as_deref().unwrap_or_default(), c.name.as_str())),
-                "FUNCTION" | "PROCEDURE" | "AGGREGATE" => self.routines_created.iter().any(|r| {
-                    Some(&r.schema) == c.schema.as_ref()
-                        && r.name == c.name
-                        && Some(&r.arguments) == c.detail.as_ref()
-                }),
-                "TYPE" | "DOMAIN" | "DOMAIN CONSTRAINT" => tables
+                CommentOn::Function | CommentOn::Procedure | CommentOn::Aggregate => {
+                    self.routines_created.iter().any(|r| {
+                        Some(&r.schema) == c.schema.as_ref()
+                            && r.name == c.name
+                            && Some(&r.arguments) == c.detail.as_ref()
+                    })
+                }
+                CommentOn::Type | CommentOn::Domain | CommentOn::DomainConstraint => tables
                     .types_created
                     .contains(&qualified(c.schema.as_deref().unwrap_or_default(), &c.name)),
-                "COLLATION" => self.plan.create_collations.iter().any(|s| {
+                CommentOn::Collation => self.plan.create_collations.iter().any(|s| {
                     s.what
                         == format!(
                             "collation {}",
                             qualified(c.schema.as_deref().unwrap_or_default(), &c.name)
                         )
                 }),
-                "SCHEMA" => tables.schemas_created.contains(&c.name),
+                CommentOn::Schema => tables.schemas_created.contains(&c.name),
                 // A foreign key left out (--without-fks, a missing parent) has no comment to
                 // take: COMMENT ON it would fail the whole post-data transaction.
-                "CONSTRAINT" => {
+                CommentOn::Constraint => {
                     created_relation(c)
                         && !objects.table_objects.iter().any(|o| {
                             o.kind == TableObjectKind::ForeignKey
@@ -1028,16 +1030,15 @@ impl<'a> Planner<'a> {
             };
             if wanted {
                 self.plan.after.push(Step {
-                    what: format!("comment on {} {}", c.kind.to_lowercase(), c.name),
+                    what: format!("comment on {} {}", c.kind.keyword().to_lowercase(), c.name),
                     sql: comment_ddl(c),
-                    needs: match c.kind.as_str() {
-                        "TABLE" | "COLUMN" | "CONSTRAINT" | "TRIGGER" | "POLICY" | "RULE" => {
-                            vec![TableName::new(
-                                c.schema.clone().unwrap_or_default(),
-                                &c.name,
-                            )]
-                        }
-                        _ => Vec::new(),
+                    needs: if c.kind.on_table() {
+                        vec![TableName::new(
+                            c.schema.clone().unwrap_or_default(),
+                            &c.name,
+                        )]
+                    } else {
+                        Vec::new()
                     },
                 });
                 count(&mut self.plan.counts, "comments");
@@ -1318,30 +1319,29 @@ fn aggregate_ddl(r: &Routine, a: &Aggregate) -> String {
 fn comment_ddl(c: &Comment) -> String {
     let schema = c.schema.as_deref().unwrap_or_default();
     let detail = c.detail.as_deref().unwrap_or_default();
-    let object = match c.kind.as_str() {
-        "SCHEMA" => ident(&c.name),
-        "COLUMN" => format!("{}.{}", qualified(schema, &c.name), ident(detail)),
-        "CONSTRAINT" | "TRIGGER" | "POLICY" | "RULE" => {
+    let object = match c.kind {
+        CommentOn::Schema => ident(&c.name),
+        CommentOn::Column => format!("{}.{}", qualified(schema, &c.name), ident(detail)),
+        CommentOn::Constraint | CommentOn::Trigger | CommentOn::Policy | CommentOn::Rule => {
             format!("{} ON {}", ident(detail), qualified(schema, &c.name))
         }
-        "DOMAIN CONSTRAINT" => {
-            return format!(
-                "COMMENT ON CONSTRAINT {} ON DOMAIN {} IS {}",
-                ident(detail),
-                qualified(schema, &c.name),
-                literal(&c.text)
-            )
+        CommentOn::DomainConstraint => {
+            format!("{} ON DOMAIN {}", ident(detail), qualified(schema, &c.name))
         }
-        "FUNCTION" | "PROCEDURE" | "AGGREGATE" => {
+        CommentOn::Function | CommentOn::Procedure | CommentOn::Aggregate => {
             format!(
                 "{}({})",
                 qualified(schema, &c.name),
-                routine_arguments(&c.kind, detail)
+                routine_arguments(c.kind.keyword(), detail)
             )
         }
         _ => qualified(schema, &c.name),
     };
-    format!("COMMENT ON {} {object} IS {}", c.kind, literal(&c.text))
+    format!(
+        "COMMENT ON {} {object} IS {}",
+        c.kind.keyword(),
+        literal(&c.text)
+    )
 }
 
 #[cfg(test)]
@@ -1458,6 +1458,33 @@ mod tests {
             ..SchemaOptions::default()
         };
         assert!(skipped(&source.plan(&[], &strict), "function app.unused()").blocking);
+    }
+
+    #[test]
+    fn comments_name_their_object_as_comment_on_takes_it() {
+        let comment = |kind, name: &str, detail: Option<&str>| Comment {
+            kind,
+            schema: Some("app".into()),
+            name: name.into(),
+            detail: detail.map(str::to_string),
+            text: "x".into(),
+        };
+        assert_eq!(
+            comment_ddl(&comment(
+                CommentOn::DomainConstraint,
+                "qty",
+                Some("qty_pos")
+            )),
+            "COMMENT ON CONSTRAINT \"qty_pos\" ON DOMAIN \"app\".\"qty\" IS 'x'"
+        );
+        assert_eq!(
+            comment_ddl(&comment(CommentOn::Aggregate, "cnt", Some(""))),
+            "COMMENT ON AGGREGATE \"app\".\"cnt\"(*) IS 'x'"
+        );
+        assert_eq!(
+            comment_ddl(&comment(CommentOn::MaterializedView, "mv", None)),
+            "COMMENT ON MATERIALIZED VIEW \"app\".\"mv\" IS 'x'"
+        );
     }
 
     #[test]
