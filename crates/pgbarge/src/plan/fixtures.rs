@@ -13,19 +13,10 @@ pub fn endpoint() -> Endpoint {
 }
 
 pub fn table(name: &str, action: Action, parts: usize) -> TablePlan {
-    let target = TableName::new("public", name);
     TablePlan {
-        source: target.clone(),
-        target: target.clone(),
-        action,
         format: CopyFormat::Binary,
-        source_kind: TableKind::Regular,
-        columns: Vec::new(),
-        target_only_required: Vec::new(),
-        estimated_rows: None,
         estimated_bytes: 1000 * (parts.max(1) as i64),
         data_bytes: 800 * (parts.max(1) as i64),
-        create: None,
         parts: (0..parts)
             .map(|i| Part {
                 index: i,
@@ -34,22 +25,7 @@ pub fn table(name: &str, action: Action, parts: usize) -> TablePlan {
             })
             .collect(),
         staging: (parts > 0).then(|| TableName::new("public", format!("_pgbarge_1_{name}"))),
-        upsert_key: Vec::new(),
-        sequences: Vec::new(),
-        leaves: Vec::new(),
-        leaf_loads: Vec::new(),
-        after_data: Vec::new(),
-        load_after: Vec::new(),
-        truncate_group: None,
-        replace_group: None,
-        target_partitioned: false,
-        requires: Vec::new(),
-        identity_always: Vec::new(),
-        quiet_triggers: Vec::new(),
-        lifted_force_rls: false,
-        unvalidated: Vec::new(),
-        rebuilt_indexes: Vec::new(),
-        notes: Vec::new(),
+        ..TablePlan::new(TableName::new("public", name), action, TableKind::Regular)
     }
 }
 

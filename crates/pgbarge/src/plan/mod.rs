@@ -362,6 +362,42 @@ fn numeric_by_default() -> bool {
 }
 
 impl TablePlan {
+    /// Table `name` (the same on both sides) with `action` and nothing decided yet: no
+    /// columns, parts, objects or notes, text COPY, no size known.
+    pub(crate) fn new(name: TableName, action: Action, source_kind: TableKind) -> TablePlan {
+        TablePlan {
+            source: name.clone(),
+            target: name,
+            action,
+            format: CopyFormat::Text,
+            source_kind,
+            columns: Vec::new(),
+            target_only_required: Vec::new(),
+            estimated_rows: None,
+            estimated_bytes: 0,
+            data_bytes: 0,
+            create: None,
+            parts: Vec::new(),
+            staging: None,
+            upsert_key: Vec::new(),
+            sequences: Vec::new(),
+            leaves: Vec::new(),
+            leaf_loads: Vec::new(),
+            after_data: Vec::new(),
+            load_after: Vec::new(),
+            truncate_group: None,
+            replace_group: None,
+            target_partitioned: false,
+            identity_always: Vec::new(),
+            requires: Vec::new(),
+            quiet_triggers: Vec::new(),
+            lifted_force_rls: false,
+            unvalidated: Vec::new(),
+            rebuilt_indexes: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
     /// Statements run before the data, in the load's transaction (or, for a split table,
     /// the setup transaction), creating or emptying `name`.
     pub fn setup_sql(&self, name: &TableName) -> Vec<String> {
@@ -1759,35 +1795,10 @@ fn leaf_staging_sql(leaf: &Partition, staging: &TableName, columns: &[Column]) -
 
 fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
     TablePlan {
-        source: src.table.name.clone(),
-        target: src.table.name.clone(),
-        action,
-        format: CopyFormat::Text,
-        source_kind: src.table.kind,
-        columns: Vec::new(),
-        target_only_required: Vec::new(),
         estimated_rows: src.table.estimated_rows,
         estimated_bytes: src.table.total_bytes,
         data_bytes: src.table.data_bytes,
-        create: None,
-        parts: Vec::new(),
-        staging: None,
-        upsert_key: Vec::new(),
-        sequences: Vec::new(),
-        leaves: Vec::new(),
-        leaf_loads: Vec::new(),
-        after_data: Vec::new(),
-        load_after: Vec::new(),
-        truncate_group: None,
-        replace_group: None,
-        target_partitioned: false,
-        identity_always: Vec::new(),
-        requires: Vec::new(),
-        quiet_triggers: Vec::new(),
-        lifted_force_rls: false,
-        unvalidated: Vec::new(),
-        rebuilt_indexes: Vec::new(),
-        notes: Vec::new(),
+        ..TablePlan::new(src.table.name.clone(), action, src.table.kind)
     }
 }
 
