@@ -21,6 +21,7 @@ pub mod preflight;
 pub mod quote;
 pub mod report;
 pub mod retry;
+pub mod rowhash;
 pub mod select;
 pub mod session;
 pub mod verify;

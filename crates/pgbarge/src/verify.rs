@@ -15,7 +15,7 @@ use tokio_postgres::Client;
 
 use crate::catalog::{Described, TableName};
 use crate::error::{Error, Kind, Result, Side};
-use crate::quote::{ident_list, literal};
+use crate::rowhash::{both, key_expr, Hashing};
 
 /// Buckets rows are spread over when looking for differing keys.
 const BUCKETS: i64 = 1024;
@@ -59,125 +59,6 @@ impl VerifyReport {
     pub fn all_equal(&self) -> bool {
         self.tables.iter().all(|t| t.status == Status::Equal)
     }
-}
-
-/// How one server turns text into the bytes it hashes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Bytes {
-    /// Its own encoding's bytes (both servers use the same encoding).
-    Native,
-    /// UTF-8: the servers' encodings differ (a LATIN1 source, a UTF8 target).
-    Utf8,
-    /// A SQL_ASCII source whose bytes are really in this encoding (`--source-encoding`):
-    /// converted from it to UTF-8.
-    From(String),
-}
-
-/// How rows are hashed so that equal data hashes equal on both servers: each server
-/// hashes the bytes of its own encoding, so when the encodings differ, text is hashed in
-/// its UTF-8 form on both sides.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Hashing {
-    source: Bytes,
-    target: Bytes,
-}
-
-/// A server's encoding.
-const SERVER_ENCODING: &str = "SHOW server_encoding";
-
-impl Hashing {
-    async fn choose(source: &Client, target: &Client, declared: Option<&str>) -> Result<Hashing> {
-        let (s, t) = both(
-            source,
-            target,
-            |_| SERVER_ENCODING.to_string(),
-            "reading the encodings",
-            |rows| {
-                rows.first()
-                    .map(|r| r.get::<_, String>(0))
-                    .unwrap_or_default()
-            },
-        )
-        .await?;
-        Ok(match declared {
-            Some(enc) if s == "SQL_ASCII" && t != "SQL_ASCII" => Hashing {
-                source: Bytes::From(enc.to_string()),
-                target: Bytes::Utf8,
-            },
-            _ if s == t => Hashing {
-                source: Bytes::Native,
-                target: Bytes::Native,
-            },
-            _ => Hashing {
-                source: Bytes::Utf8,
-                target: Bytes::Utf8,
-            },
-        })
-    }
-
-    /// A 64-bit hash of the text `expr` on `side`.
-    fn hash(&self, side: Side, expr: &str) -> String {
-        let bytes = match side {
-            Side::Source => &self.source,
-            Side::Target => &self.target,
-        };
-        let utf8 = format!("pg_catalog.convert_to({expr}, 'UTF8')");
-        match bytes {
-            Bytes::Native => format!("pg_catalog.hashtextextended({expr}, 0)"),
-            Bytes::Utf8 => format!("pg_catalog.hashtextextended(pg_catalog.md5({utf8}), 0)"),
-            // Converting to SQL_ASCII passes the bytes through unchanged (and unchecked).
-            Bytes::From(enc) => format!(
-                "pg_catalog.hashtextextended(pg_catalog.md5(pg_catalog.convert(\
-                 pg_catalog.convert_to({expr}, 'SQL_ASCII'), {}, 'UTF8')), 0)",
-                literal(enc)
-            ),
-        }
-    }
-
-    /// The text `expr` as the client should read it: a SQL_ASCII source's bytes are
-    /// converted from their declared encoding (the server does not know it).
-    fn text(&self, side: Side, expr: &str) -> String {
-        match (side, &self.source) {
-            (Side::Source, Bytes::From(enc)) => format!(
-                "pg_catalog.convert_from(pg_catalog.convert(\
-                 pg_catalog.convert_to({expr}, 'SQL_ASCII'), {}, 'UTF8'), 'UTF8')",
-                literal(enc)
-            ),
-            _ => expr.to_string(),
-        }
-    }
-
-    fn row(&self, side: Side, columns: &[String]) -> String {
-        self.hash(
-            side,
-            &format!(
-                "ROW({})::text",
-                ident_list(columns.iter().map(String::as_str))
-            ),
-        )
-    }
-}
-
-fn key_expr(key: &[String]) -> String {
-    format!("ROW({})::text", ident_list(key.iter().map(String::as_str)))
-}
-
-/// Runs the query `sql` gives for each side on both servers at once.
-async fn both<T>(
-    source: &Client,
-    target: &Client,
-    sql: impl Fn(Side) -> String,
-    doing: &str,
-    read: impl Fn(&[tokio_postgres::Row]) -> T,
-) -> Result<(T, T)> {
-    let (source_sql, target_sql) = (sql(Side::Source), sql(Side::Target));
-    let (s, t) = tokio::join!(
-        source.query(&source_sql, &[]),
-        target.query(&target_sql, &[])
-    );
-    let s = s.map_err(|e| Error::postgres(Kind::Catalog, Side::Source, doing, e))?;
-    let t = t.map_err(|e| Error::postgres(Kind::Catalog, Side::Target, doing, e))?;
-    Ok((read(&s), read(&t)))
 }
 
 /// Compares each of `tables` (described on the source; `target` holds those that exist on
