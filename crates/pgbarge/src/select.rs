@@ -330,6 +330,7 @@ mod tests {
             can_insert: true,
             can_truncate: true,
             can_update: true,
+            can_delete: true,
             is_owner: true,
             pages: 0,
             unlogged: false,

@@ -129,6 +129,7 @@ pub struct Table {
     pub can_insert: bool,
     pub can_truncate: bool,
     pub can_update: bool,
+    pub can_delete: bool,
     /// The role owns the table (or is a member of its owner): it may drop it.
     pub is_owner: bool,
     /// `UNLOGGED`: not crash-safe, not replicated; kept so on the target.

@@ -46,7 +46,8 @@ SELECT c.oid, n.nspname, c.relname, c.relkind::text,
                   FROM pg_catalog.pg_partition_tree(c.oid) t)
             ELSE pg_catalog.pg_table_size(c.oid) END,
        -- A typed table (CREATE TABLE ... OF type): its composite type.
-       CASE WHEN c.reloftype <> 0 THEN pg_catalog.format_type(c.reloftype, NULL) END
+       CASE WHEN c.reloftype <> 0 THEN pg_catalog.format_type(c.reloftype, NULL) END,
+       pg_catalog.has_table_privilege(c.oid, 'DELETE')
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p')
@@ -318,7 +319,22 @@ SELECT i.indrelid, x.relname, pg_catalog.pg_get_indexdef(i.indexrelid),
                WHERE f.contype = 'f' AND f.conindid = i.indexrelid),
        i.indisreplident, i.indisclustered,
        pg_catalog.obj_description(i.indexrelid, 'pg_class'),
-       pg_catalog.obj_description(k.oid, 'pg_constraint')
+       pg_catalog.obj_description(k.oid, 'pg_constraint'),
+       -- The columns of a unique key rows can be matched by: plain NOT NULL columns,
+       -- neither partial nor deferrable (ON CONFLICT needs that).
+       CASE WHEN i.indisunique AND i.indimmediate AND i.indpred IS NULL
+                 AND i.indexprs IS NULL
+                 AND NOT EXISTS (SELECT 1
+                                 FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS a(n, o)
+                                 LEFT JOIN pg_catalog.pg_attribute t
+                                   ON t.attrelid = i.indrelid AND t.attnum = a.n
+                                 WHERE a.o <= i.indnkeyatts
+                                   AND NOT coalesce(t.attnotnull, false))
+            THEN ARRAY(SELECT t.attname::text
+                       FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS a(n, o)
+                       JOIN pg_catalog.pg_attribute t
+                         ON t.attrelid = i.indrelid AND t.attnum = a.n
+                       WHERE a.o <= i.indnkeyatts ORDER BY a.o) END
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid
 JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
@@ -377,6 +393,7 @@ pub async fn list_tables(client: &Client, side: Side) -> Result<Vec<Table>> {
             data_bytes: r.get(16),
             of_type: r.get(17),
             can_update: r.get(11),
+            can_delete: r.get(18),
             is_owner: r.get(12),
             unlogged: r.get(13),
             options: r.get(14),
@@ -775,6 +792,9 @@ pub struct TargetIndex {
     pub clustered: bool,
     pub comment: Option<String>,
     pub constraint_comment: Option<String>,
+    /// Its columns, when it is a unique index rows can be matched by (plain NOT NULL
+    /// columns, not partial, not deferrable).
+    pub unique_key: Option<Vec<String>>,
 }
 
 /// Valid indexes of ordinary tables, per table.
@@ -800,6 +820,7 @@ pub async fn target_indexes(
             clustered: r.get(7),
             comment: r.get(8),
             constraint_comment: r.get(9),
+            unique_key: r.get(10),
         },
     )
     .await
