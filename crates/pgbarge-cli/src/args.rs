@@ -27,7 +27,7 @@ pub enum Command {
     /// constraints, indexes, then (after all data) foreign keys, triggers, rules, policies
     /// and comments; a whole schema ('app.*', --all) also brings its views and functions.
     /// With no TABLE and a terminal, pgbarge lets you pick tables interactively.
-    Copy(CopyArgs),
+    Copy(Box<CopyArgs>),
     /// Compare tables on both servers: row counts and content checksums computed by the
     /// servers (no rows are pulled), independent of row order. Exit code 6 if any differ.
     Verify(VerifyArgs),
@@ -110,6 +110,12 @@ pub struct CopyArgs {
     /// refused (or, in a terminal, you are asked).
     #[arg(long, value_enum, value_name = "MODE")]
     pub mode: Option<ModeArg>,
+    /// With --mode sync: move only the source rows written since the last sync — those
+    /// whose COLUMN (an `updated_at`, an increasing key) is past the value recorded on the
+    /// target then, and any a transaction still open then committed later — and find
+    /// deleted rows by comparing keys. Tables without COLUMN compare every row.
+    #[arg(long, value_name = "COLUMN")]
+    pub since: Option<String>,
     /// Also copy the tables that the chosen tables' foreign keys reference (and theirs),
     /// when they are not on the target.
     #[arg(long, conflicts_with = "without_fks")]
@@ -240,4 +246,7 @@ pub enum ModeArg {
     Replace,
     /// Insert new rows and update changed ones, matched by the target's primary key.
     Upsert,
+    /// Move only the rows that differ: found by hashing on both servers, then inserted,
+    /// updated and deleted on the target; one transaction per table.
+    Sync,
 }

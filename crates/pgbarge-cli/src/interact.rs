@@ -39,6 +39,7 @@ pub fn pick_tables(tables: &[Table]) -> Result<Vec<Table>> {
 
 const APPEND: &str = "append: add the source's rows to those already there";
 const TRUNCATE: &str = "truncate: empty the target table first (same transaction)";
+const SYNC: &str = "sync: move only the rows that differ (insert, update, delete)";
 const UPSERT: &str = "upsert: insert new rows, update changed ones (by primary key)";
 const REPLACE: &str = "replace: drop the target table, recreate it from the source";
 const SKIP: &str = "skip: leave it out of this copy";
@@ -48,6 +49,7 @@ fn mode_of(answer: &str) -> Option<LoadMode> {
     match answer {
         APPEND => Some(LoadMode::Append),
         TRUNCATE => Some(LoadMode::Truncate),
+        SYNC => Some(LoadMode::Sync),
         UPSERT => Some(LoadMode::Upsert),
         REPLACE => Some(LoadMode::Replace),
         _ => None,
@@ -61,14 +63,14 @@ fn safe_default(copies: bool) -> usize {
     if copies {
         1
     } else {
-        4
+        5
     }
 }
 
 /// Asks what to do with target tables that hold rows, once for all of them (with a way
 /// to choose table by table); `None` for a table means leave it out.
 pub fn ask_modes(tables: &[Undecided]) -> Result<BTreeMap<TableName, Option<LoadMode>>> {
-    let choices = vec![APPEND, TRUNCATE, UPSERT, REPLACE, SKIP];
+    let choices = vec![APPEND, TRUNCATE, SYNC, UPSERT, REPLACE, SKIP];
     let all_copies = tables.iter().all(|t| t.looks_like_a_copy);
     if let [one] = tables {
         let answer = Select::new(

@@ -200,6 +200,7 @@ pub fn report(report: &RunReport, verified: Option<&VerifyReport>) -> Value {
             "rows": t.rows,
             "bytes": t.bytes,
             "seconds": t.seconds,
+            "sync": t.sync,
         }))).collect::<Vec<_>>(),
         "objects": report.schema,
         "skipped": skipped(report.skipped.iter()),

@@ -100,7 +100,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Copy(args) => (
                 args.json.then_some("copy"),
-                run_with(settings::CopySettings::from_args(args), run::copy).await,
+                run_with(settings::CopySettings::from_args(*args), run::copy).await,
             ),
             Command::Verify(args) => (
                 args.json.then_some("verify"),

@@ -38,6 +38,9 @@ pub struct SavedPlan {
     /// The role created objects are given to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// `--since`: the column a sync takes only newer rows by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
     #[serde(rename = "table")]
     pub tables: Vec<SavedTable>,
 }
@@ -78,6 +81,7 @@ impl SavedPlan {
             without_fks: plan.without_fks,
             owner: plan.owner.clone(),
             grants: plan.grants,
+            since: plan.since.clone(),
             tables: plan
                 .tables
                 .iter()
@@ -89,6 +93,7 @@ impl SavedPlan {
                         Action::Truncate => Some(LoadMode::Truncate),
                         Action::Replace => Some(LoadMode::Replace),
                         Action::Upsert => Some(LoadMode::Upsert),
+                        Action::Sync => Some(LoadMode::Sync),
                         _ => mode,
                     },
                 })

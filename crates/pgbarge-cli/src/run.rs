@@ -5,7 +5,7 @@ use pgbarge::catalog::{self, TableName};
 use pgbarge::connect::{connect, Connection};
 use pgbarge::copy::Event;
 use pgbarge::ledger::{self, SavedRun};
-use pgbarge::plan::{Endpoint, PlanOptions};
+use pgbarge::plan::{Content, Endpoint, PlanOptions};
 use pgbarge::preflight::Problem;
 use pgbarge::select::{self, Selection};
 use pgbarge::session::{self, Start};
@@ -308,6 +308,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
             exclude_objects: settings.exclude_objects.clone(),
         },
         source_encoding: settings.copy_options.source_encoding.clone(),
+        since: settings.since.clone(),
     };
     let request = session::PlanRequest {
         selection,
@@ -350,10 +351,31 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         eprintln!("plan saved to {}", path.display());
     }
     if settings.dry_run {
+        // A sync's dry run shows what it would repair: the comparison reads, never writes.
+        let specs: Vec<pgbarge::sync::SyncSpec> =
+            plan.tables.iter().filter_map(|t| t.sync_spec()).collect();
+        let previews = if specs.is_empty() || settings.content == Content::SchemaOnly {
+            Vec::new()
+        } else {
+            pgbarge::sync::preview(
+                &source.client,
+                &target.client,
+                &specs,
+                settings.copy_options.source_encoding.as_deref(),
+            )
+            .await?
+        };
         if settings.json {
-            json::print(&json::plan(&plan));
+            let mut doc = json::plan(&plan);
+            doc["sync"] = if previews.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::json!(previews)
+            };
+            json::print(&doc);
         } else {
             out!("{}", render::plan(&plan, settings.verbose));
+            out!("{}", render::sync_previews(&previews));
             outln!("Dry run: preflight passed; nothing was written.");
         }
         return Ok(());

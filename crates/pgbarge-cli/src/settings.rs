@@ -30,6 +30,8 @@ pub struct CopySettings {
     pub save_plan: Option<PathBuf>,
     pub exclude: Vec<Pattern>,
     pub mode: Option<LoadMode>,
+    /// `--since COLUMN` of a sync.
+    pub since: Option<String>,
     pub content: Content,
     pub jobs: Option<usize>,
     pub split_above: Option<u64>,
@@ -121,7 +123,18 @@ impl CopySettings {
                 ModeArg::Truncate => LoadMode::Truncate,
                 ModeArg::Replace => LoadMode::Replace,
                 ModeArg::Upsert => LoadMode::Upsert,
+                ModeArg::Sync => LoadMode::Sync,
             }),
+            since: match (&args.since, args.mode) {
+                (Some(_), Some(m)) if !matches!(m, ModeArg::Sync) => {
+                    return Err(Error::usage(
+                        "--since applies to --mode sync: it chooses which source rows a sync \
+                         compares.",
+                    ))
+                }
+                (Some(column), _) => Some(column.clone()),
+                (None, _) => saved.as_ref().and_then(|s| s.since.clone()),
+            },
             content: if let Some(saved) = &saved {
                 saved.content
             } else if args.schema_only {

@@ -119,6 +119,19 @@ CREATE TABLE IF NOT EXISTS pgbarge.session (
     pid int NOT NULL,
     started timestamptz NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pgbarge.synced (
+    target_table text PRIMARY KEY,
+    source_changes bigint NOT NULL,
+    synced_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE TABLE IF NOT EXISTS pgbarge.watermark (
+    target_table text NOT NULL,
+    column_name text NOT NULL,
+    value text,
+    snapshot text NOT NULL,
+    synced_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (target_table, column_name)
+);
 REVOKE ALL ON ALL TABLES IN SCHEMA pgbarge FROM PUBLIC";
 
 /// Whether the ledger exists (a role may read this for any schema).
@@ -134,10 +147,15 @@ const LAST_RUN: &str =
 const RUN_UNITS: &str = "SELECT unit, rows, bytes FROM pgbarge.unit WHERE run_id = $1";
 
 /// A finished (or abandoned) run leaves nothing behind; with no run left, neither does
-/// the ledger.
-const DELETE_RUN: &str = "DELETE FROM pgbarge.run WHERE id = $1";
-const RUNS_LEFT: &str = "SELECT count(*) FROM pgbarge.run";
-const DROP: &str = "DROP SCHEMA IF EXISTS pgbarge CASCADE";
+/// the ledger — unless it holds what the next sync of a table uses: the last sync's
+/// record and `--since` watermark. One round trip.
+const FINISH_RUN: &str = "DELETE FROM pgbarge.run WHERE id = {ID};
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pgbarge.run) AND NOT EXISTS (SELECT FROM pgbarge.synced)
+       AND NOT EXISTS (SELECT FROM pgbarge.watermark) THEN
+        DROP SCHEMA pgbarge CASCADE;
+    END IF;
+END $$";
 
 /// A run recorded on the target.
 #[derive(Debug, Clone)]
@@ -379,23 +397,11 @@ pub fn resume_run(run: &SavedRun) -> PgLedger {
 /// Removes run `id` from the ledger, and the ledger itself when no run is left.
 pub async fn finish_run(target: &Client, id: i64) -> Result<()> {
     target
-        .execute(DELETE_RUN, &[&id])
+        .batch_execute(&FINISH_RUN.replace("{ID}", &id.to_string()))
         .await
         .map_err(target_error(
             "clearing the finished run from the pgbarge ledger",
-        ))?;
-    let left: i64 = target
-        .query_one(RUNS_LEFT, &[])
-        .await
-        .map_err(target_error("reading the pgbarge ledger"))?
-        .get(0);
-    if left == 0 {
-        target
-            .batch_execute(DROP)
-            .await
-            .map_err(target_error("dropping the empty pgbarge ledger"))?;
-    }
-    Ok(())
+        ))
 }
 
 /// Abandons `run`: drops the staging tables its split tables were loading (nothing

@@ -24,6 +24,7 @@ pub mod retry;
 pub mod rowhash;
 pub mod select;
 pub mod session;
+pub mod sync;
 pub mod verify;
 
 pub use error::{Error, Kind, Result, Side};

@@ -253,7 +253,12 @@ fn target_access(plan: &Plan, t: &TablePlan, snapshot: &Snapshot, problems: &mut
     if let (Some(_), Some(tt)) = (target_detail, target_table) {
         let loads_existing = matches!(
             t.action,
-            Action::Load | Action::Append | Action::Truncate | Action::Upsert | Action::NeedsMode
+            Action::Load
+                | Action::Append
+                | Action::Truncate
+                | Action::Upsert
+                | Action::Sync
+                | Action::NeedsMode
         );
         if loads_existing && tt.row_security_applies && !t.lifted_force_rls {
             problems.push(problem(
@@ -322,6 +327,31 @@ fn for_the_action(plan: &Plan, t: &TablePlan, snapshot: &Snapshot, problems: &mu
                 }
             }
         }
+        Action::Sync => {
+            let keyed = t.sync.as_ref().is_some_and(|s| !s.key.is_empty());
+            if let Some(tt) = target_table {
+                // It reads the table to compare it, then writes what differs.
+                let (may, needs) = if keyed {
+                    (
+                        tt.can_select && tt.can_insert && tt.can_update && tt.can_delete,
+                        "SELECT, INSERT, UPDATE, DELETE",
+                    )
+                } else {
+                    (
+                        tt.can_select && tt.can_insert && tt.can_delete,
+                        "SELECT, INSERT, DELETE",
+                    )
+                };
+                if !(privileges.is_superuser || may) {
+                    problems.push(problem(
+                        ProblemKind::MissingPrivilege,
+                        Some(name),
+                        format!("{name}: --mode sync reads the target table and inserts, updates and deletes its rows, and the role ({target_role}) lacks one of {needs} on it."),
+                        format!("Ask its owner to run: GRANT {needs} ON {} TO <role>;", name.sql()),
+                    ));
+                }
+            }
+        }
         Action::Create if plan.content == Content::DataOnly => problems.push(problem(
             ProblemKind::MissingTable,
             Some(name),
@@ -381,8 +411,8 @@ fn for_the_action(plan: &Plan, t: &TablePlan, snapshot: &Snapshot, problems: &mu
                 let outside: Vec<&TableName> = referenced_by
                     .iter()
                     .filter(|child| {
-                        !t.truncate_group.is_some_and(|g| {
-                            plan.truncate_groups[g]
+                        !t.linked_group.is_some_and(|g| {
+                            plan.linked_groups[g]
                                 .iter()
                                 .any(|&i| &&plan.tables[i].target == child)
                         })

@@ -46,6 +46,9 @@ pub struct TableReport {
     /// COPY bytes moved (as read from the source).
     pub bytes: u64,
     pub seconds: f64,
+    /// For a synced table: what the comparison found and repaired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<crate::sync::SyncStats>,
 }
 
 impl TableReport {

@@ -84,6 +84,8 @@ pub async fn execute(
                     saved.work.source.connection, source.info
                 )));
             }
+            // A ledger written by an earlier version gains what this one keeps there.
+            ledger::ensure(&target.client).await?;
             // The killed run's sessions may still be at work: end them, then read what
             // is committed.
             ledger::end_sessions(&target.client, saved.id, target.server_version_num).await?;

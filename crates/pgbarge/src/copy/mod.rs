@@ -15,7 +15,7 @@
 //! run skips it. The stage reports what happens as [`Event`]s and never prints.
 
 mod bad_bytes;
-mod pump;
+pub(crate) mod pump;
 pub mod schedule;
 mod sequences;
 
@@ -35,6 +35,7 @@ use crate::plan::units::{Op, Unit, UnitId, UnitKind, Work};
 use crate::quote::literal;
 use crate::report::{Resumed, RunReport, TableReport, UnitFailure};
 use crate::retry::{jitter, RetryPolicy};
+use crate::sync::SyncStats;
 
 use schedule::{Schedule, State};
 
@@ -186,6 +187,8 @@ struct TableState {
     started: OnceLock<Instant>,
     bytes: AtomicU64,
     rows: AtomicU64,
+    /// What its sync found, once its unit committed.
+    sync: Mutex<Option<SyncStats>>,
 }
 
 /// The source connection holding the snapshot: the caller's, or a new one after it was
@@ -255,6 +258,8 @@ struct Ctx<'a, L: Ledger> {
     cancels: Mutex<BTreeMap<usize, [crate::connect::Canceller; 2]>>,
     /// Set when a unit read from a renewed snapshot.
     renewed: AtomicBool,
+    /// How rows hash alike on both servers, for syncs: asked once.
+    hashing: tokio::sync::OnceCell<crate::rowhash::Hashing>,
     on_event: &'a (dyn Fn(Event) + Send + Sync),
 }
 
@@ -367,6 +372,7 @@ pub async fn run<L: Ledger>(
         retries: AtomicU32::new(0),
         cancels: Mutex::new(BTreeMap::new()),
         renewed: AtomicBool::new(false),
+        hashing: tokio::sync::OnceCell::new(),
         on_event,
     };
     // Bytes of split tables' parts committed earlier count towards their tables.
@@ -404,6 +410,22 @@ pub async fn run<L: Ledger>(
         .map(|&i| table_report(&ctx, i))
         .collect::<Vec<_>>();
     let skipped = done_ids.len();
+    // A sync that rewrote most of a table did more work than reloading it.
+    let warnings = tables
+        .iter()
+        .filter_map(|t| {
+            let s = t.sync.as_ref()?;
+            let changed = s.inserted + s.updated + s.deleted;
+            let rows = s.source_rows.max(s.target_rows);
+            (rows >= 1000 && changed * 2 > rows).then(|| {
+                format!(
+                    "{}: the sync changed {changed} of its {rows} rows; for a table that \
+                     changes this much, --mode truncate is faster",
+                    t.table
+                )
+            })
+        })
+        .collect();
     Ok(RunReport {
         schema: work.counts.clone(),
         skipped: work.skipped.clone(),
@@ -437,7 +459,7 @@ pub async fn run<L: Ledger>(
                 .collect(),
         }),
         snapshot_renewed: ctx.renewed.load(Ordering::SeqCst),
-        warnings: Vec::new(),
+        warnings,
     })
 }
 
@@ -450,6 +472,7 @@ fn table_report<L: Ledger>(ctx: &Ctx<'_, L>, i: usize) -> TableReport {
         format: t.format,
         rows: state.rows.load(Ordering::SeqCst),
         bytes: state.bytes.load(Ordering::SeqCst),
+        sync: state.sync.lock().ok().and_then(|s| s.clone()),
         seconds: state
             .started
             .get()
@@ -919,7 +942,15 @@ async fn run_unit<L: Ledger>(
         UnitKind::PostData => ctx.salvaged.lock().map(|s| s.clone()).unwrap_or_default(),
         _ => BTreeSet::new(),
     };
-    let pieces = resolve(unit, &skip, &pair.source.client).await?;
+    let (pieces, synced) = resolve(ctx, unit, &skip, pair).await?;
+    // Recorded now, counted only if the unit commits (a retry finds them again).
+    let record_sync = || {
+        for (table, stats) in &synced {
+            if let Ok(mut s) = ctx.tables[*table].sync.lock() {
+                *s = Some(stats.clone());
+            }
+        }
+    };
     let mut head: Vec<String> = ctx.ledger.pending_sql().into_iter().collect();
     head.push(BEGIN.to_string());
     // Statements before each COPY, and after the last.
@@ -975,6 +1006,7 @@ async fn run_unit<L: Ledger>(
             .transient(true)
         })?
         .map_err(|e| Error::postgres(kind_of(unit), Side::Target, &doing, e))?;
+        record_sync();
         return Ok((Vec::new(), 0));
     }
     let mut rows = Vec::new();
@@ -1040,6 +1072,7 @@ async fn run_unit<L: Ledger>(
             }
         }
     }
+    record_sync();
     Ok((rows, total))
 }
 
@@ -1196,9 +1229,20 @@ enum Piece {
     },
 }
 
-async fn resolve(unit: &Unit, skip: &BTreeSet<usize>, source: &Client) -> Result<Vec<Piece>> {
+async fn resolve<L: Ledger>(
+    ctx: &Ctx<'_, L>,
+    unit: &Unit,
+    skip: &BTreeSet<usize>,
+    pair: &Pair,
+) -> Result<(Vec<Piece>, Vec<(usize, SyncStats)>)> {
+    let source = &pair.source.client;
     let doing = format!("loading {}", unit.title);
     let mut pieces = Vec::new();
+    let mut synced = Vec::new();
+    // Deletions found by a sync stage, for the unit's later SyncDelete.
+    let mut deletes: BTreeMap<usize, String> = BTreeMap::new();
+    // Merges of the rows a sync stage staged, for the unit's later SyncApply.
+    let mut applies: BTreeMap<usize, String> = BTreeMap::new();
     for (k, op) in unit.ops.iter().enumerate() {
         match op {
             Op::Object { .. } if skip.contains(&k) => {}
@@ -1219,8 +1263,65 @@ async fn resolve(unit: &Unit, skip: &BTreeSet<usize>, source: &Client) -> Result
                     .into_iter()
                     .map(Piece::Sql),
             ),
+            Op::SyncStage {
+                table,
+                spec,
+                delete_now,
+            } => {
+                let hashing = ctx
+                    .hashing
+                    .get_or_try_init(|| {
+                        crate::rowhash::Hashing::choose(
+                            source,
+                            &pair.target.client,
+                            ctx.options.source_encoding.as_deref(),
+                        )
+                    })
+                    .await?;
+                let busy = || ctx.busy(&pair.target.backend);
+                let watch = crate::sync::Watch {
+                    stall: ctx.options.stall_timeout,
+                    busy: &busy,
+                };
+                ctx.event(Event::Phase {
+                    table: Some(spec.target.clone()),
+                    what: "comparing by hash ranges",
+                });
+                let recorded = crate::sync::recorded(&pair.target.client, spec).await?;
+                let diff = crate::sync::diff(
+                    source,
+                    &pair.target.client,
+                    hashing,
+                    spec,
+                    recorded,
+                    Some(&watch),
+                )
+                .await?;
+                pieces.push(Piece::Sql(crate::sync::RESET_PLANS.into()));
+                let repair = crate::sync::repair(spec, hashing, &diff);
+                if let Some(delete) = repair.delete {
+                    if *delete_now {
+                        pieces.push(Piece::Sql(delete));
+                    } else {
+                        deletes.insert(*table, delete);
+                    }
+                }
+                if let Some(upsert) = repair.upsert {
+                    pieces.push(Piece::Sql(upsert.create_staging));
+                    pieces.push(Piece::Copy {
+                        table: *table,
+                        out: upsert.copy_out,
+                        into: upsert.copy_in,
+                    });
+                    applies.insert(*table, upsert.apply);
+                }
+                pieces.extend(repair.record.into_iter().map(Piece::Sql));
+                synced.push((*table, diff.stats));
+            }
+            Op::SyncDelete { table } => pieces.extend(deletes.remove(table).map(Piece::Sql)),
+            Op::SyncApply { table } => pieces.extend(applies.remove(table).map(Piece::Sql)),
             other => pieces.extend(other.statement().map(Piece::Sql)),
         }
     }
-    Ok(pieces)
+    Ok((pieces, synced))
 }

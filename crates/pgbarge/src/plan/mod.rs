@@ -42,6 +42,9 @@ pub enum LoadMode {
     /// Insert new rows and update changed ones, by the target's primary key: the rows load
     /// into a temporary table, then one `INSERT … ON CONFLICT … DO UPDATE`.
     Upsert,
+    /// Make the target's rows equal the source's, moving only the rows that differ:
+    /// found by hashing on both servers, repaired by delete and upsert.
+    Sync,
 }
 
 /// What moves: table definitions, rows, or both.
@@ -77,6 +80,9 @@ pub struct PlanOptions {
     pub schema: SchemaOptions,
     /// `--source-encoding`: what a SQL_ASCII source's bytes are.
     pub source_encoding: Option<String>,
+    /// `--since COLUMN`: a sync moves only the rows written since the last sync (and
+    /// compares keys for deletes).
+    pub since: Option<String>,
 }
 
 /// The temporary table an upsert loads into before merging.
@@ -120,6 +126,8 @@ pub enum Action {
     Replace,
     /// Insert new rows and update changed ones by primary key (one transaction).
     Upsert,
+    /// Only the rows that differ move: inserted, updated, deleted (one transaction).
+    Sync,
 }
 
 /// The COPY format for a table.
@@ -199,6 +207,8 @@ pub struct TablePlan {
     /// For [`Action::Upsert`]: the target's primary key columns (empty: it has none, and
     /// preflight refuses the table).
     pub upsert_key: Vec<String>,
+    /// For [`Action::Sync`]: how rows are matched.
+    pub sync: Option<SyncPlan>,
     /// Sequences to move past the copied values after the load, in the same transaction.
     pub sequences: Vec<SequencePlan>,
     /// For a partitioned table pgbarge creates: its leaf partitions, each loaded
@@ -217,8 +227,8 @@ pub struct TablePlan {
     /// this one loads: the target already has foreign keys from this table to them.
     pub load_after: Vec<usize>,
     /// Set when the table is truncated together with the tables whose foreign keys
-    /// reference it (or that it references): index into `Plan::truncate_groups`.
-    pub truncate_group: Option<usize>,
+    /// reference it (or that it references): index into `Plan::linked_groups`.
+    pub linked_group: Option<usize>,
     /// Set when the table is replaced together with the other replaced tables that
     /// foreign keys or views link it to: index into `Plan::replace_groups`.
     pub replace_group: Option<usize>,
@@ -319,11 +329,32 @@ pub struct LeafLoad {
     pub estimated_bytes: i64,
 }
 
+/// A stable 64-bit hash (FNV-1a) for names derived from table names: the same in every
+/// run, short enough for an identifier whatever the table's name.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// How the note on a partitioned table's load starts.
 const PARTITIONED_NOTE: &str = "partitioned:";
 
 /// The name of the CHECK a staging leaf carries until it is attached.
 const LEAF_BOUND: &str = "_pgbarge_bound";
+
+/// How a table in [`Action::Sync`] is compared.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct SyncPlan {
+    /// The columns rows are matched by: the target's primary key, or a unique key on NOT
+    /// NULL columns. Empty: there is none, and rows are compared as a multiset.
+    pub key: Vec<String>,
+    /// `--since COLUMN`, when the table has that column and a key.
+    pub since: Option<String>,
+    /// The key is one integer column (int2, int4, int8) on both sides.
+    #[serde(default)]
+    pub integer_key: bool,
+}
 
 /// One range of a split table: blocks `[first_block, end_block)` of the source heap, read
 /// with a `ctid` range (a TID range scan from PostgreSQL 14 on). The last part is open at
@@ -380,12 +411,13 @@ impl TablePlan {
             parts: Vec::new(),
             staging: None,
             upsert_key: Vec::new(),
+            sync: None,
             sequences: Vec::new(),
             leaves: Vec::new(),
             leaf_loads: Vec::new(),
             after_data: Vec::new(),
             load_after: Vec::new(),
-            truncate_group: None,
+            linked_group: None,
             replace_group: None,
             target_partitioned: false,
             identity_always: Vec::new(),
@@ -510,7 +542,7 @@ impl TablePlan {
                 ident(trigger)
             ));
         }
-        if self.action == Action::Truncate && self.truncate_group.is_none() {
+        if self.action == Action::Truncate && self.linked_group.is_none() {
             sql.push(format!("TRUNCATE {}", self.truncate_target(name)));
         }
         for index in &self.rebuilt_indexes {
@@ -662,6 +694,25 @@ impl TablePlan {
         )
     }
 
+    /// For [`Action::Sync`]: what the copy stage compares and repairs.
+    pub fn sync_spec(&self) -> Option<crate::sync::SyncSpec> {
+        let sync = self.sync.as_ref().filter(|_| self.action == Action::Sync)?;
+        Some(crate::sync::SyncSpec {
+            source: self.source.clone(),
+            target: self.target.clone(),
+            columns: self.copied_columns().map(str::to_string).collect(),
+            key: sync.key.clone(),
+            since: sync.since.clone(),
+            integer_key: sync.integer_key,
+            format: self.format,
+            staging: format!("pgbarge_sync_{:016x}", fnv1a(&self.target.to_string())),
+            source_partitioned: self.source_kind == TableKind::Partitioned,
+            target_partitioned: self.target_partitioned,
+            estimated_rows: self.estimated_rows.unwrap_or(0),
+            identity_always: self.identity_always.clone(),
+        })
+    }
+
     /// How many units load its rows: its parts, or its leaves' when they load apart.
     pub fn loads(&self) -> usize {
         let leaves: usize = self.leaf_loads.iter().map(|l| l.parts.len().max(1)).sum();
@@ -779,6 +830,8 @@ pub struct Plan {
     pub whole_schemas: Vec<String>,
     /// `--exclude-object` patterns, as typed (saved with the plan).
     pub exclude_objects: Vec<String>,
+    /// `--since COLUMN` of the synced tables (saved with the plan).
+    pub since: Option<String>,
     /// Foreign keys to tables not copied are left out.
     pub without_fks: bool,
     /// `--grants`: privileges are copied.
@@ -786,11 +839,11 @@ pub struct Plan {
     /// Tables in `--mode truncate` linked by the target's foreign keys: each group is
     /// emptied by one `TRUNCATE` (no CASCADE needed, every referencing table is in it) and
     /// loaded, parents first, in one transaction.
-    pub truncate_groups: Vec<Vec<usize>>,
+    pub linked_groups: Vec<Vec<usize>>,
     /// Per truncate group: foreign keys among its tables that form a cycle (no load order
     /// satisfies them), dropped at the start of the group's transaction and added back,
     /// validated, at its end. Empty for groups without a cycle.
-    pub truncate_group_keys: Vec<Vec<crate::catalog::ForeignKey>>,
+    pub linked_group_keys: Vec<Vec<crate::catalog::ForeignKey>>,
     /// Tables in `--mode replace` that other tables' foreign keys or views depend on.
     pub replace_groups: Vec<ReplaceGroup>,
     /// What the user should know about the run as a whole.
@@ -975,8 +1028,8 @@ impl Plan {
             })
             .collect();
 
-        let (truncate_groups, cyclic) = group_truncates(&mut tables, &snapshot.target_foreign_keys);
-        let truncate_group_keys: Vec<Vec<crate::catalog::ForeignKey>> = truncate_groups
+        let (linked_groups, cyclic) = group_linked(&mut tables, &snapshot.target_foreign_keys);
+        let linked_group_keys: Vec<Vec<crate::catalog::ForeignKey>> = linked_groups
             .iter()
             .zip(&cyclic)
             .map(|(members, &cyclic)| {
@@ -1011,7 +1064,7 @@ impl Plan {
                 }
             })
             .collect();
-        for (members, keys) in truncate_groups.iter().zip(&truncate_group_keys) {
+        for (members, keys) in linked_groups.iter().zip(&linked_group_keys) {
             // A key the group sets aside is not also set aside as NOT VALID.
             for &i in members {
                 let target = tables[i].target.clone();
@@ -1261,10 +1314,11 @@ impl Plan {
                 .iter()
                 .map(|p| p.text.clone())
                 .collect(),
+            since: options.since.clone(),
             without_fks: options.schema.without_fks,
             grants: options.schema.grants,
-            truncate_groups,
-            truncate_group_keys,
+            linked_groups,
+            linked_group_keys,
             replace_groups,
             warnings: encoding_warning(snapshot, options).into_iter().collect(),
             tables,
@@ -1486,42 +1540,54 @@ fn parents_first(members: &[usize], links: &[(usize, usize)]) -> (Vec<usize>, bo
 }
 
 /// Truncated tables linked by the target's foreign keys cannot be emptied one by one
-/// without CASCADE: they are grouped (connected components of the key graph among the
-/// truncated tables), each group truncated by one statement and loaded parents first in
-/// one transaction.
-fn group_truncates(
+/// without CASCADE, and synced ones cannot delete and insert one by one (a parent's row
+/// goes only after its children's, a child's comes only after its parent's): they are
+/// grouped (connected components of the key graph among the tables with that action),
+/// each group loaded parents first in one transaction.
+fn group_linked(
     tables: &mut [TablePlan],
     edges: &[(TableName, TableName)],
 ) -> (Vec<Vec<usize>>, Vec<bool>) {
-    let truncated: BTreeMap<&TableName, usize> = tables
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| t.action == Action::Truncate)
-        .map(|(i, t)| (&t.target, i))
-        .collect();
-    let mut linked: Vec<(usize, usize)> = Vec::new();
-    for (child, parent) in edges {
-        if let (Some(&c), Some(&p)) = (truncated.get(child), truncated.get(parent)) {
-            linked.push((c, p));
-        }
-    }
-    let groups = components(truncated.values().copied(), &linked);
     let mut result = Vec::new();
     let mut cycles = Vec::new();
-    for members in groups.into_iter().filter(|m| m.len() > 1) {
-        let (ordered, cyclic) = parents_first(&members, &linked);
-        cycles.push(cyclic);
-        let g = result.len();
-        let others = ordered.len() - 1;
-        for &i in &ordered {
-            tables[i].truncate_group = Some(g);
-            tables[i].notes.push(format!(
-                "truncated together with {others} other table{} its foreign keys link it to \
-                 (one TRUNCATE, no CASCADE), loaded parents first in one transaction",
-                if others == 1 { "" } else { "s" }
-            ));
+    for action in [Action::Truncate, Action::Sync] {
+        let members: BTreeMap<&TableName, usize> = tables
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.action == action)
+            .map(|(i, t)| (&t.target, i))
+            .collect();
+        let mut linked: Vec<(usize, usize)> = Vec::new();
+        for (child, parent) in edges {
+            if let (Some(&c), Some(&p)) = (members.get(child), members.get(parent)) {
+                linked.push((c, p));
+            }
         }
-        result.push(ordered);
+        let groups = components(members.values().copied(), &linked);
+        for group in groups.into_iter().filter(|m| m.len() > 1) {
+            let (ordered, cyclic) = parents_first(&group, &linked);
+            cycles.push(cyclic);
+            let g = result.len();
+            let others = ordered.len() - 1;
+            let s = if others == 1 { "" } else { "s" };
+            for &i in &ordered {
+                tables[i].linked_group = Some(g);
+                tables[i].notes.push(if action == Action::Truncate {
+                    format!(
+                        "truncated together with {others} other table{s} its foreign keys link \
+                         it to (one TRUNCATE, no CASCADE), loaded parents first in one \
+                         transaction"
+                    )
+                } else {
+                    format!(
+                        "synced together with {others} other table{s} its foreign keys link it \
+                         to, in one transaction: new and changed rows parents first, then \
+                         deleted rows children first"
+                    )
+                });
+            }
+            result.push(ordered);
+        }
     }
     (result, cycles)
 }
@@ -1561,7 +1627,7 @@ fn order_by_foreign_keys(tables: &mut [TablePlan], edges: &[(TableName, TableNam
         .collect();
     for i in cyclic {
         after[i].clear();
-        if tables[i].truncate_group.is_some() {
+        if tables[i].linked_group.is_some() {
             // Its truncate group loads the cycle in one transaction (see there).
             continue;
         }
@@ -2019,6 +2085,7 @@ fn plan_existing(
     }
     let action = match (holds_rows, mode) {
         (_, Some(LoadMode::Upsert)) => Action::Upsert,
+        (true, Some(LoadMode::Sync)) => Action::Sync,
         // Emptied with the others even when it holds no rows: a refresh truncates every
         // table of a foreign-key group together, and an empty member left out of the
         // TRUNCATE would refuse it (its keys still point at the truncated tables).
@@ -2156,7 +2223,81 @@ fn plan_existing(
         .into_iter()
         .filter(|s| target_owned.contains(&s.column.as_str()))
         .collect();
+    if action == Action::Sync {
+        plan.sync = Some(sync_plan(&mut plan, tgt, snapshot, options));
+    }
     plan
+}
+
+/// How a synced table's rows are matched: by the target's primary key, else by a unique
+/// key on NOT NULL columns, else as a multiset; and whether `--since` applies to it.
+fn sync_plan(
+    plan: &mut TablePlan,
+    tgt: &TableDetail,
+    snapshot: &Snapshot,
+    options: &PlanOptions,
+) -> SyncPlan {
+    let copied: Vec<String> = plan.copied_columns().map(str::to_string).collect();
+    let copied: Vec<&str> = copied.iter().map(String::as_str).collect();
+    let usable =
+        |key: &Vec<String>| !key.is_empty() && key.iter().all(|k| copied.contains(&k.as_str()));
+    let key = tgt
+        .primary_key
+        .as_ref()
+        .map(|pk| pk.columns.clone())
+        .into_iter()
+        .chain(
+            snapshot
+                .target_indexes
+                .get(&tgt.table.name)
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i.unique_key.clone()),
+        )
+        .find(usable)
+        .unwrap_or_default();
+    if key.is_empty() {
+        plan.notes.push(
+            "no primary key or unique key on NOT NULL columns: compared as a multiset of \
+             rows (equal rows count), extra copies deleted and missing ones inserted"
+                .into(),
+        );
+    } else if tgt.primary_key.as_ref().map(|pk| &pk.columns) != Some(&key) {
+        plan.notes.push(format!(
+            "rows matched by the unique key ({})",
+            key.join(", ")
+        ));
+    }
+    let since = options.since.as_ref().and_then(|column| {
+        if !copied.contains(&column.as_str()) {
+            plan.notes.push(format!(
+                "no column \"{column}\" to sync --since: every row is compared"
+            ));
+            None
+        } else if key.is_empty() {
+            plan.notes
+                .push("--since needs a key to find deleted rows: every row is compared".into());
+            None
+        } else {
+            Some(column.clone())
+        }
+    });
+    const INTEGERS: [&str; 3] = ["smallint", "integer", "bigint"];
+    let integer_key = match key.as_slice() {
+        [k] => plan.columns.iter().any(|c| {
+            &c.name == k
+                && INTEGERS.contains(&c.source_type.as_str())
+                && c.target_type
+                    .as_deref()
+                    .is_some_and(|t| INTEGERS.contains(&t))
+        }),
+        _ => false,
+    };
+    SyncPlan {
+        key,
+        since,
+        integer_key,
+    }
 }
 
 /// `CREATE TYPE … AS RANGE`, naming the multirange type only where it is not the one

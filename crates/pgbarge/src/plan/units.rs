@@ -94,6 +94,19 @@ pub enum Op {
     Object { step: Step },
     /// `setval` of the sequences created by the run, to the source's values now.
     SequenceValues { sequences: Vec<SequenceValue> },
+    /// A synced table: how it differs is found by hashing on both servers (the source in
+    /// the run's snapshot), then the source rows that differ stream into its staging
+    /// table. The target rows only it has are deleted here (`delete_now`), or by a later
+    /// [`Op::SyncDelete`] of the same unit. `table` indexes [`Work::tables`].
+    SyncStage {
+        table: usize,
+        spec: crate::sync::SyncSpec,
+        delete_now: bool,
+    },
+    /// The deletions the unit's [`Op::SyncStage`] of `table` found.
+    SyncDelete { table: usize },
+    /// The rows the unit's [`Op::SyncStage`] of `table` staged, merged into it.
+    SyncApply { table: usize },
 }
 
 impl Op {
@@ -111,7 +124,12 @@ impl Op {
                 from.sql(),
                 ident(to)
             )),
-            Op::Copy { .. } | Op::SyncSequences { .. } | Op::SequenceValues { .. } => None,
+            Op::Copy { .. }
+            | Op::SyncSequences { .. }
+            | Op::SequenceValues { .. }
+            | Op::SyncStage { .. }
+            | Op::SyncDelete { .. }
+            | Op::SyncApply { .. } => None,
         }
     }
 }
@@ -135,7 +153,9 @@ pub struct Unit {
 impl Unit {
     /// Whether the unit streams rows.
     pub fn moves_rows(&self) -> bool {
-        self.ops.iter().any(|op| matches!(op, Op::Copy { .. }))
+        self.ops
+            .iter()
+            .any(|op| matches!(op, Op::Copy { .. } | Op::SyncStage { .. }))
     }
 }
 
@@ -217,8 +237,8 @@ impl<'a> Builder<'a> {
             .map(|(i, t)| {
                 if t.action == Action::Keep {
                     None
-                } else if let Some(g) = t.truncate_group {
-                    Some(group_id(&plan.tables[plan.truncate_groups[g][0]]))
+                } else if let Some(g) = t.linked_group {
+                    Some(group_id(&plan.tables[plan.linked_groups[g][0]]))
                 } else if let Some(g) = t.replace_group {
                     Some(group_id(&plan.tables[plan.replace_groups[g].members[0]]))
                 } else if !t.parts.is_empty() || !t.leaf_loads.is_empty() {
@@ -238,14 +258,14 @@ impl<'a> Builder<'a> {
     fn build(mut self) -> Work {
         let plan = self.plan;
         self.prepare();
-        for (g, members) in plan.truncate_groups.iter().enumerate() {
+        for (g, members) in plan.linked_groups.iter().enumerate() {
             self.group(g, members);
         }
         for g in 0..plan.replace_groups.len() {
             self.replace_group(g);
         }
         for (i, t) in plan.tables.iter().enumerate() {
-            if t.action == Action::Keep || t.truncate_group.is_some() || t.replace_group.is_some() {
+            if t.action == Action::Keep || t.linked_group.is_some() || t.replace_group.is_some() {
                 continue;
             }
             if !t.leaf_loads.is_empty() {
@@ -382,10 +402,31 @@ impl<'a> Builder<'a> {
     fn load_ops(&self, i: usize) -> Vec<Op> {
         let t = &self.plan.tables[i];
         let mut ops: Vec<Op> = t.setup_sql(&t.target).into_iter().map(Op::sql).collect();
-        ops.extend(self.copies(i, &t.target));
+        match t.sync_spec() {
+            // Alone, a synced table deletes first: a row inserted with the unique value
+            // of one deleted does not collide with it.
+            Some(spec) if self.plan.content != Content::SchemaOnly => {
+                ops.push(Op::SyncStage {
+                    table: i,
+                    spec,
+                    delete_now: true,
+                });
+                ops.push(Op::SyncApply { table: i });
+            }
+            _ => ops.extend(self.copies(i, &t.target)),
+        }
+        ops.extend(self.load_tail(i));
+        ops
+    }
+
+    /// What follows table `i`'s rows in its transaction: the key and what was set aside,
+    /// indexes, sequences.
+    fn load_tail(&self, i: usize) -> Vec<Op> {
+        let t = &self.plan.tables[i];
+        let mut ops = Vec::new();
         if matches!(
             t.action,
-            Action::Load | Action::Append | Action::Truncate | Action::Upsert
+            Action::Load | Action::Append | Action::Truncate | Action::Upsert | Action::Sync
         ) {
             // Deferred foreign-key checks of the loaded rows run now: ALTER TABLE (the
             // key and triggers put back) is refused while such events are pending.
@@ -610,15 +651,46 @@ impl<'a> Builder<'a> {
             .iter()
             .map(|&i| plan.tables[i].truncate_target(&plan.tables[i].target))
             .collect();
-        let cycle = &plan.truncate_group_keys[g];
+        let cycle = &plan.linked_group_keys[g];
         // Keys no load order satisfies: off for the load, back (validated) at the end.
         let mut ops: Vec<Op> = cycle
             .iter()
             .map(|k| Op::sql(k.table.drop_constraint_sql(&k.name)))
             .collect();
-        ops.push(Op::sql(format!("TRUNCATE {}", names.join(", "))));
-        for &i in members {
-            ops.extend(self.load_ops(i));
+        let synced: Vec<(usize, crate::sync::SyncSpec)> = members
+            .iter()
+            .filter_map(|&i| plan.tables[i].sync_spec().map(|s| (i, s)))
+            .collect();
+        if synced.is_empty() {
+            ops.push(Op::sql(format!("TRUNCATE {}", names.join(", "))));
+            for &i in members {
+                ops.extend(self.load_ops(i));
+            }
+        } else {
+            // New and changed rows parents first (a child's new row needs its parent),
+            // then deleted rows children first (a parent's row goes after the rows that
+            // pointed at it, which the upserts may have moved).
+            for &i in members {
+                let t = &plan.tables[i];
+                ops.extend(t.setup_sql(&t.target).into_iter().map(Op::sql));
+            }
+            for (i, spec) in &synced {
+                ops.push(Op::SyncStage {
+                    table: *i,
+                    spec: spec.clone(),
+                    delete_now: false,
+                });
+            }
+            ops.extend(synced.iter().map(|(i, _)| Op::SyncApply { table: *i }));
+            ops.extend(
+                synced
+                    .iter()
+                    .rev()
+                    .map(|(i, _)| Op::SyncDelete { table: *i }),
+            );
+            for &i in members {
+                ops.extend(self.load_tail(i));
+            }
         }
         ops.extend(
             cycle
@@ -630,7 +702,12 @@ impl<'a> Builder<'a> {
             id: group_id(first),
             kind: UnitKind::Group,
             title: format!(
-                "truncate group {} ({} tables), parents first",
+                "{} group {} ({} tables), parents first",
+                if synced.is_empty() {
+                    "truncate"
+                } else {
+                    "sync"
+                },
                 g + 1,
                 members.len()
             ),
@@ -930,7 +1007,7 @@ mod tests {
     #[test]
     fn a_table_waits_for_the_unit_that_completes_its_parent() {
         let mut parent = table("customers", Action::Truncate, 0);
-        parent.truncate_group = None;
+        parent.linked_group = None;
         let mut child = table("orders", Action::Append, 0);
         child.load_after = vec![0];
         let mut p = plan(vec![parent, child]);
@@ -946,11 +1023,11 @@ mod tests {
     fn a_truncate_group_is_one_unit_completing_all_its_tables() {
         let mut a = table("a", Action::Truncate, 0);
         let mut b = table("b", Action::Truncate, 0);
-        a.truncate_group = Some(0);
-        b.truncate_group = Some(0);
+        a.linked_group = Some(0);
+        b.linked_group = Some(0);
         let mut p = plan(vec![a, b]);
-        p.truncate_groups = vec![vec![0, 1]];
-        p.truncate_group_keys = vec![Vec::new()];
+        p.linked_groups = vec![vec![0, 1]];
+        p.linked_group_keys = vec![Vec::new()];
         let work = p.work();
         let group = unit(&work, "group public.a");
         assert_eq!(group.completes, vec![0, 1]);
