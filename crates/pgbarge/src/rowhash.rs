@@ -83,7 +83,11 @@ impl Hashing {
         };
         let utf8 = format!("pg_catalog.convert_to({expr}, 'UTF8')");
         match bytes {
-            Bytes::Native => format!("pg_catalog.hashtextextended({expr}, {seed})"),
+            // Bytes, not a collation's idea of equality: a nondeterministic (ICU)
+            // collation hashes its sort key, which differs between ICU versions.
+            Bytes::Native => {
+                format!("pg_catalog.hashtextextended(({expr}) COLLATE \"C\", {seed})")
+            }
             Bytes::Utf8 => format!("pg_catalog.hashtextextended(pg_catalog.md5({utf8}), {seed})"),
             // Converting to SQL_ASCII passes the bytes through unchanged (and unchecked).
             Bytes::From(enc) => format!(
