@@ -352,8 +352,11 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     }
     if settings.dry_run {
         // A sync's dry run shows what it would repair: the comparison reads, never writes.
-        let specs: Vec<pgbarge::sync::SyncSpec> =
-            plan.tables.iter().filter_map(|t| t.sync_spec()).collect();
+        let specs: Vec<pgbarge::sync::SyncSpec> = plan
+            .tables
+            .iter()
+            .filter_map(|t| t.sync_spec(&plan.source))
+            .collect();
         let previews = if specs.is_empty() || settings.content == Content::SchemaOnly {
             Vec::new()
         } else {

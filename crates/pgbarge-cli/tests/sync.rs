@@ -16,9 +16,9 @@ CREATE TABLE composite (region text, n int, v text, PRIMARY KEY (region, n));
 INSERT INTO composite SELECT 'r' || (g % 37), g, md5(g::text) FROM generate_series(1, 30000) g;
 CREATE TABLE texty (code text PRIMARY KEY, v numeric);
 INSERT INTO texty SELECT 'code ' || g || E' \\u00e9 \"q\"', g / 7.0 FROM generate_series(1, 20000) g;
-CREATE TABLE uuids (id uuid PRIMARY KEY, doc jsonb, tags text[]);
-INSERT INTO uuids SELECT md5(g::text)::uuid, jsonb_build_object('g', g), ARRAY['a' || g, NULL]
-  FROM generate_series(1, 20000) g;
+CREATE TABLE uuids (id uuid PRIMARY KEY, doc jsonb, tags text[], raw json, at point);
+INSERT INTO uuids SELECT md5(g::text)::uuid, jsonb_build_object('g', g), ARRAY['a' || g, NULL],
+  '{\"b\": 1,  \"a\": 2}', point(g, -g) FROM generate_series(1, 20000) g;
 CREATE TABLE by_unique (email text NOT NULL UNIQUE, name text);
 INSERT INTO by_unique SELECT 'u' || g || '@x', 'n' || g FROM generate_series(1, 5000) g;
 CREATE TABLE dupes (a int, b text);
@@ -27,6 +27,9 @@ INSERT INTO dupes VALUES (NULL, NULL), (NULL, NULL);
 CREATE TABLE measured (id int PRIMARY KEY, price numeric, qty int,
   total numeric GENERATED ALWAYS AS (price * qty) STORED);
 INSERT INTO measured (id, price, qty) SELECT g, g / 10.0, g % 5 FROM generate_series(1, 3000) g;
+CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TABLE ci_keys (code text COLLATE ci PRIMARY KEY, n int);
+INSERT INTO ci_keys SELECT 'Code' || g, g FROM generate_series(1, 3000) g;
 CREATE TABLE parted (id int, day date, v text, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
 CREATE TABLE parted_a PARTITION OF parted FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');
 CREATE TABLE parted_b PARTITION OF parted FOR VALUES FROM ('2021-01-01') TO ('2022-01-01');
@@ -34,13 +37,14 @@ INSERT INTO parted SELECT g, '2020-01-01'::date + (g % 700), 'p' || g FROM gener
 ANALYZE;
 ";
 
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 8] = [
     "composite",
     "texty",
     "uuids",
     "by_unique",
     "dupes",
     "measured",
+    "ci_keys",
     "parted",
 ];
 
@@ -54,13 +58,16 @@ DELETE FROM texty WHERE code LIKE 'code 1%7 %';
 INSERT INTO texty VALUES ('brand new', 1), ('', 0);
 UPDATE uuids SET doc = doc || '{\"edited\": true}' WHERE (doc->>'g')::int % 500 = 0;
 DELETE FROM uuids WHERE (doc->>'g')::int % 333 = 0;
-INSERT INTO uuids VALUES ('00000000-0000-0000-0000-000000000000', NULL, '{}');
+INSERT INTO uuids VALUES ('00000000-0000-0000-0000-000000000000', NULL, '{}', '[ ]', NULL);
 UPDATE by_unique SET name = 'renamed' WHERE email LIKE 'u1%0@x';
 DELETE FROM by_unique WHERE email = 'u7@x';
 INSERT INTO by_unique VALUES ('u7@y', 'moved');
 DELETE FROM dupes WHERE ctid IN (SELECT ctid FROM dupes WHERE a = 5 LIMIT 3);
 INSERT INTO dupes VALUES (1, 'x1'), (1, 'x1'), (9999, 'new'), (NULL, NULL);
 UPDATE measured SET qty = qty + 1 WHERE id % 100 = 0;
+UPDATE ci_keys SET n = -n WHERE n % 100 = 0;
+DELETE FROM ci_keys WHERE code = 'CODE7';
+INSERT INTO ci_keys VALUES ('brand new', 0);
 UPDATE parted SET day = '2021-06-01' WHERE id % 500 = 0;
 DELETE FROM parted WHERE id % 777 = 0;
 ";
@@ -139,7 +146,7 @@ fn sync_repairs_every_kind_of_key_and_duplicate_rows_moving_only_the_differences
         a
     });
     verify.assert_ok();
-    assert!(verify.stdout.contains("7 equal"), "{}", verify.stdout);
+    assert!(verify.stdout.contains("8 equal"), "{}", verify.stdout);
 }
 
 #[test]

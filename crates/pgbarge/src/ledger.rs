@@ -121,12 +121,14 @@ CREATE TABLE IF NOT EXISTS pgbarge.session (
 );
 CREATE TABLE IF NOT EXISTS pgbarge.synced (
     target_table text PRIMARY KEY,
+    source text NOT NULL,
     source_changes bigint NOT NULL,
     synced_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 CREATE TABLE IF NOT EXISTS pgbarge.watermark (
     target_table text NOT NULL,
     column_name text NOT NULL,
+    source text NOT NULL,
     value text,
     snapshot text NOT NULL,
     synced_at timestamptz NOT NULL DEFAULT pg_catalog.now(),

@@ -47,6 +47,10 @@ const BITMAP_BITS: u32 = 16;
 /// One table's sync, as the plan decides it and the copy stage carries it out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SyncSpec {
+    /// The source server and database (`user@host:port/db`): what the ledger's records
+    /// of earlier syncs are kept by, so that another source's are never used.
+    #[serde(default)]
+    pub source_server: String,
     pub source: TableName,
     pub target: TableName,
     /// The columns compared and moved (the copied columns, in the source's order).
@@ -203,8 +207,10 @@ impl SyncSpec {
         hashing.row(side, &self.columns)
     }
 
-    /// The statement applying the staged rows: an upsert by key (rows that did not
-    /// change are not touched), or for a multiset a plain insert of the missing copies.
+    /// The statement applying the staged rows: an upsert by key, or for a multiset a
+    /// plain insert of the missing copies. Staged rows differ from the target's (or,
+    /// with `--since`, were written since the last sync), so each is written without
+    /// comparing it again — which types without equality (json, point) would refuse.
     pub fn apply_sql(&self) -> String {
         let cols = ident_list(self.columns.iter().map(String::as_str));
         let staging = TableName::new("pg_temp", self.staging.clone()).sql();
@@ -239,10 +245,8 @@ impl SyncSpec {
                     .join(", ")
             };
             format!(
-                "DO UPDATE SET ({}) = ROW({}) WHERE ROW({}) IS DISTINCT FROM ROW({})",
+                "DO UPDATE SET ({}) = ROW({})",
                 ident_list(others.iter().copied()),
-                of("EXCLUDED"),
-                of("pgbarge_t"),
                 of("EXCLUDED")
             )
         };
@@ -740,21 +744,24 @@ fn since_sql(since: &Since, alias: &str) -> String {
 }
 
 /// Records the next watermark in the ledger (see [`crate::ledger`]).
-const RECORD_WATERMARK: &str = "INSERT INTO pgbarge.watermark (target_table, column_name, value, snapshot) \
-     VALUES ({TABLE}, {COLUMN}, {VALUE}, {SNAPSHOT}) ON CONFLICT (target_table, column_name) \
-     DO UPDATE SET value = EXCLUDED.value, snapshot = EXCLUDED.snapshot, synced_at = pg_catalog.now()";
+const RECORD_WATERMARK: &str = "INSERT INTO pgbarge.watermark \
+       (target_table, column_name, source, value, snapshot) \
+     VALUES ({TABLE}, {COLUMN}, {SOURCE}, {VALUE}, {SNAPSHOT}) \
+     ON CONFLICT (target_table, column_name) DO UPDATE SET source = EXCLUDED.source, \
+       value = EXCLUDED.value, snapshot = EXCLUDED.snapshot, synced_at = pg_catalog.now()";
 
 /// What the ledger holds of a table's last sync: the source's change counter then, and
 /// (with `--since`) the watermark. Fails with "undefined table" when there is no ledger.
-const READ_RECORD: &str =
-    "SELECT (SELECT source_changes FROM pgbarge.synced WHERE target_table = $1), \
+const READ_RECORD: &str = "SELECT (SELECT source_changes FROM pgbarge.synced \
+      WHERE target_table = $1 AND source = $3), \
      (SELECT ARRAY[value, snapshot] FROM pgbarge.watermark \
-      WHERE target_table = $1 AND column_name = $2)";
+      WHERE target_table = $1 AND column_name = $2 AND source = $3)";
 
 /// Records, in the repair's transaction, the source's change counter the sync read.
-const RECORD_SYNCED: &str = "INSERT INTO pgbarge.synced (target_table, source_changes) \
-     VALUES ({TABLE}, {CHANGES}) ON CONFLICT (target_table) \
-     DO UPDATE SET source_changes = EXCLUDED.source_changes, synced_at = pg_catalog.now()";
+const RECORD_SYNCED: &str = "INSERT INTO pgbarge.synced (target_table, source, source_changes) \
+     VALUES ({TABLE}, {SOURCE}, {CHANGES}) ON CONFLICT (target_table) \
+     DO UPDATE SET source = EXCLUDED.source, source_changes = EXCLUDED.source_changes, \
+       synced_at = pg_catalog.now()";
 
 /// What the target's ledger recorded of a table's last sync.
 #[derive(Debug, Clone, Default)]
@@ -771,7 +778,10 @@ pub struct Recorded {
 pub async fn recorded(target: &Client, spec: &SyncSpec) -> Result<Recorded> {
     let column = spec.since.clone().unwrap_or_default();
     let row = match target
-        .query_one(READ_RECORD, &[&spec.target.to_string(), &column])
+        .query_one(
+            READ_RECORD,
+            &[&spec.target.to_string(), &column, &spec.source_server],
+        )
         .await
     {
         Ok(row) => row,
@@ -862,6 +872,7 @@ pub fn repair(spec: &SyncSpec, hashing: &Hashing, diff: &Diff) -> Repair {
         .map(|n| {
             RECORD_SYNCED
                 .replace("{TABLE}", &table)
+                .replace("{SOURCE}", &literal(&spec.source_server))
                 .replace("{CHANGES}", &n.to_string())
         })
         .into_iter()
@@ -870,6 +881,7 @@ pub fn repair(spec: &SyncSpec, hashing: &Hashing, diff: &Diff) -> Repair {
         record.push(
             RECORD_WATERMARK
                 .replace("{TABLE}", &table)
+                .replace("{SOURCE}", &literal(&spec.source_server))
                 .replace("{COLUMN}", &literal(column))
                 .replace(
                     "{VALUE}",
@@ -1053,9 +1065,10 @@ mod tests {
     }
 
     #[test]
-    fn first_level_sizes_buckets_to_a_few_hundred_rows() {
+    fn first_level_sizes_buckets_to_a_few_dozen_rows() {
         assert_eq!(first_bits(0), 0);
-        assert_eq!(first_bits(1_000_000), 12);
+        // 16,384 buckets of 61 rows.
+        assert_eq!(first_bits(1_000_000), 14);
         assert_eq!(first_bits(i64::MAX), BITMAP_BITS);
     }
 

@@ -694,10 +694,11 @@ impl TablePlan {
         )
     }
 
-    /// For [`Action::Sync`]: what the copy stage compares and repairs.
-    pub fn sync_spec(&self) -> Option<crate::sync::SyncSpec> {
+    /// For [`Action::Sync`]: what the copy stage compares and repairs, from `source`.
+    pub fn sync_spec(&self, source: &Endpoint) -> Option<crate::sync::SyncSpec> {
         let sync = self.sync.as_ref().filter(|_| self.action == Action::Sync)?;
         Some(crate::sync::SyncSpec {
+            source_server: source.connection.clone(),
             source: self.source.clone(),
             target: self.target.clone(),
             columns: self.copied_columns().map(str::to_string).collect(),

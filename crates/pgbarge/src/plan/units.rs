@@ -402,7 +402,7 @@ impl<'a> Builder<'a> {
     fn load_ops(&self, i: usize) -> Vec<Op> {
         let t = &self.plan.tables[i];
         let mut ops: Vec<Op> = t.setup_sql(&t.target).into_iter().map(Op::sql).collect();
-        match t.sync_spec() {
+        match t.sync_spec(&self.plan.source) {
             // Alone, a synced table deletes first: a row inserted with the unique value
             // of one deleted does not collide with it.
             Some(spec) if self.plan.content != Content::SchemaOnly => {
@@ -659,7 +659,7 @@ impl<'a> Builder<'a> {
             .collect();
         let synced: Vec<(usize, crate::sync::SyncSpec)> = members
             .iter()
-            .filter_map(|&i| plan.tables[i].sync_spec().map(|s| (i, s)))
+            .filter_map(|&i| plan.tables[i].sync_spec(&plan.source).map(|s| (i, s)))
             .collect();
         if synced.is_empty() {
             ops.push(Op::sql(format!("TRUNCATE {}", names.join(", "))));
