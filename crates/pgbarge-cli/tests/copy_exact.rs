@@ -316,6 +316,19 @@ fn modes_replace_and_upsert() {
     );
     assert_eq!(db.target_sql("SELECT xmin FROM t WHERE id = 10"), before);
 
+    // Values compare as they travel: a json column (no equality operator) is no
+    // obstacle, and 1.00 is not 1.0.
+    db.source_sql(
+        "CREATE TABLE doc (id int PRIMARY KEY, j json, n numeric);
+         INSERT INTO doc VALUES (1, '{\"a\": 1}', 1.00), (2, '[1]', 2);",
+    );
+    db.target_sql_as_app(
+        "CREATE TABLE doc (id int PRIMARY KEY, j json, n numeric);
+         INSERT INTO doc VALUES (1, '{\"a\": 1}', 1.0), (2, '[]', 2);",
+    );
+    db.copy(&["doc", "--mode", "upsert"]).assert_ok();
+    db.assert_same("doc");
+
     // Replace: the target's table goes, the source's definition and rows come.
     db.copy(&["t", "--mode", "replace"]).assert_ok();
     db.assert_same("t");

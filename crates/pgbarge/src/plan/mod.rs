@@ -653,7 +653,9 @@ impl TablePlan {
             .then(|| format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY", name.sql()))
     }
 
-    /// `INSERT … ON CONFLICT (key) DO UPDATE`, touching only rows whose values changed.
+    /// `INSERT … ON CONFLICT (key) DO UPDATE`, touching only rows whose values changed —
+    /// compared as text, as they travel: types without equality (json, point) have no
+    /// other comparison, and `1.0` and `1.00` are different values to copy.
     fn upsert_sql(&self, name: &TableName) -> String {
         let cols = ident_list(self.copied_columns());
         // GENERATED ALWAYS identity columns take the source's values only with OVERRIDING
@@ -677,7 +679,8 @@ impl TablePlan {
                 .collect::<Vec<_>>()
                 .join(", ");
             format!(
-                "DO UPDATE SET ({}) = ROW({excluded}) WHERE ROW({current}) IS DISTINCT FROM ROW({excluded})",
+                "DO UPDATE SET ({}) = ROW({excluded}) \
+                 WHERE ROW({current})::text IS DISTINCT FROM ROW({excluded})::text",
                 ident_list(others.iter().copied())
             )
         };
