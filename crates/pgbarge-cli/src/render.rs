@@ -353,7 +353,11 @@ pub fn report(report: &RunReport) -> String {
 /// What a sync compared and repaired: `1,000,000 rows compared in 5,120 hash ranges;
 /// 500 inserted, 1,000 updated, 500 deleted; moved 210 KiB of hashes and 480 KiB of rows`.
 pub fn sync_line(s: &pgbarge::sync::SyncStats, row_bytes: u64) -> String {
-    let changes = if s.since_rows {
+    let changes = if s.reloaded {
+        "so many rows differed that every source row was merged and the rows only on the \
+         target deleted"
+            .to_string()
+    } else if s.since_rows {
         format!(
             "rows written since the last sync moved, {} missing inserted, {} deleted",
             thousands(s.inserted),
@@ -389,7 +393,12 @@ pub fn sync_previews(previews: &[pgbarge::sync::Preview]) -> String {
             thousands(s.source_rows.max(s.target_rows)),
             thousands(s.ranges)
         ));
-        if s.since_rows {
+        if s.reloaded {
+            out.push_str(
+                "so many rows differ that it would merge every source row and delete the \
+                 rows only on the target",
+            );
+        } else if s.since_rows {
             out.push_str(&format!(
                 "would move the rows written since the last sync, insert {} missing and \
                  delete {}",

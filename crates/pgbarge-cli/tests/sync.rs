@@ -406,3 +406,36 @@ fn a_connection_reset_during_a_sync_is_retried_and_ends_equal() {
     assert!(run.stdout.contains("Retried 1 time"), "{}", run.stdout);
     db.assert_same("t");
 }
+
+#[test]
+fn a_table_where_most_rows_changed_is_merged_whole() {
+    let db = TestDb::new("sync_reload");
+    db.source_sql(
+        "CREATE TABLE wide (id int PRIMARY KEY, v int);
+         INSERT INTO wide SELECT g, g FROM generate_series(1, 600000) g;
+         CREATE TABLE bag (v int);
+         INSERT INTO bag SELECT g % 1000 FROM generate_series(1, 600000) g;
+         ANALYZE;",
+    );
+    db.copy(&["wide", "bag"]).assert_ok();
+    db.source_sql(
+        "UPDATE wide SET v = -v; DELETE FROM wide WHERE id % 1000 = 0;
+         INSERT INTO wide VALUES (-1, 0);
+         UPDATE bag SET v = v + 1;",
+    );
+    db.target_sql_as_app("INSERT INTO wide VALUES (-2, 0);");
+    let run = db.copy(&["wide", "bag", "--mode", "sync"]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("every source row was merged"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("--mode truncate is faster"),
+        "{}",
+        run.stdout
+    );
+    db.assert_same("wide");
+    db.assert_same("bag");
+}

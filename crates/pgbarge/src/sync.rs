@@ -11,6 +11,11 @@
 //! read in full. Each level is one query per server; its answer is packed into one
 //! `bytea` (12 bytes a bucket, 16 a row).
 //!
+//! The ledger keeps the source table's change counter as each sync read it. When it has
+//! not moved since, the table is most likely unchanged, and the whole table as one
+//! bucket — one sum per server, what `verify` costs — proves it; the buckets come only
+//! if it did change after all (the target may have).
+//!
 //! With `--since COLUMN`, rows are not hashed whole: keys are compared the same way (to
 //! find deletes and rows missing on the target), and the source's rows written since the
 //! last sync move — those past the watermark, and every row whose writing transaction
@@ -29,9 +34,10 @@ use crate::quote::{ident, ident_list, literal};
 use crate::rowhash::{key_expr, Hashing};
 
 /// Rows a bucket holds on average at the first level, which returns about rows / this
-/// many buckets (12 bytes each): few enough that a table without a change costs little
-/// more than its hashing, many enough that a few thousand changes leave most buckets
-/// equal, so the next level rehashes only a few percent of the rows.
+/// many buckets (12 bytes each): many enough that a few thousand changes leave most
+/// buckets equal, so the next level rehashes only a few percent of the rows; few enough
+/// that their hashing and sending costs little beside the rows' (16,384 buckets, 196 KB,
+/// for a million rows).
 const FIRST_LEVEL_ROWS: f64 = 64.0;
 /// Bits a differing bucket is split into at each further level (16 sub-buckets).
 const STEP_BITS: u32 = 4;
@@ -43,6 +49,13 @@ const MAX_BITS: u32 = 30;
 /// The bitmap a level filters by covers at most this many bits of the hash (8 KiB);
 /// finer levels also check the bucket against an array.
 const BITMAP_BITS: u32 = 16;
+/// When the differing buckets hold more rows than this, the table is merged whole
+/// instead: listing every row's hashes (16 bytes each, on both sides) and naming each
+/// row to move in the statements would cost more, in memory and statement size, than
+/// moving the rows.
+const RELOAD_ROWS: f64 = 500_000.0;
+/// ...and when a level would return more buckets than this (12 bytes each).
+const RELOAD_BUCKETS: f64 = 2_000_000.0;
 
 /// One table's sync, as the plan decides it and the copy stage carries it out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +107,9 @@ pub struct SyncStats {
     /// With `--since`: rows written on the source since the last sync, moved whatever
     /// their content (identical ones change nothing on the target).
     pub since_rows: bool,
+    /// So many rows differed that every source row was merged (rows only on the target
+    /// deleted) rather than each difference found; the counts above are then unknown.
+    pub reloaded: bool,
     /// Bytes of hashes the two servers sent.
     pub hash_bytes: u64,
 }
@@ -101,7 +117,7 @@ pub struct SyncStats {
 impl SyncStats {
     /// Whether anything differs.
     pub fn differs(&self) -> bool {
-        self.inserted + self.updated + self.deleted > 0 || self.since_rows
+        self.inserted + self.updated + self.deleted > 0 || self.since_rows || self.reloaded
     }
 }
 
@@ -156,6 +172,9 @@ pub struct Repair {
     /// Records the sync in the ledger (the source's change counter, the next
     /// watermark), in the repair's transaction.
     pub record: Vec<String>,
+    /// Every source row is staged: `delete` (the target rows without a staged key) reads
+    /// the staging table, so it runs after the COPY.
+    pub reload: bool,
 }
 
 /// Source rows staged and merged into the target table.
@@ -605,9 +624,17 @@ pub async fn diff(
     out.stats.ranges += s.len().max(t.len()) as u64;
     let mut diff = differing(&s, &t);
     let rows = s_rows.max(t_rows).max(1) as f64;
+    // Rows in the differing buckets of `bits`, about.
+    let rows_in = |diff: &[i32], bits: u32| diff.len() as f64 * rows / (1u64 << bits) as f64;
 
     // Finer levels: only the differing buckets, split until they hold a few rows.
     while !diff.is_empty() && rows / (1u64 << bits) as f64 > LEAF_ROWS && bits < MAX_BITS {
+        let next_buckets =
+            (diff.len() as f64 * (1u64 << STEP_BITS) as f64).min(rows_in(&diff, bits));
+        if next_buckets > RELOAD_BUCKETS {
+            out.stats.reloaded = true;
+            return Ok(out);
+        }
         let filter = Filter {
             bits,
             buckets: std::mem::take(&mut diff),
@@ -626,6 +653,10 @@ pub async fn diff(
         bits = finer;
     }
 
+    if rows_in(&diff, bits) > RELOAD_ROWS {
+        out.stats.reloaded = true;
+        return Ok(out);
+    }
     // The rows of the differing buckets, one by one.
     if !diff.is_empty() {
         let filter = Filter {
@@ -833,9 +864,18 @@ pub fn repair(spec: &SyncSpec, hashing: &Hashing, diff: &Diff) -> Repair {
         "COPY {} ({cols}) FROM STDIN {format}",
         TableName::new("pg_temp", spec.staging.clone()).sql()
     );
-    let delete = (!diff.delete.is_empty()).then(|| delete_sql(spec, hashing, &diff.delete));
+    let delete = if diff.stats.reloaded {
+        Some(reload_delete_sql(spec))
+    } else {
+        (!diff.delete.is_empty()).then(|| delete_sql(spec, hashing, &diff.delete))
+    };
     let wanted: Vec<i64> = diff.upsert.keys().copied().collect();
-    let copy_out = if spec.keyed() {
+    let copy_out = if diff.stats.reloaded {
+        Some(format!(
+            "COPY (SELECT {cols} FROM {}) TO STDOUT {format}",
+            spec.from(Side::Source)
+        ))
+    } else if spec.keyed() {
         let mut wher = membership(&format!("({})", hash_of(spec, hashing)), &wanted);
         if let Some(since) = &diff.since {
             wher = format!("({wher}) OR {}", since_sql(since, "pgbarge_s"));
@@ -894,6 +934,7 @@ pub fn repair(spec: &SyncSpec, hashing: &Hashing, diff: &Diff) -> Repair {
         delete,
         upsert,
         record,
+        reload: diff.stats.reloaded,
     }
 }
 
@@ -924,6 +965,29 @@ fn copies_sql(
         member = membership(&format!("({hash})"), &hashes),
         h = list(hashes.iter().map(i64::to_string).collect()),
         n = list(counts.values().map(u64::to_string).collect()),
+    )
+}
+
+/// When every source row is staged: deletes the target rows whose key no staged row has
+/// — for a multiset, every row (the staged copies replace them).
+fn reload_delete_sql(spec: &SyncSpec) -> String {
+    let from = spec.from(Side::Target);
+    if !spec.keyed() {
+        return format!("DELETE FROM {from}");
+    }
+    let of = |alias: &str| {
+        spec.key
+            .iter()
+            .map(|k| format!("{alias}.{}", ident(k)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "DELETE FROM {from} AS pgbarge_t WHERE NOT EXISTS (SELECT FROM {} AS pgbarge_s \
+         WHERE ({}) = ({}))",
+        TableName::new("pg_temp", spec.staging.clone()).sql(),
+        of("pgbarge_s"),
+        of("pgbarge_t")
     )
 }
 

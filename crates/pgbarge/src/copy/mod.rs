@@ -417,10 +417,10 @@ pub async fn run<L: Ledger>(
             let s = t.sync.as_ref()?;
             let changed = s.inserted + s.updated + s.deleted;
             let rows = s.source_rows.max(s.target_rows);
-            (rows >= 1000 && changed * 2 > rows).then(|| {
+            (rows >= 1000 && (changed * 2 > rows || s.reloaded)).then(|| {
                 format!(
-                    "{}: the sync changed {changed} of its {rows} rows; for a table that \
-                     changes this much, --mode truncate is faster",
+                    "{}: most of its {rows} rows differed; for a table that changes this \
+                     much, --mode truncate is faster",
                     t.table
                 )
             })
@@ -1299,13 +1299,22 @@ async fn resolve<L: Ledger>(
                 .await?;
                 pieces.push(Piece::Sql(crate::sync::RESET_PLANS.into()));
                 let repair = crate::sync::repair(spec, hashing, &diff);
-                if let Some(delete) = repair.delete {
-                    if *delete_now {
-                        pieces.push(Piece::Sql(delete));
-                    } else {
-                        deletes.insert(*table, delete);
-                    }
-                }
+                // Deletes go first when alone (a row inserted with the unique value of
+                // one deleted does not collide), after the group's upserts in a group
+                // (a parent's row goes after the children's rows that pointed at it
+                // moved) — except a multiset's, which nothing can point at, and which
+                // must not delete the copies it inserts.
+                let (now, later) = match repair.delete {
+                    Some(d) if *delete_now || spec.key.is_empty() => (Some(d), None),
+                    Some(d) => (None, Some(d)),
+                    None => (None, None),
+                };
+                let (before, after) = if repair.reload {
+                    (None, now)
+                } else {
+                    (now, None)
+                };
+                pieces.extend(before.map(Piece::Sql));
                 if let Some(upsert) = repair.upsert {
                     pieces.push(Piece::Sql(upsert.create_staging));
                     pieces.push(Piece::Copy {
@@ -1314,6 +1323,11 @@ async fn resolve<L: Ledger>(
                         into: upsert.copy_in,
                     });
                     applies.insert(*table, upsert.apply);
+                }
+                // A reload's delete reads the staging table the COPY filled.
+                pieces.extend(after.map(Piece::Sql));
+                if let Some(d) = later {
+                    deletes.insert(*table, d);
                 }
                 pieces.extend(repair.record.into_iter().map(Piece::Sql));
                 synced.push((*table, diff.stats));
