@@ -374,12 +374,17 @@ pub fn sync_line(s: &pgbarge::sync::SyncStats, row_bytes: u64) -> String {
         "no difference".into()
     };
     format!(
-        "{} rows compared in {} hash ranges; {changes}; moved {} of hashes and {} of rows",
-        thousands(s.source_rows.max(s.target_rows)),
-        thousands(s.ranges),
+        "{} compared in {}; {changes}; moved {} of hashes and {} of rows",
+        counted(s.source_rows.max(s.target_rows), "row", "rows"),
+        counted(s.ranges, "hash range", "hash ranges"),
         human_bytes(s.hash_bytes),
         human_bytes(row_bytes)
     )
+}
+
+/// `1 row`, `1,204 rows`.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
 }
 
 /// What `--mode sync --dry-run` found: per table, what it would repair, with a few keys.
@@ -388,10 +393,10 @@ pub fn sync_previews(previews: &[pgbarge::sync::Preview]) -> String {
     for p in previews {
         let s = &p.stats;
         out.push_str(&format!(
-            "Sync {}: {} rows compared in {} hash ranges; ",
+            "Sync {}: {} compared in {}; ",
             p.table,
-            thousands(s.source_rows.max(s.target_rows)),
-            thousands(s.ranges)
+            counted(s.source_rows.max(s.target_rows), "row", "rows"),
+            counted(s.ranges, "hash range", "hash ranges")
         ));
         if s.reloaded {
             out.push_str(
