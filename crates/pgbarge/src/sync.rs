@@ -229,50 +229,17 @@ impl SyncSpec {
     /// The statement applying the staged rows: an upsert by key, or for a multiset a
     /// plain insert of the missing copies. Staged rows differ from the target's (or,
     /// with `--since`, were written since the last sync), so each is written without
-    /// comparing it again — which types without equality (json, point) would refuse.
+    /// comparing it again.
     pub fn apply_sql(&self) -> String {
-        let cols = ident_list(self.columns.iter().map(String::as_str));
-        let staging = TableName::new("pg_temp", self.staging.clone()).sql();
-        let overriding = if self.identity_always.is_empty() {
-            ""
-        } else {
-            " OVERRIDING SYSTEM VALUE"
-        };
-        let insert = format!(
-            "INSERT INTO {} AS pgbarge_t ({cols}){overriding} SELECT {cols} FROM {staging}",
-            self.target.sql()
-        );
-        if !self.keyed() {
-            return insert;
+        crate::plan::Merge {
+            target: &self.target,
+            staging: &TableName::new("pg_temp", self.staging.clone()),
+            columns: &self.columns.iter().map(String::as_str).collect::<Vec<_>>(),
+            key: &self.key,
+            identity_always: &self.identity_always,
+            only_changed: false,
         }
-        // GENERATED ALWAYS identity columns can never be updated.
-        let others: Vec<&str> = self
-            .columns
-            .iter()
-            .map(String::as_str)
-            .filter(|c| !self.key.iter().any(|k| k == c))
-            .filter(|c| !self.identity_always.iter().any(|k| k == c))
-            .collect();
-        let action = if others.is_empty() {
-            "DO NOTHING".to_string()
-        } else {
-            let of = |prefix: &str| {
-                others
-                    .iter()
-                    .map(|c| format!("{prefix}.{}", ident(c)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            format!(
-                "DO UPDATE SET ({}) = ROW({})",
-                ident_list(others.iter().copied()),
-                of("EXCLUDED")
-            )
-        };
-        format!(
-            "{insert} ON CONFLICT ({}) {action}",
-            ident_list(self.key.iter().map(String::as_str))
-        )
+        .sql()
     }
 
     /// `CREATE TEMPORARY TABLE` of the staging table, in the repair's transaction.
@@ -855,10 +822,7 @@ const SOURCE_CHANGES: &str = "SELECT sum(n_tup_ins + n_tup_upd + n_tup_del)::int
 
 /// The statements that repair `spec`'s table on the target as `diff` found it.
 pub fn repair(spec: &SyncSpec, hashing: &Hashing, diff: &Diff) -> Repair {
-    let format = match spec.format {
-        CopyFormat::Binary => "(FORMAT binary)",
-        CopyFormat::Text => "(FORMAT text)",
-    };
+    let format = spec.format.clause();
     let cols = ident_list(spec.columns.iter().map(String::as_str));
     let copy_in = format!(
         "COPY {} ({cols}) FROM STDIN {format}",
@@ -876,7 +840,10 @@ pub fn repair(spec: &SyncSpec, hashing: &Hashing, diff: &Diff) -> Repair {
             spec.from(Side::Source)
         ))
     } else if spec.keyed() {
-        let mut wher = membership(&format!("({})", hash_of(spec, hashing)), &wanted);
+        let mut wher = membership(
+            &format!("({})", spec.bucket_hash(hashing, Side::Source)),
+            &wanted,
+        );
         if let Some(since) = &diff.since {
             wher = format!("({wher}) OR {}", since_sql(since, "pgbarge_s"));
         }
@@ -936,11 +903,6 @@ pub fn repair(spec: &SyncSpec, hashing: &Hashing, diff: &Diff) -> Repair {
         record,
         reload: diff.stats.reloaded,
     }
-}
-
-/// The source-side bucket hash, qualified by the COPY's alias.
-fn hash_of(spec: &SyncSpec, hashing: &Hashing) -> String {
-    spec.bucket_hash(hashing, Side::Source)
 }
 
 /// `n` copies of each row whose hash is listed in `counts`, on `side`: the rows with a

@@ -140,6 +140,88 @@ pub enum CopyFormat {
     Text,
 }
 
+impl CopyFormat {
+    /// The COPY option: `(FORMAT binary)`.
+    pub fn clause(self) -> &'static str {
+        match self {
+            CopyFormat::Binary => "(FORMAT binary)",
+            CopyFormat::Text => "(FORMAT text)",
+        }
+    }
+}
+
+/// Rows staged in a table merged into a target table by key: `INSERT … ON CONFLICT (key)
+/// DO UPDATE` (an upsert, a sync's repair), or without a key a plain insert.
+pub(crate) struct Merge<'a> {
+    pub target: &'a TableName,
+    pub staging: &'a TableName,
+    pub columns: &'a [&'a str],
+    /// Empty: every staged row is inserted.
+    pub key: &'a [String],
+    /// Copied columns that are `GENERATED ALWAYS AS IDENTITY` on the target: they take
+    /// the source's values only with OVERRIDING SYSTEM VALUE, and are never updated.
+    pub identity_always: &'a [String],
+    /// Rows whose values are unchanged are not touched — compared as text, as they
+    /// travel: types without equality (json, point) have no other comparison, and `1.0`
+    /// and `1.00` are different values to copy.
+    pub only_changed: bool,
+}
+
+impl Merge<'_> {
+    pub fn sql(&self) -> String {
+        let cols = ident_list(self.columns.iter().copied());
+        let overriding = if self.identity_always.is_empty() {
+            ""
+        } else {
+            " OVERRIDING SYSTEM VALUE"
+        };
+        let insert = format!(
+            "INSERT INTO {} AS pgbarge_t ({cols}){overriding} SELECT {cols} FROM {}",
+            self.target.sql(),
+            self.staging.sql()
+        );
+        if self.key.is_empty() {
+            return insert;
+        }
+        let others: Vec<&str> = self
+            .columns
+            .iter()
+            .copied()
+            .filter(|c| !self.key.iter().any(|k| k == c))
+            .filter(|c| !self.identity_always.iter().any(|k| k == c))
+            .collect();
+        let action = if others.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            let of = |prefix: &str| {
+                others
+                    .iter()
+                    .map(|c| format!("{prefix}.{}", ident(c)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let changed = if self.only_changed {
+                format!(
+                    " WHERE ROW({})::text IS DISTINCT FROM ROW({})::text",
+                    of("pgbarge_t"),
+                    of("EXCLUDED")
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "DO UPDATE SET ({}) = ROW({}){changed}",
+                ident_list(others.iter().copied()),
+                of("EXCLUDED")
+            )
+        };
+        format!(
+            "{insert} ON CONFLICT ({}) {action}",
+            ident_list(self.key.iter().map(String::as_str))
+        )
+    }
+}
+
 /// How one source column reaches the target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "via", content = "reason", rename_all = "snake_case")]
@@ -653,48 +735,17 @@ impl TablePlan {
             .then(|| format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY", name.sql()))
     }
 
-    /// `INSERT … ON CONFLICT (key) DO UPDATE`, touching only rows whose values changed —
-    /// compared as text, as they travel: types without equality (json, point) have no
-    /// other comparison, and `1.0` and `1.00` are different values to copy.
+    /// `INSERT … ON CONFLICT (key) DO UPDATE`, touching only rows whose values changed.
     fn upsert_sql(&self, name: &TableName) -> String {
-        let cols = ident_list(self.copied_columns());
-        // GENERATED ALWAYS identity columns take the source's values only with OVERRIDING
-        // SYSTEM VALUE, and can never be updated.
-        let others: Vec<&str> = self
-            .copied_columns()
-            .filter(|c| !self.upsert_key.iter().any(|k| k == c))
-            .filter(|c| !self.identity_always.iter().any(|k| k == c))
-            .collect();
-        let action = if others.is_empty() {
-            "DO NOTHING".to_string()
-        } else {
-            let excluded = others
-                .iter()
-                .map(|c| format!("EXCLUDED.{}", ident(c)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let current = others
-                .iter()
-                .map(|c| format!("pgbarge_t.{}", ident(c)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!(
-                "DO UPDATE SET ({}) = ROW({excluded}) \
-                 WHERE ROW({current})::text IS DISTINCT FROM ROW({excluded})::text",
-                ident_list(others.iter().copied())
-            )
-        };
-        let overriding = if self.identity_always.is_empty() {
-            ""
-        } else {
-            " OVERRIDING SYSTEM VALUE"
-        };
-        format!(
-            "INSERT INTO {} AS pgbarge_t ({cols}){overriding} SELECT {cols} FROM {} ON CONFLICT ({}) {action}",
-            name.sql(),
-            TableName::new("pg_temp", UPSERT_TABLE).sql(),
-            ident_list(self.upsert_key.iter().map(String::as_str))
-        )
+        Merge {
+            target: name,
+            staging: &TableName::new("pg_temp", UPSERT_TABLE),
+            columns: &self.copied_columns().collect::<Vec<_>>(),
+            key: &self.upsert_key,
+            identity_always: &self.identity_always,
+            only_changed: true,
+        }
+        .sql()
     }
 
     /// For [`Action::Sync`]: what the copy stage compares and repairs, from `source`.
@@ -729,10 +780,7 @@ impl TablePlan {
     }
 
     fn format_clause(&self) -> &'static str {
-        match self.format {
-            CopyFormat::Binary => "(FORMAT binary)",
-            CopyFormat::Text => "(FORMAT text)",
-        }
+        self.format.clause()
     }
 
     /// `COPY … TO STDOUT` for the source. A partitioned table is read through a query so
