@@ -6,6 +6,7 @@
 //! values give equal text on any server version from 12 on; when the servers' encodings
 //! differ, text is hashed in its UTF-8 form on both sides.
 
+use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
 use crate::error::{Error, Kind, Result, Side};
@@ -111,12 +112,13 @@ impl Hashing {
         }
     }
 
-    /// A 64-bit hash of the row of `columns` on `side`: each column's text hashed with
-    /// its position as the seed (a NULL counts as its position), the hashes combined by
-    /// XOR. It tells rows apart as hashing the row's text would (the same values' text,
-    /// in the same places), a third cheaper: building the row's text quotes every value,
-    /// which costs more than the values' own output.
-    pub fn row(&self, side: Side, columns: &[String]) -> String {
+    /// A 64-bit hash of the row of `columns` on `side`, hashed as `kinds` says (a column
+    /// without one: by its text): each column's value hashed with its position as the
+    /// seed (a NULL counts as its position), the hashes combined by XOR. It tells rows
+    /// apart as hashing the row's text would (the same values in the same places), at
+    /// half the cost: building the row's text quotes every value, which costs more than
+    /// the values' own output, and integers and uuids need no text at all.
+    pub fn row(&self, side: Side, columns: &[String], kinds: &[ValueHash]) -> String {
         if columns.is_empty() {
             return "0::int8".into();
         }
@@ -124,14 +126,51 @@ impl Hashing {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let seed = i + 1;
-                format!(
-                    "coalesce({}, {seed})",
-                    self.seeded(side, &format!("{}::text", ident(c)), seed)
-                )
+                let kind = kinds.get(i).copied().unwrap_or_default();
+                format!("coalesce({}, {})", self.value(side, c, kind, i + 1), i + 1)
             })
             .collect();
         format!("({})", hashes.join(" # "))
+    }
+
+    /// A 64-bit hash of `column`'s value on `side`, with `seed`.
+    pub fn value(&self, side: Side, column: &str, kind: ValueHash, seed: usize) -> String {
+        let c = ident(column);
+        match kind {
+            ValueHash::Integer => format!("pg_catalog.hashint8extended({c}::int8, {seed})"),
+            ValueHash::Uuid => format!("pg_catalog.uuid_hash_extended({c}, {seed})"),
+            ValueHash::Boolean => format!("pg_catalog.hashint4extended({c}::int4, {seed})"),
+            ValueHash::Text => self.seeded(side, &format!("{c}::text"), seed),
+        }
+    }
+}
+
+/// How a column's values are hashed: by their text, or — for types whose equal values
+/// are exactly the values with equal text, and whose hash functions both servers
+/// compute alike — by the value itself, which needs no text output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueHash {
+    #[default]
+    Text,
+    /// `smallint`, `integer` or `bigint` on each side (hashed as `bigint`: the same
+    /// value hashes alike whatever the width).
+    Integer,
+    Uuid,
+    Boolean,
+}
+
+impl ValueHash {
+    /// For a column of type `source` on the source and `target` on the target
+    /// (`format_type` names): by value only when both sides are of one such kind.
+    pub fn of(source: &str, target: &str) -> ValueHash {
+        const INTEGERS: [&str; 3] = ["smallint", "integer", "bigint"];
+        match (source, target) {
+            (s, t) if INTEGERS.contains(&s) && INTEGERS.contains(&t) => ValueHash::Integer,
+            ("uuid", "uuid") => ValueHash::Uuid,
+            ("boolean", "boolean") => ValueHash::Boolean,
+            _ => ValueHash::Text,
+        }
     }
 }
 
@@ -156,4 +195,43 @@ pub async fn both<T>(
     let s = s.map_err(|e| Error::postgres(Kind::Catalog, Side::Source, doing, e))?;
     let t = t.map_err(|e| Error::postgres(Kind::Catalog, Side::Target, doing, e))?;
     Ok((read(&s), read(&t)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_hash_by_value_only_when_both_sides_agree_exactly() {
+        assert_eq!(ValueHash::of("integer", "bigint"), ValueHash::Integer);
+        assert_eq!(ValueHash::of("uuid", "uuid"), ValueHash::Uuid);
+        assert_eq!(ValueHash::of("boolean", "boolean"), ValueHash::Boolean);
+        // Text where the value's text is what must agree: a numeric's scale, a
+        // float's -0, a conversion between types.
+        assert_eq!(ValueHash::of("numeric", "numeric"), ValueHash::Text);
+        assert_eq!(
+            ValueHash::of("double precision", "double precision"),
+            ValueHash::Text
+        );
+        assert_eq!(ValueHash::of("uuid", "text"), ValueHash::Text);
+        assert_eq!(ValueHash::of("integer", "numeric"), ValueHash::Text);
+    }
+
+    #[test]
+    fn a_row_hashes_each_column_with_its_position_and_nulls_count() {
+        let hashing = Hashing {
+            source: Bytes::Native,
+            target: Bytes::Native,
+        };
+        let sql = hashing.row(
+            Side::Source,
+            &["id".into(), "note".into()],
+            &[ValueHash::Integer],
+        );
+        assert_eq!(
+            sql,
+            "(coalesce(pg_catalog.hashint8extended(\"id\"::int8, 1), 1) # \
+             coalesce(pg_catalog.hashtextextended((\"note\"::text) COLLATE \"C\", 2), 2))"
+        );
+    }
 }

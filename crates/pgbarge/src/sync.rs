@@ -31,7 +31,7 @@ use crate::catalog::TableName;
 use crate::error::{Error, Kind, Result, Side};
 use crate::plan::CopyFormat;
 use crate::quote::{ident, ident_list, literal};
-use crate::rowhash::{key_expr, Hashing};
+use crate::rowhash::{key_expr, Hashing, ValueHash};
 
 /// Rows a bucket holds on average at the first level, which returns about rows / this
 /// many buckets (12 bytes each): many enough that a few thousand changes leave most
@@ -74,10 +74,9 @@ pub struct SyncSpec {
     pub key: Vec<String>,
     /// `--since COLUMN`, when the table has that column and a key.
     pub since: Option<String>,
-    /// The key is one integer column on both sides: hashed as a number, not as text
-    /// (several times cheaper, and the same for int2, int4 and int8).
+    /// How each of `columns` is hashed (by text, or integers and uuids by value).
     #[serde(default)]
-    pub integer_key: bool,
+    pub value_hashes: Vec<ValueHash>,
     pub format: CopyFormat,
     /// The temporary table (in `pg_temp`) the source's new and changed rows load into.
     pub staging: String,
@@ -210,20 +209,29 @@ impl SyncSpec {
         !self.key.is_empty()
     }
 
+    /// How column `name` is hashed.
+    fn kind_of(&self, name: &str) -> ValueHash {
+        self.columns
+            .iter()
+            .position(|c| c == name)
+            .and_then(|i| self.value_hashes.get(i).copied())
+            .unwrap_or_default()
+    }
+
     /// The hash buckets are made of: the key's, or the whole row's.
     fn bucket_hash(&self, hashing: &Hashing, side: Side) -> String {
         match self.key.as_slice() {
             [] => self.row_hash(hashing, side),
-            [k] if self.integer_key => {
-                format!("pg_catalog.hashint8extended({}::int8, 0)", ident(k))
+            [k] => hashing.value(side, k, self.kind_of(k), 0),
+            _ => {
+                let kinds: Vec<ValueHash> = self.key.iter().map(|k| self.kind_of(k)).collect();
+                hashing.row(side, &self.key, &kinds)
             }
-            [k] => hashing.hash(side, &format!("{}::text", ident(k))),
-            _ => hashing.row(side, &self.key),
         }
     }
 
     fn row_hash(&self, hashing: &Hashing, side: Side) -> String {
-        hashing.row(side, &self.columns)
+        hashing.row(side, &self.columns, &self.value_hashes)
     }
 
     /// The statement applying the staged rows: an upsert by key, or for a multiset a

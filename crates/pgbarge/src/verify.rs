@@ -15,7 +15,7 @@ use tokio_postgres::Client;
 
 use crate::catalog::{Described, TableName};
 use crate::error::{Error, Kind, Result, Side};
-use crate::rowhash::{both, key_expr, Hashing};
+use crate::rowhash::{both, key_expr, Hashing, ValueHash};
 
 /// Buckets rows are spread over when looking for differing keys.
 const BUCKETS: i64 = 1024;
@@ -112,16 +112,16 @@ async fn verify_table(
     src: &crate::catalog::TableDetail,
     tgt: Option<&crate::catalog::TableDetail>,
 ) -> Result<TableVerdict> {
-    let count_sql = |side: Side, columns: &[String]| {
+    let count_sql = |side: Side, columns: &[String], kinds: &[ValueHash]| {
         format!(
             "SELECT count(*), coalesce(sum({})::numeric, 0)::text FROM {}",
-            hashing.row(side, columns),
+            hashing.row(side, columns, kinds),
             name.sql()
         )
     };
     let Some(tgt) = tgt else {
         let rows = source
-            .query_one(&count_sql(Side::Source, &[]), &[])
+            .query_one(&count_sql(Side::Source, &[], &[]), &[])
             .await
             .map_err(|e| Error::postgres(Kind::Catalog, Side::Source, "counting rows", e))?
             .get(0);
@@ -135,18 +135,20 @@ async fn verify_table(
             seconds: 0.0,
         });
     };
-    // Columns both sides have, in the source's order.
-    let columns: Vec<String> = src
+    // Columns both sides have, in the source's order, and how each is hashed.
+    let (columns, kinds): (Vec<String>, Vec<ValueHash>) = src
         .columns
         .iter()
-        .filter(|c| tgt.columns.iter().any(|t| t.name == c.name))
-        .map(|c| c.name.clone())
-        .collect();
+        .filter_map(|c| {
+            let t = tgt.columns.iter().find(|t| t.name == c.name)?;
+            Some((c.name.clone(), ValueHash::of(&c.ty.sql, &t.ty.sql)))
+        })
+        .unzip();
     let doing = format!("checksumming {name}");
     let ((s_rows, s_sum), (t_rows, t_sum)) = both(
         source,
         target,
-        |side| count_sql(side, &columns),
+        |side| count_sql(side, &columns, &kinds),
         &doing,
         |rows| {
             rows.first()
@@ -165,7 +167,15 @@ async fn verify_table(
     }
     let differing_keys = match (&src.primary_key, equal) {
         (Some(pk), false) => {
-            differing_keys(source, target, hashing, name, &columns, &pk.columns).await?
+            differing_keys(
+                source,
+                target,
+                hashing,
+                name,
+                (&columns, &kinds),
+                &pk.columns,
+            )
+            .await?
         }
         _ => Vec::new(),
     };
@@ -251,7 +261,7 @@ async fn differing_keys(
     target: &Client,
     hashing: &Hashing,
     name: &TableName,
-    columns: &[String],
+    (columns, kinds): (&[String], &[ValueHash]),
     key: &[String],
 ) -> Result<Vec<String>> {
     let doing = format!("looking for differing rows of {name}");
@@ -260,7 +270,7 @@ async fn differing_keys(
         format!(
             "SELECT {}, count(*), sum({})::numeric::text FROM {} GROUP BY 1",
             bucket(side),
-            hashing.row(side, columns),
+            hashing.row(side, columns, kinds),
             name.sql()
         )
     };
@@ -291,7 +301,7 @@ async fn differing_keys(
         format!(
             "SELECT {}, {} FROM {} WHERE {} IN ({listed})",
             hashing.text(side, &key_expr(key)),
-            hashing.row(side, columns),
+            hashing.row(side, columns, kinds),
             name.sql(),
             bucket(side)
         )

@@ -433,9 +433,6 @@ pub struct SyncPlan {
     pub key: Vec<String>,
     /// `--since COLUMN`, when the table has that column and a key.
     pub since: Option<String>,
-    /// The key is one integer column (int2, int4, int8) on both sides.
-    #[serde(default)]
-    pub integer_key: bool,
 }
 
 /// One range of a split table: blocks `[first_block, end_block)` of the source heap, read
@@ -758,7 +755,16 @@ impl TablePlan {
             columns: self.copied_columns().map(str::to_string).collect(),
             key: sync.key.clone(),
             since: sync.since.clone(),
-            integer_key: sync.integer_key,
+            value_hashes: self
+                .columns
+                .iter()
+                .map(|c| {
+                    crate::rowhash::ValueHash::of(
+                        &c.source_type,
+                        c.target_type.as_deref().unwrap_or_default(),
+                    )
+                })
+                .collect(),
             format: self.format,
             staging: format!("pgbarge_sync_{:016x}", fnv1a(&self.target.to_string())),
             source_partitioned: self.source_kind == TableKind::Partitioned,
@@ -2334,22 +2340,7 @@ fn sync_plan(
             Some(column.clone())
         }
     });
-    const INTEGERS: [&str; 3] = ["smallint", "integer", "bigint"];
-    let integer_key = match key.as_slice() {
-        [k] => plan.columns.iter().any(|c| {
-            &c.name == k
-                && INTEGERS.contains(&c.source_type.as_str())
-                && c.target_type
-                    .as_deref()
-                    .is_some_and(|t| INTEGERS.contains(&t))
-        }),
-        _ => false,
-    };
-    SyncPlan {
-        key,
-        since,
-        integer_key,
-    }
+    SyncPlan { key, since }
 }
 
 /// `CREATE TYPE … AS RANGE`, naming the multirange type only where it is not the one

@@ -100,7 +100,7 @@ pub enum Op {
     /// [`Op::SyncDelete`] of the same unit. `table` indexes [`Work::tables`].
     SyncStage {
         table: usize,
-        spec: crate::sync::SyncSpec,
+        spec: Box<crate::sync::SyncSpec>,
         delete_now: bool,
     },
     /// The deletions the unit's [`Op::SyncStage`] of `table` found.
@@ -408,7 +408,7 @@ impl<'a> Builder<'a> {
             Some(spec) if self.plan.content != Content::SchemaOnly => {
                 ops.push(Op::SyncStage {
                     table: i,
-                    spec,
+                    spec: Box::new(spec),
                     delete_now: true,
                 });
                 ops.push(Op::SyncApply { table: i });
@@ -677,7 +677,7 @@ impl<'a> Builder<'a> {
             for (i, spec) in &synced {
                 ops.push(Op::SyncStage {
                     table: *i,
-                    spec: spec.clone(),
+                    spec: Box::new(spec.clone()),
                     delete_now: false,
                 });
             }
