@@ -395,7 +395,7 @@ fn for_the_action(plan: &Plan, t: &TablePlan, snapshot: &Snapshot, problems: &mu
                     ProblemKind::TargetHoldsRows,
                     Some(name),
                     format!("{name}: the target table already holds rows."),
-                    "Say what to do with them: --mode append (add the source's rows), --mode truncate (empty the table first, in the same transaction), --mode upsert (insert new rows, update changed ones by primary key) or --mode replace (drop and recreate it from the source's definition).".into(),
+                    "Say what to do with them: --mode append (add the source's rows), --mode sync (move only the rows that differ: insert, update, delete), --mode truncate (empty the table first, in the same transaction), --mode upsert (insert new rows, update changed ones by primary key) or --mode replace (drop and recreate it from the source's definition).".into(),
                 ));
             }
             if let Some(tt) = snapshot.target_tables.get(name) {
