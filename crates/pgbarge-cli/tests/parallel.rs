@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,28 +52,12 @@ fn split_copy_of_a_source_being_written_equals_one_snapshot() {
     assert_eq!(p["jobs"], 3);
 
     // A writer commits, in one transaction each: row n into a and b, and c.v = n.
-    let source = &servers().source;
-    let mut writer = Command::new("psql")
-        .args(["-X", "-q", "-h"])
-        .arg(&source.dir)
-        .args([
-            "-p",
-            &source.port.to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            &db.name,
-            "-c",
-        ])
-        .arg(
-            "DO $$ BEGIN FOR n IN 1..1000000 LOOP \
-               INSERT INTO a VALUES (n, 'w'); INSERT INTO b VALUES (n); \
-               UPDATE c SET v = n WHERE id = 1; COMMIT; END LOOP; END $$",
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the writer");
+    let mut writer = servers().source.spawn_psql(
+        &db.name,
+        "DO $$ BEGIN FOR n IN 1..1000000 LOOP \
+           INSERT INTO a VALUES (n, 'w'); INSERT INTO b VALUES (n); \
+           UPDATE c SET v = n WHERE id = 1; COMMIT; END LOOP; END $$",
+    );
     let written = |db: &TestDb| -> i64 {
         db.source_sql("SELECT coalesce(max(n), 0) FROM b")
             .trim()

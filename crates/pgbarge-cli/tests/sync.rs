@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::proxy::{Fault, FaultProxy};
@@ -237,29 +236,13 @@ fn a_sync_while_the_source_is_written_ends_equal_to_one_instant() {
     db.copy(&["a", "b", "c"]).assert_ok();
     // A writer commits, one transaction each: row n into a and b, and c.v = n; and it
     // deletes an old row of a.
-    let source = &servers().source;
-    let mut writer = Command::new("psql")
-        .args(["-X", "-q", "-h"])
-        .arg(&source.dir)
-        .args([
-            "-p",
-            &source.port.to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            &db.name,
-        ])
-        .arg("-c")
-        .arg(
-            "DO $$ BEGIN FOR i IN 1..1000000 LOOP \
+    let mut writer = servers().source.spawn_psql(
+        &db.name,
+        "DO $$ BEGIN FOR i IN 1..1000000 LOOP \
                INSERT INTO a VALUES (i, 'w'); INSERT INTO b VALUES (i); \
                DELETE FROM a WHERE a.n = -i; UPDATE c SET v = i WHERE id = 1; COMMIT; \
              END LOOP; END $$",
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the writer");
+    );
     let written = || scalar(&db, "SELECT coalesce(max(n), 0) FROM b");
     let deadline = Instant::now() + Duration::from_secs(30);
     while written() < 100 && Instant::now() < deadline {
@@ -312,27 +295,11 @@ fn since_moves_only_new_rows_and_never_misses_one_committed_late() {
 
     // A transaction starts and changes a row (its updated_at is its own clock's), and
     // stays open while others commit later rows and the next sync runs.
-    let source = &servers().source;
-    let mut late = Command::new("psql")
-        .args(["-X", "-q", "-h"])
-        .arg(&source.dir)
-        .args([
-            "-p",
-            &source.port.to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            &db.name,
-        ])
-        .arg("-c")
-        .arg(
-            "BEGIN; UPDATE ev SET v = 'late', updated_at = clock_timestamp() WHERE id = 5; \
+    let mut late = servers().source.spawn_psql(
+        &db.name,
+        "BEGIN; UPDATE ev SET v = 'late', updated_at = clock_timestamp() WHERE id = 5; \
              SELECT pg_sleep(6); COMMIT;",
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the late writer");
+    );
     std::thread::sleep(Duration::from_millis(1500));
     db.source_sql(
         "UPDATE ev SET v = 'early', updated_at = clock_timestamp() WHERE id = 10;

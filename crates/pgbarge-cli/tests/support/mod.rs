@@ -92,6 +92,22 @@ impl Cluster {
         String::from_utf8(out.stdout).expect("psql prints UTF-8")
     }
 
+    /// Runs SQL as the superuser in the background (a writer beside a run), its output
+    /// discarded; wait for or kill the child.
+    pub fn spawn_psql(&self, db: &str, sql: &str) -> std::process::Child {
+        Command::new("psql")
+            .args(["-X", "-q", "-h"])
+            .arg(&self.dir)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-U", "postgres", "-d", db, "-c", sql])
+            .env_remove("PGPASSWORD")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start psql")
+    }
+
     pub fn psql_output(&self, db: &str, sql: &str, extra: &[&str]) -> Output {
         Command::new("psql")
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
