@@ -435,16 +435,22 @@ async fn both_packed<F: Fn(Side) -> String>(
     Ok((s, t))
 }
 
+/// The `N` bytes at `at` of a chunk (chunks are exact, so they are always there).
+fn field<const N: usize>(chunk: &[u8], at: usize) -> [u8; N] {
+    let mut b = [0u8; N];
+    b.copy_from_slice(&chunk[at..at + N]);
+    b
+}
+
 /// Buckets of one level: bucket → digest (count and sum of row hashes, hashed).
 fn buckets(bytes: &[u8]) -> BTreeMap<i32, i64> {
     bytes
         .chunks_exact(12)
         .map(|c| {
-            let mut b = [0u8; 4];
-            let mut d = [0u8; 8];
-            b.copy_from_slice(&c[..4]);
-            d.copy_from_slice(&c[4..]);
-            (i32::from_be_bytes(b), i64::from_be_bytes(d))
+            (
+                i32::from_be_bytes(field(c, 0)),
+                i64::from_be_bytes(field(c, 4)),
+            )
         })
         .collect()
 }
@@ -455,11 +461,10 @@ fn pairs(bytes: &[u8]) -> Vec<(i64, i64)> {
     bytes
         .chunks_exact(16)
         .map(|c| {
-            let mut a = [0u8; 8];
-            let mut b = [0u8; 8];
-            a.copy_from_slice(&c[..8]);
-            b.copy_from_slice(&c[8..]);
-            (i64::from_be_bytes(a), i64::from_be_bytes(b))
+            (
+                i64::from_be_bytes(field(c, 0)),
+                i64::from_be_bytes(field(c, 8)),
+            )
         })
         .collect()
 }
