@@ -44,7 +44,7 @@ fn warn_all(c: &pgbarge::conninfo::ConnInfo) {
 }
 
 /// Connects to both sides, refusing one database given as both.
-async fn connect_both(
+pub(crate) async fn connect_both(
     source: &pgbarge::conninfo::ConnInfo,
     target: &pgbarge::conninfo::ConnInfo,
 ) -> Result<(Connection, Connection)> {
@@ -64,38 +64,14 @@ async fn connect_both(
     Ok((source, target))
 }
 
-/// Compares `names` on both servers, describing them afresh (the target may have just
-/// been written).
+/// Compares `names` on both servers (see [`pgbarge::verify::compare_tables`]).
 async fn verify_tables(
     source: &Connection,
     target: &Connection,
     names: &[TableName],
     source_encoding: Option<&str>,
 ) -> Result<pgbarge::verify::VerifyReport> {
-    let (source_tables, target_tables) = tokio::try_join!(
-        catalog::list_tables(&source.client, Side::Source),
-        catalog::list_tables(&target.client, Side::Target)
-    )?;
-    let pick = |list: &[catalog::Table]| -> Vec<catalog::Table> {
-        list.iter()
-            .filter(|t| names.contains(&t.name))
-            .cloned()
-            .collect()
-    };
-    let (source_chosen, target_chosen) = (pick(&source_tables), pick(&target_tables));
-    let (source_described, target_described) = tokio::try_join!(
-        catalog::describe(&source.client, Side::Source, &source_chosen, &[]),
-        catalog::describe(&target.client, Side::Target, &target_chosen, &[])
-    )?;
-    pgbarge::verify::verify(
-        &source.client,
-        &target.client,
-        names,
-        &source_described,
-        &target_described,
-        source_encoding,
-    )
-    .await
+    pgbarge::verify::compare_tables(&source.client, &target.client, names, source_encoding).await
 }
 
 /// The error for a verification that found differences (the verdicts are printed).
@@ -187,6 +163,19 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     // An interrupted run on the target: go on with it (--resume, or yes in a terminal),
     // or abandon it before starting anew.
     let pending = ledger::last_run(&target.client).await?;
+    if settings.follow && settings.resume {
+        if pending.is_some() {
+            return Err(Error::usage(
+                "--follow --resume: an interrupted copy is recorded on the target, and a \
+                 followed copy must read one snapshot, so it cannot go on from there. Finish \
+                 it with `pgbarge copy --resume` (without --follow), or abandon it with \
+                 `pgbarge clean`, then start `pgbarge copy --follow` again.",
+            )
+            .into());
+        }
+        // The copy is done: go on following from the position recorded on the target.
+        return crate::follow::follow_on(&source, &target, settings.json, settings.quiet).await;
+    }
     if settings.resume || pending.is_some() {
         let resume = match &pending {
             None => {
@@ -402,8 +391,22 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         }
     }
 
+    let following = if settings.follow {
+        Some(crate::follow::prepare(&source, &target, &plan).await?)
+    } else {
+        None
+    };
     let work = plan.work();
-    let report = execute(&settings, &source, &target, Start::Fresh(work)).await?;
+    let report = match execute(&settings, &source, &target, Start::Fresh(work)).await {
+        Ok(report) => report,
+        Err(failure) => {
+            if let Some(f) = &following {
+                // The copy cannot go on from the same snapshot: neither can the stream.
+                let _ = pgbarge::follow::end(&source, &target, f).await;
+            }
+            return Err(failure);
+        }
+    };
     let verified = if settings.verify {
         let names: Vec<TableName> = plan.tables.iter().map(|t| t.target.clone()).collect();
         Some(
@@ -418,7 +421,23 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     } else {
         None
     };
-    show_report(&settings, &report, verified.as_ref())?;
+    let shown = show_report(&settings, &report, verified.as_ref());
+    if let Some(f) = &following {
+        if shown.is_err() {
+            let _ = pgbarge::follow::end(&source, &target, f).await;
+            return shown;
+        }
+        return crate::follow::after_copy(
+            &source,
+            &target,
+            f,
+            &report,
+            settings.json,
+            settings.quiet,
+        )
+        .await;
+    }
+    shown?;
     // After picking by hand, offer to keep the choices for next time.
     if picked && settings.save_plan.is_none() {
         if let Some(path) = interact::offer_save_plan()? {
@@ -465,7 +484,7 @@ async fn execute(
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM (systemd, Kubernetes, `kill`).
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

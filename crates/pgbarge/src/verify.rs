@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use crate::catalog::{Described, TableName};
+use crate::catalog::{self, Described, TableName};
 use crate::error::{Error, Kind, Result, Side};
 use crate::rowhash::{both, key_expr, Hashing, ValueHash};
 
@@ -59,6 +59,40 @@ impl VerifyReport {
     pub fn all_equal(&self) -> bool {
         self.tables.iter().all(|t| t.status == Status::Equal)
     }
+}
+
+/// Compares `names` on both servers, describing them afresh (the target may have just
+/// been written).
+pub async fn compare_tables(
+    source: &Client,
+    target: &Client,
+    names: &[TableName],
+    source_encoding: Option<&str>,
+) -> Result<VerifyReport> {
+    let (source_tables, target_tables) = tokio::try_join!(
+        catalog::list_tables(source, Side::Source),
+        catalog::list_tables(target, Side::Target)
+    )?;
+    let pick = |list: &[catalog::Table]| -> Vec<catalog::Table> {
+        list.iter()
+            .filter(|t| names.contains(&t.name))
+            .cloned()
+            .collect()
+    };
+    let (source_chosen, target_chosen) = (pick(&source_tables), pick(&target_tables));
+    let (source_described, target_described) = tokio::try_join!(
+        catalog::describe(source, Side::Source, &source_chosen, &[]),
+        catalog::describe(target, Side::Target, &target_chosen, &[])
+    )?;
+    verify(
+        source,
+        target,
+        names,
+        &source_described,
+        &target_described,
+        source_encoding,
+    )
+    .await
 }
 
 /// Compares each of `tables` (described on the source; `target` holds those that exist on
