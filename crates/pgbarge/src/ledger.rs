@@ -134,6 +134,19 @@ CREATE TABLE IF NOT EXISTS pgbarge.watermark (
     synced_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (target_table, column_name)
 );
+CREATE TABLE IF NOT EXISTS pgbarge.follow (
+    slot text PRIMARY KEY,
+    publication text NOT NULL,
+    source text NOT NULL,
+    tables jsonb NOT NULL,
+    snapshot text,
+    applied_lsn pg_lsn,
+    applied_at timestamptz,
+    changes bigint NOT NULL DEFAULT 0,
+    stop_requested boolean NOT NULL DEFAULT false,
+    follower_pid int,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
 REVOKE ALL ON ALL TABLES IN SCHEMA pgbarge FROM PUBLIC";
 
 /// Whether the ledger exists (a role may read this for any schema).
@@ -149,12 +162,15 @@ const LAST_RUN: &str =
 const RUN_UNITS: &str = "SELECT unit, rows, bytes FROM pgbarge.unit WHERE run_id = $1";
 
 /// A finished (or abandoned) run leaves nothing behind; with no run left, neither does
-/// the ledger — unless it holds what the next sync of a table uses: the last sync's
-/// record and `--since` watermark. One round trip.
-const FINISH_RUN: &str = "DELETE FROM pgbarge.run WHERE id = {ID};
-DO $$ BEGIN
+/// the ledger — unless it holds what the next sync of a table uses (the last sync's
+/// record and `--since` watermark) or a follow in progress. One round trip.
+const FINISH_RUN: &str = "DELETE FROM pgbarge.run WHERE id = {ID}; {TIDY}";
+
+/// Drops the ledger when nothing is left in it.
+const TIDY: &str = "DO $$ BEGIN
     IF NOT EXISTS (SELECT FROM pgbarge.run) AND NOT EXISTS (SELECT FROM pgbarge.synced)
-       AND NOT EXISTS (SELECT FROM pgbarge.watermark) THEN
+       AND NOT EXISTS (SELECT FROM pgbarge.watermark)
+       AND NOT EXISTS (SELECT FROM pgbarge.follow) THEN
         DROP SCHEMA pgbarge CASCADE;
     END IF;
 END $$";
@@ -399,11 +415,23 @@ pub fn resume_run(run: &SavedRun) -> PgLedger {
 /// Removes run `id` from the ledger, and the ledger itself when no run is left.
 pub async fn finish_run(target: &Client, id: i64) -> Result<()> {
     target
-        .batch_execute(&FINISH_RUN.replace("{ID}", &id.to_string()))
+        .batch_execute(
+            &FINISH_RUN
+                .replace("{ID}", &id.to_string())
+                .replace("{TIDY}", TIDY),
+        )
         .await
         .map_err(target_error(
             "clearing the finished run from the pgbarge ledger",
         ))
+}
+
+/// Drops the ledger if it holds nothing any more (no run, sync record or follow).
+pub async fn tidy(target: &Client) -> Result<()> {
+    target
+        .batch_execute(TIDY)
+        .await
+        .map_err(target_error("tidying the pgbarge ledger"))
 }
 
 /// Abandons `run`: drops the staging tables its split tables were loading (nothing

@@ -5,7 +5,7 @@
 //!
 //! connection ([`conninfo`], [`connect`]) → catalog ([`catalog`], [`select`]) →
 //! plan ([`plan`], [`convert`]) → preflight ([`preflight`]) → copy ([`copy`]) →
-//! report ([`report`]).
+//! report ([`report`]); then, for a living source, [`follow`] until the cut-over.
 //!
 //! The library never prints and never reads the terminal; the `pgbarge` binary does.
 
@@ -15,6 +15,7 @@ pub mod conninfo;
 pub mod convert;
 pub mod copy;
 pub mod error;
+pub mod follow;
 pub mod ledger;
 pub mod plan;
 pub mod preflight;

@@ -44,6 +44,11 @@ pub enum ProblemKind {
     GeneratedOnTarget,
     /// A table's `oid`/`lo` columns may point at large objects, which are not copied.
     LargeObjects,
+    /// Following needs logical decoding on the source (`wal_level`, a replication role,
+    /// a free slot, ownership for the publication).
+    LogicalDecoding,
+    /// A followed table has no key to find its updated and deleted rows by.
+    NoReplicaIdentity,
 }
 
 /// One problem, with what to do about it.

@@ -83,6 +83,10 @@ pub struct RunReport {
     /// The source connection holding the snapshot was lost mid-run: units started after
     /// that read a later snapshot.
     pub snapshot_renewed: bool,
+    /// The transactions the run's (first) snapshot saw, `xmin:xmax:running,…`: where a
+    /// follow's stream takes over.
+    #[serde(skip)]
+    pub snapshot: Option<String>,
     /// What the user should know about the result (tables that may mix two points in
     /// time, …).
     pub warnings: Vec<String>,

@@ -68,9 +68,10 @@ pub async fn execute(
             }
             let run =
                 ledger::start_run(&target.client, &work, &snapshot.taken_at, &changes).await?;
-            let report = runner
+            let mut report = runner
                 .run(&work, &BTreeMap::new(), &BTreeSet::new(), &run, stop)
                 .await?;
+            report.snapshot = Some(snapshot.xids.clone());
             if report.failures.is_empty() {
                 finish(target, run.run_id(), options).await?;
             }

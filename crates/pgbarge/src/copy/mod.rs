@@ -43,9 +43,10 @@ use schedule::{Schedule, State};
 const SOURCE_BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 /// ...the first one exports its snapshot, the others adopt it: the target then equals
 /// the source at one instant, even while the source is being written to. The time is
-/// recorded with the run.
-const EXPORT_SNAPSHOT: &str =
-    "SELECT pg_catalog.pg_export_snapshot(), pg_catalog.transaction_timestamp()::text";
+/// recorded with the run; which transactions it saw is what following skips
+/// (`txid_current_snapshot` is `pg_current_snapshot` before PostgreSQL 13, same text).
+const EXPORT_SNAPSHOT: &str = "SELECT pg_catalog.pg_export_snapshot(), \
+     pg_catalog.transaction_timestamp()::text, pg_catalog.txid_current_snapshot()::text";
 /// Advice for rows the target cannot read in its encoding.
 const BAD_BYTES: &str = "The source sent bytes that are not valid in the target's encoding. \
     A SQL_ASCII source passes bytes through as they are: say what they really are with \
@@ -160,6 +161,8 @@ pub struct ExportedSnapshot {
     pub id: String,
     /// When it was taken (the source's clock), recorded with the run.
     pub taken_at: String,
+    /// The transactions it sees: `xmin:xmax:running,…`.
+    pub xids: String,
 }
 
 /// Opens the snapshot transaction on `source` and exports it. `source` must then stay
@@ -178,6 +181,7 @@ pub async fn export_snapshot(source: &Connection) -> Result<ExportedSnapshot> {
     Ok(ExportedSnapshot {
         id: row.get(0),
         taken_at: row.get(1),
+        xids: row.get(2),
     })
 }
 
@@ -459,6 +463,7 @@ pub async fn run<L: Ledger>(
                 .collect(),
         }),
         snapshot_renewed: ctx.renewed.load(Ordering::SeqCst),
+        snapshot: None,
         warnings,
     })
 }

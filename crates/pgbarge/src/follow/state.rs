@@ -1,0 +1,225 @@
+//! What a follow keeps in the target's ledger (`pgbarge.follow`): its slot and
+//! publication, the tables with the columns the stream carries, the copy's snapshot, and
+//! the source position applied — written in the same transaction as the changes it
+//! covers, so that a restarted follower knows exactly what the target holds.
+//!
+//! One follower works at a time: it holds a session advisory lock on the target. Another
+//! pgbarge (a `cutover`, a resumed `follow`) asks it to stop through the row, and ends
+//! its session if it does not answer (a killed follower's session can outlive it).
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+use crate::catalog::TableName;
+use crate::error::{Error, Kind, Result, Side};
+use crate::quote::literal;
+
+use super::pgoutput::Lsn;
+use super::source::{parse_lsn, StreamColumn};
+
+/// A followed table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowedTable {
+    pub source: TableName,
+    pub target: TableName,
+    /// The columns the stream carries, as last seen: a change of them is DDL.
+    pub columns: Vec<StreamColumn>,
+}
+
+/// The follow recorded on the target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Following {
+    pub slot: String,
+    pub publication: String,
+    /// The source as `user@host:port/db`.
+    pub source: String,
+    pub tables: Vec<FollowedTable>,
+    /// The copy's snapshot (`pg_current_snapshot()` text): the transactions it saw are
+    /// in the copied rows, and are skipped in the stream. `None` while the copy runs.
+    pub snapshot: Option<String>,
+    /// Just past the last source transaction applied.
+    pub applied: Option<String>,
+    pub applied_at: Option<String>,
+    /// Changes applied so far.
+    pub changes: i64,
+    pub created_at: String,
+}
+
+impl Following {
+    pub fn applied_lsn(&self) -> Result<Option<Lsn>> {
+        self.applied.clone().map(parse_lsn).transpose()
+    }
+}
+
+const INSERT: &str = "INSERT INTO pgbarge.follow (slot, publication, source, tables) \
+    VALUES ($1, $2, $3, $4::text::jsonb)";
+
+const LOAD: &str = "SELECT slot, publication, source, tables::text, snapshot, \
+    applied_lsn::text, date_trunc('second', applied_at)::text, changes, \
+    date_trunc('second', created_at)::text FROM pgbarge.follow ORDER BY created_at DESC LIMIT 1";
+
+const EXISTS: &str = "SELECT pg_catalog.to_regclass('pgbarge.follow') IS NOT NULL";
+
+/// The follower's lock: one key per slot.
+const TRY_LOCK: &str =
+    "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('pgbarge follow ' || $1))";
+const UNLOCK: &str =
+    "SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('pgbarge follow ' || $1))";
+
+fn err(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
+    move |e| Error::postgres(Kind::Copy, Side::Target, doing, e)
+}
+
+/// Records a new follow (the ledger must exist: see [`crate::ledger::ensure`]).
+pub async fn record(
+    target: &Client,
+    slot: &str,
+    publication: &str,
+    source: &str,
+    tables: &[FollowedTable],
+) -> Result<()> {
+    let tables = serde_json::to_string(tables)
+        .map_err(|e| Error::new(Kind::Copy, format!("cannot record the tables: {e}")))?;
+    target
+        .execute(INSERT, &[&slot, &publication, &source, &tables])
+        .await
+        .map_err(err("recording the follow"))?;
+    Ok(())
+}
+
+/// The follow recorded on the target, if any.
+pub async fn load(target: &Client) -> Result<Option<Following>> {
+    let exists: bool = target
+        .query_one(EXISTS, &[])
+        .await
+        .map_err(err("reading the ledger"))?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let Some(row) = target
+        .query_opt(LOAD, &[])
+        .await
+        .map_err(err("reading the follow"))?
+    else {
+        return Ok(None);
+    };
+    let tables: String = row.get(3);
+    Ok(Some(Following {
+        slot: row.get(0),
+        publication: row.get(1),
+        source: row.get(2),
+        tables: serde_json::from_str(&tables).map_err(|e| {
+            Error::new(
+                Kind::Copy,
+                format!("the follow recorded on the target cannot be read: {e}"),
+            )
+        })?,
+        snapshot: row.get(4),
+        applied: row.get(5),
+        applied_at: row.get(6),
+        changes: row.get(7),
+        created_at: row.get(8),
+    }))
+}
+
+/// Sets the copy's snapshot once the copy committed: following may start.
+pub async fn copied(target: &Client, slot: &str, snapshot: &str) -> Result<()> {
+    target
+        .execute(
+            "UPDATE pgbarge.follow SET snapshot = $2 WHERE slot = $1",
+            &[&slot, &snapshot],
+        )
+        .await
+        .map_err(err("recording the copy's snapshot"))?;
+    Ok(())
+}
+
+/// The statement, run in the transaction that applied changes up to `lsn`, recording
+/// it; it returns whether another pgbarge asked this follower to stop.
+pub fn position_sql(slot: &str, lsn: Lsn, changes: usize, tables: Option<&str>) -> String {
+    format!(
+        "UPDATE pgbarge.follow SET applied_lsn = {}, applied_at = pg_catalog.now(), \
+         changes = changes + {changes}{} WHERE slot = {} RETURNING stop_requested",
+        literal(&lsn.to_string()),
+        tables
+            .map(|t| format!(", tables = {}::jsonb", literal(t)))
+            .unwrap_or_default(),
+        literal(slot)
+    )
+}
+
+/// Whether another pgbarge asked the follower to stop.
+pub async fn stop_requested(target: &Client, slot: &str) -> Result<bool> {
+    Ok(target
+        .query_opt(
+            "SELECT stop_requested FROM pgbarge.follow WHERE slot = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(err("reading the follow"))?
+        .is_none_or(|r| r.get(0)))
+}
+
+/// Makes this session the follower: asks the one running (if any) to stop, waits for
+/// it, and after `patience` ends its session (a killed process's server session lives
+/// on until the server notices). Returns whether another follower had to be stopped.
+pub async fn claim(target: &Client, slot: &str, patience: Duration) -> Result<bool> {
+    let started = Instant::now();
+    let mut asked = false;
+    loop {
+        let got: bool = target
+            .query_one(TRY_LOCK, &[&slot])
+            .await
+            .map_err(err("taking over the follow"))?
+            .get(0);
+        if got {
+            target
+                .execute(
+                    "UPDATE pgbarge.follow SET stop_requested = false, \
+                     follower_pid = pg_catalog.pg_backend_pid() WHERE slot = $1",
+                    &[&slot],
+                )
+                .await
+                .map_err(err("taking over the follow"))?;
+            return Ok(asked);
+        }
+        if !asked {
+            target
+                .execute(
+                    "UPDATE pgbarge.follow SET stop_requested = true WHERE slot = $1",
+                    &[&slot],
+                )
+                .await
+                .map_err(err("asking the follower to stop"))?;
+            asked = true;
+        }
+        if started.elapsed() > patience {
+            target
+                .execute(
+                    "SELECT pg_catalog.pg_terminate_backend(follower_pid) FROM pgbarge.follow \
+                     WHERE slot = $1 AND follower_pid <> pg_catalog.pg_backend_pid()",
+                    &[&slot],
+                )
+                .await
+                .map_err(err("ending the previous follower's session"))?;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Gives the follow up (released by another pgbarge, or by this one stopping).
+pub async fn release(target: &Client, slot: &str) {
+    let _ = target.query_one(UNLOCK, &[&slot]).await;
+}
+
+/// Removes the follow from the ledger (and the ledger, if nothing else is in it).
+pub async fn forget(target: &Client, slot: &str) -> Result<()> {
+    target
+        .execute("DELETE FROM pgbarge.follow WHERE slot = $1", &[&slot])
+        .await
+        .map_err(err("removing the follow"))?;
+    crate::ledger::tidy(target).await
+}
