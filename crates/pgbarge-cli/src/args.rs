@@ -37,6 +37,62 @@ pub enum Command {
     /// split tables were loading and its record (the "pgbarge" schema). Tables it
     /// committed stay.
     Clean(CleanArgs),
+    /// Go on applying the source's changes to the target, after `copy --follow` (or a
+    /// follower that was stopped or killed): from the position recorded on the target,
+    /// exactly once. --drop gives the follow up instead.
+    Follow(FollowArgs),
+    /// Switch to the target: stop the follower, apply every change committed before now
+    /// (after stopping writes, or with --fence), move the target's sequences past the
+    /// source's, verify the followed tables, drop the slot. Prints the downtime.
+    Cutover(CutoverArgs),
+    /// Show what is recorded on the target (an interrupted copy, a follow with its
+    /// position) and, with --source, the slot's lag and the WAL it holds there.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FollowArgs {
+    #[command(flatten)]
+    pub endpoints: Endpoints,
+    /// Stop following for good: drop the slot and publication on the source (the WAL
+    /// they hold is freed) and the follow's record on the target. The target keeps what
+    /// was applied.
+    #[arg(long)]
+    pub drop: bool,
+    /// Accepted for symmetry with `copy --resume`: `follow` always goes on from the
+    /// position recorded on the target.
+    #[arg(long, hide = true)]
+    pub resume: bool,
+    /// Progress as JSON lines on stdout (one object per event).
+    #[arg(long)]
+    pub json: bool,
+    /// No progress lines on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CutoverArgs {
+    #[command(flatten)]
+    pub endpoints: Endpoints,
+    /// Stop writes on the source first: its database becomes read-only for new
+    /// transactions (ALTER DATABASE … SET default_transaction_read_only) and the
+    /// sessions connected to it are ended. Without it, stop your application's writes
+    /// before running the cut-over.
+    #[arg(long)]
+    pub fence: bool,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub endpoints: Endpoints,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +211,11 @@ pub struct CopyArgs {
     /// own, so this is the most an interruption can lose.
     #[arg(long, value_name = "SIZE")]
     pub part_size: Option<String>,
+    /// After the copy, keep applying the source's changes to the target (logical
+    /// decoding: needs wal_level = logical on the source) until stopped (Ctrl-C; go on
+    /// later with `pgbarge follow`) or `pgbarge cutover`. Copy and stream meet exactly.
+    #[arg(long, conflicts_with_all = ["schema_only", "dry_run"])]
+    pub follow: bool,
     /// Continue the interrupted run recorded on the target: what committed is skipped,
     /// what was in flight is redone. Run with the same --source and --target.
     #[arg(long)]

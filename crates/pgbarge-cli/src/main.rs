@@ -17,6 +17,7 @@ macro_rules! outln {
 }
 
 mod args;
+mod follow;
 mod interact;
 mod json;
 mod picker;
@@ -109,6 +110,18 @@ fn main() -> ExitCode {
             Command::Tables(args) => (
                 args.json.then_some("tables"),
                 run_with(settings::TablesSettings::from_args(args), run::tables).await,
+            ),
+            Command::Follow(args) => (
+                args.json.then_some("follow"),
+                run_with(settings::FollowSettings::from_args(args), follow::follow).await,
+            ),
+            Command::Cutover(args) => (
+                args.json.then_some("cutover"),
+                run_with(settings::CutoverSettings::from_args(args), follow::cutover).await,
+            ),
+            Command::Status(args) => (
+                args.json.then_some("status"),
+                run_with(settings::StatusSettings::from_args(args), follow::status).await,
             ),
             Command::Clean(args) => (
                 args.json.then_some("clean"),

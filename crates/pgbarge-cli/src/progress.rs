@@ -215,3 +215,83 @@ fn notice(event: &Event) -> Option<String> {
         _ => None,
     }
 }
+
+/// Progress while following: in a terminal one line rewritten in place, otherwise a line
+/// when the follower catches up or falls behind and every [`FOLLOW_PLAIN_EVERY`];
+/// `--json`, one object per event on stdout (JSON lines); nothing with `--quiet` but
+/// warnings.
+pub struct FollowProgress {
+    json: bool,
+    quiet: bool,
+    terminal: bool,
+    last: Mutex<(Instant, bool)>,
+}
+
+/// How often a plain line is written while the state stays the same.
+const FOLLOW_PLAIN_EVERY: Duration = Duration::from_secs(30);
+
+impl FollowProgress {
+    pub fn new(json: bool, quiet: bool) -> Self {
+        FollowProgress {
+            json,
+            quiet,
+            terminal: std::io::stderr().is_terminal(),
+            last: Mutex::new((Instant::now() - FOLLOW_PLAIN_EVERY, false)),
+        }
+    }
+
+    pub fn event(&self, event: pgbarge::follow::FollowEvent) {
+        use pgbarge::follow::FollowEvent;
+        if self.json {
+            outln!(
+                "{}",
+                serde_json::to_string(&event).unwrap_or_else(|_| "{}".into())
+            );
+            return;
+        }
+        match event {
+            FollowEvent::Warning { message } => {
+                self.clear();
+                eprintln!("warning: {message}");
+            }
+            FollowEvent::Schema { table, change } if !self.quiet => {
+                self.clear();
+                eprintln!("{table}: {change} (as on the source)");
+            }
+            FollowEvent::Lag(lag) if !self.quiet => {
+                let line = format!(
+                    "following: {} ({} behind, {:.1} s), {} changes applied, {}/s{}",
+                    if lag.caught_up {
+                        "caught up"
+                    } else {
+                        "catching up"
+                    },
+                    human_bytes(lag.behind_bytes),
+                    lag.behind_seconds,
+                    thousands(lag.changes),
+                    thousands(lag.changes_per_second as u64),
+                    lag.slot_wal_bytes
+                        .map(|b| format!("; slot holds {} of WAL", human_bytes(b.max(0) as u64)))
+                        .unwrap_or_default()
+                );
+                let Ok(mut last) = self.last.lock() else {
+                    return;
+                };
+                if self.terminal {
+                    eprint!("\r\x1b[2K{line}");
+                } else if last.1 != lag.caught_up || last.0.elapsed() >= FOLLOW_PLAIN_EVERY {
+                    eprintln!("{line}");
+                    *last = (Instant::now(), lag.caught_up);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends the line being rewritten, before other output.
+    pub fn clear(&self) {
+        if self.terminal && !self.json && !self.quiet {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}

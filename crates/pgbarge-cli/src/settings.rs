@@ -37,6 +37,8 @@ pub struct CopySettings {
     pub split_above: Option<u64>,
     pub part_size: Option<u64>,
     pub resume: bool,
+    /// `--follow`: keep applying the source's changes after the copy.
+    pub follow: bool,
     /// Retries, stall timeout and fail-fast for the copy stage.
     pub copy_options: pgbarge::copy::CopyOptions,
     /// Schemas named whole in a saved plan.
@@ -159,6 +161,7 @@ impl CopySettings {
                 (None, None) => None,
             },
             resume: args.resume,
+            follow: args.follow,
             copy_options: pgbarge::copy::CopyOptions {
                 retry: pgbarge::retry::RetryPolicy {
                     retries: args.retries.unwrap_or(pgbarge::retry::DEFAULT_RETRIES),
@@ -275,6 +278,75 @@ impl CleanSettings {
         let env = Environment::from_process();
         Ok(CleanSettings {
             target: target(&args.target, &env)?,
+            json: args.json,
+        })
+    }
+}
+
+/// Validated settings for `pgbarge follow`.
+#[derive(Debug)]
+pub struct FollowSettings {
+    pub source: ConnInfo,
+    pub target: ConnInfo,
+    pub drop: bool,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+impl FollowSettings {
+    pub fn from_args(args: crate::args::FollowArgs) -> Result<Self> {
+        let env = Environment::from_process();
+        let (source, target) = endpoints(&args.endpoints, &env)?;
+        Ok(FollowSettings {
+            source,
+            target,
+            drop: args.drop,
+            json: args.json,
+            quiet: args.quiet,
+        })
+    }
+}
+
+/// Validated settings for `pgbarge cutover`.
+#[derive(Debug)]
+pub struct CutoverSettings {
+    pub source: ConnInfo,
+    pub target: ConnInfo,
+    pub fence: bool,
+    pub json: bool,
+}
+
+impl CutoverSettings {
+    pub fn from_args(args: crate::args::CutoverArgs) -> Result<Self> {
+        let env = Environment::from_process();
+        let (source, target) = endpoints(&args.endpoints, &env)?;
+        Ok(CutoverSettings {
+            source,
+            target,
+            fence: args.fence,
+            json: args.json,
+        })
+    }
+}
+
+/// Validated settings for `pgbarge status`: the source is optional (without it, only
+/// the target's ledger is shown).
+#[derive(Debug)]
+pub struct StatusSettings {
+    pub source: Option<ConnInfo>,
+    pub target: ConnInfo,
+    pub json: bool,
+}
+
+impl StatusSettings {
+    pub fn from_args(args: crate::args::StatusArgs) -> Result<Self> {
+        let env = Environment::from_process();
+        Ok(StatusSettings {
+            source: match &args.endpoints.source.source {
+                Some(_) => Some(source(&args.endpoints.source, &env)?),
+                None => None,
+            },
+            target: target(&args.endpoints.target, &env)?,
             json: args.json,
         })
     }

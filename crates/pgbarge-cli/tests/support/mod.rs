@@ -273,8 +273,14 @@ impl TestDb {
 
     /// `pgbarge copy` as a child process (stdout and stderr piped), to interrupt it.
     pub fn spawn_copy(&self, target: &str, args: &[&str]) -> std::process::Child {
+        self.spawn("copy", target, args)
+    }
+
+    /// `pgbarge COMMAND --source … --target … ARGS` as a child process (stdout and
+    /// stderr piped).
+    pub fn spawn(&self, command: &str, target: &str, args: &[&str]) -> std::process::Child {
         clean_command(pgbarge_bin())
-            .arg("copy")
+            .arg(command)
             .arg("--source")
             .arg(self.source_conn())
             .arg("--target")
@@ -285,6 +291,19 @@ impl TestDb {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn pgbarge")
+    }
+
+    /// `pgbarge COMMAND --source … --target … ARGS` to the target, waited for.
+    pub fn run(&self, command: &str, args: &[&str]) -> Run {
+        let mut full = vec![
+            command.to_string(),
+            "--source".into(),
+            self.source_conn(),
+            "--target".into(),
+            self.target_conn(),
+        ];
+        full.extend(args.iter().map(|s| s.to_string()));
+        pgbarge(&full)
     }
 
     /// Runs `pgbarge copy --source … --target … ARGS` without a terminal.

@@ -1,0 +1,363 @@
+//! The commands around following: `follow`, `cutover`, `status`, and the part of
+//! `copy --follow` before and after its copy.
+
+use pgbarge::catalog::TableName;
+use pgbarge::connect::{connect, Connection};
+use pgbarge::follow::cutover::{self, CutoverReport, Status};
+use pgbarge::follow::{self, source, state, Ended, Follower, Goal};
+use pgbarge::plan::Plan;
+use pgbarge::preflight::Problem;
+use pgbarge::report::human_bytes;
+use pgbarge::{Error, Kind, Result, Side};
+use serde_json::json;
+
+use crate::progress::FollowProgress;
+use crate::render;
+use crate::run::{connect_both, stop_signal, Failure};
+use crate::settings::{CutoverSettings, FollowSettings, StatusSettings};
+
+/// Follow needs PostgreSQL 13 on the source (partitions published as their root).
+const MIN_SOURCE_VERSION: i32 = 130_000;
+
+/// `copy --follow`, before the copy: what logical decoding needs, checked (problems are
+/// preflight problems), then the slot and publication created and the follow recorded.
+/// A follow whose copy never finished is given up first.
+pub async fn prepare(
+    source: &Connection,
+    target: &Connection,
+    plan: &Plan,
+) -> Result<follow::Following, Failure> {
+    if let Some(existing) = state::load(&target.client).await? {
+        if existing.snapshot.is_some() {
+            return Err(Error::usage(format!(
+                "the target is already following {} (slot {}, since {}): go on with \
+                 `pgbarge follow`, switch with `pgbarge cutover`, or give it up with \
+                 `pgbarge follow --drop` before copying with --follow again.",
+                existing.source, existing.slot, existing.created_at
+            ))
+            .into());
+        }
+        follow::end(source, target, &existing).await?;
+        eprintln!(
+            "note: the follow started {} never finished its copy; its slot {} was dropped.",
+            existing.created_at, existing.slot
+        );
+    }
+    let names: Vec<TableName> = plan.tables.iter().map(|t| t.source.clone()).collect();
+    let (mut problems, warnings) = source::check(&source.client, &names).await?;
+    if source.server_version_num < MIN_SOURCE_VERSION {
+        problems.push(Problem {
+            kind: pgbarge::preflight::ProblemKind::LogicalDecoding,
+            table: None,
+            message: format!(
+                "following needs PostgreSQL 13 or later on the source (it runs {}).",
+                source.server_version_num / 10_000
+            ),
+            hint: "Copy without --follow.".into(),
+        });
+    }
+    if !problems.is_empty() {
+        return Err(Failure {
+            error: Error::new(Kind::Preflight, render::problems(&problems)),
+            problems,
+            reported: false,
+        });
+    }
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    let pairs: Vec<(TableName, TableName)> = plan
+        .tables
+        .iter()
+        .map(|t| (t.source.clone(), t.target.clone()))
+        .collect();
+    Ok(follow::begin(source, target, &pairs).await?)
+}
+
+/// `copy --follow`, after the copy: the copy's snapshot recorded (the stream takes over
+/// where it ends), then following until stopped. A copy that could not give one snapshot
+/// for every table cannot be followed exactly: the follow is given up.
+pub async fn after_copy(
+    source: &Connection,
+    target: &Connection,
+    following: &follow::Following,
+    report: &pgbarge::report::RunReport,
+    json: bool,
+    quiet: bool,
+) -> Result<(), Failure> {
+    let snapshot = match (&report.snapshot, report.snapshot_renewed) {
+        (Some(s), false) if report.failures.is_empty() => s.clone(),
+        _ => {
+            follow::end(source, target, following).await?;
+            return Err(Error::new(
+                Kind::Copy,
+                "following was given up: the copy did not complete from one snapshot (a \
+                 table failed, or the connection holding the snapshot was lost), so the \
+                 stream has no exact point to start from. Its slot was dropped; run \
+                 `pgbarge copy --follow` again.",
+            )
+            .into());
+        }
+    };
+    state::copied(&target.client, &following.slot, &snapshot).await?;
+    follow_on(source, target, json, quiet).await
+}
+
+/// Follows until Ctrl-C / SIGTERM or another pgbarge takes over.
+pub async fn follow_on(
+    source: &Connection,
+    target: &Connection,
+    json: bool,
+    quiet: bool,
+) -> Result<(), Failure> {
+    let progress = FollowProgress::new(json, quiet);
+    let (mut follower, replaced) = Follower::claim(source, target).await?;
+    let f = follower.following();
+    if !quiet && !json {
+        if replaced {
+            eprintln!("note: a follower still running was stopped; this one goes on.");
+        }
+        eprintln!(
+            "Following {} table{} from {} (slot {}). Ctrl-C stops (`pgbarge follow` goes on \
+             later); `pgbarge cutover` switches to the target.",
+            f.tables.len(),
+            if f.tables.len() == 1 { "" } else { "s" },
+            f.source,
+            f.slot
+        );
+    }
+    let slot = f.slot.clone();
+    let outcome = follower
+        .run(Goal::Stopped, stop_signal(), &|e| progress.event(e))
+        .await;
+    progress.clear();
+    let outcome = outcome?;
+    if json {
+        outln!(
+            "{}",
+            json!({"event": "stopped", "ended": outcome.ended, "slot": slot,
+                   "applied_lsn": outcome.applied_lsn, "changes": outcome.changes})
+        );
+    } else if !quiet {
+        let applied = outcome
+            .applied_lsn
+            .as_deref()
+            .unwrap_or("the copy's snapshot");
+        eprintln!(
+            "{} at {applied}; {} change{} applied by this follower.",
+            match outcome.ended {
+                Ended::TakenOver => "Another pgbarge took the follow over",
+                _ => "Stopped following",
+            },
+            outcome.changes,
+            if outcome.changes == 1 { "" } else { "s" },
+        );
+        if outcome.ended == Ended::Signal {
+            eprintln!(
+                "The slot {slot} keeps the source's changes (and its WAL) until you go on \
+                 with `pgbarge follow`, switch with `pgbarge cutover`, or give up with \
+                 `pgbarge follow --drop`."
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `pgbarge follow`
+pub async fn follow(settings: FollowSettings) -> Result<(), Failure> {
+    let (source, target) = connect_both(&settings.source, &settings.target).await?;
+    if settings.drop {
+        let dropped = cutover::abandon(&source, &target).await?;
+        let message = match &dropped {
+            Some(f) => format!(
+                "dropped the follow from {}: slot and publication {} are gone from the \
+                 source; the target keeps what was applied ({} changes).",
+                f.source, f.slot, f.changes
+            ),
+            None => "nothing to drop: no follow is recorded on the target.".to_string(),
+        };
+        if settings.json {
+            outln!(
+                "{}",
+                json!({"ok": true, "command": "follow", "dropped": dropped.map(|f| f.slot)})
+            );
+        } else {
+            outln!("{message}");
+        }
+        return Ok(());
+    }
+    follow_on(&source, &target, settings.json, settings.quiet).await
+}
+
+/// `pgbarge cutover`
+pub async fn cutover(settings: CutoverSettings) -> Result<(), Failure> {
+    let (source, target) = connect_both(&settings.source, &settings.target).await?;
+    let progress = FollowProgress::new(settings.json, settings.json);
+    let report = cutover::cutover(&source, &target, settings.fence, None, &|e| {
+        progress.event(e)
+    })
+    .await;
+    progress.clear();
+    let report = report?;
+    if settings.json {
+        crate::json::print(&json!({
+            "ok": report.ready,
+            "command": "cutover",
+            "cutover": report,
+        }));
+    } else {
+        out!("{}", render_cutover(&report));
+    }
+    if !report.ready {
+        return Err(Failure {
+            error: Error::new(
+                Kind::Verify,
+                "the cut-over stopped before dropping the slot: verification found \
+                 differences (see the report). The follow stays; after looking into them, \
+                 run `pgbarge cutover` again.",
+            ),
+            problems: Vec::new(),
+            reported: settings.json,
+        });
+    }
+    Ok(())
+}
+
+fn render_cutover(r: &CutoverReport) -> String {
+    let mut out = String::new();
+    if let Some(n) = r.fenced_sessions {
+        out.push_str(&format!(
+            "Fenced the source: read-only for new transactions, {n} session{} ended.\n",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    match &r.drained_to {
+        Some(lsn) => out.push_str(&format!(
+            "Drained to {lsn}: {} change{} applied.\n",
+            r.changes,
+            if r.changes == 1 { "" } else { "s" }
+        )),
+        None => out.push_str("Nothing to drain: the slot was already dropped.\n"),
+    }
+    out.push_str(&format!(
+        "{} sequence{} checked on the target (moved forward where behind the source).\n",
+        r.sequences,
+        if r.sequences == 1 { "" } else { "s" }
+    ));
+    out.push_str(&render::verify(&r.verify));
+    if r.ready {
+        out.push_str(&format!(
+            "Target ready: every followed table is equal; slot and publication {} dropped. \
+             Downtime {:.1} s ({}).\n",
+            r.slot,
+            r.downtime_seconds,
+            if r.fenced_sessions.is_some() {
+                "from the fence to ready"
+            } else {
+                "from the start of the cut-over to ready"
+            }
+        ));
+    }
+    if let Some(sql) = &r.unfence {
+        out.push_str(&format!(
+            "The source stays read-only for new sessions; to let it take writes again, run \
+             on it: {sql}\n"
+        ));
+    }
+    out
+}
+
+/// `pgbarge status`
+pub async fn status(settings: StatusSettings) -> Result<(), Failure> {
+    let target = connect(&settings.target, Side::Target).await?;
+    let source = match &settings.source {
+        Some(info) => Some(connect(info, Side::Source).await?),
+        None => None,
+    };
+    let status = cutover::status(source.as_ref(), &target).await?;
+    if settings.json {
+        crate::json::print(&json!({"ok": true, "command": "status", "status": status}));
+    } else {
+        out!("{}", render_status(&status, source.is_some()));
+    }
+    Ok(())
+}
+
+fn render_status(s: &Status, with_source: bool) -> String {
+    let mut out = String::new();
+    match &s.run {
+        Some((id, started, done, total)) => out.push_str(&format!(
+            "Interrupted copy: run {id}, started {started}, {done} of {total} units \
+             committed (`pgbarge copy --resume` goes on, `pgbarge clean` abandons it).\n"
+        )),
+        None => out.push_str("No interrupted copy recorded on the target.\n"),
+    }
+    match &s.follow {
+        None => out.push_str("Nothing is being followed.\n"),
+        Some(f) => {
+            out.push_str(&format!(
+                "Following {} ({} table{}) through slot {}, since {}.\n",
+                f.source,
+                f.tables.len(),
+                if f.tables.len() == 1 { "" } else { "s" },
+                f.slot,
+                f.created_at
+            ));
+            match (&f.snapshot, &f.applied) {
+                (None, _) => out.push_str(
+                    "  Its copy never finished: `pgbarge follow --drop` removes the slot.\n",
+                ),
+                (Some(_), None) => out.push_str("  Copied; no change applied yet.\n"),
+                (Some(_), Some(lsn)) => out.push_str(&format!(
+                    "  Applied up to {lsn} at {} ({} changes).\n",
+                    f.applied_at.as_deref().unwrap_or("?"),
+                    f.changes
+                )),
+            }
+            match &s.slot {
+                Some(slot) => {
+                    let behind = f
+                        .applied_lsn()
+                        .ok()
+                        .flatten()
+                        .zip(slot.current.parse::<follow::pgoutput::Lsn>().ok())
+                        .map(|(a, c)| c.0.saturating_sub(a.0));
+                    out.push_str(&format!(
+                        "  Source at {}: {} behind; {}; the slot holds {} of WAL{}.\n",
+                        slot.current,
+                        behind.map(human_bytes).unwrap_or_else(|| "?".into()),
+                        if slot.active_pid.is_some() {
+                            "a follower is reading"
+                        } else {
+                            "no follower is reading"
+                        },
+                        human_bytes(slot.wal_held.unwrap_or(0).max(0) as u64),
+                        slot.wal_status
+                            .as_deref()
+                            .map(|w| format!(" (wal_status {w})"))
+                            .unwrap_or_default()
+                    ));
+                    if let Some(w) = slot.warning(&f.slot) {
+                        out.push_str(&format!("  warning: {w}\n"));
+                    }
+                }
+                None if with_source => out.push_str(
+                    "  Its slot is not on the source (dropped or invalidated): following \
+                     cannot go on; `pgbarge follow --drop` clears the record.\n",
+                ),
+                None => out.push_str("  Give --source to see the slot's lag and WAL held.\n"),
+            }
+        }
+    }
+    for stray in &s.stray_slots {
+        out.push_str(&format!(
+            "Slot {} on the source belongs to no follow on this target ({}; holds {} of \
+             WAL). If nothing uses it: SELECT pg_drop_replication_slot('{}');\n",
+            stray.slot,
+            if stray.active { "active" } else { "inactive" },
+            human_bytes(stray.wal_held.unwrap_or(0).max(0) as u64),
+            stray.slot
+        ));
+    }
+    out
+}

@@ -1,0 +1,349 @@
+//! `copy --follow`, `follow`, `cutover`, `status`: the source's changes carried to the
+//! target after the copy, exactly once across SIGKILLs, columns added and dropped on the
+//! way, and a cut-over that leaves the target equal — sequences included — with the
+//! slot gone.
+
+mod support;
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use support::{servers, TestDb};
+
+/// Accounts with TOASTed notes the writer never changes, a history with a serial key and
+/// a foreign key, a keyless multiset (replica identity full), and a partitioned table.
+const TABLES: &str = "
+CREATE TABLE acc (id int PRIMARY KEY, bal int NOT NULL, note text);
+ALTER TABLE acc ALTER COLUMN note SET STORAGE EXTERNAL;
+INSERT INTO acc SELECT g, 0, repeat(md5(g::text), 400) FROM generate_series(1, 500) g;
+CREATE TABLE hist (id bigserial PRIMARY KEY, acc int NOT NULL REFERENCES acc, delta int,
+  at timestamptz DEFAULT now());
+CREATE TABLE bag (a int, b text);
+ALTER TABLE bag REPLICA IDENTITY FULL;
+INSERT INTO bag SELECT g % 50, 'b' || (g % 3) FROM generate_series(1, 300) g;
+CREATE TABLE parted (id int, day date, v text, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
+CREATE TABLE parted_a PARTITION OF parted FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');
+CREATE TABLE parted_b PARTITION OF parted FOR VALUES FROM ('2021-01-01') TO ('2022-01-01');
+INSERT INTO parted SELECT g, '2020-01-01'::date + (g % 700), 'p' || g FROM generate_series(1, 2000) g;
+";
+
+const NAMES: [&str; 4] = ["acc", "hist", "bag", "parted"];
+
+/// A writer committing `n` transactions of inserts, updates (the TOASTed note left
+/// alone, or rewritten now and then) and deletes across every table.
+fn writer(n: usize) -> String {
+    format!(
+        "DO $$ DECLARE k int; BEGIN
+           FOR i IN 1..{n} LOOP
+             k := 1 + (i * 7919) % 500;
+             UPDATE acc SET bal = bal + i % 13 - 6 WHERE id = k;
+             INSERT INTO hist (acc, delta) VALUES (k, i % 13 - 6);
+             DELETE FROM hist WHERE id = (SELECT min(id) FROM hist WHERE acc = k) AND i % 3 = 0;
+             INSERT INTO bag VALUES (k % 50, 'w' || (i % 4));
+             DELETE FROM bag WHERE ctid = (SELECT ctid FROM bag WHERE a = (i * 31) % 50 LIMIT 1);
+             UPDATE parted SET v = 'moved' || i, day = CASE WHEN day < '2021-01-01' THEN day + 365
+               ELSE day - 365 END WHERE id = 1 + (i * 13) % 2000;
+             IF i % 50 = 0 THEN UPDATE acc SET note = 'short ' || i WHERE id = k; END IF;
+             COMMIT;
+           END LOOP; END $$"
+    )
+}
+
+/// Waits until the follow recorded on the target has finished its copy.
+fn wait_following(db: &TestDb, child: &mut Child) {
+    let started = Instant::now();
+    loop {
+        let ready = db.target_sql("SELECT to_regclass('pgbarge.follow') IS NOT NULL");
+        if ready.trim() == "t"
+            && db
+                .target_sql("SELECT count(*) FROM pgbarge.follow WHERE snapshot IS NOT NULL")
+                .trim()
+                == "1"
+        {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let out = child.wait_with_output_now();
+            panic!("pgbarge ended before following ({status}):\n{out}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the copy did not finish in time"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The output of a child that has ended.
+trait Finished {
+    fn wait_with_output_now(&mut self) -> String;
+}
+
+impl Finished for Child {
+    fn wait_with_output_now(&mut self) -> String {
+        use std::io::Read;
+        let mut text = String::new();
+        if let Some(mut e) = self.stderr.take() {
+            let _ = e.read_to_string(&mut text);
+        }
+        if let Some(mut o) = self.stdout.take() {
+            let _ = o.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+/// Cuts over and checks: the follower (if running) ends, every table is equal, the
+/// target's sequence is past the source's, the slot and publication are gone.
+fn cut_over_and_check(db: &TestDb, follower: Option<Child>, extra: &[&str]) -> String {
+    let run = db.run("cutover", extra);
+    run.assert_ok();
+    assert!(run.stdout.contains("Target ready"), "{}", run.stdout);
+    if let Some(mut child) = follower {
+        let status = child.wait().expect("the follower ends");
+        assert!(
+            status.success(),
+            "follower: {}",
+            child.wait_with_output_now()
+        );
+    }
+    for table in NAMES {
+        db.assert_same(&format!("public.{table}"));
+    }
+    let source_seq = db.source_sql("SELECT last_value FROM hist_id_seq");
+    let target_seq = db.target_sql("SELECT last_value FROM hist_id_seq");
+    assert!(
+        target_seq.trim().parse::<i64>().unwrap() >= source_seq.trim().parse::<i64>().unwrap(),
+        "the target's sequence ({target_seq}) is behind the source's ({source_seq})"
+    );
+    assert_eq!(
+        db.source_sql(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'pgbarge%' \
+             AND database = current_database()"
+        )
+        .trim(),
+        "0",
+        "the slot is dropped"
+    );
+    assert_eq!(
+        db.source_sql("SELECT count(*) FROM pg_publication").trim(),
+        "0"
+    );
+    run.stdout
+}
+
+#[test]
+fn copy_follow_under_writes_then_cutover_is_exact() {
+    let db = TestDb::new("follow_writes");
+    db.source_sql(TABLES);
+    let s = servers();
+    let mut writer = s.source.spawn_psql(&db.name, &writer(4000));
+    let follower = db.spawn_copy(
+        &db.target_conn(),
+        &["--all", "--follow", "--jobs", "3", "--quiet"],
+    );
+    let mut follower = follower;
+    wait_following(&db, &mut follower);
+    // Status while following: the slot, the lag, the WAL held.
+    let status = db.run("status", &[]);
+    status.assert_ok();
+    assert!(
+        status.stdout.contains("through slot pgbarge_"),
+        "{}",
+        status.stdout
+    );
+    assert!(status.stdout.contains("of WAL"), "{}", status.stdout);
+    assert!(writer.wait().unwrap().success());
+    let out = cut_over_and_check(&db, Some(follower), &["--fence"]);
+    // The fence is reported, with the way back.
+    assert!(out.contains("default_transaction_read_only"), "{out}");
+    let downtime: f64 = out
+        .split("Downtime ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("downtime reported");
+    assert!(downtime < 10.0, "downtime {downtime} s");
+    // The way back, as printed, works in the fenced database itself.
+    let unfence = out
+        .lines()
+        .find_map(|l| l.split("run on it: ").nth(1))
+        .expect("the unfence statement is printed");
+    db.source_sql(unfence);
+    db.source_sql("CREATE TABLE writable_again ()");
+    // Nothing is left behind on the target either.
+    assert_eq!(
+        db.target_sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'pgbarge'")
+            .trim(),
+        "0"
+    );
+}
+
+#[test]
+fn sigkill_while_following_three_times_loses_and_repeats_nothing() {
+    let db = TestDb::new("follow_kill");
+    db.source_sql(TABLES);
+    let s = servers();
+    let mut follower = db.spawn_copy(&db.target_conn(), &["--all", "--follow", "--quiet"]);
+    wait_following(&db, &mut follower);
+    let mut writer = s.source.spawn_psql(&db.name, &writer(6000));
+    // Kill at moments spread over the writer's run, each after some changes applied.
+    for pause_ms in [900u64, 1700, 1300] {
+        std::thread::sleep(Duration::from_millis(pause_ms));
+        follower.kill().expect("SIGKILL the follower");
+        let _ = follower.wait();
+        follower = db.spawn("follow", &db.target_conn(), &["--quiet"]);
+    }
+    assert!(writer.wait().unwrap().success());
+    let applied = db.target_sql("SELECT changes FROM pgbarge.follow");
+    assert!(
+        applied.trim().parse::<i64>().unwrap() > 0,
+        "changes were applied before the cut-over"
+    );
+    cut_over_and_check(&db, Some(follower), &[]);
+}
+
+#[test]
+fn columns_added_and_dropped_on_the_source_follow_along() {
+    let db = TestDb::new("follow_ddl");
+    db.source_sql(TABLES);
+    let mut follower = db.spawn_copy(&db.target_conn(), &["--all", "--follow", "--quiet"]);
+    wait_following(&db, &mut follower);
+    for sql in [
+        "ALTER TABLE acc ADD COLUMN tier text DEFAULT 'basic'",
+        "UPDATE acc SET tier = 'gold', bal = bal + 1 WHERE id % 10 = 0",
+        "INSERT INTO acc (id, bal, tier) VALUES (1000, 5, 'new')",
+        "ALTER TABLE bag DROP COLUMN b",
+        "INSERT INTO bag VALUES (99)",
+        // Added, then given a default: the rows already there stay NULL.
+        "ALTER TABLE hist ADD COLUMN memo text",
+        "ALTER TABLE hist ALTER COLUMN memo SET DEFAULT 'later'",
+        "INSERT INTO hist (acc, delta) VALUES (1, 1)",
+    ] {
+        db.source_sql(sql);
+    }
+    cut_over_and_check(&db, Some(follower), &[]);
+    assert_eq!(
+        db.target_sql("SELECT tier FROM acc WHERE id = 1000").trim(),
+        "new"
+    );
+    assert_eq!(
+        db.target_sql(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'bag'::regclass \
+             AND attname = 'b' AND NOT attisdropped"
+        )
+        .trim(),
+        "0"
+    );
+}
+
+#[test]
+fn a_type_change_stops_following_cleanly_and_names_the_table() {
+    let db = TestDb::new("follow_retype");
+    db.source_sql(TABLES);
+    let mut follower = db.spawn_copy(&db.target_conn(), &["--all", "--follow", "--quiet"]);
+    wait_following(&db, &mut follower);
+    db.source_sql("INSERT INTO acc (id, bal) VALUES (2000, 1)");
+    db.source_sql("ALTER TABLE acc ALTER COLUMN bal TYPE bigint");
+    db.source_sql("INSERT INTO acc (id, bal) VALUES (2001, 1)");
+    let status = follower.wait().unwrap();
+    let out = follower.wait_with_output_now();
+    assert_eq!(status.code(), Some(5), "{out}");
+    assert!(
+        out.contains("public.acc") && out.contains("changed type"),
+        "{out}"
+    );
+    // Everything before the change is on the target, nothing after it.
+    assert_eq!(
+        db.target_sql("SELECT count(*) FROM acc WHERE id >= 2000")
+            .trim(),
+        "1"
+    );
+    // Made the same on the target, following goes on.
+    db.target_sql_as_app("ALTER TABLE acc ALTER COLUMN bal TYPE bigint");
+    let follower = db.spawn("follow", &db.target_conn(), &["--quiet"]);
+    let started = Instant::now();
+    while db
+        .target_sql("SELECT count(*) FROM acc WHERE id = 2001")
+        .trim()
+        != "1"
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the change after it arrives"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    cut_over_and_check(&db, Some(follower), &[]);
+}
+
+#[test]
+fn a_table_without_a_key_is_refused_with_the_fix() {
+    let db = TestDb::new("follow_nokey");
+    db.source_sql(
+        "CREATE TABLE loose (a int, b text); CREATE TABLE keyed (id int PRIMARY KEY);
+         CREATE TABLE uniq (code text NOT NULL, n int); CREATE UNIQUE INDEX uniq_code ON uniq (code);",
+    );
+    let run = db.copy(&["--all", "--follow"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(r#"ALTER TABLE "public"."loose" REPLICA IDENTITY FULL;"#),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(r#"ALTER TABLE "public"."uniq" REPLICA IDENTITY USING INDEX "uniq_code";"#),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("public.keyed:"), "{}", run.stderr);
+    // Nothing was created: no slot, no table on the target.
+    assert!(!db.target_has_table("public", "keyed"));
+    assert_eq!(
+        db.source_sql(
+            "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()"
+        )
+        .trim(),
+        "0"
+    );
+}
+
+#[test]
+fn follow_drop_frees_the_slot_and_status_says_so() {
+    let db = TestDb::new("follow_drop");
+    db.source_sql(TABLES);
+    let mut follower = db.spawn_copy(&db.target_conn(), &["--all", "--follow", "--quiet"]);
+    wait_following(&db, &mut follower);
+    follower.kill().unwrap();
+    let _ = follower.wait();
+    let status = db.run("status", &["--json"]);
+    status.assert_ok();
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert!(
+        doc["status"]["slot"]["wal_held"].as_i64().is_some(),
+        "{doc}"
+    );
+    let dropped = db.run("follow", &["--drop"]);
+    dropped.assert_ok();
+    assert!(
+        dropped.stdout.contains("dropped the follow"),
+        "{}",
+        dropped.stdout
+    );
+    assert_eq!(
+        db.source_sql(
+            "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()"
+        )
+        .trim(),
+        "0"
+    );
+    let again = db.run("cutover", &[]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("nothing is being followed"),
+        "{}",
+        again.stderr
+    );
+}
