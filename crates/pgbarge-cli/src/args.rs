@@ -63,6 +63,11 @@ pub struct FollowArgs {
     /// position recorded on the target.
     #[arg(long, hide = true)]
     pub resume: bool,
+    /// A read or statement with no answer for this long is taken for a dead link: the
+    /// connections are renewed and the round redone (e.g. 60s, 5m; default 5m — decoding
+    /// a huge source transaction gives nothing until it is decoded whole).
+    #[arg(long, value_name = "DURATION")]
+    pub stall_timeout: Option<String>,
     /// Progress as JSON lines on stdout (one object per event).
     #[arg(long)]
     pub json: bool,

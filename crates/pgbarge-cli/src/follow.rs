@@ -100,7 +100,7 @@ pub async fn after_copy(
         }
     };
     state::copied(&target.client, &following.slot, &snapshot).await?;
-    follow_on(source, target, json, quiet).await
+    follow_on(source, target, json, quiet, None).await
 }
 
 /// Follows until Ctrl-C / SIGTERM or another pgbarge takes over.
@@ -109,9 +109,13 @@ pub async fn follow_on(
     target: &Connection,
     json: bool,
     quiet: bool,
+    stall: Option<std::time::Duration>,
 ) -> Result<(), Failure> {
     let progress = FollowProgress::new(json, quiet);
     let (mut follower, replaced) = Follower::claim(source, target).await?;
+    if let Some(stall) = stall {
+        follower.set_stall_timeout(stall);
+    }
     let f = follower.following();
     if !quiet && !json {
         if replaced {
@@ -186,7 +190,14 @@ pub async fn follow(settings: FollowSettings) -> Result<(), Failure> {
         }
         return Ok(());
     }
-    follow_on(&source, &target, settings.json, settings.quiet).await
+    follow_on(
+        &source,
+        &target,
+        settings.json,
+        settings.quiet,
+        settings.stall_timeout,
+    )
+    .await
 }
 
 /// `pgbarge cutover`
@@ -286,9 +297,10 @@ pub async fn status(settings: StatusSettings) -> Result<(), Failure> {
 fn render_status(s: &Status, with_source: bool) -> String {
     let mut out = String::new();
     match &s.run {
-        Some((id, started, done, total)) => out.push_str(&format!(
-            "Interrupted copy: run {id}, started {started}, {done} of {total} units \
-             committed (`pgbarge copy --resume` goes on, `pgbarge clean` abandons it).\n"
+        Some(run) => out.push_str(&format!(
+            "Interrupted copy: run {}, started {}, {} of {} units committed (`pgbarge copy \
+             --resume` goes on, `pgbarge clean` abandons it).\n",
+            run.id, run.started_at, run.units_done, run.units
         )),
         None => out.push_str("No interrupted copy recorded on the target.\n"),
     }

@@ -174,7 +174,8 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
             .into());
         }
         // The copy is done: go on following from the position recorded on the target.
-        return crate::follow::follow_on(&source, &target, settings.json, settings.quiet).await;
+        return crate::follow::follow_on(&source, &target, settings.json, settings.quiet, None)
+            .await;
     }
     if settings.resume || pending.is_some() {
         let resume = match &pending {

@@ -289,6 +289,7 @@ pub struct FollowSettings {
     pub source: ConnInfo,
     pub target: ConnInfo,
     pub drop: bool,
+    pub stall_timeout: Option<std::time::Duration>,
     pub json: bool,
     pub quiet: bool,
 }
@@ -301,6 +302,11 @@ impl FollowSettings {
             source,
             target,
             drop: args.drop,
+            stall_timeout: args
+                .stall_timeout
+                .as_deref()
+                .map(parse_duration)
+                .transpose()?,
             json: args.json,
             quiet: args.quiet,
         })

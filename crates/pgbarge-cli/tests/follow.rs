@@ -8,6 +8,7 @@ mod support;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use support::proxy::{Fault, FaultProxy};
 use support::{servers, TestDb};
 
 /// Accounts with TOASTed notes the writer never changes, a history with a serial key and
@@ -346,4 +347,54 @@ fn follow_drop_frees_the_slot_and_status_says_so() {
         "{}",
         again.stderr
     );
+}
+
+#[test]
+fn a_reset_or_dead_link_while_following_reconnects_and_loses_nothing() {
+    let db = TestDb::new("follow_faults");
+    db.source_sql(TABLES);
+    let mut copier = db.spawn_copy(&db.target_conn(), &["--all", "--follow", "--quiet"]);
+    wait_following(&db, &mut copier);
+    copier.kill().unwrap();
+    let _ = copier.wait();
+    // The follower's target connection goes through a proxy that resets one connection,
+    // then black-holes the next, each after some changes were applied.
+    let proxy = FaultProxy::start(servers().target.port);
+    proxy.arm(Fault::Reset, 150 << 10);
+    proxy.arm(Fault::BlackHole, 100 << 10);
+    let mut writer = servers().source.spawn_psql(&db.name, &writer(5000));
+    let follower = db.spawn(
+        "follow",
+        &db.target_conn_via(proxy.port),
+        &["--stall-timeout", "3s"],
+    );
+    assert!(writer.wait().unwrap().success());
+    let started = Instant::now();
+    while proxy.fired() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "both faults fire ({} fired)",
+            proxy.fired()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The writer is done; cut over once the follower has caught up past both faults.
+    cut_over_and_check(&db, Some(follower), &[]);
+}
+
+#[test]
+fn a_large_source_transaction_is_applied_whole_in_bounded_windows() {
+    let db = TestDb::new("follow_large");
+    db.source_sql(TABLES);
+    let mut follower = db.spawn_copy(&db.target_conn(), &["--all", "--follow", "--quiet"]);
+    wait_following(&db, &mut follower);
+    // More rows than one window holds, in one transaction: the target sees all or none.
+    db.source_sql(
+        "BEGIN;
+         INSERT INTO hist (acc, delta) SELECT 1 + g % 500, g FROM generate_series(1, 70000) g;
+         UPDATE hist SET delta = -delta WHERE id % 2 = 0;
+         DELETE FROM hist WHERE id % 7 = 0;
+         COMMIT;",
+    );
+    cut_over_and_check(&db, Some(follower), &[]);
 }

@@ -155,18 +155,26 @@ pub struct StraySlot {
     pub wal_held: Option<i64>,
 }
 
+/// The interrupted copy recorded on the target, as `status` shows it.
+#[derive(Debug, Serialize)]
+pub struct PendingRun {
+    pub id: i64,
+    pub started_at: String,
+    pub units_done: usize,
+    pub units: usize,
+}
+
 /// What `pgbarge status` shows.
 #[derive(Debug, Serialize)]
 pub struct Status {
-    /// The interrupted copy recorded on the target: id, start, units done and planned.
-    pub run: Option<(i64, String, usize, usize)>,
+    pub run: Option<PendingRun>,
     pub follow: Option<Following>,
     pub slot: Option<SlotState>,
     pub stray_slots: Vec<StraySlot>,
 }
 
 const STRAY_SLOTS: &str = "SELECT slot_name::text, active, \
-    pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::int8 \
+    pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(), restart_lsn)::int8 \
     FROM pg_catalog.pg_replication_slots \
     WHERE slot_name LIKE 'pgbarge\\_%' AND database = current_database() \
       AND slot_name <> ALL ($1::text[]) ORDER BY slot_name";
@@ -175,7 +183,12 @@ const STRAY_SLOTS: &str = "SELECT slot_name::text, active, \
 pub async fn status(source: Option<&Connection>, target: &Connection) -> Result<Status> {
     let run = crate::ledger::last_run(&target.client)
         .await?
-        .map(|r| (r.id, r.started_at.clone(), r.done.len(), r.work.units.len()));
+        .map(|r| PendingRun {
+            id: r.id,
+            started_at: r.started_at.clone(),
+            units_done: r.done.len(),
+            units: r.work.units.len(),
+        });
     let follow = state::load(&target.client).await?;
     let mut slot = None;
     let mut stray_slots = Vec::new();

@@ -55,6 +55,13 @@ const IDLE: Duration = Duration::from_millis(250);
 /// session is ended.
 const PATIENCE: Duration = Duration::from_secs(5);
 
+/// How long a read or statement may go unanswered before the link is taken for dead. Long:
+/// decoding a huge source transaction gives no row until it is decoded whole.
+pub const DEFAULT_STALL: Duration = Duration::from_secs(300);
+
+/// How long to wait for a connection already given up to answer.
+const GIVE_UP: Duration = Duration::from_secs(5);
+
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
@@ -252,6 +259,10 @@ pub struct Follower<'a> {
     type_names: HashMap<(u32, i32), String>,
     prepared: HashMap<String, tokio_postgres::Statement>,
     tables_changed: bool,
+    /// The commit position of a source transaction following cannot apply (a column
+    /// change it does not make): the rounds stop just before it.
+    stopped_at: Option<Lsn>,
+    stall: Duration,
     changes: u64,
     started: Instant,
     rate: (Instant, u64),
@@ -323,6 +334,8 @@ impl<'a> Follower<'a> {
             type_names: HashMap::new(),
             prepared: HashMap::new(),
             tables_changed: false,
+            stopped_at: None,
+            stall: DEFAULT_STALL,
             changes: 0,
             started: Instant::now(),
             rate: (Instant::now(), 0),
@@ -405,6 +418,12 @@ impl<'a> Follower<'a> {
         Ok(())
     }
 
+    /// How long a statement or read may go without an answer before the link is taken
+    /// for dead and renewed (default [`DEFAULT_STALL`]).
+    pub fn set_stall_timeout(&mut self, stall: Duration) {
+        self.stall = stall;
+    }
+
     /// Applies changes until `goal`, or `stop` resolves, or another pgbarge takes over.
     /// Transient failures (a lost link, a restarted server) reconnect and go on from the
     /// recorded position.
@@ -443,15 +462,23 @@ impl<'a> Follower<'a> {
                         message: format!("{}; reconnecting (attempt {attempt})", e.message()),
                     });
                     tokio::time::sleep(policy.delay(attempt, crate::retry::jitter())).await;
-                    if let Err(e) = self.reconnect().await {
-                        if !e.is_transient() {
-                            return Err(e);
-                        }
+                    match self.reconnect().await {
+                        // Another pgbarge asked for the follow (and ended this one's
+                        // session to get it): let it have it.
+                        Ok(false) => break Ended::TakenOver,
+                        Ok(true) => {}
+                        Err(e) if e.is_transient() => {}
+                        Err(e) => return Err(e),
                     }
                     continue;
                 }
                 Err(e) => {
                     self.rollback().await;
+                    if let Some(at) = self.stopped_at.take() {
+                        // A change following cannot make: what committed before it is
+                        // applied first, so that the target stops exactly there.
+                        self.round(Goal::Drained(at), true).await?;
+                    }
                     return Err(e);
                 }
             };
@@ -502,26 +529,40 @@ impl<'a> Follower<'a> {
         })
     }
 
+    /// Rolls the round's transaction back; a connection that does not answer is given
+    /// up (its session is ended by the next claim).
     async fn rollback(&self) {
-        let _ = self.target.get().client.batch_execute("ROLLBACK").await;
+        let _ =
+            tokio::time::timeout(GIVE_UP, self.target.get().client.batch_execute("ROLLBACK")).await;
     }
 
     /// New connections after a transient failure, the follow claimed again. The old
-    /// target session, if it still answers, lets go of its transaction and lock first.
-    async fn reconnect(&mut self) -> Result<()> {
+    /// target session, if it still answers, lets go of its transaction and lock first;
+    /// if it does not (a dead link), the claim ends it, and the slot's reader too.
+    /// `Ok(false)`: another pgbarge has asked for the follow (its claim may be what
+    /// ended this one's session), so this one stops instead of taking it back.
+    async fn reconnect(&mut self) -> Result<bool> {
         self.rollback().await;
-        state::release(&self.target.get().client, &self.following.slot).await;
+        let _ = tokio::time::timeout(
+            GIVE_UP,
+            state::release(&self.target.get().client, &self.following.slot),
+        )
+        .await;
         self.source.renew().await?;
         self.target.renew().await?;
-        self.lookup = connect(&self.source.given.info, Side::Source).await?;
         let slot = self.following.slot.clone();
+        if state::stop_requested(&self.target.get().client, &slot).await? {
+            return Ok(false);
+        }
+        self.lookup = connect(&self.source.given.info, Side::Source).await?;
         state::claim(&self.target.get().client, &slot, PATIENCE).await?;
         source::release(&self.source.get().client, &slot).await?;
         if let Some(f) = state::load(&self.target.get().client).await? {
             self.applied = f.applied_lsn()?;
             self.following = f;
         }
-        self.read_target().await
+        self.read_target().await?;
+        Ok(true)
     }
 
     /// The lag now, and a warning when the slot is close to being invalidated.
@@ -586,12 +627,17 @@ impl<'a> Follower<'a> {
             Goal::Stopped => None,
         };
         let source = self.source.get();
-        let stream = source::peek(
-            &source.client,
-            &self.following.slot,
-            &self.following.publication,
-            upto,
-            ROUND_CHANGES,
+        let stall = self.stall;
+        let stream = answered(
+            stall,
+            Side::Source,
+            source::peek(
+                &source.client,
+                &self.following.slot,
+                &self.following.publication,
+                upto,
+                ROUND_CHANGES,
+            ),
         )
         .await?;
         futures_util::pin_mut!(stream);
@@ -604,7 +650,12 @@ impl<'a> Follower<'a> {
         let mut open = false;
         let mut skip = false;
         let mut end: Option<Lsn> = None;
-        while let Some(row) = stream.try_next().await.map_err(source::peek_error)? {
+        let mut begun = Lsn::default();
+        while let Some(row) = answered(stall, Side::Source, async {
+            stream.try_next().await.map_err(source::peek_error)
+        })
+        .await?
+        {
             let data: &[u8] = row.get(0);
             let message = pgoutput::decode(data)
                 .map_err(|e| Error::new(Kind::Copy, e.to_string()).on(Side::Source))?;
@@ -615,6 +666,7 @@ impl<'a> Follower<'a> {
                     xid,
                     commit_time,
                 } => {
+                    begun = final_lsn;
                     skip = self.applied.is_some_and(|a| final_lsn < a)
                         || self.seen.as_ref().is_some_and(|s| s.saw(xid));
                     if !skip && round.behind_since.is_none() {
@@ -626,7 +678,13 @@ impl<'a> Follower<'a> {
                     round.commits += 1;
                 }
                 Message::Relation(relation) => {
-                    let ddl = self.relation(relation, &mut round).await?;
+                    let ddl = match self.relation(relation, &mut round).await {
+                        Ok(ddl) => ddl,
+                        Err(e) => {
+                            self.stopped_at = Some(begun);
+                            return Err(e);
+                        }
+                    };
                     if !ddl.is_empty() {
                         statements.extend(window.flush());
                         statements.extend(ddl.into_iter().map(|sql| Statement {
@@ -708,13 +766,14 @@ impl<'a> Follower<'a> {
         );
         let target = &self.target.get().client;
         let terr = |e| Error::postgres(Kind::Copy, Side::Target, "applying changes", e);
-        let rows = if open {
+        let rows = answered(stall, Side::Target, async {
             let rows = target.simple_query(&record).await.map_err(terr)?;
-            target.batch_execute("COMMIT").await.map_err(terr)?;
-            rows
-        } else {
-            target.simple_query(&record).await.map_err(terr)?
-        };
+            if open {
+                target.batch_execute("COMMIT").await.map_err(terr)?;
+            }
+            Ok(rows)
+        })
+        .await?;
         self.tables_changed = false;
         self.applied = Some(end);
         self.changes += round.changes;
@@ -722,7 +781,12 @@ impl<'a> Follower<'a> {
             tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0) == Some("t"),
             _ => false,
         });
-        source::advance(&self.source.get().client, &self.following.slot, end).await?;
+        answered(
+            stall,
+            Side::Source,
+            source::advance(&self.source.get().client, &self.following.slot, end),
+        )
+        .await?;
         Ok(round)
     }
 
@@ -747,20 +811,30 @@ impl<'a> Follower<'a> {
     ) -> Result<()> {
         let target = &self.target.get().client;
         let terr = |e| Error::postgres(Kind::Copy, Side::Target, "applying changes", e);
+        let stall = self.stall;
         if !*open {
-            target.batch_execute("BEGIN").await.map_err(terr)?;
+            answered(stall, Side::Target, async {
+                target.batch_execute("BEGIN").await.map_err(terr)
+            })
+            .await?;
             *open = true;
         }
         for statement in statements {
             round.changes += statement.changes as u64;
             if statement.params.is_empty() {
-                target.batch_execute(&statement.sql).await.map_err(terr)?;
+                answered(stall, Side::Target, async {
+                    target.batch_execute(&statement.sql).await.map_err(terr)
+                })
+                .await?;
                 continue;
             }
             let prepared = match self.prepared.get(&statement.sql) {
                 Some(p) => p.clone(),
                 None => {
-                    let p = target.prepare(&statement.sql).await.map_err(terr)?;
+                    let p = answered(stall, Side::Target, async {
+                        target.prepare(&statement.sql).await.map_err(terr)
+                    })
+                    .await?;
                     self.prepared.insert(statement.sql.clone(), p.clone());
                     p
                 }
@@ -770,7 +844,10 @@ impl<'a> Follower<'a> {
                 .iter()
                 .map(|p| p as &(dyn ToSql + Sync))
                 .collect();
-            target.execute(&prepared, &params).await.map_err(terr)?;
+            answered(stall, Side::Target, async {
+                target.execute(&prepared, &params).await.map_err(terr)
+            })
+            .await?;
         }
         Ok(())
     }
@@ -868,12 +945,11 @@ impl<'a> Follower<'a> {
             return Err(Error::new(
                 Kind::Schema,
                 format!(
-                    "following stopped: on the source, {}: {what}. Everything before that \
-                     change is applied on the target (position {}). Make the same change \
-                     to {} on the target, then run `pgbarge follow` to go on.",
-                    name,
-                    self.applied.unwrap_or_default(),
-                    table.target
+                    "following stopped: on the source, {}: {what}. Every transaction \
+                     committed before that change is applied on the target, none after. \
+                     Make the same change to {} on the target, then run `pgbarge follow` to \
+                     go on.",
+                    name, table.target
                 ),
             ));
         }
@@ -949,6 +1025,31 @@ impl<'a> Follower<'a> {
             },
         );
         Ok(ddl)
+    }
+}
+
+/// Awaits `work`, failing as transient after `limit` without an answer from `side`: a
+/// link that went silent (the connection is renewed and the round redone).
+async fn answered<T>(
+    limit: Duration,
+    side: Side,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::new(
+            Kind::Copy,
+            format!(
+                "the {} server gave no answer for {} s",
+                match side {
+                    Side::Source => "source",
+                    Side::Target => "target",
+                },
+                limit.as_secs()
+            ),
+        )
+        .on(side)
+        .transient(true)),
     }
 }
 

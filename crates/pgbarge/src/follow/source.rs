@@ -73,14 +73,16 @@ const ADVANCE: &str = "SELECT pg_catalog.pg_replication_slot_advance($1, $2::tex
 
 /// The slot's health: where the source is, what the slot holds back, how close it is to
 /// being invalidated. `safe_wal_size` and `wal_status` are from PostgreSQL 13.
-const SLOT_STATE: &str = "SELECT pg_catalog.pg_current_wal_lsn()::text, \
+const SLOT_STATE: &str = "SELECT pg_catalog.pg_current_wal_insert_lsn()::text, \
     s.confirmed_flush_lsn::text, s.active_pid, \
-    pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn)::int8, \
+    pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(), s.restart_lsn)::int8, \
     s.wal_status, s.safe_wal_size \
     FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1";
 
-/// The WAL position everything committed so far ends before, once it is on disk.
-const FLUSHED: &str = "SELECT pg_catalog.pg_current_wal_lsn()::text, \
+/// The WAL position everything committed so far ends before (the insert position:
+/// `pg_current_wal_lsn` is where WAL is written to, behind it under asynchronous
+/// commit), and how far WAL is on disk (decoding reads no further).
+const FLUSHED: &str = "SELECT pg_catalog.pg_current_wal_insert_lsn()::text, \
     pg_catalog.pg_current_wal_flush_lsn()::text";
 
 /// Every sequence the role can read, with its value (NULL when never used).

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
 use crate::catalog::TableName;
-use crate::error::{Error, Kind, Result, Side};
+use crate::error::{Error, Kind, Result, Side, SqlState};
 use crate::quote::literal;
 
 use super::pgoutput::Lsn;
@@ -151,16 +151,20 @@ pub fn position_sql(slot: &str, lsn: Lsn, changes: usize, tables: Option<&str>) 
     )
 }
 
-/// Whether another pgbarge asked the follower to stop.
+/// Whether another pgbarge asked the follower to stop — or ended the follow (a
+/// cut-over, `follow --drop`), which removes its record.
 pub async fn stop_requested(target: &Client, slot: &str) -> Result<bool> {
-    Ok(target
+    match target
         .query_opt(
             "SELECT stop_requested FROM pgbarge.follow WHERE slot = $1",
             &[&slot],
         )
         .await
-        .map_err(err("reading the follow"))?
-        .is_none_or(|r| r.get(0)))
+    {
+        Ok(row) => Ok(row.is_none_or(|r| r.get(0))),
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(true),
+        Err(e) => Err(err("reading the follow")(e)),
+    }
 }
 
 /// Makes this session the follower: asks the one running (if any) to stop, waits for
