@@ -581,11 +581,15 @@ mod tests {
                 vec![Some("2".into())]
             ]
         );
-        assert!(out[1]
-            .sql
-            .starts_with("UPDATE public.t AS t SET n = r.c1::integer"));
+        assert!(
+            out[1]
+                .sql
+                .starts_with(r#"UPDATE "public"."t" AS t SET "n" = r.c1::integer"#),
+            "{}",
+            out[1].sql
+        );
         assert!(!out[1].sql.contains("body"));
-        assert!(out[2].sql.starts_with("DELETE FROM public.t"));
+        assert!(out[2].sql.starts_with(r#"DELETE FROM "public"."t""#));
         assert_eq!(out[2].params, vec![vec![Some("2".into())]]);
         assert_eq!(out.iter().map(|s| s.changes).sum::<usize>(), 5);
         assert_eq!(w.entries(), 0);
@@ -604,7 +608,11 @@ mod tests {
             },
         );
         assert_eq!(out.len(), 2);
-        assert!(out[1].sql.contains("WHERE t.id = r.c0::integer"));
+        assert!(
+            out[1].sql.contains(r#"WHERE t."id" = r.c0::integer"#),
+            "{}",
+            out[1].sql
+        );
         assert!(!out[1].sql.contains("body"));
         assert_eq!(out[1].params[0], vec![Some("5".into())]);
     }

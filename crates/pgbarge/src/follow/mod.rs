@@ -21,6 +21,7 @@
 pub mod apply;
 pub mod cutover;
 pub mod pgoutput;
+mod pipeline;
 pub mod source;
 pub mod state;
 
@@ -30,7 +31,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, TryStreamExt};
 use serde::Serialize;
-use tokio_postgres::types::ToSql;
 
 use crate::catalog::TableName;
 use crate::connect::{connect, Connection};
@@ -39,14 +39,18 @@ use crate::quote::ident;
 
 use apply::{Change, Shape, Statement, Window};
 use pgoutput::{Lsn, Message, Relation};
+use pipeline::Pipeline;
 pub use state::{FollowedTable, Following};
 
 /// Changes read from the slot per round (whole transactions: a round may hold more).
-pub const ROUND_CHANGES: i32 = 50_000;
+pub const ROUND_CHANGES: i32 = 200_000;
 
 /// Rows gathered before they are written, within a round: bounds memory whatever the
 /// size of a source transaction.
 const WINDOW_ROWS: usize = 20_000;
+
+/// Rows read ahead from the source while the target applies.
+const READ_AHEAD: usize = 8192;
 
 /// How long to wait between rounds when nothing new was found.
 const IDLE: Duration = Duration::from_millis(250);
@@ -622,6 +626,7 @@ impl<'a> Follower<'a> {
     /// One round: the next changes from the slot, applied in one target transaction with
     /// the position they reach; then the slot moved on.
     async fn round(&mut self, goal: Goal, strict: bool) -> Result<Round> {
+        let started = Instant::now();
         let upto = match goal {
             Goal::Drained(lsn) => Some(lsn),
             Goal::Stopped => None,
@@ -640,24 +645,70 @@ impl<'a> Follower<'a> {
             ),
         )
         .await?;
-        futures_util::pin_mut!(stream);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>>>(READ_AHEAD);
+        // Rows are read ahead while the target applies the ones before: the source's
+        // decoding and the target's writing overlap.
+        let reader = async move {
+            futures_util::pin_mut!(stream);
+            loop {
+                let next = answered(stall, Side::Source, async {
+                    stream.try_next().await.map_err(source::peek_error)
+                })
+                .await;
+                let item = match next {
+                    Ok(Some(row)) => Ok(row.get::<_, &[u8]>(0).to_vec()),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+        };
+        // The target connection and its prepared statements go to the round's pipeline;
+        // the rest of the follower stays free for the relations the round meets.
+        let given = self.target.given;
+        let link = std::mem::replace(
+            &mut self.target,
+            Link {
+                given,
+                renewed: None,
+            },
+        );
+        let mut prepared = std::mem::take(&mut self.prepared);
+        let round = {
+            let mut pipeline = Pipeline::new(&link.get().client, &mut prepared, stall);
+            let ((), round) =
+                tokio::join!(reader, self.apply_rows(rx, &mut pipeline, strict, started));
+            round
+        };
+        self.target = link;
+        self.prepared = prepared;
+        round
+    }
+
+    /// Applies the rows of one round (see [`Follower::round`]) as they arrive.
+    async fn apply_rows(
+        &mut self,
+        mut rows: tokio::sync::mpsc::Receiver<Result<Vec<u8>>>,
+        pipeline: &mut Pipeline<'_>,
+        strict: bool,
+        started: Instant,
+    ) -> Result<Round> {
+        let stall = self.stall;
         let mut window = if strict {
             Window::strict()
         } else {
             Window::default()
         };
         let mut round = Round::default();
-        let mut open = false;
         let mut skip = false;
         let mut end: Option<Lsn> = None;
         let mut begun = Lsn::default();
-        while let Some(row) = answered(stall, Side::Source, async {
-            stream.try_next().await.map_err(source::peek_error)
-        })
-        .await?
-        {
-            let data: &[u8] = row.get(0);
-            let message = pgoutput::decode(data)
+        while let Some(data) = rows.recv().await {
+            let data = data?;
+            let message = pgoutput::decode(&data)
                 .map_err(|e| Error::new(Kind::Copy, e.to_string()).on(Side::Source))?;
             let mut statements = Vec::new();
             match message {
@@ -740,14 +791,18 @@ impl<'a> Follower<'a> {
                 statements.extend(window.flush());
             }
             if !statements.is_empty() {
-                self.execute(&mut open, statements, &mut round).await?;
+                pipeline.send(statements).await?;
             }
         }
         let rest = window.flush();
         if !rest.is_empty() {
-            self.execute(&mut open, rest, &mut round).await?;
+            pipeline.send(rest).await?;
         }
+        round.changes = pipeline.changes;
+        round.statements = pipeline.statements;
+        round.bytes = pipeline.bytes;
         let Some(end) = end else {
+            // Nothing committed in the stream: nothing was sent either.
             return Ok(round);
         };
         let tables =
@@ -764,19 +819,20 @@ impl<'a> Follower<'a> {
             round.changes as usize,
             tables.as_deref(),
         );
-        let target = &self.target.get().client;
-        let terr = |e| Error::postgres(Kind::Copy, Side::Target, "applying changes", e);
-        let rows = answered(stall, Side::Target, async {
-            let rows = target.simple_query(&record).await.map_err(terr)?;
-            if open {
-                target.batch_execute("COMMIT").await.map_err(terr)?;
-            }
-            Ok(rows)
-        })
-        .await?;
+        let rows = pipeline.finish(&record).await?;
+        round.applying = pipeline.waited;
         self.tables_changed = false;
         self.applied = Some(end);
         self.changes += round.changes;
+        tracing::debug!(
+            changes = round.changes,
+            commits = round.commits,
+            statements = round.statements,
+            bytes = round.bytes,
+            apply_s = round.applying.as_secs_f64(),
+            round_s = started.elapsed().as_secs_f64(),
+            "round applied"
+        );
         round.stop_requested = rows.iter().any(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0) == Some("t"),
             _ => false,
@@ -800,56 +856,6 @@ impl<'a> Follower<'a> {
             .on(Side::Source)
         })?;
         Ok(window.add(shape, change))
-    }
-
-    /// Runs `statements` in the round's target transaction (begun on the first).
-    async fn execute(
-        &mut self,
-        open: &mut bool,
-        statements: Vec<Statement>,
-        round: &mut Round,
-    ) -> Result<()> {
-        let target = &self.target.get().client;
-        let terr = |e| Error::postgres(Kind::Copy, Side::Target, "applying changes", e);
-        let stall = self.stall;
-        if !*open {
-            answered(stall, Side::Target, async {
-                target.batch_execute("BEGIN").await.map_err(terr)
-            })
-            .await?;
-            *open = true;
-        }
-        for statement in statements {
-            round.changes += statement.changes as u64;
-            if statement.params.is_empty() {
-                answered(stall, Side::Target, async {
-                    target.batch_execute(&statement.sql).await.map_err(terr)
-                })
-                .await?;
-                continue;
-            }
-            let prepared = match self.prepared.get(&statement.sql) {
-                Some(p) => p.clone(),
-                None => {
-                    let p = answered(stall, Side::Target, async {
-                        target.prepare(&statement.sql).await.map_err(terr)
-                    })
-                    .await?;
-                    self.prepared.insert(statement.sql.clone(), p.clone());
-                    p
-                }
-            };
-            let params: Vec<&(dyn ToSql + Sync)> = statement
-                .params
-                .iter()
-                .map(|p| p as &(dyn ToSql + Sync))
-                .collect();
-            answered(stall, Side::Target, async {
-                target.execute(&prepared, &params).await.map_err(terr)
-            })
-            .await?;
-        }
-        Ok(())
     }
 
     /// The type name of a source type (`format_type`), looked up once.
@@ -1064,6 +1070,11 @@ struct Round {
     stop_requested: bool,
     /// Columns added or dropped: (table, what).
     schema: Vec<(String, String)>,
+    /// Statements sent to the target, the bytes of their parameters, and the time spent
+    /// waiting for them (logged at debug level).
+    statements: usize,
+    bytes: usize,
+    applying: Duration,
 }
 
 /// A constraint the target checked (class 23): the flush's order, not the data, may be
