@@ -446,6 +446,13 @@ impl<'a> Follower<'a> {
             if (&mut stop).now_or_never().is_some() {
                 break Ended::Signal;
             }
+            // Where WAL is on disk before the round reads: if that is past the goal and the
+            // round finds nothing, nothing is left (read after, a flush in between would
+            // end the drain before the round could see what it flushed).
+            let flushed = match goal {
+                Goal::Drained(_) => Some(source::positions(&self.source.get().client).await?.1),
+                Goal::Stopped => None,
+            };
             let round = self.round(goal, strict).await;
             let round = match round {
                 Ok(r) => {
@@ -501,12 +508,9 @@ impl<'a> Follower<'a> {
             for (table, change) in round.schema {
                 on_event(FollowEvent::Schema { table, change });
             }
-            if let Goal::Drained(until) = goal {
-                if round.commits == 0 {
-                    let (_, flushed) = source::positions(&self.source.get().client).await?;
-                    if flushed >= until {
-                        break Ended::Drained;
-                    }
+            if let (Goal::Drained(until), Some(flushed)) = (goal, flushed) {
+                if round.commits == 0 && flushed >= until {
+                    break Ended::Drained;
                 }
             }
             if round.commits == 0 {
@@ -645,7 +649,7 @@ impl<'a> Follower<'a> {
             ),
         )
         .await?;
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>>>(READ_AHEAD);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<tokio_postgres::Row>>(READ_AHEAD);
         // Rows are read ahead while the target applies the ones before: the source's
         // decoding and the target's writing overlap.
         let reader = async move {
@@ -656,7 +660,7 @@ impl<'a> Follower<'a> {
                 })
                 .await;
                 let item = match next {
-                    Ok(Some(row)) => Ok(row.get::<_, &[u8]>(0).to_vec()),
+                    Ok(Some(row)) => Ok(row),
                     Ok(None) => break,
                     Err(e) => Err(e),
                 };
@@ -691,7 +695,7 @@ impl<'a> Follower<'a> {
     /// Applies the rows of one round (see [`Follower::round`]) as they arrive.
     async fn apply_rows(
         &mut self,
-        mut rows: tokio::sync::mpsc::Receiver<Result<Vec<u8>>>,
+        mut rows: tokio::sync::mpsc::Receiver<Result<tokio_postgres::Row>>,
         pipeline: &mut Pipeline<'_>,
         strict: bool,
         started: Instant,
@@ -706,9 +710,17 @@ impl<'a> Follower<'a> {
         let mut skip = false;
         let mut end: Option<Lsn> = None;
         let mut begun = Lsn::default();
-        while let Some(data) = rows.recv().await {
+        let mut first_row: Option<f64> = None;
+        let mut waiting_rows = Duration::ZERO;
+        loop {
+            let asked = Instant::now();
+            let Some(data) = rows.recv().await else {
+                break;
+            };
+            waiting_rows += asked.elapsed();
+            first_row.get_or_insert_with(|| started.elapsed().as_secs_f64());
             let data = data?;
-            let message = pgoutput::decode(&data)
+            let message = pgoutput::decode(data.get::<_, &[u8]>(0))
                 .map_err(|e| Error::new(Kind::Copy, e.to_string()).on(Side::Source))?;
             let mut statements = Vec::new();
             match message {
@@ -830,6 +842,8 @@ impl<'a> Follower<'a> {
             statements = round.statements,
             bytes = round.bytes,
             apply_s = round.applying.as_secs_f64(),
+            first_row_s = first_row.unwrap_or_default(),
+            waiting_rows_s = waiting_rows.as_secs_f64(),
             round_s = started.elapsed().as_secs_f64(),
             "round applied"
         );
