@@ -52,29 +52,33 @@ fn writer(n: usize) -> String {
     )
 }
 
+/// Polls `done` every 200 ms until it holds; fails naming `what` after two minutes.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Waits until the follow recorded on the target has finished its copy.
 fn wait_following(db: &TestDb, child: &mut Child) {
-    let started = Instant::now();
-    loop {
-        let ready = db.target_sql("SELECT to_regclass('pgbarge.follow') IS NOT NULL");
-        if ready.trim() == "t"
-            && db
-                .target_sql("SELECT count(*) FROM pgbarge.follow WHERE snapshot IS NOT NULL")
-                .trim()
-                == "1"
-        {
-            return;
-        }
+    wait_until("the copy is done and following starts", || {
         if let Ok(Some(status)) = child.try_wait() {
             let out = child.wait_with_output_now();
             panic!("pgbarge ended before following ({status}):\n{out}");
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the copy did not finish in time"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        db.target_sql("SELECT to_regclass('pgbarge.follow') IS NOT NULL")
+            .trim()
+            == "t"
+            && db
+                .target_sql("SELECT count(*) FROM pgbarge.follow WHERE snapshot IS NOT NULL")
+                .trim()
+                == "1"
+    });
 }
 
 /// The output of a child that has ended.
@@ -265,18 +269,11 @@ fn a_type_change_stops_following_cleanly_and_names_the_table() {
     // Made the same on the target, following goes on.
     db.target_sql_as_app("ALTER TABLE hist ALTER COLUMN delta TYPE bigint");
     let follower = db.spawn("follow", &db.target_conn(), &["--quiet"]);
-    let started = Instant::now();
-    while db
-        .target_sql("SELECT count(*) FROM hist WHERE delta = 2001")
-        .trim()
-        != "1"
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the change after it arrives"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until("the change after it arrives", || {
+        db.target_sql("SELECT count(*) FROM hist WHERE delta = 2001")
+            .trim()
+            == "1"
+    });
     cut_over_and_check(&db, Some(follower), &[]);
 }
 
@@ -371,15 +368,7 @@ fn a_reset_or_dead_link_while_following_reconnects_and_loses_nothing() {
         &["--stall-timeout", "3s"],
     );
     assert!(writer.wait().unwrap().success());
-    let started = Instant::now();
-    while proxy.fired() < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "both faults fire ({} fired)",
-            proxy.fired()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until("both faults fire", || proxy.fired() >= 2);
     // The writer is done; cut over once the follower has caught up past both faults.
     cut_over_and_check(&db, Some(follower), &[]);
 }

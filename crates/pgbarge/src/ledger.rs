@@ -149,8 +149,8 @@ CREATE TABLE IF NOT EXISTS pgbarge.follow (
 );
 REVOKE ALL ON ALL TABLES IN SCHEMA pgbarge FROM PUBLIC";
 
-/// Whether the ledger exists (a role may read this for any schema).
-const EXISTS: &str = "SELECT pg_catalog.to_regclass('pgbarge.unit') IS NOT NULL";
+/// Whether a ledger table exists (a role may read this for any schema).
+const EXISTS: &str = "SELECT pg_catalog.to_regclass($1) IS NOT NULL";
 
 const INSERT_RUN: &str = "INSERT INTO pgbarge.run (source, snapshot_at, work, source_changes) \
      VALUES ($1, $2::text::timestamptz, $3::text::jsonb, $4::text::jsonb) RETURNING id";
@@ -311,14 +311,19 @@ pub async fn ensure(target: &Client) -> Result<bool> {
     }
 }
 
-/// The last unfinished run recorded on the target, if any.
-pub async fn last_run(target: &Client) -> Result<Option<SavedRun>> {
-    let exists: bool = target
-        .query_one(EXISTS, &[])
+/// Whether the ledger holds `table` (`pgbarge.unit`, …): an older ledger may lack one,
+/// and a target never written to has none.
+pub async fn has(target: &Client, table: &str) -> Result<bool> {
+    Ok(target
+        .query_one(EXISTS, &[&table])
         .await
         .map_err(target_error("reading the pgbarge ledger"))?
-        .get(0);
-    if !exists {
+        .get(0))
+}
+
+/// The last unfinished run recorded on the target, if any.
+pub async fn last_run(target: &Client) -> Result<Option<SavedRun>> {
+    if !has(target, "pgbarge.unit").await? {
         return Ok(None);
     }
     let Some(row) = target

@@ -272,12 +272,13 @@ pub struct Follower<'a> {
     rate: (Instant, u64),
 }
 
-/// The target's columns with their types, per table.
-const TARGET_COLUMNS: &str =
-    "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) \
-    FROM pg_catalog.pg_attribute a \
-    WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
-    ORDER BY a.attnum";
+/// The target's columns with their types, for every followed table at once: (position
+/// in the list given, 1-based; column; type).
+const TARGET_COLUMNS: &str = "SELECT t.n::int, a.attname::text, \
+    pg_catalog.format_type(a.atttypid, a.atttypmod) \
+    FROM unnest($1::text[]) WITH ORDINALITY AS t(name, n) \
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass(t.name) \
+    WHERE a.attnum > 0 AND NOT a.attisdropped ORDER BY t.n, a.attnum";
 
 /// An added column's default, if existing rows took it (see `Follower::added_default`).
 const ADDED_DEFAULT: &str = "SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) \
@@ -362,32 +363,30 @@ impl<'a> Follower<'a> {
     async fn read_target(&mut self) -> Result<()> {
         let target = &self.target.get().client;
         let err = |e| Error::postgres(Kind::Copy, Side::Target, "reading the followed tables", e);
-        self.target_columns.clear();
-        for t in &self.following.tables {
-            let rows = target
-                .query(TARGET_COLUMNS, &[&t.target.sql()])
-                .await
-                .map_err(err)?;
-            if rows.is_empty() {
-                return Err(Error::new(
-                    Kind::Copy,
-                    format!(
-                        "the followed table {} is not on the target any more; following \
-                         cannot go on (`pgbarge follow --drop` ends it).",
-                        t.target
-                    ),
-                )
-                .on(Side::Target));
-            }
-            self.target_columns
-                .push(rows.iter().map(|r| (r.get(0), r.get(1))).collect());
-        }
         let names: Vec<String> = self
             .following
             .tables
             .iter()
             .map(|t| t.target.sql())
             .collect();
+        let mut columns: Vec<Vec<(String, String)>> = vec![Vec::new(); names.len()];
+        for row in target.query(TARGET_COLUMNS, &[&names]).await.map_err(err)? {
+            if let Some(list) = columns.get_mut((row.get::<_, i32>(0) - 1) as usize) {
+                list.push((row.get(1), row.get(2)));
+            }
+        }
+        if let Some(gone) = columns.iter().position(Vec::is_empty) {
+            return Err(Error::new(
+                Kind::Copy,
+                format!(
+                    "the followed table {} is not on the target any more; following cannot \
+                     go on (`pgbarge follow --drop` ends it).",
+                    self.following.tables[gone].target
+                ),
+            )
+            .on(Side::Target));
+        }
+        self.target_columns = columns;
         let edges: Vec<(String, String)> = target
             .query(TARGET_REFERENCES, &[&names])
             .await

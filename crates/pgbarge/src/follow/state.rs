@@ -60,8 +60,6 @@ const LOAD: &str = "SELECT slot, publication, source, tables::text, snapshot, \
     applied_lsn::text, date_trunc('second', applied_at)::text, changes, \
     date_trunc('second', created_at)::text FROM pgbarge.follow ORDER BY created_at DESC LIMIT 1";
 
-const EXISTS: &str = "SELECT pg_catalog.to_regclass('pgbarge.follow') IS NOT NULL";
-
 /// The follower's lock: one key per slot.
 const TRY_LOCK: &str =
     "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('pgbarge follow ' || $1))";
@@ -91,12 +89,7 @@ pub async fn record(
 
 /// The follow recorded on the target, if any.
 pub async fn load(target: &Client) -> Result<Option<Following>> {
-    let exists: bool = target
-        .query_one(EXISTS, &[])
-        .await
-        .map_err(err("reading the ledger"))?
-        .get(0);
-    if !exists {
+    if !crate::ledger::has(target, "pgbarge.follow").await? {
         return Ok(None);
     }
     let Some(row) = target
