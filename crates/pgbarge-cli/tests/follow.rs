@@ -13,7 +13,7 @@ use support::{servers, TestDb};
 
 /// Accounts with TOASTed notes the writer never changes and a generated column, a history
 /// with a serial key and a foreign key, a keyless multiset (replica identity full), and a
-/// partitioned table.
+/// partitioned table, and a table whose replica identity is a unique index.
 const TABLES: &str = "
 CREATE TABLE acc (id int PRIMARY KEY, bal int NOT NULL, note text,
   doubled int GENERATED ALWAYS AS (bal * 2) STORED);
@@ -28,9 +28,13 @@ CREATE TABLE parted (id int, day date, v text, PRIMARY KEY (id, day)) PARTITION 
 CREATE TABLE parted_a PARTITION OF parted FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');
 CREATE TABLE parted_b PARTITION OF parted FOR VALUES FROM ('2021-01-01') TO ('2022-01-01');
 INSERT INTO parted SELECT g, '2020-01-01'::date + (g % 700), 'p' || g FROM generate_series(1, 2000) g;
+CREATE TABLE coded (code text NOT NULL, n int);
+CREATE UNIQUE INDEX coded_code ON coded (code);
+ALTER TABLE coded REPLICA IDENTITY USING INDEX coded_code;
+INSERT INTO coded SELECT 'c' || g, g FROM generate_series(1, 100) g;
 ";
 
-const NAMES: [&str; 4] = ["acc", "hist", "bag", "parted"];
+const NAMES: [&str; 5] = ["acc", "hist", "bag", "parted", "coded"];
 
 /// A writer committing `n` transactions of inserts, updates (the TOASTed note left
 /// alone, or rewritten now and then) and deletes across every table.
@@ -46,6 +50,7 @@ fn writer(n: usize) -> String {
              DELETE FROM bag WHERE ctid = (SELECT ctid FROM bag WHERE a = (i * 31) % 50 LIMIT 1);
              UPDATE parted SET v = 'moved' || i, day = CASE WHEN day < '2021-01-01' THEN day + 365
                ELSE day - 365 END WHERE id = 1 + (i * 13) % 2000;
+             UPDATE coded SET n = n + 1 WHERE code = 'c' || (1 + i % 100);
              IF i % 50 = 0 THEN UPDATE acc SET note = 'short ' || i WHERE id = k; END IF;
              COMMIT;
            END LOOP; END $$"

@@ -95,16 +95,18 @@ pub async fn begin(
             ),
         ));
     }
-    let mut followed = Vec::new();
-    for (from, to) in tables {
-        followed.push(FollowedTable {
+    let sources: Vec<TableName> = tables.iter().map(|(s, _)| s.clone()).collect();
+    let followed: Vec<FollowedTable> = source::stream_columns(&source.client, &sources)
+        .await?
+        .into_iter()
+        .zip(tables)
+        .map(|(columns, (from, to))| FollowedTable {
             source: from.clone(),
             target: to.clone(),
-            columns: source::stream_columns(&source.client, from).await?,
-        });
-    }
+            columns,
+        })
+        .collect();
     let name = new_name();
-    let names: Vec<TableName> = tables.iter().map(|(s, _)| s.clone()).collect();
     state::record(
         &target.client,
         &name,
@@ -113,7 +115,7 @@ pub async fn begin(
         &followed,
     )
     .await?;
-    if let Err(e) = source::create(&source.client, &name, &name, &names).await {
+    if let Err(e) = source::create(&source.client, &name, &name, &sources).await {
         let _ = source::drop(&source.client, &name, &name).await;
         let _ = state::forget(&target.client, &name).await;
         return Err(e);

@@ -44,23 +44,20 @@ const IDENTITIES: &str = "SELECT n.nspname::text, c.relname::text, c.relrepliden
     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
     WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))";
 
-/// The columns a table's changes carry (generated columns are not published), the
-/// replica identity's columns flagged — the shape the stream describes it with.
-const STREAM_COLUMNS: &str = "SELECT a.attname::text, \
+/// The columns each table's changes carry (generated columns are not published), in
+/// order, for every table at once: (position in the list given, 1-based; name; type;
+/// part of the key — the primary key, else the replica identity's index).
+const STREAM_COLUMNS: &str = "SELECT t.pos::int, a.attname::text, \
     pg_catalog.format_type(a.atttypid, a.atttypmod), \
     COALESCE(a.attnum = ANY ((SELECT i.indkey FROM pg_catalog.pg_index i \
-      WHERE i.indrelid = c.oid AND i.indisprimary)::int2[]), false) \
-    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+      WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisreplident) \
+      ORDER BY i.indisprimary DESC LIMIT 1)::int2[]), false) \
+    FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(nsp, rel, pos) \
+    JOIN pg_catalog.pg_namespace ns ON ns.nspname = t.nsp \
+    JOIN pg_catalog.pg_class c ON c.relnamespace = ns.oid AND c.relname = t.rel \
     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
-    WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped \
-      AND a.attgenerated = '' ORDER BY a.attnum";
-
-/// The columns of the unique index a table's replica identity uses (`USING INDEX`).
-const IDENTITY_INDEX_COLUMNS: &str = "SELECT a.attname::text \
-    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-    JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisreplident \
-    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey) \
-    WHERE n.nspname = $1 AND c.relname = $2";
+    WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
+    ORDER BY t.pos, a.attnum";
 
 /// Reads changes without consuming them: whole transactions, until at least `$3`
 /// messages or past `$2`.
@@ -243,32 +240,28 @@ pub struct StreamColumn {
     pub key: bool,
 }
 
-/// `table`'s columns as the stream will carry them, its key flagged: the primary key,
-/// else the replica identity index, else none (a multiset, replica identity full).
-pub async fn stream_columns(source: &Client, table: &TableName) -> Result<Vec<StreamColumn>> {
-    let err = |e| Error::postgres(Kind::Preflight, Side::Source, "reading columns", e);
-    let rows = source
-        .query(STREAM_COLUMNS, &[&table.schema, &table.name])
-        .await
-        .map_err(err)?;
-    let mut columns: Vec<StreamColumn> = rows
+/// Each of `tables`' columns as the stream will carry them, the key flagged: the primary
+/// key, else the replica identity index, else none (a multiset, replica identity full).
+pub async fn stream_columns(
+    source: &Client,
+    tables: &[TableName],
+) -> Result<Vec<Vec<StreamColumn>>> {
+    let (schemas, names): (Vec<&str>, Vec<&str>) = tables
         .iter()
-        .map(|r| StreamColumn {
-            name: r.get(0),
-            sql_type: r.get(1),
-            key: r.get(2),
-        })
-        .collect();
-    if !columns.iter().any(|c| c.key) {
-        let index: Vec<String> = source
-            .query(IDENTITY_INDEX_COLUMNS, &[&table.schema, &table.name])
-            .await
-            .map_err(err)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        for c in &mut columns {
-            c.key = index.contains(&c.name);
+        .map(|t| (t.schema.as_str(), t.name.as_str()))
+        .unzip();
+    let mut columns = vec![Vec::new(); tables.len()];
+    for r in source
+        .query(STREAM_COLUMNS, &[&schemas, &names])
+        .await
+        .map_err(|e| Error::postgres(Kind::Preflight, Side::Source, "reading columns", e))?
+    {
+        if let Some(list) = columns.get_mut((r.get::<_, i32>(0) - 1) as usize) {
+            list.push(StreamColumn {
+                name: r.get(1),
+                sql_type: r.get(2),
+                key: r.get(3),
+            });
         }
     }
     Ok(columns)
