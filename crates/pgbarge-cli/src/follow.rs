@@ -328,20 +328,21 @@ fn render_status(s: &Status, with_source: bool) -> String {
             }
             match &s.slot {
                 Some(slot) => {
-                    let behind = f
-                        .applied_lsn()
-                        .ok()
-                        .flatten()
+                    // Before the first change applied, the slot's start is where the
+                    // target is.
+                    let at = f.applied.as_ref().or(slot.confirmed.as_ref());
+                    let behind = at
+                        .and_then(|a| a.parse::<follow::pgoutput::Lsn>().ok())
                         .zip(slot.current.parse::<follow::pgoutput::Lsn>().ok())
                         .map(|(a, c)| c.0.saturating_sub(a.0));
                     out.push_str(&format!(
                         "  Source at {}: {} behind; {}; the slot holds {} of WAL{}.\n",
                         slot.current,
                         behind.map(human_bytes).unwrap_or_else(|| "?".into()),
-                        if slot.active_pid.is_some() {
-                            "a follower is reading"
+                        if s.follower_running {
+                            "a follower is running"
                         } else {
-                            "no follower is reading"
+                            "no follower is running (`pgbarge follow` goes on)"
                         },
                         human_bytes(slot.wal_held.unwrap_or(0).max(0) as u64),
                         slot.wal_status

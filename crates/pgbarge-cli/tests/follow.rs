@@ -165,6 +165,11 @@ fn copy_follow_under_writes_then_cutover_is_exact() {
         status.stdout
     );
     assert!(status.stdout.contains("of WAL"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("a follower is running"),
+        "{}",
+        status.stdout
+    );
     assert!(writer.wait().unwrap().success());
     let out = cut_over_and_check(&db, Some(follower), &["--fence"]);
     // The fence is reported, with the way back.

@@ -169,6 +169,9 @@ pub struct PendingRun {
 pub struct Status {
     pub run: Option<PendingRun>,
     pub follow: Option<Following>,
+    /// A follower's session is open on the target (it reads the slot only in bursts, so
+    /// the slot's own `active` says little).
+    pub follower_running: bool,
     pub slot: Option<SlotState>,
     pub stray_slots: Vec<StraySlot>,
 }
@@ -190,6 +193,10 @@ pub async fn status(source: Option<&Connection>, target: &Connection) -> Result<
             units: r.work.units.len(),
         });
     let follow = state::load(&target.client).await?;
+    let follower_running = match &follow {
+        Some(f) => state::follower_running(&target.client, &f.slot).await?,
+        None => false,
+    };
     let mut slot = None;
     let mut stray_slots = Vec::new();
     if let Some(source) = source {
@@ -213,6 +220,7 @@ pub async fn status(source: Option<&Connection>, target: &Connection) -> Result<
     Ok(Status {
         run,
         follow,
+        follower_running,
         slot,
         stray_slots,
     })

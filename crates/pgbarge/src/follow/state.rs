@@ -207,6 +207,20 @@ pub async fn claim(target: &Client, slot: &str, patience: Duration) -> Result<bo
     }
 }
 
+/// Whether the session of the follower that last claimed the follow is still open.
+pub async fn follower_running(target: &Client, slot: &str) -> Result<bool> {
+    Ok(target
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pgbarge.follow f \
+               JOIN pg_catalog.pg_stat_activity a ON a.pid = f.follower_pid \
+              WHERE f.slot = $1 AND a.pid <> pg_catalog.pg_backend_pid())",
+            &[&slot],
+        )
+        .await
+        .map_err(err("reading the follow"))?
+        .get(0))
+}
+
 /// Gives the follow up (released by another pgbarge, or by this one stopping).
 pub async fn release(target: &Client, slot: &str) {
     let _ = target.query_one(UNLOCK, &[&slot]).await;
