@@ -402,3 +402,58 @@ fn a_large_source_transaction_is_applied_whole_in_bounded_windows() {
     let _ = follower.wait();
     cut_over_and_check(&db, None, &[]);
 }
+
+#[test]
+fn a_copy_interrupted_before_it_follows_leaves_no_slot_behind() {
+    let db = TestDb::new("follow_interrupted");
+    db.source_sql(
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;",
+    );
+    db.target_sql_as_app("CREATE TABLE t (id int PRIMARY KEY, v text)");
+    // Another session holds the target table (reads pass, TRUNCATE waits): the copy
+    // waits for it in its unit, after the slot was created.
+    let mut locker = servers().target.spawn_psql(
+        &db.name,
+        "BEGIN; LOCK TABLE t IN SHARE MODE; SELECT pg_sleep(120)",
+    );
+    let mut copier = db.spawn_copy(
+        &db.target_conn(),
+        &["t", "--follow", "--mode", "truncate", "--quiet"],
+    );
+    wait_until("the copy waits for the lock", || {
+        db.target_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'pgbarge' AND wait_event_type = 'Lock'",
+        )
+        .trim()
+            != "0"
+    });
+    let signal = std::process::Command::new("kill")
+        .args(["-INT", &copier.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(signal.success());
+    let status = copier.wait().unwrap();
+    let out = copier.wait_with_output_now();
+    assert_eq!(status.code(), Some(130), "{out}");
+    // The copy cannot go on from the same snapshot, so neither can the stream: the slot
+    // and publication are dropped, and no follow is recorded.
+    assert_eq!(
+        db.source_sql(
+            "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()"
+        )
+        .trim(),
+        "0"
+    );
+    assert_eq!(
+        db.source_sql("SELECT count(*) FROM pg_publication").trim(),
+        "0"
+    );
+    assert_eq!(
+        db.target_sql("SELECT count(*) FROM pgbarge.follow").trim(),
+        "0"
+    );
+    let _ = locker.kill();
+    let _ = locker.wait();
+}

@@ -41,6 +41,24 @@ pub async fn execute(
     stop: impl Future<Output = ()>,
     on_event: &(dyn Fn(Event) + Send + Sync),
 ) -> Result<RunReport> {
+    let result = run_from_snapshot(source, target, start, options, stop, on_event).await;
+    if result.is_err() {
+        // The snapshot's read-only transaction ends with the run: `source` is usable
+        // again (to drop a follow's slot and publication, say).
+        let _ = source.client.batch_execute("ROLLBACK").await;
+    }
+    result
+}
+
+/// [`execute`], leaving `source` in its snapshot transaction on failure.
+async fn run_from_snapshot(
+    source: &Connection,
+    target: &Connection,
+    start: Start,
+    options: &CopyOptions,
+    stop: impl Future<Output = ()>,
+    on_event: &(dyn Fn(Event) + Send + Sync),
+) -> Result<RunReport> {
     let snapshot = copy::export_snapshot(source).await?;
     let runner = Runner {
         source,
