@@ -281,6 +281,32 @@ fn key_match(shape: &Shape, positions: &[usize], alias_of: impl Fn(usize) -> usi
         .join(" AND ")
 }
 
+/// `"col" = r.cN::type, …` for `columns`, each read from `r`'s column `alias_of(i)`. With
+/// nothing to set, a no-op assignment of the first key column: the row is still found.
+fn assignments(shape: &Shape, columns: &[usize], alias_of: impl Fn(usize) -> usize) -> String {
+    if columns.is_empty() {
+        let k = ident(&shape.columns[shape.key[0]]);
+        return format!("{k} = t.{k}");
+    }
+    columns
+        .iter()
+        .map(|&i| {
+            format!(
+                "{} = r.c{}::{}",
+                ident(&shape.columns[i]),
+                alias_of(i),
+                shape.types[i]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Where key column `i` is in rows that start with the key's columns.
+fn key_first(shape: &Shape, i: usize) -> usize {
+    shape.key.iter().position(|&k| k == i).unwrap_or(0)
+}
+
 /// Columns of `rows` as parameters (one array per column, for `positions`, which are
 /// distinct), the values moved out of the rows.
 fn columns_of(rows: Vec<Row>, positions: &[usize]) -> Vec<Vec<Option<String>>> {
@@ -347,18 +373,12 @@ fn statements(shape: &Shape, pending: Pending) -> (Vec<Statement>, Vec<Statement
 /// then an insert of the rows it did not find (no unique index needed on the target).
 fn upsert(shape: &Shape, rows: Vec<Row>) -> Statement {
     let all: Vec<usize> = (0..shape.columns.len()).collect();
-    let sets: Vec<String> = all
+    let values: Vec<usize> = all
         .iter()
+        .copied()
         .filter(|i| !shape.key.contains(i))
-        .map(|&i| format!("{} = r.c{i}::{}", ident(&shape.columns[i]), shape.types[i]))
         .collect();
-    // A table of key columns only has nothing to set: a no-op assignment still finds it.
-    let sets = if sets.is_empty() {
-        let k = ident(&shape.columns[shape.key[0]]);
-        format!("{k} = t.{k}")
-    } else {
-        sets.join(", ")
-    };
+    let sets = assignments(shape, &values, |i| i);
     let found: Vec<String> = shape.key.iter().map(|i| format!("r.c{i}")).collect();
     let same: Vec<String> = shape
         .key
@@ -406,23 +426,7 @@ fn patch(shape: &Shape, mask: &[bool], rows: Vec<Vec<Value>>) -> Statement {
         .collect();
     let read: Vec<usize> = shape.key.iter().copied().chain(set_cols.clone()).collect();
     let alias = |i: usize| read.iter().position(|&r| r == i).unwrap_or(0);
-    let sets = if set_cols.is_empty() {
-        let k = ident(&shape.columns[shape.key[0]]);
-        format!("{k} = t.{k}")
-    } else {
-        set_cols
-            .iter()
-            .map(|&i| {
-                format!(
-                    "{} = r.c{}::{}",
-                    ident(&shape.columns[i]),
-                    alias(i),
-                    shape.types[i]
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let sets = assignments(shape, &set_cols, alias);
     let rows: Vec<Row> = rows.into_iter().map(|v| into_row(v, None)).collect();
     Statement {
         sql: format!(
@@ -444,11 +448,7 @@ fn delete(shape: &Shape, keys: Vec<Row>) -> Statement {
             "DELETE FROM {} AS t USING {} WHERE {}",
             shape.target.sql(),
             rows_from(1, shape.key.len()),
-            key_match(shape, &shape.key, |i| shape
-                .key
-                .iter()
-                .position(|&k| k == i)
-                .unwrap_or(0))
+            key_match(shape, &shape.key, |i| key_first(shape, i))
         ),
         params: columns_of(keys, &positions),
         changes: 0,
@@ -512,37 +512,23 @@ fn rekey(shape: &Shape, old: &[Value], new: &[Value]) -> Statement {
     let set_cols: Vec<usize> = (0..new.len())
         .filter(|&i| new[i] != Value::Unchanged)
         .collect();
+    let (old_row, new_row) = (full(old, None), full(new, None));
     let mut params: Vec<Vec<Option<String>>> = shape
         .key
         .iter()
-        .map(|&i| vec![full(old, None).get(i).cloned().flatten()])
+        .map(|&i| vec![old_row.get(i).cloned().flatten()])
         .collect();
-    let new_row = full(new, None);
     params.extend(set_cols.iter().map(|&i| vec![new_row[i].clone()]));
     let keys = shape.key.len();
-    let sets: Vec<String> = set_cols
-        .iter()
-        .enumerate()
-        .map(|(n, &i)| {
-            format!(
-                "{} = r.c{}::{}",
-                ident(&shape.columns[i]),
-                keys + n,
-                shape.types[i]
-            )
-        })
-        .collect();
+    let sets = assignments(shape, &set_cols, |i| {
+        keys + set_cols.iter().position(|&c| c == i).unwrap_or(0)
+    });
     Statement {
         sql: format!(
-            "UPDATE {} AS t SET {} FROM {} WHERE {}",
+            "UPDATE {} AS t SET {sets} FROM {} WHERE {}",
             shape.target.sql(),
-            sets.join(", "),
             rows_from(1, keys + set_cols.len()),
-            key_match(shape, &shape.key, |i| shape
-                .key
-                .iter()
-                .position(|&k| k == i)
-                .unwrap_or(0))
+            key_match(shape, &shape.key, |i| key_first(shape, i))
         ),
         params,
         changes: 1,
