@@ -39,6 +39,10 @@ pub struct Shape {
     pub key: Vec<usize>,
     /// Replica identity full with no key: rows are a multiset, matched by every value.
     pub multiset: bool,
+    /// The target has a unique index on exactly the key's columns, so an upsert can be
+    /// `INSERT … ON CONFLICT`: each row found through that index, whatever the table's
+    /// size, where a join would leave the planner free to hash the whole table.
+    pub arbiter: bool,
     /// Position in foreign-key order: parents before children.
     pub rank: usize,
 }
@@ -369,8 +373,7 @@ fn statements(shape: &Shape, pending: Pending) -> (Vec<Statement>, Vec<Statement
     (writes, removes)
 }
 
-/// Rows inserted, or replacing the row with their key: an update joined on the key,
-/// then an insert of the rows it did not find (no unique index needed on the target).
+/// Rows inserted, or replacing the row with their key.
 fn upsert(shape: &Shape, rows: Vec<Row>) -> Statement {
     let all: Vec<usize> = (0..shape.columns.len()).collect();
     let values: Vec<usize> = all
@@ -378,45 +381,57 @@ fn upsert(shape: &Shape, rows: Vec<Row>) -> Statement {
         .copied()
         .filter(|i| !shape.key.contains(i))
         .collect();
-    let sets = assignments(shape, &values, |i| i);
-    let found: Vec<String> = shape.key.iter().map(|i| format!("r.c{i}")).collect();
-    let same: Vec<String> = shape
-        .key
-        .iter()
-        .map(|i| format!("f.c{i} = r.c{i}"))
-        .collect();
-    let sql = format!(
-        "WITH r AS (SELECT * FROM {rows}), \
-         f AS (UPDATE {table} AS t SET {sets} FROM r WHERE {matched} RETURNING {found}) \
-         INSERT INTO {table} ({cols}) SELECT {values} FROM r \
-         WHERE NOT EXISTS (SELECT FROM f WHERE {same})",
-        rows = rows_from(1, all.len()),
-        table = shape.target.sql(),
-        matched = key_match(shape, &shape.key, |i| i),
-        found = found
+    let (cols, casts) = columns_and_casts(shape);
+    let table = shape.target.sql();
+    let rows_sql = rows_from(1, all.len());
+    let sql = if shape.arbiter {
+        // Measured on a 120,000-row table, 20,000 rows a statement: 150 ms, where the
+        // joined update below took 200-300 ms (it hashed the whole table).
+        let action = if values.is_empty() {
+            "NOTHING".to_string()
+        } else {
+            format!(
+                "UPDATE SET {}",
+                list(values.iter().map(|&i| {
+                    let c = ident(&shape.columns[i]);
+                    format!("{c} = EXCLUDED.{c}")
+                }))
+            )
+        };
+        format!(
+            "INSERT INTO {table} AS t ({cols}) SELECT {casts} FROM {rows_sql} \
+             ON CONFLICT ({}) DO {action}",
+            list(shape.key.iter().map(|&i| ident(&shape.columns[i])))
+        )
+    } else {
+        // No unique index to lean on: an update joined on the key, then an insert of
+        // the rows it did not find.
+        let found = list(shape.key.iter().map(|i| format!("r.c{i} AS c{i}")));
+        let same = shape
+            .key
             .iter()
-            .zip(&shape.key)
-            .map(|(f, i)| format!("{f} AS c{i}"))
+            .map(|i| format!("f.c{i} = r.c{i}"))
             .collect::<Vec<_>>()
-            .join(", "),
-        cols = shape
-            .columns
-            .iter()
-            .map(|c| ident(c))
-            .collect::<Vec<_>>()
-            .join(", "),
-        values = all
-            .iter()
-            .map(|&i| format!("r.c{i}::{}", shape.types[i]))
-            .collect::<Vec<_>>()
-            .join(", "),
-        same = same.join(" AND "),
-    );
+            .join(" AND ");
+        format!(
+            "WITH r AS (SELECT * FROM {rows_sql}), \
+             f AS (UPDATE {table} AS t SET {sets} FROM r WHERE {matched} RETURNING {found}) \
+             INSERT INTO {table} ({cols}) SELECT {casts} FROM r \
+             WHERE NOT EXISTS (SELECT FROM f WHERE {same})",
+            sets = assignments(shape, &values, |i| i),
+            matched = key_match(shape, &shape.key, |i| i),
+        )
+    };
     Statement {
         sql,
         params: columns_of(rows, &all),
         changes: 0,
     }
+}
+
+/// `a, b, …`
+fn list(items: impl Iterator<Item = String>) -> String {
+    items.collect::<Vec<_>>().join(", ")
 }
 
 /// Updates setting only the columns in `mask` (the others were unchanged TOAST).
@@ -443,13 +458,24 @@ fn patch(shape: &Shape, mask: &[bool], rows: Vec<Vec<Value>>) -> Statement {
 /// Deletes by key (`keys` hold only the key's values, in key order).
 fn delete(shape: &Shape, keys: Vec<Row>) -> Statement {
     let positions: Vec<usize> = (0..shape.key.len()).collect();
-    Statement {
-        sql: format!(
+    let sql = match shape.key.as_slice() {
+        // One key column: `= ANY` looks each key up in its index (half the time of a
+        // join, which the planner may hash the whole table for).
+        [k] => format!(
+            "DELETE FROM {} AS t WHERE t.{} = ANY ($1::text[]::{}[])",
+            shape.target.sql(),
+            ident(&shape.columns[*k]),
+            shape.types[*k]
+        ),
+        _ => format!(
             "DELETE FROM {} AS t USING {} WHERE {}",
             shape.target.sql(),
             rows_from(1, shape.key.len()),
             key_match(shape, &shape.key, |i| key_first(shape, i))
         ),
+    };
+    Statement {
+        sql,
         params: columns_of(keys, &positions),
         changes: 0,
     }
@@ -458,25 +484,24 @@ fn delete(shape: &Shape, keys: Vec<Row>) -> Statement {
 /// Plain inserts (multiset tables).
 fn insert(shape: &Shape, rows: Vec<Row>) -> Statement {
     let all: Vec<usize> = (0..shape.columns.len()).collect();
+    let (cols, casts) = columns_and_casts(shape);
     Statement {
         sql: format!(
-            "INSERT INTO {} ({}) SELECT {} FROM {}",
+            "INSERT INTO {} ({cols}) SELECT {casts} FROM {}",
             shape.target.sql(),
-            shape
-                .columns
-                .iter()
-                .map(|c| ident(c))
-                .collect::<Vec<_>>()
-                .join(", "),
-            all.iter()
-                .map(|&i| format!("r.c{i}::{}", shape.types[i]))
-                .collect::<Vec<_>>()
-                .join(", "),
             rows_from(1, all.len())
         ),
         params: columns_of(rows, &all),
         changes: 0,
     }
+}
+
+/// Every column's name, and its value read from `r` as the target's type.
+fn columns_and_casts(shape: &Shape) -> (String, String) {
+    (
+        list(shape.columns.iter().map(|c| ident(c))),
+        list((0..shape.columns.len()).map(|i| format!("r.c{i}::{}", shape.types[i]))),
+    )
 }
 
 /// Removes `n` copies of a whole row (multiset tables), compared as text so that types
@@ -546,6 +571,7 @@ mod tests {
             types: vec!["integer".into(), "text".into(), "integer".into()],
             key: vec![0],
             multiset: false,
+            arbiter: false,
             rank: 0,
         }
     }
@@ -603,6 +629,24 @@ mod tests {
         assert_eq!(out[2].params, vec![vec![Some("2".into())]]);
         assert_eq!(out.iter().map(|s| s.changes).sum::<usize>(), 5);
         assert_eq!(w.entries(), 0);
+    }
+
+    #[test]
+    fn a_unique_key_on_the_target_upserts_through_it() {
+        let mut s = shape();
+        s.arbiter = true;
+        let mut w = Window::default();
+        w.add(&s, Change::Insert(vec![t("1"), t("a"), t("1")]));
+        w.add(&s, Change::Delete(vec![t("2"), Value::Null, Value::Null]));
+        let out = w.flush();
+        assert_eq!(
+            out[0].sql,
+            r#"INSERT INTO "public"."t" AS t ("id", "body", "n") SELECT r.c0::integer, r.c1::text, r.c2::integer FROM unnest($1::text[], $2::text[], $3::text[]) AS r(c0, c1, c2) ON CONFLICT ("id") DO UPDATE SET "body" = EXCLUDED."body", "n" = EXCLUDED."n""#
+        );
+        assert_eq!(
+            out[1].sql,
+            r#"DELETE FROM "public"."t" AS t WHERE t."id" = ANY ($1::text[]::integer[])"#
+        );
     }
 
     #[test]

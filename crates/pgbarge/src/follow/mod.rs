@@ -260,6 +260,9 @@ pub struct Follower<'a> {
     shapes: HashMap<u32, Shape>,
     /// Each followed table's target columns and types, by table index.
     target_columns: Vec<Vec<(String, String)>>,
+    /// Each followed table's unique keys on the target (column names, sorted), by table
+    /// index.
+    unique_keys: Vec<Vec<Vec<String>>>,
     /// Foreign-key order of the target tables, parents first.
     ranks: HashMap<TableName, usize>,
     type_names: HashMap<(u32, i32), String>,
@@ -287,6 +290,18 @@ const ADDED_DEFAULT: &str = "SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) \
     FROM pg_catalog.pg_attribute a \
     JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
     WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attname = $2 AND a.atthasmissing";
+
+/// The columns of each unique index an `ON CONFLICT` can name, for every followed table:
+/// (position in the list given, 1-based; columns). Not partial, not on expressions, not
+/// deferrable, and valid.
+const TARGET_UNIQUE_KEYS: &str = "SELECT t.n::int, \
+    ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(num, ord) \
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.num \
+      WHERE k.ord <= i.indnkeyatts ORDER BY a.attname) \
+    FROM unnest($1::text[]) WITH ORDINALITY AS t(name, n) \
+    JOIN pg_catalog.pg_index i ON i.indrelid = pg_catalog.to_regclass(t.name) \
+    WHERE i.indisunique AND i.indisvalid AND i.indimmediate \
+      AND i.indpred IS NULL AND i.indexprs IS NULL";
 
 /// Foreign keys among the target tables: (child, parent).
 const TARGET_REFERENCES: &str =
@@ -336,6 +351,7 @@ impl<'a> Follower<'a> {
             },
             lookup,
             target_columns: Vec::new(),
+            unique_keys: Vec::new(),
             ranks: HashMap::new(),
             shapes: HashMap::new(),
             type_names: HashMap::new(),
@@ -389,6 +405,17 @@ impl<'a> Follower<'a> {
             .on(Side::Target));
         }
         self.target_columns = columns;
+        let mut unique_keys: Vec<Vec<Vec<String>>> = vec![Vec::new(); names.len()];
+        for row in target
+            .query(TARGET_UNIQUE_KEYS, &[&names])
+            .await
+            .map_err(err)?
+        {
+            if let Some(list) = unique_keys.get_mut((row.get::<_, i32>(0) - 1) as usize) {
+                list.push(row.get(1));
+            }
+        }
+        self.unique_keys = unique_keys;
         let edges: Vec<(String, String)> = target
             .query(TARGET_REFERENCES, &[&names])
             .await
@@ -1034,6 +1061,9 @@ impl<'a> Follower<'a> {
         if multiset {
             key = (0..columns.len()).collect();
         }
+        let mut key_names: Vec<String> = key.iter().map(|&k| columns[k].name.clone()).collect();
+        key_names.sort();
+        let arbiter = !multiset && self.unique_keys[i].contains(&key_names);
         self.shapes.insert(
             relation.id,
             Shape {
@@ -1042,6 +1072,7 @@ impl<'a> Follower<'a> {
                 types,
                 key,
                 multiset,
+                arbiter,
                 rank: self.ranks.get(&table.target).copied().unwrap_or(usize::MAX),
             },
         );
