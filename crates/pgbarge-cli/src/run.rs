@@ -484,8 +484,32 @@ async fn execute(
     result.map_err(|e| copy_failure(e, from, to))
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM (systemd, Kubernetes, `kill`).
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (systemd, Kubernetes, `kill`) — also when the
+/// signal came before the call. One listener lives from the first call to the end of the
+/// process, so a signal between two stages (`copy --follow` going from copying to
+/// following) stops the next one instead of being lost with nobody listening.
 pub(crate) async fn stop_signal() {
+    static STOPPED: std::sync::OnceLock<tokio::sync::watch::Receiver<bool>> =
+        std::sync::OnceLock::new();
+    let mut stopped = STOPPED
+        .get_or_init(|| {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                received().await;
+                let _ = tx.send(true);
+                // Keep the sender: a closed channel would end every wait.
+                std::future::pending::<()>().await;
+            });
+            rx
+        })
+        .clone();
+    if stopped.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The next SIGINT or SIGTERM.
+async fn received() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
