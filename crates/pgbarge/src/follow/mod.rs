@@ -481,8 +481,23 @@ impl<'a> Follower<'a> {
                 Goal::Drained(_) => Some(source::positions(&self.source.get().client).await?.1),
                 Goal::Stopped => None,
             };
-            let round = self.round(goal, strict).await;
-            let round = match round {
+            // The lag is read with the round, so that a source that stopped answering its
+            // questions is a lost link like any other, not the end of following.
+            let stall = self.stall;
+            let round = async {
+                let round = self.round(goal, strict).await?;
+                let caught_up = round.changes == 0;
+                let lag = if !caught_up || last_shown.elapsed() > Duration::from_secs(2) {
+                    last_shown = Instant::now();
+                    let lag = self.lag(round.behind_since, caught_up);
+                    Some(answered(stall, Side::Source, lag).await?)
+                } else {
+                    None
+                };
+                Ok::<_, Error>((round, lag))
+            }
+            .await;
+            let (round, lag) = match round {
                 Ok(r) => {
                     attempt = 0;
                     strict = false;
@@ -524,14 +539,11 @@ impl<'a> Follower<'a> {
             if round.stop_requested {
                 break Ended::TakenOver;
             }
-            let caught_up = round.changes == 0;
-            if !caught_up || last_shown.elapsed() > Duration::from_secs(2) {
-                last_shown = Instant::now();
-                let lag = self.lag(round.behind_since, caught_up).await?;
-                if let Some(w) = lag.1 {
+            if let Some((lag, warning)) = lag {
+                if let Some(w) = warning {
                     on_event(FollowEvent::Warning { message: w });
                 }
-                on_event(FollowEvent::Lag(lag.0));
+                on_event(FollowEvent::Lag(lag));
             }
             for (table, change) in round.schema {
                 on_event(FollowEvent::Schema { table, change });

@@ -319,20 +319,39 @@ pub async fn drop(source: &Client, slot: &str, publication: &str) -> Result<()> 
 }
 
 /// Ends a session still reading the slot (a follower that was killed, whose connection
-/// the server has not noticed is gone): the slot accepts one reader.
+/// the server has not noticed is gone): the slot accepts one reader. Returns once the
+/// slot is free — a terminated session lets go of it only as it exits, and a peek right
+/// after would fail — or after [`RELEASE_PATIENCE`].
 pub async fn release(source: &Client, slot: &str) -> Result<()> {
-    source
-        .execute(
-            "SELECT pg_catalog.pg_terminate_backend(active_pid) \
-             FROM pg_catalog.pg_replication_slots \
-             WHERE slot_name = $1 AND active_pid IS NOT NULL \
-               AND active_pid <> pg_catalog.pg_backend_pid()",
-            &[&slot],
-        )
-        .await
-        .map_err(|e| Error::postgres(Kind::Copy, Side::Source, "releasing the slot", e))?;
-    Ok(())
+    let err = |e| Error::postgres(Kind::Copy, Side::Source, "releasing the slot", e);
+    let given_up = std::time::Instant::now() + RELEASE_PATIENCE;
+    let mut ended = false;
+    loop {
+        let row = source.query_opt(SLOT_HOLDER, &[&slot]).await.map_err(err)?;
+        let Some(pid) = row.and_then(|r| r.get::<_, Option<i32>>(0)) else {
+            return Ok(());
+        };
+        if std::time::Instant::now() >= given_up {
+            return Ok(());
+        }
+        if !ended {
+            source
+                .execute("SELECT pg_catalog.pg_terminate_backend($1)", &[&pid])
+                .await
+                .map_err(err)?;
+            ended = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
+
+/// How long [`release`] waits for the slot's reader to go.
+const RELEASE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The session reading a slot, if it is not this one.
+const SLOT_HOLDER: &str = "SELECT active_pid FROM pg_catalog.pg_replication_slots \
+    WHERE slot_name = $1 AND active_pid IS NOT NULL \
+      AND active_pid <> pg_catalog.pg_backend_pid()";
 
 /// The rows of the next changes (see [`PEEK`]), streamed.
 pub async fn peek(
