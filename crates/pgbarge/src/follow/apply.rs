@@ -269,18 +269,20 @@ fn rows_from(first: usize, count: usize) -> String {
     format!("unnest({}) AS r({})", arrays.join(", "), names.join(", "))
 }
 
+/// `"col" = r.cN::type`: column `i` equal to (or set to) `r`'s column `alias`.
+fn from_row(shape: &Shape, i: usize, alias: usize) -> String {
+    format!(
+        "{} = r.c{alias}::{}",
+        ident(&shape.columns[i]),
+        shape.types[i]
+    )
+}
+
 /// `t."col" = r.cN::type AND …` for the key.
 fn key_match(shape: &Shape, positions: &[usize], alias_of: impl Fn(usize) -> usize) -> String {
     positions
         .iter()
-        .map(|&i| {
-            format!(
-                "t.{} = r.c{}::{}",
-                ident(&shape.columns[i]),
-                alias_of(i),
-                shape.types[i]
-            )
-        })
+        .map(|&i| format!("t.{}", from_row(shape, i, alias_of(i))))
         .collect::<Vec<_>>()
         .join(" AND ")
 }
@@ -292,18 +294,7 @@ fn assignments(shape: &Shape, columns: &[usize], alias_of: impl Fn(usize) -> usi
         let k = ident(&shape.columns[shape.key[0]]);
         return format!("{k} = t.{k}");
     }
-    columns
-        .iter()
-        .map(|&i| {
-            format!(
-                "{} = r.c{}::{}",
-                ident(&shape.columns[i]),
-                alias_of(i),
-                shape.types[i]
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    list(columns.iter().map(|&i| from_row(shape, i, alias_of(i))))
 }
 
 /// Where key column `i` is in rows that start with the key's columns.
