@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
+use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use crate::catalog::TableName;
@@ -315,7 +316,7 @@ pub async fn ensure(target: &Client) -> Result<bool> {
 /// and a target never written to has none.
 pub async fn has(target: &Client, table: &str) -> Result<bool> {
     Ok(target
-        .query_one(EXISTS, &[&table])
+        .query_typed_one(EXISTS, &[(&table, Type::TEXT)])
         .await
         .map_err(target_error("reading the pgbarge ledger"))?
         .get(0))

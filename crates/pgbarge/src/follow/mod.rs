@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, TryStreamExt};
 use serde::Serialize;
+use tokio_postgres::types::Type;
 
 use crate::catalog::TableName;
 use crate::connect::{connect, Connection};
@@ -266,7 +267,6 @@ pub struct Follower<'a> {
     /// Foreign-key order of the target tables, parents first.
     ranks: HashMap<TableName, usize>,
     type_names: HashMap<(u32, i32), String>,
-    prepared: HashMap<String, tokio_postgres::Statement>,
     tables_changed: bool,
     /// The commit position of a source transaction following cannot apply (a column
     /// change it does not make): the rounds stop just before it.
@@ -355,7 +355,6 @@ impl<'a> Follower<'a> {
             ranks: HashMap::new(),
             shapes: HashMap::new(),
             type_names: HashMap::new(),
-            prepared: HashMap::new(),
             tables_changed: false,
             stopped_at: None,
             stall: DEFAULT_STALL,
@@ -387,8 +386,18 @@ impl<'a> Follower<'a> {
             .iter()
             .map(|t| t.target.sql())
             .collect();
+        // The three reads go out together: one round trip to a far target, not six.
+        let param: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 1] =
+            [(&names, Type::TEXT_ARRAY)];
+        let typed = |sql| target.query_typed(sql, &param);
+        let (column_rows, key_rows, reference_rows) = tokio::try_join!(
+            typed(TARGET_COLUMNS),
+            typed(TARGET_UNIQUE_KEYS),
+            typed(TARGET_REFERENCES)
+        )
+        .map_err(err)?;
         let mut columns: Vec<Vec<(String, String)>> = vec![Vec::new(); names.len()];
-        for row in target.query(TARGET_COLUMNS, &[&names]).await.map_err(err)? {
+        for row in column_rows {
             if let Some(list) = columns.get_mut((row.get::<_, i32>(0) - 1) as usize) {
                 list.push((row.get(1), row.get(2)));
             }
@@ -406,20 +415,13 @@ impl<'a> Follower<'a> {
         }
         self.target_columns = columns;
         let mut unique_keys: Vec<Vec<Vec<String>>> = vec![Vec::new(); names.len()];
-        for row in target
-            .query(TARGET_UNIQUE_KEYS, &[&names])
-            .await
-            .map_err(err)?
-        {
+        for row in key_rows {
             if let Some(list) = unique_keys.get_mut((row.get::<_, i32>(0) - 1) as usize) {
                 list.push(row.get(1));
             }
         }
         self.unique_keys = unique_keys;
-        let edges: Vec<(String, String)> = target
-            .query(TARGET_REFERENCES, &[&names])
-            .await
-            .map_err(err)?
+        let edges: Vec<(String, String)> = reference_rows
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
@@ -446,7 +448,6 @@ impl<'a> Follower<'a> {
             .map(|(rank, i)| (self.following.tables[i].target.clone(), rank))
             .collect();
         self.shapes.clear();
-        self.prepared.clear();
         Ok(())
     }
 
@@ -710,7 +711,7 @@ impl<'a> Follower<'a> {
                 }
             }
         };
-        // The target connection and its prepared statements go to the round's pipeline;
+        // The target connection goes to the round's pipeline;
         // the rest of the follower stays free for the relations the round meets.
         let given = self.target.given;
         let link = std::mem::replace(
@@ -720,15 +721,13 @@ impl<'a> Follower<'a> {
                 renewed: None,
             },
         );
-        let mut prepared = std::mem::take(&mut self.prepared);
         let round = {
-            let mut pipeline = Pipeline::new(&link.get().client, &mut prepared, stall);
+            let mut pipeline = Pipeline::new(&link.get().client, stall);
             let ((), round) =
                 tokio::join!(reader, self.apply_rows(rx, &mut pipeline, strict, started));
             round
         };
         self.target = link;
-        self.prepared = prepared;
         round
     }
 
@@ -1055,7 +1054,6 @@ impl<'a> Follower<'a> {
             let on_target = &mut self.target_columns[i];
             on_target.retain(|(n, _)| !dropped.contains(&n.as_str()));
             on_target.extend(added.iter().map(|(n, t)| (n.clone(), t.clone())));
-            self.prepared.clear();
         }
         let on_target = &self.target_columns[i];
         let types: Vec<String> = stream

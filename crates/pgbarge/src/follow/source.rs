@@ -8,6 +8,7 @@
 //! 0.44 s — far from the bottleneck — and needs no replication-protocol client, so the
 //! connection code, TLS and SCRAM stay the ones every other stage uses.
 
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
 
 use crate::catalog::TableName;
@@ -327,7 +328,10 @@ pub async fn release(source: &Client, slot: &str) -> Result<()> {
     let given_up = std::time::Instant::now() + RELEASE_PATIENCE;
     let mut ended = false;
     loop {
-        let row = source.query_opt(SLOT_HOLDER, &[&slot]).await.map_err(err)?;
+        let row = source
+            .query_typed_opt(SLOT_HOLDER, &[(&slot, Type::NAME)])
+            .await
+            .map_err(err)?;
         let Some(pid) = row.and_then(|r| r.get::<_, Option<i32>>(0)) else {
             return Ok(());
         };
@@ -362,14 +366,15 @@ pub async fn peek(
     changes: i32,
 ) -> Result<tokio_postgres::RowStream> {
     let upto = upto.map(|l| l.to_string());
+    // Typed statements, here and in the other per-round reads: one round trip each.
     source
-        .query_raw(
+        .query_typed_raw(
             PEEK,
             [
-                &slot as &(dyn tokio_postgres::types::ToSql + Sync),
-                &upto,
-                &changes,
-                &publication,
+                (&slot as &(dyn ToSql + Sync), Type::NAME),
+                (&upto, Type::TEXT),
+                (&changes, Type::INT4),
+                (&publication, Type::TEXT),
             ],
         )
         .await
@@ -383,7 +388,10 @@ pub fn peek_error(e: tokio_postgres::Error) -> Error {
 
 pub async fn advance(source: &Client, slot: &str, to: Lsn) -> Result<()> {
     source
-        .query_one(ADVANCE, &[&slot, &to.to_string()])
+        .query_typed_one(
+            ADVANCE,
+            &[(&slot, Type::NAME), (&to.to_string(), Type::TEXT)],
+        )
         .await
         .map_err(|e| Error::postgres(Kind::Copy, Side::Source, "confirming the position", e))?;
     Ok(())
@@ -431,7 +439,7 @@ impl SlotState {
 /// The slot's state, `None` if it does not exist.
 pub async fn slot_state(source: &Client, slot: &str) -> Result<Option<SlotState>> {
     let row = source
-        .query_opt(SLOT_STATE, &[&slot])
+        .query_typed_opt(SLOT_STATE, &[(&slot, Type::NAME)])
         .await
         .map_err(|e| Error::postgres(Kind::Copy, Side::Source, "reading the slot", e))?;
     Ok(row.map(|r| SlotState {
@@ -447,7 +455,7 @@ pub async fn slot_state(source: &Client, slot: &str) -> Result<Option<SlotState>
 /// The source's WAL position now, and how far it is on disk (decoding reads no further).
 pub async fn positions(source: &Client) -> Result<(Lsn, Lsn)> {
     let row = source
-        .query_one(FLUSHED, &[])
+        .query_typed_one(FLUSHED, &[])
         .await
         .map_err(|e| Error::postgres(Kind::Copy, Side::Source, "reading the WAL position", e))?;
     Ok((parse_lsn(row.get(0))?, parse_lsn(row.get(1))?))

@@ -10,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use crate::catalog::TableName;
@@ -93,7 +94,7 @@ pub async fn load(target: &Client) -> Result<Option<Following>> {
         return Ok(None);
     }
     let Some(row) = target
-        .query_opt(LOAD, &[])
+        .query_typed_opt(LOAD, &[])
         .await
         .map_err(err("reading the follow"))?
     else {
@@ -167,17 +168,18 @@ pub async fn claim(target: &Client, slot: &str, patience: Duration) -> Result<bo
     let started = Instant::now();
     let mut asked = false;
     loop {
+        // Typed statements, here and below: one round trip each to a far target.
         let got: bool = target
-            .query_one(TRY_LOCK, &[&slot])
+            .query_typed_one(TRY_LOCK, &[(&slot, Type::TEXT)])
             .await
             .map_err(err("taking over the follow"))?
             .get(0);
         if got {
             target
-                .execute(
+                .execute_typed(
                     "UPDATE pgbarge.follow SET stop_requested = false, \
                      follower_pid = pg_catalog.pg_backend_pid() WHERE slot = $1",
-                    &[&slot],
+                    &[(&slot, Type::TEXT)],
                 )
                 .await
                 .map_err(err("taking over the follow"))?;
