@@ -1,7 +1,7 @@
 //! Turning a stream of row changes into few, large statements on the target.
 //!
 //! Changes are gathered in a [`Window`] as their net effect per row: a key inserted then
-//! updated three times is one upsert; inserted then deleted, one (harmless) delete. A
+//! updated three times is one upsert; inserted then deleted, nothing at all. A
 //! flush writes each table's net effect as one statement per kind — upserts, partial
 //! updates (grouped by which columns they set), deletes — every row passed as a `text[]`
 //! parameter and cast to the target column's type: a few statements for thousands of
@@ -52,8 +52,6 @@ pub struct Shape {
 pub struct Statement {
     pub sql: String,
     pub params: Vec<Vec<Option<String>>>,
-    /// Source changes it carries, for the rate shown.
-    pub changes: usize,
 }
 
 /// The net effect of a window's changes on one keyed row.
@@ -61,6 +59,11 @@ pub struct Statement {
 enum Net {
     /// The whole row, inserted or replaced.
     Upsert(Row),
+    /// The whole row, first seen in this window as an insert: its key was not on the
+    /// target when the window began (keys are unique on the source, and the target held
+    /// the source's state up to there), so a later delete leaves nothing to do. A queue
+    /// table's rows, inserted and soon deleted, never reach the target.
+    Inserted(Row),
     /// An update that left some (TOASTed) columns as they were.
     Patch(Vec<Value>),
     Delete,
@@ -72,7 +75,6 @@ struct Pending {
     keyed: HashMap<Row, Net, Fast>,
     /// Multiset tables: how many copies of each whole row to add (or remove, negative).
     counts: HashMap<Row, i64, Fast>,
-    changes: usize,
 }
 
 /// Changes gathered since the last flush.
@@ -134,7 +136,6 @@ impl Window {
             .entry((shape.rank, shape.target.clone()))
             .or_insert_with(|| (shape.clone(), Pending::default()));
         let pending = &mut entry.1;
-        pending.changes += 1;
         let before = pending.keyed.len() + pending.counts.len();
         if shape.multiset {
             let mut bump = |row: Row, by: i64| {
@@ -154,14 +155,21 @@ impl Window {
         } else {
             match change {
                 Change::Insert(new) => {
-                    pending
-                        .keyed
-                        .insert(key_of(shape, &new), Net::Upsert(into_row(new, None)));
+                    let key = key_of(shape, &new);
+                    let row = into_row(new, None);
+                    let net = match pending.keyed.get(&key) {
+                        None => Net::Inserted(row),
+                        Some(_) => Net::Upsert(row),
+                    };
+                    pending.keyed.insert(key, net);
                 }
                 Change::Update { new, .. } => {
                     let key = key_of(shape, &new);
+                    let whole = !new.contains(&Value::Unchanged);
                     let merged = match pending.keyed.remove(&key) {
-                        _ if !new.contains(&Value::Unchanged) => Net::Upsert(into_row(new, None)),
+                        Some(Net::Inserted(_)) if whole => Net::Inserted(into_row(new, None)),
+                        Some(Net::Inserted(row)) => Net::Inserted(overlay(&row, &new)),
+                        _ if whole => Net::Upsert(into_row(new, None)),
                         Some(Net::Upsert(row)) => Net::Upsert(overlay(&row, &new)),
                         Some(Net::Patch(patch)) => Net::Patch(merge(&patch, &new)),
                         Some(Net::Delete) | None => Net::Patch(new),
@@ -169,11 +177,17 @@ impl Window {
                     pending.keyed.insert(key, merged);
                 }
                 Change::Delete(old) => {
-                    pending.keyed.insert(key_of(shape, &old), Net::Delete);
+                    let key = key_of(shape, &old);
+                    if let Some(Net::Inserted(_)) = pending.keyed.get(&key) {
+                        pending.keyed.remove(&key);
+                    } else {
+                        pending.keyed.insert(key, Net::Delete);
+                    }
                 }
             }
         }
-        self.entries += pending.keyed.len() + pending.counts.len() - before;
+        // Entries may also go: an inserted row deleted again.
+        self.entries = self.entries + pending.keyed.len() + pending.counts.len() - before;
         if self.strict {
             out.extend(self.flush());
         }
@@ -324,7 +338,7 @@ fn statements(shape: &Shape, pending: Pending) -> (Vec<Statement>, Vec<Statement
     let mut deletes: Vec<Row> = Vec::new();
     for (key, net) in pending.keyed {
         match net {
-            Net::Upsert(row) => upserts.push(row),
+            Net::Upsert(row) | Net::Inserted(row) => upserts.push(row),
             Net::Patch(values) => {
                 let mask = values.iter().map(|v| v != &Value::Unchanged).collect();
                 patches.entry(mask).or_default().push(values);
@@ -341,8 +355,6 @@ fn statements(shape: &Shape, pending: Pending) -> (Vec<Statement>, Vec<Statement
             removals.push((row, -count));
         }
     }
-    // The change count is spread over the statements only for the rate shown.
-    let changes = pending.changes;
     let mut writes = Vec::new();
     if !upserts.is_empty() {
         writes.push(upsert(shape, upserts));
@@ -358,9 +370,6 @@ fn statements(shape: &Shape, pending: Pending) -> (Vec<Statement>, Vec<Statement
         removes.push(delete(shape, deletes));
     }
     removes.extend(removals.iter().map(|(row, n)| remove(shape, row, *n)));
-    if let Some(first) = writes.first_mut().or(removes.first_mut()) {
-        first.changes = changes;
-    }
     (writes, removes)
 }
 
@@ -420,7 +429,6 @@ fn upsert(shape: &Shape, rows: Vec<Row>) -> Statement {
     Statement {
         sql,
         params: columns_of(rows, &all),
-        changes: 0,
     }
 }
 
@@ -446,7 +454,6 @@ fn patch(shape: &Shape, mask: &[bool], rows: Vec<Vec<Value>>) -> Statement {
             key_match(shape, &shape.key, alias)
         ),
         params: columns_of(rows, &read),
-        changes: 0,
     }
 }
 
@@ -472,7 +479,6 @@ fn delete(shape: &Shape, keys: Vec<Row>) -> Statement {
     Statement {
         sql,
         params: columns_of(keys, &positions),
-        changes: 0,
     }
 }
 
@@ -487,7 +493,6 @@ fn insert(shape: &Shape, rows: Vec<Row>) -> Statement {
             rows_from(1, all.len())
         ),
         params: columns_of(rows, &all),
-        changes: 0,
     }
 }
 
@@ -522,7 +527,6 @@ fn remove(shape: &Shape, row: &Row, n: i64) -> Statement {
             table = shape.target.sql(),
         ),
         params: row.iter().map(|v| vec![v.clone()]).collect(),
-        changes: 0,
     }
 }
 
@@ -551,7 +555,6 @@ fn rekey(shape: &Shape, old: &[Value], new: &[Value]) -> Statement {
             key_match(shape, &shape.key, |i| key_first(shape, i))
         ),
         params,
-        changes: 1,
     }
 }
 
@@ -589,7 +592,13 @@ mod tests {
                 new: vec![t("1"), Value::Unchanged, t("2")],
             },
         );
-        w.add(&s, Change::Insert(vec![t("2"), t("b"), t("1")]));
+        w.add(
+            &s,
+            Change::Update {
+                old: None,
+                new: vec![t("2"), t("b"), t("1")],
+            },
+        );
         w.add(&s, Change::Delete(vec![t("2"), Value::Null, Value::Null]));
         w.add(
             &s,
@@ -622,8 +631,54 @@ mod tests {
         assert!(!out[1].sql.contains("body"));
         assert!(out[2].sql.starts_with(r#"DELETE FROM "public"."t""#));
         assert_eq!(out[2].params, vec![vec![Some("2".into())]]);
-        assert_eq!(out.iter().map(|s| s.changes).sum::<usize>(), 5);
         assert_eq!(w.entries(), 0);
+    }
+
+    #[test]
+    fn a_row_inserted_and_deleted_in_one_window_is_not_written() {
+        let s = shape();
+        let mut w = Window::default();
+        w.add(&s, Change::Insert(vec![t("7"), t("a"), t("1")]));
+        w.add(
+            &s,
+            Change::Update {
+                old: None,
+                new: vec![t("7"), Value::Unchanged, t("2")],
+            },
+        );
+        assert_eq!(w.entries(), 1);
+        w.add(&s, Change::Delete(vec![t("7"), Value::Null, Value::Null]));
+        assert_eq!(w.entries(), 0);
+        assert!(w.flush().is_empty());
+
+        // A row that was there before the window (deleted first) is deleted in the end.
+        w.add(&s, Change::Delete(vec![t("8"), Value::Null, Value::Null]));
+        w.add(&s, Change::Insert(vec![t("8"), t("b"), t("1")]));
+        w.add(&s, Change::Delete(vec![t("8"), Value::Null, Value::Null]));
+        let out = w.flush();
+        assert_eq!(out.len(), 1);
+        assert!(out[0].sql.starts_with(r#"DELETE FROM "public"."t""#));
+        assert_eq!(out[0].params, vec![vec![Some("8".into())]]);
+
+        // Inserted, then updated leaving the body alone: one whole row with the body.
+        w.add(&s, Change::Insert(vec![t("9"), t("c"), t("1")]));
+        w.add(
+            &s,
+            Change::Update {
+                old: None,
+                new: vec![t("9"), Value::Unchanged, t("5")],
+            },
+        );
+        let out = w.flush();
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].params,
+            vec![
+                vec![Some("9".into())],
+                vec![Some("c".into())],
+                vec![Some("5".into())]
+            ]
+        );
     }
 
     #[test]

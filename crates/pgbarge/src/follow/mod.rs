@@ -762,6 +762,19 @@ impl<'a> Follower<'a> {
             let message = pgoutput::decode(data.get::<_, &[u8]>(0))
                 .map_err(|e| Error::new(Kind::Copy, e.to_string()).on(Side::Source))?;
             let mut statements = Vec::new();
+            // Counted as read: a window may cancel changes out (an insert deleted again),
+            // and they were still applied.
+            if !skip
+                && matches!(
+                    message,
+                    Message::Insert { .. }
+                        | Message::Update { .. }
+                        | Message::Delete { .. }
+                        | Message::Truncate { .. }
+                )
+            {
+                round.changes += 1;
+            }
             match message {
                 Message::Begin {
                     final_lsn,
@@ -792,7 +805,6 @@ impl<'a> Follower<'a> {
                         statements.extend(ddl.into_iter().map(|sql| Statement {
                             sql,
                             params: Vec::new(),
-                            changes: 0,
                         }));
                     }
                 }
@@ -832,7 +844,6 @@ impl<'a> Follower<'a> {
                                 }
                             ),
                             params: Vec::new(),
-                            changes: 1,
                         });
                     }
                 }
@@ -849,7 +860,6 @@ impl<'a> Follower<'a> {
         if !rest.is_empty() {
             pipeline.send(rest).await?;
         }
-        round.changes = pipeline.changes;
         round.statements = pipeline.statements;
         round.bytes = pipeline.bytes;
         let Some(end) = end else {

@@ -40,9 +40,8 @@ pub(super) struct Pipeline<'c> {
     stall: Duration,
     in_flight: VecDeque<Pending<'c>>,
     open: bool,
-    /// Source changes the statements carry, the statements, the bytes of their rows,
-    /// and the time spent waiting for the target.
-    pub changes: u64,
+    /// The statements, the bytes of their rows, and the time spent waiting for the
+    /// target.
     pub statements: usize,
     pub bytes: usize,
     pub waited: Duration,
@@ -55,7 +54,6 @@ impl<'c> Pipeline<'c> {
             stall,
             in_flight: VecDeque::new(),
             open: false,
-            changes: 0,
             statements: 0,
             bytes: 0,
             waited: Duration::ZERO,
@@ -73,7 +71,6 @@ impl<'c> Pipeline<'c> {
             self.open = true;
         }
         for statement in statements {
-            self.changes += statement.changes as u64;
             self.statements += 1;
             self.bytes += statement
                 .params
