@@ -5,16 +5,18 @@ use pgbarge::catalog::TableName;
 use pgbarge::connect::{connect, Connection};
 use pgbarge::follow::cutover::{self, CutoverReport, Status};
 use pgbarge::follow::{self, source, state, Ended, Follower, Goal};
+use pgbarge::ledger::SavedRun;
 use pgbarge::plan::Plan;
 use pgbarge::preflight::Problem;
 use pgbarge::report::human_bytes;
+use pgbarge::session::Start;
 use pgbarge::{Error, Kind, Result, Side};
 use serde_json::json;
 
 use crate::progress::FollowProgress;
 use crate::render;
-use crate::run::{connect_both, stop_signal, Failure};
-use crate::settings::{CutoverSettings, FollowSettings, StatusSettings};
+use crate::run::{connect_both, execute, show_report, stop_signal, Failure};
+use crate::settings::{CopySettings, CutoverSettings, FollowSettings, StatusSettings};
 
 /// Follow needs PostgreSQL 13 on the source (partitions published as their root).
 const MIN_SOURCE_VERSION: i32 = 130_000;
@@ -87,20 +89,151 @@ pub async fn after_copy(
 ) -> Result<(), Failure> {
     let snapshot = match (&report.snapshot, report.snapshot_renewed) {
         (Some(s), false) if report.failures.is_empty() => s.clone(),
-        _ => {
-            follow::end(source, target, following).await?;
+        (_, renewed) => {
+            copy_stopped(source, target, following, renewed).await;
             return Err(Error::new(
                 Kind::Copy,
-                "following was given up: the copy did not complete from one snapshot (a \
-                 table failed, or the connection holding the snapshot was lost), so the \
-                 stream has no exact point to start from. Its slot was dropped; run \
-                 `pgbarge copy --follow` again.",
+                "following has not started: the copy did not end complete and from one \
+                 snapshot (see above).",
             )
             .into());
         }
     };
-    state::copied(&target.client, &following.slot, &snapshot).await?;
+    state::copied(
+        &target.client,
+        &following.slot,
+        &snapshot,
+        &following.tables,
+    )
+    .await?;
     follow_on(source, target, json, quiet, None).await
+}
+
+/// A followed copy that stopped before its end (interrupted, or with failed units).
+/// Its slot is kept when the copy can be resumed — the run is recorded on the target,
+/// and read one snapshot — so that `copy --follow --resume` goes on; otherwise (or with
+/// `renewed`: the copy's snapshot was lost and renewed mid-run) the slot and
+/// publication are dropped. Says which on stderr.
+pub async fn copy_stopped(
+    source: &Connection,
+    target: &Connection,
+    following: &follow::Following,
+    renewed: bool,
+) {
+    let resumable = !renewed
+        && matches!(
+            pgbarge::ledger::last_run(&target.client).await,
+            Ok(Some(run)) if run.snapshot.is_some()
+        );
+    if resumable {
+        eprintln!(
+            "The slot {} is kept: `pgbarge copy --follow --resume …` finishes the copy and \
+             follows (`pgbarge follow --drop` gives it up and frees the WAL it holds).",
+            following.slot
+        );
+    } else {
+        let _ = follow::end(source, target, following).await;
+        eprintln!(
+            "Following was given up: the copy cannot go on from the snapshots it read (its \
+             snapshot was lost mid-run, or it is not recorded on the target), so the stream \
+             has no exact point to start from. The slot was dropped; run `pgbarge copy \
+             --follow` again."
+        );
+    }
+}
+
+/// `copy --follow --resume` with the followed copy's run interrupted: the tables it
+/// completed keep its snapshot, every other table is copied from a new one (a split
+/// table's committed parts undone first), and following starts with each table's
+/// changes filtered by the snapshot it was copied from.
+pub async fn resume_copy(
+    settings: &CopySettings,
+    source: &Connection,
+    target: &Connection,
+    mut run: SavedRun,
+) -> Result<(), Failure> {
+    let following = match state::load(&target.client).await? {
+        Some(f) if f.snapshot.is_none() => f,
+        _ => {
+            return Err(Error::usage(
+                "--follow --resume: the interrupted copy recorded on the target is not a \
+                 followed copy still waiting to follow (it was not started with --follow, \
+                 or its follow was given up). Finish it with `pgbarge copy --resume`, or \
+                 abandon it with `pgbarge clean` and start `pgbarge copy --follow` again.",
+            )
+            .into())
+        }
+    };
+    if following.source != source.info.to_string() {
+        return Err(Error::usage(format!(
+            "the follow recorded on the target reads from {}, not from {}: give that \
+             --source.",
+            following.source, source.info
+        ))
+        .into());
+    }
+    let Some(first) = run.snapshot.clone() else {
+        return Err(Error::usage(
+            "--follow --resume: the interrupted copy's snapshot is not recorded (it was \
+             renewed mid-run, or the run was recorded by an earlier version), so its tables \
+             cannot be matched with the stream. Run `pgbarge follow --drop` and `pgbarge \
+             clean`, then `pgbarge copy --follow` again.",
+        )
+        .into());
+    };
+    match source::slot_state(&source.client, &following.slot).await? {
+        Some(slot) if slot.wal_status.as_deref() != Some("lost") => {}
+        _ => {
+            return Err(Error::new(
+                Kind::Copy,
+                format!(
+                    "--follow --resume: the replication slot {} is gone or invalidated on \
+                     the source, so the changes since the copy began are lost. Run `pgbarge \
+                     follow --drop` and `pgbarge clean`, then `pgbarge copy --follow` again.",
+                    following.slot
+                ),
+            )
+            .into())
+        }
+    }
+    let whole = follow::resume::prepare(&target.client, &mut run).await?;
+    let mut following = following;
+    for i in whole {
+        let copied = &run.work.tables[i].source;
+        if let Some(t) = following.tables.iter_mut().find(|t| &t.source == copied) {
+            t.snapshot = Some(first.clone());
+        }
+    }
+    if !settings.quiet {
+        eprintln!(
+            "Resuming the followed copy (run {}, started {}): {} of {} units committed \
+             before are kept; the rest is copied now, then following starts.",
+            run.id,
+            run.started_at,
+            run.done.len(),
+            run.work.units.len()
+        );
+    }
+    let report = match execute(settings, source, target, Start::ResumeFollowed(run)).await {
+        Ok(report) => report,
+        Err(failure) => {
+            copy_stopped(source, target, &following, false).await;
+            return Err(failure);
+        }
+    };
+    if let Err(failure) = show_report(settings, &report, None) {
+        copy_stopped(source, target, &following, report.snapshot_renewed).await;
+        return Err(failure);
+    }
+    after_copy(
+        source,
+        target,
+        &following,
+        &report,
+        settings.json,
+        settings.quiet,
+    )
+    .await
 }
 
 /// Follows until Ctrl-C / SIGTERM or another pgbarge takes over.
@@ -317,7 +450,8 @@ fn render_status(s: &Status, with_source: bool) -> String {
             ));
             match (&f.snapshot, &f.applied) {
                 (None, _) => out.push_str(
-                    "  Its copy never finished: `pgbarge follow --drop` removes the slot.\n",
+                    "  Its copy has not finished: `pgbarge copy --follow --resume …` goes on, \
+                     `pgbarge follow --drop` removes the slot.\n",
                 ),
                 (Some(_), None) => out.push_str("  Copied; no change applied yet.\n"),
                 (Some(_), Some(lsn)) => out.push_str(&format!(

@@ -163,16 +163,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     // An interrupted run on the target: go on with it (--resume, or yes in a terminal),
     // or abandon it before starting anew.
     let pending = ledger::last_run(&target.client).await?;
-    if settings.follow && settings.resume {
-        if pending.is_some() {
-            return Err(Error::usage(
-                "--follow --resume: an interrupted copy is recorded on the target, and a \
-                 followed copy must read one snapshot, so it cannot go on from there. Finish \
-                 it with `pgbarge copy --resume` (without --follow), or abandon it with \
-                 `pgbarge clean`, then start `pgbarge copy --follow` again.",
-            )
-            .into());
-        }
+    if settings.follow && settings.resume && pending.is_none() {
         // The copy is done: go on following from the position recorded on the target.
         return crate::follow::follow_on(&source, &target, settings.json, settings.quiet, None)
             .await;
@@ -194,6 +185,9 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
             let Some(run) = pending else {
                 return Ok(());
             };
+            if settings.follow && !settings.dry_run {
+                return crate::follow::resume_copy(&settings, &source, &target, run).await;
+            }
             return resume_run(&settings, &source, &target, run).await;
         }
         if let Some(run) = &pending {
@@ -402,8 +396,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         Ok(report) => report,
         Err(failure) => {
             if let Some(f) = &following {
-                // The copy cannot go on from the same snapshot: neither can the stream.
-                let _ = pgbarge::follow::end(&source, &target, f).await;
+                crate::follow::copy_stopped(&source, &target, f, false).await;
             }
             return Err(failure);
         }
@@ -425,7 +418,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     let shown = show_report(&settings, &report, verified.as_ref());
     if let Some(f) = &following {
         if shown.is_err() {
-            let _ = pgbarge::follow::end(&source, &target, f).await;
+            crate::follow::copy_stopped(&source, &target, f, report.snapshot_renewed).await;
             return shown;
         }
         return crate::follow::after_copy(
@@ -458,7 +451,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
 
 /// Runs `start` with progress on stderr; Ctrl-C and SIGTERM stop it the way a failure
 /// does (streams cancelled, the units in flight rolled back, the run left resumable).
-async fn execute(
+pub(crate) async fn execute(
     settings: &CopySettings,
     source: &Connection,
     target: &Connection,
@@ -466,7 +459,7 @@ async fn execute(
 ) -> Result<pgbarge::report::RunReport, Failure> {
     let work = match &start {
         Start::Fresh(work) => work,
-        Start::Resume(run) => &run.work,
+        Start::Resume(run) | Start::ResumeFollowed(run) => &run.work,
     };
     let progress = Progress::new(work, settings.quiet);
     let on_event = |event: Event| progress.event(event);
@@ -578,7 +571,7 @@ async fn resume_run(
 
 /// Prints the report (and verdicts); a run with failed units, or differences, is an
 /// error after the report.
-fn show_report(
+pub(crate) fn show_report(
     settings: &CopySettings,
     report: &pgbarge::report::RunReport,
     verified: Option<&pgbarge::verify::VerifyReport>,

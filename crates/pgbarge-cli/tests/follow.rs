@@ -404,7 +404,7 @@ fn a_large_source_transaction_is_applied_whole_in_bounded_windows() {
 }
 
 #[test]
-fn a_copy_interrupted_before_it_follows_leaves_no_slot_behind() {
+fn a_copy_interrupted_before_it_follows_keeps_its_slot_for_the_resume() {
     let db = TestDb::new("follow_interrupted");
     db.source_sql(
         "CREATE TABLE t (id int PRIMARY KEY, v text);
@@ -437,23 +437,147 @@ fn a_copy_interrupted_before_it_follows_leaves_no_slot_behind() {
     let status = copier.wait().unwrap();
     let out = copier.wait_with_output_now();
     assert_eq!(status.code(), Some(130), "{out}");
-    // The copy cannot go on from the same snapshot, so neither can the stream: the slot
-    // and publication are dropped, and no follow is recorded.
+    // The run is recorded, so the slot is kept for `copy --follow --resume`.
+    assert!(out.contains("copy --follow --resume"), "{out}");
     assert_eq!(
         db.source_sql(
             "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()"
         )
         .trim(),
-        "0"
+        "1"
     );
-    assert_eq!(
-        db.source_sql("SELECT count(*) FROM pg_publication").trim(),
-        "0"
+    // `follow` alone cannot start: the copy is not finished, and it says how to go on.
+    let early = db.run("follow", &[]);
+    assert!(
+        early.stderr.contains("copy --follow --resume"),
+        "{}",
+        early.stderr
     );
-    assert_eq!(
-        db.target_sql("SELECT count(*) FROM pgbarge.follow").trim(),
-        "0"
+    // The locker's server session outlives its psql: end it.
+    db.target_sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()",
     );
     let _ = locker.kill();
     let _ = locker.wait();
+    // Changes made while nothing ran arrive too.
+    db.source_sql("UPDATE t SET v = 'between' WHERE id <= 10; DELETE FROM t WHERE id = 11");
+    let mut follower = db.spawn_copy(&db.target_conn(), &["--follow", "--resume", "--quiet"]);
+    wait_following(&db, &mut follower);
+    db.source_sql("INSERT INTO t VALUES (5000, 'after')");
+    let run = db.run("cutover", &[]);
+    run.assert_ok();
+    assert!(follower.wait().unwrap().success());
+    db.assert_same("public.t");
+    assert_eq!(
+        db.target_sql("SELECT v FROM t WHERE id = 5000").trim(),
+        "after"
+    );
+}
+
+#[test]
+fn a_followed_copy_killed_mid_copy_resumes_then_follows_exactly() {
+    let db = TestDb::new("follow_resume_copy");
+    db.source_sql(TABLES);
+    // A table split into parts, to be killed between them.
+    db.source_sql(
+        "CREATE TABLE big (id bigint PRIMARY KEY, pad text);
+         INSERT INTO big SELECT g, repeat(md5(g::text), 5) FROM generate_series(1, 150000) g;
+         ANALYZE",
+    );
+    let s = servers();
+    let mut writer = s.source.spawn_psql(&db.name, &writer(3000));
+    let args = [
+        "--all",
+        "--follow",
+        "--jobs",
+        "2",
+        "--split-above",
+        "8MB",
+        "--part-size",
+        "2MB",
+        "--quiet",
+    ];
+    let mut copier = db.spawn_copy(&db.target_conn(), &args);
+    let parts_done = || {
+        let out = s.target.psql_output(
+            &db.name,
+            "SELECT count(*) FROM pgbarge.unit WHERE unit LIKE 'part %'",
+            &[],
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<usize>()
+            .unwrap_or(0)
+    };
+    let tables_done = || {
+        let out = s.target.psql_output(
+            &db.name,
+            "SELECT count(*) FROM pgbarge.unit WHERE unit LIKE 'table %'",
+            &[],
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<usize>()
+            .unwrap_or(0)
+    };
+    wait_until("a table and two parts of big are committed", || {
+        assert!(
+            copier.try_wait().expect("poll pgbarge").is_none(),
+            "the copy ended before it was killed: {}",
+            copier.wait_with_output_now()
+        );
+        parts_done() >= 2 && tables_done() >= 1
+    });
+    copier.kill().expect("SIGKILL");
+    let _ = copier.wait();
+    // What the resume has to deal with: tables complete from the first snapshot, and
+    // big with some parts committed, not finished.
+    assert_ne!(
+        db.target_sql("SELECT count(*) FROM pgbarge.unit WHERE unit LIKE 'table %'")
+            .trim(),
+        "0"
+    );
+    assert_eq!(
+        db.target_sql("SELECT count(*) FROM pgbarge.unit WHERE unit = 'finish public.big'")
+            .trim(),
+        "0"
+    );
+    // Rows of big change between the two runs, in parts already copied and not.
+    db.source_sql("UPDATE big SET pad = 'changed' WHERE id % 1000 = 0");
+    // The slot is kept for the resume; the follow waits for its copy.
+    let status = db.run("status", &[]);
+    status.assert_ok();
+    assert!(
+        status
+            .stdout
+            .contains("`pgbarge copy --follow --resume …` goes on"),
+        "{}",
+        status.stdout
+    );
+    let resume = [
+        "--follow",
+        "--resume",
+        "--jobs",
+        "2",
+        "--split-above",
+        "8MB",
+        "--part-size",
+        "2MB",
+        "--quiet",
+    ];
+    let mut follower = db.spawn_copy(&db.target_conn(), &resume);
+    wait_following(&db, &mut follower);
+    assert!(writer.wait().unwrap().success());
+    db.source_sql(
+        "UPDATE big SET pad = 'again' WHERE id % 999 = 0; DELETE FROM big WHERE id % 777 = 0",
+    );
+    cut_over_and_check(&db, Some(follower), &[]);
+    db.assert_same("public.big");
+    assert_eq!(
+        db.target_sql(r"SELECT count(*) FROM pg_class WHERE relname LIKE '\_pgbarge\_%'")
+            .trim(),
+        "0",
+        "no staging table is left"
+    );
 }

@@ -42,6 +42,12 @@ pub trait Ledger: Send + Sync {
     /// statements already sent; a resume ends them (see [`end_sessions`]) before it reads
     /// what is done.
     fn session_sql(&self) -> Option<String>;
+
+    /// A statement recording that the run's snapshot was renewed (its holder was lost):
+    /// the tables loaded from then on read a later instant than the run's recorded
+    /// snapshot, so a followed copy cannot be resumed from it. Run on the target before
+    /// any unit reads the new snapshot.
+    fn renewed_sql(&self) -> Option<String>;
 }
 
 /// What a unit moved, as recorded.
@@ -87,6 +93,10 @@ impl Ledger for MemoryLedger {
     }
 
     fn session_sql(&self) -> Option<String> {
+        None
+    }
+
+    fn renewed_sql(&self) -> Option<String> {
         None
     }
 }
@@ -148,18 +158,27 @@ CREATE TABLE IF NOT EXISTS pgbarge.follow (
     follower_pid int,
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
+DO $$ BEGIN
+    -- The run's snapshot (which transactions it saw), kept since a followed copy can be
+    -- resumed; a ledger from before gains the column.
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = 'pgbarge.run'::regclass
+                   AND attname = 'snapshot' AND NOT attisdropped) THEN
+        ALTER TABLE pgbarge.run ADD COLUMN snapshot text;
+    END IF;
+END $$;
 REVOKE ALL ON ALL TABLES IN SCHEMA pgbarge FROM PUBLIC";
 
 /// Whether a ledger table exists (a role may read this for any schema).
 const EXISTS: &str = "SELECT pg_catalog.to_regclass($1) IS NOT NULL";
 
-const INSERT_RUN: &str = "INSERT INTO pgbarge.run (source, snapshot_at, work, source_changes) \
-     VALUES ($1, $2::text::timestamptz, $3::text::jsonb, $4::text::jsonb) RETURNING id";
+const INSERT_RUN: &str =
+    "INSERT INTO pgbarge.run (source, snapshot_at, work, source_changes, snapshot) \
+     VALUES ($1, $2::text::timestamptz, $3::text::jsonb, $4::text::jsonb, $5) RETURNING id";
 
 /// The newest run not finished, with its committed units.
 const LAST_RUN: &str =
     "SELECT id, date_trunc('second', started_at)::text, source, snapshot_at::text, work::text, \
-     source_changes::text FROM pgbarge.run ORDER BY id DESC LIMIT 1";
+     source_changes::text, snapshot FROM pgbarge.run ORDER BY id DESC LIMIT 1";
 const RUN_UNITS: &str = "SELECT unit, rows, bytes FROM pgbarge.unit WHERE run_id = $1";
 
 /// A finished (or abandoned) run leaves nothing behind; with no run left, neither does
@@ -185,6 +204,9 @@ pub struct SavedRun {
     pub source: String,
     /// When the run's snapshot of the source was taken.
     pub snapshot_at: Option<String>,
+    /// The transactions that snapshot saw (`xmin:xmax:running,…`); `None` in a run
+    /// recorded by an earlier version.
+    pub snapshot: Option<String>,
     pub work: Work,
     /// Per source table, its change counter when the run started (see
     /// [`source_changes`]).
@@ -239,6 +261,13 @@ impl Ledger for PgLedger {
         Some(format!(
             "INSERT INTO pgbarge.session SELECT {}, pid, backend_start \
              FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid()",
+            self.run_id
+        ))
+    }
+
+    fn renewed_sql(&self) -> Option<String> {
+        Some(format!(
+            "UPDATE pgbarge.run SET snapshot = NULL WHERE id = {}",
             self.run_id
         ))
     }
@@ -380,6 +409,7 @@ pub async fn last_run(target: &Client) -> Result<Option<SavedRun>> {
         started_at: row.get(1),
         source: row.get(2),
         snapshot_at: row.get(3),
+        snapshot: row.get(6),
         work,
         source_changes,
         done,
@@ -391,7 +421,7 @@ pub async fn last_run(target: &Client) -> Result<Option<SavedRun>> {
 pub async fn start_run(
     target: &Client,
     work: &Work,
-    snapshot_at: &str,
+    snapshot: &crate::copy::ExportedSnapshot,
     source_changes: &BTreeMap<String, i64>,
 ) -> Result<PgLedger> {
     let work_json = serde_json::to_string(work)
@@ -400,7 +430,13 @@ pub async fn start_run(
     let row = target
         .query_one(
             INSERT_RUN,
-            &[&work.source.connection, &snapshot_at, &work_json, &changes],
+            &[
+                &work.source.connection,
+                &snapshot.taken_at,
+                &work_json,
+                &changes,
+                &snapshot.xids,
+            ],
         )
         .await
         .map_err(target_error("recording the run in the pgbarge ledger"))?;

@@ -28,6 +28,9 @@ pub enum Start {
     Fresh(Work),
     /// The interrupted run recorded on the target, continued.
     Resume(SavedRun),
+    /// The same for a followed copy, whose tables the stream brings to one instant
+    /// (see [`crate::follow::resume`]): nothing is said of the two snapshots.
+    ResumeFollowed(SavedRun),
 }
 
 /// Runs `start` from `source` to `target` (both connected; `source` becomes the
@@ -67,6 +70,7 @@ async fn run_from_snapshot(
         options,
         on_event,
     };
+    let followed = matches!(start, Start::ResumeFollowed(_));
     match start {
         Start::Fresh(work) => {
             let names: Vec<TableName> = work.tables.iter().map(|t| t.source.clone()).collect();
@@ -84,8 +88,7 @@ async fn run_from_snapshot(
                 ));
                 return end(source, report).await;
             }
-            let run =
-                ledger::start_run(&target.client, &work, &snapshot.taken_at, &changes).await?;
+            let run = ledger::start_run(&target.client, &work, &snapshot, &changes).await?;
             let mut report = runner
                 .run(&work, &BTreeMap::new(), &BTreeSet::new(), &run, stop)
                 .await?;
@@ -95,7 +98,7 @@ async fn run_from_snapshot(
             }
             end(source, report).await
         }
-        Start::Resume(saved) => {
+        Start::Resume(saved) | Start::ResumeFollowed(saved) => {
             if saved.work.source.connection != source.info.to_string() {
                 return Err(Error::usage(format!(
                     "the interrupted run recorded on the target copied from {}, not from {}: \
@@ -126,7 +129,10 @@ async fn run_from_snapshot(
             let mut report = runner
                 .run(&saved.work, &saved.done, &saved.salvaged, &run, stop)
                 .await?;
-            report.warnings.extend(consistency(&saved, &changed));
+            report.snapshot = Some(snapshot.xids.clone());
+            if !followed {
+                report.warnings.extend(consistency(&saved, &changed));
+            }
             if report.failures.is_empty() {
                 finish(target, saved.id, options).await?;
             }

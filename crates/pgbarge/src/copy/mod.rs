@@ -676,14 +676,16 @@ impl<L: Ledger> Ctx<'_, L> {
             .batch_execute(&session)
             .await
             .map_err(|e| Error::postgres(Kind::Copy, Side::Target, "setting up the session", e))?;
-        self.adopt_snapshot(&source).await?;
+        self.adopt_snapshot(&source, &target).await?;
         Ok(Pair { source, target })
     }
 
     /// Starts `source`'s transaction on the run's snapshot. If the connection holding it
     /// is gone, so is the snapshot: a new one is exported (on a new holder) and adopted,
-    /// and the report will say that the tables loaded from then on read a later instant.
-    async fn adopt_snapshot(&self, source: &Connection) -> Result<()> {
+    /// and the report will say that the tables loaded from then on read a later instant
+    /// (as does the ledger, through `target`, before the lock on the snapshot is let go:
+    /// no unit reads the new snapshot before that is recorded).
+    async fn adopt_snapshot(&self, source: &Connection, target: &Connection) -> Result<()> {
         // A SQL_ASCII source validates what it sends against the client encoding: the
         // declared one lets its bytes through as they are (the target converts them).
         let encoding = self
@@ -712,6 +714,11 @@ impl<L: Ledger> Ctx<'_, L> {
         .is_ok_and(|r| r.is_ok());
         if holder_alive {
             return Err(err(first));
+        }
+        if let Some(sql) = self.ledger.renewed_sql() {
+            target.client.batch_execute(&sql).await.map_err(|e| {
+                Error::postgres(Kind::Copy, Side::Target, "recording the new snapshot", e)
+            })?;
         }
         let fresh = connect(&self.source_info, Side::Source).await?;
         let exported = export_snapshot(&fresh).await?;

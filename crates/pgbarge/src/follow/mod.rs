@@ -22,6 +22,7 @@ pub mod apply;
 pub mod cutover;
 pub mod pgoutput;
 mod pipeline;
+pub mod resume;
 pub mod source;
 pub mod state;
 
@@ -105,6 +106,7 @@ pub async fn begin(
             source: from.clone(),
             target: to.clone(),
             columns,
+            snapshot: None,
         })
         .collect();
     let name = new_name();
@@ -191,6 +193,16 @@ pub struct Outcome {
     pub changes: u64,
 }
 
+/// The source transaction being read, as far as skipping its changes goes.
+#[derive(Debug, Default)]
+struct Txn {
+    /// Committed before the position applied: all of it is on the target.
+    applied: bool,
+    xid: u32,
+    /// Seen by the follow's snapshot (tables with their own are checked apart).
+    seen: bool,
+}
+
 /// Which transactions the copy's snapshot saw (`pg_current_snapshot()` text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct SnapshotSeen {
@@ -255,7 +267,11 @@ pub struct Follower<'a> {
     /// A second source connection for catalog lookups while the first streams changes.
     lookup: Connection,
     following: Following,
+    /// What the copy's snapshot saw: those transactions are in the copied rows.
     seen: Option<SnapshotSeen>,
+    /// Tables copied from another snapshot (a resumed followed copy keeps the tables
+    /// its first run completed), by relation id, filtered by that snapshot instead.
+    seen_by: HashMap<u32, SnapshotSeen>,
     applied: Option<Lsn>,
     /// The stream's relation ids, as followed tables' shapes.
     shapes: HashMap<u32, Shape>,
@@ -322,9 +338,10 @@ impl<'a> Follower<'a> {
         };
         let Some(snapshot) = following.snapshot.clone() else {
             return Err(Error::usage(format!(
-                "the copy that started following (slot {}) never finished, so the stream \
-                 has nothing exact to start from. Run `pgbarge follow --drop`, then \
-                 `pgbarge copy --follow` again.",
+                "the copy that started following (slot {}) has not finished, so the \
+                 stream has nothing exact to start from yet. Finish it with `pgbarge copy \
+                 --follow --resume …` (it follows once copied), or give it up with \
+                 `pgbarge follow --drop`.",
                 following.slot
             )));
         };
@@ -341,6 +358,7 @@ impl<'a> Follower<'a> {
         let mut follower = Follower {
             applied: following.applied_lsn()?,
             seen: Some(SnapshotSeen::parse(&snapshot)?),
+            seen_by: HashMap::new(),
             source: Link {
                 given: source,
                 renewed: None,
@@ -746,7 +764,7 @@ impl<'a> Follower<'a> {
             Window::default()
         };
         let mut round = Round::default();
-        let mut skip = false;
+        let mut txn = Txn::default();
         let mut end: Option<Lsn> = None;
         let mut begun = Lsn::default();
         let mut first_row: Option<f64> = None;
@@ -762,6 +780,15 @@ impl<'a> Follower<'a> {
             let message = pgoutput::decode(data.get::<_, &[u8]>(0))
                 .map_err(|e| Error::new(Kind::Copy, e.to_string()).on(Side::Source))?;
             let mut statements = Vec::new();
+            let skip = match &message {
+                Message::Insert { relation, .. }
+                | Message::Update { relation, .. }
+                | Message::Delete { relation, .. } => self.skips(*relation, &txn),
+                Message::Truncate { relations, .. } => {
+                    relations.iter().all(|r| self.skips(*r, &txn))
+                }
+                _ => false,
+            };
             // Counted as read: a window may cancel changes out (an insert deleted again),
             // and they were still applied.
             if !skip
@@ -782,9 +809,12 @@ impl<'a> Follower<'a> {
                     commit_time,
                 } => {
                     begun = final_lsn;
-                    skip = self.applied.is_some_and(|a| final_lsn < a)
-                        || self.seen.as_ref().is_some_and(|s| s.saw(xid));
-                    if !skip && round.behind_since.is_none() {
+                    txn = Txn {
+                        applied: self.applied.is_some_and(|a| final_lsn < a),
+                        xid,
+                        seen: self.seen.as_ref().is_some_and(|s| s.saw(xid)),
+                    };
+                    if !txn.applied && !txn.seen && round.behind_since.is_none() {
                         round.behind_since = Some(commit_time);
                     }
                 }
@@ -828,6 +858,7 @@ impl<'a> Follower<'a> {
                 } if !skip => {
                     let names: Vec<String> = relations
                         .iter()
+                        .filter(|r| !self.skips(**r, &txn))
                         .filter_map(|r| self.shapes.get(r))
                         .map(|s| s.target.sql())
                         .collect();
@@ -952,6 +983,16 @@ impl<'a> Follower<'a> {
         Ok(row.and_then(|r| r.get(0)))
     }
 
+    /// Whether the current transaction's changes of `relation` are skipped: applied
+    /// before, or seen by the snapshot the table was copied from.
+    fn skips(&self, relation: u32, txn: &Txn) -> bool {
+        txn.applied
+            || self
+                .seen_by
+                .get(&relation)
+                .map_or(txn.seen, |s| s.saw(txn.xid))
+    }
+
     /// Takes a relation message in: the table's shape for the changes that follow, and
     /// the DDL that makes the target's columns match the source's again.
     async fn relation(&mut self, relation: Relation, round: &mut Round) -> Result<Vec<String>> {
@@ -959,6 +1000,14 @@ impl<'a> Follower<'a> {
         let Some(i) = self.following.tables.iter().position(|t| t.source == name) else {
             return Ok(Vec::new());
         };
+        match &self.following.tables[i].snapshot {
+            Some(own) => {
+                self.seen_by.insert(relation.id, SnapshotSeen::parse(own)?);
+            }
+            None => {
+                self.seen_by.remove(&relation.id);
+            }
+        }
         let mut stream = Vec::new();
         for c in &relation.columns {
             stream.push((

@@ -27,6 +27,11 @@ pub struct FollowedTable {
     pub target: TableName,
     /// The columns the stream carries, as last seen: a change of them is DDL.
     pub columns: Vec<StreamColumn>,
+    /// The snapshot the table was copied from, when not the follow's own: a followed
+    /// copy resumed after an interruption keeps the tables it had completed, copied
+    /// from its first snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 /// The follow recorded on the target.
@@ -120,11 +125,19 @@ pub async fn load(target: &Client) -> Result<Option<Following>> {
 }
 
 /// Sets the copy's snapshot once the copy committed: following may start.
-pub async fn copied(target: &Client, slot: &str, snapshot: &str) -> Result<()> {
+/// `tables` carry the snapshot of those copied by an interrupted run, when resumed.
+pub async fn copied(
+    target: &Client,
+    slot: &str,
+    snapshot: &str,
+    tables: &[FollowedTable],
+) -> Result<()> {
+    let tables = serde_json::to_string(tables)
+        .map_err(|e| Error::new(Kind::Copy, format!("cannot record the tables: {e}")))?;
     target
         .execute(
-            "UPDATE pgbarge.follow SET snapshot = $2 WHERE slot = $1",
-            &[&slot, &snapshot],
+            "UPDATE pgbarge.follow SET snapshot = $2, tables = $3::text::jsonb WHERE slot = $1",
+            &[&slot, &snapshot, &tables],
         )
         .await
         .map_err(err("recording the copy's snapshot"))?;
