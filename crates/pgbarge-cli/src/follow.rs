@@ -432,8 +432,17 @@ fn render_status(s: &Status, with_source: bool) -> String {
     match &s.run {
         Some(run) => out.push_str(&format!(
             "Interrupted copy: run {}, started {}, {} of {} units committed (`pgbarge copy \
-             --resume` goes on, `pgbarge clean` abandons it).\n",
-            run.id, run.started_at, run.units_done, run.units
+             {}--resume` goes on, `pgbarge clean` abandons it).\n",
+            run.id,
+            run.started_at,
+            run.units_done,
+            run.units,
+            // A follow still waiting for its copy: this is that copy.
+            if s.follow.as_ref().is_some_and(|f| f.snapshot.is_none()) {
+                "--follow "
+            } else {
+                ""
+            }
         )),
         None => out.push_str("No interrupted copy recorded on the target.\n"),
     }
@@ -475,6 +484,8 @@ fn render_status(s: &Status, with_source: bool) -> String {
                         behind.map(human_bytes).unwrap_or_else(|| "?".into()),
                         if s.follower_running {
                             "a follower is running"
+                        } else if f.snapshot.is_none() {
+                            "no follower is running"
                         } else {
                             "no follower is running (`pgbarge follow` goes on)"
                         },

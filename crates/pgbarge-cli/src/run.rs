@@ -164,6 +164,17 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     // or abandon it before starting anew.
     let pending = ledger::last_run(&target.client).await?;
     if settings.follow && settings.resume && pending.is_none() {
+        if let Some(f) = pgbarge::follow::state::load(&target.client).await? {
+            if f.snapshot.is_none() {
+                return Err(Error::usage(format!(
+                    "--follow --resume: the copy that started following (slot {}) is no \
+                     longer recorded on the target (it was cleaned), so it cannot go on. \
+                     Run `pgbarge follow --drop`, then `pgbarge copy --follow` again.",
+                    f.slot
+                ))
+                .into());
+            }
+        }
         // The copy is done: go on following from the position recorded on the target.
         return crate::follow::follow_on(&source, &target, settings.json, settings.quiet, None)
             .await;
@@ -635,6 +646,17 @@ pub async fn clean(settings: CleanSettings) -> Result<(), Failure> {
         ));
     } else {
         outln!("{message}");
+    }
+    if abandoned.is_some() {
+        if let Ok(Some(f)) = pgbarge::follow::state::load(&target.client).await {
+            if f.snapshot.is_none() {
+                eprintln!(
+                    "note: the follow waiting for that copy (slot {}) cannot start any more; \
+                     `pgbarge follow --drop` removes its slot and publication.",
+                    f.slot
+                );
+            }
+        }
     }
     Ok(())
 }
