@@ -499,21 +499,11 @@ fn a_followed_copy_killed_mid_copy_resumes_then_follows_exactly() {
         "--quiet",
     ];
     let mut copier = db.spawn_copy(&db.target_conn(), &args);
-    let parts_done = || {
+    // Units committed whose id starts with `kind` (none while there is no ledger yet).
+    let done = |kind: &str| {
         let out = s.target.psql_output(
             &db.name,
-            "SELECT count(*) FROM pgbarge.unit WHERE unit LIKE 'part %'",
-            &[],
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse::<usize>()
-            .unwrap_or(0)
-    };
-    let tables_done = || {
-        let out = s.target.psql_output(
-            &db.name,
-            "SELECT count(*) FROM pgbarge.unit WHERE unit LIKE 'table %'",
+            &format!("SELECT count(*) FROM pgbarge.unit WHERE unit LIKE '{kind} %'"),
             &[],
         );
         String::from_utf8_lossy(&out.stdout)
@@ -527,7 +517,7 @@ fn a_followed_copy_killed_mid_copy_resumes_then_follows_exactly() {
             "the copy ended before it was killed: {}",
             copier.wait_with_output_now()
         );
-        parts_done() >= 2 && tables_done() >= 1
+        done("part") >= 2 && done("table") >= 1
     });
     copier.kill().expect("SIGKILL");
     let _ = copier.wait();

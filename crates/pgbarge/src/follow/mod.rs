@@ -897,14 +897,11 @@ impl<'a> Follower<'a> {
             // Nothing committed in the stream: nothing was sent either.
             return Ok(round);
         };
-        let tables =
-            if self.tables_changed {
-                Some(serde_json::to_string(&self.following.tables).map_err(|e| {
-                    Error::new(Kind::Copy, format!("cannot record the tables: {e}"))
-                })?)
-            } else {
-                None
-            };
+        let tables = if self.tables_changed {
+            Some(state::tables_json(&self.following.tables)?)
+        } else {
+            None
+        };
         let record = state::position_sql(
             &self.following.slot,
             end,

@@ -76,6 +76,12 @@ fn err(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
     move |e| Error::postgres(Kind::Copy, Side::Target, doing, e)
 }
 
+/// The tables as the follow records them.
+pub(super) fn tables_json(tables: &[FollowedTable]) -> Result<String> {
+    serde_json::to_string(tables)
+        .map_err(|e| Error::new(Kind::Copy, format!("cannot record the tables: {e}")))
+}
+
 /// Records a new follow (the ledger must exist: see [`crate::ledger::ensure`]).
 pub async fn record(
     target: &Client,
@@ -84,8 +90,7 @@ pub async fn record(
     source: &str,
     tables: &[FollowedTable],
 ) -> Result<()> {
-    let tables = serde_json::to_string(tables)
-        .map_err(|e| Error::new(Kind::Copy, format!("cannot record the tables: {e}")))?;
+    let tables = tables_json(tables)?;
     target
         .execute(INSERT, &[&slot, &publication, &source, &tables])
         .await
@@ -132,8 +137,7 @@ pub async fn copied(
     snapshot: &str,
     tables: &[FollowedTable],
 ) -> Result<()> {
-    let tables = serde_json::to_string(tables)
-        .map_err(|e| Error::new(Kind::Copy, format!("cannot record the tables: {e}")))?;
+    let tables = tables_json(tables)?;
     target
         .execute(
             "UPDATE pgbarge.follow SET snapshot = $2, tables = $3::text::jsonb WHERE slot = $1",
