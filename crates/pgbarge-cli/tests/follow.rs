@@ -571,3 +571,32 @@ fn a_followed_copy_killed_mid_copy_resumes_then_follows_exactly() {
         "no staging table is left"
     );
 }
+
+#[test]
+fn a_key_deleted_and_inserted_again_under_another_text_survives() {
+    let db = TestDb::new("follow_numeric_key");
+    // numeric keeps its scale: 1.0 and 1.00 are one key, written two ways.
+    db.source_sql(
+        "CREATE TABLE n (id numeric PRIMARY KEY, v text);
+         INSERT INTO n SELECT g, 'v' || g FROM generate_series(1, 100) g;
+         UPDATE n SET id = 1.0 WHERE id = 1;",
+    );
+    let mut follower = db.spawn_copy(&db.target_conn(), &["n", "--follow", "--quiet"]);
+    wait_following(&db, &mut follower);
+    db.source_sql(
+        "BEGIN;
+         DELETE FROM n WHERE id = 1.0;
+         INSERT INTO n VALUES (1.00, 'again');
+         UPDATE n SET v = 'changed' WHERE id = 2;
+         COMMIT;",
+    );
+    let run = db.run("cutover", &[]);
+    run.assert_ok();
+    assert!(follower.wait().unwrap().success());
+    db.assert_same("public.n");
+    assert_eq!(
+        db.target_sql("SELECT id::text || ' ' || v FROM n WHERE id = 1")
+            .trim(),
+        "1.00 again"
+    );
+}

@@ -43,6 +43,12 @@ pub struct Shape {
     /// `INSERT … ON CONFLICT`: each row found through that index, whatever the table's
     /// size, where a join would leave the planner free to hash the whole table.
     pub arbiter: bool,
+    /// Two keys are equal on the target exactly when their text is. Not so for numeric
+    /// (`1.0` = `1.00`), citext or a case-insensitive collation (`Bob` = `bob`): a row
+    /// deleted and another inserted with an equal key in one window would meet on the
+    /// target in the wrong order (the upsert finds the old row, then the delete removes
+    /// it), so such a table's window is flushed before an insert follows a delete.
+    pub exact_key: bool,
     /// Position in foreign-key order: parents before children.
     pub rank: usize,
 }
@@ -73,6 +79,8 @@ enum Net {
 #[derive(Debug, Default)]
 struct Pending {
     keyed: HashMap<Row, Net, Fast>,
+    /// A delete is among `keyed` (see [`Shape::exact_key`]).
+    deletes: bool,
     /// Multiset tables: how many copies of each whole row to add (or remove, negative).
     counts: HashMap<Row, i64, Fast>,
 }
@@ -131,6 +139,9 @@ impl Window {
                 return out;
             }
         }
+        if !shape.exact_key && matches!(change, Change::Insert(_)) && self.deletes(shape) {
+            out.extend(self.flush());
+        }
         let entry = self
             .tables
             .entry((shape.rank, shape.target.clone()))
@@ -182,6 +193,7 @@ impl Window {
                         pending.keyed.remove(&key);
                     } else {
                         pending.keyed.insert(key, Net::Delete);
+                        pending.deletes = true;
                     }
                 }
             }
@@ -192,6 +204,13 @@ impl Window {
             out.extend(self.flush());
         }
         out
+    }
+
+    /// Whether `shape`'s table has a delete gathered.
+    fn deletes(&self, shape: &Shape) -> bool {
+        self.tables
+            .get(&(shape.rank, shape.target.clone()))
+            .is_some_and(|(_, p)| p.deletes)
     }
 
     /// The statements writing everything gathered, in foreign-key order; the window is
@@ -570,6 +589,7 @@ mod tests {
             key: vec![0],
             multiset: false,
             arbiter: false,
+            exact_key: true,
             rank: 0,
         }
     }
@@ -679,6 +699,36 @@ mod tests {
                 vec![Some("5".into())]
             ]
         );
+    }
+
+    #[test]
+    fn a_key_equal_under_another_text_is_deleted_before_it_is_inserted() {
+        // citext, say: `Bob` and `bob` are one key on the target.
+        let mut s = shape();
+        s.exact_key = false;
+        let mut w = Window::default();
+        w.add(&s, Change::Insert(vec![t("1"), t("a"), t("1")]));
+        assert!(w
+            .add(&s, Change::Insert(vec![t("2"), t("b"), t("1")]))
+            .is_empty());
+        w.add(&s, Change::Delete(vec![t("Bob"), Value::Null, Value::Null]));
+        let before = w.add(&s, Change::Insert(vec![t("bob"), t("c"), t("1")]));
+        // The delete (and what came before it) is written first...
+        assert_eq!(before.len(), 2, "{before:#?}");
+        assert!(before[1].sql.starts_with(r#"DELETE FROM "public"."t""#));
+        assert_eq!(before[1].params, vec![vec![Some("Bob".into())]]);
+        // ...and the insert after it.
+        let after = w.flush();
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].params[0], vec![Some("bob".into())]);
+
+        // With exact keys, the window goes on gathering.
+        let mut w = Window::default();
+        let s = shape();
+        w.add(&s, Change::Delete(vec![t("7"), Value::Null, Value::Null]));
+        assert!(w
+            .add(&s, Change::Insert(vec![t("8"), t("c"), t("1")]))
+            .is_empty());
     }
 
     #[test]

@@ -277,6 +277,10 @@ pub struct Follower<'a> {
     shapes: HashMap<u32, Shape>,
     /// Each followed table's target columns and types, by table index.
     target_columns: Vec<Vec<(String, String)>>,
+    /// Each followed table's target columns whose values are equal exactly when their
+    /// text is (integers, uuid, text in a deterministic collation, …; not numeric, not
+    /// citext), by table index: see [`Shape::exact_key`].
+    exact_columns: Vec<HashSet<String>>,
     /// Each followed table's unique keys on the target (column names, sorted), by table
     /// index.
     unique_keys: Vec<Vec<Vec<String>>>,
@@ -296,7 +300,13 @@ pub struct Follower<'a> {
 /// The target's columns with their types, for every followed table at once: (position
 /// in the list given, 1-based; column; type).
 const TARGET_COLUMNS: &str = "SELECT t.n::int, a.attname::text, \
-    pg_catalog.format_type(a.atttypid, a.atttypmod) \
+    pg_catalog.format_type(a.atttypid, a.atttypmod), \
+    a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'oid'::regtype, \
+      'uuid'::regtype, 'text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, \
+      'bytea'::regtype, 'bool'::regtype, 'date'::regtype, 'timestamp'::regtype, \
+      'timestamptz'::regtype) \
+    AND coalesce((SELECT c.collisdeterministic FROM pg_catalog.pg_collation c \
+                  WHERE c.oid = a.attcollation), true) \
     FROM unnest($1::text[]) WITH ORDINALITY AS t(name, n) \
     JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass(t.name) \
     WHERE a.attnum > 0 AND NOT a.attisdropped ORDER BY t.n, a.attnum";
@@ -369,6 +379,7 @@ impl<'a> Follower<'a> {
             },
             lookup,
             target_columns: Vec::new(),
+            exact_columns: Vec::new(),
             unique_keys: Vec::new(),
             ranks: HashMap::new(),
             shapes: HashMap::new(),
@@ -415,11 +426,17 @@ impl<'a> Follower<'a> {
         )
         .map_err(err)?;
         let mut columns: Vec<Vec<(String, String)>> = vec![Vec::new(); names.len()];
+        let mut exact: Vec<HashSet<String>> = vec![HashSet::new(); names.len()];
         for row in column_rows {
-            if let Some(list) = columns.get_mut((row.get::<_, i32>(0) - 1) as usize) {
+            let i = (row.get::<_, i32>(0) - 1) as usize;
+            if let (Some(list), Some(exact)) = (columns.get_mut(i), exact.get_mut(i)) {
+                if row.get::<_, bool>(3) {
+                    exact.insert(row.get(1));
+                }
                 list.push((row.get(1), row.get(2)));
             }
         }
+        self.exact_columns = exact;
         if let Some(gone) = columns.iter().position(Vec::is_empty) {
             return Err(Error::new(
                 Kind::Copy,
@@ -1130,6 +1147,7 @@ impl<'a> Follower<'a> {
         let mut key_names: Vec<String> = key.iter().map(|&k| columns[k].name.clone()).collect();
         key_names.sort();
         let arbiter = !multiset && self.unique_keys[i].contains(&key_names);
+        let exact_key = key_names.iter().all(|k| self.exact_columns[i].contains(k));
         self.shapes.insert(
             relation.id,
             Shape {
@@ -1139,6 +1157,7 @@ impl<'a> Follower<'a> {
                 key,
                 multiset,
                 arbiter,
+                exact_key,
                 rank: self.ranks.get(&table.target).copied().unwrap_or(usize::MAX),
             },
         );
