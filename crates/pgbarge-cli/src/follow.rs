@@ -150,7 +150,7 @@ pub async fn resume_copy(
     settings: &CopySettings,
     source: &Connection,
     target: &Connection,
-    mut run: SavedRun,
+    run: SavedRun,
 ) -> Result<(), Failure> {
     let following = match state::load(&target.client).await? {
         Some(f) if f.snapshot.is_none() => f,
@@ -172,15 +172,18 @@ pub async fn resume_copy(
         ))
         .into());
     }
-    let Some(first) = run.snapshot.clone() else {
-        return Err(Error::usage(
+    let unrecorded = || -> Failure {
+        Error::usage(
             "--follow --resume: the interrupted copy's snapshot is not recorded (it was \
              renewed mid-run, or the run was recorded by an earlier version), so its tables \
              cannot be matched with the stream. Run `pgbarge follow --drop` and `pgbarge \
              clean`, then `pgbarge copy --follow` again.",
         )
-        .into());
+        .into()
     };
+    if run.snapshot.is_none() {
+        return Err(unrecorded());
+    }
     match source::slot_state(&source.client, &following.slot).await? {
         Some(slot) if slot.wal_status.as_deref() != Some("lost") => {}
         _ => {
@@ -196,7 +199,9 @@ pub async fn resume_copy(
             .into())
         }
     }
-    let whole = follow::resume::prepare(&target.client, &mut run).await?;
+    let (run, whole) = follow::resume::prepare(target, run).await?;
+    // As read again, once the killed run's sessions were ended.
+    let first = run.snapshot.clone().ok_or_else(unrecorded)?;
     let mut following = following;
     for i in whole {
         let copied = &run.work.tables[i].source;

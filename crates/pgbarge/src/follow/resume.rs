@@ -11,11 +11,10 @@
 
 use std::collections::BTreeSet;
 
-use tokio_postgres::Client;
-
 use crate::catalog::TableName;
+use crate::connect::Connection;
 use crate::error::{Error, Kind, Result, Side};
-use crate::ledger::SavedRun;
+use crate::ledger::{self, SavedRun};
 use crate::plan::units::{Op, UnitId, Work};
 use crate::quote::literal;
 
@@ -62,9 +61,23 @@ fn moves_rows_of(ops: &[Op], i: usize) -> bool {
     })
 }
 
-/// Undoes what [`restart`] found in `run` (on the target, in one transaction, and in
-/// `run.done`), and returns the tables complete from the run's first snapshot.
-pub async fn prepare(target: &Client, run: &mut SavedRun) -> Result<Vec<usize>> {
+/// Makes the interrupted `run` ready to resume with its tables each from one snapshot:
+/// ends what is left of its server sessions (a killed client's session can still hold
+/// its locks, and even commit), reads what is committed, and undoes what [`restart`]
+/// finds (on the target, in one transaction). Returns the run as it now stands and the
+/// tables complete from its first snapshot.
+pub async fn prepare(target: &Connection, run: SavedRun) -> Result<(SavedRun, Vec<usize>)> {
+    ledger::end_sessions(&target.client, run.id, target.server_version_num).await?;
+    let mut run = match ledger::last_run(&target.client).await? {
+        Some(now) if now.id == run.id => now,
+        _ => {
+            return Err(Error::new(
+                Kind::Copy,
+                "the interrupted run disappeared from the target's ledger while resuming \
+                 (another pgbarge finished or cleaned it); nothing was done.",
+            ))
+        }
+    };
     let plan = restart(&run.work, &run.done.keys().collect());
     if !plan.redo.is_empty() {
         let mut sql = vec!["BEGIN".to_string()];
@@ -79,19 +92,23 @@ pub async fn prepare(target: &Client, run: &mut SavedRun) -> Result<Vec<usize>> 
                 .join(", ")
         ));
         sql.push("COMMIT".into());
-        target.batch_execute(&sql.join(";\n")).await.map_err(|e| {
-            Error::postgres(
-                Kind::Copy,
-                Side::Target,
-                "undoing the parts of a table loaded from the first snapshot",
-                e,
-            )
-        })?;
+        target
+            .client
+            .batch_execute(&sql.join(";\n"))
+            .await
+            .map_err(|e| {
+                Error::postgres(
+                    Kind::Copy,
+                    Side::Target,
+                    "undoing the parts of a table loaded from the first snapshot",
+                    e,
+                )
+            })?;
         for unit in &plan.redo {
             run.done.remove(unit);
         }
     }
-    Ok(plan.whole)
+    Ok((run, plan.whole))
 }
 
 #[cfg(test)]
