@@ -202,13 +202,17 @@ pub async fn resume_copy(
     let (run, whole) = follow::resume::prepare(target, run).await?;
     // As read again, once the killed run's sessions were ended.
     let first = run.snapshot.clone().ok_or_else(unrecorded)?;
+    // A table completed by an earlier resume keeps the snapshot recorded for it then;
+    // the others completed before this resume read the run's last snapshot. Recorded
+    // now: if this resume is interrupted too, the next one starts from them.
     let mut following = following;
     for i in whole {
         let copied = &run.work.tables[i].source;
         if let Some(t) = following.tables.iter_mut().find(|t| &t.source == copied) {
-            t.snapshot = Some(first.clone());
+            t.snapshot.get_or_insert_with(|| first.clone());
         }
     }
+    state::record_tables(&target.client, &following.slot, &following.tables).await?;
     if !settings.quiet {
         eprintln!(
             "Resuming the followed copy (run {}, started {}): {} of {} units committed \

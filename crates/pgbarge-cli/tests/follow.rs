@@ -86,6 +86,16 @@ fn wait_following(db: &TestDb, child: &mut Child) {
     });
 }
 
+/// Ends the test's lock-holding sessions (`… SELECT pg_sleep(120)`) on the target: a
+/// session outlives its killed psql.
+fn end_lockers(db: &TestDb) {
+    db.target_sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE '%pg_sleep(120)%' \
+           AND pid <> pg_backend_pid()",
+    );
+}
+
 /// The output of a child that has ended.
 trait Finished {
     fn wait_with_output_now(&mut self) -> String;
@@ -454,10 +464,7 @@ fn a_copy_interrupted_before_it_follows_keeps_its_slot_for_the_resume() {
         early.stderr
     );
     // The locker's server session outlives its psql: end it.
-    db.target_sql(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()",
-    );
+    end_lockers(&db);
     let _ = locker.kill();
     let _ = locker.wait();
     // Changes made while nothing ran arrive too.
@@ -498,6 +505,22 @@ fn a_followed_copy_killed_mid_copy_resumes_then_follows_exactly() {
         "2MB",
         "--quiet",
     ];
+    // A session takes a share lock on big's staging table as soon as it exists: parts
+    // load past it, big's finish (renaming it) waits, so big is surely unfinished
+    // when the copy is killed.
+    let mut locker = s.target.spawn_psql(
+        &db.name,
+        r"BEGIN;
+          DO $$ DECLARE r regclass; BEGIN
+            LOOP
+              SELECT oid::regclass INTO r FROM pg_class WHERE relname LIKE '\_pgbarge\_%big';
+              EXIT WHEN r IS NOT NULL;
+              PERFORM pg_sleep(0.005);
+            END LOOP;
+            EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE', r);
+          END $$;
+          SELECT pg_sleep(120);",
+    );
     let mut copier = db.spawn_copy(&db.target_conn(), &args);
     // Units committed whose id starts with `kind` (none while there is no ledger yet).
     let done = |kind: &str| {
@@ -521,6 +544,9 @@ fn a_followed_copy_killed_mid_copy_resumes_then_follows_exactly() {
     });
     copier.kill().expect("SIGKILL");
     let _ = copier.wait();
+    end_lockers(&db);
+    let _ = locker.kill();
+    let _ = locker.wait();
     // What the resume has to deal with: tables complete from the first snapshot, and
     // big with some parts committed, not finished.
     assert_ne!(
@@ -556,6 +582,59 @@ fn a_followed_copy_killed_mid_copy_resumes_then_follows_exactly() {
         "2MB",
         "--quiet",
     ];
+    // The resume is killed too, once it completed a table of its own: the next one
+    // keeps each table's snapshot (the first run's, or this one's).
+    let killed_at = db.target_sql("SELECT max(committed_at) FROM pgbarge.unit");
+    let completed_since = || {
+        db.target_sql(&format!(
+            "SELECT count(*) FROM pgbarge.unit WHERE committed_at > '{}' \
+             AND (unit LIKE 'table %' OR unit LIKE 'finish %')",
+            killed_at.trim()
+        ))
+        .trim()
+        .parse::<usize>()
+        .unwrap_or(0)
+    };
+    // Once the resume has loaded a part of big again, big's finish is held back as
+    // before (a table of its own completes meanwhile).
+    let mut locker = s.target.spawn_psql(
+        &db.name,
+        &format!(
+            r"BEGIN;
+              DO $$ DECLARE r regclass; BEGIN
+                WHILE NOT EXISTS (SELECT FROM pgbarge.unit WHERE unit LIKE 'part %'
+                                  AND committed_at > '{}') LOOP
+                  PERFORM pg_sleep(0.005);
+                END LOOP;
+                SELECT oid::regclass INTO r FROM pg_class WHERE relname LIKE '\_pgbarge\_%big';
+                EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE', r);
+              END $$;
+              SELECT pg_sleep(120);",
+            killed_at.trim()
+        ),
+    );
+    let mut resumed = db.spawn_copy(&db.target_conn(), &resume);
+    // (A resume quick enough to finish first, its units cleared with the run, is
+    // killed while it follows instead: the next command then just follows.)
+    let following = || {
+        db.target_sql("SELECT count(*) FROM pgbarge.follow WHERE snapshot IS NOT NULL")
+            .trim()
+            == "1"
+    };
+    wait_until("the resume completes a table", || {
+        assert!(
+            resumed.try_wait().expect("poll pgbarge").is_none(),
+            "the resume ended: {}",
+            resumed.wait_with_output_now()
+        );
+        completed_since() >= 1 || following()
+    });
+    resumed.kill().expect("SIGKILL");
+    let _ = resumed.wait();
+    end_lockers(&db);
+    let _ = locker.kill();
+    let _ = locker.wait();
+    db.source_sql("UPDATE big SET pad = 'between again' WHERE id % 1001 = 0");
     let mut follower = db.spawn_copy(&db.target_conn(), &resume);
     wait_following(&db, &mut follower);
     assert!(writer.wait().unwrap().success());

@@ -446,6 +446,18 @@ pub async fn start_run(
     })
 }
 
+/// Records the snapshot a resumed run reads from now on (see [`SavedRun::snapshot`]).
+pub async fn record_snapshot(target: &Client, id: i64, xids: &str) -> Result<()> {
+    target
+        .execute_typed(
+            "UPDATE pgbarge.run SET snapshot = $2 WHERE id = $1",
+            &[(&id, Type::INT8), (&xids, Type::TEXT)],
+        )
+        .await
+        .map_err(target_error("recording the run's snapshot"))?;
+    Ok(())
+}
+
 /// The ledger of a run being resumed.
 pub fn resume_run(run: &SavedRun) -> PgLedger {
     PgLedger {

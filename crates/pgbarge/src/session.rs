@@ -125,6 +125,9 @@ async fn run_from_snapshot(
                 saved.work.tables.iter().map(|t| t.source.clone()).collect();
             let now = ledger::source_changes(&source.client, &names).await?;
             let changed = ledger::changed_tables(&saved.source_changes, &now);
+            // From here on the run reads the new snapshot: what a later resume of a
+            // followed copy filters the tables this one completes by.
+            ledger::record_snapshot(&target.client, saved.id, &snapshot.xids).await?;
             let run = ledger::resume_run(&saved);
             let mut report = runner
                 .run(&saved.work, &saved.done, &saved.salvaged, &run, stop)

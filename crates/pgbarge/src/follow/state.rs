@@ -148,6 +148,19 @@ pub async fn copied(
     Ok(())
 }
 
+/// Records `tables` (with the snapshots they were copied from) while the copy goes on.
+pub async fn record_tables(target: &Client, slot: &str, tables: &[FollowedTable]) -> Result<()> {
+    let tables = tables_json(tables)?;
+    target
+        .execute(
+            "UPDATE pgbarge.follow SET tables = $2::text::jsonb WHERE slot = $1",
+            &[&slot, &tables],
+        )
+        .await
+        .map_err(err("recording the followed tables"))?;
+    Ok(())
+}
+
 /// The statement, run in the transaction that applied changes up to `lsn`, recording
 /// it; it returns whether another pgbarge asked this follower to stop.
 pub fn position_sql(slot: &str, lsn: Lsn, changes: usize, tables: Option<&str>) -> String {
