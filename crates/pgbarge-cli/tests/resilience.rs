@@ -393,3 +393,66 @@ fn a_full_target_disk_fails_that_table_cleanly_and_the_others_commit() {
     );
     target.psql("postgres", "DROP TABLESPACE small");
 }
+
+#[test]
+fn a_run_recorded_by_an_earlier_version_still_shows_and_resumes() {
+    let db = TestDb::new("old_ledger");
+    three_tables(&db, 200_000);
+    // big's finish is held back by a share lock on its staging table, so the run is
+    // surely unfinished when it is killed.
+    let s = servers();
+    let mut locker = s.target.spawn_psql(
+        &db.name,
+        r"BEGIN;
+          DO $$ DECLARE r regclass; BEGIN
+            LOOP
+              SELECT oid::regclass INTO r FROM pg_class WHERE relname LIKE '\_pgbarge\_%big';
+              EXIT WHEN r IS NOT NULL;
+              PERFORM pg_sleep(0.005);
+            END LOOP;
+            EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE', r);
+          END $$;
+          SELECT pg_sleep(120);",
+    );
+    let args = three_table_args("2", &["--yes", "--quiet"]);
+    let mut child = db.spawn_copy(&db.target_conn(), &args);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // (No ledger yet at first: the count reads as none.)
+    let parts = || {
+        let out = s.target.psql_output(
+            &db.name,
+            "SELECT count(*) FROM pgbarge.unit WHERE unit LIKE 'part %'",
+            &[],
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<usize>()
+            .unwrap_or(0)
+    };
+    while parts() < 2 {
+        assert!(Instant::now() < deadline, "no part of big was committed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    db.target_sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE '%pg_sleep(120)%' \
+           AND pid <> pg_backend_pid()",
+    );
+    let _ = locker.kill();
+    let _ = locker.wait();
+    // The ledger as an earlier version left it: no snapshot column.
+    db.target_sql("ALTER TABLE pgbarge.run DROP COLUMN snapshot");
+    let status = db.run("status", &[]);
+    status.assert_ok();
+    assert!(
+        status.stdout.contains("Interrupted copy"),
+        "{}",
+        status.stdout
+    );
+    let mut resume = args.clone();
+    resume.push("--resume");
+    db.copy(&resume).assert_ok();
+    assert_three_equal(&db);
+}

@@ -175,10 +175,13 @@ const INSERT_RUN: &str =
     "INSERT INTO pgbarge.run (source, snapshot_at, work, source_changes, snapshot) \
      VALUES ($1, $2::text::timestamptz, $3::text::jsonb, $4::text::jsonb, $5) RETURNING id";
 
-/// The newest run not finished, with its committed units.
+/// The newest run not finished, with its committed units. (The snapshot is read through
+/// `to_jsonb`: a ledger written by an earlier version, not yet given the column, has
+/// none.)
 const LAST_RUN: &str =
     "SELECT id, date_trunc('second', started_at)::text, source, snapshot_at::text, work::text, \
-     source_changes::text, snapshot FROM pgbarge.run ORDER BY id DESC LIMIT 1";
+     source_changes::text, pg_catalog.to_jsonb(r) ->> 'snapshot' \
+     FROM pgbarge.run r ORDER BY id DESC LIMIT 1";
 const RUN_UNITS: &str = "SELECT unit, rows, bytes FROM pgbarge.unit WHERE run_id = $1";
 
 /// A finished (or abandoned) run leaves nothing behind; with no run left, neither does
