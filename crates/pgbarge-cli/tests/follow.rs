@@ -86,16 +86,6 @@ fn wait_following(db: &TestDb, child: &mut Child) {
     });
 }
 
-/// Ends the test's lock-holding sessions (`… SELECT pg_sleep(120)`) on the target: a
-/// session outlives its killed psql.
-fn end_lockers(db: &TestDb) {
-    db.target_sql(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND query LIKE '%pg_sleep(120)%' \
-           AND pid <> pg_backend_pid()",
-    );
-}
-
 /// The output of a child that has ended.
 trait Finished {
     fn wait_with_output_now(&mut self) -> String;
@@ -464,7 +454,7 @@ fn a_copy_interrupted_before_it_follows_keeps_its_slot_for_the_resume() {
         early.stderr
     );
     // The locker's server session outlives its psql: end it.
-    end_lockers(&db);
+    db.end_lockers();
     let _ = locker.kill();
     let _ = locker.wait();
     // Changes made while nothing ran arrive too.
@@ -505,22 +495,8 @@ fn a_followed_copy_killed_mid_copy_resumes_then_follows_exactly() {
         "2MB",
         "--quiet",
     ];
-    // A session takes a share lock on big's staging table as soon as it exists: parts
-    // load past it, big's finish (renaming it) waits, so big is surely unfinished
-    // when the copy is killed.
-    let mut locker = s.target.spawn_psql(
-        &db.name,
-        r"BEGIN;
-          DO $$ DECLARE r regclass; BEGIN
-            LOOP
-              SELECT oid::regclass INTO r FROM pg_class WHERE relname LIKE '\_pgbarge\_%big';
-              EXIT WHEN r IS NOT NULL;
-              PERFORM pg_sleep(0.005);
-            END LOOP;
-            EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE', r);
-          END $$;
-          SELECT pg_sleep(120);",
-    );
+    // big's finish is held back, so big is surely unfinished when the copy is killed.
+    let mut locker = db.hold_finish_of("big", "true");
     let mut copier = db.spawn_copy(&db.target_conn(), &args);
     // Units committed whose id starts with `kind` (none while there is no ledger yet).
     let done = |kind: &str| {
@@ -544,7 +520,7 @@ fn a_followed_copy_killed_mid_copy_resumes_then_follows_exactly() {
     });
     copier.kill().expect("SIGKILL");
     let _ = copier.wait();
-    end_lockers(&db);
+    db.end_lockers();
     let _ = locker.kill();
     let _ = locker.wait();
     // What the resume has to deal with: tables complete from the first snapshot, and
@@ -571,17 +547,9 @@ fn a_followed_copy_killed_mid_copy_resumes_then_follows_exactly() {
         "{}",
         status.stdout
     );
-    let resume = [
-        "--follow",
-        "--resume",
-        "--jobs",
-        "2",
-        "--split-above",
-        "8MB",
-        "--part-size",
-        "2MB",
-        "--quiet",
-    ];
+    // The same command, resumed.
+    let mut resume = args.to_vec();
+    resume[0] = "--resume";
     // The resume is killed too, once it completed a table of its own: the next one
     // keeps each table's snapshot (the first run's, or this one's).
     let killed_at = db.target_sql("SELECT max(committed_at) FROM pgbarge.unit");
@@ -597,19 +565,11 @@ fn a_followed_copy_killed_mid_copy_resumes_then_follows_exactly() {
     };
     // Once the resume has loaded a part of big again, big's finish is held back as
     // before (a table of its own completes meanwhile).
-    let mut locker = s.target.spawn_psql(
-        &db.name,
+    let mut locker = db.hold_finish_of(
+        "big",
         &format!(
-            r"BEGIN;
-              DO $$ DECLARE r regclass; BEGIN
-                WHILE NOT EXISTS (SELECT FROM pgbarge.unit WHERE unit LIKE 'part %'
-                                  AND committed_at > '{}') LOOP
-                  PERFORM pg_sleep(0.005);
-                END LOOP;
-                SELECT oid::regclass INTO r FROM pg_class WHERE relname LIKE '\_pgbarge\_%big';
-                EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE', r);
-              END $$;
-              SELECT pg_sleep(120);",
+            "EXISTS (SELECT FROM pgbarge.unit WHERE unit LIKE 'part %' \
+             AND committed_at > '{}')",
             killed_at.trim()
         ),
     );
@@ -631,7 +591,7 @@ fn a_followed_copy_killed_mid_copy_resumes_then_follows_exactly() {
     });
     resumed.kill().expect("SIGKILL");
     let _ = resumed.wait();
-    end_lockers(&db);
+    db.end_lockers();
     let _ = locker.kill();
     let _ = locker.wait();
     db.source_sql("UPDATE big SET pad = 'between again' WHERE id % 1001 = 0");

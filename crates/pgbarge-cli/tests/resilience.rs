@@ -398,22 +398,9 @@ fn a_full_target_disk_fails_that_table_cleanly_and_the_others_commit() {
 fn a_run_recorded_by_an_earlier_version_still_shows_and_resumes() {
     let db = TestDb::new("old_ledger");
     three_tables(&db, 200_000);
-    // big's finish is held back by a share lock on its staging table, so the run is
-    // surely unfinished when it is killed.
+    // big's finish is held back, so the run is surely unfinished when it is killed.
     let s = servers();
-    let mut locker = s.target.spawn_psql(
-        &db.name,
-        r"BEGIN;
-          DO $$ DECLARE r regclass; BEGIN
-            LOOP
-              SELECT oid::regclass INTO r FROM pg_class WHERE relname LIKE '\_pgbarge\_%big';
-              EXIT WHEN r IS NOT NULL;
-              PERFORM pg_sleep(0.005);
-            END LOOP;
-            EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE', r);
-          END $$;
-          SELECT pg_sleep(120);",
-    );
+    let mut locker = db.hold_finish_of("big", "true");
     let args = three_table_args("2", &["--yes", "--quiet"]);
     let mut child = db.spawn_copy(&db.target_conn(), &args);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -435,11 +422,7 @@ fn a_run_recorded_by_an_earlier_version_still_shows_and_resumes() {
     }
     child.kill().expect("SIGKILL");
     let _ = child.wait();
-    db.target_sql(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND query LIKE '%pg_sleep(120)%' \
-           AND pid <> pg_backend_pid()",
-    );
+    db.end_lockers();
     let _ = locker.kill();
     let _ = locker.wait();
     // The ledger as an earlier version left it: no snapshot column.

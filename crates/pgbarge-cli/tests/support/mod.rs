@@ -232,6 +232,41 @@ impl TestDb {
         servers().target.psql(&self.name, sql)
     }
 
+    /// A session holding a share lock on the staging table of the split table `table`
+    /// from as soon as `after` (SQL, true or false) holds and the table exists: its parts
+    /// load past the lock, its finish (the rename) waits, so the run surely stays
+    /// unfinished. End it with [`TestDb::end_lockers`].
+    pub fn hold_finish_of(&self, table: &str, after: &str) -> std::process::Child {
+        servers().target.spawn_psql(
+            &self.name,
+            &format!(
+                r"BEGIN;
+                  DO $$ DECLARE r regclass; BEGIN
+                    LOOP
+                      IF {after} THEN
+                        SELECT oid::regclass INTO r FROM pg_class
+                         WHERE relname LIKE '\_pgbarge\_%{table}';
+                      END IF;
+                      EXIT WHEN r IS NOT NULL;
+                      PERFORM pg_sleep(0.005);
+                    END LOOP;
+                    EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE', r);
+                  END $$;
+                  SELECT pg_sleep(120);"
+            ),
+        )
+    }
+
+    /// Ends the sessions holding locks for a test (`… SELECT pg_sleep(120)`) on the
+    /// target: a session outlives its killed psql.
+    pub fn end_lockers(&self) {
+        self.target_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE '%pg_sleep(120)%' \
+               AND pid <> pg_backend_pid()",
+        );
+    }
+
     /// Runs SQL on the target as `app` (objects then belong to the non-superuser role).
     pub fn target_sql_as_app(&self, sql: &str) -> String {
         self.target_sql(&format!("SET ROLE {TARGET_USER}; {sql}"))
