@@ -54,6 +54,8 @@ pub enum Command {
 pub struct FollowArgs {
     #[command(flatten)]
     pub endpoints: Endpoints,
+    #[command(flatten)]
+    pub ledger: Ledger,
     /// Stop following for good: drop the slot and publication on the source (the WAL
     /// they hold is freed) and the follow's record on the target. The target keeps what
     /// was applied.
@@ -80,6 +82,8 @@ pub struct FollowArgs {
 pub struct CutoverArgs {
     #[command(flatten)]
     pub endpoints: Endpoints,
+    #[command(flatten)]
+    pub ledger: Ledger,
     /// Stop writes on the source first: its database becomes read-only for new
     /// transactions (ALTER DATABASE … SET default_transaction_read_only) and the
     /// sessions connected to it are ended. Without it, stop your application's writes
@@ -95,6 +99,8 @@ pub struct CutoverArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub endpoints: Endpoints,
+    #[command(flatten)]
+    pub ledger: Ledger,
     /// One JSON document on stdout.
     #[arg(long)]
     pub json: bool,
@@ -104,6 +110,8 @@ pub struct StatusArgs {
 pub struct CleanArgs {
     #[command(flatten)]
     pub target: Target,
+    #[command(flatten)]
+    pub ledger: Ledger,
     /// One JSON document on stdout.
     #[arg(long)]
     pub json: bool,
@@ -138,6 +146,17 @@ pub struct Target {
     pub target: Option<String>,
 }
 
+/// `--ledger-schema`, shared by every command that keeps or reads pgbarge's records on
+/// the target.
+#[derive(Debug, Args)]
+pub struct Ledger {
+    /// The schema pgbarge keeps its records in on the target (default pgbarge): choose
+    /// another when the target or the source has a schema of that name. Give the same
+    /// name to every later command of the run (--resume, follow, cutover, status, clean).
+    #[arg(long, env = "PGBARGE_LEDGER_SCHEMA", value_name = "NAME")]
+    pub ledger_schema: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct Endpoints {
     #[command(flatten)]
@@ -150,6 +169,8 @@ pub struct Endpoints {
 pub struct CopyArgs {
     #[command(flatten)]
     pub endpoints: Endpoints,
+    #[command(flatten)]
+    pub ledger: Ledger,
     /// Tables to copy: name, schema.name, "Quoted Schema"."Quoted Name", globs (public.*,
     /// sales.order_*). Omit to pick interactively.
     #[arg(value_name = "TABLE")]

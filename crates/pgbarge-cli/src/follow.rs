@@ -5,7 +5,7 @@ use pgbarge::catalog::TableName;
 use pgbarge::connect::{connect, Connection};
 use pgbarge::follow::cutover::{self, CutoverReport, Status};
 use pgbarge::follow::{self, source, state, Ended, Follower, Goal};
-use pgbarge::ledger::SavedRun;
+use pgbarge::ledger::{SavedRun, Store};
 use pgbarge::plan::Plan;
 use pgbarge::preflight::Problem;
 use pgbarge::report::human_bytes;
@@ -27,9 +27,10 @@ const MIN_SOURCE_VERSION: i32 = 130_000;
 pub async fn prepare(
     source: &Connection,
     target: &Connection,
+    store: &Store,
     plan: &Plan,
 ) -> Result<follow::Following, Failure> {
-    if let Some(existing) = state::load(&target.client).await? {
+    if let Some(existing) = state::load(&target.client, store).await? {
         if existing.snapshot.is_some() {
             return Err(Error::usage(format!(
                 "the target is already following {} (slot {}, since {}): go on with \
@@ -39,7 +40,7 @@ pub async fn prepare(
             ))
             .into());
         }
-        follow::end(source, target, &existing).await?;
+        follow::end(source, target, store, &existing).await?;
         eprintln!(
             "note: the follow started {} never finished its copy; its slot {} was dropped.",
             existing.created_at, existing.slot
@@ -73,7 +74,7 @@ pub async fn prepare(
         .iter()
         .map(|t| (t.source.clone(), t.target.clone()))
         .collect();
-    Ok(follow::begin(source, target, &pairs).await?)
+    Ok(follow::begin(source, target, store, &pairs).await?)
 }
 
 /// `copy --follow`, after the copy: the copy's snapshot recorded (the stream takes over
@@ -82,6 +83,7 @@ pub async fn prepare(
 pub async fn after_copy(
     source: &Connection,
     target: &Connection,
+    store: &Store,
     following: &follow::Following,
     report: &pgbarge::report::RunReport,
     json: bool,
@@ -90,7 +92,7 @@ pub async fn after_copy(
     let snapshot = match (&report.snapshot, report.snapshot_renewed) {
         (Some(s), false) if report.failures.is_empty() => s.clone(),
         (_, renewed) => {
-            copy_stopped(source, target, following, renewed).await;
+            copy_stopped(source, target, store, following, renewed).await;
             return Err(Error::new(
                 Kind::Copy,
                 "following has not started: the copy did not end complete and from one \
@@ -101,12 +103,13 @@ pub async fn after_copy(
     };
     state::copied(
         &target.client,
+        store,
         &following.slot,
         &snapshot,
         &following.tables,
     )
     .await?;
-    follow_on(source, target, json, quiet, None).await
+    follow_on(source, target, store, json, quiet, None).await
 }
 
 /// A followed copy that stopped before its end (interrupted, or with failed units).
@@ -117,12 +120,13 @@ pub async fn after_copy(
 pub async fn copy_stopped(
     source: &Connection,
     target: &Connection,
+    store: &Store,
     following: &follow::Following,
     renewed: bool,
 ) {
     let resumable = !renewed
         && matches!(
-            pgbarge::ledger::last_run(&target.client).await,
+            store.last_run(&target.client).await,
             Ok(Some(run)) if run.snapshot.is_some()
         );
     if resumable {
@@ -132,7 +136,7 @@ pub async fn copy_stopped(
             following.slot
         );
     } else {
-        let _ = follow::end(source, target, following).await;
+        let _ = follow::end(source, target, store, following).await;
         eprintln!(
             "Following was given up: the copy cannot go on from the snapshots it read (its \
              snapshot was lost mid-run, or it is not recorded on the target), so the stream \
@@ -152,7 +156,8 @@ pub async fn resume_copy(
     target: &Connection,
     run: SavedRun,
 ) -> Result<(), Failure> {
-    let following = match state::load(&target.client).await? {
+    let store = &settings.copy_options.ledger;
+    let following = match state::load(&target.client, store).await? {
         Some(f) if f.snapshot.is_none() => f,
         _ => {
             return Err(Error::usage(
@@ -199,7 +204,7 @@ pub async fn resume_copy(
             .into())
         }
     }
-    let (run, whole) = follow::resume::prepare(target, run).await?;
+    let (run, whole) = follow::resume::prepare(target, store, run).await?;
     // As read again, once the killed run's sessions were ended.
     let first = run.snapshot.clone().ok_or_else(unrecorded)?;
     // A table completed by an earlier resume keeps the snapshot recorded for it then;
@@ -212,7 +217,7 @@ pub async fn resume_copy(
             t.snapshot.get_or_insert_with(|| first.clone());
         }
     }
-    state::record_tables(&target.client, &following.slot, &following.tables).await?;
+    state::record_tables(&target.client, store, &following.slot, &following.tables).await?;
     if !settings.quiet {
         eprintln!(
             "Resuming the followed copy (run {}, started {}): {} of {} units committed \
@@ -226,17 +231,18 @@ pub async fn resume_copy(
     let report = match execute(settings, source, target, Start::ResumeFollowed(run)).await {
         Ok(report) => report,
         Err(failure) => {
-            copy_stopped(source, target, &following, false).await;
+            copy_stopped(source, target, store, &following, false).await;
             return Err(failure);
         }
     };
     if let Err(failure) = show_report(settings, &report, None) {
-        copy_stopped(source, target, &following, report.snapshot_renewed).await;
+        copy_stopped(source, target, store, &following, report.snapshot_renewed).await;
         return Err(failure);
     }
     after_copy(
         source,
         target,
+        store,
         &following,
         &report,
         settings.json,
@@ -249,12 +255,13 @@ pub async fn resume_copy(
 pub async fn follow_on(
     source: &Connection,
     target: &Connection,
+    store: &Store,
     json: bool,
     quiet: bool,
     stall: Option<std::time::Duration>,
 ) -> Result<(), Failure> {
     let progress = FollowProgress::new(json, quiet);
-    let (mut follower, replaced) = Follower::claim(source, target).await?;
+    let (mut follower, replaced) = Follower::claim(source, target, store).await?;
     if let Some(stall) = stall {
         follower.set_stall_timeout(stall);
     }
@@ -313,7 +320,7 @@ pub async fn follow_on(
 pub async fn follow(settings: FollowSettings) -> Result<(), Failure> {
     let (source, target) = connect_both(&settings.source, &settings.target).await?;
     if settings.drop {
-        let dropped = cutover::abandon(&source, &target).await?;
+        let dropped = cutover::abandon(&source, &target, &settings.ledger).await?;
         let message = match &dropped {
             Some(f) => format!(
                 "dropped the follow from {}: slot and publication {} are gone from the \
@@ -335,6 +342,7 @@ pub async fn follow(settings: FollowSettings) -> Result<(), Failure> {
     follow_on(
         &source,
         &target,
+        &settings.ledger,
         settings.json,
         settings.quiet,
         settings.stall_timeout,
@@ -346,9 +354,14 @@ pub async fn follow(settings: FollowSettings) -> Result<(), Failure> {
 pub async fn cutover(settings: CutoverSettings) -> Result<(), Failure> {
     let (source, target) = connect_both(&settings.source, &settings.target).await?;
     let progress = FollowProgress::new(settings.json, settings.json);
-    let report = cutover::cutover(&source, &target, settings.fence, None, &|e| {
-        progress.event(e)
-    })
+    let report = cutover::cutover(
+        &source,
+        &target,
+        &settings.ledger,
+        settings.fence,
+        None,
+        &|e| progress.event(e),
+    )
     .await;
     progress.clear();
     let report = report?;
@@ -427,7 +440,7 @@ pub async fn status(settings: StatusSettings) -> Result<(), Failure> {
         Some(info) => Some(connect(info, Side::Source).await?),
         None => None,
     };
-    let status = cutover::status(source.as_ref(), &target).await?;
+    let status = cutover::status(source.as_ref(), &target, &settings.ledger).await?;
     if settings.json {
         crate::json::print(&json!({"ok": true, "command": "status", "status": status}));
     } else {

@@ -41,10 +41,12 @@ use pgbarge::Kind;
 use crate::args::{Cli, Command};
 use crate::run::Failure;
 
-/// Writes `text` to stdout; a reader that went away (EPIPE) ends the program with
+/// Writes `text` to stdout, with no character that would act on a terminal (see
+/// [`pgbarge::quote::for_terminal`]); a reader that went away (EPIPE) ends the program with
 /// success, anything else that fails to write ends it with exit code 1.
 fn write_stdout(text: &str) {
     use std::io::Write;
+    let text = pgbarge::quote::for_terminal(text);
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = stdout
         .write_all(text.as_bytes())
@@ -144,7 +146,7 @@ fn main() -> ExitCode {
             problems,
             reported,
         }) => {
-            eprintln!("{}", render::error(&error));
+            eprintln!("{}", pgbarge::quote::for_terminal(&render::error(&error)));
             // A verification that found differences has printed its report already.
             if let Some(command) = json.filter(|_| !reported && error.kind() != Kind::Verify) {
                 json::print(&json::error(command, &error, &problems));

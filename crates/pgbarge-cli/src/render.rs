@@ -6,6 +6,7 @@ use pgbarge::catalog::Table as CatalogTable;
 use pgbarge::plan::units::{Op, UnitId, Work};
 use pgbarge::plan::{Action, Content, CopyFormat, Plan};
 use pgbarge::preflight::Problem;
+use pgbarge::quote::printable;
 use pgbarge::report::{human_bytes, thousands, RunReport};
 use pgbarge::{Error, Kind};
 
@@ -155,14 +156,25 @@ fn units_sql(
     work: &Work,
     done: &std::collections::BTreeMap<UnitId, pgbarge::ledger::Moved>,
 ) -> String {
-    let mut out = String::from("\nSQL run on the target:\n");
+    // psql runs no meta-command (`\!` a shell command, `\o` a file) between \restrict
+    // and \unrestrict with the same key (psql 15.14, 16.10, 17.6 and later): nothing in
+    // the script can leave SQL, whatever its names hold. Names in comments are escaped
+    // as well (a newline in one would end the comment), for an older psql.
+    let key = restrict_key();
+    let mut out = format!("\nSQL run on the target:\n\\restrict {key}\n");
     for unit in work.units.iter().filter(|u| !done.contains_key(&u.id)) {
-        out.push_str(&format!("-- {} [{}]\nBEGIN;\n", unit.title, unit.id));
+        out.push_str(&format!(
+            "-- {} [{}]\nBEGIN;\n",
+            printable(&unit.title),
+            printable(&unit.id.0)
+        ));
         for op in &unit.ops {
             match op {
-                Op::Copy { into, .. } => {
-                    out.push_str(&format!("-- {into};  (rows streamed from the source)\n"))
-                }
+                Op::Copy { into, .. } => out.push_str(&format!(
+                    "-- {};  (rows streamed from the source)\n",
+                    printable(into)
+                )),
+                // (Table names show with their control characters escaped.)
                 Op::SyncSequences { table, sequences } => out.push_str(&format!(
                     "-- setval() of {}'s sequence{} to the source's value{} (never below the \
                      copied ids)\n",
@@ -192,7 +204,22 @@ fn units_sql(
         }
         out.push_str("-- and the unit's record in the pgbarge ledger\nCOMMIT;\n");
     }
+    out.push_str(&format!("\\unrestrict {key}\n"));
     out
+}
+
+/// A key for psql's `\restrict` that no script could guess: 32 random letters and digits.
+fn restrict_key() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let state = std::collections::hash_map::RandomState::new();
+    (0..32)
+        .map(|i| {
+            let mut h = state.build_hasher();
+            h.write_usize(i);
+            char::from(ALPHABET[(h.finish() % ALPHABET.len() as u64) as usize])
+        })
+        .collect()
 }
 
 /// What `copy --resume` will do: the units not committed yet.

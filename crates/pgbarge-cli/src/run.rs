@@ -4,7 +4,7 @@
 use pgbarge::catalog::{self, TableName};
 use pgbarge::connect::{connect, Connection};
 use pgbarge::copy::Event;
-use pgbarge::ledger::{self, SavedRun};
+use pgbarge::ledger::SavedRun;
 use pgbarge::plan::{Content, Endpoint, PlanOptions};
 use pgbarge::preflight::Problem;
 use pgbarge::select::{self, Selection};
@@ -162,9 +162,10 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     let (source, target) = connect_both(&settings.source, &settings.target).await?;
     // An interrupted run on the target: go on with it (--resume, or yes in a terminal),
     // or abandon it before starting anew.
-    let pending = ledger::last_run(&target.client).await?;
+    let store = &settings.copy_options.ledger;
+    let pending = store.last_run(&target.client).await?;
     if settings.follow && settings.resume && pending.is_none() {
-        if let Some(f) = pgbarge::follow::state::load(&target.client).await? {
+        if let Some(f) = pgbarge::follow::state::load(&target.client, store).await? {
             if f.snapshot.is_none() {
                 return Err(Error::usage(format!(
                     "--follow --resume: the copy that started following (slot {}) is no \
@@ -176,8 +177,15 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
             }
         }
         // The copy is done: go on following from the position recorded on the target.
-        return crate::follow::follow_on(&source, &target, settings.json, settings.quiet, None)
-            .await;
+        return crate::follow::follow_on(
+            &source,
+            &target,
+            store,
+            settings.json,
+            settings.quiet,
+            None,
+        )
+        .await;
     }
     if settings.resume || pending.is_some() {
         let resume = match &pending {
@@ -209,7 +217,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
                     run.id, run.started_at
                 );
             } else {
-                let dropped = ledger::abandon(&target.client, run).await?;
+                let dropped = store.abandon(&target.client, run).await?.dropped;
                 eprintln!(
                     "note: the interrupted run recorded on the target (run {}, started {}) was \
                      abandoned{}; starting anew.",
@@ -312,6 +320,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         whole_schemas: &whole_schemas,
         with_parents: settings.with_parents,
         options,
+        ledger: store,
     };
     let questions: &dyn session::Questions = if settings.interactive {
         &interact::Terminal
@@ -360,6 +369,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
                 &target.client,
                 &specs,
                 settings.copy_options.source_encoding.as_deref(),
+                store,
             )
             .await?
         };
@@ -398,7 +408,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     }
 
     let following = if settings.follow {
-        Some(crate::follow::prepare(&source, &target, &plan).await?)
+        Some(crate::follow::prepare(&source, &target, store, &plan).await?)
     } else {
         None
     };
@@ -407,7 +417,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         Ok(report) => report,
         Err(failure) => {
             if let Some(f) = &following {
-                crate::follow::copy_stopped(&source, &target, f, false).await;
+                crate::follow::copy_stopped(&source, &target, store, f, false).await;
             }
             return Err(failure);
         }
@@ -429,12 +439,13 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     let shown = show_report(&settings, &report, verified.as_ref());
     if let Some(f) = &following {
         if shown.is_err() {
-            crate::follow::copy_stopped(&source, &target, f, report.snapshot_renewed).await;
+            crate::follow::copy_stopped(&source, &target, store, f, report.snapshot_renewed).await;
             return shown;
         }
         return crate::follow::after_copy(
             &source,
             &target,
+            store,
             f,
             &report,
             settings.json,
@@ -613,42 +624,55 @@ pub(crate) fn show_report(
 pub async fn clean(settings: CleanSettings) -> Result<(), Failure> {
     warn_all(&settings.target);
     let target = connect(&settings.target, Side::Target).await?;
-    let abandoned = session::abandon(&target).await?;
+    let abandoned = session::abandon(&target, &settings.ledger).await?;
+    let list = |tables: &[TableName]| {
+        tables
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let message = match &abandoned {
         None => "nothing to clean: no interrupted run is recorded on the target.".to_string(),
-        Some((run, dropped)) => format!(
-            "abandoned run {} (started {}): {} of {} units had committed and stay; {}.",
-            run.id,
-            run.started_at,
-            run.done.len(),
-            run.work.units.len(),
-            if dropped.is_empty() {
-                "no staging table to drop".to_string()
-            } else {
-                format!(
-                    "dropped staging table{} {}",
-                    if dropped.len() == 1 { "" } else { "s" },
-                    dropped
-                        .iter()
-                        .map(|t| t.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+        Some((run, staging)) => {
+            let mut message = format!(
+                "abandoned run {} (started {}): {} of {} units had committed and stay; {}.",
+                run.id,
+                run.started_at,
+                run.done.len(),
+                run.work.units.len(),
+                if staging.dropped.is_empty() {
+                    "no staging table to drop".to_string()
+                } else {
+                    format!(
+                        "dropped staging table{} {}",
+                        if staging.dropped.len() == 1 { "" } else { "s" },
+                        list(&staging.dropped)
+                    )
+                }
+            );
+            if !staging.kept.is_empty() {
+                message.push_str(&format!(
+                    " Left alone, though the run listed them: {} (the catalog does not show \
+                     them as pgbarge's staging tables: another owner, or no pgbarge mark).",
+                    list(&staging.kept)
+                ));
             }
-        ),
+            message
+        }
     };
     if settings.json {
         json::print(&json::clean(
             &Endpoint::of(&target),
             abandoned
                 .as_ref()
-                .map(|(run, dropped)| (run, dropped.as_slice())),
+                .map(|(run, staging)| (run, staging.dropped.as_slice())),
         ));
     } else {
         outln!("{message}");
     }
     if abandoned.is_some() {
-        if let Ok(Some(f)) = pgbarge::follow::state::load(&target.client).await {
+        if let Ok(Some(f)) = pgbarge::follow::state::load(&target.client, &settings.ledger).await {
             if f.snapshot.is_none() {
                 eprintln!(
                     "note: the follow waiting for that copy (slot {}) cannot start any more; \

@@ -80,6 +80,15 @@ fn target(args: &crate::args::Target, env: &Environment) -> Result<ConnInfo> {
     conninfo(args.target.as_deref(), "--target", "PGBARGE_TARGET", env)
 }
 
+/// `--ledger-schema` (or `PGBARGE_LEDGER_SCHEMA`), checked.
+fn ledger(args: &crate::args::Ledger) -> Result<pgbarge::ledger::Store> {
+    args.ledger_schema
+        .as_deref()
+        .map(pgbarge::ledger::Store::new)
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
 /// `--source` and `--target` (or their variables), resolved.
 fn endpoints(args: &crate::args::Endpoints, env: &Environment) -> Result<(ConnInfo, ConnInfo)> {
     Ok((source(&args.source, env)?, target(&args.target, env)?))
@@ -176,6 +185,7 @@ impl CopySettings {
                     Some(e) => Some(encoding_name(e)?),
                     None => None,
                 },
+                ledger: ledger(&args.ledger)?,
                 ..Default::default()
             },
             whole_schemas: saved
@@ -270,6 +280,7 @@ impl TablesSettings {
 #[derive(Debug)]
 pub struct CleanSettings {
     pub target: ConnInfo,
+    pub ledger: pgbarge::ledger::Store,
     pub json: bool,
 }
 
@@ -278,6 +289,7 @@ impl CleanSettings {
         let env = Environment::from_process();
         Ok(CleanSettings {
             target: target(&args.target, &env)?,
+            ledger: ledger(&args.ledger)?,
             json: args.json,
         })
     }
@@ -288,6 +300,7 @@ impl CleanSettings {
 pub struct FollowSettings {
     pub source: ConnInfo,
     pub target: ConnInfo,
+    pub ledger: pgbarge::ledger::Store,
     pub drop: bool,
     pub stall_timeout: Option<std::time::Duration>,
     pub json: bool,
@@ -301,6 +314,7 @@ impl FollowSettings {
         Ok(FollowSettings {
             source,
             target,
+            ledger: ledger(&args.ledger)?,
             drop: args.drop,
             stall_timeout: args
                 .stall_timeout
@@ -318,6 +332,7 @@ impl FollowSettings {
 pub struct CutoverSettings {
     pub source: ConnInfo,
     pub target: ConnInfo,
+    pub ledger: pgbarge::ledger::Store,
     pub fence: bool,
     pub json: bool,
 }
@@ -329,6 +344,7 @@ impl CutoverSettings {
         Ok(CutoverSettings {
             source,
             target,
+            ledger: ledger(&args.ledger)?,
             fence: args.fence,
             json: args.json,
         })
@@ -341,6 +357,7 @@ impl CutoverSettings {
 pub struct StatusSettings {
     pub source: Option<ConnInfo>,
     pub target: ConnInfo,
+    pub ledger: pgbarge::ledger::Store,
     pub json: bool,
 }
 
@@ -353,6 +370,7 @@ impl StatusSettings {
                 None => None,
             },
             target: target(&args.endpoints.target, &env)?,
+            ledger: ledger(&args.ledger)?,
             json: args.json,
         })
     }

@@ -49,6 +49,8 @@ pub enum ProblemKind {
     LogicalDecoding,
     /// A followed table has no key to find its updated and deleted rows by.
     NoReplicaIdentity,
+    /// The run would create or load objects in the schema pgbarge keeps its ledger in.
+    LedgerSchema,
 }
 
 /// One problem, with what to do about it.
@@ -775,12 +777,14 @@ mod tests {
         let mut t = table("orders", Action::Append, 0);
         t.columns = vec![
             ColumnPlan {
+                value_hash: Default::default(),
                 name: "note".into(),
                 source_type: "text".into(),
                 target_type: None,
                 route: ColumnRoute::MissingOnTarget,
             },
             ColumnPlan {
+                value_hash: Default::default(),
                 name: "total".into(),
                 source_type: "numeric(12,2)".into(),
                 target_type: Some("integer".into()),

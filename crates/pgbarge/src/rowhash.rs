@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
+use crate::catalog::ColumnType;
 use crate::error::{Error, Kind, Result, Side};
 use crate::quote::{ident, ident_list, literal};
 
@@ -141,17 +142,42 @@ impl Hashing {
             ValueHash::Uuid => format!("pg_catalog.uuid_hash_extended({c}, {seed})"),
             ValueHash::Boolean => format!("pg_catalog.hashint4extended({c}::int4, {seed})"),
             ValueHash::Text => self.seeded(side, &format!("{c}::text"), seed),
+            // NULL stays NULL (`format` would give ''); a composite whose fields are all
+            // NULL is not NULL here, as with a cast (`IS NULL` would say it is).
+            ValueHash::Output => format!(
+                "CASE WHEN pg_catalog.num_nulls({c}) = 0 THEN {} END",
+                self.seeded(side, &output_text(&c), seed)
+            ),
         }
     }
+}
+
+/// The text of `expr` through its type's output function. A cast to text (`::text`)
+/// would run whatever cast function the type's owner created: for a type outside
+/// `pg_catalog`, another role's code. Output functions are safe: the server's own for
+/// enums, composites, ranges, arrays and domains, and a base type's (whose functions
+/// only a superuser can create).
+pub fn output_text(expr: &str) -> String {
+    format!("pg_catalog.format('%s', {expr})")
 }
 
 /// How a column's values are hashed: by their text, or — for types whose equal values
 /// are exactly the values with equal text, and whose hash functions both servers
 /// compute alike — by the value itself, which needs no text output.
+///
+/// No hash runs code of another role: a value reaches text through a cast only when
+/// both sides' types are `pg_catalog`'s (whose casts only a superuser can create), and
+/// otherwise through its type's output function (see [`output_text`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ValueHash {
+    /// Its text through its type's output function: a type from outside `pg_catalog`
+    /// on either side (an enum, a composite, a domain, an extension's type).
     #[default]
+    Output,
+    /// Its text by a `::text` cast: both sides' types are from `pg_catalog`. Cheaper
+    /// than the output function's `format` (measured: 0.36 s against 0.65 s for three
+    /// columns of 2M rows).
     Text,
     /// `smallint`, `integer` or `bigint` on each side (hashed as `bigint`: the same
     /// value hashes alike whatever the width).
@@ -161,10 +187,21 @@ pub enum ValueHash {
 }
 
 impl ValueHash {
-    /// For a column of type `source` on the source and `target` on the target
-    /// (`format_type` names): by value only when both sides are of one such kind.
-    pub fn of(source: &str, target: &str) -> ValueHash {
+    /// For a column of type `source` on the source and `target` on the target: by value
+    /// only when both sides are of one such kind, by a cast only when both types are
+    /// `pg_catalog`'s.
+    pub fn of(source: &ColumnType, target: &ColumnType) -> ValueHash {
+        let builtin = source.schema == "pg_catalog" && target.schema == "pg_catalog";
+        ValueHash::by_name(&source.sql, &target.sql, builtin)
+    }
+
+    /// [`ValueHash::of`] from the types' `format_type` names; `builtin`: both are
+    /// `pg_catalog`'s.
+    pub fn by_name(source: &str, target: &str, builtin: bool) -> ValueHash {
         const INTEGERS: [&str; 3] = ["smallint", "integer", "bigint"];
+        if !builtin {
+            return ValueHash::Output;
+        }
         match (source, target) {
             (s, t) if INTEGERS.contains(&s) && INTEGERS.contains(&t) => ValueHash::Integer,
             ("uuid", "uuid") => ValueHash::Uuid,
@@ -174,7 +211,8 @@ impl ValueHash {
     }
 }
 
-/// The row text of the key columns `key`.
+/// The row text of the key columns `key`: the record's output function calls each
+/// column type's own (no cast is looked up for an anonymous record).
 pub fn key_expr(key: &[String]) -> String {
     format!("ROW({})::text", ident_list(key.iter().map(String::as_str)))
 }
@@ -203,18 +241,36 @@ mod tests {
 
     #[test]
     fn values_hash_by_value_only_when_both_sides_agree_exactly() {
-        assert_eq!(ValueHash::of("integer", "bigint"), ValueHash::Integer);
-        assert_eq!(ValueHash::of("uuid", "uuid"), ValueHash::Uuid);
-        assert_eq!(ValueHash::of("boolean", "boolean"), ValueHash::Boolean);
+        let of = |s, t| ValueHash::by_name(s, t, true);
+        assert_eq!(of("integer", "bigint"), ValueHash::Integer);
+        assert_eq!(of("uuid", "uuid"), ValueHash::Uuid);
+        assert_eq!(of("boolean", "boolean"), ValueHash::Boolean);
         // Text where the value's text is what must agree: a numeric's scale, a
         // float's -0, a conversion between types.
-        assert_eq!(ValueHash::of("numeric", "numeric"), ValueHash::Text);
+        assert_eq!(of("numeric", "numeric"), ValueHash::Text);
+        assert_eq!(of("double precision", "double precision"), ValueHash::Text);
+        assert_eq!(of("uuid", "text"), ValueHash::Text);
+        assert_eq!(of("integer", "numeric"), ValueHash::Text);
+    }
+
+    #[test]
+    fn a_type_from_outside_pg_catalog_is_never_cast() {
+        // Its owner may have created a cast to text (or to int8) that runs her code.
         assert_eq!(
-            ValueHash::of("double precision", "double precision"),
-            ValueHash::Text
+            ValueHash::by_name("public.mood", "public.mood", false),
+            ValueHash::Output
         );
-        assert_eq!(ValueHash::of("uuid", "text"), ValueHash::Text);
-        assert_eq!(ValueHash::of("integer", "numeric"), ValueHash::Text);
+        assert_eq!(
+            ValueHash::by_name("public.small", "integer", false),
+            ValueHash::Output
+        );
+        let hashing = Hashing {
+            source: Bytes::Native,
+            target: Bytes::Native,
+        };
+        let sql = hashing.value(Side::Target, "m", ValueHash::Output, 3);
+        assert!(!sql.contains("::"), "{sql}");
+        assert!(sql.contains("pg_catalog.format('%s', \"m\")"), "{sql}");
     }
 
     #[test]
@@ -226,7 +282,7 @@ mod tests {
         let sql = hashing.row(
             Side::Source,
             &["id".into(), "note".into()],
-            &[ValueHash::Integer],
+            &[ValueHash::Integer, ValueHash::Text],
         );
         assert_eq!(
             sql,

@@ -75,7 +75,8 @@ async fn run_from_snapshot(
         Start::Fresh(work) => {
             let names: Vec<TableName> = work.tables.iter().map(|t| t.source.clone()).collect();
             let changes = ledger::source_changes(&source.client, &names).await?;
-            if !ledger::ensure(&target.client).await? {
+            let store = &options.ledger;
+            if !store.ensure(&target.client).await? {
                 // No schema may be created here: the run works, but cannot be resumed.
                 let memory = MemoryLedger::default();
                 let mut report = runner
@@ -84,11 +85,13 @@ async fn run_from_snapshot(
                 report.warnings.push(format!(
                     "the role may not create the \"{}\" schema on the target, so this run was \
                      not recorded there: if it is interrupted, it starts over",
-                    ledger::schema()
+                    store.schema()
                 ));
                 return end(source, report).await;
             }
-            let run = ledger::start_run(&target.client, &work, &snapshot, &changes).await?;
+            let run = store
+                .start_run(&target.client, &work, &snapshot, &changes)
+                .await?;
             let mut report = runner
                 .run(&work, &BTreeMap::new(), &BTreeSet::new(), &run, stop)
                 .await?;
@@ -106,12 +109,15 @@ async fn run_from_snapshot(
                     saved.work.source.connection, source.info
                 )));
             }
+            let store = &options.ledger;
             // A ledger written by an earlier version gains what this one keeps there.
-            ledger::ensure(&target.client).await?;
+            store.ensure(&target.client).await?;
             // The killed run's sessions may still be at work: end them, then read what
             // is committed.
-            ledger::end_sessions(&target.client, saved.id, target.server_version_num).await?;
-            let saved = match ledger::last_run(&target.client).await? {
+            store
+                .end_sessions(&target.client, saved.id, target.server_version_num)
+                .await?;
+            let saved = match store.last_run(&target.client).await? {
                 Some(run) if run.id == saved.id => run,
                 _ => {
                     return Err(Error::new(
@@ -127,8 +133,10 @@ async fn run_from_snapshot(
             let changed = ledger::changed_tables(&saved.source_changes, &now);
             // From here on the run reads the new snapshot: what a later resume of a
             // followed copy filters the tables this one completes by.
-            ledger::record_snapshot(&target.client, saved.id, &snapshot.xids).await?;
-            let run = ledger::resume_run(&saved);
+            store
+                .record_snapshot(&target.client, saved.id, &snapshot.xids)
+                .await?;
+            let run = store.resume_run(&saved);
             let mut report = runner
                 .run(&saved.work, &saved.done, &saved.salvaged, &run, stop)
                 .await?;
@@ -184,7 +192,7 @@ impl Runner<'_> {
 /// target may have died meanwhile (a restart the units rode out): then on a new one,
 /// retried as the units are.
 async fn finish(target: &Connection, id: i64, options: &CopyOptions) -> Result<()> {
-    let mut err = match ledger::finish_run(&target.client, id).await {
+    let mut err = match options.ledger.finish_run(&target.client, id).await {
         Ok(()) => return Ok(()),
         Err(e) if e.is_transient() => e,
         Err(e) => return Err(e),
@@ -192,7 +200,7 @@ async fn finish(target: &Connection, id: i64, options: &CopyOptions) -> Result<(
     for attempt in 1..=options.retry.retries {
         tokio::time::sleep(options.retry.delay(attempt, crate::retry::jitter())).await;
         let outcome = match crate::connect::connect(&target.info, crate::Side::Target).await {
-            Ok(fresh) => ledger::finish_run(&fresh.client, id).await,
+            Ok(fresh) => options.ledger.finish_run(&fresh.client, id).await,
             Err(e) => Err(e),
         };
         match outcome {
@@ -274,13 +282,16 @@ fn consistency(saved: &SavedRun, changed: &BTreeSet<String>) -> Vec<String> {
 }
 
 /// Abandons the interrupted run recorded on `target`, if any: drops its staging tables
-/// and clears it from the ledger. Returns the run and the tables dropped.
-pub async fn abandon(target: &Connection) -> Result<Option<(SavedRun, Vec<TableName>)>> {
-    let Some(run) = ledger::last_run(&target.client).await? else {
+/// and clears it from the ledger. Returns the run and what became of its staging tables.
+pub async fn abandon(
+    target: &Connection,
+    store: &ledger::Store,
+) -> Result<Option<(SavedRun, ledger::Abandoned)>> {
+    let Some(run) = store.last_run(&target.client).await? else {
         return Ok(None);
     };
-    let dropped = ledger::abandon(&target.client, &run).await?;
-    Ok(Some((run, dropped)))
+    let abandoned = store.abandon(&target.client, &run).await?;
+    Ok(Some((run, abandoned)))
 }
 
 /// The questions planning a run may ask its user. The CLI answers them in a terminal;
@@ -340,6 +351,8 @@ pub struct PlanRequest<'a> {
     /// `--with-parents`: add the tables foreign keys need without asking.
     pub with_parents: bool,
     pub options: PlanOptions,
+    /// Where the run is recorded on the target: nothing of the run may go there.
+    pub ledger: &'a ledger::Store,
 }
 
 /// A plan, what preflight found, and the catalog it was built from.
@@ -382,6 +395,43 @@ fn refusals(
     refused
 }
 
+/// The run would put objects in the ledger's schema on the target (a source schema of
+/// that name copied whole, or a table in it): refused, as its tables could collide with
+/// the ledger's and the ledger, once empty, is dropped.
+fn ledger_collision(
+    plan: &Plan,
+    whole_schemas: &[String],
+    ledger: &ledger::Store,
+) -> Option<Problem> {
+    let schema = ledger.schema();
+    let tables: Vec<String> = plan
+        .tables
+        .iter()
+        .filter(|t| t.source.schema == schema || t.target.schema == schema)
+        .map(|t| t.target.to_string())
+        .collect();
+    if tables.is_empty() && !whole_schemas.iter().any(|s| s == schema) {
+        return None;
+    }
+    Some(Problem {
+        kind: preflight::ProblemKind::LedgerSchema,
+        table: None,
+        message: format!(
+            "the run copies the source's schema {}{}, and pgbarge keeps its own records \
+             on the target in a schema of that name",
+            crate::quote::ident(schema),
+            if tables.is_empty() {
+                String::new()
+            } else {
+                format!(" (tables {})", tables.join(", "))
+            }
+        ),
+        hint: "Keep pgbarge's records elsewhere: --ledger-schema NAME (e.g. pgbarge_ledger), \
+               the same for every later command of this run."
+            .into(),
+    })
+}
+
 /// Reads both catalogs, builds the plan and runs preflight, asking `questions` what
 /// the choices leave open: tables the foreign keys need (read again with them, until
 /// nothing is missing) and what to do with target tables that hold rows.
@@ -398,6 +448,7 @@ pub async fn plan(
         whole_schemas,
         with_parents,
         mut options,
+        ledger,
     } = request;
     let roles: Vec<String> = options.schema.owner.iter().cloned().collect();
     let (from, to) = (Endpoint::of(source), Endpoint::of(target));
@@ -475,7 +526,8 @@ pub async fn plan(
             snapshot = read(tables).await?;
             continue;
         }
-        let problems = preflight::check(&plan, &snapshot, &selection.unmatched);
+        let mut problems = preflight::check(&plan, &snapshot, &selection.unmatched);
+        problems.extend(ledger_collision(&plan, whole_schemas, ledger));
         let undecided: Vec<Undecided> = plan
             .tables
             .iter()

@@ -29,6 +29,7 @@ use tokio_postgres::Client;
 
 use crate::catalog::TableName;
 use crate::error::{Error, Kind, Result, Side};
+use crate::ledger::Store;
 use crate::plan::CopyFormat;
 use crate::quote::{ident, ident_list, literal};
 use crate::rowhash::{key_expr, Hashing, ValueHash};
@@ -721,9 +722,14 @@ fn compare_rows(out: &mut Diff, keyed: bool, source: &[(i64, i64)], target: &[(i
 /// The source's newest value of the `--since` column and its snapshot, read in the run's
 /// snapshot, and the next transaction id there.
 fn next_watermark_sql(spec: &SyncSpec, column: &str) -> String {
+    // The newest value as text through its type's output function, never a cast (see
+    // [`crate::rowhash::output_text`]); NULL when the table is empty.
     format!(
-        "SELECT (SELECT max({})::text FROM {}), pg_catalog.txid_current_snapshot()::text, \
+        "SELECT (SELECT {} FROM (SELECT max({}) AS m FROM {}) AS w \
+                 WHERE pg_catalog.num_nulls(w.m) = 0), \
+         pg_catalog.txid_current_snapshot()::text, \
          pg_catalog.txid_snapshot_xmax(pg_catalog.txid_current_snapshot())",
+        crate::rowhash::output_text("w.m"),
         ident(column),
         spec.from(Side::Source)
     )
@@ -754,25 +760,50 @@ fn since_sql(since: &Since, alias: &str) -> String {
     }
 }
 
-/// Records the next watermark in the ledger (see [`crate::ledger`]).
-const RECORD_WATERMARK: &str = "INSERT INTO pgbarge.watermark \
-       (target_table, column_name, source, value, snapshot) \
-     VALUES ({TABLE}, {COLUMN}, {SOURCE}, {VALUE}, {SNAPSHOT}) \
-     ON CONFLICT (target_table, column_name) DO UPDATE SET source = EXCLUDED.source, \
-       value = EXCLUDED.value, snapshot = EXCLUDED.snapshot, synced_at = pg_catalog.now()";
-
 /// What the ledger holds of a table's last sync: the source's change counter then, and
-/// (with `--since`) the watermark. Fails with "undefined table" when there is no ledger.
-const READ_RECORD: &str = "SELECT (SELECT source_changes FROM pgbarge.synced \
+/// (with `--since`) the watermark. Read once the ledger is known to be pgbarge's.
+const READ_RECORD: &str = "SELECT (SELECT source_changes FROM {L}.synced \
       WHERE target_table = $1 AND source = $3), \
-     (SELECT ARRAY[value, snapshot] FROM pgbarge.watermark \
+     (SELECT ARRAY[value, snapshot] FROM {L}.watermark \
       WHERE target_table = $1 AND column_name = $2 AND source = $3)";
 
 /// Records, in the repair's transaction, the source's change counter the sync read.
-const RECORD_SYNCED: &str = "INSERT INTO pgbarge.synced (target_table, source, source_changes) \
-     VALUES ({TABLE}, {SOURCE}, {CHANGES}) ON CONFLICT (target_table) \
-     DO UPDATE SET source = EXCLUDED.source, source_changes = EXCLUDED.source_changes, \
-       synced_at = pg_catalog.now()";
+/// (Values go in with `format!`'s placeholders, each once: a value is never searched for
+/// another's placeholder.)
+fn record_synced_sql(store: &Store, table: &str, source: &str, changes: i64) -> String {
+    format!(
+        "INSERT INTO {} (target_table, source, source_changes) VALUES ({}, {}, {changes}) \
+         ON CONFLICT (target_table) DO UPDATE SET source = EXCLUDED.source, \
+           source_changes = EXCLUDED.source_changes, synced_at = pg_catalog.now()",
+        store.table("synced"),
+        literal(table),
+        literal(source)
+    )
+}
+
+/// Records the next watermark in the ledger.
+fn record_watermark_sql(
+    store: &Store,
+    (table, column, source): (&str, &str, &str),
+    watermark: &Watermark,
+) -> String {
+    format!(
+        "INSERT INTO {} (target_table, column_name, source, value, snapshot) \
+         VALUES ({}, {}, {}, {}, {}) \
+         ON CONFLICT (target_table, column_name) DO UPDATE SET source = EXCLUDED.source, \
+           value = EXCLUDED.value, snapshot = EXCLUDED.snapshot, synced_at = pg_catalog.now()",
+        store.table("watermark"),
+        literal(table),
+        literal(column),
+        literal(source),
+        watermark
+            .value
+            .as_deref()
+            .map(literal)
+            .unwrap_or("NULL".into()),
+        literal(&watermark.snapshot)
+    )
+}
 
 /// What the target's ledger recorded of a table's last sync.
 #[derive(Debug, Clone, Default)]
@@ -786,11 +817,11 @@ pub struct Recorded {
 }
 
 /// What the ledger recorded of `spec`'s table's last sync. One round trip.
-pub async fn recorded(target: &Client, spec: &SyncSpec) -> Result<Recorded> {
+pub async fn recorded(target: &Client, store: &Store, spec: &SyncSpec) -> Result<Recorded> {
     let column = spec.since.clone().unwrap_or_default();
     let row = match target
         .query_one(
-            READ_RECORD,
+            &store.sql(READ_RECORD),
             &[&spec.target.to_string(), &column, &spec.source_server],
         )
         .await
@@ -834,7 +865,7 @@ const SOURCE_CHANGES: &str = "SELECT sum(n_tup_ins + n_tup_upd + n_tup_del)::int
         OR relid IN (SELECT relid FROM pg_catalog.pg_partition_tree($1::text::regclass))";
 
 /// The statements that repair `spec`'s table on the target as `diff` found it.
-pub fn repair(spec: &SyncSpec, hashing: &Hashing, diff: &Diff) -> Repair {
+pub fn repair(spec: &SyncSpec, hashing: &Hashing, diff: &Diff, store: &Store) -> Repair {
     let format = spec.format.clause();
     let cols = ident_list(spec.columns.iter().map(String::as_str));
     let copy_in = format!(
@@ -886,29 +917,18 @@ pub fn repair(spec: &SyncSpec, hashing: &Hashing, diff: &Diff) -> Repair {
         copy_in,
         apply: spec.apply_sql(),
     });
-    let table = literal(&spec.target.to_string());
+    let table = spec.target.to_string();
     let mut record: Vec<String> = diff
         .source_changes
-        .map(|n| {
-            RECORD_SYNCED
-                .replace("{TABLE}", &table)
-                .replace("{SOURCE}", &literal(&spec.source_server))
-                .replace("{CHANGES}", &n.to_string())
-        })
+        .map(|n| record_synced_sql(store, &table, &spec.source_server, n))
         .into_iter()
         .collect();
     if let (Some(column), Some(w)) = (&spec.since, &diff.next_watermark) {
-        record.push(
-            RECORD_WATERMARK
-                .replace("{TABLE}", &table)
-                .replace("{SOURCE}", &literal(&spec.source_server))
-                .replace("{COLUMN}", &literal(column))
-                .replace(
-                    "{VALUE}",
-                    &w.value.as_deref().map(literal).unwrap_or("NULL".into()),
-                )
-                .replace("{SNAPSHOT}", &literal(&w.snapshot)),
-        );
+        record.push(record_watermark_sql(
+            store,
+            (&table, column, &spec.source_server),
+            w,
+        ));
     }
     Repair {
         delete,
@@ -1013,12 +1033,15 @@ pub async fn preview(
     target: &Client,
     specs: &[SyncSpec],
     source_encoding: Option<&str>,
+    store: &Store,
 ) -> Result<Vec<Preview>> {
+    // The last syncs' records are read only from a ledger that is pgbarge's.
+    store.present(target).await?;
     let begin = source
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await;
     begin.map_err(|e| Error::postgres(Kind::Copy, Side::Source, "starting a snapshot", e))?;
-    let result = previews(source, target, specs, source_encoding).await;
+    let result = previews(source, target, specs, source_encoding, store).await;
     // Read only: nothing to keep.
     let _ = source.batch_execute("ROLLBACK").await;
     result
@@ -1029,11 +1052,12 @@ async fn previews(
     target: &Client,
     specs: &[SyncSpec],
     source_encoding: Option<&str>,
+    store: &Store,
 ) -> Result<Vec<Preview>> {
     let hashing = Hashing::choose(source, target, source_encoding).await?;
     let mut out = Vec::new();
     for spec in specs {
-        let recorded = recorded(target, spec).await?;
+        let recorded = recorded(target, store, spec).await?;
         let diff = diff(source, target, &hashing, spec, recorded, None).await?;
         target
             .batch_execute(RESET_PLANS)

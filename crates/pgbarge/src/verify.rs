@@ -175,7 +175,7 @@ async fn verify_table(
         .iter()
         .filter_map(|c| {
             let t = tgt.columns.iter().find(|t| t.name == c.name)?;
-            Some((c.name.clone(), ValueHash::of(&c.ty.sql, &t.ty.sql)))
+            Some((c.name.clone(), ValueHash::of(&c.ty, &t.ty)))
         })
         .unzip();
     let doing = format!("checksumming {name}");
@@ -250,9 +250,12 @@ async fn large_objects(
     let refs = columns
         .iter()
         .map(|c| {
+            let col = crate::quote::ident(c);
+            // The value's text as an oid: a cast to oid from a type named `lo` that
+            // another role made could run her function.
             format!(
-                "SELECT {col}::oid AS o FROM {t} WHERE {col} IS NOT NULL",
-                col = crate::quote::ident(c),
+                "SELECT {}::pg_catalog.oid AS o FROM {t} WHERE {col} IS NOT NULL",
+                crate::rowhash::output_text(&col),
                 t = name.sql()
             )
         })

@@ -73,15 +73,13 @@ impl TableName {
 }
 
 /// Shown as a user would type it: `public.orders`, `"Sales Dept"."order lines"` (parts
-/// quoted only where they must be, so the text can be pasted back as a pattern).
+/// quoted only where they must be, so the text can be pasted back as a pattern), with
+/// control and direction-changing characters escaped (see [`crate::quote::printable`]):
+/// a name never acts on the terminal it is shown on.
 impl fmt::Display for TableName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}.{}",
-            human_ident(&self.schema),
-            human_ident(&self.name)
-        )
+        let shown = format!("{}.{}", human_ident(&self.schema), human_ident(&self.name));
+        f.write_str(&crate::quote::printable(&shown))
     }
 }
 

@@ -9,6 +9,7 @@ use crate::connect::{connect, Connection};
 use crate::conninfo::ConnInfo;
 use crate::error::Side;
 use crate::quote::ident;
+use crate::rowhash::output_text;
 
 /// The source table's primary key columns, in key order.
 const PRIMARY_KEY: &str = "
@@ -39,11 +40,14 @@ pub async fn locate(info: &ConnInfo, table: &TableName, column: Option<&str>) ->
     let client = &source.client;
     let rows = client.query(PRIMARY_KEY, &[&table.sql()]).await.ok()?;
     let key: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    // Values as text through their types' output functions, never a cast: a cast of a
+    // type another role owns could run its function here (see
+    // [`crate::rowhash::output_text`]).
     let key_sql = if key.is_empty() {
-        "ctid::text".to_string()
+        "ctid::pg_catalog.text".to_string()
     } else {
-        let parts: Vec<String> = key.iter().map(|k| format!("{}::text", ident(k))).collect();
-        format!("concat_ws(', ', {})", parts.join(", "))
+        let parts: Vec<String> = key.iter().map(|k| output_text(&ident(k))).collect();
+        format!("pg_catalog.concat_ws(', ', {})", parts.join(", "))
     };
     let columns: Vec<String> = match column {
         Some(c) => vec![c.to_string()],
@@ -60,7 +64,7 @@ pub async fn locate(info: &ConnInfo, table: &TableName, column: Option<&str>) ->
     let raw = |expr: &str| format!("pg_catalog.convert_to({expr}, 'SQL_ASCII')");
     let values: Vec<String> = columns
         .iter()
-        .map(|c| raw(&format!("{}::text", ident(c))))
+        .map(|c| raw(&output_text(&ident(c))))
         .collect();
     let sql = format!(
         "SELECT {}, {} FROM {}",

@@ -57,10 +57,90 @@ const ROLLBACK: &str = "ROLLBACK";
 /// The source's own `search_path` (before pgbarge emptied it for this session)...
 const SOURCE_SEARCH_PATH: &str =
     "SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'search_path'";
-/// ...is what the target sessions load with: check constraints, defaults and triggers
-/// call functions whose bodies may name other objects unqualified, as they resolve on the
-/// source. Everything pgbarge itself sends is schema-qualified, so this changes nothing else.
-const SET_SEARCH_PATH: &str = "SELECT pg_catalog.set_config('search_path', $1, false)";
+/// ...is what each target transaction loads with, as far as it is safe: check
+/// constraints, defaults and triggers call functions whose bodies may name other objects
+/// unqualified, as they resolve on the source. But a schema another role may create
+/// functions in would let it shadow a built-in function with a closer match (`lower`
+/// taking `varchar`) and run its code as this role. So the path is `pg_catalog` first,
+/// then only the source path's schemas that exist on the target and are owned by the
+/// connecting role, a superuser, or (`public` from PostgreSQL 15) the owner of a database
+/// owned by one of those — and in which no other role may create objects. `$user` is
+/// the target role's schema, on the same terms. Computed by the target at the start of
+/// each transaction (`{PATH}`: the source path's schemas as a text array), so schemas
+/// the run created are found.
+const SAFE_SEARCH_PATH: &str = "SELECT pg_catalog.set_config('search_path', \
+    pg_catalog.concat_ws(', ', 'pg_catalog', (\
+      SELECT pg_catalog.string_agg(pg_catalog.quote_ident(n.nspname), ', ' ORDER BY p.ord) \
+      FROM pg_catalog.unnest({PATH}::pg_catalog.text[]) WITH ORDINALITY AS p(name, ord) \
+      JOIN pg_catalog.pg_namespace n ON n.nspname = \
+        CASE p.name WHEN '$user' THEN CURRENT_USER::pg_catalog.text ELSE p.name END \
+      JOIN pg_catalog.pg_roles o ON o.oid = n.nspowner \
+      WHERE n.nspname <> 'pg_catalog' \
+        AND (o.rolsuper OR o.rolname = CURRENT_USER \
+             OR (o.rolname = 'pg_database_owner' \
+                 AND (SELECT d.rolsuper OR d.rolname = CURRENT_USER \
+                      FROM pg_catalog.pg_database b \
+                      JOIN pg_catalog.pg_roles d ON d.oid = b.datdba \
+                      WHERE b.datname = pg_catalog.current_database()))) \
+        AND NOT EXISTS (SELECT FROM pg_catalog.aclexplode(n.nspacl) a \
+                        LEFT JOIN pg_catalog.pg_roles g ON g.oid = a.grantee \
+                        WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner \
+                          AND NOT coalesce(g.rolsuper OR g.rolname = CURRENT_USER, false)))), \
+    true)";
+
+/// The statement setting a target transaction's search path (see [`SAFE_SEARCH_PATH`])
+/// from the source's `search_path` setting.
+fn search_path_sql(source_path: &str) -> String {
+    let schemas: Vec<String> = split_search_path(source_path)
+        .iter()
+        .map(|s| literal(s))
+        .collect();
+    SAFE_SEARCH_PATH.replace("{PATH}", &format!("ARRAY[{}]", schemas.join(", ")))
+}
+
+/// The schema names of a `search_path` setting as the server reads it: comma-separated,
+/// a double-quoted name as written (`""` a quote), any other folded to lower case.
+fn split_search_path(path: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut chars = path.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut name = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                if c == '"' {
+                    if chars.peek() == Some(&'"') {
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                name.push(c);
+            }
+            while chars.peek().is_some_and(|&c| c != ',') {
+                chars.next();
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                name.push(c.to_ascii_lowercase());
+                chars.next();
+            }
+            name = name.trim_end().to_string();
+        }
+        if !name.is_empty() {
+            names.push(name);
+        }
+        if chars.next().is_none() {
+            return names;
+        }
+    }
+}
 /// Target sessions wait this long for a lock, then give up and retry after a backoff: a
 /// waiting ACCESS EXCLUSIVE request (TRUNCATE, DROP) queues every later reader of the
 /// table behind it, so pgbarge must never wait long in that queue.
@@ -96,6 +176,8 @@ pub struct CopyOptions {
     /// (which passes bytes through unconverted). The target sessions read with this
     /// client encoding, so the target server converts the rows to its own.
     pub source_encoding: Option<String>,
+    /// Where the run is recorded on the target (`--ledger-schema`).
+    pub ledger: crate::ledger::Store,
 }
 
 /// The default stall timeout: long enough for a busy server's pauses, short enough
@@ -112,6 +194,7 @@ impl Default for CopyOptions {
             source_encoding: None,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             fail_fast: false,
+            ledger: crate::ledger::Store::default(),
         }
     }
 }
@@ -244,7 +327,8 @@ struct Ctx<'a, L: Ledger> {
     ledger: &'a L,
     options: &'a CopyOptions,
     snapshot: tokio::sync::Mutex<SnapshotState<'a>>,
-    /// The source's search_path, which target sessions load with.
+    /// Sets a target transaction's search path from the source's (see
+    /// [`SAFE_SEARCH_PATH`]).
     search_path: String,
     schedule: Mutex<Schedule>,
     /// Objects of the post-data unit already created, each on its own, by a salvage
@@ -346,12 +430,14 @@ pub async fn run<L: Ledger>(
     on_event: &(dyn Fn(Event) + Send + Sync),
 ) -> Result<RunReport> {
     let started = Instant::now();
-    let search_path: String = source
-        .client
-        .query_one(SOURCE_SEARCH_PATH, &[])
-        .await
-        .map_err(|e| Error::postgres(Kind::Copy, Side::Source, "reading the search_path", e))?
-        .get(0);
+    let search_path = search_path_sql(
+        &source
+            .client
+            .query_one(SOURCE_SEARCH_PATH, &[])
+            .await
+            .map_err(|e| Error::postgres(Kind::Copy, Side::Source, "reading the search_path", e))?
+            .get::<_, String>(0),
+    );
     let done_ids: BTreeSet<UnitId> = done.keys().cloned().collect();
     let schedule = Schedule::new(work, &done_ids);
     let pending = work.units.len() - schedule.count(State::Done);
@@ -655,7 +741,7 @@ impl<L: Ledger> Ctx<'_, L> {
             );
         }
         let session = format!(
-            "{}{}{}; {}",
+            "{}{}{}",
             self.ledger
                 .session_sql()
                 .map(|s| format!("{s}; "))
@@ -669,7 +755,6 @@ impl<L: Ledger> Ctx<'_, L> {
                 "$1",
                 &literal(&format!("{}ms", self.options.lock_timeout.as_millis()))
             ),
-            SET_SEARCH_PATH.replace("$1", &literal(&self.search_path))
         );
         target
             .client
@@ -965,6 +1050,7 @@ async fn run_unit<L: Ledger>(
     };
     let mut head: Vec<String> = ctx.ledger.pending_sql().into_iter().collect();
     head.push(BEGIN.to_string());
+    head.push(ctx.search_path.clone());
     // Statements before each COPY, and after the last.
     let mut segments: Vec<(Vec<String>, usize, String, String)> = Vec::new();
     let mut statements = head;
@@ -1137,10 +1223,6 @@ async fn salvage<L: Ledger>(ctx: &Ctx<'_, L>) {
         .client
         .batch_execute("SET check_function_bodies = off")
         .await;
-    let _ = fresh
-        .client
-        .query_one(SET_SEARCH_PATH, &[&ctx.search_path])
-        .await;
     let (mut created, mut objects) = (0, 0);
     let mut refused: Vec<String> = Vec::new();
     let done = ctx.salvaged.lock().map(|s| s.clone()).unwrap_or_default();
@@ -1162,7 +1244,7 @@ async fn salvage<L: Ledger>(ctx: &Ctx<'_, L>) {
                 // Each in its own transaction with its record, so a resume's post-data
                 // unit knows not to create it again.
                 let id = UnitId::post_data_object(k);
-                let mut sql = vec![BEGIN.to_string(), step.sql.clone()];
+                let mut sql = vec![BEGIN.to_string(), ctx.search_path.clone(), step.sql.clone()];
                 sql.extend(ctx.ledger.record_sql(&id, 0));
                 sql.push(COMMIT.to_string());
                 match fresh.client.batch_execute(&sql.join(";\n")).await {
@@ -1258,9 +1340,9 @@ async fn resolve<L: Ledger>(
     for (k, op) in unit.ops.iter().enumerate() {
         match op {
             Op::Object { .. } if skip.contains(&k) => {}
-            Op::Copy { table, out, into } => pieces.push(Piece::Copy {
+            Op::Copy { table, read, into } => pieces.push(Piece::Copy {
                 table: *table,
-                out: out.clone(),
+                out: read.sql(),
                 into: into.clone(),
             }),
             Op::SyncSequences { table, sequences } => pieces.extend(
@@ -1299,7 +1381,8 @@ async fn resolve<L: Ledger>(
                     table: Some(spec.target.clone()),
                     what: "comparing by hash ranges",
                 });
-                let recorded = crate::sync::recorded(&pair.target.client, spec).await?;
+                let recorded =
+                    crate::sync::recorded(&pair.target.client, &ctx.options.ledger, spec).await?;
                 let diff = crate::sync::diff(
                     source,
                     &pair.target.client,
@@ -1310,7 +1393,7 @@ async fn resolve<L: Ledger>(
                 )
                 .await?;
                 pieces.push(Piece::Sql(crate::sync::RESET_PLANS.into()));
-                let repair = crate::sync::repair(spec, hashing, &diff);
+                let repair = crate::sync::repair(spec, hashing, &diff, &ctx.options.ledger);
                 // Deletes go first when alone (a row inserted with the unique value of
                 // one deleted does not collide), after the group's upserts in a group
                 // (a parent's row goes after the children's rows that pointed at it
@@ -1350,4 +1433,27 @@ async fn resolve<L: Ledger>(
         }
     }
     Ok((pieces, synced))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_path_setting_splits_as_the_server_reads_it() {
+        assert_eq!(split_search_path("\"$user\", public"), ["$user", "public"]);
+        assert_eq!(
+            split_search_path(" App ,\"Sales, \"\"EU\"\"\" , x "),
+            ["app", "Sales, \"EU\"", "x"]
+        );
+        assert!(split_search_path("").is_empty());
+        assert!(split_search_path("\"\"").is_empty());
+    }
+
+    #[test]
+    fn the_target_search_path_is_computed_by_the_target_per_transaction() {
+        let sql = search_path_sql("\"$user\", public, it's");
+        assert!(sql.contains("ARRAY['$user', 'public', 'it''s']"), "{sql}");
+        assert!(sql.ends_with("true)"), "local to the transaction: {sql}");
+    }
 }

@@ -5,7 +5,9 @@
 //! flush writes each table's net effect as one statement per kind — upserts, partial
 //! updates (grouped by which columns they set), deletes — every row passed as a `text[]`
 //! parameter and cast to the target column's type: a few statements for thousands of
-//! changes, against one statement per change in the server's own apply.
+//! changes, against one statement per change in the server's own apply. A table with a
+//! column of a type from outside `pg_catalog` gets its rows as typed literals instead
+//! (see [`Shape::literal_rows`]): no code of another role runs in the apply.
 //!
 //! Order within a flush keeps foreign keys satisfied where the source's order did:
 //! upserts and updates go parents first, deletes children first. A target whose other
@@ -20,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 type Fast = foldhash::fast::RandomState;
 
 use crate::catalog::TableName;
-use crate::quote::ident;
+use crate::quote::{ident, literal};
 
 use super::pgoutput::Value;
 
@@ -51,6 +53,11 @@ pub struct Shape {
     pub exact_key: bool,
     /// Position in foreign-key order: parents before children.
     pub rank: usize,
+    /// A column's type is not from `pg_catalog`: its rows travel as typed literals in
+    /// the statement (`'…'::type`, read by the type's input function) instead of text
+    /// parameters cast to the type — a cast from text to such a type may be a function
+    /// its owner made, which would run here (and could change the value).
+    pub literal_rows: bool,
 }
 
 /// A statement for the target: SQL and one `text[]` parameter per column it reads.
@@ -293,22 +300,81 @@ fn merge(earlier: &[Value], later: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-/// `unnest($N::text[], …) AS r(c0, …)` for `count` columns from parameter `first`.
-fn rows_from(first: usize, count: usize) -> String {
-    let arrays: Vec<String> = (0..count)
-        .map(|i| format!("${}::text[]", first + i))
-        .collect();
-    let names: Vec<String> = (0..count).map(|i| format!("c{i}")).collect();
-    format!("unnest({}) AS r({})", arrays.join(", "), names.join(", "))
+/// The rows of a statement as a FROM item named `r` with columns `c0, …`, one per
+/// position in `positions` (columns of `shape`): `unnest($1::text[], …)`, the values as
+/// parameters from `rows` (whole rows, moved out), or for [`Shape::literal_rows`] a
+/// `VALUES` list of typed literals. Returns the FROM item and the parameters.
+fn rows_source(
+    shape: &Shape,
+    positions: &[usize],
+    rows: Vec<Row>,
+) -> (String, Vec<Vec<Option<String>>>) {
+    let names = list((0..positions.len()).map(|i| format!("c{i}")));
+    if shape.literal_rows {
+        let projected = rows
+            .into_iter()
+            .map(|mut row| {
+                positions
+                    .iter()
+                    .map(|&i| row.get_mut(i).and_then(Option::take))
+                    .collect()
+            })
+            .collect();
+        return (
+            literal_rows(shape, positions, projected, &names),
+            Vec::new(),
+        );
+    }
+    let arrays = list((0..positions.len()).map(|i| format!("${}::text[]", i + 1)));
+    (
+        format!("unnest({arrays}) AS r({names})"),
+        columns_of(rows, positions),
+    )
+}
+
+/// [`rows_source`] for rows already reduced to `positions`' values, in that order.
+fn projected_source(
+    shape: &Shape,
+    positions: &[usize],
+    rows: Vec<Row>,
+) -> (String, Vec<Vec<Option<String>>>) {
+    let names = list((0..positions.len()).map(|i| format!("c{i}")));
+    if shape.literal_rows {
+        return (literal_rows(shape, positions, rows, &names), Vec::new());
+    }
+    let all: Vec<usize> = (0..positions.len()).collect();
+    let arrays = list((0..positions.len()).map(|i| format!("${}::text[]", i + 1)));
+    (
+        format!("unnest({arrays}) AS r({names})"),
+        columns_of(rows, &all),
+    )
+}
+
+/// `(VALUES ('…'::type, NULL::type, …), …) AS r(names)`: a string literal given a type
+/// is read by that type's input function, never through a cast.
+fn literal_rows(shape: &Shape, positions: &[usize], rows: Vec<Row>, names: &str) -> String {
+    let values = list(rows.into_iter().map(|row| {
+        let row = list(row.into_iter().zip(positions).map(|(v, &i)| {
+            let value = v.as_deref().map_or("NULL".into(), literal);
+            format!("{value}::{}", shape.types[i])
+        }));
+        format!("({row})")
+    }));
+    format!("(VALUES {values}) AS r({names})")
+}
+
+/// `r.cN` as column `i`'s type: cast from text, or already typed in literal rows.
+fn value(shape: &Shape, i: usize, alias: usize) -> String {
+    if shape.literal_rows {
+        format!("r.c{alias}")
+    } else {
+        format!("r.c{alias}::{}", shape.types[i])
+    }
 }
 
 /// `"col" = r.cN::type`: column `i` equal to (or set to) `r`'s column `alias`.
 fn from_row(shape: &Shape, i: usize, alias: usize) -> String {
-    format!(
-        "{} = r.c{alias}::{}",
-        ident(&shape.columns[i]),
-        shape.types[i]
-    )
+    format!("{} = {}", ident(&shape.columns[i]), value(shape, i, alias))
 }
 
 /// `t."col" = r.cN::type AND …` for the key.
@@ -402,7 +468,7 @@ fn upsert(shape: &Shape, rows: Vec<Row>) -> Statement {
         .collect();
     let (cols, casts) = columns_and_casts(shape);
     let table = shape.target.sql();
-    let rows_sql = rows_from(1, all.len());
+    let (rows_sql, params) = rows_source(shape, &all, rows);
     let sql = if shape.arbiter {
         // Measured on a 120,000-row table, 20,000 rows a statement: 150 ms, where the
         // joined update below took 200-300 ms (it hashed the whole table).
@@ -445,10 +511,7 @@ fn upsert(shape: &Shape, rows: Vec<Row>) -> Statement {
             matched = key_match(shape, &shape.key, |i| i),
         )
     };
-    Statement {
-        sql,
-        params: columns_of(rows, &all),
-    }
+    Statement { sql, params }
 }
 
 /// `a, b, …`
@@ -465,39 +528,42 @@ fn patch(shape: &Shape, mask: &[bool], rows: Vec<Vec<Value>>) -> Statement {
     let alias = |i: usize| read.iter().position(|&r| r == i).unwrap_or(0);
     let sets = assignments(shape, &set_cols, alias);
     let rows: Vec<Row> = rows.into_iter().map(|v| into_row(v, None)).collect();
+    let (from, params) = rows_source(shape, &read, rows);
     Statement {
         sql: format!(
-            "UPDATE {} AS t SET {sets} FROM {} WHERE {}",
+            "UPDATE {} AS t SET {sets} FROM {from} WHERE {}",
             shape.target.sql(),
-            rows_from(1, read.len()),
             key_match(shape, &shape.key, alias)
         ),
-        params: columns_of(rows, &read),
+        params,
     }
 }
 
 /// Deletes by key (`keys` hold only the key's values, in key order).
 fn delete(shape: &Shape, keys: Vec<Row>) -> Statement {
-    let positions: Vec<usize> = (0..shape.key.len()).collect();
-    let sql = match shape.key.as_slice() {
+    match shape.key.as_slice() {
         // One key column: `= ANY` looks each key up in its index (half the time of a
         // join, which the planner may hash the whole table for).
-        [k] => format!(
-            "DELETE FROM {} AS t WHERE t.{} = ANY ($1::text[]::{}[])",
-            shape.target.sql(),
-            ident(&shape.columns[*k]),
-            shape.types[*k]
-        ),
-        _ => format!(
-            "DELETE FROM {} AS t USING {} WHERE {}",
-            shape.target.sql(),
-            rows_from(1, shape.key.len()),
-            key_match(shape, &shape.key, |i| key_first(shape, i))
-        ),
-    };
-    Statement {
-        sql,
-        params: columns_of(keys, &positions),
+        [k] if !shape.literal_rows => Statement {
+            sql: format!(
+                "DELETE FROM {} AS t WHERE t.{} = ANY ($1::text[]::{}[])",
+                shape.target.sql(),
+                ident(&shape.columns[*k]),
+                shape.types[*k]
+            ),
+            params: columns_of(keys, &[0]),
+        },
+        _ => {
+            let (from, params) = projected_source(shape, &shape.key, keys);
+            Statement {
+                sql: format!(
+                    "DELETE FROM {} AS t USING {from} WHERE {}",
+                    shape.target.sql(),
+                    key_match(shape, &shape.key, |i| key_first(shape, i))
+                ),
+                params,
+            }
+        }
     }
 }
 
@@ -505,13 +571,13 @@ fn delete(shape: &Shape, keys: Vec<Row>) -> Statement {
 fn insert(shape: &Shape, rows: Vec<Row>) -> Statement {
     let all: Vec<usize> = (0..shape.columns.len()).collect();
     let (cols, casts) = columns_and_casts(shape);
+    let (from, params) = rows_source(shape, &all, rows);
     Statement {
         sql: format!(
-            "INSERT INTO {} ({cols}) SELECT {casts} FROM {}",
+            "INSERT INTO {} ({cols}) SELECT {casts} FROM {from}",
             shape.target.sql(),
-            rows_from(1, all.len())
         ),
-        params: columns_of(rows, &all),
+        params,
     }
 }
 
@@ -519,21 +585,25 @@ fn insert(shape: &Shape, rows: Vec<Row>) -> Statement {
 fn columns_and_casts(shape: &Shape) -> (String, String) {
     (
         list(shape.columns.iter().map(|c| ident(c))),
-        list((0..shape.columns.len()).map(|i| format!("r.c{i}::{}", shape.types[i]))),
+        list((0..shape.columns.len()).map(|i| value(shape, i, i))),
     )
 }
 
 /// Removes `n` copies of a whole row (multiset tables), compared as text so that types
-/// without an equality operator (json, point) match too.
+/// without an equality operator (json, point) match too: the text of the types' output
+/// functions, which is what the stream sends (a cast to text could run another role's
+/// function, and differs from it for some types: `true` against `t`).
 fn remove(shape: &Shape, row: &Row, n: i64) -> Statement {
     let matches: Vec<String> = shape
         .columns
         .iter()
         .enumerate()
         .map(|(i, c)| {
+            let c = format!("t.{}", ident(c));
             format!(
-                "t.{}::text IS NOT DISTINCT FROM (${}::text[])[1]",
-                ident(c),
+                "CASE WHEN pg_catalog.num_nulls({c}) = 0 THEN {} END \
+                 IS NOT DISTINCT FROM (${}::text[])[1]",
+                crate::rowhash::output_text(&c),
                 i + 1
             )
         })
@@ -556,21 +626,23 @@ fn rekey(shape: &Shape, old: &[Value], new: &[Value]) -> Statement {
         .filter(|&i| new[i] != Value::Unchanged)
         .collect();
     let (old_row, new_row) = (full(old, None), full(new, None));
-    let mut params: Vec<Vec<Option<String>>> = shape
+    // One row: the old key's values, then the values set.
+    let mut row: Row = shape
         .key
         .iter()
-        .map(|&i| vec![old_row.get(i).cloned().flatten()])
+        .map(|&i| old_row.get(i).cloned().flatten())
         .collect();
-    params.extend(set_cols.iter().map(|&i| vec![new_row[i].clone()]));
+    row.extend(set_cols.iter().map(|&i| new_row[i].clone()));
+    let positions: Vec<usize> = shape.key.iter().chain(&set_cols).copied().collect();
     let keys = shape.key.len();
     let sets = assignments(shape, &set_cols, |i| {
         keys + set_cols.iter().position(|&c| c == i).unwrap_or(0)
     });
+    let (from, params) = projected_source(shape, &positions, vec![row]);
     Statement {
         sql: format!(
-            "UPDATE {} AS t SET {sets} FROM {} WHERE {}",
+            "UPDATE {} AS t SET {sets} FROM {from} WHERE {}",
             shape.target.sql(),
-            rows_from(1, keys + set_cols.len()),
             key_match(shape, &shape.key, |i| key_first(shape, i))
         ),
         params,
@@ -591,6 +663,7 @@ mod tests {
             arbiter: false,
             exact_key: true,
             rank: 0,
+            literal_rows: false,
         }
     }
 
@@ -785,6 +858,56 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].params[0].len(), 2, "two copies inserted");
         assert!(out[1].sql.contains("LIMIT 1"));
+    }
+
+    #[test]
+    fn rows_of_a_type_from_outside_pg_catalog_are_typed_literals_never_cast() {
+        // A cast from text to such a type may be its owner's function.
+        let mut s = shape();
+        s.types[1] = "app.mood".into();
+        s.literal_rows = true;
+        s.arbiter = true;
+        let mut w = Window::default();
+        w.add(&s, Change::Insert(vec![t("1"), t("it's"), t("1")]));
+        w.add(&s, Change::Insert(vec![t("2"), Value::Null, t("2")]));
+        w.add(&s, Change::Delete(vec![t("3"), Value::Null, Value::Null]));
+        w.add(
+            &s,
+            Change::Update {
+                old: None,
+                new: vec![t("4"), Value::Unchanged, t("4")],
+            },
+        );
+        let out = w.flush();
+        assert_eq!(out.len(), 3, "{out:#?}");
+        for statement in &out {
+            assert!(statement.params.is_empty(), "{statement:?}");
+            assert!(!statement.sql.contains("r.c1::"), "{}", statement.sql);
+        }
+        assert!(
+            out[0].sql.contains("'it''s'::app.mood") && out[0].sql.contains("NULL::app.mood"),
+            "{}",
+            out[0].sql
+        );
+        assert!(
+            out[2].sql.contains("USING (VALUES ('3'::integer))"),
+            "{}",
+            out[2].sql
+        );
+        let out = w.add(
+            &s,
+            Change::Update {
+                old: Some(vec![t("5"), Value::Null, Value::Null]),
+                new: vec![t("6"), t("ok"), Value::Unchanged],
+            },
+        );
+        assert!(
+            out[0]
+                .sql
+                .contains("(VALUES ('5'::integer, '6'::integer, 'ok'::app.mood))"),
+            "{}",
+            out[0].sql
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::verify::VerifyReport;
 use super::source::{self, SlotState};
 use super::state::{self, Following};
 use super::{end, FollowEvent, Follower, Goal};
+use crate::ledger::Store;
 
 /// What a cut-over did.
 #[derive(Debug, Serialize)]
@@ -45,12 +46,13 @@ pub struct CutoverReport {
 pub async fn cutover(
     source: &Connection,
     target: &Connection,
+    store: &Store,
     fence: bool,
     source_encoding: Option<&str>,
     on_event: &(dyn Fn(FollowEvent) + Send + Sync),
 ) -> Result<CutoverReport> {
     let started = Instant::now();
-    let (mut follower, _) = Follower::claim(source, target).await?;
+    let (mut follower, _) = Follower::claim(source, target, store).await?;
     let slot = follower.following().slot.clone();
     let database = source.database.clone();
     let (mut fenced, mut unfence) = (None, None);
@@ -108,7 +110,7 @@ pub async fn cutover(
     let ready = verify.all_equal();
     if ready {
         let following = follower.following().clone();
-        end(source_conn, target_conn, &following).await?;
+        end(source_conn, target_conn, store, &following).await?;
     } else {
         state::release(&target_conn.client, &slot).await;
     }
@@ -138,12 +140,16 @@ fn fence_note(e: Error, unfence: Option<&str>) -> Error {
 
 /// Gives up the follow: stops its follower, drops the slot and publication, removes it
 /// from the ledger. The target keeps what was applied.
-pub async fn abandon(source: &Connection, target: &Connection) -> Result<Option<Following>> {
-    let Some(following) = state::load(&target.client).await? else {
+pub async fn abandon(
+    source: &Connection,
+    target: &Connection,
+    store: &Store,
+) -> Result<Option<Following>> {
+    let Some(following) = state::load(&target.client, store).await? else {
         return Ok(None);
     };
-    state::claim(&target.client, &following.slot, super::PATIENCE).await?;
-    end(source, target, &following).await?;
+    state::claim(&target.client, store, &following.slot, super::PATIENCE).await?;
+    end(source, target, store, &following).await?;
     Ok(Some(following))
 }
 
@@ -183,18 +189,20 @@ const STRAY_SLOTS: &str = "SELECT slot_name::text, active, \
       AND slot_name <> ALL ($1::text[]) ORDER BY slot_name";
 
 /// The target's ledger and, with `source`, the slots there.
-pub async fn status(source: Option<&Connection>, target: &Connection) -> Result<Status> {
-    let run = crate::ledger::last_run(&target.client)
-        .await?
-        .map(|r| PendingRun {
-            id: r.id,
-            started_at: r.started_at.clone(),
-            units_done: r.done.len(),
-            units: r.work.units.len(),
-        });
-    let follow = state::load(&target.client).await?;
+pub async fn status(
+    source: Option<&Connection>,
+    target: &Connection,
+    store: &Store,
+) -> Result<Status> {
+    let run = store.last_run(&target.client).await?.map(|r| PendingRun {
+        id: r.id,
+        started_at: r.started_at.clone(),
+        units_done: r.done.len(),
+        units: r.work.units.len(),
+    });
+    let follow = state::load(&target.client, store).await?;
     let follower_running = match &follow {
-        Some(f) => state::follower_running(&target.client, &f.slot).await?,
+        Some(f) => state::follower_running(&target.client, store, &f.slot).await?,
         None => false,
     };
     let mut slot = None;

@@ -44,6 +44,8 @@ use pgoutput::{Lsn, Message, Relation};
 use pipeline::Pipeline;
 pub use state::{FollowedTable, Following};
 
+use crate::ledger::Store;
+
 /// Changes read from the slot per round (whole transactions: a round may hold more).
 pub const ROUND_CHANGES: i32 = 200_000;
 
@@ -84,16 +86,17 @@ pub fn new_name() -> String {
 pub async fn begin(
     source: &Connection,
     target: &Connection,
+    store: &Store,
     tables: &[(TableName, TableName)],
 ) -> Result<Following> {
-    if !crate::ledger::ensure(&target.client).await? {
+    if !store.ensure(&target.client).await? {
         return Err(Error::new(
             Kind::Preflight,
             format!(
                 "following records its position on the target, in the \"{}\" schema, and \
                  the target role may not create it. Grant it CREATE on the database, or \
                  copy without --follow.",
-                crate::ledger::schema()
+                store.schema()
             ),
         ));
     }
@@ -112,6 +115,7 @@ pub async fn begin(
     let name = new_name();
     state::record(
         &target.client,
+        store,
         &name,
         &name,
         &source.info.to_string(),
@@ -120,19 +124,24 @@ pub async fn begin(
     .await?;
     if let Err(e) = source::create(&source.client, &name, &name, &sources).await {
         let _ = source::drop(&source.client, &name, &name).await;
-        let _ = state::forget(&target.client, &name).await;
+        let _ = state::forget(&target.client, store, &name).await;
         return Err(e);
     }
-    state::load(&target.client).await?.ok_or_else(|| {
+    state::load(&target.client, store).await?.ok_or_else(|| {
         Error::new(Kind::Copy, "the follow just recorded on the target is gone").on(Side::Target)
     })
 }
 
 /// Drops `following`'s slot and publication on the source and its record on the target.
-pub async fn end(source: &Connection, target: &Connection, following: &Following) -> Result<()> {
+pub async fn end(
+    source: &Connection,
+    target: &Connection,
+    store: &Store,
+    following: &Following,
+) -> Result<()> {
     source::release(&source.client, &following.slot).await?;
     source::drop(&source.client, &following.slot, &following.publication).await?;
-    state::forget(&target.client, &following.slot).await
+    state::forget(&target.client, store, &following.slot).await
 }
 
 /// What the follower tells whoever shows progress.
@@ -267,6 +276,8 @@ pub struct Follower<'a> {
     /// A second source connection for catalog lookups while the first streams changes.
     lookup: Connection,
     following: Following,
+    /// Where the follow is recorded on the target.
+    store: Store,
     /// What the copy's snapshot saw: those transactions are in the copied rows.
     seen: Option<SnapshotSeen>,
     /// Tables copied from another snapshot (a resumed followed copy keeps the tables
@@ -281,6 +292,10 @@ pub struct Follower<'a> {
     /// text is (integers, uuid, text in a deterministic collation, …; not numeric, not
     /// citext), by table index: see [`Shape::exact_key`].
     exact_columns: Vec<HashSet<String>>,
+    /// Each followed table's target columns whose type is `pg_catalog`'s (whose casts
+    /// from text only a superuser can make), by table index: see
+    /// [`Shape::literal_rows`]. A column added while following is not among them.
+    builtin_columns: Vec<HashSet<String>>,
     /// Each followed table's unique keys on the target (column names, sorted), by table
     /// index.
     unique_keys: Vec<Vec<Vec<String>>>,
@@ -306,7 +321,9 @@ const TARGET_COLUMNS: &str = "SELECT t.n::int, a.attname::text, \
       'bytea'::regtype, 'bool'::regtype, 'date'::regtype, 'timestamp'::regtype, \
       'timestamptz'::regtype) \
     AND coalesce((SELECT c.collisdeterministic FROM pg_catalog.pg_collation c \
-                  WHERE c.oid = a.attcollation), true) \
+                  WHERE c.oid = a.attcollation), true), \
+    (SELECT y.typnamespace = 'pg_catalog'::pg_catalog.regnamespace \
+       FROM pg_catalog.pg_type y WHERE y.oid = a.atttypid) \
     FROM unnest($1::text[]) WITH ORDINALITY AS t(name, n) \
     JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass(t.name) \
     WHERE a.attnum > 0 AND NOT a.attisdropped ORDER BY t.n, a.attnum";
@@ -339,8 +356,12 @@ const TARGET_REFERENCES: &str =
 impl<'a> Follower<'a> {
     /// Takes the follow recorded on `target` over (stopping a follower still running),
     /// ready to apply from the recorded position.
-    pub async fn claim(source: &'a Connection, target: &'a Connection) -> Result<(Self, bool)> {
-        let Some(following) = state::load(&target.client).await? else {
+    pub async fn claim(
+        source: &'a Connection,
+        target: &'a Connection,
+        store: &Store,
+    ) -> Result<(Self, bool)> {
+        let Some(following) = state::load(&target.client, store).await? else {
             return Err(Error::usage(
                 "nothing is being followed: no follow is recorded on the target. Start one \
                  with `pgbarge copy --follow …`.",
@@ -362,7 +383,7 @@ impl<'a> Follower<'a> {
                 following.source, source.info
             )));
         }
-        let replaced = state::claim(&target.client, &following.slot, PATIENCE).await?;
+        let replaced = state::claim(&target.client, store, &following.slot, PATIENCE).await?;
         source::release(&source.client, &following.slot).await?;
         let lookup = connect(&source.info, Side::Source).await?;
         let mut follower = Follower {
@@ -378,8 +399,10 @@ impl<'a> Follower<'a> {
                 renewed: None,
             },
             lookup,
+            store: store.clone(),
             target_columns: Vec::new(),
             exact_columns: Vec::new(),
+            builtin_columns: Vec::new(),
             unique_keys: Vec::new(),
             ranks: HashMap::new(),
             shapes: HashMap::new(),
@@ -427,16 +450,23 @@ impl<'a> Follower<'a> {
         .map_err(err)?;
         let mut columns: Vec<Vec<(String, String)>> = vec![Vec::new(); names.len()];
         let mut exact: Vec<HashSet<String>> = vec![HashSet::new(); names.len()];
+        let mut builtin: Vec<HashSet<String>> = vec![HashSet::new(); names.len()];
         for row in column_rows {
             let i = (row.get::<_, i32>(0) - 1) as usize;
-            if let (Some(list), Some(exact)) = (columns.get_mut(i), exact.get_mut(i)) {
+            if let (Some(list), Some(exact), Some(builtin)) =
+                (columns.get_mut(i), exact.get_mut(i), builtin.get_mut(i))
+            {
                 if row.get::<_, bool>(3) {
                     exact.insert(row.get(1));
+                }
+                if row.get::<_, bool>(4) {
+                    builtin.insert(row.get(1));
                 }
                 list.push((row.get(1), row.get(2)));
             }
         }
         self.exact_columns = exact;
+        self.builtin_columns = builtin;
         if let Some(gone) = columns.iter().position(Vec::is_empty) {
             return Err(Error::new(
                 Kind::Copy,
@@ -591,8 +621,12 @@ impl<'a> Follower<'a> {
             }
             if round.commits == 0 {
                 if goal == Goal::Stopped
-                    && state::stop_requested(&self.target.get().client, &self.following.slot)
-                        .await?
+                    && state::stop_requested(
+                        &self.target.get().client,
+                        &self.store,
+                        &self.following.slot,
+                    )
+                    .await?
                 {
                     break Ended::TakenOver;
                 }
@@ -635,13 +669,13 @@ impl<'a> Follower<'a> {
         self.source.renew().await?;
         self.target.renew().await?;
         let slot = self.following.slot.clone();
-        if state::stop_requested(&self.target.get().client, &slot).await? {
+        if state::stop_requested(&self.target.get().client, &self.store, &slot).await? {
             return Ok(false);
         }
         self.lookup = connect(&self.source.given.info, Side::Source).await?;
-        state::claim(&self.target.get().client, &slot, PATIENCE).await?;
+        state::claim(&self.target.get().client, &self.store, &slot, PATIENCE).await?;
         source::release(&self.source.get().client, &slot).await?;
-        if let Some(f) = state::load(&self.target.get().client).await? {
+        if let Some(f) = state::load(&self.target.get().client, &self.store).await? {
             self.applied = f.applied_lsn()?;
             self.following = f;
         }
@@ -920,6 +954,7 @@ impl<'a> Follower<'a> {
             None
         };
         let record = state::position_sql(
+            &self.store,
             &self.following.slot,
             end,
             round.changes as usize,
@@ -1148,6 +1183,9 @@ impl<'a> Follower<'a> {
         key_names.sort();
         let arbiter = !multiset && self.unique_keys[i].contains(&key_names);
         let exact_key = key_names.iter().all(|k| self.exact_columns[i].contains(k));
+        let literal_rows = stream
+            .iter()
+            .any(|(n, _)| !self.builtin_columns[i].contains(n));
         self.shapes.insert(
             relation.id,
             Shape {
@@ -1159,6 +1197,7 @@ impl<'a> Follower<'a> {
                 arbiter,
                 exact_key,
                 rank: self.ranks.get(&table.target).copied().unwrap_or(usize::MAX),
+                literal_rows,
             },
         );
         Ok(ddl)

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use crate::catalog::TableName;
 use crate::connect::Connection;
 use crate::error::{Error, Kind, Result, Side};
-use crate::ledger::{self, SavedRun};
+use crate::ledger::{SavedRun, Store};
 use crate::plan::units::{Op, UnitId, Work};
 use crate::quote::literal;
 
@@ -66,9 +66,15 @@ fn moves_rows_of(ops: &[Op], i: usize) -> bool {
 /// its locks, and even commit), reads what is committed, and undoes what [`restart`]
 /// finds (on the target, in one transaction). Returns the run as it now stands and the
 /// tables complete from its first snapshot.
-pub async fn prepare(target: &Connection, run: SavedRun) -> Result<(SavedRun, Vec<usize>)> {
-    ledger::end_sessions(&target.client, run.id, target.server_version_num).await?;
-    let mut run = match ledger::last_run(&target.client).await? {
+pub async fn prepare(
+    target: &Connection,
+    store: &Store,
+    run: SavedRun,
+) -> Result<(SavedRun, Vec<usize>)> {
+    store
+        .end_sessions(&target.client, run.id, target.server_version_num)
+        .await?;
+    let mut run = match store.last_run(&target.client).await? {
         Some(now) if now.id == run.id => now,
         _ => {
             return Err(Error::new(
@@ -83,7 +89,8 @@ pub async fn prepare(target: &Connection, run: SavedRun) -> Result<(SavedRun, Ve
         let mut sql = vec!["BEGIN".to_string()];
         sql.extend(plan.empty.iter().map(|t| format!("TRUNCATE {}", t.sql())));
         sql.push(format!(
-            "DELETE FROM pgbarge.unit WHERE run_id = {} AND unit IN ({})",
+            "DELETE FROM {} WHERE run_id = {} AND unit IN ({})",
+            store.table("unit"),
             run.id,
             plan.redo
                 .iter()

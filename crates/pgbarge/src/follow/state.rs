@@ -1,4 +1,4 @@
-//! What a follow keeps in the target's ledger (`pgbarge.follow`): its slot and
+//! What a follow keeps in the target's ledger (its `follow` table): its slot and
 //! publication, the tables with the columns the stream carries, the copy's snapshot, and
 //! the source position applied — written in the same transaction as the changes it
 //! covers, so that a restarted follower knows exactly what the target holds.
@@ -15,6 +15,7 @@ use tokio_postgres::Client;
 
 use crate::catalog::TableName;
 use crate::error::{Error, Kind, Result, Side, SqlState};
+use crate::ledger::Store;
 use crate::quote::literal;
 
 use super::pgoutput::Lsn;
@@ -59,12 +60,12 @@ impl Following {
     }
 }
 
-const INSERT: &str = "INSERT INTO pgbarge.follow (slot, publication, source, tables) \
+const INSERT: &str = "INSERT INTO {L}.follow (slot, publication, source, tables) \
     VALUES ($1, $2, $3, $4::text::jsonb)";
 
 const LOAD: &str = "SELECT slot, publication, source, tables::text, snapshot, \
     applied_lsn::text, date_trunc('second', applied_at)::text, changes, \
-    date_trunc('second', created_at)::text FROM pgbarge.follow ORDER BY created_at DESC LIMIT 1";
+    date_trunc('second', created_at)::text FROM {L}.follow ORDER BY created_at DESC LIMIT 1";
 
 /// The follower's lock: one key per slot.
 const TRY_LOCK: &str =
@@ -76,15 +77,27 @@ fn err(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
     move |e| Error::postgres(Kind::Copy, Side::Target, doing, e)
 }
 
+/// Whether `name` is one pgbarge gives a slot and publication (see
+/// [`super::new_name`]): `pgbarge_` and 12 lower-case hex digits.
+pub fn is_our_name(name: &str) -> bool {
+    name.strip_prefix("pgbarge_").is_some_and(|hex| {
+        hex.len() == 12
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 /// The tables as the follow records them.
 pub(super) fn tables_json(tables: &[FollowedTable]) -> Result<String> {
     serde_json::to_string(tables)
         .map_err(|e| Error::new(Kind::Copy, format!("cannot record the tables: {e}")))
 }
 
-/// Records a new follow (the ledger must exist: see [`crate::ledger::ensure`]).
+/// Records a new follow (the ledger must exist: see [`Store::ensure`]).
 pub async fn record(
     target: &Client,
+    store: &Store,
     slot: &str,
     publication: &str,
     source: &str,
@@ -92,28 +105,46 @@ pub async fn record(
 ) -> Result<()> {
     let tables = tables_json(tables)?;
     target
-        .execute(INSERT, &[&slot, &publication, &source, &tables])
+        .execute(&store.sql(INSERT), &[&slot, &publication, &source, &tables])
         .await
         .map_err(err("recording the follow"))?;
     Ok(())
 }
 
 /// The follow recorded on the target, if any.
-pub async fn load(target: &Client) -> Result<Option<Following>> {
-    if !crate::ledger::has(target, "pgbarge.follow").await? {
+pub async fn load(target: &Client, store: &Store) -> Result<Option<Following>> {
+    if !store.holds(target, "follow").await? {
         return Ok(None);
     }
     let Some(row) = target
-        .query_typed_opt(LOAD, &[])
+        .query_typed_opt(&store.sql(LOAD), &[])
         .await
         .map_err(err("reading the follow"))?
     else {
         return Ok(None);
     };
     let tables: String = row.get(3);
+    let (slot, publication): (String, String) = (row.get(0), row.get(1));
+    // The names drive what is done on the source, often as a superuser (the slot read,
+    // advanced and dropped, the publication dropped): only names pgbarge gives are
+    // taken from the target, never another subscriber's slot.
+    if !is_our_name(&slot) || publication != slot {
+        return Err(Error::new(
+            Kind::Copy,
+            format!(
+                "the follow recorded on the target names slot {} and publication {}, \
+                 which pgbarge did not create (its are named pgbarge_ and 12 hex digits, \
+                 the same for both): nothing was done on the source. Remove that record \
+                 from the ledger's follow table if it is not yours.",
+                crate::quote::printable(&slot),
+                crate::quote::printable(&publication)
+            ),
+        )
+        .on(Side::Target));
+    }
     Ok(Some(Following {
-        slot: row.get(0),
-        publication: row.get(1),
+        slot,
+        publication,
         source: row.get(2),
         tables: serde_json::from_str(&tables).map_err(|e| {
             Error::new(
@@ -133,6 +164,7 @@ pub async fn load(target: &Client) -> Result<Option<Following>> {
 /// `tables` carry the snapshot of those copied by an interrupted run, when resumed.
 pub async fn copied(
     target: &Client,
+    store: &Store,
     slot: &str,
     snapshot: &str,
     tables: &[FollowedTable],
@@ -140,7 +172,9 @@ pub async fn copied(
     let tables = tables_json(tables)?;
     target
         .execute(
-            "UPDATE pgbarge.follow SET snapshot = $2, tables = $3::text::jsonb WHERE slot = $1",
+            &store.sql(
+                "UPDATE {L}.follow SET snapshot = $2, tables = $3::text::jsonb WHERE slot = $1",
+            ),
             &[&slot, &snapshot, &tables],
         )
         .await
@@ -149,11 +183,16 @@ pub async fn copied(
 }
 
 /// Records `tables` (with the snapshots they were copied from) while the copy goes on.
-pub async fn record_tables(target: &Client, slot: &str, tables: &[FollowedTable]) -> Result<()> {
+pub async fn record_tables(
+    target: &Client,
+    store: &Store,
+    slot: &str,
+    tables: &[FollowedTable],
+) -> Result<()> {
     let tables = tables_json(tables)?;
     target
         .execute(
-            "UPDATE pgbarge.follow SET tables = $2::text::jsonb WHERE slot = $1",
+            &store.sql("UPDATE {L}.follow SET tables = $2::text::jsonb WHERE slot = $1"),
             &[&slot, &tables],
         )
         .await
@@ -163,10 +202,17 @@ pub async fn record_tables(target: &Client, slot: &str, tables: &[FollowedTable]
 
 /// The statement, run in the transaction that applied changes up to `lsn`, recording
 /// it; it returns whether another pgbarge asked this follower to stop.
-pub fn position_sql(slot: &str, lsn: Lsn, changes: usize, tables: Option<&str>) -> String {
+pub fn position_sql(
+    store: &Store,
+    slot: &str,
+    lsn: Lsn,
+    changes: usize,
+    tables: Option<&str>,
+) -> String {
     format!(
-        "UPDATE pgbarge.follow SET applied_lsn = {}, applied_at = pg_catalog.now(), \
+        "UPDATE {} SET applied_lsn = {}, applied_at = pg_catalog.now(), \
          changes = changes + {changes}{} WHERE slot = {} RETURNING stop_requested",
+        store.table("follow"),
         literal(&lsn.to_string()),
         tables
             .map(|t| format!(", tables = {}::jsonb", literal(t)))
@@ -177,10 +223,10 @@ pub fn position_sql(slot: &str, lsn: Lsn, changes: usize, tables: Option<&str>) 
 
 /// Whether another pgbarge asked the follower to stop — or ended the follow (a
 /// cut-over, `follow --drop`), which removes its record.
-pub async fn stop_requested(target: &Client, slot: &str) -> Result<bool> {
+pub async fn stop_requested(target: &Client, store: &Store, slot: &str) -> Result<bool> {
     match target
         .query_opt(
-            "SELECT stop_requested FROM pgbarge.follow WHERE slot = $1",
+            &store.sql("SELECT stop_requested FROM {L}.follow WHERE slot = $1"),
             &[&slot],
         )
         .await
@@ -194,7 +240,7 @@ pub async fn stop_requested(target: &Client, slot: &str) -> Result<bool> {
 /// Makes this session the follower: asks the one running (if any) to stop, waits for
 /// it, and after `patience` ends its session (a killed process's server session lives
 /// on until the server notices). Returns whether another follower had to be stopped.
-pub async fn claim(target: &Client, slot: &str, patience: Duration) -> Result<bool> {
+pub async fn claim(target: &Client, store: &Store, slot: &str, patience: Duration) -> Result<bool> {
     let started = Instant::now();
     let mut asked = false;
     loop {
@@ -207,8 +253,10 @@ pub async fn claim(target: &Client, slot: &str, patience: Duration) -> Result<bo
         if got {
             target
                 .execute_typed(
-                    "UPDATE pgbarge.follow SET stop_requested = false, \
-                     follower_pid = pg_catalog.pg_backend_pid() WHERE slot = $1",
+                    &store.sql(
+                        "UPDATE {L}.follow SET stop_requested = false, \
+                         follower_pid = pg_catalog.pg_backend_pid() WHERE slot = $1",
+                    ),
                     &[(&slot, Type::TEXT)],
                 )
                 .await
@@ -218,7 +266,7 @@ pub async fn claim(target: &Client, slot: &str, patience: Duration) -> Result<bo
         if !asked {
             target
                 .execute(
-                    "UPDATE pgbarge.follow SET stop_requested = true WHERE slot = $1",
+                    &store.sql("UPDATE {L}.follow SET stop_requested = true WHERE slot = $1"),
                     &[&slot],
                 )
                 .await
@@ -228,8 +276,10 @@ pub async fn claim(target: &Client, slot: &str, patience: Duration) -> Result<bo
         if started.elapsed() > patience {
             target
                 .execute(
-                    "SELECT pg_catalog.pg_terminate_backend(follower_pid) FROM pgbarge.follow \
-                     WHERE slot = $1 AND follower_pid <> pg_catalog.pg_backend_pid()",
+                    &store.sql(
+                        "SELECT pg_catalog.pg_terminate_backend(follower_pid) FROM {L}.follow \
+                         WHERE slot = $1 AND follower_pid <> pg_catalog.pg_backend_pid()",
+                    ),
                     &[&slot],
                 )
                 .await
@@ -240,12 +290,14 @@ pub async fn claim(target: &Client, slot: &str, patience: Duration) -> Result<bo
 }
 
 /// Whether the session of the follower that last claimed the follow is still open.
-pub async fn follower_running(target: &Client, slot: &str) -> Result<bool> {
+pub async fn follower_running(target: &Client, store: &Store, slot: &str) -> Result<bool> {
     Ok(target
         .query_one(
-            "SELECT EXISTS (SELECT FROM pgbarge.follow f \
-               JOIN pg_catalog.pg_stat_activity a ON a.pid = f.follower_pid \
-              WHERE f.slot = $1 AND a.pid <> pg_catalog.pg_backend_pid())",
+            &store.sql(
+                "SELECT EXISTS (SELECT FROM {L}.follow f \
+                   JOIN pg_catalog.pg_stat_activity a ON a.pid = f.follower_pid \
+                  WHERE f.slot = $1 AND a.pid <> pg_catalog.pg_backend_pid())",
+            ),
             &[&slot],
         )
         .await
@@ -259,10 +311,32 @@ pub async fn release(target: &Client, slot: &str) {
 }
 
 /// Removes the follow from the ledger (and the ledger, if nothing else is in it).
-pub async fn forget(target: &Client, slot: &str) -> Result<()> {
+pub async fn forget(target: &Client, store: &Store, slot: &str) -> Result<()> {
     target
-        .execute("DELETE FROM pgbarge.follow WHERE slot = $1", &[&slot])
+        .execute(
+            &store.sql("DELETE FROM {L}.follow WHERE slot = $1"),
+            &[&slot],
+        )
         .await
         .map_err(err("removing the follow"))?;
-    crate::ledger::tidy(target).await
+    store.tidy(target).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_pgbarge_gives_are_ours() {
+        assert!(is_our_name(&super::super::new_name()));
+        assert!(is_our_name("pgbarge_0123456789ab"));
+        for other in [
+            "pgbarge_0123456789AB",
+            "pgbarge_123",
+            "sub_0123456789ab",
+            "pgbarge_0123456789abc",
+        ] {
+            assert!(!is_our_name(other), "{other}");
+        }
+    }
 }

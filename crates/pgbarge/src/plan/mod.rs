@@ -242,6 +242,9 @@ pub struct ColumnPlan {
     pub source_type: String,
     pub target_type: Option<String>,
     pub route: ColumnRoute,
+    /// How a sync hashes its values on both sides.
+    #[serde(skip)]
+    pub value_hash: crate::rowhash::ValueHash,
 }
 
 /// One user-defined type to create on the target before the first table that needs it.
@@ -444,6 +447,54 @@ pub struct Part {
     pub index: usize,
     pub first_block: i64,
     pub end_block: Option<i64>,
+}
+
+/// What one COPY reads from the source, kept as data — in the plan, its units and the
+/// run recorded on the target — and made a statement only where it runs ([`Self::sql`]):
+/// nothing read back from the target becomes SQL on the source, where pgbarge is often
+/// a superuser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SourceRead {
+    pub table: TableName,
+    /// The columns copied, in order (none: a table without columns, whose rows still
+    /// count).
+    pub columns: Vec<String>,
+    /// A partitioned table, read with its partitions (a query, not `COPY table`).
+    pub tree: bool,
+    /// Only the rows in blocks `[first, end)` (`ONLY` the table itself).
+    pub blocks: Option<(i64, Option<i64>)>,
+    pub format: CopyFormat,
+}
+
+impl SourceRead {
+    /// `COPY … TO STDOUT`, every name quoted.
+    pub fn sql(&self) -> String {
+        let format = self.format.clause();
+        if let Some((first, end)) = self.blocks {
+            let upper = end
+                .map(|end| format!(" AND ctid < '({end},0)'::pg_catalog.tid"))
+                .unwrap_or_default();
+            return format!(
+                "COPY (SELECT {} FROM ONLY {} WHERE ctid >= '({first},0)'::pg_catalog.tid{upper}) \
+                 TO STDOUT {format}",
+                ident_list(self.columns.iter().map(String::as_str)),
+                self.table.sql(),
+            );
+        }
+        if self.tree {
+            return format!(
+                "COPY (SELECT {} FROM {}) TO STDOUT {format}",
+                ident_list(self.columns.iter().map(String::as_str)),
+                self.table.sql(),
+            );
+        }
+        let list = if self.columns.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", ident_list(self.columns.iter().map(String::as_str)))
+        };
+        format!("COPY {}{list} TO STDOUT {format}", self.table.sql())
+    }
 }
 
 /// A target sequence (`serial` or identity) to set after the load so that new rows do not
@@ -755,16 +806,7 @@ impl TablePlan {
             columns: self.copied_columns().map(str::to_string).collect(),
             key: sync.key.clone(),
             since: sync.since.clone(),
-            value_hashes: self
-                .columns
-                .iter()
-                .map(|c| {
-                    crate::rowhash::ValueHash::of(
-                        &c.source_type,
-                        c.target_type.as_deref().unwrap_or_default(),
-                    )
-                })
-                .collect(),
+            value_hashes: self.columns.iter().map(|c| c.value_hash).collect(),
             format: self.format,
             staging: format!("pgbarge_sync_{:016x}", fnv1a(&self.target.to_string())),
             source_partitioned: self.source_kind == TableKind::Partitioned,
@@ -789,50 +831,29 @@ impl TablePlan {
         self.format.clause()
     }
 
-    /// `COPY … TO STDOUT` for the source. A partitioned table is read through a query so
-    /// that its partitions' rows are included.
-    pub fn copy_out_sql(&self, part: Option<&Part>) -> String {
+    /// What one COPY reads from the source: the whole table, or blocks `part` of it. A
+    /// partitioned table is read through a query so that its partitions' rows are
+    /// included.
+    pub fn read(&self, part: Option<&Part>) -> SourceRead {
         if part.is_some() {
-            return self.copy_range_out_sql(&self.source, part);
+            return self.range_read(&self.source, part);
         }
-        match self.source_kind {
-            TableKind::Partitioned => format!(
-                "COPY (SELECT {} FROM {}) TO STDOUT {}",
-                ident_list(self.copied_columns()),
-                self.source.sql(),
-                self.format_clause()
-            ),
-            TableKind::Regular => format!(
-                "COPY {}{} TO STDOUT {}",
-                self.source.sql(),
-                self.column_list(),
-                self.format_clause()
-            ),
+        SourceRead {
+            tree: self.source_kind == TableKind::Partitioned,
+            ..self.range_read(&self.source, None)
         }
     }
 
-    /// `COPY` of source table `from` (one of this table's leaves), or of blocks `part` of
-    /// it, to STDOUT.
-    pub fn copy_range_out_sql(&self, from: &TableName, part: Option<&Part>) -> String {
-        let Some(p) = part else {
-            return format!(
-                "COPY {}{} TO STDOUT {}",
-                from.sql(),
-                self.column_list(),
-                self.format_clause()
-            );
-        };
-        let upper = p
-            .end_block
-            .map(|end| format!(" AND ctid < '({end},0)'::tid"))
-            .unwrap_or_default();
-        format!(
-            "COPY (SELECT {} FROM ONLY {} WHERE ctid >= '({},0)'::tid{upper}) TO STDOUT {}",
-            ident_list(self.copied_columns()),
-            from.sql(),
-            p.first_block,
-            self.format_clause()
-        )
+    /// What one COPY reads of source table `from` (one of this table's leaves), or of
+    /// blocks `part` of it.
+    pub fn range_read(&self, from: &TableName, part: Option<&Part>) -> SourceRead {
+        SourceRead {
+            table: from.clone(),
+            columns: self.copied_columns().map(str::to_string).collect(),
+            tree: false,
+            blocks: part.map(|p| (p.first_block, p.end_block)),
+            format: self.format,
+        }
     }
 
     /// ` ("a", "b")` for a COPY statement, or nothing for a table without columns (whose
@@ -1804,6 +1825,45 @@ fn staging_name(table: &TableName, oid: u32) -> TableName {
     TableName::new(&table.schema, format!("_pgbarge_{oid}_{prefix}"))
 }
 
+/// The comment that marks a staging table pgbarge created: with its `_pgbarge_` name
+/// and its owner, what a later run or `clean` checks before it drops one.
+pub const STAGING_MARKER: &str = "pgbarge staging table";
+
+/// Statements marking `staging` as pgbarge's (for `clean` and a later run's leftover
+/// check), run where it is created...
+pub fn staging_marker_sql(staging: &TableName) -> String {
+    format!(
+        "COMMENT ON TABLE {} IS {}",
+        staging.sql(),
+        literal(STAGING_MARKER)
+    )
+}
+
+/// ...and its removal, run where it takes the real name.
+pub fn staging_unmark_sql(staging: &TableName) -> String {
+    format!("COMMENT ON TABLE {} IS NULL", staging.sql())
+}
+
+/// Drops `staging` if it is a leftover of an earlier run that was never resumed nor
+/// cleaned (its record is gone, or it ran without one) — only when the catalog says it
+/// is pgbarge's (owned by the connecting role, marked): a table of that name that is not
+/// is left alone, and creating the staging table then fails on it.
+pub fn drop_leftover_staging_sql(staging: &TableName) -> String {
+    let check = format!(
+        "SELECT FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass({}) \
+           AND c.relowner = (SELECT r.oid FROM pg_catalog.pg_roles r \
+                             WHERE r.rolname = CURRENT_USER) \
+           AND pg_catalog.obj_description(c.oid, 'pg_class') = {}",
+        literal(&staging.sql()),
+        literal(STAGING_MARKER)
+    );
+    let body = format!(
+        "BEGIN IF EXISTS ({check}) THEN DROP TABLE {}; END IF; END",
+        staging.sql()
+    );
+    format!("DO {}", crate::quote::dollar(&body))
+}
+
 /// Loads the leaves of a big partitioned table pgbarge creates at once, each into a
 /// staging table of its own (see [`TablePlan::leaf_loads`]), big leaves in block ranges
 /// as [`split`] does for tables. A table created with others (a replace group) keeps
@@ -1832,6 +1892,7 @@ fn split_leaves(table: &mut TablePlan, src: &TableDetail, tree: &[Partition], si
         table.leaf_loads.push(LeafLoad {
             create: leaf_staging_sql(leaf, &staging, &src.columns),
             attach: vec![
+                staging_unmark_sql(&staging),
                 format!(
                     "ALTER TABLE {} RENAME TO {}",
                     staging.sql(),
@@ -1985,6 +2046,7 @@ fn plan_create(src: &TableDetail, objects: &SchemaObjects) -> TablePlan {
                 source_type: col.ty.sql.clone(),
                 target_type: Some(col.ty.sql.clone()),
                 route: ColumnRoute::Identical,
+                value_hash: crate::rowhash::ValueHash::of(&col.ty, &col.ty),
             });
         }
     }
@@ -2260,6 +2322,9 @@ fn plan_existing(
             source_type: col.ty.sql.clone(),
             target_type: target_col.map(|t| t.ty.sql.clone()),
             route,
+            value_hash: target_col
+                .map(|t| crate::rowhash::ValueHash::of(&col.ty, &t.ty))
+                .unwrap_or_default(),
         });
     }
     let source_names: Vec<&str> = src.columns.iter().map(|c| c.name.as_str()).collect();

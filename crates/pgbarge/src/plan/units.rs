@@ -12,6 +12,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::SourceRead;
 use super::{Action, Content, CopyFormat, Endpoint, Plan, SequencePlan, SequenceValue, Step};
 use super::{TablePlan, NO_BODY_CHECKS};
 use crate::catalog::TableName;
@@ -19,7 +20,7 @@ use crate::quote::ident;
 
 /// The version of [`Work`]'s serialised form, as stored in the ledger: a run saved by
 /// another version is not resumed.
-pub const WORK_FORMAT: u32 = 1;
+pub const WORK_FORMAT: u32 = 2;
 
 /// A unit's stable name: `prepare`, `table public.t`, `part public.t 3`,
 /// `finish public.t`, `group public.a`, `post-data`.
@@ -74,11 +75,12 @@ pub enum UnitKind {
 pub enum Op {
     /// A statement on the target.
     Sql { sql: String },
-    /// Rows streamed: `out` (COPY … TO STDOUT) on the source into `into` (COPY … FROM
-    /// STDIN) on the target. `table` indexes [`Work::tables`], for progress.
+    /// Rows streamed: `read` from the source (a `COPY … TO STDOUT` made where it runs,
+    /// never stored as SQL) into `into` (COPY … FROM STDIN) on the target. `table`
+    /// indexes [`Work::tables`], for progress.
     Copy {
         table: usize,
-        out: String,
+        read: SourceRead,
         into: String,
     },
     /// A split table's staging table takes the real name.
@@ -334,16 +336,15 @@ impl<'a> Builder<'a> {
             if let (Some(staging), false) = (&t.staging, t.parts.is_empty()) {
                 // A staging table of this name is a leftover of an earlier run that was
                 // never resumed nor cleaned (its record is gone): it holds nothing this
-                // run can use.
-                ops.push(Op::sql(format!("DROP TABLE IF EXISTS {}", staging.sql())));
+                // run can use — if it is pgbarge's at all.
+                ops.push(Op::sql(super::drop_leftover_staging_sql(staging)));
                 ops.extend(t.setup_sql(staging).into_iter().map(Op::sql));
+                ops.push(Op::sql(super::staging_marker_sql(staging)));
             }
             for leaf in &t.leaf_loads {
-                ops.push(Op::sql(format!(
-                    "DROP TABLE IF EXISTS {}",
-                    leaf.staging.sql()
-                )));
+                ops.push(Op::sql(super::drop_leftover_staging_sql(&leaf.staging)));
                 ops.push(Op::sql(&leaf.create));
+                ops.push(Op::sql(super::staging_marker_sql(&leaf.staging)));
             }
         }
         if ops.is_empty() {
@@ -373,7 +374,7 @@ impl<'a> Builder<'a> {
                 .iter()
                 .map(|leaf| Op::Copy {
                     table: i,
-                    out: t.copy_range_out_sql(leaf, None),
+                    read: t.range_read(leaf, None),
                     into: t.copy_in_sql(leaf),
                 })
                 .collect();
@@ -383,7 +384,7 @@ impl<'a> Builder<'a> {
         }
         vec![Op::Copy {
             table: i,
-            out: t.copy_out_sql(None),
+            read: t.read(None),
             into: t.copy_in_sql(&t.load_into(into)),
         }]
     }
@@ -473,13 +474,14 @@ impl<'a> Builder<'a> {
                 completes: Vec::new(),
                 ops: vec![Op::Copy {
                     table: i,
-                    out: t.copy_out_sql(Some(p)),
+                    read: t.read(Some(p)),
                     into: t.copy_in_sql(staging),
                 }],
                 estimated_bytes: each,
             });
         }
         let mut ops: Vec<Op> = t.finish_sql(staging).into_iter().map(Op::sql).collect();
+        ops.push(Op::sql(super::staging_unmark_sql(staging)));
         ops.push(Op::Rename {
             from: staging.clone(),
             to: t.target.name.clone(),
@@ -520,7 +522,7 @@ impl<'a> Builder<'a> {
                     completes: Vec::new(),
                     ops: vec![Op::Copy {
                         table: i,
-                        out: t.copy_range_out_sql(&leaf.name, None),
+                        read: t.range_read(&leaf.name, None),
                         into,
                     }],
                     estimated_bytes: leaf.estimated_bytes,
@@ -543,7 +545,7 @@ impl<'a> Builder<'a> {
                     completes: Vec::new(),
                     ops: vec![Op::Copy {
                         table: i,
-                        out: t.copy_range_out_sql(&leaf.name, Some(p)),
+                        read: t.range_read(&leaf.name, Some(p)),
                         into: into.clone(),
                     }],
                     estimated_bytes: each,
@@ -917,10 +919,10 @@ mod tests {
         assert!(prepare.contains(&"CREATE TABLE _pgbarge_2_ev_1 …".to_string()));
         let whole_leaf = unit(&work, "leaf public.ev_1");
         assert!(matches!(&whole_leaf.ops[..],
-            [Op::Copy { out, into, .. }] if out.starts_with("COPY \"public\".\"ev_1\"")
+            [Op::Copy { read, into, .. }] if read.sql().starts_with("COPY \"public\".\"ev_1\"")
                 && into.contains("_pgbarge_2_ev_1")));
         let part = unit(&work, "part public.ev_2 1");
-        assert!(matches!(&part.ops[..], [Op::Copy { out, .. }] if out.contains("ctid >=")));
+        assert!(matches!(&part.ops[..], [Op::Copy { read, .. }] if read.sql().contains("ctid >=")));
         let finish = unit(&work, "finish public.ev");
         assert_eq!(
             ids(&finish.waits_for),
@@ -959,6 +961,15 @@ mod tests {
     }
 
     #[test]
+    fn the_units_hold_no_statement_for_the_source() {
+        // The run is stored on the target; what is read back from there must never
+        // become SQL on the source (often run as a superuser).
+        let work = plan(vec![table("big", Action::Create, 2)]).work();
+        let text = serde_json::to_string(&work).expect("serialises");
+        assert!(!text.contains("TO STDOUT"), "{text}");
+    }
+
+    #[test]
     fn a_split_table_is_parts_then_a_finish_that_renames() {
         let work = plan(vec![
             table("big", Action::Create, 3),
@@ -967,10 +978,20 @@ mod tests {
         .work();
         let prepare = unit(&work, "prepare");
         let statements: Vec<String> = prepare.ops.iter().filter_map(Op::statement).collect();
+        let first = statements.first().map(String::as_str).unwrap_or_default();
+        assert!(
+            first.starts_with("DO $pgbarge$")
+                && first.contains("DROP TABLE \"public\".\"_pgbarge_1_big\""),
+            "a leftover staging table of that name is dropped first, if it is pgbarge's: {first}"
+        );
+        assert!(
+            first.contains("obj_description") && first.contains("relowner"),
+            "only when marked and owned by the role: {first}"
+        );
         assert_eq!(
-            statements.first().map(String::as_str),
-            Some("DROP TABLE IF EXISTS \"public\".\"_pgbarge_1_big\""),
-            "a leftover staging table of that name is dropped first"
+            statements.last().map(String::as_str),
+            Some("COMMENT ON TABLE \"public\".\"_pgbarge_1_big\" IS 'pgbarge staging table'"),
+            "the staging table is marked as pgbarge's"
         );
         for p in 0..3 {
             let part = unit(&work, &format!("part public.big {p}"));
