@@ -278,12 +278,12 @@ impl Filter {
     /// bit lookup a row), then, for finer buckets, the exact bucket (`$2`).
     fn condition(&self, hash: &str) -> String {
         let mut sql = format!(
-            "pg_catalog.get_bit($1::bytea, ({hash} & {})::int4) = 1",
+            "pg_catalog.get_bit($1::bytea, ({hash} & {}::pg_catalog.int8)::int4) = 1",
             (1i64 << self.low()) - 1
         );
         if self.bits > BITMAP_BITS {
             sql.push_str(&format!(
-                " AND ({hash} & {}) = ANY($2::int8[])",
+                " AND ({hash} & {}::pg_catalog.int8) = ANY($2::int8[])",
                 (1i64 << self.bits) - 1
             ));
         }
@@ -335,7 +335,8 @@ fn membership(hash: &str, hashes: &[i64]) -> String {
         .collect::<Vec<_>>()
         .join(",");
     format!(
-        "pg_catalog.get_bit({}, ({hash} & {})::int4) = 1 AND {hash} = ANY('{{{list}}}'::int8[])",
+        "pg_catalog.get_bit({}, ({hash} & {}::pg_catalog.int8)::int4) = 1 \
+         AND {hash} = ANY('{{{list}}}'::int8[])",
         bytea_literal(&bitmap),
         (1i64 << bits) - 1
     )
@@ -564,7 +565,7 @@ pub async fn diff(
             .unwrap_or_default();
         format!(
             "SELECT pg_catalog.string_agg(pg_catalog.int4send(g) || pg_catalog.int8send(d), ''::bytea), \
-             sum(n)::int8 FROM (SELECT ({hash} & {mask})::int4 AS g, count(*) AS n, \
+             sum(n)::int8 FROM (SELECT ({hash} & {mask}::pg_catalog.int8)::int4 AS g, count(*) AS n, \
              pg_catalog.hashtextextended(count(*)::text || ':' || sum({v})::text, 0) AS d \
              FROM {from}{wher} GROUP BY 1) AS pgbarge_b",
             mask = (1i64 << bits) - 1,
@@ -954,7 +955,8 @@ fn copies_sql(
         "SELECT {select} FROM (SELECT {inner}, {hash} AS pgbarge_h, \
          pg_catalog.row_number() OVER (PARTITION BY {hash}) AS pgbarge_n \
          FROM {from} WHERE {member}) AS pgbarge_c \
-         JOIN unnest('{{{h}}}'::int8[], '{{{n}}}'::int8[]) AS pgbarge_w(h, k) \
+         JOIN ROWS FROM (pg_catalog.unnest('{{{h}}}'::int8[]), \
+                         pg_catalog.unnest('{{{n}}}'::int8[])) AS pgbarge_w(h, k) \
            ON pgbarge_c.pgbarge_h = pgbarge_w.h WHERE pgbarge_c.pgbarge_n <= pgbarge_w.k",
         from = spec.from(side),
         member = membership(&format!("({hash})"), &hashes),
@@ -979,12 +981,16 @@ fn reload_delete_sql(spec: &SyncSpec) -> String {
     };
     format!(
         "DELETE FROM {from} AS pgbarge_t WHERE NOT EXISTS (SELECT FROM {} AS pgbarge_s \
-         WHERE ({}) = ({}))",
+         WHERE ({}) OPERATOR(pg_catalog.=) ({}))",
         TableName::new("pg_temp", spec.staging.clone()).sql(),
         of("pgbarge_s"),
         of("pgbarge_t")
     )
 }
+
+// Every operator above has a `pg_catalog` match of the exact argument types (the masks
+// are `int8` literals), or is named with its schema: on the target the search path has
+// `pg_catalog` first, and only an exact match elsewhere could win over it.
 
 /// Deletes the target rows listed in `delete` (by key hash; for a multiset, that many
 /// copies of each row hash).

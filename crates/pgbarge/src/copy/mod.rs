@@ -154,7 +154,9 @@ const LOCK_HOLDERS: &str = "SELECT a.pid, coalesce(a.application_name, ''), \
      JOIN pg_catalog.pg_class c ON c.oid = l.relation \
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
      WHERE l.granted AND a.pid <> pg_catalog.pg_backend_pid() \
-       AND (n.nspname, c.relname) IN (SELECT s, r FROM unnest($1::text[], $2::text[]) AS t(s, r)) \
+       AND (n.nspname, c.relname) IN \
+         (SELECT s, r FROM ROWS FROM (pg_catalog.unnest($1::text[]), \
+                                      pg_catalog.unnest($2::text[])) AS t(s, r)) \
      GROUP BY 1, 2, 3, 4, 5 ORDER BY 1 LIMIT 5";
 
 /// Whether a session is working on a statement (not waiting for its client to send
