@@ -314,6 +314,9 @@ fn parse_raw(text: &str) -> Result<BTreeMap<String, String>> {
 fn parse_keyword_value(text: &str) -> Result<BTreeMap<String, String>> {
     let mut map = BTreeMap::new();
     let mut chars = text.chars().peekable();
+    // The last value was an unquoted password: what follows may be the rest of it (a
+    // password with a space), so it is never shown.
+    let mut after_password = false;
     loop {
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.peek().is_none() {
@@ -324,7 +327,16 @@ fn parse_keyword_value(text: &str) -> Result<BTreeMap<String, String>> {
             key.push(c);
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        if chars.next() != Some('=') {
+        let equals = chars.next() == Some('=');
+        if after_password && (!equals || !KNOWN_KEYS.contains(&key.as_str())) {
+            return Err(Error::usage(
+                "the connection string's password is followed by a word that is not a \
+                 key=value pair (not shown: it may be part of the password). A password \
+                 with a space must be quoted: password='…' (a quote or backslash in it \
+                 escaped with a backslash), or given in PGPASSWORD or ~/.pgpass.",
+            ));
+        }
+        if !equals {
             return Err(Error::usage(format!(
                 "missing \"=\" after \"{key}\" in the connection string (expected key=value pairs or a postgres:// URL)"
             )));
@@ -361,7 +373,11 @@ fn parse_keyword_value(text: &str) -> Result<BTreeMap<String, String>> {
                     value.push(c);
                 }
             }
+            after_password = key == "password";
+            map.insert(key, value);
+            continue;
         }
+        after_password = false;
         map.insert(key, value);
     }
 }
@@ -868,6 +884,24 @@ mod tests {
 
     fn env(vars: &[(&str, &str)]) -> Environment {
         Environment::new(vars.iter().copied(), None)
+    }
+
+    #[test]
+    fn a_password_with_an_unquoted_space_is_never_echoed() {
+        for text in [
+            "host=h password=sec ret dbname=x",
+            "host=h password=sec ret=x dbname=x",
+            "host=h password=sec ret",
+        ] {
+            let err = ConnInfo::parse(text, &env(&[])).expect_err(text);
+            assert!(!err.message().contains("ret"), "{text}: {}", err.message());
+            assert!(err.message().contains("password='…'"), "{}", err.message());
+        }
+        // A known key after the password is fine, and a quoted space too.
+        let c = ConnInfo::parse("host=h password=secret dbname=x", &env(&[])).unwrap();
+        assert_eq!(c.password(), Some("secret"));
+        let c = ConnInfo::parse("host=h password='sec ret' dbname=x", &env(&[])).unwrap();
+        assert_eq!(c.password(), Some("sec ret"));
     }
 
     #[test]
