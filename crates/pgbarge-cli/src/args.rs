@@ -13,6 +13,17 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   6 verification found differences, 130 interrupted."
 )]
 pub struct Cli {
+    /// Refuse a connection over the network that does not check the server's
+    /// certificate (sslmode below verify-ca); without it such a connection is a warning.
+    /// Also PGBARGE_TLS_VERIFY=1.
+    #[arg(
+        long,
+        global = true,
+        env = "PGBARGE_TLS_VERIFY",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
+    pub tls_verify: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -227,7 +238,7 @@ pub struct CopyArgs {
     pub grants: bool,
     /// Streams at once: N source and N target connections, across tables and within
     /// large ones. Default: the machine's cores (4 to 8), no more than there is work.
-    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=crate::planfile::MAX_JOBS as i64))]
     pub jobs: Option<u16>,
     /// Split tables at least this large into parts loaded at once (e.g. 64MB, 1GB;
     /// default 64MB). Only tables pgbarge creates are split.

@@ -86,6 +86,7 @@ where
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = settings::TLS_VERIFY.set(cli.tls_verify);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PGBARGE_LOG")

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 /// The file's format version, checked on load.
 const VERSION: u32 = 1;
 
+/// The most streams a plan may ask for (the range of `--jobs`).
+pub const MAX_JOBS: usize = 64;
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SavedPlan {
@@ -130,6 +133,44 @@ impl SavedPlan {
         if plan.tables.is_empty() {
             return Err(Error::usage(format!("{} names no tables", path.display())));
         }
+        plan.check()
+            .map_err(|why| Error::usage(format!("{}: {why}", path.display())))?;
         Ok(plan)
+    }
+
+    /// The values a file may hold, checked as their flags are: a plan file is input too
+    /// (`jobs = 100000` opened 200 connections, exhausted both servers and retried for
+    /// minutes).
+    fn check(&self) -> std::result::Result<(), String> {
+        if !(1..=MAX_JOBS).contains(&self.jobs) {
+            return Err(format!(
+                "jobs = {} is out of range: 1 to {MAX_JOBS}, as for --jobs",
+                self.jobs
+            ));
+        }
+        if self.split_above == 0 {
+            return Err("split_above = 0: a size of at least 1 byte, as for --split-above".into());
+        }
+        if self.part_size == Some(0) {
+            return Err("part_size = 0: a size of at least 1 byte, as for --part-size".into());
+        }
+        let blank = |what: &str| format!("{what} is empty");
+        if self.whole_schemas.iter().any(|s| s.is_empty()) {
+            return Err(blank("a name in whole_schemas"));
+        }
+        if self.owner.as_deref() == Some("") {
+            return Err(blank("owner"));
+        }
+        if self.since.as_deref() == Some("") {
+            return Err(blank("since"));
+        }
+        if self
+            .tables
+            .iter()
+            .any(|t| t.schema.is_empty() || t.name.is_empty())
+        {
+            return Err(blank("a table's schema or name"));
+        }
+        Ok(())
     }
 }

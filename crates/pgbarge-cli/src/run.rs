@@ -37,8 +37,14 @@ impl From<Error> for Failure {
     }
 }
 
-fn warn_all(c: &pgbarge::conninfo::ConnInfo) {
+/// Prints what reading `c` found worth a warning (a `~/.pgpass` others may read, say),
+/// and, with `tls`, a network connection that checks no certificate (`copy` shows that
+/// in its plan instead).
+fn warn_all(c: &pgbarge::conninfo::ConnInfo, side: Side, tls: bool) {
     for w in &c.warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Some(w) = c.tls_warning(&format!("the {side}")).filter(|_| tls) {
         eprintln!("warning: {w}");
     }
 }
@@ -48,8 +54,17 @@ pub(crate) async fn connect_both(
     source: &pgbarge::conninfo::ConnInfo,
     target: &pgbarge::conninfo::ConnInfo,
 ) -> Result<(Connection, Connection)> {
-    warn_all(source);
-    warn_all(target);
+    connect_pair(source, target, true).await
+}
+
+/// [`connect_both`]; `tls`: say here that a connection checks no certificate.
+async fn connect_pair(
+    source: &pgbarge::conninfo::ConnInfo,
+    target: &pgbarge::conninfo::ConnInfo,
+    tls: bool,
+) -> Result<(Connection, Connection)> {
+    warn_all(source, Side::Source, tls);
+    warn_all(target, Side::Target, tls);
     let (source, target) =
         tokio::try_join!(connect(source, Side::Source), connect(target, Side::Target))?;
     if source.database_identity == target.database_identity {
@@ -131,7 +146,7 @@ pub async fn verify(settings: VerifySettings) -> Result<(), Failure> {
 
 /// `pgbarge tables`
 pub async fn tables(settings: TablesSettings) -> Result<(), Failure> {
-    warn_all(&settings.source);
+    warn_all(&settings.source, Side::Source, true);
     let source = connect(&settings.source, Side::Source).await?;
     let mut list = catalog::list_tables(&source.client, Side::Source).await?;
     catalog::count_unanalysed(&source.client, &mut list).await;
@@ -159,7 +174,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
         .into());
     }
 
-    let (source, target) = connect_both(&settings.source, &settings.target).await?;
+    let (source, target) = connect_pair(&settings.source, &settings.target, false).await?;
     // An interrupted run on the target: go on with it (--resume, or yes in a terminal),
     // or abandon it before starting anew.
     let store = &settings.copy_options.ledger;
@@ -622,7 +637,7 @@ pub(crate) fn show_report(
 
 /// `pgbarge clean`
 pub async fn clean(settings: CleanSettings) -> Result<(), Failure> {
-    warn_all(&settings.target);
+    warn_all(&settings.target, Side::Target, true);
     let target = connect(&settings.target, Side::Target).await?;
     let abandoned = session::abandon(&target, &settings.ledger).await?;
     let list = |tables: &[TableName]| {

@@ -60,6 +60,10 @@ pub struct CopySettings {
     pub interactive: bool,
 }
 
+/// `--tls-verify` (or `PGBARGE_TLS_VERIFY`): a connection over the network must check
+/// the server's certificate. Set once, from the command line, before any settings.
+pub static TLS_VERIFY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
 fn conninfo(value: Option<&str>, flag: &str, var: &str, env: &Environment) -> Result<ConnInfo> {
     let text = value.ok_or_else(|| {
         Error::usage(format!(
@@ -67,7 +71,17 @@ fn conninfo(value: Option<&str>, flag: &str, var: &str, env: &Environment) -> Re
              key=value string), or set {var}."
         ))
     })?;
-    ConnInfo::parse(text, env).map_err(|e| Error::usage(format!("{flag}: {}", e.message())))
+    let info =
+        ConnInfo::parse(text, env).map_err(|e| Error::usage(format!("{flag}: {}", e.message())))?;
+    if TLS_VERIFY.get().copied().unwrap_or(false) {
+        if let Some(risk) = info.tls_risk(&format!("the {flag} server")) {
+            return Err(Error::usage(format!(
+                "{flag}: refused with --tls-verify: {risk}. {}.",
+                pgbarge::conninfo::TLS_FIX
+            )));
+        }
+    }
+    Ok(info)
 }
 
 /// `--source` (or `PGBARGE_SOURCE`), resolved.
@@ -426,8 +440,13 @@ fn parse_size(text: &str) -> Result<u64> {
             )))
         }
     };
-    n.checked_mul(mult)
-        .ok_or_else(|| Error::usage(format!("size {text:?} is too large")))
+    match n.checked_mul(mult) {
+        None => Err(Error::usage(format!("size {text:?} is too large"))),
+        Some(0) => Err(Error::usage(format!(
+            "size {text:?}: a size of at least 1 byte, e.g. 64MB"
+        ))),
+        Some(size) => Ok(size),
+    }
 }
 
 /// An encoding name as PostgreSQL spells them (`WIN1252`, `LATIN1`, `EUC_JP`): letters,

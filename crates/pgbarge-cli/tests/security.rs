@@ -592,3 +592,139 @@ fn a_dry_run_script_runs_no_command_however_its_names_are_made() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs pgbarge with `args` in a clean environment plus `env`.
+fn pgbarge_with(env: &[(&str, &str)], args: &[&str]) -> support::Run {
+    let out = support::clean_command(support::pgbarge_bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run pgbarge");
+    support::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn inputs_are_checked_like_flags_and_secrets_never_echoed() {
+    // A plan file is input too: its values are checked as the flags are.
+    let dir = std::env::temp_dir().join(format!("pgbarge-plans-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    for (body, says) in [
+        (
+            "jobs = 100000\nsplit_above = 1",
+            "jobs = 100000 is out of range",
+        ),
+        ("jobs = 0\nsplit_above = 1", "jobs = 0 is out of range"),
+        ("jobs = 2\nsplit_above = 0", "split_above = 0"),
+        ("jobs = 2\nsplit_above = 1\npart_size = 0", "part_size = 0"),
+    ] {
+        let path = dir.join("p.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "version = 1\ncontent = \"schema_and_data\"\n{body}\n\n\
+                 [[table]]\nschema = \"public\"\nname = \"t\"\n"
+            ),
+        )
+        .expect("write the plan");
+        let run = pgbarge_with(
+            &[],
+            &[
+                "copy",
+                "--source",
+                "host=localhost dbname=x",
+                "--target",
+                "host=localhost dbname=y",
+                "--plan",
+                path.to_str().expect("a UTF-8 path"),
+            ],
+        );
+        assert_eq!(run.code, 2, "{body}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{body}: {}", run.stderr);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = pgbarge_with(
+        &[],
+        &[
+            "copy",
+            "-s",
+            "host=a",
+            "-t",
+            "host=b",
+            "t",
+            "--part-size",
+            "0",
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+
+    // A password with an unquoted space: the rest of it is never shown.
+    let run = pgbarge_with(
+        &[],
+        &["tables", "--source", "host=h password=sec ret dbname=x"],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(!run.stderr.contains("ret"), "{}", run.stderr);
+    assert!(run.stderr.contains("password='…'"), "{}", run.stderr);
+
+    // Over the network without a certificate check: a warning, or with --tls-verify
+    // (or the variable) an error before anything connects.
+    let remote = "host=db.example.invalid dbname=x connect_timeout=2";
+    let run = pgbarge_with(&[], &["tables", "--source", remote]);
+    assert!(
+        run.stderr.contains("without checking its certificate"),
+        "{}",
+        run.stderr
+    );
+    for (env, args) in [
+        (vec![], vec!["--tls-verify", "tables", "--source", remote]),
+        (vec![], vec!["tables", "--tls-verify", "--source", remote]),
+        (
+            vec![("PGBARGE_TLS_VERIFY", "1")],
+            vec!["tables", "--source", remote],
+        ),
+    ] {
+        let run = pgbarge_with(&env, &args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("refused with --tls-verify"),
+            "{}",
+            run.stderr
+        );
+    }
+    // Checked, it is accepted (and fails only to connect).
+    let run = pgbarge_with(
+        &[],
+        &[
+            "--tls-verify",
+            "tables",
+            "--source",
+            "host=db.example.invalid dbname=x sslmode=verify-full sslrootcert=system connect_timeout=2",
+        ],
+    );
+    assert_eq!(run.code, 4, "{}", run.stderr);
+
+    // A server without TLS: the advice says so, not "the certificate check failed".
+    let s = &servers().source;
+    let run = pgbarge_with(
+        &[],
+        &[
+            "tables",
+            "--source",
+            &format!(
+                "host=localhost port={} user=postgres dbname=postgres sslmode=require",
+                s.port
+            ),
+        ],
+    );
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("does not offer TLS at all"),
+        "{}",
+        run.stderr
+    );
+}

@@ -429,6 +429,16 @@ fn connect_error(info: &ConnInfo, side: Side, err: tokio_postgres::Error) -> Err
             ),
             false,
         ),
+        None if detail.contains("server does not support TLS") => (
+            format!(
+                "{side} server at {} does not offer TLS at all, and sslmode={} does not \
+                 allow a plaintext connection. Enable ssl on that server; or, only on a \
+                 network you trust end to end, connect with sslmode=prefer (or disable).",
+                info.host_display(),
+                info.sslmode.name()
+            ),
+            false,
+        ),
         None if detail.contains("invalid peer certificate")
             || detail.contains("certificate")
             || detail.contains("tls")

@@ -103,6 +103,18 @@ impl SslMode {
             }
         })
     }
+
+    /// As libpq spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
 }
 
 /// Where the root certificates for checking the server come from.
@@ -276,7 +288,62 @@ impl ConnInfo {
     pub fn is_socket(&self) -> bool {
         self.hosts.first().is_some_and(|h| h.starts_with('/'))
     }
+
+    /// The connection goes over a network (not a Unix socket, not this machine's
+    /// loopback) without checking the server's certificate: `sslmode` below
+    /// `verify-ca` lets anyone on the path pose as the server — and read the data and
+    /// the password — and `prefer` (libpq's default) even falls back to plaintext.
+    pub fn unverified_remote(&self) -> bool {
+        let loopback = |host: &str| {
+            host.starts_with('/')
+                || host.eq_ignore_ascii_case("localhost")
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        };
+        let remote = match self.hostaddr {
+            Some(addr) => !addr.is_loopback(),
+            None => self.hosts.iter().any(|h| !loopback(h)),
+        };
+        remote && !matches!(self.sslmode, SslMode::VerifyCa | SslMode::VerifyFull)
+    }
+
+    /// What [`ConnInfo::unverified_remote`] risks, for `what` (`the target`).
+    pub fn tls_risk(&self, what: &str) -> Option<String> {
+        self.unverified_remote().then(|| {
+            format!(
+                "{what} ({}) is reached over the network without checking its certificate \
+                 (sslmode={}): anyone on the path could pose as the server and read the data \
+                 and the password{}",
+                self.host_display(),
+                self.sslmode.name(),
+                if matches!(
+                    self.sslmode,
+                    SslMode::Disable | SslMode::Allow | SslMode::Prefer
+                ) {
+                    ", and the connection may not be encrypted at all"
+                } else {
+                    ""
+                }
+            )
+        })
+    }
+
+    /// [`ConnInfo::tls_risk`] with what to do about it.
+    pub fn tls_warning(&self, what: &str) -> Option<String> {
+        self.tls_risk(what).map(|risk| {
+            format!(
+                "{risk}. {TLS_FIX}; --tls-verify (or PGBARGE_TLS_VERIFY=1) makes this an error."
+            )
+        })
+    }
 }
+
+/// How to make a connection check the server's certificate.
+pub const TLS_FIX: &str = "Add sslmode=verify-full with your provider's CA \
+    (sslrootcert=/path/to/ca.pem, or sslrootcert=system for the operating system's roots)";
 
 /// Phase one: the text as key/value pairs, exactly as written.
 fn parse_raw(text: &str) -> Result<BTreeMap<String, String>> {
@@ -884,6 +951,31 @@ mod tests {
 
     fn env(vars: &[(&str, &str)]) -> Environment {
         Environment::new(vars.iter().copied(), None)
+    }
+
+    #[test]
+    fn a_remote_host_without_certificate_checks_is_told() {
+        let unverified = |text: &str| {
+            ConnInfo::parse(text, &env(&[]))
+                .unwrap()
+                .unverified_remote()
+        };
+        assert!(unverified("host=db.example.com dbname=x"));
+        assert!(unverified("host=db.example.com sslmode=require dbname=x"));
+        assert!(unverified("postgres://u@10.1.2.3/x"));
+        assert!(!unverified(
+            "host=db.example.com sslmode=verify-full sslrootcert=/ca.pem dbname=x"
+        ));
+        assert!(!unverified("host=localhost dbname=x"));
+        assert!(!unverified("host=127.0.0.1 dbname=x"));
+        assert!(!unverified("postgres://u@[::1]/x"));
+        assert!(!unverified("host=/var/run/postgresql dbname=x"));
+        let c = ConnInfo::parse("host=db.example.com dbname=x", &env(&[])).unwrap();
+        let warning = c.tls_warning("the target").unwrap();
+        assert!(
+            warning.contains("sslmode=prefer") && warning.contains("--tls-verify"),
+            "{warning}"
+        );
     }
 
     #[test]

@@ -528,6 +528,12 @@ pub async fn plan(
         }
         let mut problems = preflight::check(&plan, &snapshot, &selection.unmatched);
         problems.extend(ledger_collision(&plan, whole_schemas, ledger));
+        let mut plan = plan;
+        plan.warnings.extend(
+            [(source, "the source"), (target, "the target")]
+                .into_iter()
+                .filter_map(|(c, what)| c.info.tls_warning(what)),
+        );
         let undecided: Vec<Undecided> = plan
             .tables
             .iter()
