@@ -1924,3 +1924,62 @@ fn an_object_rich_schema_copies_at_least_as_well_as_pg_restore() {
         );
     }
 }
+
+#[test]
+fn composite_types_nested_deeper_than_twenty_are_created_in_order() {
+    let db = TestDb::new("deep_types");
+    // A chain of 30 composite types, each holding the next; their names sort against
+    // the order they must be created in (c01 needs c02, …).
+    let mut sql = String::from("CREATE TYPE c30 AS (v int);\n");
+    for n in (1..30).rev() {
+        sql.push_str(&format!(
+            "CREATE TYPE c{n:02} AS (inner_ c{:02}, n int);\n",
+            n + 1
+        ));
+    }
+    sql.push_str(
+        "CREATE TABLE deep (id int PRIMARY KEY, v c01);
+         INSERT INTO deep SELECT g, NULL FROM generate_series(1, 3) g;
+         UPDATE deep SET v = ROW(NULL, id)::c01;",
+    );
+    db.source_sql(&sql);
+    // Only the table named: every type it needs, found however deep.
+    db.copy(&["deep", "--yes", "--quiet"]).assert_ok();
+    db.assert_same("public.deep");
+    // The whole database, into a fresh target: every type, in dependency order.
+    let all = TestDb::new("deep_types_all");
+    all.source_sql(&sql);
+    all.copy(&["--all", "--yes", "--quiet"]).assert_ok();
+    all.assert_same("public.deep");
+    all.assert_same_schema();
+}
+
+#[test]
+fn tables_whose_type_names_collide_when_cut_to_63_bytes_load_in_parallel() {
+    let db = TestDb::new("long_names");
+    // Each pair differs only in the last byte: both want the array type `_` and the
+    // first 62 bytes. `foo` and `_foo`: the row type of one is the array type of the
+    // other.
+    let mut sql = String::new();
+    let mut names = Vec::new();
+    for stem in ["a", "b", "é"] {
+        let base = stem.repeat(62 / stem.len());
+        for last in ["1", "2"] {
+            names.push(format!("{base}{last}"));
+        }
+    }
+    names.push("foo".into());
+    names.push("_foo".into());
+    for name in &names {
+        sql.push_str(&format!(
+            "CREATE TABLE \"{name}\" (id int PRIMARY KEY); \
+             INSERT INTO \"{name}\" SELECT generate_series(1, 10);\n"
+        ));
+    }
+    db.source_sql(&sql);
+    db.copy(&["--all", "--yes", "--quiet", "--jobs", "8"])
+        .assert_ok();
+    for name in &names {
+        db.assert_same(&format!("public.\"{name}\""));
+    }
+}

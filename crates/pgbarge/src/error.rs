@@ -150,6 +150,11 @@ impl Error {
         None
     }
 
+    /// The transaction lost a race for a catalog name (see [`catalog_race`]).
+    pub fn is_catalog_race(&self) -> bool {
+        self.db_error().is_some_and(catalog_race)
+    }
+
     /// Where the server was when it failed (`COPY t, line 3, column body: "…"`).
     pub fn server_context(&self) -> Option<&str> {
         self.db_error()?.where_()
@@ -222,7 +227,17 @@ pub fn is_transient_state(code: &SqlState) -> bool {
 }
 
 /// Transport failures (no SQLSTATE: reset, refused, closed) and the transient server
-/// states are transient; logic errors are not.
+/// states are transient, and so is a lost race on a catalog name; logic errors are not.
 fn is_transient(err: &tokio_postgres::Error) -> bool {
-    err.code().is_none_or(is_transient_state)
+    err.code().is_none_or(is_transient_state) || err.as_db_error().is_some_and(catalog_race)
+}
+
+/// A unique index of the catalog refused a name: two transactions created objects of
+/// one name at once. A table and another table's array type, say — `_` and a 63-byte
+/// name cut to 63 bytes is the name of a table that differs only in its last byte, or a
+/// table named `_t` beside `t`: each transaction saw the name free, the second waited
+/// for the first and lost. Run again once the first committed, it picks another name,
+/// as the source did.
+pub fn catalog_race(db: &tokio_postgres::error::DbError) -> bool {
+    *db.code() == SqlState::UNIQUE_VIOLATION && db.schema() == Some("pg_catalog")
 }

@@ -152,7 +152,10 @@ WITH RECURSIVE deps(oid, depth) AS (
         UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r
                   WHERE t.typtype = 'r' AND r.rngtypid = t.oid
     ) AS x(oid)
-    WHERE deps.depth < 20
+    -- PostgreSQL refuses a type that contains itself, so this ends at the deepest
+    -- nesting; the bound only guards against a catalog that says otherwise. (It was 20,
+    -- and types nested deeper were left out, or created out of order.)
+    WHERE deps.depth < 1000
 )
 SELECT t.oid, n.nspname, t.typname, t.typtype::text,
        ARRAY(SELECT e.enumlabel::text FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid

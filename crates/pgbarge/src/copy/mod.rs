@@ -913,12 +913,13 @@ async fn worker<L: Ledger>(ctx: &Ctx<'_, L>, w: usize) -> Result<()> {
                 let mut reason = err.message().to_string();
                 // A lost race or a lock wait: the connections are fine, the transaction
                 // is rolled back and tried again on them.
-                let raced = matches!(
-                    err.sql_state(),
-                    Some(s) if *s == SqlState::LOCK_NOT_AVAILABLE
-                        || *s == SqlState::T_R_DEADLOCK_DETECTED
-                        || *s == SqlState::T_R_SERIALIZATION_FAILURE
-                );
+                let raced = err.is_catalog_race()
+                    || matches!(
+                        err.sql_state(),
+                        Some(s) if *s == SqlState::LOCK_NOT_AVAILABLE
+                            || *s == SqlState::T_R_DEADLOCK_DETECTED
+                            || *s == SqlState::T_R_SERIALIZATION_FAILURE
+                    );
                 let kept = match &pair {
                     Some(p) if raced => p.target.client.batch_execute(ROLLBACK).await.is_ok(),
                     _ => false,
