@@ -72,6 +72,11 @@ pub struct FollowArgs {
     /// was applied.
     #[arg(long)]
     pub drop: bool,
+    /// Apply even though the target's ordinary triggers will fire on every change
+    /// (the role may not set session_replication_role, which native replication uses to
+    /// fire only ENABLE REPLICA and ENABLE ALWAYS triggers).
+    #[arg(long)]
+    pub fire_triggers: bool,
     /// Accepted for symmetry with `copy --resume`: `follow` always goes on from the
     /// position recorded on the target.
     #[arg(long, hide = true)]
@@ -101,6 +106,11 @@ pub struct CutoverArgs {
     /// before running the cut-over.
     #[arg(long)]
     pub fence: bool,
+    /// Apply even though the target's ordinary triggers will fire on every change
+    /// (the role may not set session_replication_role, which native replication uses to
+    /// fire only ENABLE REPLICA and ENABLE ALWAYS triggers).
+    #[arg(long)]
+    pub fire_triggers: bool,
     /// One JSON document on stdout.
     #[arg(long)]
     pub json: bool,
@@ -253,6 +263,11 @@ pub struct CopyArgs {
     /// later with `pgbarge follow`) or `pgbarge cutover`. Copy and stream meet exactly.
     #[arg(long, conflicts_with_all = ["schema_only", "dry_run"])]
     pub follow: bool,
+    /// Follow even though the target's ordinary triggers will fire on every change
+    /// applied (the role may not set session_replication_role, which native replication
+    /// uses to fire only ENABLE REPLICA and ENABLE ALWAYS triggers).
+    #[arg(long, requires = "follow")]
+    pub fire_triggers: bool,
     /// Continue the interrupted run recorded on the target: what committed is skipped,
     /// what was in flight is redone. Run with the same --source and --target.
     #[arg(long)]

@@ -29,6 +29,7 @@ pub async fn prepare(
     target: &Connection,
     store: &Store,
     plan: &Plan,
+    fire_triggers: bool,
 ) -> Result<follow::Following, Failure> {
     if let Some(existing) = state::load(&target.client, store).await? {
         if existing.snapshot.is_some() {
@@ -59,6 +60,22 @@ pub async fn prepare(
             hint: "Copy without --follow.".into(),
         });
     }
+    // The tables' triggers, copied with them or already on the target, fire on applied
+    // changes as under native replication only if the role may apply as a replica.
+    if !fire_triggers && !follow::triggers::may_apply_as_replica(&target.client).await? {
+        let targets: Vec<TableName> = plan.tables.iter().map(|t| t.target.clone()).collect();
+        let firing = follow::triggers::differing(&source.client, Side::Source, &names)
+            .await?
+            .merge(follow::triggers::differing(&target.client, Side::Target, &targets).await?);
+        if !firing.as_native() {
+            problems.push(Problem {
+                kind: pgbarge::preflight::ProblemKind::ApplyTriggers,
+                table: None,
+                message: firing.refusal().message().to_string(),
+                hint: String::new(),
+            });
+        }
+    }
     if !problems.is_empty() {
         return Err(Failure {
             error: Error::new(Kind::Preflight, render::problems(&problems)),
@@ -80,6 +97,7 @@ pub async fn prepare(
 /// `copy --follow`, after the copy: the copy's snapshot recorded (the stream takes over
 /// where it ends), then following until stopped. A copy that could not give one snapshot
 /// for every table cannot be followed exactly: the follow is given up.
+#[allow(clippy::too_many_arguments)]
 pub async fn after_copy(
     source: &Connection,
     target: &Connection,
@@ -88,6 +106,7 @@ pub async fn after_copy(
     report: &pgbarge::report::RunReport,
     json: bool,
     quiet: bool,
+    fire_triggers: bool,
 ) -> Result<(), Failure> {
     let snapshot = match (&report.snapshot, report.snapshot_renewed) {
         (Some(s), false) if report.failures.is_empty() => s.clone(),
@@ -109,7 +128,7 @@ pub async fn after_copy(
         &following.tables,
     )
     .await?;
-    follow_on(source, target, store, json, quiet, None).await
+    follow_on(source, target, store, (json, quiet), None, fire_triggers).await
 }
 
 /// A followed copy that stopped before its end (interrupted, or with failed units).
@@ -247,6 +266,7 @@ pub async fn resume_copy(
         &report,
         settings.json,
         settings.quiet,
+        settings.fire_triggers,
     )
     .await
 }
@@ -256,15 +276,16 @@ pub async fn follow_on(
     source: &Connection,
     target: &Connection,
     store: &Store,
-    json: bool,
-    quiet: bool,
+    (json, quiet): (bool, bool),
     stall: Option<std::time::Duration>,
+    fire_triggers: bool,
 ) -> Result<(), Failure> {
     let progress = FollowProgress::new(json, quiet);
     let (mut follower, replaced) = Follower::claim(source, target, store).await?;
     if let Some(stall) = stall {
         follower.set_stall_timeout(stall);
     }
+    follower.set_fire_triggers(fire_triggers);
     let f = follower.following();
     if !quiet && !json {
         if replaced {
@@ -343,9 +364,9 @@ pub async fn follow(settings: FollowSettings) -> Result<(), Failure> {
         &source,
         &target,
         &settings.ledger,
-        settings.json,
-        settings.quiet,
+        (settings.json, settings.quiet),
         settings.stall_timeout,
+        settings.fire_triggers,
     )
     .await
 }
@@ -354,14 +375,14 @@ pub async fn follow(settings: FollowSettings) -> Result<(), Failure> {
 pub async fn cutover(settings: CutoverSettings) -> Result<(), Failure> {
     let (source, target) = connect_both(&settings.source, &settings.target).await?;
     let progress = FollowProgress::new(settings.json, settings.json);
-    let report = cutover::cutover(
-        &source,
-        &target,
-        &settings.ledger,
-        settings.fence,
-        None,
-        &|e| progress.event(e),
-    )
+    let options = cutover::Options {
+        fence: settings.fence,
+        source_encoding: None,
+        fire_triggers: settings.fire_triggers,
+    };
+    let report = cutover::cutover(&source, &target, &settings.ledger, &options, &|e| {
+        progress.event(e)
+    })
     .await;
     progress.clear();
     let report = report?;

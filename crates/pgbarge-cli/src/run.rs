@@ -196,9 +196,9 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
             &source,
             &target,
             store,
-            settings.json,
-            settings.quiet,
+            (settings.json, settings.quiet),
             None,
+            settings.fire_triggers,
         )
         .await;
     }
@@ -423,7 +423,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
     }
 
     let following = if settings.follow {
-        Some(crate::follow::prepare(&source, &target, store, &plan).await?)
+        Some(crate::follow::prepare(&source, &target, store, &plan, settings.fire_triggers).await?)
     } else {
         None
     };
@@ -465,6 +465,7 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
             &report,
             settings.json,
             settings.quiet,
+            settings.fire_triggers,
         )
         .await;
     }

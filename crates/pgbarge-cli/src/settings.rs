@@ -39,6 +39,8 @@ pub struct CopySettings {
     pub resume: bool,
     /// `--follow`: keep applying the source's changes after the copy.
     pub follow: bool,
+    /// `--fire-triggers`: follow though the target's ordinary triggers fire.
+    pub fire_triggers: bool,
     /// Retries, stall timeout and fail-fast for the copy stage.
     pub copy_options: pgbarge::copy::CopyOptions,
     /// Schemas named whole in a saved plan.
@@ -185,6 +187,7 @@ impl CopySettings {
             },
             resume: args.resume,
             follow: args.follow,
+            fire_triggers: args.fire_triggers,
             copy_options: pgbarge::copy::CopyOptions {
                 retry: pgbarge::retry::RetryPolicy {
                     retries: args.retries.unwrap_or(pgbarge::retry::DEFAULT_RETRIES),
@@ -316,6 +319,7 @@ pub struct FollowSettings {
     pub target: ConnInfo,
     pub ledger: pgbarge::ledger::Store,
     pub drop: bool,
+    pub fire_triggers: bool,
     pub stall_timeout: Option<std::time::Duration>,
     pub json: bool,
     pub quiet: bool,
@@ -330,6 +334,7 @@ impl FollowSettings {
             target,
             ledger: ledger(&args.ledger)?,
             drop: args.drop,
+            fire_triggers: args.fire_triggers,
             stall_timeout: args
                 .stall_timeout
                 .as_deref()
@@ -348,6 +353,7 @@ pub struct CutoverSettings {
     pub target: ConnInfo,
     pub ledger: pgbarge::ledger::Store,
     pub fence: bool,
+    pub fire_triggers: bool,
     pub json: bool,
 }
 
@@ -360,6 +366,7 @@ impl CutoverSettings {
             target,
             ledger: ledger(&args.ledger)?,
             fence: args.fence,
+            fire_triggers: args.fire_triggers,
             json: args.json,
         })
     }

@@ -728,3 +728,69 @@ fn inputs_are_checked_like_flags_and_secrets_never_echoed() {
         run.stderr
     );
 }
+
+/// An account table whose trigger writes an audit row: on the source it fires, and the
+/// audit rows reach the target through the stream. Fired on the target too, it would
+/// write each audit row twice.
+const AUDITED: &str = "
+CREATE TABLE audit (id bigserial PRIMARY KEY, acct int, v int);
+CREATE TABLE acct (id int PRIMARY KEY, v int);
+CREATE FUNCTION audit_acct() RETURNS trigger LANGUAGE plpgsql AS
+  $f$ BEGIN INSERT INTO public.audit (acct, v) VALUES (NEW.id, NEW.v); RETURN NEW; END $f$;
+CREATE TRIGGER audit_acct AFTER INSERT OR UPDATE ON acct
+  FOR EACH ROW EXECUTE FUNCTION audit_acct();
+INSERT INTO acct SELECT g, 0 FROM generate_series(1, 50) g;
+";
+
+#[test]
+fn following_fires_the_target_triggers_as_native_replication_does() {
+    let db = TestDb::new("follow_triggers");
+    db.source_sql(AUDITED);
+    // The role may not apply as a replica: refused before anything is copied, with the
+    // choices.
+    let run = db.copy(&["acct", "audit", "--follow", "--yes"]);
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("public.acct: audit_acct")
+            && run.stderr.contains("--fire-triggers")
+            && run.stderr.contains("session_replication_role"),
+        "{}",
+        run.stderr
+    );
+    assert!(!db.target_has_table("public", "acct"));
+
+    // Granted the setting (PostgreSQL 15), it applies as native replication: the
+    // copied trigger does not fire on applied changes, the audit rows come from the
+    // source once.
+    db.target_sql(&format!(
+        "GRANT SET ON PARAMETER session_replication_role TO {}",
+        support::TARGET_USER
+    ));
+    let mut follower = db.spawn_copy(
+        &db.target_conn(),
+        &["acct", "audit", "--follow", "--yes", "--quiet"],
+    );
+    wait_until("following starts", || {
+        db.target_sql(
+            "SELECT count(*) FROM pg_class WHERE relname = 'follow' \
+             AND relnamespace = to_regnamespace('pgbarge')",
+        )
+        .trim()
+            == "1"
+            && db
+                .target_sql("SELECT count(*) FROM pgbarge.follow WHERE snapshot IS NOT NULL")
+                .trim()
+                == "1"
+    });
+    db.source_sql("UPDATE acct SET v = v + 1 WHERE id <= 20; INSERT INTO acct VALUES (100, 7)");
+    let cutover = db.run("cutover", &[]);
+    db.target_sql(&format!(
+        "REVOKE SET ON PARAMETER session_replication_role FROM {}",
+        support::TARGET_USER
+    ));
+    cutover.assert_ok();
+    assert!(follower.wait().expect("the follower ends").success());
+    assert_eq!(db.source_sql("SELECT count(*) FROM audit").trim(), "71");
+    db.assert_same("public.audit");
+    db.assert_same("public.acct");
+}

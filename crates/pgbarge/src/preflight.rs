@@ -51,6 +51,8 @@ pub enum ProblemKind {
     NoReplicaIdentity,
     /// The run would create or load objects in the schema pgbarge keeps its ledger in.
     LedgerSchema,
+    /// Following would fire the target's triggers otherwise than native replication.
+    ApplyTriggers,
 }
 
 /// One problem, with what to do about it.

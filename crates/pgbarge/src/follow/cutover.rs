@@ -38,6 +38,18 @@ pub struct CutoverReport {
     pub downtime_seconds: f64,
 }
 
+/// How a cut-over goes.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Make the source's database read-only first, ending the sessions on it.
+    pub fence: bool,
+    /// `--source-encoding`, for the verification.
+    pub source_encoding: Option<String>,
+    /// Apply the last changes though the target's ordinary triggers fire (see
+    /// [`super::triggers`]).
+    pub fire_triggers: bool,
+}
+
 /// Cuts over to the target: stops the follower (wherever it runs), fences the source if
 /// asked, applies every change committed before now, moves the target's sequences past
 /// the source's, verifies the followed tables and drops the slot and publication.
@@ -47,12 +59,13 @@ pub async fn cutover(
     source: &Connection,
     target: &Connection,
     store: &Store,
-    fence: bool,
-    source_encoding: Option<&str>,
+    options: &Options,
     on_event: &(dyn Fn(FollowEvent) + Send + Sync),
 ) -> Result<CutoverReport> {
+    let (fence, source_encoding) = (options.fence, options.source_encoding.as_deref());
     let started = Instant::now();
     let (mut follower, _) = Follower::claim(source, target, store).await?;
+    follower.set_fire_triggers(options.fire_triggers);
     let slot = follower.following().slot.clone();
     let database = source.database.clone();
     let (mut fenced, mut unfence) = (None, None);

@@ -25,6 +25,7 @@ mod pipeline;
 pub mod resume;
 pub mod source;
 pub mod state;
+pub mod triggers;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -278,6 +279,10 @@ pub struct Follower<'a> {
     following: Following,
     /// Where the follow is recorded on the target.
     store: Store,
+    /// How applied changes fire the target's triggers (see [`triggers`]), and whether
+    /// the user accepted ordinary ones firing where the role cannot prevent it.
+    firing: triggers::Firing,
+    fire_triggers: bool,
     /// What the copy's snapshot saw: those transactions are in the copied rows.
     seen: Option<SnapshotSeen>,
     /// Tables copied from another snapshot (a resumed followed copy keeps the tables
@@ -400,6 +405,8 @@ impl<'a> Follower<'a> {
             },
             lookup,
             store: store.clone(),
+            firing: triggers::Firing::default(),
+            fire_triggers: false,
             target_columns: Vec::new(),
             exact_columns: Vec::new(),
             builtin_columns: Vec::new(),
@@ -430,6 +437,21 @@ impl<'a> Follower<'a> {
 
     /// Reads the target tables' columns and foreign-key order.
     async fn read_target(&mut self) -> Result<()> {
+        let targets: Vec<TableName> = self
+            .following
+            .tables
+            .iter()
+            .map(|t| t.target.clone())
+            .collect();
+        let session = &self.target.get().client;
+        self.firing = if triggers::apply_as_replica(session).await? {
+            triggers::Firing {
+                replica: true,
+                ..Default::default()
+            }
+        } else {
+            triggers::differing(session, Side::Target, &targets).await?
+        };
         let target = &self.target.get().client;
         let err = |e| Error::postgres(Kind::Copy, Side::Target, "reading the followed tables", e);
         let names: Vec<String> = self
@@ -522,6 +544,12 @@ impl<'a> Follower<'a> {
         self.stall = stall;
     }
 
+    /// Apply even though the target's ordinary triggers will fire on the changes (the
+    /// role may not apply as a replica: see [`triggers`]).
+    pub fn set_fire_triggers(&mut self, fire: bool) {
+        self.fire_triggers = fire;
+    }
+
     /// Applies changes until `goal`, or `stop` resolves, or another pgbarge takes over.
     /// Transient failures (a lost link, a restarted server) reconnect and go on from the
     /// recorded position.
@@ -531,6 +559,9 @@ impl<'a> Follower<'a> {
         stop: impl Future<Output = ()>,
         on_event: &(dyn Fn(FollowEvent) + Send + Sync),
     ) -> Result<Outcome> {
+        if !self.fire_triggers && !self.firing.as_native() {
+            return Err(self.firing.refusal());
+        }
         let policy = crate::retry::RetryPolicy::default();
         let mut strict = false;
         let mut attempt = 0;
