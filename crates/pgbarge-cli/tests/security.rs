@@ -794,3 +794,41 @@ fn following_fires_the_target_triggers_as_native_replication_does() {
     db.assert_same("public.audit");
     db.assert_same("public.acct");
 }
+
+#[test]
+fn the_ledger_takes_back_what_default_privileges_grant() {
+    let db = TestDb::new("ledger_grants");
+    db.source_sql("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1), (2)");
+    mallory(|sql| db.target_sql(sql));
+    // The role's own default privileges (an administrator's, say) give mallory
+    // everything it creates from now on.
+    db.target_sql_as_app(
+        "ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO mallory; \
+         ALTER DEFAULT PRIVILEGES GRANT ALL ON SEQUENCES TO mallory; \
+         ALTER DEFAULT PRIVILEGES GRANT ALL ON SCHEMAS TO mallory",
+    );
+    // A sync of a table already there leaves its record in the ledger.
+    db.copy(&["items", "--yes", "--quiet"]).assert_ok();
+    db.copy(&["items", "--yes", "--mode", "sync", "--quiet"])
+        .assert_ok();
+    let granted = db.target_sql(
+        "SELECT c.relname FROM pg_class c WHERE c.relnamespace = to_regnamespace('pgbarge') \
+           AND c.relkind IN ('r', 'S') \
+           AND (has_table_privilege('mallory', c.oid, 'SELECT, INSERT, UPDATE, DELETE') \
+                OR c.relkind = 'S' AND has_sequence_privilege('mallory', c.oid, 'USAGE')) \
+         UNION ALL SELECT 'schema' WHERE has_schema_privilege('mallory', 'pgbarge', 'USAGE, CREATE')",
+    );
+    assert!(
+        granted.trim().is_empty(),
+        "mallory may use the ledger: {granted}"
+    );
+    assert!(
+        db.target_sql("SELECT count(*) FROM pgbarge.synced").trim() == "1",
+        "the sync is recorded"
+    );
+    db.target_sql_as_app(
+        "ALTER DEFAULT PRIVILEGES REVOKE ALL ON TABLES FROM mallory; \
+         ALTER DEFAULT PRIVILEGES REVOKE ALL ON SEQUENCES FROM mallory; \
+         ALTER DEFAULT PRIVILEGES REVOKE ALL ON SCHEMAS FROM mallory",
+    );
+}
