@@ -832,3 +832,39 @@ fn the_ledger_takes_back_what_default_privileges_grant() {
          ALTER DEFAULT PRIVILEGES REVOKE ALL ON SCHEMAS FROM mallory",
     );
 }
+
+#[test]
+fn the_plan_names_what_loading_runs_of_other_roles() {
+    let db = TestDb::new("foreign_load_code");
+    db.source_sql(
+        "CREATE TABLE items (id int PRIMARY KEY, v int); INSERT INTO items VALUES (1, 1)",
+    );
+    mallory(|sql| db.target_sql(sql));
+    // The target table is the application's; its trigger's function and a default's
+    // belong to mallory.
+    db.target_sql(&format!(
+        "CREATE FUNCTION public.stamp() RETURNS trigger LANGUAGE plpgsql AS \
+           $f$ BEGIN RETURN NEW; END $f$; \
+         CREATE FUNCTION public.seven() RETURNS int LANGUAGE sql AS 'SELECT 7'; \
+         ALTER FUNCTION public.stamp() OWNER TO mallory; \
+         ALTER FUNCTION public.seven() OWNER TO mallory; \
+         CREATE TABLE items (id int PRIMARY KEY, v int, w int DEFAULT public.seven()); \
+         CREATE TRIGGER stamp BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION public.stamp(); \
+         ALTER TABLE items OWNER TO {}",
+        support::TARGET_USER
+    ));
+    let run = db.copy(&["items", "--dry-run"]);
+    run.assert_ok();
+    assert!(
+        run.stdout
+            .contains("loading public.items runs code of other roles as app")
+            && run
+                .stdout
+                .contains("trigger stamp runs public.stamp(), owned by role mallory")
+            && run
+                .stdout
+                .contains("the default of w runs public.seven(), owned by role mallory"),
+        "{}",
+        run.stdout
+    );
+}

@@ -432,6 +432,38 @@ fn ledger_collision(
     })
 }
 
+/// What loading rows into the plan's existing target tables runs that belongs to a role
+/// other than the connecting one (or a superuser): their triggers, defaults, checks and
+/// index expressions run as the connecting role with every row. Loading must run them;
+/// the plan names them, so that nobody's code runs unseen.
+async fn foreign_load_code(
+    target: &Connection,
+    plan: &Plan,
+    target_tables: &[Table],
+) -> Result<Vec<String>> {
+    let existing: Vec<Table> = plan
+        .tables
+        .iter()
+        .filter(|t| !matches!(t.action, Action::Create | Action::Replace | Action::Keep))
+        .filter_map(|t| target_tables.iter().find(|x| x.name == t.target).cloned())
+        .collect();
+    if existing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found =
+        crate::catalog::foreign_code(&target.client, crate::Side::Target, &existing).await?;
+    Ok(found
+        .into_iter()
+        .map(|(table, code)| {
+            format!(
+                "loading {table} runs code of other roles as {}: {}",
+                target.info.user,
+                code.join("; ")
+            )
+        })
+        .collect())
+}
+
 /// Reads both catalogs, builds the plan and runs preflight, asking `questions` what
 /// the choices leave open: tables the foreign keys need (read again with them, until
 /// nothing is missing) and what to do with target tables that hold rows.
@@ -534,6 +566,8 @@ pub async fn plan(
                 .into_iter()
                 .filter_map(|(c, what)| c.info.tls_warning(what)),
         );
+        plan.warnings
+            .extend(foreign_load_code(target, &plan, target_tables).await?);
         let undecided: Vec<Undecided> = plan
             .tables
             .iter()

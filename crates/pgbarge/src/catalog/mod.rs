@@ -26,9 +26,10 @@ pub use objects::{
     Sequence, TableObject, TableObjectKind, TableProperty, TextSearch, TextSearchKind, View,
 };
 pub use queries::{
-    count_unanalysed, describe, find_types, foreign_key_edges, foreign_keys, large_object_count,
-    list_tables, non_empty_tables, refers_to_large_objects, server_encoding, target_indexes,
-    target_privileges, unvalidated_constraints, user_triggers, ForeignKey, TargetIndex,
+    count_unanalysed, describe, find_types, foreign_code, foreign_key_edges, foreign_keys,
+    large_object_count, list_tables, non_empty_tables, refers_to_large_objects, server_encoding,
+    target_indexes, target_privileges, unvalidated_constraints, user_triggers, ForeignKey,
+    TargetIndex,
 };
 pub use snapshot::Snapshot;
 

@@ -287,6 +287,49 @@ FROM pg_catalog.pg_trigger g
 WHERE g.tgrelid = ANY($1) AND NOT g.tgisinternal AND g.tgenabled <> 'D' AND g.tgparentid = 0
 ORDER BY g.tgrelid, g.tgname";
 
+/// What loading rows into each of the given tables runs that belongs to a role other than
+/// the connecting one or a superuser: (table, what runs it, function, its owner). The
+/// enabled triggers, column defaults, checks, index expressions and predicates, and the
+/// checks of the columns' domains — code that runs as the connecting role with every row.
+const FOREIGN_CODE: &str = "
+WITH uses(rel, what, fn) AS (
+    SELECT g.tgrelid, 'trigger ' || pg_catalog.quote_ident(g.tgname), g.tgfoid
+    FROM pg_catalog.pg_trigger g
+    WHERE g.tgrelid = ANY($1) AND NOT g.tgisinternal AND g.tgenabled <> 'D'
+  UNION ALL
+    SELECT d.adrelid, 'the default of ' || pg_catalog.quote_ident(a.attname), p.refobjid
+    FROM pg_catalog.pg_attrdef d
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+    JOIN pg_catalog.pg_depend p ON p.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+      AND p.objid = d.oid AND p.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+    WHERE d.adrelid = ANY($1)
+  UNION ALL
+    SELECT c.conrelid, 'constraint ' || pg_catalog.quote_ident(c.conname), p.refobjid
+    FROM pg_catalog.pg_constraint c
+    JOIN pg_catalog.pg_depend p ON p.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+      AND p.objid = c.oid AND p.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+    WHERE c.conrelid = ANY($1)
+  UNION ALL
+    SELECT i.indrelid, 'index ' || pg_catalog.quote_ident(x.relname), p.refobjid
+    FROM pg_catalog.pg_index i
+    JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid
+    JOIN pg_catalog.pg_depend p ON p.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      AND p.objid = i.indexrelid AND p.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+    WHERE i.indrelid = ANY($1)
+  UNION ALL
+    SELECT a.attrelid, 'the type of ' || pg_catalog.quote_ident(a.attname), p.refobjid
+    FROM pg_catalog.pg_attribute a
+    JOIN pg_catalog.pg_constraint c ON c.contypid = a.atttypid
+    JOIN pg_catalog.pg_depend p ON p.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+      AND p.objid = c.oid AND p.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+    WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped)
+SELECT DISTINCT u.rel, u.what, u.fn::pg_catalog.regprocedure::text, r.rolname::text
+FROM uses u
+JOIN pg_catalog.pg_proc f ON f.oid = u.fn
+JOIN pg_catalog.pg_roles r ON r.oid = f.proowner
+WHERE NOT r.rolsuper AND r.rolname <> CURRENT_USER
+ORDER BY 1, 2, 3";
+
 /// NOT VALID check and foreign-key constraints of the given tables: rows that break them
 /// are allowed to stay, but every new row is checked.
 const UNVALIDATED: &str = "
@@ -745,6 +788,32 @@ pub async fn user_triggers(
         USER_TRIGGERS,
         "reading triggers",
         |r| (r.get(1), TriggerState::from_code(first_char(r.get(2)))),
+    )
+    .await
+}
+
+/// Per table, what loading rows into it runs that belongs to another role (see
+/// [`FOREIGN_CODE`]): `trigger "t" runs public.f(), owned by role mallory`.
+pub async fn foreign_code(
+    client: &Client,
+    side: Side,
+    tables: &[Table],
+) -> Result<BTreeMap<TableName, Vec<String>>> {
+    per_table(
+        client,
+        side,
+        tables,
+        FOREIGN_CODE,
+        "reading what loading rows runs",
+        |r| {
+            crate::quote::printable(&format!(
+                "{} runs {}, owned by role {}",
+                r.get::<_, String>(1),
+                r.get::<_, String>(2),
+                r.get::<_, String>(3)
+            ))
+            .into_owned()
+        },
     )
     .await
 }
