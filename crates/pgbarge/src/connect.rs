@@ -17,6 +17,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::conninfo::{ConnInfo, RootCert, SslMode};
 use crate::error::{describe_pg, Error, Kind, Result, Side};
+use crate::transport::{Addr, Piecewise, PiecewiseTls, Socket, TcpSettings};
+use tokio_postgres::tls::MakeTlsConnect;
 
 /// Session settings every pgbarge connection runs with, so that text COPY output from one
 /// server is read back identically by the other and no server-side default (a cloud
@@ -80,7 +82,17 @@ pub struct Connection {
     pub database_identity: String,
     /// The server session behind this connection.
     pub backend: Backend,
+    /// Where it was opened, and the TLS setup: a cancel request goes there the same way.
+    peer: Peer,
     tls: MakeRustlsConnect,
+}
+
+/// The address a connection reached, and the host name TLS checked there.
+#[derive(Debug, Clone)]
+struct Peer {
+    addr: Addr,
+    host: String,
+    tcp: TcpSettings,
 }
 
 /// Cancels what a connection is running, from anywhere (it holds no borrow of the
@@ -89,13 +101,24 @@ pub struct Connection {
 #[derive(Clone)]
 pub struct Canceller {
     token: tokio_postgres::CancelToken,
+    peer: Peer,
     tls: MakeRustlsConnect,
     timeout: std::time::Duration,
 }
 
 impl Canceller {
     pub async fn cancel(&self) {
-        let _ = tokio::time::timeout(self.timeout, self.token.cancel_query(self.tls.clone())).await;
+        let request = async {
+            let socket = Socket::open(&self.peer.addr, self.peer.tcp).await.ok()?;
+            let mut tls = self.tls.clone();
+            let connect = tokio_postgres::tls::MakeTlsConnect::<Socket>::make_tls_connect(
+                &mut tls,
+                &self.peer.host,
+            )
+            .ok()?;
+            self.token.cancel_query_raw(socket, connect).await.ok()
+        };
+        let _ = tokio::time::timeout(self.timeout, request).await;
     }
 }
 
@@ -104,6 +127,7 @@ impl Connection {
     pub fn canceller(&self) -> Canceller {
         Canceller {
             token: self.client.cancel_token(),
+            peer: self.peer.clone(),
             tls: self.tls.clone(),
             timeout: self.info.connect_timeout,
         }
@@ -127,10 +151,6 @@ pub async fn connect(info: &ConnInfo, side: Side) -> Result<Connection> {
     // What pgbarge does not read itself first; everything it reads is set on top.
     let mut config = crate::conninfo::passthrough_config(&info.passthrough)
         .map_err(|e| Error::usage(format!("connection options: {e}")).on(side))?;
-    for (host, port) in info.hosts.iter().zip(&info.ports) {
-        config.host(host);
-        config.port(*port);
-    }
     config
         .user(&info.user)
         .dbname(&info.dbname)
@@ -141,18 +161,6 @@ pub async fn connect(info: &ConnInfo, side: Side) -> Result<Connection> {
     }
     if let Some(options) = &info.options {
         config.options(options);
-    }
-    if let Some(addr) = info.hostaddr {
-        config.hostaddr(addr);
-    }
-    let k = info.keepalives;
-    config
-        .keepalives(k.enabled)
-        .keepalives_idle(k.idle)
-        .keepalives_interval(k.interval)
-        .keepalives_retries(k.count);
-    if let Some(t) = info.tcp_user_timeout {
-        config.tcp_user_timeout(t);
     }
     // TLS does not apply to Unix sockets (as in libpq).
     config.ssl_mode(if info.is_socket() {
@@ -166,16 +174,13 @@ pub async fn connect(info: &ConnInfo, side: Side) -> Result<Connection> {
     });
     let tls = MakeRustlsConnect::new(tls_config(info, side)?);
 
-    let attempt = tokio::time::timeout(info.connect_timeout, config.connect(tls.clone())).await;
-    let (client, connection) = match attempt {
+    let attempt = tokio::time::timeout(info.connect_timeout, open(info, &config, &tls)).await;
+    let (client, peer) = match attempt {
         Err(_) => return Err(timeout_error(info, side)),
-        Ok(Err(e)) => return Err(connect_error(info, side, e)),
+        Ok(Err(Failed::Postgres(e))) => return Err(connect_error(info, side, e)),
+        Ok(Err(Failed::Socket(e, at))) => return Err(socket_error(info, side, e, &at)),
         Ok(Ok(pair)) => pair,
     };
-    tokio::spawn(async move {
-        // The error, if any, reaches the user through the next call on the client.
-        let _ = connection.await;
-    });
 
     // Pipelined: the settings and the questions cost one round trip together.
     let (setup, info_row) = tokio::join!(
@@ -201,8 +206,147 @@ pub async fn connect(info: &ConnInfo, side: Side) -> Result<Connection> {
         client,
         side,
         info: info.clone(),
+        peer,
         tls,
     })
+}
+
+/// Why no host of a connection string could be connected to: the last failure.
+enum Failed {
+    Postgres(tokio_postgres::Error),
+    /// A socket could not be opened (`at`: the host and port, as given).
+    Socket(std::io::Error, String),
+}
+
+/// Opens the first of `info`'s hosts (and each host's addresses, in turn) that answers
+/// and logs in, as libpq does — over a socket pgbarge opens itself, so that the
+/// connection reads the server through [`crate::transport::Piecewise`] (large COPY rows
+/// in pieces: memory stays bounded whatever the rows), and TLS through its TLS
+/// counterpart. The connection's task is spawned; `Failed` is the last host's failure.
+async fn open(
+    info: &ConnInfo,
+    config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
+) -> std::result::Result<(Client, Peer), Failed> {
+    use tokio_postgres::config::{LoadBalanceHosts, TargetSessionAttrs};
+    let k = info.keepalives;
+    let tcp = TcpSettings {
+        keepalive: k.enabled.then_some((k.idle, k.interval, k.count)),
+        user_timeout: info.tcp_user_timeout,
+    };
+    let mut hosts: Vec<(&String, u16)> =
+        info.hosts.iter().zip(info.ports.iter().copied()).collect();
+    if config.get_load_balance_hosts() == LoadBalanceHosts::Random && hosts.len() > 1 {
+        let n = hosts.len();
+        hosts.rotate_left((crate::retry::jitter() * n as f64) as usize % n);
+    }
+    let tls_asked = config.get_ssl_mode() != PgSslMode::Disable;
+    let direct = config.get_ssl_negotiation() == tokio_postgres::config::SslNegotiation::Direct;
+    let mut last = None;
+    for (host, port) in hosts {
+        let at = format!("{host}:{port}");
+        let addrs: Vec<Addr> = if host.starts_with('/') {
+            vec![Addr::Unix(
+                std::path::Path::new(host).join(format!(".s.PGSQL.{port}")),
+            )]
+        } else if let Some(ip) = info.hostaddr {
+            vec![Addr::Tcp(std::net::SocketAddr::new(ip, port))]
+        } else {
+            match tokio::net::lookup_host((host.as_str(), port)).await {
+                Ok(found) => found.map(Addr::Tcp).collect(),
+                Err(e) => {
+                    last = Some(Failed::Socket(e, at));
+                    continue;
+                }
+            }
+        };
+        for addr in addrs {
+            let socket = match Socket::open(&addr, tcp).await {
+                Ok(socket) => socket,
+                Err(e) => {
+                    last = Some(Failed::Socket(e, at.clone()));
+                    continue;
+                }
+            };
+            let stream =
+                Piecewise::over_socket(socket, tls_asked && !host.starts_with('/'), direct);
+            let connect = match MakeTlsConnect::<Piecewise<Socket>>::make_tls_connect(
+                &mut PiecewiseTls(tls.clone()),
+                host,
+            ) {
+                Ok(connect) => connect,
+                Err(never) => match never {},
+            };
+            let (client, connection) = match config.connect_raw(stream, connect).await {
+                Ok(pair) => pair,
+                Err(e) => {
+                    last = Some(Failed::Postgres(e));
+                    continue;
+                }
+            };
+            tokio::spawn(async move {
+                // The error, if any, reaches the user through the next call on the client.
+                let _ = connection.await;
+            });
+            // `target_session_attrs`, as tokio-postgres's own connect checks it.
+            let wanted = config.get_target_session_attrs();
+            if wanted != TargetSessionAttrs::Any {
+                let read_only = match client.query_one("SHOW transaction_read_only", &[]).await {
+                    Ok(row) => row.get::<_, String>(0) == "on",
+                    Err(e) => {
+                        last = Some(Failed::Postgres(e));
+                        continue;
+                    }
+                };
+                if read_only == (wanted == TargetSessionAttrs::ReadWrite) {
+                    last = Some(Failed::Socket(
+                        std::io::Error::new(
+                            std::io::ErrorKind::PermissionDenied,
+                            if read_only {
+                                "the server is read-only (target_session_attrs=read-write)"
+                            } else {
+                                "the server allows writes (target_session_attrs=read-only)"
+                            },
+                        ),
+                        at.clone(),
+                    ));
+                    continue;
+                }
+            }
+            let peer = Peer {
+                addr,
+                host: host.clone(),
+                tcp,
+            };
+            return Ok((client, peer));
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        Failed::Socket(
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "no host to connect to"),
+            info.host_display().to_string(),
+        )
+    }))
+}
+
+/// The error for a socket that could not be opened at `at` (`host:port`).
+fn socket_error(info: &ConnInfo, side: Side, err: std::io::Error, at: &str) -> Error {
+    let found = err.kind() != std::io::ErrorKind::PermissionDenied;
+    Error::new(
+        Kind::Connect,
+        format!(
+            "{side} server: could not connect to {at} ({err}). {}",
+            if found {
+                "Check the host name and port, and that the server is running and accepts \
+                 connections from here."
+            } else {
+                "Give a host that matches target_session_attrs, or change the setting."
+            }
+        ),
+    )
+    .on(side)
+    .transient(found && info.hosts.iter().all(|h| !h.is_empty()))
+    .caused_by(err)
 }
 
 fn provider() -> Arc<CryptoProvider> {

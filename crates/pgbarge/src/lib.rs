@@ -26,6 +26,7 @@ pub mod rowhash;
 pub mod select;
 pub mod session;
 pub mod sync;
+pub mod transport;
 pub mod verify;
 
 pub use error::{Error, Kind, Result, Side};
