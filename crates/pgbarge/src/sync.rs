@@ -1053,6 +1053,9 @@ pub async fn preview(
     result
 }
 
+/// The most characters of a row a preview's sample shows.
+const SAMPLE_CHARS: usize = 200;
+
 async fn previews(
     source: &Client,
     target: &Client,
@@ -1080,8 +1083,12 @@ async fn previews(
                     ident_list(spec.columns.iter().map(String::as_str))
                 )
             };
+            // A sample shows the start of each row: a row of a table without a key is
+            // shown whole, and one with a 100 MB value must not come back whole.
             format!(
-                "SELECT {} FROM {} WHERE {} LIMIT {SAMPLE}",
+                "SELECT CASE WHEN pg_catalog.length(s.t) > {SAMPLE_CHARS} \
+                   THEN pg_catalog.\"left\"(s.t, {SAMPLE_CHARS}) || '…' ELSE s.t END \
+                 FROM (SELECT {} AS t FROM {} WHERE {} LIMIT {SAMPLE}) AS s",
                 hashing.text(side, &shown),
                 spec.from(side),
                 membership(&format!("({})", spec.bucket_hash(&hashing, side)), &hashes)
