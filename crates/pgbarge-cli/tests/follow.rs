@@ -6,10 +6,10 @@
 mod support;
 
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::proxy::{Fault, FaultProxy};
-use support::{servers, TestDb};
+use support::{servers, wait_following, wait_until, Finished, TestDb};
 
 /// Accounts with TOASTed notes the writer never changes and a generated column, a history
 /// with a serial key and a foreign key, a keyless multiset (replica identity full), and a
@@ -55,54 +55,6 @@ fn writer(n: usize) -> String {
              COMMIT;
            END LOOP; END $$"
     )
-}
-
-/// Polls `done` every 200 ms until it holds; fails naming `what` after two minutes.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "timed out waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// Waits until the follow recorded on the target has finished its copy.
-fn wait_following(db: &TestDb, child: &mut Child) {
-    wait_until("the copy is done and following starts", || {
-        if let Ok(Some(status)) = child.try_wait() {
-            let out = child.wait_with_output_now();
-            panic!("pgbarge ended before following ({status}):\n{out}");
-        }
-        db.target_sql("SELECT to_regclass('pgbarge.follow') IS NOT NULL")
-            .trim()
-            == "t"
-            && db
-                .target_sql("SELECT count(*) FROM pgbarge.follow WHERE snapshot IS NOT NULL")
-                .trim()
-                == "1"
-    });
-}
-
-/// The output of a child that has ended.
-trait Finished {
-    fn wait_with_output_now(&mut self) -> String;
-}
-
-impl Finished for Child {
-    fn wait_with_output_now(&mut self) -> String {
-        use std::io::Read;
-        let mut text = String::new();
-        if let Some(mut e) = self.stderr.take() {
-            let _ = e.read_to_string(&mut text);
-        }
-        if let Some(mut o) = self.stdout.take() {
-            let _ = o.read_to_string(&mut text);
-        }
-        text
-    }
 }
 
 /// Cuts over and checks: the follower (if running) ends, every table is equal, the

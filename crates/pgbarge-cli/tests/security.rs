@@ -7,9 +7,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
-use support::{servers, TestDb};
+use support::{servers, wait_following, wait_until, TestDb};
 
 /// Creates role `mallory` on `db`'s cluster if it is missing (roles are cluster-wide,
 /// and the tests of this binary share the clusters).
@@ -194,18 +192,6 @@ fn clean(db: &TestDb) -> support::Run {
     support::pgbarge(&["clean".to_string(), "--target".into(), db.target_conn()])
 }
 
-/// Waits (up to two minutes) until `done` holds.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "timed out waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn no_code_of_another_role_runs_while_following_and_cutting_over() {
     let db = TestDb::new("hostile_follow");
@@ -216,26 +202,7 @@ fn no_code_of_another_role_runs_while_following_and_cutting_over() {
         &db.target_conn(),
         &["public.t", "public.bag", "--follow", "--yes", "--quiet"],
     );
-    wait_until("following starts", || {
-        if let Ok(Some(status)) = follower.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = follower.stderr.take() {
-                use std::io::Read;
-                let _ = e.read_to_string(&mut err);
-            }
-            panic!("pgbarge ended before following ({status}):\n{err}");
-        }
-        db.target_sql(
-            "SELECT count(*) FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid \
-             WHERE n.nspname = 'pgbarge' AND c.relname = 'follow'",
-        )
-        .trim()
-            == "1"
-            && db
-                .target_sql("SELECT count(*) FROM pgbarge.follow WHERE snapshot IS NOT NULL")
-                .trim()
-                == "1"
-    });
+    wait_following(&db, &mut follower);
     db.source_sql(CHANGES);
     db.source_sql("UPDATE public.t SET id = id + 5000 WHERE id = 5");
     db.source_sql("DELETE FROM public.bag WHERE w = 'x' AND ctid = (SELECT min(ctid) FROM public.bag WHERE w = 'x')");
@@ -328,35 +295,28 @@ fn a_ledger_schema_another_role_planted_is_refused_and_nothing_of_it_runs() {
     );
 }
 
-#[test]
-fn a_ledger_of_ours_that_others_were_let_into_is_refused() {
-    let db = TestDb::new("opened_ledger");
+/// A copy of a split table `big` killed with some of its parts committed and its
+/// finish not run: the run stays recorded, its staging table in place.
+fn interrupted_split_run(db: &TestDb) {
     db.source_sql(
         "CREATE TABLE big (id int PRIMARY KEY, v text); \
-                   INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 20000) g",
+         INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 20000) g",
     );
-    // A run left recorded (its finish held back, then killed).
-    mallory(|sql| db.target_sql(sql));
     let mut locker = db.hold_finish_of("big", "true");
-    let mut child = db.spawn_copy(
-        &db.target_conn(),
-        &[
-            "big",
-            "--yes",
-            "--quiet",
-            "--split-above",
-            "100kB",
-            "--part-size",
-            "100kB",
-        ],
-    );
+    let args = [
+        "big",
+        "--yes",
+        "--quiet",
+        "--split-above",
+        "100kB",
+        "--part-size",
+        "100kB",
+    ];
+    let mut child = db.spawn_copy(&db.target_conn(), &args);
     wait_until("a part committed", || {
-        db.target_sql(
-            "SELECT count(*) FROM pg_class WHERE relname = 'unit' \
-             AND relnamespace = to_regnamespace('pgbarge')",
-        )
-        .trim()
-            == "1"
+        db.target_sql("SELECT to_regclass('pgbarge.unit') IS NOT NULL")
+            .trim()
+            == "t"
             && db
                 .target_sql("SELECT count(*) FROM pgbarge.unit WHERE unit LIKE 'part %'")
                 .trim()
@@ -372,6 +332,13 @@ fn a_ledger_of_ours_that_others_were_let_into_is_refused() {
     db.end_lockers();
     let _ = locker.kill();
     let _ = locker.wait();
+}
+
+#[test]
+fn a_ledger_of_ours_that_others_were_let_into_is_refused() {
+    let db = TestDb::new("opened_ledger");
+    mallory(|sql| db.target_sql(sql));
+    interrupted_split_run(&db);
     // Someone let mallory write the run's record (and so its units).
     db.target_sql("GRANT UPDATE ON pgbarge.run TO mallory");
     let resume = db.copy(&["big", "--yes", "--resume"]);
@@ -458,46 +425,8 @@ fn a_source_schema_named_like_the_ledger_is_refused_in_preflight() {
 #[test]
 fn clean_drops_only_the_staging_tables_the_catalog_shows_are_ours() {
     let db = TestDb::new("clean_staging");
-    db.source_sql(
-        "CREATE TABLE big (id int PRIMARY KEY, v text); \
-                   INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 20000) g",
-    );
     db.target_sql_as_app("CREATE TABLE victim (id int); INSERT INTO victim VALUES (1)");
-    let mut locker = db.hold_finish_of("big", "true");
-    let mut child = db.spawn_copy(
-        &db.target_conn(),
-        &[
-            "big",
-            "--yes",
-            "--quiet",
-            "--split-above",
-            "100kB",
-            "--part-size",
-            "100kB",
-        ],
-    );
-    wait_until("a part committed", || {
-        db.target_sql(
-            "SELECT count(*) FROM pg_class WHERE relname = 'unit' \
-             AND relnamespace = to_regnamespace('pgbarge')",
-        )
-        .trim()
-            == "1"
-            && db
-                .target_sql("SELECT count(*) FROM pgbarge.unit WHERE unit LIKE 'part %'")
-                .trim()
-                != "0"
-    });
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
-    // Its sessions live on: ended before the locks go, or they finish the run.
-    db.target_sql(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND application_name = 'pgbarge'",
-    );
-    db.end_lockers();
-    let _ = locker.kill();
-    let _ = locker.wait();
+    interrupted_split_run(&db);
     let staging = db
         .target_sql("SELECT relname FROM pg_class WHERE relname LIKE '\\_pgbarge\\_%big'")
         .trim()
@@ -770,18 +699,7 @@ fn following_fires_the_target_triggers_as_native_replication_does() {
         &db.target_conn(),
         &["acct", "audit", "--follow", "--yes", "--quiet"],
     );
-    wait_until("following starts", || {
-        db.target_sql(
-            "SELECT count(*) FROM pg_class WHERE relname = 'follow' \
-             AND relnamespace = to_regnamespace('pgbarge')",
-        )
-        .trim()
-            == "1"
-            && db
-                .target_sql("SELECT count(*) FROM pgbarge.follow WHERE snapshot IS NOT NULL")
-                .trim()
-                == "1"
-    });
+    wait_following(&db, &mut follower);
     db.source_sql("UPDATE acct SET v = v + 1 WHERE id <= 20; INSERT INTO acct VALUES (100, 7)");
     let cutover = db.run("cutover", &[]);
     db.target_sql(&format!(

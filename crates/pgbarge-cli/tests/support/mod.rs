@@ -544,3 +544,51 @@ pub fn assert_same_schema(source: &str, target: &str) {
     );
     assert!(s.len() > 10, "the dump has statements: {}", s.len());
 }
+
+/// Polls `done` every 200 ms until it holds; fails naming `what` after two minutes.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Waits until the follow recorded on the target has finished its copy.
+pub fn wait_following(db: &TestDb, child: &mut std::process::Child) {
+    wait_until("the copy is done and following starts", || {
+        if let Ok(Some(status)) = child.try_wait() {
+            let out = child.wait_with_output_now();
+            panic!("pgbarge ended before following ({status}):\n{out}");
+        }
+        db.target_sql("SELECT to_regclass('pgbarge.follow') IS NOT NULL")
+            .trim()
+            == "t"
+            && db
+                .target_sql("SELECT count(*) FROM pgbarge.follow WHERE snapshot IS NOT NULL")
+                .trim()
+                == "1"
+    });
+}
+
+/// The output of a child that has ended.
+pub trait Finished {
+    fn wait_with_output_now(&mut self) -> String;
+}
+
+impl Finished for std::process::Child {
+    fn wait_with_output_now(&mut self) -> String {
+        use std::io::Read;
+        let mut text = String::new();
+        if let Some(mut e) = self.stderr.take() {
+            let _ = e.read_to_string(&mut text);
+        }
+        if let Some(mut o) = self.stdout.take() {
+            let _ = o.read_to_string(&mut text);
+        }
+        text
+    }
+}
