@@ -86,6 +86,10 @@ pub struct FollowArgs {
     /// a huge source transaction gives nothing until it is decoded whole).
     #[arg(long, value_name = "DURATION")]
     pub stall_timeout: Option<String>,
+    /// Retries after a lost link (reset, stalled, a restarting server), with exponential
+    /// backoff (1 s doubling to 30 s). Default 12: about two to four minutes.
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
     /// Progress as JSON lines on stdout (one object per event).
     #[arg(long)]
     pub json: bool,
@@ -111,6 +115,10 @@ pub struct CutoverArgs {
     /// fire only ENABLE REPLICA and ENABLE ALWAYS triggers).
     #[arg(long)]
     pub fire_triggers: bool,
+    /// Retries after a lost link (reset, stalled, a restarting server), with exponential
+    /// backoff (1 s doubling to 30 s). Default 12: about two to four minutes.
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
     /// One JSON document on stdout.
     #[arg(long)]
     pub json: bool,

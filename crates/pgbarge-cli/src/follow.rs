@@ -8,14 +8,14 @@ use pgbarge::follow::{self, source, state, Ended, Follower, Goal};
 use pgbarge::ledger::{SavedRun, Store};
 use pgbarge::plan::Plan;
 use pgbarge::preflight::Problem;
-use pgbarge::report::human_bytes;
 use pgbarge::session::Start;
+use pgbarge::text::human_bytes;
 use pgbarge::{Error, Kind, Result, Side};
 use serde_json::json;
 
+use crate::common::{connect_both, execute, show_report, stop_signal, Failure};
 use crate::progress::FollowProgress;
 use crate::render;
-use crate::run::{connect_both, execute, show_report, stop_signal, Failure};
 use crate::settings::{CopySettings, CutoverSettings, FollowSettings, StatusSettings};
 
 /// Follow needs PostgreSQL 13 on the source (partitions published as their root).
@@ -97,16 +97,13 @@ pub async fn prepare(
 /// `copy --follow`, after the copy: the copy's snapshot recorded (the stream takes over
 /// where it ends), then following until stopped. A copy that could not give one snapshot
 /// for every table cannot be followed exactly: the follow is given up.
-#[allow(clippy::too_many_arguments)]
 pub async fn after_copy(
     source: &Connection,
     target: &Connection,
     store: &Store,
     following: &follow::Following,
     report: &pgbarge::report::RunReport,
-    json: bool,
-    quiet: bool,
-    fire_triggers: bool,
+    settings: &CopySettings,
 ) -> Result<(), Failure> {
     let snapshot = match (&report.snapshot, report.snapshot_renewed) {
         (Some(s), false) if report.failures.is_empty() => s.clone(),
@@ -128,7 +125,14 @@ pub async fn after_copy(
         &following.tables,
     )
     .await?;
-    follow_on(source, target, store, (json, quiet), None, fire_triggers).await
+    follow_on(
+        source,
+        target,
+        store,
+        (settings.json, settings.quiet),
+        &copy_follow_options(settings),
+    )
+    .await
 }
 
 /// A followed copy that stopped before its end (interrupted, or with failed units).
@@ -258,17 +262,16 @@ pub async fn resume_copy(
         copy_stopped(source, target, store, &following, report.snapshot_renewed).await;
         return Err(failure);
     }
-    after_copy(
-        source,
-        target,
-        store,
-        &following,
-        &report,
-        settings.json,
-        settings.quiet,
-        settings.fire_triggers,
-    )
-    .await
+    after_copy(source, target, store, &following, &report, settings).await
+}
+
+/// How `copy --follow` follows: its `--retries` and `--fire-triggers`.
+pub fn copy_follow_options(settings: &CopySettings) -> follow::Options {
+    follow::Options {
+        retry: settings.copy_options.retry,
+        fire_triggers: settings.fire_triggers,
+        ..Default::default()
+    }
 }
 
 /// Follows until Ctrl-C / SIGTERM or another pgbarge takes over.
@@ -277,15 +280,11 @@ pub async fn follow_on(
     target: &Connection,
     store: &Store,
     (json, quiet): (bool, bool),
-    stall: Option<std::time::Duration>,
-    fire_triggers: bool,
+    options: &follow::Options,
 ) -> Result<(), Failure> {
     let progress = FollowProgress::new(json, quiet);
     let (mut follower, replaced) = Follower::claim(source, target, store).await?;
-    if let Some(stall) = stall {
-        follower.set_stall_timeout(stall);
-    }
-    follower.set_fire_triggers(fire_triggers);
+    follower.configure(options);
     let f = follower.following();
     if !quiet && !json {
         if replaced {
@@ -365,8 +364,7 @@ pub async fn follow(settings: FollowSettings) -> Result<(), Failure> {
         &target,
         &settings.ledger,
         (settings.json, settings.quiet),
-        settings.stall_timeout,
-        settings.fire_triggers,
+        &settings.follow,
     )
     .await
 }
@@ -378,7 +376,7 @@ pub async fn cutover(settings: CutoverSettings) -> Result<(), Failure> {
     let options = cutover::Options {
         fence: settings.fence,
         source_encoding: None,
-        fire_triggers: settings.fire_triggers,
+        follow: settings.follow,
     };
     let report = cutover::cutover(&source, &target, &settings.ledger, &options, &|e| {
         progress.event(e)

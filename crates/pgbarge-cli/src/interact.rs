@@ -1,6 +1,7 @@
 //! Questions asked in a terminal: picking tables, deciding about non-empty target tables,
 //! confirming the plan. Only called when stdin and stderr are terminals.
 
+use crate::terminal::cancelled_error;
 use inquire::{Confirm, InquireError, Select};
 use pgbarge::catalog::{Table, TableName};
 use pgbarge::plan::LoadMode;
@@ -13,16 +14,6 @@ fn cancelled(e: InquireError) -> Error {
         InquireError::OperationCanceled | InquireError::OperationInterrupted => cancelled_error(),
         other => Error::new(Kind::Usage, format!("cannot ask in this terminal: {other}")),
     }
-}
-
-/// The user said no to a question (Esc, Ctrl-C) before anything was written.
-pub fn cancelled_error() -> Error {
-    Error::new(Kind::Interrupted, "cancelled; nothing was written.")
-}
-
-/// The terminal failed us while asking (it went away, or is not one).
-pub fn terminal_error(e: std::io::Error) -> Error {
-    Error::new(Kind::Usage, format!("cannot ask in this terminal: {e}"))
 }
 
 /// Lets the user pick tables from the source's list (type to filter, space to pick), with
@@ -197,6 +188,14 @@ pub fn offer_resume(run: &pgbarge::ledger::SavedRun) -> Result<bool> {
 pub struct Terminal;
 
 impl pgbarge::session::Questions for Terminal {
+    fn pick_tables(&self, tables: &[Table]) -> Result<Option<Vec<Table>>> {
+        pick_tables(tables).map(Some)
+    }
+
+    fn resume(&self, run: &pgbarge::ledger::SavedRun) -> Result<Option<bool>> {
+        offer_resume(run).map(Some)
+    }
+
     fn add_parents(&self, missing: &[TableName]) -> Result<Option<bool>> {
         offer_parents(missing).map(Some)
     }

@@ -17,6 +17,7 @@ macro_rules! outln {
 }
 
 mod args;
+mod common;
 mod follow;
 mod interact;
 mod json;
@@ -26,6 +27,7 @@ mod progress;
 mod render;
 mod run;
 mod settings;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -39,7 +41,7 @@ use clap::Parser;
 use pgbarge::Kind;
 
 use crate::args::{Cli, Command};
-use crate::run::Failure;
+use crate::common::Failure;
 
 /// Writes `text` to stdout, with no character that would act on a terminal (see
 /// [`pgbarge::quote::for_terminal`]); a reader that went away (EPIPE) ends the program with

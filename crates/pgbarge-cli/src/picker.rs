@@ -17,11 +17,11 @@ use crossterm::queue;
 use crossterm::style::{Attribute, Print, SetAttribute};
 use crossterm::terminal::{self, Clear, ClearType};
 use pgbarge::catalog::Table;
-use pgbarge::report::{human_bytes, thousands};
+use pgbarge::text::{human_bytes, thousands};
 use pgbarge::{Error, Result};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use crate::interact::{cancelled_error, terminal_error};
+use crate::terminal::{cancelled_error, terminal_error};
 
 /// The question, shown before the filter while picking and before the picks afterwards.
 const PROMPT: &str = "Tables to copy: ";

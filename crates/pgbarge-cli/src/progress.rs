@@ -11,7 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pgbarge::catalog::TableName;
 use pgbarge::copy::Event;
 use pgbarge::plan::units::Work;
-use pgbarge::report::{human_bytes, thousands};
+use pgbarge::text::{human_bytes, thousands};
 
 /// How often plain progress lines are written when stderr is not a terminal.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);

@@ -7,7 +7,8 @@ use pgbarge::plan::units::{Op, UnitId, Work};
 use pgbarge::plan::{Action, Content, CopyFormat, Plan};
 use pgbarge::preflight::Problem;
 use pgbarge::quote::printable;
-use pgbarge::report::{human_bytes, thousands, RunReport};
+use pgbarge::report::RunReport;
+use pgbarge::text::{human_bytes, thousands};
 use pgbarge::{Error, Kind};
 
 fn new_table(header: &[&str]) -> Table {

@@ -66,6 +66,30 @@ pub struct CopySettings {
 /// the server's certificate. Set once, from the command line, before any settings.
 pub static TLS_VERIFY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
+impl CopySettings {
+    /// The choices that shape the plan.
+    pub fn plan_options(&self) -> pgbarge::plan::PlanOptions {
+        pgbarge::plan::PlanOptions {
+            per_table: self.per_table.clone(),
+            mode: self.mode,
+            content: self.content,
+            jobs: self.jobs,
+            split_above: self.split_above,
+            part_size: self.part_size,
+            schema: pgbarge::plan::SchemaOptions {
+                without_fks: self.without_fks,
+                owner: self.owner.clone(),
+                grants: self.grants,
+                strict: self.strict,
+                refused: Default::default(),
+                exclude_objects: self.exclude_objects.clone(),
+            },
+            source_encoding: self.copy_options.source_encoding.clone(),
+            since: self.since.clone(),
+        }
+    }
+}
+
 fn conninfo(value: Option<&str>, flag: &str, var: &str, env: &Environment) -> Result<ConnInfo> {
     let text = value.ok_or_else(|| {
         Error::usage(format!(
@@ -94,6 +118,14 @@ fn source(args: &crate::args::Source, env: &Environment) -> Result<ConnInfo> {
 /// `--target` (or `PGBARGE_TARGET`), resolved.
 fn target(args: &crate::args::Target, env: &Environment) -> Result<ConnInfo> {
     conninfo(args.target.as_deref(), "--target", "PGBARGE_TARGET", env)
+}
+
+/// `--retries N`, or the default.
+fn retry_policy(retries: Option<u32>) -> pgbarge::retry::RetryPolicy {
+    pgbarge::retry::RetryPolicy {
+        retries: retries.unwrap_or(pgbarge::retry::DEFAULT_RETRIES),
+        ..Default::default()
+    }
 }
 
 /// `--ledger-schema` (or `PGBARGE_LEDGER_SCHEMA`), checked.
@@ -189,10 +221,7 @@ impl CopySettings {
             follow: args.follow,
             fire_triggers: args.fire_triggers,
             copy_options: pgbarge::copy::CopyOptions {
-                retry: pgbarge::retry::RetryPolicy {
-                    retries: args.retries.unwrap_or(pgbarge::retry::DEFAULT_RETRIES),
-                    ..Default::default()
-                },
+                retry: retry_policy(args.retries),
                 stall_timeout: match &args.stall_timeout {
                     Some(text) => parse_duration(text)?,
                     None => pgbarge::copy::DEFAULT_STALL_TIMEOUT,
@@ -319,8 +348,8 @@ pub struct FollowSettings {
     pub target: ConnInfo,
     pub ledger: pgbarge::ledger::Store,
     pub drop: bool,
-    pub fire_triggers: bool,
-    pub stall_timeout: Option<std::time::Duration>,
+    /// How the follower works (`--stall-timeout`, `--retries`, `--fire-triggers`).
+    pub follow: pgbarge::follow::Options,
     pub json: bool,
     pub quiet: bool,
 }
@@ -334,12 +363,14 @@ impl FollowSettings {
             target,
             ledger: ledger(&args.ledger)?,
             drop: args.drop,
-            fire_triggers: args.fire_triggers,
-            stall_timeout: args
-                .stall_timeout
-                .as_deref()
-                .map(parse_duration)
-                .transpose()?,
+            follow: pgbarge::follow::Options {
+                stall_timeout: match &args.stall_timeout {
+                    Some(text) => parse_duration(text)?,
+                    None => pgbarge::follow::DEFAULT_STALL,
+                },
+                retry: retry_policy(args.retries),
+                fire_triggers: args.fire_triggers,
+            },
             json: args.json,
             quiet: args.quiet,
         })
@@ -353,7 +384,8 @@ pub struct CutoverSettings {
     pub target: ConnInfo,
     pub ledger: pgbarge::ledger::Store,
     pub fence: bool,
-    pub fire_triggers: bool,
+    /// How the last changes are applied (`--retries`, `--fire-triggers`).
+    pub follow: pgbarge::follow::Options,
     pub json: bool,
 }
 
@@ -366,7 +398,11 @@ impl CutoverSettings {
             target,
             ledger: ledger(&args.ledger)?,
             fence: args.fence,
-            fire_triggers: args.fire_triggers,
+            follow: pgbarge::follow::Options {
+                retry: retry_policy(args.retries),
+                fire_triggers: args.fire_triggers,
+                ..Default::default()
+            },
             json: args.json,
         })
     }

@@ -533,12 +533,12 @@ fn timeout_error(info: &ConnInfo, side: Side) -> Error {
 }
 
 fn connect_error(info: &ConnInfo, side: Side, err: tokio_postgres::Error) -> Error {
+    use crate::error::SqlState;
     let transient_state = err.code().is_some_and(crate::error::is_transient_state);
-    let code = err.code().map(|c| c.code().to_string());
     let detail = describe_pg(&err);
     let whom = format!("{} at {}", info.user, info.host_display());
-    let (message, transient) = match code.as_deref() {
-        Some("28P01") => (
+    let (message, transient) = match err.code() {
+        Some(&SqlState::INVALID_PASSWORD) => (
             format!(
                 "{side} server: password authentication failed for {whom}. The password came \
                  from {}; correct it there (or in PGPASSWORD / ~/.pgpass).",
@@ -546,14 +546,14 @@ fn connect_error(info: &ConnInfo, side: Side, err: tokio_postgres::Error) -> Err
             ),
             false,
         ),
-        Some("28000") => (
+        Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION) => (
             format!(
                 "{side} server refused {whom}: {detail}. If the server requires TLS, add \
                  sslmode=require; otherwise ask its administrator to allow this role and address."
             ),
             false,
         ),
-        Some("3D000") => (
+        Some(&SqlState::INVALID_CATALOG_NAME) => (
             format!(
                 "{side} server: database \"{}\" does not exist. Create it first (CREATE DATABASE) \
                  or name an existing one in the connection string.",

@@ -12,7 +12,7 @@
 //! [`MemoryLedger`] in memory (tests, and targets where the role may not create a schema:
 //! such runs cannot be resumed). The run itself — its units as
 //! they were planned, the source's snapshot time and change counters — is stored when it
-//! starts ([`start_run`]) and removed when it finishes ([`finish_run`]).
+//! starts ([`Store::start_run`]) and removed when it finishes ([`Store::finish_run`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -23,6 +23,7 @@ use tokio_postgres::Client;
 use crate::catalog::TableName;
 use crate::error::{Error, Kind, Result, Side, SqlState};
 use crate::plan::units::{UnitId, Work, WORK_FORMAT};
+use crate::poison::Locked;
 use crate::quote::{ident, literal};
 
 /// Where completion of units is recorded.
@@ -69,7 +70,7 @@ pub struct MemoryLedger {
 impl MemoryLedger {
     /// The units committed so far.
     pub fn done(&self) -> BTreeMap<UnitId, Moved> {
-        self.done.lock().map(|d| d.clone()).unwrap_or_default()
+        self.done.locked().clone()
     }
 }
 
@@ -79,7 +80,8 @@ impl Ledger for MemoryLedger {
     }
 
     fn committed(&self, unit: &UnitId, rows: u64, bytes: u64) {
-        if let Ok(mut done) = self.done.lock() {
+        {
+            let mut done = self.done.locked();
             done.insert(
                 unit.clone(),
                 Moved {
@@ -648,7 +650,8 @@ impl Ledger for PgLedger {
     }
 
     fn committed(&self, unit: &UnitId, rows: u64, _bytes: u64) {
-        if let Ok(mut pending) = self.pending.lock() {
+        {
+            let mut pending = self.pending.locked();
             pending.push(format!(
                 "UPDATE {} SET rows = {rows} WHERE run_id = {} AND unit = {}",
                 self.store.table("unit"),
@@ -659,7 +662,7 @@ impl Ledger for PgLedger {
     }
 
     fn pending_sql(&self) -> Option<String> {
-        let mut pending = self.pending.lock().ok()?;
+        let mut pending = self.pending.locked();
         if pending.is_empty() {
             return None;
         }
@@ -730,7 +733,7 @@ impl Store {
                     format!(
                         "{} of the interrupted run {} still alive on the target 30 s after \
                          being ended; try again in a moment.",
-                        crate::report::plural(alive as usize, "session", "sessions"),
+                        crate::text::plural(alive as usize, "session", "sessions"),
                         if alive == 1 { "is" } else { "are" }
                     ),
                 )
@@ -808,12 +811,13 @@ impl Store {
         }))
     }
 
-    /// Records a new run and returns its ledger.
+    /// Records a new run, with its snapshot's time and the transactions it saw
+    /// (`xmin:xmax:running,…`), and returns its ledger.
     pub async fn start_run(
         &self,
         target: &Client,
         work: &Work,
-        snapshot: &crate::copy::ExportedSnapshot,
+        (taken_at, xids): (&str, &str),
         source_changes: &BTreeMap<String, i64>,
     ) -> Result<PgLedger> {
         let work_json = serde_json::to_string(work)
@@ -824,10 +828,10 @@ impl Store {
                 &self.sql(INSERT_RUN),
                 &[
                     &work.source.connection,
-                    &snapshot.taken_at,
+                    &taken_at,
                     &work_json,
                     &changes,
-                    &snapshot.xids,
+                    &xids,
                 ],
             )
             .await

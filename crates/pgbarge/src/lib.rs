@@ -18,6 +18,7 @@ pub mod error;
 pub mod follow;
 pub mod ledger;
 pub mod plan;
+mod poison;
 pub mod preflight;
 pub mod quote;
 pub mod report;
@@ -26,6 +27,7 @@ pub mod rowhash;
 pub mod select;
 pub mod session;
 pub mod sync;
+pub mod text;
 pub mod transport;
 pub mod verify;
 

@@ -433,7 +433,7 @@ fn for_the_action(plan: &Plan, t: &TablePlan, snapshot: &Snapshot, problems: &mu
                         Some(name),
                         format!(
                             "{name}: cannot be truncated on the target: {} {} foreign keys pointing at it and {} not truncated in this run, and pgbarge never truncates with CASCADE.",
-                            crate::report::short_list(&outside, 5),
+                            crate::text::short_list(&outside, 5),
                             if outside.len() == 1 { "has" } else { "have" },
                             if outside.len() == 1 { "is" } else { "are" },
                         ),
@@ -714,7 +714,7 @@ fn replace_dependents(
             Some(name),
             format!(
                 "{name}: cannot be replaced on the target: {}, built on it, {} owned by another role, so pgbarge cannot drop and create {} again (it never drops with CASCADE).",
-                crate::report::short_list(&views, 5),
+                crate::text::short_list(&views, 5),
                 if views.len() == 1 { "is" } else { "are" },
                 if views.len() == 1 { "it" } else { "them" },
             ),
@@ -733,7 +733,7 @@ fn replace_dependents(
             Some(name),
             format!(
                 "{name}: cannot be replaced on the target: {} {} from it and {} not replaced in this run, and pgbarge never drops with CASCADE.",
-                crate::report::short_list(&children, 5),
+                crate::text::short_list(&children, 5),
                 if children.len() == 1 { "inherits" } else { "inherit" },
                 if children.len() == 1 { "is" } else { "are" },
             ),
@@ -754,7 +754,7 @@ fn replace_dependents(
             Some(name),
             format!(
                 "{name}: cannot be replaced on the target: foreign keys of {} point at it, and the role may not drop and add them back (it does not own {}).",
-                crate::report::short_list(&tables, 5),
+                crate::text::short_list(&tables, 5),
                 if tables.len() == 1 { "that table" } else { "those tables" },
             ),
             "Use --mode truncate, or copy as the owner of the referencing tables.".into(),

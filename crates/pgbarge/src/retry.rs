@@ -1,5 +1,6 @@
-//! How often and how long to retry a unit after a transient failure, kept apart from the
-//! errors themselves (which only say whether a retry can help).
+//! How often and how long to retry after a transient failure, kept apart from the errors
+//! themselves (which only say whether a retry can help), and the one loop that does it
+//! ([`with_retries`]).
 
 use std::time::Duration;
 
@@ -47,6 +48,32 @@ impl RetryPolicy {
     }
 }
 
+/// Runs `op` — given the attempt, 0 for the first — until it succeeds, fails in a way
+/// `retryable` says a retry cannot help, or `policy`'s retries are spent; between
+/// attempts it tells `before_retry` (the retry's number, the error, the delay) and waits
+/// out the backoff. The one retry loop: every stage's "try again" goes through it, and
+/// what is retryable is the caller's single policy (see `Error::is_transient`).
+pub async fn with_retries<T, E>(
+    policy: &RetryPolicy,
+    retryable: impl Fn(&E) -> bool,
+    mut op: impl AsyncFnMut(u32) -> Result<T, E>,
+    mut before_retry: impl AsyncFnMut(u32, &E, Duration),
+) -> Result<T, E> {
+    let mut attempt = 0;
+    loop {
+        match op(attempt).await {
+            Ok(value) => return Ok(value),
+            Err(e) if retryable(&e) && policy.allows(attempt + 1) => {
+                attempt += 1;
+                let delay = policy.delay(attempt, jitter());
+                before_retry(attempt, &e, delay).await;
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// A number in [0, 1) that differs between calls, for jitter: no cryptographic quality
 /// needed, so the standard library's randomly seeded hasher does.
 pub fn jitter() -> f64 {
@@ -83,6 +110,57 @@ mod tests {
         assert!(least >= Duration::from_secs(120), "{least:?}");
         assert!(p.allows(p.retries) && !p.allows(p.retries + 1));
         assert!(!RetryPolicy { retries: 0, ..p }.allows(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_retries_stops_at_success_a_permanent_error_or_the_budget() {
+        let policy = RetryPolicy {
+            retries: 3,
+            ..RetryPolicy::default()
+        };
+        let transient = |e: &&str| *e == "transient";
+        // Succeeds on the third attempt, after two announced retries.
+        let mut told = Vec::new();
+        let got = with_retries(
+            &policy,
+            transient,
+            async |attempt| {
+                if attempt < 2 {
+                    Err("transient")
+                } else {
+                    Ok(attempt)
+                }
+            },
+            async |n, _: &&str, _| told.push(n),
+        )
+        .await;
+        assert_eq!((got, told), (Ok(2), vec![1, 2]));
+        // A permanent error is not retried.
+        let mut calls = 0;
+        let got: Result<(), &str> = with_retries(
+            &policy,
+            transient,
+            async |_| {
+                calls += 1;
+                Err("permanent")
+            },
+            async |_, _, _| {},
+        )
+        .await;
+        assert_eq!((got, calls), (Err("permanent"), 1));
+        // The budget: the first attempt and three retries.
+        let mut calls = 0;
+        let got: Result<(), &str> = with_retries(
+            &policy,
+            transient,
+            async |_| {
+                calls += 1;
+                Err("transient")
+            },
+            async |_, _, _| {},
+        )
+        .await;
+        assert_eq!((got, calls), (Err("transient"), 4));
     }
 
     #[test]

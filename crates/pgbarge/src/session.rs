@@ -20,7 +20,7 @@ use crate::plan::units::{Op, UnitId, Work};
 use crate::plan::{Action, ColumnRoute, Endpoint, LoadMode, Plan, PlanOptions};
 use crate::preflight::{self, Problem};
 use crate::report::RunReport;
-use crate::select::Selection;
+use crate::select::{Pattern, Selection};
 
 /// How a run starts.
 pub enum Start {
@@ -90,7 +90,12 @@ async fn run_from_snapshot(
                 return end(source, report).await;
             }
             let run = store
-                .start_run(&target.client, &work, &snapshot, &changes)
+                .start_run(
+                    &target.client,
+                    &work,
+                    (&snapshot.taken_at, &snapshot.xids),
+                    &changes,
+                )
                 .await?;
             let mut report = runner
                 .run(&work, &BTreeMap::new(), &BTreeSet::new(), &run, stop)
@@ -192,24 +197,19 @@ impl Runner<'_> {
 /// target may have died meanwhile (a restart the units rode out): then on a new one,
 /// retried as the units are.
 async fn finish(target: &Connection, id: i64, options: &CopyOptions) -> Result<()> {
-    let mut err = match options.ledger.finish_run(&target.client, id).await {
-        Ok(()) => return Ok(()),
-        Err(e) if e.is_transient() => e,
-        Err(e) => return Err(e),
-    };
-    for attempt in 1..=options.retry.retries {
-        tokio::time::sleep(options.retry.delay(attempt, crate::retry::jitter())).await;
-        let outcome = match crate::connect::connect(&target.info, crate::Side::Target).await {
-            Ok(fresh) => options.ledger.finish_run(&fresh.client, id).await,
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Ok(()) => return Ok(()),
-            Err(e) if e.is_transient() => err = e,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(err)
+    crate::retry::with_retries(
+        &options.retry,
+        Error::is_transient,
+        async |attempt| {
+            if attempt == 0 {
+                return options.ledger.finish_run(&target.client, id).await;
+            }
+            let fresh = crate::connect::connect(&target.info, crate::Side::Target).await?;
+            options.ledger.finish_run(&fresh.client, id).await
+        },
+        async |_, _, _| {},
+    )
+    .await
 }
 
 /// Ends the snapshot holder's transaction. Best effort: it only read, and if its
@@ -311,6 +311,209 @@ pub trait Questions {
         &self,
         tables: &[Undecided],
     ) -> Result<Option<BTreeMap<TableName, Option<LoadMode>>>>;
+
+    /// No table was named: the user picks from `tables` (the source's, less the
+    /// excluded). `None`: nobody to ask.
+    fn pick_tables(&self, _tables: &[Table]) -> Result<Option<Vec<Table>>> {
+        Ok(None)
+    }
+
+    /// An interrupted run is recorded on the target: go on with it (`Some(true)`), or
+    /// abandon it and start anew? `None`: nobody to ask (it is not resumed).
+    fn resume(&self, _run: &SavedRun) -> Result<Option<bool>> {
+        Ok(None)
+    }
+}
+
+/// What a copy asked for about an interrupted run recorded on the target.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PendingRequest {
+    /// `--resume`.
+    pub resume: bool,
+    /// `--follow`.
+    pub follow: bool,
+    /// `--dry-run`: nothing is abandoned, nobody is asked.
+    pub dry_run: bool,
+}
+
+/// What becomes of an interrupted run before a copy starts.
+#[derive(Debug)]
+pub enum Pending {
+    /// None is recorded: the copy starts anew.
+    Fresh,
+    /// Go on with it (`--resume`, or yes when asked).
+    Resume(SavedRun),
+    /// `--follow --resume` whose copy is done: go on following from the position
+    /// recorded on the target.
+    FollowOn,
+    /// Not resumed: abandoned (the staging tables listed were dropped), the copy starts
+    /// anew.
+    Abandoned(SavedRun, Vec<TableName>),
+    /// Not resumed, in a dry run: copying would abandon it.
+    WouldAbandon(SavedRun),
+}
+
+/// Decides, and for an abandoned run does, what becomes of the interrupted run
+/// recorded on `target` (see [`Pending`]).
+pub async fn pending(
+    target: &Connection,
+    store: &ledger::Store,
+    request: PendingRequest,
+    questions: &dyn Questions,
+) -> Result<Pending> {
+    let recorded = store.last_run(&target.client).await?;
+    if request.follow && request.resume && recorded.is_none() {
+        if let Some(f) = crate::follow::state::load(&target.client, store).await? {
+            if f.snapshot.is_none() {
+                return Err(Error::usage(format!(
+                    "--follow --resume: the copy that started following (slot {}) is no \
+                     longer recorded on the target (it was cleaned), so it cannot go on. \
+                     Run `pgbarge follow --drop`, then `pgbarge copy --follow` again.",
+                    f.slot
+                )));
+            }
+        }
+        return Ok(Pending::FollowOn);
+    }
+    let Some(run) = recorded else {
+        if request.resume {
+            return Err(Error::usage(
+                "--resume: no interrupted run is recorded on the target; nothing to resume. \
+                 Run the copy without --resume.",
+            ));
+        }
+        return Ok(Pending::Fresh);
+    };
+    let resume = request.resume || (!request.dry_run && questions.resume(&run)? == Some(true));
+    if resume {
+        return Ok(Pending::Resume(run));
+    }
+    if request.dry_run {
+        return Ok(Pending::WouldAbandon(run));
+    }
+    let dropped = store.abandon(&target.client, &run).await?.dropped;
+    Ok(Pending::Abandoned(run, dropped))
+}
+
+/// What a sync would repair, for a dry run: each table the plan syncs, compared on
+/// both servers (reading only, in one snapshot of the source). None for a schema-only
+/// plan or one that syncs nothing.
+pub async fn sync_previews(
+    source: &Connection,
+    target: &Connection,
+    plan: &Plan,
+    options: &CopyOptions,
+) -> Result<Vec<crate::sync::Preview>> {
+    let specs: Vec<crate::plan::SyncSpec> = plan
+        .tables
+        .iter()
+        .filter_map(|t| t.sync_spec(&plan.source))
+        .collect();
+    if specs.is_empty() || plan.content == crate::plan::Content::SchemaOnly {
+        return Ok(Vec::new());
+    }
+    crate::sync::preview(
+        &source.client,
+        &target.client,
+        &specs,
+        options.source_encoding.as_deref(),
+        &options.ledger,
+    )
+    .await
+}
+
+/// Which tables a copy takes: the patterns, `--all`, or the user's pick.
+#[derive(Debug, Clone, Copy)]
+pub struct SelectRequest<'a> {
+    pub patterns: &'a [Pattern],
+    /// `--exclude`.
+    pub exclude: &'a [Pattern],
+    /// `--all`.
+    pub all: bool,
+    /// Schemas a saved plan copies whole.
+    pub whole_schemas: &'a [String],
+}
+
+/// The tables chosen, and both sides' lists they were chosen from.
+#[derive(Debug)]
+pub struct Selected {
+    pub selection: Selection,
+    pub source_tables: Vec<Table>,
+    pub target_tables: Vec<Table>,
+    /// Schemas copied whole (their views, functions and sequences come along), sorted.
+    pub whole_schemas: Vec<String>,
+}
+
+/// Lists both sides' tables and chooses the copy's, asking `questions` to pick when no
+/// pattern and no `--all` was given. A schema named whole (`app.*`, or every schema with
+/// `--all`) brings its views, functions, sequences and types along with its tables —
+/// even a schema that holds no table at all (views over other schemas, say).
+pub async fn select(
+    source: &Connection,
+    target: &Connection,
+    request: SelectRequest<'_>,
+    questions: &dyn Questions,
+) -> Result<Selected> {
+    use crate::catalog;
+    let (mut source_tables, target_tables) = tokio::try_join!(
+        catalog::list_tables(&source.client, crate::Side::Source),
+        catalog::list_tables(&target.client, crate::Side::Target)
+    )?;
+    catalog::count_unanalysed(&source.client, &mut source_tables).await;
+    let mut selection = if request.all {
+        Selection {
+            tables: crate::select::all(&source_tables),
+            unmatched: Vec::new(),
+        }
+    } else if request.patterns.is_empty() {
+        let offered = crate::select::exclude(source_tables.clone(), request.exclude);
+        Selection {
+            tables: questions.pick_tables(&offered)?.ok_or_else(|| {
+                Error::usage(
+                    "no tables named, and nobody to pick them: name the tables to copy, or \
+                     --all for every table.",
+                )
+            })?,
+            unmatched: Vec::new(),
+        }
+    } else {
+        crate::select::select(request.patterns, &source_tables)
+    };
+    selection.tables = crate::select::exclude(selection.tables, request.exclude);
+    let source_schemas = catalog::list_schemas(&source.client, crate::Side::Source).await?;
+    let mut whole_schemas: Vec<String> = if request.all {
+        source_schemas.clone()
+    } else {
+        request
+            .patterns
+            .iter()
+            .filter_map(|p| p.whole_schema().map(str::to_string))
+            .chain(request.whole_schemas.iter().cloned())
+            .filter(|s| source_schemas.contains(s))
+            .collect()
+    };
+    whole_schemas.sort();
+    whole_schemas.dedup();
+    selection.unmatched.retain(|u| {
+        !request.patterns.iter().any(|p| {
+            p.text == u.pattern
+                && p.whole_schema()
+                    .is_some_and(|s| whole_schemas.iter().any(|w| w == s))
+        })
+    });
+    if selection.tables.is_empty() && selection.unmatched.is_empty() && whole_schemas.is_empty() {
+        return Err(Error::usage(if request.exclude.is_empty() {
+            "the source has no tables to copy; nothing was written."
+        } else {
+            "no tables left to copy after --exclude; nothing was written."
+        }));
+    }
+    Ok(Selected {
+        selection,
+        source_tables,
+        target_tables,
+        whole_schemas,
+    })
 }
 
 /// A target table that holds rows, with what suggests the safe answer.

@@ -32,6 +32,7 @@ use crate::connect::{connect, Backend, Connection};
 use crate::error::{Error, Kind, Result, Side, SqlState};
 use crate::ledger::{Ledger, Moved};
 use crate::plan::units::{Op, Unit, UnitId, UnitKind, Work};
+use crate::poison::Locked;
 use crate::quote::literal;
 use crate::report::{Resumed, RunReport, TableReport, UnitFailure};
 use crate::retry::{jitter, RetryPolicy};
@@ -358,16 +359,15 @@ struct Ctx<'a, L: Ledger> {
 fn interrupted<L: Ledger>(ctx: &Ctx<'_, L>) -> String {
     let work = ctx.work;
     // Done units are those committed by this run and by the one it resumed.
-    let done: BTreeSet<&UnitId> = match ctx.schedule.lock() {
-        Ok(schedule) => work
-            .units
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| schedule.state(*i) == State::Done)
-            .map(|(_, u)| &u.id)
-            .collect(),
-        Err(_) => BTreeSet::new(),
-    };
+    let schedule = ctx.schedule.locked();
+    let done: BTreeSet<&UnitId> = work
+        .units
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| schedule.state(*i) == State::Done)
+        .map(|(_, u)| &u.id)
+        .collect();
+    drop(schedule);
     let committed: Vec<&TableName> = work
         .tables
         .iter()
@@ -393,7 +393,7 @@ fn interrupted<L: Ledger>(ctx: &Ctx<'_, L>) -> String {
             "interrupted: {} of {total} tables {} committed on the target ({}) and {} as copied",
             committed.len(),
             if committed.len() == 1 { "is" } else { "are" },
-            crate::report::short_list(&committed, 5),
+            crate::text::short_list(&committed, 5),
             if committed.len() == 1 { "stays" } else { "stay" },
         )
         };
@@ -401,7 +401,7 @@ fn interrupted<L: Ledger>(ctx: &Ctx<'_, L>) -> String {
     if parts > 0 {
         message.push_str(&format!(
             ", and {} of split tables {} kept in their staging tables",
-            crate::report::plural(parts, "loaded part", "loaded parts"),
+            crate::text::plural(parts, "loaded part", "loaded parts"),
             if parts == 1 { "is" } else { "are" }
         ));
     }
@@ -492,11 +492,11 @@ pub async fn run<L: Ledger>(
         }
         return Err(e);
     }
-    if ctx.failures.lock().is_ok_and(|f| !f.is_empty()) {
+    if !ctx.failures.locked().is_empty() {
         salvage(&ctx).await;
     }
-    let failures = ctx.failures.lock().map(|f| f.clone()).unwrap_or_default();
-    let completed = ctx.completed.lock().map(|c| c.clone()).unwrap_or_default();
+    let failures = ctx.failures.locked().clone();
+    let completed = ctx.completed.locked().clone();
     let tables = completed
         .iter()
         .map(|&i| table_report(&ctx, i))
@@ -565,7 +565,7 @@ fn table_report<L: Ledger>(ctx: &Ctx<'_, L>, i: usize) -> TableReport {
         format: t.format,
         rows: state.rows.load(Ordering::SeqCst),
         bytes: state.bytes.load(Ordering::SeqCst),
-        sync: state.sync.lock().ok().and_then(|s| s.clone()),
+        sync: state.sync.locked().clone(),
         seconds: state
             .started
             .get()
@@ -580,9 +580,10 @@ fn table_report<L: Ledger>(ctx: &Ctx<'_, L>, i: usize) -> TableReport {
 async fn cancel_all<L: Ledger>(ctx: &Ctx<'_, L>) {
     let cancels: Vec<crate::connect::Canceller> = ctx
         .cancels
-        .lock()
-        .map(|c| c.values().flat_map(|p| p.iter().cloned()).collect())
-        .unwrap_or_default();
+        .locked()
+        .values()
+        .flat_map(|p| p.iter().cloned())
+        .collect();
     futures_util::future::join_all(cancels.iter().map(|c| c.cancel())).await;
 }
 
@@ -601,7 +602,7 @@ impl<L: Ledger> Ctx<'_, L> {
                 return None;
             }
             {
-                let mut schedule = self.schedule.lock().ok()?;
+                let mut schedule = self.schedule.locked();
                 if let Some(u) = schedule.take_ready() {
                     return Some(u);
                 }
@@ -656,11 +657,13 @@ impl<L: Ledger> Ctx<'_, L> {
         for &(i, r) in rows_by_table {
             self.tables[i].rows.fetch_add(r, Ordering::SeqCst);
         }
-        if let Ok(mut s) = self.schedule.lock() {
+        {
+            let mut s = self.schedule.locked();
             s.done(u);
         }
         for &i in &unit.completes {
-            if let Ok(mut c) = self.completed.lock() {
+            {
+                let mut c = self.completed.locked();
                 c.insert(i);
             }
             self.event(Event::TableFinished(table_report(self, i)));
@@ -694,10 +697,7 @@ impl<L: Ledger> Ctx<'_, L> {
         } else {
             err
         };
-        let blocked = match self.schedule.lock() {
-            Ok(mut s) => s.fail(u),
-            Err(_) => Vec::new(),
-        };
+        let blocked = self.schedule.locked().fail(u);
         let tables: Vec<TableName> = unit
             .completes
             .iter()
@@ -713,7 +713,8 @@ impl<L: Ledger> Ctx<'_, L> {
             unit: unit.title.clone(),
             error: err.message().to_string(),
         });
-        if let Ok(mut f) = self.failures.lock() {
+        {
+            let mut f = self.failures.locked();
             f.push(UnitFailure {
                 unit: unit.id.clone(),
                 kind: unit.kind,
@@ -890,7 +891,8 @@ async fn worker<L: Ledger>(ctx: &Ctx<'_, L>, w: usize) -> Result<()> {
                 None => match ctx.open_pair(stale.as_ref()).await {
                     Ok(p) => {
                         stale = None;
-                        if let Ok(mut c) = ctx.cancels.lock() {
+                        {
+                            let mut c = ctx.cancels.locked();
                             c.insert(w, [p.source.canceller(), p.target.canceller()]);
                         }
                         let p = pair.insert(p);
@@ -934,7 +936,8 @@ async fn worker<L: Ledger>(ctx: &Ctx<'_, L>, w: usize) -> Result<()> {
                 } else if let Some(p) = pair.take() {
                     // The session may live on at the server, holding the unit's locks.
                     stale = Some(p.backends());
-                    if let Ok(mut c) = ctx.cancels.lock() {
+                    {
+                        let mut c = ctx.cancels.locked();
                         c.remove(&w);
                     }
                 }
@@ -952,7 +955,8 @@ async fn worker<L: Ledger>(ctx: &Ctx<'_, L>, w: usize) -> Result<()> {
             // For good. A new pair for the next unit: this one may be mid-stream.
             if let Some(p) = pair.take() {
                 let _ = p.target.client.batch_execute(ROLLBACK).await;
-                if let Ok(mut c) = ctx.cancels.lock() {
+                {
+                    let mut c = ctx.cancels.locked();
                     c.remove(&w);
                 }
             }
@@ -1014,7 +1018,7 @@ fn explain(err: Error, unit: &Unit, work: &Work) -> Error {
             "The target ran out of disk space loading {} (about {} on the source): free some \
              or grow its storage, then run the same command with --resume.",
             unit.title,
-            crate::report::human_bytes(bytes.max(0) as u64)
+            crate::text::human_bytes(bytes.max(0) as u64)
         ));
     }
     err
@@ -1039,14 +1043,15 @@ async fn run_unit<L: Ledger>(
 ) -> Result<(Vec<(usize, u64)>, u64)> {
     let doing = doing(unit);
     let skip = match unit.kind {
-        UnitKind::PostData => ctx.salvaged.lock().map(|s| s.clone()).unwrap_or_default(),
+        UnitKind::PostData => ctx.salvaged.locked().clone(),
         _ => BTreeSet::new(),
     };
     let (pieces, synced) = resolve(ctx, unit, &skip, pair).await?;
     // Recorded now, counted only if the unit commits (a retry finds them again).
     let record_sync = || {
         for (table, stats) in &synced {
-            if let Ok(mut s) = ctx.tables[*table].sync.lock() {
+            {
+                let mut s = ctx.tables[*table].sync.locked();
                 *s = Some(stats.clone());
             }
         }
@@ -1195,9 +1200,7 @@ async fn salvage<L: Ledger>(ctx: &Ctx<'_, L>) {
         return;
     };
     let (loaded, failed_itself): (BTreeSet<&TableName>, bool) = {
-        let Ok(schedule) = ctx.schedule.lock() else {
-            return;
-        };
+        let schedule = ctx.schedule.locked();
         let state = schedule.state(post);
         if !matches!(state, State::Blocked | State::Failed) {
             return;
@@ -1228,7 +1231,7 @@ async fn salvage<L: Ledger>(ctx: &Ctx<'_, L>) {
         .await;
     let (mut created, mut objects) = (0, 0);
     let mut refused: Vec<String> = Vec::new();
-    let done = ctx.salvaged.lock().map(|s| s.clone()).unwrap_or_default();
+    let done = ctx.salvaged.locked().clone();
     for (k, op) in work.units[post].ops.iter().enumerate() {
         match op {
             Op::Object { .. } if done.contains(&k) => {
@@ -1253,7 +1256,8 @@ async fn salvage<L: Ledger>(ctx: &Ctx<'_, L>) {
                 match fresh.client.batch_execute(&sql.join(";\n")).await {
                     Ok(()) => {
                         ctx.ledger.committed(&id, 0, 0);
-                        if let Ok(mut s) = ctx.salvaged.lock() {
+                        {
+                            let mut s = ctx.salvaged.locked();
                             s.insert(k);
                         }
                         created += 1;
@@ -1285,13 +1289,13 @@ async fn salvage<L: Ledger>(ctx: &Ctx<'_, L>) {
             "\nFor the {} that did load, {created} of the {objects} objects that follow the \
              data (foreign keys, views, triggers, comments, …) were created, and sequences \
              were set.",
-            crate::report::plural(loaded.len(), "table", "tables"),
+            crate::text::plural(loaded.len(), "table", "tables"),
         )
     };
     if !refused.is_empty() {
         note.push_str(&format!(
             " {} failed:\n{}",
-            crate::report::plural(refused.len(), "object", "objects"),
+            crate::text::plural(refused.len(), "object", "objects"),
             refused
                 .iter()
                 .take(20)
@@ -1304,7 +1308,8 @@ async fn salvage<L: Ledger>(ctx: &Ctx<'_, L>) {
         }
     }
     note.push_str("\nFix the cause, then run the same command with --resume to finish the rest.");
-    if let Ok(mut f) = ctx.failures.lock() {
+    {
+        let mut f = ctx.failures.locked();
         let target = f
             .iter()
             .position(|x| x.kind == UnitKind::PostData)

@@ -45,9 +45,8 @@ pub struct Options {
     pub fence: bool,
     /// `--source-encoding`, for the verification.
     pub source_encoding: Option<String>,
-    /// Apply the last changes though the target's ordinary triggers fire (see
-    /// [`super::triggers`]).
-    pub fire_triggers: bool,
+    /// How the last changes are applied.
+    pub follow: super::Options,
 }
 
 /// Cuts over to the target: stops the follower (wherever it runs), fences the source if
@@ -65,7 +64,7 @@ pub async fn cutover(
     let (fence, source_encoding) = (options.fence, options.source_encoding.as_deref());
     let started = Instant::now();
     let (mut follower, _) = Follower::claim(source, target, store).await?;
-    follower.set_fire_triggers(options.fire_triggers);
+    follower.configure(&options.follow);
     let slot = follower.following().slot.clone();
     let database = source.database.clone();
     let (mut fenced, mut unfence) = (None, None);

@@ -270,6 +270,29 @@ impl Link<'_> {
     }
 }
 
+/// How a follower works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// How long a statement or read may go without an answer before the link is taken
+    /// for dead and renewed (`--stall-timeout`).
+    pub stall_timeout: Duration,
+    /// How often and how long a lost link is retried (`--retries`).
+    pub retry: crate::retry::RetryPolicy,
+    /// Apply even though the target's ordinary triggers will fire on the changes (the
+    /// role may not apply as a replica: see [`triggers`]; `--fire-triggers`).
+    pub fire_triggers: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            stall_timeout: DEFAULT_STALL,
+            retry: crate::retry::RetryPolicy::default(),
+            fire_triggers: false,
+        }
+    }
+}
+
 /// A follower at work.
 pub struct Follower<'a> {
     source: Link<'a>,
@@ -312,6 +335,7 @@ pub struct Follower<'a> {
     /// change it does not make): the rounds stop just before it.
     stopped_at: Option<Lsn>,
     stall: Duration,
+    retry: crate::retry::RetryPolicy,
     changes: u64,
     started: Instant,
     rate: (Instant, u64),
@@ -417,6 +441,7 @@ impl<'a> Follower<'a> {
             tables_changed: false,
             stopped_at: None,
             stall: DEFAULT_STALL,
+            retry: crate::retry::RetryPolicy::default(),
             changes: 0,
             started: Instant::now(),
             rate: (Instant::now(), 0),
@@ -538,16 +563,11 @@ impl<'a> Follower<'a> {
         Ok(())
     }
 
-    /// How long a statement or read may go without an answer before the link is taken
-    /// for dead and renewed (default [`DEFAULT_STALL`]).
-    pub fn set_stall_timeout(&mut self, stall: Duration) {
-        self.stall = stall;
-    }
-
-    /// Apply even though the target's ordinary triggers will fire on the changes (the
-    /// role may not apply as a replica: see [`triggers`]).
-    pub fn set_fire_triggers(&mut self, fire: bool) {
-        self.fire_triggers = fire;
+    /// Works as `options` say from now on.
+    pub fn configure(&mut self, options: &Options) {
+        self.stall = options.stall_timeout;
+        self.retry = options.retry;
+        self.fire_triggers = options.fire_triggers;
     }
 
     /// Applies changes until `goal`, or `stop` resolves, or another pgbarge takes over.
@@ -562,9 +582,7 @@ impl<'a> Follower<'a> {
         if !self.fire_triggers && !self.firing.as_native() {
             return Err(self.firing.refusal());
         }
-        let policy = crate::retry::RetryPolicy::default();
         let mut strict = false;
-        let mut attempt = 0;
         let mut last_shown = Instant::now() - Duration::from_secs(60);
         tokio::pin!(stop);
         let ended = loop {
@@ -578,49 +596,22 @@ impl<'a> Follower<'a> {
                 Goal::Drained(_) => Some(source::positions(&self.source.get().client).await?.1),
                 Goal::Stopped => None,
             };
-            // The lag is read with the round, so that a source that stopped answering its
-            // questions is a lost link like any other, not the end of following.
-            let stall = self.stall;
-            let round = async {
-                let round = self.round(goal, strict).await?;
-                let caught_up = round.changes == 0;
-                let lag = if !caught_up || last_shown.elapsed() > Duration::from_secs(2) {
-                    last_shown = Instant::now();
-                    let lag = self.lag(round.behind_since, caught_up);
-                    Some(answered(stall, Side::Source, lag).await?)
-                } else {
-                    None
-                };
-                Ok::<_, Error>((round, lag))
-            }
-            .await;
-            let (round, lag) = match round {
-                Ok(r) => {
-                    attempt = 0;
+            let (round, lag) = match self
+                .round_retried(goal, strict, &mut last_shown, on_event)
+                .await
+            {
+                Ok(Some(r)) => {
                     strict = false;
                     r
                 }
+                // Another pgbarge asked for the follow (and ended this one's session to
+                // get it) while this one reconnected: let it have it.
+                Ok(None) => break Ended::TakenOver,
                 Err(e) if is_constraint(&e) && !strict => {
                     // The net effect broke a constraint the source's order kept: the same
                     // changes again, one at a time.
                     self.rollback().await;
                     strict = true;
-                    continue;
-                }
-                Err(e) if e.is_transient() && policy.allows(attempt + 1) => {
-                    attempt += 1;
-                    on_event(FollowEvent::Warning {
-                        message: format!("{}; reconnecting (attempt {attempt})", e.message()),
-                    });
-                    tokio::time::sleep(policy.delay(attempt, crate::retry::jitter())).await;
-                    match self.reconnect().await {
-                        // Another pgbarge asked for the follow (and ended this one's
-                        // session to get it): let it have it.
-                        Ok(false) => break Ended::TakenOver,
-                        Ok(true) => {}
-                        Err(e) if e.is_transient() => {}
-                        Err(e) => return Err(e),
-                    }
                     continue;
                 }
                 Err(e) => {
@@ -676,6 +667,46 @@ impl<'a> Follower<'a> {
             applied_lsn: self.applied.map(|l| l.to_string()),
             changes: self.changes,
         })
+    }
+
+    /// One round and the lag read with it (so that a source that stopped answering its
+    /// questions is a lost link like any other, not the end of following), tried again
+    /// on new connections after a transient failure, as the retry policy allows.
+    /// `Ok(None)`: another pgbarge asked for the follow meanwhile.
+    async fn round_retried(
+        &mut self,
+        goal: Goal,
+        strict: bool,
+        last_shown: &mut Instant,
+        on_event: &(dyn Fn(FollowEvent) + Send + Sync),
+    ) -> Result<Option<(Round, Option<(Lag, Option<String>)>)>> {
+        let policy = self.retry;
+        crate::retry::with_retries(
+            &policy,
+            Error::is_transient,
+            async |attempt| {
+                if attempt > 0 && !self.reconnect().await? {
+                    return Ok(None);
+                }
+                let round = self.round(goal, strict).await?;
+                let caught_up = round.changes == 0;
+                let lag = if !caught_up || last_shown.elapsed() > Duration::from_secs(2) {
+                    *last_shown = Instant::now();
+                    let stall = self.stall;
+                    let lag = self.lag(round.behind_since, caught_up);
+                    Some(answered(stall, Side::Source, lag).await?)
+                } else {
+                    None
+                };
+                Ok(Some((round, lag)))
+            },
+            async |attempt, e: &Error, _| {
+                on_event(FollowEvent::Warning {
+                    message: format!("{}; reconnecting (attempt {attempt})", e.message()),
+                })
+            },
+        )
+        .await
     }
 
     /// Rolls the round's transaction back; a connection that does not answer is given

@@ -5,6 +5,7 @@
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod schema;
+mod sync_spec;
 pub mod units;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,6 +23,7 @@ use crate::convert::{conversion, Conversion};
 use crate::quote::{ident, ident_list, literal};
 
 pub use schema::{SchemaOptions, SchemaPlan, SequenceValue, Skipped, Step, EXISTS};
+pub use sync_spec::SyncSpec;
 
 /// Function bodies are not checked while they are created: they may refer to tables
 /// created later, as in pg_dump's output. A user-settable setting; no superuser needed.
@@ -797,9 +799,9 @@ impl TablePlan {
     }
 
     /// For [`Action::Sync`]: what the copy stage compares and repairs, from `source`.
-    pub fn sync_spec(&self, source: &Endpoint) -> Option<crate::sync::SyncSpec> {
+    pub fn sync_spec(&self, source: &Endpoint) -> Option<SyncSpec> {
         let sync = self.sync.as_ref().filter(|_| self.action == Action::Sync)?;
-        Some(crate::sync::SyncSpec {
+        Some(SyncSpec {
             source_server: source.connection.clone(),
             source: self.source.clone(),
             target: self.target.clone(),
@@ -1091,7 +1093,7 @@ impl Plan {
                 if !no_binary.is_empty() {
                     plan.notes.push(format!(
                         "copied as text: the type of {} {} no binary send/receive functions",
-                        crate::report::short_list(&no_binary, 5),
+                        crate::text::short_list(&no_binary, 5),
                         if no_binary.len() == 1 { "has" } else { "have" }
                     ));
                 }
@@ -1527,26 +1529,22 @@ fn group_replaces(tables: &mut [TablePlan], snapshot: &Snapshot) -> Vec<ReplaceG
             let others = members.len() - 1;
             let mut dependents = Vec::new();
             if !foreign_keys.is_empty() {
-                dependents.push(crate::report::plural(
+                dependents.push(crate::text::plural(
                     foreign_keys.len(),
                     "other table's foreign key",
                     "other tables' foreign keys",
                 ));
             }
             if !views.is_empty() {
-                dependents.push(crate::report::plural(views.len(), "view", "views"));
+                dependents.push(crate::text::plural(views.len(), "view", "views"));
             }
             if !routines.is_empty() {
-                dependents.push(crate::report::plural(
-                    routines.len(),
-                    "function",
-                    "functions",
-                ));
+                dependents.push(crate::text::plural(routines.len(), "function", "functions"));
             }
             let with = if others > 0 {
                 format!(
                     " with {}",
-                    crate::report::plural(others, "other table", "other tables")
+                    crate::text::plural(others, "other table", "other tables")
                 )
             } else {
                 String::new()
@@ -1557,7 +1555,7 @@ fn group_replaces(tables: &mut [TablePlan], snapshot: &Snapshot) -> Vec<ReplaceG
                 let one = foreign_keys.len() + views.len() + routines.len() == 1;
                 format!(
                     "; {} built on {} {} dropped first and created again as {} {}",
-                    crate::report::short_list(&dependents, 3),
+                    crate::text::short_list(&dependents, 3),
                     if members.len() == 1 { "it" } else { "them" },
                     if one { "is" } else { "are" },
                     if one { "it" } else { "they" },
@@ -2274,13 +2272,13 @@ fn plan_existing(
             plan.notes.push(format!(
                 "{} set aside for the load and built again after the rows are in, in the \
                  same transaction",
-                crate::report::plural(plan.rebuilt_indexes.len(), "index", "indexes"),
+                crate::text::plural(plan.rebuilt_indexes.len(), "index", "indexes"),
             ));
         }
         if !kept.is_empty() {
             plan.notes.push(format!(
                 "{} maintained row by row during the load: {}",
-                crate::report::plural(kept.len(), "index is", "indexes are"),
+                crate::text::plural(kept.len(), "index is", "indexes are"),
                 if owner {
                     "foreign keys depend on them"
                 } else {

@@ -102,7 +102,7 @@ pub enum Op {
     /// [`Op::SyncDelete`] of the same unit. `table` indexes [`Work::tables`].
     SyncStage {
         table: usize,
-        spec: Box<crate::sync::SyncSpec>,
+        spec: Box<super::SyncSpec>,
         delete_now: bool,
     },
     /// The deletions the unit's [`Op::SyncStage`] of `table` found.
@@ -626,7 +626,7 @@ impl<'a> Builder<'a> {
             kind: UnitKind::Group,
             title: format!(
                 "{} replaced together with what depends on {}",
-                crate::report::short_list(
+                crate::text::short_list(
                     &group
                         .members
                         .iter()
@@ -659,7 +659,7 @@ impl<'a> Builder<'a> {
             .iter()
             .map(|k| Op::sql(k.table.drop_constraint_sql(&k.name)))
             .collect();
-        let synced: Vec<(usize, crate::sync::SyncSpec)> = members
+        let synced: Vec<(usize, super::SyncSpec)> = members
             .iter()
             .filter_map(|&i| plan.tables[i].sync_spec(&plan.source).map(|s| (i, s)))
             .collect();
