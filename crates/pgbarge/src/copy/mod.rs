@@ -35,7 +35,7 @@ use crate::plan::units::{Op, Unit, UnitId, UnitKind, Work};
 use crate::poison::Locked;
 use crate::quote::literal;
 use crate::report::{Resumed, RunReport, TableReport, UnitFailure};
-use crate::retry::{jitter, RetryPolicy};
+use crate::retry::RetryPolicy;
 use crate::sync::SyncStats;
 
 use schedule::{Schedule, State};
@@ -877,101 +877,133 @@ impl<L: Ledger> Ctx<'_, L> {
 }
 
 /// One worker: takes ready units until none is left, on its own connection pair, and
-/// retries a unit that failed transiently.
+/// retries a unit that failed transiently ([`crate::retry::with_retries`]).
 async fn worker<L: Ledger>(ctx: &Ctx<'_, L>, w: usize) -> Result<()> {
-    let mut pair: Option<Pair> = None;
-    let mut stale: Option<PairBackends> = None;
+    let mut conns = Conns::default();
     while let Some(u) = ctx.next_unit().await {
         let unit = &ctx.work.units[u];
         ctx.start(unit);
-        let mut attempt = 0u32;
-        loop {
-            let result = match &pair {
-                Some(p) => run_unit(ctx, unit, p).await,
-                None => match ctx.open_pair(stale.as_ref()).await {
-                    Ok(p) => {
-                        stale = None;
-                        {
-                            let mut c = ctx.cancels.locked();
-                            c.insert(w, [p.source.canceller(), p.target.canceller()]);
-                        }
-                        let p = pair.insert(p);
-                        run_unit(ctx, unit, p).await
-                    }
-                    Err(e) => Err(e),
-                },
-            };
-            let err = match result {
-                Ok((rows, bytes)) => {
-                    ctx.succeed(u, &rows, bytes);
-                    break;
-                }
-                Err(_) if ctx.stopping.load(Ordering::SeqCst) => return Ok(()),
-                Err(e) => e,
-            };
-            if err.is_transient() && ctx.options.retry.allows(attempt + 1) {
-                attempt += 1;
+        let outcome = crate::retry::with_retries(
+            &ctx.options.retry,
+            |f: &Failed| !f.stopping && f.error.is_transient(),
+            async |_| conns.attempt(ctx, unit, w).await,
+            async |attempt, f: &Failed, delay| {
                 ctx.retries.fetch_add(1, Ordering::SeqCst);
-                let mut reason = err.message().to_string();
-                // A lost race or a lock wait: the connections are fine, the transaction
-                // is rolled back and tried again on them.
-                let raced = err.is_catalog_race()
-                    || matches!(
-                        err.sql_state(),
-                        Some(s) if *s == SqlState::LOCK_NOT_AVAILABLE
-                            || *s == SqlState::T_R_DEADLOCK_DETECTED
-                            || *s == SqlState::T_R_SERIALIZATION_FAILURE
-                    );
-                let kept = match &pair {
-                    Some(p) if raced => p.target.client.batch_execute(ROLLBACK).await.is_ok(),
-                    _ => false,
-                };
-                if kept {
-                    if let Some(p) = &pair {
-                        let holders = ctx.lock_holders(unit, &p.target.client).await;
-                        if !holders.is_empty() {
-                            reason = format!("waiting for a lock held by {holders}");
-                        }
-                    }
-                } else if let Some(p) = pair.take() {
-                    // The session may live on at the server, holding the unit's locks.
-                    stale = Some(p.backends());
-                    {
-                        let mut c = ctx.cancels.locked();
-                        c.remove(&w);
-                    }
-                }
-                let delay = ctx.options.retry.delay(attempt, jitter());
                 ctx.event(Event::Retrying {
                     unit: unit.title.clone(),
                     attempt,
                     retries: ctx.options.retry.retries,
                     delay,
-                    reason,
+                    reason: f.reason.clone(),
                 });
-                tokio::time::sleep(delay).await;
+            },
+        )
+        .await;
+        let failed = match outcome {
+            Ok((rows, bytes)) => {
+                ctx.succeed(u, &rows, bytes);
                 continue;
             }
-            // For good. A new pair for the next unit: this one may be mid-stream.
-            if let Some(p) = pair.take() {
-                let _ = p.target.client.batch_execute(ROLLBACK).await;
-                {
-                    let mut c = ctx.cancels.locked();
-                    c.remove(&w);
-                }
-            }
-            let err = ctx.locate_bad_bytes(err, unit).await;
-            let err = explain(err, unit, ctx.work);
-            if ctx.options.fail_fast {
-                ctx.stopping.store(true, Ordering::SeqCst);
-                ctx.changed.notify_waiters();
-                return Err(err);
-            }
-            ctx.fail(u, err);
-            break;
+            Err(f) if f.stopping => return Ok(()),
+            Err(f) => f.error,
+        };
+        // For good. A new pair for the next unit: this one may be mid-stream.
+        if let Some(p) = conns.pair.take() {
+            let _ = p.target.client.batch_execute(ROLLBACK).await;
+            ctx.cancels.locked().remove(&w);
         }
+        let err = ctx.locate_bad_bytes(failed, unit).await;
+        let err = explain(err, unit, ctx.work);
+        if ctx.options.fail_fast {
+            ctx.stopping.store(true, Ordering::SeqCst);
+            ctx.changed.notify_waiters();
+            return Err(err);
+        }
+        ctx.fail(u, err);
     }
     Ok(())
+}
+
+/// A worker's connections: its pair, and the server sessions of a pair it gave up on
+/// (which may live on, holding the unit's locks, until the next pair ends them).
+#[derive(Default)]
+struct Conns {
+    pair: Option<Pair>,
+    stale: Option<PairBackends>,
+}
+
+/// A unit's attempt that failed: the error, what to say if it is retried, and whether
+/// the run is stopping (then nothing is retried).
+struct Failed {
+    error: Error,
+    reason: String,
+    stopping: bool,
+}
+
+impl Conns {
+    /// One attempt at `unit`, on the pair (opened first if there is none). A transient
+    /// failure leaves the connections ready for the next attempt: a lost race or a lock
+    /// wait rolls back and keeps them (and names who holds the lock); anything else
+    /// gives the pair up, its sessions to be ended before the next one works.
+    async fn attempt<L: Ledger>(
+        &mut self,
+        ctx: &Ctx<'_, L>,
+        unit: &Unit,
+        w: usize,
+    ) -> std::result::Result<(Vec<(usize, u64)>, u64), Failed> {
+        let result = match &self.pair {
+            Some(p) => run_unit(ctx, unit, p).await,
+            None => match ctx.open_pair(self.stale.as_ref()).await {
+                Ok(p) => {
+                    self.stale = None;
+                    ctx.cancels
+                        .locked()
+                        .insert(w, [p.source.canceller(), p.target.canceller()]);
+                    let p = self.pair.insert(p);
+                    run_unit(ctx, unit, p).await
+                }
+                Err(e) => Err(e),
+            },
+        };
+        let error = match result {
+            Ok(done) => return Ok(done),
+            Err(error) => error,
+        };
+        let stopping = ctx.stopping.load(Ordering::SeqCst);
+        let mut reason = error.message().to_string();
+        if !stopping && error.is_transient() {
+            let raced = error.is_catalog_race()
+                || matches!(
+                    error.sql_state(),
+                    Some(s) if *s == SqlState::LOCK_NOT_AVAILABLE
+                        || *s == SqlState::T_R_DEADLOCK_DETECTED
+                        || *s == SqlState::T_R_SERIALIZATION_FAILURE
+                );
+            let kept = match &self.pair {
+                Some(p) if raced => p.target.client.batch_execute(ROLLBACK).await.is_ok(),
+                _ => false,
+            };
+            match (&self.pair, kept) {
+                (Some(p), true) => {
+                    let holders = ctx.lock_holders(unit, &p.target.client).await;
+                    if !holders.is_empty() {
+                        reason = format!("waiting for a lock held by {holders}");
+                    }
+                }
+                _ => {
+                    if let Some(p) = self.pair.take() {
+                        self.stale = Some(p.backends());
+                        ctx.cancels.locked().remove(&w);
+                    }
+                }
+            }
+        }
+        Err(Failed {
+            error,
+            reason,
+            stopping,
+        })
+    }
 }
 
 /// The titles of `blocked` units, for a failure's report: the parts of one table are
