@@ -116,7 +116,7 @@ pub fn plan(plan: &Plan, verbose: bool) -> String {
     // Objects already on the target are counted, not listed: a re-run would list them all.
     let mut existing: std::collections::BTreeMap<String, usize> = Default::default();
     for s in plan.schema.skipped.iter().filter(|s| !s.blocking) {
-        if s.why == pgbarge::plan::EXISTS && !verbose {
+        if s.why == pgbarge::plan::SkipReason::Exists && !verbose {
             let kind = [
                 "materialized view",
                 "view",

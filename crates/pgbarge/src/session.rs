@@ -583,9 +583,9 @@ fn refusals(
         .skipped
         .iter()
         .filter(|s| s.blocking)
-        .map(|s| (s.what.clone(), &s.why, &s.needed_by));
+        .map(|s| (s.what.clone(), s.why.text(), &s.needed_by));
     let types = plan.types.iter().filter_map(|t| {
-        let why = t.unsupported.as_ref()?;
+        let why = t.unsupported.as_deref()?;
         Some((format!("type {}", t.name), why, &t.used_by))
     });
     for (what, why, tables) in blocking.chain(types) {

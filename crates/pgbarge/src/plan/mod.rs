@@ -22,7 +22,7 @@ use crate::catalog::{
 use crate::convert::{conversion, Conversion};
 use crate::quote::{ident, ident_list, literal};
 
-pub use schema::{SchemaOptions, SchemaPlan, SequenceValue, Skipped, Step, EXISTS};
+pub use schema::{SchemaOptions, SchemaPlan, SequenceValue, SkipReason, Skipped, Step};
 pub use sync_spec::SyncSpec;
 
 /// Function bodies are not checked while they are created: they may refer to tables
@@ -952,7 +952,7 @@ impl Plan {
         self.schema
             .skipped
             .iter()
-            .filter(|s| !s.blocking && s.why != EXISTS)
+            .filter(|s| !s.blocking && s.why != SkipReason::Exists)
     }
 
     /// The tables the plan's created tables reference (foreign keys, INHERITS) that are
@@ -997,9 +997,11 @@ impl Plan {
                 // Nothing can use a shell type; only a superuser may declare one.
                 types_skipped.push(Skipped {
                     what: format!("type {}", TableName::new(&ut.schema, &ut.name)),
-                    why: "it is a shell type (CREATE TYPE name;), and only a superuser may \
-                          declare one"
-                        .into(),
+                    why: SkipReason::Because(
+                        "it is a shell type (CREATE TYPE name;), and only a superuser may \
+                         declare one"
+                            .into(),
+                    ),
                     blocking: options.schema.strict,
                     needed_by: Vec::new(),
                 });
@@ -1024,7 +1026,7 @@ impl Plan {
             if let (Some(why), false) = (&excluded, used_directly) {
                 types_skipped.push(Skipped {
                     what: format!("{kind} {}", TableName::new(&ut.schema, &ut.name)),
-                    why: why.clone(),
+                    why: why.clone().into(),
                     blocking: false,
                     needed_by: Vec::new(),
                 });

@@ -15,8 +15,54 @@ use crate::catalog::{
 };
 use crate::quote::{ident, literal, qualified};
 
-/// Why an object is not created when the target has one of that name already.
-pub const EXISTS: &str = "it exists on the target; left as it is";
+/// Why an object is not created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The target has one of that name already: left as it is.
+    Exists,
+    /// Anything else, said for people (`it calls app.f(), which cannot be created`).
+    Because(String),
+}
+
+impl SkipReason {
+    /// The reason in words (what reports and JSON show).
+    pub fn text(&self) -> &str {
+        match self {
+            SkipReason::Exists => "it exists on the target; left as it is",
+            SkipReason::Because(why) => why,
+        }
+    }
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
+impl From<String> for SkipReason {
+    fn from(why: String) -> Self {
+        SkipReason::Because(why)
+    }
+}
+
+/// As its words: the plan's JSON and a recorded run read as before.
+impl Serialize for SkipReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.text())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SkipReason {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(if text == SkipReason::Exists.text() {
+            SkipReason::Exists
+        } else {
+            SkipReason::Because(text)
+        })
+    }
+}
 
 /// One object pgbarge creates, for the plan's display and for error messages.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -35,7 +81,7 @@ pub struct Step {
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Skipped {
     pub what: String,
-    pub why: String,
+    pub why: SkipReason,
     /// The copy cannot work without it (e.g. a function a table's default calls).
     pub blocking: bool,
     /// The copied tables that need it (when it is blocking): a copy of whole schemas
@@ -197,8 +243,8 @@ struct Planner<'a> {
 impl<'a> Planner<'a> {
     /// Names `what` as not created, for `why`: it stops the copy only with `--strict`,
     /// and never when the target already has it.
-    fn leave_out(&mut self, what: String, why: String) {
-        let blocking = self.options.strict && why != EXISTS;
+    fn leave_out(&mut self, what: String, why: SkipReason) {
+        let blocking = self.options.strict && why != SkipReason::Exists;
         self.plan.skipped.push(Skipped {
             what,
             why,
@@ -227,7 +273,7 @@ impl<'a> Planner<'a> {
             .skipped
             .extend(options.refused.iter().map(|(table, why)| Skipped {
                 what: format!("table {table}"),
-                why: why.clone(),
+                why: why.clone().into(),
                 blocking: false,
                 needed_by: Vec::new(),
             }));
@@ -239,7 +285,7 @@ impl<'a> Planner<'a> {
             }
             self.plan.skipped.push(Skipped {
                 what: format!("{kind} {name}"),
-                why: why.clone(),
+                why: why.clone().into(),
                 blocking: false,
                 needed_by: Vec::new(),
             });
@@ -320,7 +366,7 @@ impl<'a> Planner<'a> {
             if exists(ObjectRef::Relation(s.name.clone())) {
                 self.plan.skipped.push(Skipped {
                     what: format!("sequence {}", s.name),
-                    why: EXISTS.into(),
+                    why: SkipReason::Exists,
                     blocking: false,
                     needed_by: Vec::new(),
                 });
@@ -364,7 +410,7 @@ impl<'a> Planner<'a> {
             if exists(ObjectRef::Routine(r.signature.clone())) {
                 self.plan.skipped.push(Skipped {
                     what: routine_label(r),
-                    why: EXISTS.into(),
+                    why: SkipReason::Exists,
                     blocking: false,
                     needed_by: Vec::new(),
                 });
@@ -381,7 +427,7 @@ impl<'a> Planner<'a> {
             if let Some(why) = options.excluded(r.kind.label(), &r.schema, &r.name) {
                 self.plan.skipped.push(Skipped {
                     what: routine_label(r),
-                    why,
+                    why: why.into(),
                     blocking: !needed_by.is_empty(),
                     needed_by,
                 });
@@ -406,7 +452,8 @@ impl<'a> Planner<'a> {
                     why: format!(
                         "its signature uses the row type of {}, which is not copied",
                         absent.join(", ")
-                    ),
+                    )
+                    .into(),
                     blocking: !needed_by.is_empty() || options.strict,
                     needed_by,
                 });
@@ -420,7 +467,7 @@ impl<'a> Planner<'a> {
                     // anything): a function of a schema copied whole is left out, out loud.
                     self.plan.skipped.push(Skipped {
                         what: routine_label(r),
-                        why,
+                        why: why.into(),
                         blocking: !needed_by.is_empty() || options.strict,
                         needed_by,
                     });
@@ -460,9 +507,11 @@ impl<'a> Planner<'a> {
         for op in &objects.operators {
             let what = format!("operator {}", op.signature);
             let why = if exists(ObjectRef::Operator(op.signature.clone())) {
-                Some(EXISTS.to_string())
+                Some(SkipReason::Exists)
             } else {
-                options.excluded("operator", &op.schema, &op.name)
+                options
+                    .excluded("operator", &op.schema, &op.name)
+                    .map(SkipReason::from)
             };
             if let Some(why) = why {
                 self.plan.skipped.push(Skipped {
@@ -482,7 +531,7 @@ impl<'a> Planner<'a> {
                     "its function {} is not created before the tables",
                     op.function_signature
                 );
-                self.leave_out(what, why);
+                self.leave_out(what, why.into());
                 continue;
             }
             self.plan.before.push(Step {
@@ -508,7 +557,7 @@ impl<'a> Planner<'a> {
         let exists = |object: ObjectRef| snapshot.target_existing.contains(&object);
         for cast in &objects.casts {
             let why = if exists(cast.object_ref()) {
-                Some(EXISTS.to_string())
+                Some(SkipReason::Exists)
             } else {
                 match &cast.method {
                     CastMethod::Binary if !snapshot.target_privileges.is_superuser => Some(
@@ -527,6 +576,7 @@ impl<'a> Planner<'a> {
                     }
                     _ => None,
                 }
+                .map(SkipReason::from)
             };
             match why {
                 Some(why) => self.leave_out(cast.label(), why),
@@ -546,11 +596,11 @@ impl<'a> Planner<'a> {
         for ts in &objects.text_search {
             let what = ts.label();
             let why = if exists(ts.object_ref()) {
-                Some(EXISTS.to_string())
+                Some(SkipReason::Exists)
             } else if let Some(why) = options.excluded(ts.kind.label(), &ts.schema, &ts.name) {
-                Some(why)
+                Some(why.into())
             } else if ts.base.0 != "pg_catalog" {
-                Some(format!(
+                Some(SkipReason::Because(format!(
                     "its {} {}.{} is not built in, and only a superuser may create one",
                     match ts.kind {
                         TextSearchKind::Dictionary => "template",
@@ -558,16 +608,16 @@ impl<'a> Planner<'a> {
                     },
                     ts.base.0,
                     ts.base.1
-                ))
+                )))
             } else {
                 ts.mappings
                     .iter()
                     .flat_map(|(_, dictionaries)| dictionaries.split(", "))
                     .find(|d| ts_uncreatable.iter().any(|u| u == d))
-                    .map(|d| format!("it maps to {d}, which is not created"))
+                    .map(|d| format!("it maps to {d}, which is not created").into())
             };
             if let Some(why) = why {
-                if why != EXISTS {
+                if why != SkipReason::Exists {
                     ts_uncreatable.push(ts.sql_name());
                 }
                 self.leave_out(what, why);
@@ -609,14 +659,15 @@ impl<'a> Planner<'a> {
                 if options.refused.contains_key(parent) {
                     self.plan.skipped.push(Skipped {
                         what: format!("foreign key {} on {}", o.name, o.table),
-                        why: format!("it references {parent}, which is left out"),
+                        why: format!("it references {parent}, which is left out").into(),
                         blocking: false,
                         needed_by: Vec::new(),
                     });
                 } else if options.without_fks {
                     self.plan.skipped.push(Skipped {
                         what: format!("foreign key {} on {}", o.name, o.table),
-                        why: format!("it references {parent}, which is not copied (--without-fks)"),
+                        why: format!("it references {parent}, which is not copied (--without-fks)")
+                            .into(),
                         blocking: false,
                         needed_by: Vec::new(),
                     });
@@ -705,9 +756,11 @@ impl<'a> Planner<'a> {
                 "view"
             };
             let why = if exists(ObjectRef::Relation(v.name.clone())) {
-                Some(EXISTS.to_string())
+                Some(SkipReason::Exists)
             } else {
-                options.excluded(kind, &v.name.schema, &v.name.name)
+                options
+                    .excluded(kind, &v.name.schema, &v.name.name)
+                    .map(SkipReason::from)
             };
             match why {
                 Some(why) => {
@@ -735,7 +788,7 @@ impl<'a> Planner<'a> {
             }
             self.plan.skipped.push(Skipped {
                 what: view_label(v),
-                why: format!("it calls {}, which cannot be created", missing.join(", ")),
+                why: format!("it calls {}, which cannot be created", missing.join(", ")).into(),
                 blocking: options.strict,
                 needed_by: Vec::new(),
             });
@@ -774,7 +827,7 @@ impl<'a> Planner<'a> {
                 .collect();
             self.plan.skipped.push(Skipped {
                 what: view_label(v),
-                why: format!("it reads {}, which is not copied", missing.join(", ")),
+                why: format!("it reads {}, which is not copied", missing.join(", ")).into(),
                 blocking: false,
                 needed_by: Vec::new(),
             });
@@ -1444,9 +1497,11 @@ mod tests {
         assert!(created(&plan, "function app.fine()"));
         assert!(skipped(&plan, "view app.calls_fast")
             .why
+            .text()
             .contains("app.fast()"));
         assert!(skipped(&plan, "view app.reads_view")
             .why
+            .text()
             .contains("app.calls_fast"));
 
         // Once the table is left out, nothing copied needs the function.
@@ -1502,6 +1557,7 @@ mod tests {
         let plan = source.plan(&[], &options);
         assert!(skipped(&plan, "function app.debug_dump()")
             .why
+            .text()
             .contains("--exclude-object"));
         assert!(created(&plan, "function app.keep()"));
         assert!(!created(&plan, "view app.debug_v"));
@@ -1566,13 +1622,16 @@ mod tests {
         let plan = source.plan(&[], &SchemaOptions::default());
         assert!(skipped(&plan, "text search dictionary app.own")
             .why
+            .text()
             .contains("not built in"));
         assert!(skipped(&plan, "text search configuration app.uses_own")
             .why
+            .text()
             .contains("\"app\".\"own\""));
         assert!(created(&plan, "text search configuration app.fine"));
         assert!(skipped(&plan, "cast (app.a AS text)")
             .why
+            .text()
             .contains("superuser"));
         let cast = plan
             .before
