@@ -314,8 +314,7 @@ pub async fn follow_on(
     } else if !quiet {
         let applied = outcome
             .applied_lsn
-            .as_deref()
-            .unwrap_or("the copy's snapshot");
+            .map_or("the copy's snapshot".to_string(), |l| l.to_string());
         eprintln!(
             "{} at {applied}; {} change{} applied by this follower.",
             match outcome.ended {
@@ -514,11 +513,8 @@ fn render_status(s: &Status, with_source: bool) -> String {
                 Some(slot) => {
                     // Before the first change applied, the slot's start is where the
                     // target is.
-                    let at = f.applied.as_ref().or(slot.confirmed.as_ref());
-                    let behind = at
-                        .and_then(|a| a.parse::<follow::pgoutput::Lsn>().ok())
-                        .zip(slot.current.parse::<follow::pgoutput::Lsn>().ok())
-                        .map(|(a, c)| c.0.saturating_sub(a.0));
+                    let at = f.applied.or(slot.confirmed);
+                    let behind = at.map(|a| slot.current.0.saturating_sub(a.0));
                     out.push_str(&format!(
                         "  Source at {}: {} behind; {}; the slot holds {} of WAL{}.\n",
                         slot.current,

@@ -15,7 +15,7 @@ use crate::verify::VerifyReport;
 
 use super::source::{self, SlotState};
 use super::state::{self, Following};
-use super::{end, FollowEvent, Follower, Goal};
+use super::{end, FollowEvent, Follower, Goal, Lsn};
 use crate::ledger::Store;
 
 /// What a cut-over did.
@@ -29,7 +29,7 @@ pub struct CutoverReport {
     pub fenced_sessions: Option<u64>,
     /// The statement that lets the source take writes again, after a fence.
     pub unfence: Option<String>,
-    pub drained_to: Option<String>,
+    pub drained_to: Option<Lsn>,
     /// Changes applied while draining.
     pub changes: u64,
     pub sequences: usize,
@@ -85,7 +85,7 @@ pub async fn cutover(
             .run(Goal::Drained(now), std::future::pending(), on_event)
             .await
             .map_err(|e| fence_note(e, unfence.as_deref()))?;
-        (Some(now.to_string()), outcome.changes)
+        (Some(now), outcome.changes)
     } else {
         on_event(FollowEvent::Warning {
             message: format!(

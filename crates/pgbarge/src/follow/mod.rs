@@ -164,8 +164,8 @@ pub enum FollowEvent {
 /// How far behind the target is.
 #[derive(Debug, Clone, Serialize)]
 pub struct Lag {
-    pub applied_lsn: String,
-    pub source_lsn: String,
+    pub applied_lsn: Lsn,
+    pub source_lsn: Lsn,
     pub behind_bytes: u64,
     /// Since the commit of the oldest source transaction not applied (0 when caught up).
     pub behind_seconds: f64,
@@ -199,7 +199,7 @@ pub enum Ended {
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub ended: Ended,
-    pub applied_lsn: Option<String>,
+    pub applied_lsn: Option<Lsn>,
     pub changes: u64,
 }
 
@@ -416,7 +416,7 @@ impl<'a> Follower<'a> {
         source::release(&source.client, &following.slot).await?;
         let lookup = connect(&source.info, Side::Source).await?;
         let mut follower = Follower {
-            applied: following.applied_lsn()?,
+            applied: following.applied_lsn(),
             seen: Some(SnapshotSeen::parse(&snapshot)?),
             seen_by: HashMap::new(),
             source: Link {
@@ -664,7 +664,7 @@ impl<'a> Follower<'a> {
         }
         Ok(Outcome {
             ended,
-            applied_lsn: self.applied.map(|l| l.to_string()),
+            applied_lsn: self.applied,
             changes: self.changes,
         })
     }
@@ -738,7 +738,7 @@ impl<'a> Follower<'a> {
         state::claim(&self.target.get().client, &self.store, &slot, PATIENCE).await?;
         source::release(&self.source.get().client, &slot).await?;
         if let Some(f) = state::load(&self.target.get().client, &self.store).await? {
-            self.applied = f.applied_lsn()?;
+            self.applied = f.applied_lsn();
             self.following = f;
         }
         self.read_target().await?;
@@ -753,16 +753,13 @@ impl<'a> Follower<'a> {
     ) -> Result<(Lag, Option<String>)> {
         let slot = source::slot_state(&self.lookup.client, &self.following.slot).await?;
         let current = match &slot {
-            Some(s) => source::parse_lsn(s.current.clone())?,
+            Some(s) => s.current,
             None => source::positions(&self.lookup.client).await?.0,
         };
         // Before the first change applied, the slot's own start is where the target is.
-        let applied = match (
-            self.applied,
-            slot.as_ref().and_then(|s| s.confirmed.clone()),
-        ) {
+        let applied = match (self.applied, slot.as_ref().and_then(|s| s.confirmed)) {
             (Some(a), _) => a,
-            (None, Some(confirmed)) => source::parse_lsn(confirmed)?,
+            (None, Some(confirmed)) => confirmed,
             (None, None) => current,
         };
         let now = std::time::SystemTime::now()
@@ -782,8 +779,8 @@ impl<'a> Follower<'a> {
         let warning = slot.as_ref().and_then(|s| s.warning(&self.following.slot));
         Ok((
             Lag {
-                applied_lsn: applied.to_string(),
-                source_lsn: current.to_string(),
+                applied_lsn: applied,
+                source_lsn: current,
                 behind_bytes: current.0.saturating_sub(applied.0),
                 behind_seconds,
                 changes: self.changes,

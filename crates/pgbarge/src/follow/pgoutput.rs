@@ -30,6 +30,47 @@ impl std::str::FromStr for Lsn {
     }
 }
 
+/// `pg_lsn` in both of PostgreSQL's forms: binary on the wire (a big-endian `u64`, read
+/// and sent as a typed value, never parsed from text), and `X/Y` where people and JSON
+/// see it.
+impl<'a> tokio_postgres::types::FromSql<'a> for Lsn {
+    fn from_sql(
+        _: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let bytes: [u8; 8] = raw.try_into().map_err(|_| "a pg_lsn is 8 bytes")?;
+        Ok(Lsn(u64::from_be_bytes(bytes)))
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        *ty == tokio_postgres::types::Type::PG_LSN
+    }
+}
+
+impl tokio_postgres::types::ToSql for Lsn {
+    fn to_sql(
+        &self,
+        _: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
+    {
+        out.extend_from_slice(&self.0.to_be_bytes());
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        *ty == tokio_postgres::types::Type::PG_LSN
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+impl serde::Serialize for Lsn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// One column value of a tuple.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {

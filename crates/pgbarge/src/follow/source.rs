@@ -63,16 +63,16 @@ const STREAM_COLUMNS: &str = "SELECT t.pos::int, a.attname::text, \
 /// Reads changes without consuming them: whole transactions, until at least `$3`
 /// messages or past `$2`.
 const PEEK: &str = "SELECT data FROM pg_catalog.pg_logical_slot_peek_binary_changes(\
-    $1, $2::text::pg_lsn, $3, 'proto_version', '1', 'publication_names', $4)";
+    $1, $2, $3, 'proto_version', '1', 'publication_names', $4)";
 
 /// Confirms to the slot that everything before `$2` is on the target: the server may
 /// recycle that WAL.
-const ADVANCE: &str = "SELECT pg_catalog.pg_replication_slot_advance($1, $2::text::pg_lsn)::text";
+const ADVANCE: &str = "SELECT pg_catalog.pg_replication_slot_advance($1, $2)";
 
 /// The slot's health: where the source is, what the slot holds back, how close it is to
 /// being invalidated. `safe_wal_size` and `wal_status` are from PostgreSQL 13.
-const SLOT_STATE: &str = "SELECT pg_catalog.pg_current_wal_insert_lsn()::text, \
-    s.confirmed_flush_lsn::text, s.active_pid, \
+const SLOT_STATE: &str = "SELECT pg_catalog.pg_current_wal_insert_lsn(), \
+    s.confirmed_flush_lsn, s.active_pid, \
     pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(), s.restart_lsn)::int8, \
     s.wal_status, s.safe_wal_size \
     FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1";
@@ -80,8 +80,8 @@ const SLOT_STATE: &str = "SELECT pg_catalog.pg_current_wal_insert_lsn()::text, \
 /// The WAL position everything committed so far ends before (the insert position:
 /// `pg_current_wal_lsn` is where WAL is written to, behind it under asynchronous
 /// commit), and how far WAL is on disk (decoding reads no further).
-const FLUSHED: &str = "SELECT pg_catalog.pg_current_wal_insert_lsn()::text, \
-    pg_catalog.pg_current_wal_flush_lsn()::text";
+const FLUSHED: &str = "SELECT pg_catalog.pg_current_wal_insert_lsn(), \
+    pg_catalog.pg_current_wal_flush_lsn()";
 
 /// Every sequence the role can read, with its value (NULL when never used).
 const SEQUENCES: &str = "SELECT schemaname::text, sequencename::text, last_value \
@@ -290,12 +290,12 @@ pub async fn create(
         .map_err(err("creating the publication"))?;
     let row = source
         .query_one(
-            "SELECT lsn::text FROM pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')",
+            "SELECT lsn FROM pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')",
             &[&slot],
         )
         .await
         .map_err(err("creating the replication slot"))?;
-    parse_lsn(row.get(0))
+    Ok(row.get(0))
 }
 
 /// Drops the slot and publication; either may be gone already.
@@ -365,14 +365,13 @@ pub async fn peek(
     upto: Option<Lsn>,
     changes: i32,
 ) -> Result<tokio_postgres::RowStream> {
-    let upto = upto.map(|l| l.to_string());
     // Typed statements, here and in the other per-round reads: one round trip each.
     source
         .query_typed_raw(
             PEEK,
             [
                 (&slot as &(dyn ToSql + Sync), Type::NAME),
-                (&upto, Type::TEXT),
+                (&upto, Type::PG_LSN),
                 (&changes, Type::INT4),
                 (&publication, Type::TEXT),
             ],
@@ -388,10 +387,7 @@ pub fn peek_error(e: tokio_postgres::Error) -> Error {
 
 pub async fn advance(source: &Client, slot: &str, to: Lsn) -> Result<()> {
     source
-        .query_typed_one(
-            ADVANCE,
-            &[(&slot, Type::NAME), (&to.to_string(), Type::TEXT)],
-        )
+        .query_typed_one(ADVANCE, &[(&slot, Type::NAME), (&to, Type::PG_LSN)])
         .await
         .map_err(|e| Error::postgres(Kind::Copy, Side::Source, "confirming the position", e))?;
     Ok(())
@@ -401,8 +397,8 @@ pub async fn advance(source: &Client, slot: &str, to: Lsn) -> Result<()> {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SlotState {
     /// The source's current WAL position.
-    pub current: String,
-    pub confirmed: Option<String>,
+    pub current: Lsn,
+    pub confirmed: Option<Lsn>,
     pub active_pid: Option<i32>,
     /// WAL the slot keeps from being recycled, bytes.
     pub wal_held: Option<i64>,
@@ -458,12 +454,7 @@ pub async fn positions(source: &Client) -> Result<(Lsn, Lsn)> {
         .query_typed_one(FLUSHED, &[])
         .await
         .map_err(|e| Error::postgres(Kind::Copy, Side::Source, "reading the WAL position", e))?;
-    Ok((parse_lsn(row.get(0))?, parse_lsn(row.get(1))?))
-}
-
-pub fn parse_lsn(text: String) -> Result<Lsn> {
-    text.parse()
-        .map_err(|e: String| Error::new(Kind::Copy, e).on(Side::Source))
+    Ok((row.get(0), row.get(1)))
 }
 
 /// Sets the source database read-only for new transactions and ends the sessions

@@ -19,7 +19,7 @@ use crate::ledger::Store;
 use crate::quote::literal;
 
 use super::pgoutput::Lsn;
-use super::source::{parse_lsn, StreamColumn};
+use super::source::StreamColumn;
 
 /// A followed table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +47,7 @@ pub struct Following {
     /// in the copied rows, and are skipped in the stream. `None` while the copy runs.
     pub snapshot: Option<String>,
     /// Just past the last source transaction applied.
-    pub applied: Option<String>,
+    pub applied: Option<Lsn>,
     pub applied_at: Option<String>,
     /// Changes applied so far.
     pub changes: i64,
@@ -55,8 +55,8 @@ pub struct Following {
 }
 
 impl Following {
-    pub fn applied_lsn(&self) -> Result<Option<Lsn>> {
-        self.applied.clone().map(parse_lsn).transpose()
+    pub fn applied_lsn(&self) -> Option<Lsn> {
+        self.applied
     }
 }
 
@@ -64,7 +64,7 @@ const INSERT: &str = "INSERT INTO {L}.follow (slot, publication, source, tables)
     VALUES ($1, $2, $3, $4::text::jsonb)";
 
 const LOAD: &str = "SELECT slot, publication, source, tables::text, snapshot, \
-    applied_lsn::text, date_trunc('second', applied_at)::text, changes, \
+    applied_lsn, date_trunc('second', applied_at)::text, changes, \
     date_trunc('second', created_at)::text FROM {L}.follow ORDER BY created_at DESC LIMIT 1";
 
 /// The follower's lock: one key per slot.
