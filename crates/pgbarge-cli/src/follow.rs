@@ -1,13 +1,11 @@
 //! The commands around following: `follow`, `cutover`, `status`, and the part of
 //! `copy --follow` before and after its copy.
 
-use pgbarge::catalog::TableName;
 use pgbarge::connect::{connect, Connection};
 use pgbarge::follow::cutover::{self, CutoverReport, Status};
-use pgbarge::follow::{self, source, state, Ended, Follower, Goal};
+use pgbarge::follow::{self, Ended, Follower, Goal};
 use pgbarge::ledger::{SavedRun, Store};
 use pgbarge::plan::Plan;
-use pgbarge::preflight::Problem;
 use pgbarge::session::Start;
 use pgbarge::text::human_bytes;
 use pgbarge::{Error, Kind, Result, Side};
@@ -18,12 +16,9 @@ use crate::progress::FollowProgress;
 use crate::render;
 use crate::settings::{CopySettings, CutoverSettings, FollowSettings, StatusSettings};
 
-/// Follow needs PostgreSQL 13 on the source (partitions published as their root).
-const MIN_SOURCE_VERSION: i32 = 130_000;
-
 /// `copy --follow`, before the copy: what logical decoding needs, checked (problems are
-/// preflight problems), then the slot and publication created and the follow recorded.
-/// A follow whose copy never finished is given up first.
+/// preflight problems), then the slot and publication created and the follow recorded
+/// (see [`follow::copied::prepare`]).
 pub async fn prepare(
     source: &Connection,
     target: &Connection,
@@ -31,67 +26,27 @@ pub async fn prepare(
     plan: &Plan,
     fire_triggers: bool,
 ) -> Result<follow::Following, Failure> {
-    if let Some(existing) = state::load(&target.client, store).await? {
-        if existing.snapshot.is_some() {
-            return Err(Error::usage(format!(
-                "the target is already following {} (slot {}, since {}): go on with \
-                 `pgbarge follow`, switch with `pgbarge cutover`, or give it up with \
-                 `pgbarge follow --drop` before copying with --follow again.",
-                existing.source, existing.slot, existing.created_at
-            ))
-            .into());
+    let prepared = match follow::copied::prepare(source, target, store, plan, fire_triggers).await?
+    {
+        Ok(prepared) => prepared,
+        Err(problems) => {
+            return Err(Failure {
+                error: Error::new(Kind::Preflight, render::problems(&problems)),
+                problems,
+                reported: false,
+            })
         }
-        follow::end(source, target, store, &existing).await?;
+    };
+    if let Some(old) = &prepared.gave_up {
         eprintln!(
             "note: the follow started {} never finished its copy; its slot {} was dropped.",
-            existing.created_at, existing.slot
+            old.created_at, old.slot
         );
     }
-    let names: Vec<TableName> = plan.tables.iter().map(|t| t.source.clone()).collect();
-    let (mut problems, warnings) = source::check(&source.client, &names).await?;
-    if source.server_version_num < MIN_SOURCE_VERSION {
-        problems.push(Problem {
-            kind: pgbarge::preflight::ProblemKind::LogicalDecoding,
-            table: None,
-            message: format!(
-                "following needs PostgreSQL 13 or later on the source (it runs {}).",
-                source.server_version_num / 10_000
-            ),
-            hint: "Copy without --follow.".into(),
-        });
-    }
-    // The tables' triggers, copied with them or already on the target, fire on applied
-    // changes as under native replication only if the role may apply as a replica.
-    if !fire_triggers && !follow::triggers::may_apply_as_replica(&target.client).await? {
-        let targets: Vec<TableName> = plan.tables.iter().map(|t| t.target.clone()).collect();
-        let firing = follow::triggers::differing(&source.client, Side::Source, &names)
-            .await?
-            .merge(follow::triggers::differing(&target.client, Side::Target, &targets).await?);
-        if !firing.as_native() {
-            problems.push(Problem {
-                kind: pgbarge::preflight::ProblemKind::ApplyTriggers,
-                table: None,
-                message: firing.refusal().message().to_string(),
-                hint: String::new(),
-            });
-        }
-    }
-    if !problems.is_empty() {
-        return Err(Failure {
-            error: Error::new(Kind::Preflight, render::problems(&problems)),
-            problems,
-            reported: false,
-        });
-    }
-    for w in warnings {
+    for w in &prepared.warnings {
         eprintln!("warning: {w}");
     }
-    let pairs: Vec<(TableName, TableName)> = plan
-        .tables
-        .iter()
-        .map(|t| (t.source.clone(), t.target.clone()))
-        .collect();
-    Ok(follow::begin(source, target, store, &pairs).await?)
+    Ok(prepared.following)
 }
 
 /// `copy --follow`, after the copy: the copy's snapshot recorded (the stream takes over
@@ -105,26 +60,15 @@ pub async fn after_copy(
     report: &pgbarge::report::RunReport,
     settings: &CopySettings,
 ) -> Result<(), Failure> {
-    let snapshot = match (&report.snapshot, report.snapshot_renewed) {
-        (Some(s), false) if report.failures.is_empty() => s.clone(),
-        (_, renewed) => {
-            copy_stopped(source, target, store, following, renewed).await;
-            return Err(Error::new(
-                Kind::Copy,
-                "following has not started: the copy did not end complete and from one \
-                 snapshot (see above).",
-            )
-            .into());
-        }
-    };
-    state::copied(
-        &target.client,
-        store,
-        &following.slot,
-        &snapshot,
-        &following.tables,
-    )
-    .await?;
+    if let Some(fate) = follow::copied::copied(source, target, store, following, report).await? {
+        say_slot_fate(following, fate);
+        return Err(Error::new(
+            Kind::Copy,
+            "following has not started: the copy did not end complete and from one \
+             snapshot (see above).",
+        )
+        .into());
+    }
     follow_on(
         source,
         target,
@@ -135,11 +79,9 @@ pub async fn after_copy(
     .await
 }
 
-/// A followed copy that stopped before its end (interrupted, or with failed units).
-/// Its slot is kept when the copy can be resumed — the run is recorded on the target,
-/// and read one snapshot — so that `copy --follow --resume` goes on; otherwise (or with
-/// `renewed`: the copy's snapshot was lost and renewed mid-run) the slot and
-/// publication are dropped. Says which on stderr.
+/// A followed copy that stopped before its end (interrupted, or with failed units):
+/// its slot kept for `copy --follow --resume`, or dropped (see
+/// [`follow::copied::stopped`]). Says which on stderr.
 pub async fn copy_stopped(
     source: &Connection,
     target: &Connection,
@@ -147,25 +89,24 @@ pub async fn copy_stopped(
     following: &follow::Following,
     renewed: bool,
 ) {
-    let resumable = !renewed
-        && matches!(
-            store.last_run(&target.client).await,
-            Ok(Some(run)) if run.snapshot.is_some()
-        );
-    if resumable {
-        eprintln!(
+    let fate = follow::copied::stopped(source, target, store, following, renewed).await;
+    say_slot_fate(following, fate);
+}
+
+/// What became of a followed copy's slot, and what to do.
+fn say_slot_fate(following: &follow::Following, fate: follow::copied::SlotFate) {
+    match fate {
+        follow::copied::SlotFate::Kept => eprintln!(
             "The slot {} is kept: `pgbarge copy --follow --resume …` finishes the copy and \
              follows (`pgbarge follow --drop` gives it up and frees the WAL it holds).",
             following.slot
-        );
-    } else {
-        let _ = follow::end(source, target, store, following).await;
-        eprintln!(
+        ),
+        follow::copied::SlotFate::Dropped => eprintln!(
             "Following was given up: the copy cannot go on from the snapshots it read (its \
              snapshot was lost mid-run, or it is not recorded on the target), so the stream \
              has no exact point to start from. The slot was dropped; run `pgbarge copy \
              --follow` again."
-        );
+        ),
     }
 }
 
@@ -180,67 +121,7 @@ pub async fn resume_copy(
     run: SavedRun,
 ) -> Result<(), Failure> {
     let store = &settings.copy_options.ledger;
-    let following = match state::load(&target.client, store).await? {
-        Some(f) if f.snapshot.is_none() => f,
-        _ => {
-            return Err(Error::usage(
-                "--follow --resume: the interrupted copy recorded on the target is not a \
-                 followed copy still waiting to follow (it was not started with --follow, \
-                 or its follow was given up). Finish it with `pgbarge copy --resume`, or \
-                 abandon it with `pgbarge clean` and start `pgbarge copy --follow` again.",
-            )
-            .into())
-        }
-    };
-    if following.source != source.info.to_string() {
-        return Err(Error::usage(format!(
-            "the follow recorded on the target reads from {}, not from {}: give that \
-             --source.",
-            following.source, source.info
-        ))
-        .into());
-    }
-    let unrecorded = || -> Failure {
-        Error::usage(
-            "--follow --resume: the interrupted copy's snapshot is not recorded (it was \
-             renewed mid-run, or the run was recorded by an earlier version), so its tables \
-             cannot be matched with the stream. Run `pgbarge follow --drop` and `pgbarge \
-             clean`, then `pgbarge copy --follow` again.",
-        )
-        .into()
-    };
-    if run.snapshot.is_none() {
-        return Err(unrecorded());
-    }
-    match source::slot_state(&source.client, &following.slot).await? {
-        Some(slot) if slot.wal_status.as_deref() != Some("lost") => {}
-        _ => {
-            return Err(Error::new(
-                Kind::Copy,
-                format!(
-                    "--follow --resume: the replication slot {} is gone or invalidated on \
-                     the source, so the changes since the copy began are lost. Run `pgbarge \
-                     follow --drop` and `pgbarge clean`, then `pgbarge copy --follow` again.",
-                    following.slot
-                ),
-            )
-            .into())
-        }
-    }
-    let (run, whole) = follow::resume::prepare(target, store, run).await?;
-    // As read again, once the killed run's sessions were ended.
-    let first = run.snapshot.clone().ok_or_else(unrecorded)?;
-    // A table completed by an earlier resume keeps the snapshot recorded for it then;
-    // the others completed before this resume read the run's last snapshot. Recorded
-    // now: if this resume is interrupted too, the next one starts from them.
-    let mut following = following;
-    for i in whole {
-        let copied = &run.work.tables[i].source;
-        if let Some(t) = following.tables.iter_mut().find(|t| &t.source == copied) {
-            t.snapshot.get_or_insert_with(|| first.clone());
-        }
-    }
-    state::record_tables(&target.client, store, &following.slot, &following.tables).await?;
+    let (following, run) = follow::copied::resume(source, target, store, run).await?;
     if !settings.quiet {
         eprintln!(
             "Resuming the followed copy (run {}, started {}): {} of {} units committed \

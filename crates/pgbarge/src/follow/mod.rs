@@ -19,6 +19,7 @@
 //! following with the table and change named, before any later change is applied.
 
 pub mod apply;
+pub mod copied;
 pub mod cutover;
 pub mod pgoutput;
 mod pipeline;
