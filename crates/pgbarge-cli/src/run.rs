@@ -384,16 +384,14 @@ pub async fn clean(settings: CleanSettings) -> Result<(), Failure> {
     } else {
         outln!("{message}");
     }
-    if abandoned.is_some() {
-        if let Ok(Some(f)) = pgbarge::follow::state::load(&target.client, &settings.ledger).await {
-            if f.snapshot.is_none() {
-                eprintln!(
-                    "note: the follow waiting for that copy (slot {}) cannot start any more; \
-                     `pgbarge follow --drop` removes its slot and publication.",
-                    f.slot
-                );
-            }
-        }
+    if let Some(slot) = abandoned
+        .as_ref()
+        .and_then(|(_, a)| a.orphaned_slot.as_ref())
+    {
+        eprintln!(
+            "note: the follow waiting for that copy (slot {slot}) cannot start any more; \
+             `pgbarge follow --drop` removes its slot and publication."
+        );
     }
     Ok(())
 }

@@ -957,6 +957,9 @@ pub struct Abandoned {
     pub dropped: Vec<TableName>,
     /// Listed by the run, but not pgbarge's by the catalog: left alone.
     pub kept: Vec<TableName>,
+    /// The slot of a follow that was waiting for the run's copy, which cannot start
+    /// any more (`follow --drop` removes it).
+    pub orphaned_slot: Option<String>,
 }
 
 /// Of the tables `$1` (quoted names), those that are pgbarge's staging tables by the

@@ -290,7 +290,13 @@ pub async fn abandon(
     let Some(run) = store.last_run(&target.client).await? else {
         return Ok(None);
     };
-    let abandoned = store.abandon(&target.client, &run).await?;
+    let mut abandoned = store.abandon(&target.client, &run).await?;
+    abandoned.orphaned_slot = crate::follow::state::load(&target.client, store)
+        .await
+        .ok()
+        .flatten()
+        .filter(|f| f.snapshot.is_none())
+        .map(|f| f.slot);
     Ok(Some((run, abandoned)))
 }
 
