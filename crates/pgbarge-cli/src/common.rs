@@ -3,13 +3,10 @@
 
 use pgbarge::catalog::TableName;
 use pgbarge::connect::{connect, Connection};
-use pgbarge::copy::Event;
 use pgbarge::preflight::Problem;
-use pgbarge::session::{self, Start};
 use pgbarge::{Error, Kind, Result, Side};
 
 use crate::json;
-use crate::progress::Progress;
 use crate::render;
 use crate::settings::CopySettings;
 
@@ -96,34 +93,6 @@ pub(crate) fn differences(report: &pgbarge::verify::VerifyReport) -> Result<()> 
     }
 }
 
-/// Runs `start` with progress on stderr; Ctrl-C and SIGTERM stop it the way a failure
-/// does (streams cancelled, the units in flight rolled back, the run left resumable).
-pub(crate) async fn execute(
-    settings: &CopySettings,
-    source: &Connection,
-    target: &Connection,
-    start: Start,
-) -> Result<pgbarge::report::RunReport, Failure> {
-    let work = match &start {
-        Start::Fresh(work) => work,
-        Start::Resume(run) | Start::ResumeFollowed(run) => &run.work,
-    };
-    let progress = Progress::new(work, settings.quiet);
-    let on_event = |event: Event| progress.event(event);
-    let (from, to) = (work.source.server_version, work.target.server_version);
-    let result = session::execute(
-        source,
-        target,
-        start,
-        &settings.copy_options,
-        stop_signal(),
-        &on_event,
-    )
-    .await;
-    progress.finish();
-    result.map_err(|e| copy_failure(e, from, to))
-}
-
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM (systemd, Kubernetes, `kill`) — also when the
 /// signal came before the call. One listener lives from the first call to the end of the
 /// process, so a signal between two stages (`copy --follow` going from copying to
@@ -199,20 +168,4 @@ pub(crate) fn show_report(
         differences(v)?;
     }
     Ok(())
-}
-
-/// Adds to an error that stopped the run what the user needs to know: what the target
-/// holds now. `from` and `to` are the servers' versions.
-pub(crate) fn copy_failure(err: Error, from: i32, to: i32) -> Failure {
-    let hint = render::older_target_hint(err.message(), from, to);
-    if err.kind() != Kind::Copy {
-        return err.context(hint).into();
-    }
-    err.context(
-        "The units being loaded were rolled back: their tables are on the target exactly as \
-         they were. What committed stays, recorded on the target; run the same command with \
-         --resume to go on from there.",
-    )
-    .context(hint)
-    .into()
 }

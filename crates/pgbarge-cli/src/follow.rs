@@ -1,150 +1,18 @@
-//! The commands around following: `follow`, `cutover`, `status`, and the part of
-//! `copy --follow` before and after its copy.
+//! The commands around following: `follow`, `cutover`, `status`, and following after
+//! `copy --follow`'s copy.
 
 use pgbarge::connect::{connect, Connection};
 use pgbarge::follow::cutover::{self, CutoverReport, Status};
 use pgbarge::follow::{self, Ended, Follower, Goal};
-use pgbarge::ledger::{SavedRun, Store};
-use pgbarge::plan::Plan;
-use pgbarge::session::Start;
+use pgbarge::ledger::Store;
 use pgbarge::text::human_bytes;
 use pgbarge::{Error, Kind, Result, Side};
 use serde_json::json;
 
-use crate::common::{connect_both, execute, show_report, stop_signal, Failure};
+use crate::common::{connect_both, stop_signal, Failure};
 use crate::progress::FollowProgress;
 use crate::render;
 use crate::settings::{CopySettings, CutoverSettings, FollowSettings, StatusSettings};
-
-/// `copy --follow`, before the copy: what logical decoding needs, checked (problems are
-/// preflight problems), then the slot and publication created and the follow recorded
-/// (see [`follow::copied::prepare`]).
-pub async fn prepare(
-    source: &Connection,
-    target: &Connection,
-    store: &Store,
-    plan: &Plan,
-    fire_triggers: bool,
-) -> Result<follow::Following, Failure> {
-    let prepared = match follow::copied::prepare(source, target, store, plan, fire_triggers).await?
-    {
-        Ok(prepared) => prepared,
-        Err(problems) => {
-            return Err(Failure {
-                error: Error::new(Kind::Preflight, render::problems(&problems)),
-                problems,
-                reported: false,
-            })
-        }
-    };
-    if let Some(old) = &prepared.gave_up {
-        eprintln!(
-            "note: the follow started {} never finished its copy; its slot {} was dropped.",
-            old.created_at, old.slot
-        );
-    }
-    for w in &prepared.warnings {
-        eprintln!("warning: {w}");
-    }
-    Ok(prepared.following)
-}
-
-/// `copy --follow`, after the copy: the copy's snapshot recorded (the stream takes over
-/// where it ends), then following until stopped. A copy that could not give one snapshot
-/// for every table cannot be followed exactly: the follow is given up.
-pub async fn after_copy(
-    source: &Connection,
-    target: &Connection,
-    store: &Store,
-    following: &follow::Following,
-    report: &pgbarge::report::RunReport,
-    settings: &CopySettings,
-) -> Result<(), Failure> {
-    if let Some(fate) = follow::copied::copied(source, target, store, following, report).await? {
-        say_slot_fate(following, fate);
-        return Err(Error::new(
-            Kind::Copy,
-            "following has not started: the copy did not end complete and from one \
-             snapshot (see above).",
-        )
-        .into());
-    }
-    follow_on(
-        source,
-        target,
-        store,
-        (settings.json, settings.quiet),
-        &copy_follow_options(settings),
-    )
-    .await
-}
-
-/// A followed copy that stopped before its end (interrupted, or with failed units):
-/// its slot kept for `copy --follow --resume`, or dropped (see
-/// [`follow::copied::stopped`]). Says which on stderr.
-pub async fn copy_stopped(
-    source: &Connection,
-    target: &Connection,
-    store: &Store,
-    following: &follow::Following,
-    renewed: bool,
-) {
-    let fate = follow::copied::stopped(source, target, store, following, renewed).await;
-    say_slot_fate(following, fate);
-}
-
-/// What became of a followed copy's slot, and what to do.
-fn say_slot_fate(following: &follow::Following, fate: follow::copied::SlotFate) {
-    match fate {
-        follow::copied::SlotFate::Kept => eprintln!(
-            "The slot {} is kept: `pgbarge copy --follow --resume …` finishes the copy and \
-             follows (`pgbarge follow --drop` gives it up and frees the WAL it holds).",
-            following.slot
-        ),
-        follow::copied::SlotFate::Dropped => eprintln!(
-            "Following was given up: the copy cannot go on from the snapshots it read (its \
-             snapshot was lost mid-run, or it is not recorded on the target), so the stream \
-             has no exact point to start from. The slot was dropped; run `pgbarge copy \
-             --follow` again."
-        ),
-    }
-}
-
-/// `copy --follow --resume` with the followed copy's run interrupted: the tables it
-/// completed keep its snapshot, every other table is copied from a new one (a split
-/// table's committed parts undone first), and following starts with each table's
-/// changes filtered by the snapshot it was copied from.
-pub async fn resume_copy(
-    settings: &CopySettings,
-    source: &Connection,
-    target: &Connection,
-    run: SavedRun,
-) -> Result<(), Failure> {
-    let store = &settings.copy_options.ledger;
-    let (following, run) = follow::copied::resume(source, target, store, run).await?;
-    if !settings.quiet {
-        eprintln!(
-            "Resuming the followed copy (run {}, started {}): {} of {} units committed \
-             before are kept; the rest is copied now, then following starts.",
-            run.id,
-            run.started_at,
-            run.done.len(),
-            run.work.units.len()
-        );
-    }
-    let report = match execute(settings, source, target, Start::ResumeFollowed(run)).await {
-        Ok(report) => report,
-        Err(failure) => {
-            copy_stopped(source, target, store, &following, false).await;
-            return Err(failure);
-        }
-    };
-    if let Err(failure) = show_report(settings, &report, None) {
-        copy_stopped(source, target, store, &following, report.snapshot_renewed).await;
-        return Err(failure);
-    }
-    after_copy(source, target, store, &following, &report, settings).await
-}
 
 /// How `copy --follow` follows: its `--retries` and `--fire-triggers`.
 pub fn copy_follow_options(settings: &CopySettings) -> follow::Options {

@@ -18,6 +18,7 @@ macro_rules! outln {
 
 mod args;
 mod common;
+mod copying;
 mod follow;
 mod interact;
 mod json;

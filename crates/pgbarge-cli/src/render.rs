@@ -3,6 +3,7 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, Table};
 use pgbarge::catalog::Table as CatalogTable;
+use pgbarge::error::SqlState;
 use pgbarge::plan::units::{Op, UnitId, Work};
 use pgbarge::plan::{Action, Content, CopyFormat, Plan};
 use pgbarge::preflight::Problem;
@@ -259,7 +260,7 @@ pub fn failures(report: &RunReport) -> String {
     for f in &report.failures {
         out.push_str(&format!("\n  - {}: {}", f.title, f.message));
         out.push_str(&older_target_hint(
-            &f.message,
+            f.sql_state.as_ref(),
             report.source.server_version,
             report.target.server_version,
         ));
@@ -277,10 +278,11 @@ pub fn failures(report: &RunReport) -> String {
     out
 }
 
-/// A hint when an error looks like syntax a newer source has and an older target lacks.
-pub fn older_target_hint(message: &str, from: i32, to: i32) -> String {
+/// A hint when an older target refused a statement's syntax: likely syntax the newer
+/// source has and the target lacks.
+pub fn older_target_hint(state: Option<&SqlState>, from: i32, to: i32) -> String {
     let (from, to) = (from / 10000, to / 10000);
-    if from > to && message.contains("syntax error") {
+    if from > to && state == Some(&SqlState::SYNTAX_ERROR) {
         format!(
             "\nThe source is PostgreSQL {from} and the target {to}: a definition uses syntax \
              the older server does not know. Change it on the source (or create that object on \

@@ -67,6 +67,23 @@ pub struct CopySettings {
 pub static TLS_VERIFY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
 impl CopySettings {
+    /// What the library's copy session is asked for.
+    pub fn copy_request(&self) -> pgbarge::session::copy::CopyRequest {
+        pgbarge::session::copy::CopyRequest {
+            patterns: self.patterns.clone(),
+            exclude: self.exclude.clone(),
+            all: self.all,
+            whole_schemas: self.whole_schemas.clone(),
+            with_parents: self.with_parents,
+            plan: self.plan_options(),
+            copy: self.copy_options.clone(),
+            resume: self.resume,
+            follow: self.follow.then_some(self.fire_triggers),
+            dry_run: self.dry_run,
+            verify: self.verify,
+        }
+    }
+
     /// The choices that shape the plan.
     pub fn plan_options(&self) -> pgbarge::plan::PlanOptions {
         pgbarge::plan::PlanOptions {

@@ -18,6 +18,9 @@ pub struct UnitFailure {
     pub tables: Vec<TableName>,
     pub message: String,
     pub side: Option<Side>,
+    /// The server's SQLSTATE, when a server refused.
+    #[serde(skip)]
+    pub sql_state: Option<crate::error::SqlState>,
     /// Retries ran out on an error that could pass (the link stayed down).
     pub transient: bool,
     /// Units that waited on it and did not run.

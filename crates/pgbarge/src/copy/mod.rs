@@ -722,6 +722,7 @@ impl<L: Ledger> Ctx<'_, L> {
                 tables,
                 message: err.message().to_string(),
                 side: err.side(),
+                sql_state: err.sql_state().cloned(),
                 transient: err.is_transient(),
                 blocked: blocked_titles(self.work, &blocked),
             });

@@ -8,12 +8,14 @@
 //! run: the report names the tables that may mix two points in time, and never claims a
 //! consistency it cannot show.
 
+pub mod copy;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use crate::catalog::{Snapshot, Table, TableName};
 use crate::connect::Connection;
-use crate::copy::{self, CopyOptions, Event};
+use crate::copy::{CopyOptions, Event, ExportedSnapshot};
 use crate::error::{Error, Kind, Result};
 use crate::ledger::{self, Ledger, MemoryLedger, Moved, SavedRun};
 use crate::plan::units::{Op, UnitId, Work};
@@ -62,7 +64,7 @@ async fn run_from_snapshot(
     stop: impl Future<Output = ()>,
     on_event: &(dyn Fn(Event) + Send + Sync),
 ) -> Result<RunReport> {
-    let snapshot = copy::export_snapshot(source).await?;
+    let snapshot = crate::copy::export_snapshot(source).await?;
     let runner = Runner {
         source,
         snapshot: &snapshot,
@@ -161,7 +163,7 @@ async fn run_from_snapshot(
 /// and where events go.
 struct Runner<'a> {
     source: &'a Connection,
-    snapshot: &'a copy::ExportedSnapshot,
+    snapshot: &'a ExportedSnapshot,
     target: &'a Connection,
     options: &'a CopyOptions,
     on_event: &'a (dyn Fn(Event) + Send + Sync),
@@ -177,7 +179,7 @@ impl Runner<'_> {
         ledger: &L,
         stop: impl Future<Output = ()>,
     ) -> Result<RunReport> {
-        copy::run(
+        crate::copy::run(
             work,
             done,
             salvaged,
