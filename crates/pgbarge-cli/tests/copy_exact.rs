@@ -621,3 +621,53 @@ fn a_huge_value_streams_in_pieces_never_held_whole() {
     );
     db.assert_same("public.huge");
 }
+
+/// The library's example program (`crates/pgbarge/examples/copy_tables.rs`), built as
+/// `cargo test --workspace` builds every example; built here when a single test file
+/// runs.
+fn example_program() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let debug = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("tests run from target/<profile>/deps");
+    let program = debug.join("examples/copy_tables");
+    if !program.is_file() {
+        let built = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "pgbarge", "--example", "copy_tables"])
+            .status()
+            .expect("run cargo");
+        assert!(built.success(), "cargo build --example copy_tables failed");
+    }
+    program
+}
+
+#[test]
+fn a_program_copies_two_tables_through_the_library() {
+    let db = TestDb::new("library_example");
+    db.source_sql(
+        "CREATE TABLE customers (id int PRIMARY KEY, name text);
+         CREATE TABLE orders (id int PRIMARY KEY, customer int REFERENCES customers, total numeric);
+         INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 50) g;
+         INSERT INTO orders SELECT g, g % 50 + 1, g * 1.5 FROM generate_series(1, 1000) g;",
+    );
+    let out = support::clean_command(example_program().to_str().expect("a UTF-8 path"))
+        .args([
+            &db.source_conn(),
+            &db.target_conn(),
+            "public.customers",
+            "public.orders",
+        ])
+        .output()
+        .expect("run the example");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the example failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("public.orders: 1000 rows"), "{stdout}");
+    assert!(stdout.contains("verified: equal"), "{stdout}");
+    assert_eq!(db.assert_same("customers"), 50);
+    assert_eq!(db.assert_same("orders"), 1000);
+}
