@@ -1,7 +1,6 @@
 //! What the commands share: the failure they return, connecting to both sides, running
 //! a copy with its progress and signals, and showing its report.
 
-use pgbarge::catalog::TableName;
 use pgbarge::connect::{connect, Connection};
 use pgbarge::preflight::Problem;
 use pgbarge::{Error, Kind, Result, Side};
@@ -69,16 +68,6 @@ pub(crate) async fn connect_pair(
         )));
     }
     Ok((source, target))
-}
-
-/// Compares `names` on both servers (see [`pgbarge::verify::compare_tables`]).
-pub(crate) async fn verify_tables(
-    source: &Connection,
-    target: &Connection,
-    names: &[TableName],
-    source_encoding: Option<&str>,
-) -> Result<pgbarge::verify::VerifyReport> {
-    pgbarge::verify::compare_tables(&source.client, &target.client, names, source_encoding).await
 }
 
 /// The error for a verification that found differences (the verdicts are printed).

@@ -1,16 +1,13 @@
 //! The commands: each one pass through the library's stages, with the terminal work
 //! (questions, progress lines, rendering) done here.
 
-use pgbarge::catalog::{self, TableName};
+use pgbarge::catalog::TableName;
 use pgbarge::connect::connect;
 use pgbarge::plan::Endpoint;
-use pgbarge::select;
 use pgbarge::session;
 use pgbarge::{Error, Result, Side};
 
-use crate::common::{
-    connect_both, connect_pair, differences, stop_signal, verify_tables, warn_all, Failure,
-};
+use crate::common::{connect_both, connect_pair, differences, stop_signal, warn_all, Failure};
 use crate::copying;
 use crate::json;
 use crate::render;
@@ -19,31 +16,10 @@ use crate::settings::{CleanSettings, CopySettings, TablesSettings, VerifySetting
 /// `pgbarge verify`
 pub async fn verify(settings: VerifySettings) -> Result<(), Failure> {
     let (source, target) = connect_both(&settings.source, &settings.target).await?;
-    let source_tables = select::exclude(
-        catalog::list_tables(&source.client, Side::Source).await?,
-        &settings.exclude,
-    );
-    let names: Vec<TableName> = if settings.patterns.is_empty() {
-        source_tables.iter().map(|t| t.name.clone()).collect()
-    } else {
-        let selection = select::select(&settings.patterns, &source_tables);
-        if let Some(u) = selection.unmatched.first() {
-            let hint = match u.suggestions.first() {
-                Some(s) => format!(" Did you mean {s}?"),
-                None => String::new(),
-            };
-            return Err(Error::usage(format!(
-                "no table on the source matches \"{}\".{hint}",
-                u.pattern
-            ))
-            .into());
-        }
-        selection.tables.iter().map(|t| t.name.clone()).collect()
-    };
-    let report = verify_tables(
+    let report = session::verify(
         &source,
         &target,
-        &names,
+        (&settings.patterns, &settings.exclude),
         settings.source_encoding.as_deref(),
     )
     .await?;
@@ -63,11 +39,7 @@ pub async fn verify(settings: VerifySettings) -> Result<(), Failure> {
 pub async fn tables(settings: TablesSettings) -> Result<(), Failure> {
     warn_all(&settings.source, Side::Source, true);
     let source = connect(&settings.source, Side::Source).await?;
-    let mut list = catalog::list_tables(&source.client, Side::Source).await?;
-    catalog::count_unanalysed(&source.client, &mut list).await;
-    if !settings.patterns.is_empty() {
-        list = select::select(&settings.patterns, &list).tables;
-    }
+    let list = session::tables(&source, &settings.patterns).await?;
     if settings.json {
         json::print(&json::tables(&Endpoint::of(&source), &list));
     } else {

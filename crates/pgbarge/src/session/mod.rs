@@ -9,6 +9,9 @@
 //! consistency it cannot show.
 
 pub mod copy;
+mod inspect;
+
+pub use inspect::{tables, verify};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
