@@ -815,3 +815,166 @@ pub async fn plan(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::fixtures::{plan, table};
+    use crate::plan::{SkipReason, Skipped};
+
+    fn orders() -> TableName {
+        TableName::new("public", "orders")
+    }
+
+    /// A run of `tables` (each split in `parts` when > 0), as the ledger would give it
+    /// back, with the units in `done` committed before the interruption.
+    fn saved(tables: Vec<crate::plan::TablePlan>, done: &[usize]) -> SavedRun {
+        let work = plan(tables).work();
+        let done = done
+            .iter()
+            .map(|&i| {
+                let moved = Moved {
+                    rows: Some(10),
+                    bytes: 100,
+                };
+                (work.units[i].id.clone(), moved)
+            })
+            .collect();
+        SavedRun {
+            id: 7,
+            started_at: "2026-12-07 10:00:00+00".into(),
+            source: "me@localhost:5432/app".into(),
+            snapshot_at: Some("2026-12-07 10:00:01+00".into()),
+            snapshot: None,
+            work,
+            source_changes: BTreeMap::new(),
+            done,
+            salvaged: BTreeSet::new(),
+        }
+    }
+
+    fn unit_of(run: &SavedRun, title_part: &str) -> usize {
+        run.work
+            .units
+            .iter()
+            .position(|u| u.title.contains(title_part))
+            .unwrap_or_else(|| panic!("no unit {title_part}: {:?}", run.work.units))
+    }
+
+    #[test]
+    fn a_resume_with_nothing_committed_before_says_nothing_of_two_instants() {
+        let run = saved(vec![table("orders", Action::Create, 0)], &[]);
+        let changed = BTreeSet::from(["public.orders".to_string()]);
+        assert!(consistency(&run, &changed).is_empty());
+    }
+
+    #[test]
+    fn a_resume_after_no_change_shows_one_instant() {
+        let mut run = saved(vec![table("orders", Action::Create, 0)], &[]);
+        let first = run
+            .work
+            .units
+            .iter()
+            .position(|u| !u.ops.is_empty())
+            .unwrap_or(0);
+        run.done.insert(
+            run.work.units[first].id.clone(),
+            Moved {
+                rows: Some(1),
+                bytes: 1,
+            },
+        );
+        let said = consistency(&run, &BTreeSet::new());
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("at one instant"), "{said:?}");
+    }
+
+    #[test]
+    fn a_split_table_finished_after_a_change_is_named_as_mixing_two_instants() {
+        let tables = vec![
+            table("orders", Action::Create, 3),
+            table("items", Action::Create, 0),
+        ];
+        let mut run = saved(tables, &[]);
+        // One part of orders committed before the interruption; the rest did not.
+        let part = unit_of(&run, "orders");
+        run.done.insert(
+            run.work.units[part].id.clone(),
+            Moved {
+                rows: Some(1),
+                bytes: 1,
+            },
+        );
+        let changed = BTreeSet::from(["public.orders".to_string()]);
+        let said = consistency(&run, &changed);
+        assert!(
+            said.iter()
+                .any(|w| w.starts_with("public.orders: its parts were read from two snapshots")),
+            "{said:?}"
+        );
+        assert!(
+            said.last().is_some_and(|w| w.contains("in public.orders")),
+            "{said:?}"
+        );
+        // items did not change: it is not named.
+        assert!(!said.iter().any(|w| w.contains("items")), "{said:?}");
+    }
+
+    fn blocked_by_a_function(needed_by: Vec<TableName>) -> Plan {
+        let mut p = plan(vec![
+            table("orders", Action::Create, 0),
+            table("items", Action::Create, 0),
+        ]);
+        p.schema.skipped.push(Skipped {
+            what: "function app.f()".into(),
+            why: SkipReason::Because("it is written in language c".into()),
+            blocking: true,
+            needed_by,
+        });
+        p
+    }
+
+    #[test]
+    fn a_whole_schema_copy_leaves_out_the_tables_that_need_what_cannot_be_created() {
+        let p = blocked_by_a_function(vec![orders()]);
+        let refused = refusals(&p, &["public".into()], &PlanOptions::default());
+        assert_eq!(refused.keys().collect::<Vec<_>>(), vec![&orders()]);
+        assert!(
+            refused[&orders()].contains("function app.f()")
+                && refused[&orders()].contains("language c"),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn named_tables_and_strict_copies_are_refused_whole_not_narrowed() {
+        let p = blocked_by_a_function(vec![orders()]);
+        // Tables named one by one: preflight refuses the copy instead.
+        assert!(refusals(&p, &[], &PlanOptions::default()).is_empty());
+        // --strict: the same.
+        let mut strict = PlanOptions::default();
+        strict.schema.strict = true;
+        assert!(refusals(&p, &["public".into()], &strict).is_empty());
+    }
+
+    #[test]
+    fn copying_a_schema_named_like_the_ledger_is_a_problem_with_the_way_out() {
+        let store = ledger::Store::default();
+        let mut p = plan(vec![table("orders", Action::Create, 0)]);
+        assert!(ledger_collision(&p, &[], &store).is_none());
+        p.tables[0].target = TableName::new("pgbarge", "orders");
+        let problem = ledger_collision(&p, &[], &store).expect("a collision");
+        assert_eq!(problem.kind, preflight::ProblemKind::LedgerSchema);
+        assert!(
+            problem.message.contains("pgbarge.orders"),
+            "{}",
+            problem.message
+        );
+        assert!(problem.hint.contains("--ledger-schema"), "{}", problem.hint);
+        // An empty schema of that name, copied whole, collides too; another name does not.
+        let empty = plan(Vec::new());
+        assert!(ledger_collision(&empty, &["pgbarge".into()], &store).is_some());
+        let elsewhere = ledger::Store::new("pgbarge_ledger").expect("a plain name");
+        assert!(ledger_collision(&p, &[], &elsewhere).is_none());
+    }
+}
