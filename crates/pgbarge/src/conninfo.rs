@@ -660,191 +660,34 @@ fn keepalives(raw: &BTreeMap<String, String>) -> Result<Keepalives> {
 }
 
 /// Phase two: fill defaults from the environment, find the password, validate.
-fn resolve(mut raw: BTreeMap<String, String>, env: &Environment) -> Result<ConnInfo> {
+fn resolve(raw: BTreeMap<String, String>, env: &Environment) -> Result<ConnInfo> {
     let password_in_string = raw.contains_key("password");
-    for (key, var) in ENV_DEFAULTS {
-        if !raw.contains_key(*key) {
-            if let Some(v) = env.var(var) {
-                raw.insert(key.to_string(), v.to_string());
-            }
-        }
-    }
-    for unsupported in ["sslcert", "sslkey"] {
-        if raw.contains_key(unsupported) {
-            return Err(Error::usage(format!(
-                "{unsupported} (TLS client certificates) is not supported by pgbarge yet; \
-                 use password authentication"
-            )));
-        }
-    }
-
-    // libpq: with both, `hostaddr` is where to connect and `host` the name the server's
-    // certificate must carry.
-    let hostaddr = match (raw.get("host"), raw.get("hostaddr")) {
-        (Some(_), Some(addr)) => Some(addr.trim().parse::<std::net::IpAddr>().map_err(|_| {
-            Error::usage(format!(
-                "invalid hostaddr \"{addr}\": expected one IPv4 or IPv6 address"
-            ))
-        })?),
-        _ => None,
-    };
-    let hosts: Vec<String> = match raw.get("host").or(raw.get("hostaddr")) {
-        Some(h) => h.split(',').map(|s| s.trim().to_string()).collect(),
-        None if Path::new(DEFAULT_SOCKET_DIR).is_dir() => vec![DEFAULT_SOCKET_DIR.to_string()],
-        None => vec!["localhost".to_string()],
-    };
-    let ports: Vec<u16> = match raw.get("port") {
-        None => vec![5432; hosts.len()],
-        Some(p) => {
-            let parsed = p
-                .split(',')
-                .map(|s| {
-                    let s = s.trim();
-                    if s.is_empty() {
-                        Ok(5432)
-                    } else {
-                        s.parse::<u16>().map_err(|_| {
-                            Error::usage(format!(
-                                "invalid port \"{s}\": expected a number from 1 to 65535"
-                            ))
-                        })
-                    }
-                })
-                .collect::<Result<Vec<u16>>>()?;
-            match parsed.len() {
-                1 => vec![parsed[0]; hosts.len()],
-                n if n == hosts.len() => parsed,
-                n => {
-                    return Err(Error::usage(format!(
-                        "{n} ports given for {} hosts in the connection string",
-                        hosts.len()
-                    )))
-                }
-            }
-        }
-    };
-    let user = raw
-        .get("user")
-        .cloned()
-        .or_else(|| env.var("USER").map(str::to_string))
-        .or_else(|| env.var("LOGNAME").map(str::to_string))
-        .unwrap_or_else(|| "postgres".to_string());
-    let dbname = raw.get("dbname").cloned().unwrap_or_else(|| user.clone());
-
+    let r = Resolving::new(raw, env)?;
+    let hostaddr = r.hostaddr()?;
+    let hosts = r.hosts();
+    let ports = r.ports(hosts.len())?;
+    let user = r.user();
+    let dbname = r.raw.get("dbname").cloned().unwrap_or_else(|| user.clone());
     let mut warnings = Vec::new();
-    let mut password_line = None;
-    let (password, password_source) = if let Some(p) = raw.get("password") {
-        let source = if password_in_string {
-            PasswordSource::ConnectionString
-        } else {
-            PasswordSource::Environment
-        };
-        (Some(p.clone()), source)
-    } else {
-        let passfile = raw
-            .get("passfile")
-            .map(PathBuf::from)
-            .or_else(|| env.home.as_ref().map(|h| h.join(".pgpass")));
-        match passfile.and_then(|f| read_passfile(&f, &mut warnings).map(|e| (f, e))) {
-            Some((file, entries)) => {
-                let host = hosts.first().map(String::as_str).unwrap_or("localhost");
-                let host = if host == DEFAULT_SOCKET_DIR {
-                    "localhost"
-                } else {
-                    host
-                };
-                let port = ports.first().copied().unwrap_or(5432).to_string();
-                match lookup_password(&entries, host, &port, &dbname, &user) {
-                    Some((p, line)) => {
-                        password_line = Some((file, line));
-                        (Some(p), PasswordSource::PasswordFile)
-                    }
-                    None => (None, PasswordSource::None),
-                }
-            }
-            None => (None, PasswordSource::None),
-        }
+    let password = match r.password_given(password_in_string) {
+        Some(given) => given,
+        None => r.password_from_file(&hosts, &ports, &dbname, &user, &mut warnings),
     };
-
-    let root_cert = match raw.get("sslrootcert").map(String::as_str) {
-        Some("system") => Some(RootCert::System),
-        Some(path) => Some(RootCert::File(PathBuf::from(path))),
-        None => env
-            .home
-            .as_ref()
-            .map(|h| h.join(".postgresql/root.crt"))
-            .filter(|p| p.is_file())
-            .map(RootCert::File),
-    };
-    let default_mode = if root_cert == Some(RootCert::System) {
-        SslMode::VerifyFull
-    } else {
-        SslMode::Prefer
-    };
-    let sslmode = match raw.get("sslmode") {
-        Some(m) => SslMode::parse(m)?,
-        None => default_mode,
-    };
-    if root_cert == Some(RootCert::System) && sslmode != SslMode::VerifyFull {
-        return Err(Error::usage(format!(
-            "sslrootcert=system requires sslmode=verify-full (got {sslmode:?}): the system's \
-             trusted roots only make sense when the host name is checked too"
-        )));
-    }
-    if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && root_cert.is_none() {
-        return Err(Error::usage(format!(
-            "sslmode={} needs a root certificate to check the server against, and \
-             ~/.postgresql/root.crt does not exist. Give one with sslrootcert=/path/to/ca.pem \
-             (your provider's CA bundle, e.g. AWS RDS's global-bundle.pem), use \
-             sslrootcert=system for the operating system's trusted roots, or use sslmode=require \
-             to encrypt without checking the certificate.",
-            if sslmode == SslMode::VerifyCa {
-                "verify-ca"
-            } else {
-                "verify-full"
-            }
-        )));
-    }
-    // libpq: with require, an existing root certificate file means "verify the chain".
-    let root_cert = match sslmode {
-        SslMode::Disable | SslMode::Allow | SslMode::Prefer => None,
-        _ => root_cert,
-    };
-
-    let connect_timeout = match raw.get("connect_timeout") {
-        None => DEFAULT_CONNECT_TIMEOUT,
-        Some(t) => {
-            let secs: i64 = t.trim().parse().map_err(|_| {
-                Error::usage(format!(
-                    "invalid connect_timeout \"{t}\": expected a whole number of seconds"
-                ))
-            })?;
-            // libpq: zero or negative means wait forever; values below 2 s are raised to 2.
-            if secs <= 0 {
-                Duration::from_secs(u32::MAX as u64)
-            } else {
-                Duration::from_secs(secs.max(2) as u64)
-            }
-        }
-    };
-    let application_name = raw
-        .get("application_name")
-        .or(raw.get("fallback_application_name"))
-        .cloned()
-        .unwrap_or_else(|| DEFAULT_APPLICATION_NAME.to_string());
-
+    let (sslmode, root_cert) = r.tls()?;
+    let connect_timeout = r.connect_timeout()?;
+    let raw = &r.raw;
     Ok(ConnInfo {
         hosts,
         ports,
         user,
         dbname,
-        password,
-        password_source,
-        password_line,
+        password: password.value,
+        password_source: password.source,
+        password_line: password.line,
         sslmode,
         root_cert,
         connect_timeout,
-        application_name,
+        application_name: r.application_name(),
         options: raw.get("options").cloned(),
         hostaddr,
         passthrough: raw
@@ -852,11 +695,243 @@ fn resolve(mut raw: BTreeMap<String, String>, env: &Environment) -> Result<ConnI
             .filter(|(k, _)| !KNOWN_KEYS.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        keepalives: keepalives(&raw)?,
+        keepalives: keepalives(raw)?,
         // libpq: 0 means the system's default.
-        tcp_user_timeout: duration_key(&raw, "tcp_user_timeout", true)?.filter(|d| !d.is_zero()),
+        tcp_user_timeout: duration_key(raw, "tcp_user_timeout", true)?.filter(|d| !d.is_zero()),
         warnings,
     })
+}
+
+/// Phase two's input: the pairs as written, with the environment's defaults filled in.
+/// Each method resolves one part of the connection; [`resolve`] calls them in the order
+/// their errors are reported.
+struct Resolving<'e> {
+    raw: BTreeMap<String, String>,
+    env: &'e Environment,
+}
+
+/// A password and where it came from.
+struct FoundPassword {
+    value: Option<String>,
+    source: PasswordSource,
+    /// The password file and line, when it came from one.
+    line: Option<(PathBuf, usize)>,
+}
+
+impl<'e> Resolving<'e> {
+    /// `raw` with the `PG*` defaults of `env` added; client certificates refused.
+    fn new(mut raw: BTreeMap<String, String>, env: &'e Environment) -> Result<Self> {
+        for (key, var) in ENV_DEFAULTS {
+            if !raw.contains_key(*key) {
+                if let Some(v) = env.var(var) {
+                    raw.insert(key.to_string(), v.to_string());
+                }
+            }
+        }
+        for unsupported in ["sslcert", "sslkey"] {
+            if raw.contains_key(unsupported) {
+                return Err(Error::usage(format!(
+                    "{unsupported} (TLS client certificates) is not supported by pgbarge yet; \
+                     use password authentication"
+                )));
+            }
+        }
+        Ok(Resolving { raw, env })
+    }
+
+    /// libpq: with both, `hostaddr` is where to connect and `host` the name the server's
+    /// certificate must carry.
+    fn hostaddr(&self) -> Result<Option<std::net::IpAddr>> {
+        match (self.raw.get("host"), self.raw.get("hostaddr")) {
+            (Some(_), Some(addr)) => Ok(Some(addr.trim().parse().map_err(|_| {
+                Error::usage(format!(
+                    "invalid hostaddr \"{addr}\": expected one IPv4 or IPv6 address"
+                ))
+            })?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The hosts to try, in order; the local socket directory (or `localhost`) if none.
+    fn hosts(&self) -> Vec<String> {
+        match self.raw.get("host").or(self.raw.get("hostaddr")) {
+            Some(h) => h.split(',').map(|s| s.trim().to_string()).collect(),
+            None if Path::new(DEFAULT_SOCKET_DIR).is_dir() => vec![DEFAULT_SOCKET_DIR.to_string()],
+            None => vec!["localhost".to_string()],
+        }
+    }
+
+    /// One port per host: a single port serves them all, an empty one is 5432.
+    fn ports(&self, hosts: usize) -> Result<Vec<u16>> {
+        let Some(p) = self.raw.get("port") else {
+            return Ok(vec![5432; hosts]);
+        };
+        let parsed = p
+            .split(',')
+            .map(|s| {
+                let s = s.trim();
+                if s.is_empty() {
+                    Ok(5432)
+                } else {
+                    s.parse::<u16>().map_err(|_| {
+                        Error::usage(format!(
+                            "invalid port \"{s}\": expected a number from 1 to 65535"
+                        ))
+                    })
+                }
+            })
+            .collect::<Result<Vec<u16>>>()?;
+        match parsed.len() {
+            1 => Ok(vec![parsed[0]; hosts]),
+            n if n == hosts => Ok(parsed),
+            n => Err(Error::usage(format!(
+                "{n} ports given for {hosts} hosts in the connection string"
+            ))),
+        }
+    }
+
+    /// The user given, else the operating system's (as libpq), else `postgres`.
+    fn user(&self) -> String {
+        self.raw
+            .get("user")
+            .cloned()
+            .or_else(|| self.env.var("USER").map(str::to_string))
+            .or_else(|| self.env.var("LOGNAME").map(str::to_string))
+            .unwrap_or_else(|| "postgres".to_string())
+    }
+
+    /// The password in the string or (filled in from) `PGPASSWORD`, if any.
+    fn password_given(&self, in_string: bool) -> Option<FoundPassword> {
+        let p = self.raw.get("password")?;
+        Some(FoundPassword {
+            value: Some(p.clone()),
+            source: if in_string {
+                PasswordSource::ConnectionString
+            } else {
+                PasswordSource::Environment
+            },
+            line: None,
+        })
+    }
+
+    /// The password file's first line matching the first host and port, the database
+    /// and the user (a socket directory matches as `localhost`).
+    fn password_from_file(
+        &self,
+        hosts: &[String],
+        ports: &[u16],
+        dbname: &str,
+        user: &str,
+        warnings: &mut Vec<String>,
+    ) -> FoundPassword {
+        let none = || FoundPassword {
+            value: None,
+            source: PasswordSource::None,
+            line: None,
+        };
+        let passfile = self
+            .raw
+            .get("passfile")
+            .map(PathBuf::from)
+            .or_else(|| self.env.home.as_ref().map(|h| h.join(".pgpass")));
+        let Some((file, entries)) =
+            passfile.and_then(|f| read_passfile(&f, warnings).map(|e| (f, e)))
+        else {
+            return none();
+        };
+        let host = hosts.first().map(String::as_str).unwrap_or("localhost");
+        let host = if host == DEFAULT_SOCKET_DIR {
+            "localhost"
+        } else {
+            host
+        };
+        let port = ports.first().copied().unwrap_or(5432).to_string();
+        match lookup_password(&entries, host, &port, dbname, user) {
+            Some((p, line)) => FoundPassword {
+                value: Some(p),
+                source: PasswordSource::PasswordFile,
+                line: Some((file, line)),
+            },
+            None => none(),
+        }
+    }
+
+    /// `sslmode` and the root certificates to check the server with, as libpq combines
+    /// them: `sslrootcert=system` implies `verify-full`, the verifying modes need a root
+    /// certificate, and the modes that do not check drop it.
+    fn tls(&self) -> Result<(SslMode, Option<RootCert>)> {
+        let root_cert = match self.raw.get("sslrootcert").map(String::as_str) {
+            Some("system") => Some(RootCert::System),
+            Some(path) => Some(RootCert::File(PathBuf::from(path))),
+            None => self
+                .env
+                .home
+                .as_ref()
+                .map(|h| h.join(".postgresql/root.crt"))
+                .filter(|p| p.is_file())
+                .map(RootCert::File),
+        };
+        let default_mode = if root_cert == Some(RootCert::System) {
+            SslMode::VerifyFull
+        } else {
+            SslMode::Prefer
+        };
+        let sslmode = match self.raw.get("sslmode") {
+            Some(m) => SslMode::parse(m)?,
+            None => default_mode,
+        };
+        if root_cert == Some(RootCert::System) && sslmode != SslMode::VerifyFull {
+            return Err(Error::usage(format!(
+                "sslrootcert=system requires sslmode=verify-full (got {sslmode:?}): the system's \
+                 trusted roots only make sense when the host name is checked too"
+            )));
+        }
+        if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && root_cert.is_none() {
+            return Err(Error::usage(format!(
+                "sslmode={} needs a root certificate to check the server against, and \
+                 ~/.postgresql/root.crt does not exist. Give one with sslrootcert=/path/to/ca.pem \
+                 (your provider's CA bundle, e.g. AWS RDS's global-bundle.pem), use \
+                 sslrootcert=system for the operating system's trusted roots, or use sslmode=require \
+                 to encrypt without checking the certificate.",
+                if sslmode == SslMode::VerifyCa {
+                    "verify-ca"
+                } else {
+                    "verify-full"
+                }
+            )));
+        }
+        // libpq: with require, an existing root certificate file means "verify the chain".
+        let root_cert = match sslmode {
+            SslMode::Disable | SslMode::Allow | SslMode::Prefer => None,
+            _ => root_cert,
+        };
+        Ok((sslmode, root_cert))
+    }
+
+    fn connect_timeout(&self) -> Result<Duration> {
+        let Some(t) = self.raw.get("connect_timeout") else {
+            return Ok(DEFAULT_CONNECT_TIMEOUT);
+        };
+        let secs: i64 = t.trim().parse().map_err(|_| {
+            Error::usage(format!(
+                "invalid connect_timeout \"{t}\": expected a whole number of seconds"
+            ))
+        })?;
+        // libpq: zero or negative means wait forever; values below 2 s are raised to 2.
+        Ok(if secs <= 0 {
+            Duration::from_secs(u32::MAX as u64)
+        } else {
+            Duration::from_secs(secs.max(2) as u64)
+        })
+    }
+
+    fn application_name(&self) -> String {
+        self.raw
+            .get("application_name")
+            .or(self.raw.get("fallback_application_name"))
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_APPLICATION_NAME.to_string())
+    }
 }
 
 /// One `hostname:port:database:username:password` line.
