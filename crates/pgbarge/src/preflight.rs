@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::catalog::{ObjectRef, Snapshot, TableName, TypeDefinition};
+use crate::catalog::{ObjectRef, Privileges, Snapshot, Table, TableName, TypeDefinition};
 use crate::plan::{Action, ColumnRoute, Content, Plan, TablePlan};
 use crate::select::Unmatched;
 
@@ -286,170 +286,233 @@ fn target_access(plan: &Plan, t: &TablePlan, snapshot: &Snapshot, problems: &mut
 /// What the table's action needs: ownership to replace, a key and privileges to
 /// upsert, a schema to create in, privileges and free references to load and truncate.
 fn for_the_action(plan: &Plan, t: &TablePlan, snapshot: &Snapshot, problems: &mut Vec<Problem>) {
-    let name = &t.target;
-    let privileges = &snapshot.target_privileges;
-    let target_role = &plan.target.connection;
-    let target_table = snapshot.target_tables.get(name);
-    let no_tables = Vec::new();
-    let referenced_by = snapshot
-        .target
-        .tables
-        .get(name)
-        .map_or(&no_tables, |d| &d.others.referenced_by);
+    let mut check = ActionCheck {
+        plan,
+        t,
+        snapshot,
+        name: &t.target,
+        target_role: &plan.target.connection,
+        privileges: &snapshot.target_privileges,
+        target_table: snapshot.target_tables.get(&t.target),
+        problems,
+    };
     match t.action {
         Action::Keep => {}
-        Action::Replace => {
-            if !privileges.is_superuser && !target_table.is_some_and(|tt| tt.is_owner) {
-                problems.push(problem(
+        Action::Replace => check.replace(),
+        Action::Upsert => check.upsert(),
+        Action::Sync => check.sync(),
+        Action::Create if plan.content == Content::DataOnly => check.not_created(),
+        Action::Create => check.create(),
+        Action::NeedsMode | Action::Load | Action::Append | Action::Truncate => check.load(),
+    }
+}
+
+/// One table's action checked against the target role's rights and the target table
+/// ([`for_the_action`]); each method covers one action and adds what it finds.
+struct ActionCheck<'a> {
+    plan: &'a Plan,
+    t: &'a TablePlan,
+    snapshot: &'a Snapshot,
+    name: &'a TableName,
+    target_role: &'a str,
+    privileges: &'a Privileges,
+    /// The target table, when it exists.
+    target_table: Option<&'a Table>,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl ActionCheck<'_> {
+    fn push(&mut self, kind: ProblemKind, message: String, hint: String) {
+        self.problems
+            .push(problem(kind, Some(self.name), message, hint));
+    }
+
+    /// Dropping and recreating the table takes owning it.
+    fn replace(&mut self) {
+        let (name, target_role) = (self.name, self.target_role);
+        if !self.privileges.is_superuser && !self.target_table.is_some_and(|tt| tt.is_owner) {
+            self.push(
+                ProblemKind::MissingPrivilege,
+                format!("{name}: --mode replace drops and recreates the target table, but the role ({target_role}) does not own it."),
+                "Use --mode truncate or append, or have its owner run: ALTER TABLE … OWNER TO <role>;".into(),
+            );
+        }
+    }
+
+    /// Upserting matches rows by the target's primary key, which the copied columns
+    /// must hold, and inserts and updates.
+    fn upsert(&mut self) {
+        let (t, name, target_role) = (self.t, self.name, self.target_role);
+        let copied: Vec<&str> = t.copied_columns().collect();
+        if t.upsert_key.is_empty() {
+            self.push(
+                ProblemKind::NoUpsertKey,
+                format!("{name}: --mode upsert matches rows by the target's primary key, and this target table has none."),
+                format!("Add one on the target (ALTER TABLE {} ADD PRIMARY KEY (…);), or use --mode append or truncate.", name.sql()),
+            );
+        } else if let Some(k) = t.upsert_key.iter().find(|k| !copied.contains(&k.as_str())) {
+            self.push(
+                ProblemKind::NoUpsertKey,
+                format!("{name}: the target's primary key column \"{k}\" is not among the source's columns, so rows cannot be matched for --mode upsert."),
+                "Use --mode append or truncate.".into(),
+            );
+        }
+        if let Some(tt) = self.target_table {
+            if !(self.privileges.is_superuser || tt.can_insert && tt.can_update) {
+                self.push(
                     ProblemKind::MissingPrivilege,
-                    Some(name),
-                    format!("{name}: --mode replace drops and recreates the target table, but the role ({target_role}) does not own it."),
-                    "Use --mode truncate or append, or have its owner run: ALTER TABLE … OWNER TO <role>;".into(),
-                ));
+                    format!("{name}: --mode upsert needs INSERT and UPDATE on the target table, and the role ({target_role}) lacks one."),
+                    format!("Ask its owner to run: GRANT INSERT, UPDATE ON {} TO <role>;", name.sql()),
+                );
             }
         }
-        Action::Upsert => {
-            let copied: Vec<&str> = t.copied_columns().collect();
-            if t.upsert_key.is_empty() {
-                problems.push(problem(
-                    ProblemKind::NoUpsertKey,
-                    Some(name),
-                    format!("{name}: --mode upsert matches rows by the target's primary key, and this target table has none."),
-                    format!("Add one on the target (ALTER TABLE {} ADD PRIMARY KEY (…);), or use --mode append or truncate.", name.sql()),
-                ));
-            } else if let Some(k) = t.upsert_key.iter().find(|k| !copied.contains(&k.as_str())) {
-                problems.push(problem(
-                    ProblemKind::NoUpsertKey,
-                    Some(name),
-                    format!("{name}: the target's primary key column \"{k}\" is not among the source's columns, so rows cannot be matched for --mode upsert."),
-                    "Use --mode append or truncate.".into(),
-                ));
-            }
-            if let Some(tt) = target_table {
-                if !(privileges.is_superuser || tt.can_insert && tt.can_update) {
-                    problems.push(problem(
-                        ProblemKind::MissingPrivilege,
-                        Some(name),
-                        format!("{name}: --mode upsert needs INSERT and UPDATE on the target table, and the role ({target_role}) lacks one."),
-                        format!("Ask its owner to run: GRANT INSERT, UPDATE ON {} TO <role>;", name.sql()),
-                    ));
-                }
-            }
+    }
+
+    /// Syncing reads the target table to compare it, then writes what differs: updates
+    /// only when rows have a key to match them by.
+    fn sync(&mut self) {
+        let (name, target_role) = (self.name, self.target_role);
+        let keyed = self.t.sync.as_ref().is_some_and(|s| !s.key.is_empty());
+        let Some(tt) = self.target_table else {
+            return;
+        };
+        let (may, needs) = if keyed {
+            (
+                tt.can_select && tt.can_insert && tt.can_update && tt.can_delete,
+                "SELECT, INSERT, UPDATE, DELETE",
+            )
+        } else {
+            (
+                tt.can_select && tt.can_insert && tt.can_delete,
+                "SELECT, INSERT, DELETE",
+            )
+        };
+        if !(self.privileges.is_superuser || may) {
+            self.push(
+                ProblemKind::MissingPrivilege,
+                format!("{name}: --mode sync reads the target table and inserts, updates and deletes its rows, and the role ({target_role}) lacks one of {needs} on it."),
+                format!("Ask its owner to run: GRANT {needs} ON {} TO <role>;", name.sql()),
+            );
         }
-        Action::Sync => {
-            let keyed = t.sync.as_ref().is_some_and(|s| !s.key.is_empty());
-            if let Some(tt) = target_table {
-                // It reads the table to compare it, then writes what differs.
-                let (may, needs) = if keyed {
-                    (
-                        tt.can_select && tt.can_insert && tt.can_update && tt.can_delete,
-                        "SELECT, INSERT, UPDATE, DELETE",
-                    )
-                } else {
-                    (
-                        tt.can_select && tt.can_insert && tt.can_delete,
-                        "SELECT, INSERT, DELETE",
-                    )
-                };
-                if !(privileges.is_superuser || may) {
-                    problems.push(problem(
-                        ProblemKind::MissingPrivilege,
-                        Some(name),
-                        format!("{name}: --mode sync reads the target table and inserts, updates and deletes its rows, and the role ({target_role}) lacks one of {needs} on it."),
-                        format!("Ask its owner to run: GRANT {needs} ON {} TO <role>;", name.sql()),
-                    ));
-                }
-            }
-        }
-        Action::Create if plan.content == Content::DataOnly => problems.push(problem(
+    }
+
+    /// A table to create, in a run that creates no tables (`--data-only`).
+    fn not_created(&mut self) {
+        let name = self.name;
+        self.push(
             ProblemKind::MissingTable,
-            Some(name),
             format!(
                 "{name}: does not exist on the target, and --data-only does not create tables."
             ),
             "Create it on the target first, or run without --data-only to have pgbarge create it."
                 .into(),
-        )),
-        Action::Create => {
-            if !may_create_in(snapshot, &name.schema) {
-                let (what, fix) = if privileges.create_in_schema.contains_key(&name.schema) {
-                    (
-                        format!("create tables in schema \"{}\"", name.schema),
-                        format!(
-                            "GRANT CREATE ON SCHEMA {} TO <role>;",
-                            crate::quote::ident(&name.schema)
-                        ),
-                    )
-                } else {
-                    (
-                        format!(
-                            "create schema \"{}\" (it does not exist on the target)",
-                            name.schema
-                        ),
-                        "GRANT CREATE ON DATABASE <db> TO <role>; or create the schema first."
-                            .to_string(),
-                    )
-                };
-                problems.push(problem(
-                    ProblemKind::MissingPrivilege,
-                    Some(name),
-                    format!("{name}: does not exist on the target, and the role ({target_role}) may not {what}."),
-                    format!("Ask an administrator to run: {fix} Or create the table on the target yourself and run again."),
-                ));
-            }
+        );
+    }
+
+    /// Creating the table takes CREATE in its schema, or on the database when the
+    /// schema is to be created too.
+    fn create(&mut self) {
+        let (name, target_role) = (self.name, self.target_role);
+        if may_create_in(self.snapshot, &name.schema) {
+            return;
         }
-        Action::NeedsMode | Action::Load | Action::Append | Action::Truncate => {
-            if t.action == Action::NeedsMode {
-                problems.push(problem(
-                    ProblemKind::TargetHoldsRows,
-                    Some(name),
-                    format!("{name}: the target table already holds rows."),
-                    "Say what to do with them: --mode append (add the source's rows), --mode sync (move only the rows that differ: insert, update, delete), --mode truncate (empty the table first, in the same transaction), --mode upsert (insert new rows, update changed ones by primary key) or --mode replace (drop and recreate it from the source's definition).".into(),
-                ));
-            }
-            if let Some(tt) = snapshot.target_tables.get(name) {
-                if !privileges.is_superuser && !tt.can_insert {
-                    problems.push(problem(
-                        ProblemKind::MissingPrivilege,
-                        Some(name),
-                        format!("{name}: the target role ({target_role}) may not INSERT into this table."),
-                        format!("Ask its owner to run: GRANT INSERT ON {} TO <role>;", name.sql()),
-                    ));
-                }
-                // Referencing tables truncated in the same statement do not count.
-                let outside: Vec<&TableName> = referenced_by
+        let (what, fix) = if self.privileges.create_in_schema.contains_key(&name.schema) {
+            (
+                format!("create tables in schema \"{}\"", name.schema),
+                format!(
+                    "GRANT CREATE ON SCHEMA {} TO <role>;",
+                    crate::quote::ident(&name.schema)
+                ),
+            )
+        } else {
+            (
+                format!(
+                    "create schema \"{}\" (it does not exist on the target)",
+                    name.schema
+                ),
+                "GRANT CREATE ON DATABASE <db> TO <role>; or create the schema first.".to_string(),
+            )
+        };
+        self.push(
+            ProblemKind::MissingPrivilege,
+            format!("{name}: does not exist on the target, and the role ({target_role}) may not {what}."),
+            format!("Ask an administrator to run: {fix} Or create the table on the target yourself and run again."),
+        );
+    }
+
+    /// Loading into an existing table: a mode said when it holds rows, INSERT, and
+    /// for a truncate, TRUNCATE and no foreign keys from tables left alone.
+    fn load(&mut self) {
+        let (name, target_role) = (self.name, self.target_role);
+        let action = self.t.action;
+        if action == Action::NeedsMode {
+            self.push(
+                ProblemKind::TargetHoldsRows,
+                format!("{name}: the target table already holds rows."),
+                "Say what to do with them: --mode append (add the source's rows), --mode sync (move only the rows that differ: insert, update, delete), --mode truncate (empty the table first, in the same transaction), --mode upsert (insert new rows, update changed ones by primary key) or --mode replace (drop and recreate it from the source's definition).".into(),
+            );
+        }
+        let Some(tt) = self.target_table else {
+            return;
+        };
+        if !self.privileges.is_superuser && !tt.can_insert {
+            self.push(
+                ProblemKind::MissingPrivilege,
+                format!("{name}: the target role ({target_role}) may not INSERT into this table."),
+                format!(
+                    "Ask its owner to run: GRANT INSERT ON {} TO <role>;",
+                    name.sql()
+                ),
+            );
+        }
+        if action != Action::Truncate {
+            return;
+        }
+        let outside = self.referenced_from_outside();
+        if !outside.is_empty() {
+            self.push(
+                ProblemKind::ReferencedByForeignKeys,
+                format!(
+                    "{name}: cannot be truncated on the target: {} {} foreign keys pointing at it and {} not truncated in this run, and pgbarge never truncates with CASCADE.",
+                    crate::text::short_list(&outside, 5),
+                    if outside.len() == 1 { "has" } else { "have" },
+                    if outside.len() == 1 { "is" } else { "are" },
+                ),
+                "Copy the referencing tables in the same run with --mode truncate (they are then emptied together), copy this one with --mode append, or empty the referencing tables first.".into(),
+            );
+        }
+        if !self.privileges.is_superuser && !tt.can_truncate {
+            self.push(
+                ProblemKind::MissingPrivilege,
+                format!("{name}: the target role ({target_role}) may not TRUNCATE this table."),
+                format!(
+                    "Ask its owner to run: GRANT TRUNCATE ON {} TO <role>; or use --mode append.",
+                    name.sql()
+                ),
+            );
+        }
+    }
+
+    /// The target tables with foreign keys to this one, but those truncated in the same
+    /// statement (its linked group), which do not count.
+    fn referenced_from_outside(&self) -> Vec<&'_ TableName> {
+        let plan = self.plan;
+        let linked = |child: &TableName| {
+            self.t.linked_group.is_some_and(|g| {
+                plan.linked_groups[g]
                     .iter()
-                    .filter(|child| {
-                        !t.linked_group.is_some_and(|g| {
-                            plan.linked_groups[g]
-                                .iter()
-                                .any(|&i| &&plan.tables[i].target == child)
-                        })
-                    })
-                    .collect();
-                if t.action == Action::Truncate && !outside.is_empty() {
-                    problems.push(problem(
-                        ProblemKind::ReferencedByForeignKeys,
-                        Some(name),
-                        format!(
-                            "{name}: cannot be truncated on the target: {} {} foreign keys pointing at it and {} not truncated in this run, and pgbarge never truncates with CASCADE.",
-                            crate::text::short_list(&outside, 5),
-                            if outside.len() == 1 { "has" } else { "have" },
-                            if outside.len() == 1 { "is" } else { "are" },
-                        ),
-                        "Copy the referencing tables in the same run with --mode truncate (they are then emptied together), copy this one with --mode append, or empty the referencing tables first.".into(),
-                    ));
-                }
-                if t.action == Action::Truncate && !privileges.is_superuser && !tt.can_truncate {
-                    problems.push(problem(
-                        ProblemKind::MissingPrivilege,
-                        Some(name),
-                        format!("{name}: the target role ({target_role}) may not TRUNCATE this table."),
-                        format!("Ask its owner to run: GRANT TRUNCATE ON {} TO <role>; or use --mode append.", name.sql()),
-                    ));
-                }
-            }
-        }
+                    .any(|&i| &plan.tables[i].target == child)
+            })
+        };
+        self.snapshot
+            .target
+            .tables
+            .get(self.name)
+            .map(|d| d.others.referenced_by.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter(|child| !linked(child))
+            .collect()
     }
 }
 
