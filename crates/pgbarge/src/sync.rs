@@ -415,159 +415,260 @@ pub async fn diff(
     recorded: Recorded,
     watch: Option<&Watch<'_, '_>>,
 ) -> Result<Diff> {
-    let doing = format!("comparing {} by hash ranges", spec.target);
-    let mut out = Diff::default();
-    let changes: Option<i64> = source
-        .query_one(SOURCE_CHANGES, &[&spec.source.sql()])
-        .await
-        .map_err(|e| Error::postgres(Kind::Copy, Side::Source, &doing, e))?
-        .get(0);
-    out.source_changes = changes.filter(|_| recorded.ledger);
-    // The source's counters have not moved since the last sync: most likely nothing
-    // changed, and one sum per side (what `verify` computes) proves it. Otherwise
-    // straight to the buckets.
-    let unchanged = changes.is_some() && recorded.source_changes == changes;
-    let since_column = spec.since.as_ref().filter(|_| spec.keyed());
-    if let Some(column) = since_column {
-        let row = source
+    let mut differ = Differ {
+        source,
+        target,
+        hashing,
+        spec,
+        watch,
+        doing: format!("comparing {} by hash ranges", spec.target),
+        compare: Compare::Rows,
+        out: Diff::default(),
+    };
+    let unchanged = differ.source_unchanged(&recorded).await?;
+    differ.since(recorded).await?;
+    if unchanged && differ.whole_table_equal().await? {
+        return Ok(differ.out);
+    }
+    let mut differing = differ.first_level(!unchanged).await?;
+    while differing.splits() {
+        if differing.next_buckets() > RELOAD_BUCKETS {
+            differ.out.stats.reloaded = true;
+            return Ok(differ.out);
+        }
+        differing = differ.finer_level(differing).await?;
+    }
+    if differing.rows_in() > RELOAD_ROWS {
+        differ.out.stats.reloaded = true;
+        return Ok(differ.out);
+    }
+    if !differing.buckets.is_empty() {
+        differ.list_rows(differing).await?;
+    }
+    Ok(differ.out)
+}
+
+/// One table's comparison under way ([`diff`]): the two servers, how rows are hashed and
+/// compared, and what has been found so far. Each method is a level or a read.
+struct Differ<'a, 'b> {
+    source: &'a Client,
+    target: &'a Client,
+    hashing: &'a Hashing,
+    spec: &'a SyncSpec,
+    watch: Option<&'a Watch<'a, 'b>>,
+    /// What the comparison is, for errors.
+    doing: String,
+    compare: Compare,
+    out: Diff,
+}
+
+/// The buckets that still differ after a level.
+struct Differing {
+    buckets: Vec<i32>,
+    /// Bits of the hash the buckets use.
+    bits: u32,
+    /// Rows of the larger side (at least 1), for how many a bucket holds.
+    rows: f64,
+}
+
+impl Differing {
+    /// Rows in the differing buckets, about.
+    fn rows_in(&self) -> f64 {
+        self.buckets.len() as f64 * self.rows / (1u64 << self.bits) as f64
+    }
+
+    /// Whether the buckets are split again: some differ, a bucket holds more rows than
+    /// listing them is worth, and the hash has bits left.
+    fn splits(&self) -> bool {
+        !self.buckets.is_empty()
+            && self.rows / (1u64 << self.bits) as f64 > LEAF_ROWS
+            && self.bits < MAX_BITS
+    }
+
+    /// Buckets the next level would return, about.
+    fn next_buckets(&self) -> f64 {
+        (self.buckets.len() as f64 * (1u64 << STEP_BITS) as f64).min(self.rows_in())
+    }
+}
+
+impl Differ<'_, '_> {
+    /// Both servers' answers to `level`.
+    async fn ask<F: Fn(Side) -> String>(
+        &self,
+        level: Level<F>,
+    ) -> Result<((Vec<u8>, i64), (Vec<u8>, i64))> {
+        both_packed(self.source, self.target, level, &self.doing, self.watch).await
+    }
+
+    /// Reads the source's change counter (kept for the ledger when it can record it):
+    /// whether it has not moved since the last sync — most likely nothing changed, and
+    /// one sum per side (what `verify` computes) proves it. Otherwise straight to the
+    /// buckets.
+    async fn source_unchanged(&mut self, recorded: &Recorded) -> Result<bool> {
+        let changes: Option<i64> = self
+            .source
+            .query_one(SOURCE_CHANGES, &[&self.spec.source.sql()])
+            .await
+            .map_err(|e| Error::postgres(Kind::Copy, Side::Source, &self.doing, e))?
+            .get(0);
+        self.out.source_changes = changes.filter(|_| recorded.ledger);
+        Ok(changes.is_some() && recorded.source_changes == changes)
+    }
+
+    /// With `--since` (on a keyed table): the next watermark read, and, after a sync that
+    /// recorded one, the rows written since it to move, with only keys compared.
+    async fn since(&mut self, recorded: Recorded) -> Result<()> {
+        let spec = self.spec;
+        let Some(column) = spec.since.as_ref().filter(|_| spec.keyed()) else {
+            return Ok(());
+        };
+        let row = self
+            .source
             .query_one(&next_watermark_sql(spec, column), &[])
             .await
-            .map_err(|e| Error::postgres(Kind::Copy, Side::Source, &doing, e))?;
+            .map_err(|e| Error::postgres(Kind::Copy, Side::Source, &self.doing, e))?;
         // Without a ledger to record it in, the next sync compares every row again.
-        out.next_watermark = recorded.ledger.then(|| Watermark {
+        self.out.next_watermark = recorded.ledger.then(|| Watermark {
             value: row.get(0),
             snapshot: row.get(1),
         });
         if let Some(previous) = recorded.watermark {
-            out.since = Some(Since {
+            self.out.since = Some(Since {
                 column: column.clone(),
                 previous,
                 next_xid: row.get(2),
             });
-            out.stats.since_rows = true;
+            self.out.stats.since_rows = true;
+            self.compare = Compare::Keys;
         }
+        Ok(())
     }
-    let compare = if out.since.is_some() {
-        Compare::Keys
-    } else {
-        Compare::Rows
-    };
-    // What a bucket's digest sums: row hashes, or key hashes when only keys are compared.
-    let value = |side: Side| match compare {
-        Compare::Rows => spec.row_hash(hashing, side),
-        Compare::Keys => spec.bucket_hash(hashing, side),
-    };
-    let level_sql = |side: Side, bits: u32, filter: Option<&Filter>| {
-        let hash = spec.bucket_hash(hashing, side);
+
+    /// A level's query on `side`: per bucket of `bits` bits (of the rows `filter` keeps),
+    /// its number and a digest of its rows' count and summed hashes, packed.
+    fn level_sql(&self, side: Side, bits: u32, filter: Option<&Filter>) -> String {
+        let spec = self.spec;
+        let hash = spec.bucket_hash(self.hashing, side);
         let wher = filter
             .map(|f| format!(" WHERE {}", f.condition(&hash)))
             .unwrap_or_default();
+        // What a bucket's digest sums: row hashes, or key hashes when only keys are
+        // compared.
+        let value = match self.compare {
+            Compare::Rows => spec.row_hash(self.hashing, side),
+            Compare::Keys => spec.bucket_hash(self.hashing, side),
+        };
         format!(
             "SELECT pg_catalog.string_agg(pg_catalog.int4send(g) || pg_catalog.int8send(d), ''::bytea), \
              sum(n)::int8 FROM (SELECT ({hash} & {mask}::pg_catalog.int8)::int4 AS g, count(*) AS n, \
-             pg_catalog.hashtextextended(count(*)::text || ':' || sum({v})::text, 0) AS d \
+             pg_catalog.hashtextextended(count(*)::text || ':' || sum({value})::text, 0) AS d \
              FROM {from}{wher} GROUP BY 1) AS pgbarge_b",
             mask = (1i64 << bits) - 1,
-            v = value(side),
             from = spec.from(side),
         )
-    };
+    }
 
-    if unchanged {
-        // The whole table as one bucket.
+    /// The whole table as one bucket, on both sides: whether they are equal. Sets the
+    /// sessions up.
+    async fn whole_table_equal(&mut self) -> Result<bool> {
         let whole = Level {
-            sql: |side| level_sql(side, 0, None),
+            sql: |side| self.level_sql(side, 0, None),
             params: (Vec::new(), None),
             first: true,
         };
-        let ((s, s_rows), (t, t_rows)) = both_packed(source, target, whole, &doing, watch).await?;
-        out.stats.source_rows = s_rows.max(0) as u64;
-        out.stats.target_rows = t_rows.max(0) as u64;
-        out.stats.hash_bytes += (s.len() + t.len()) as u64;
-        out.stats.ranges += 1;
-        if s == t {
-            return Ok(out);
-        }
+        let ((s, s_rows), (t, t_rows)) = self.ask(whole).await?;
+        let stats = &mut self.out.stats;
+        stats.source_rows = s_rows.max(0) as u64;
+        stats.target_rows = t_rows.max(0) as u64;
+        stats.hash_bytes += (s.len() + t.len()) as u64;
+        stats.ranges += 1;
+        Ok(s == t)
     }
 
-    // First level: every row.
-    let mut bits = first_bits(spec.estimated_rows);
-    let first = Level {
-        sql: |side| level_sql(side, bits, None),
-        params: (Vec::new(), None),
-        first: !unchanged,
-    };
-    let ((s, s_rows), (t, t_rows)) = both_packed(source, target, first, &doing, watch).await?;
-    out.stats.source_rows = s_rows.max(0) as u64;
-    out.stats.target_rows = t_rows.max(0) as u64;
-    out.stats.hash_bytes += (s.len() + t.len()) as u64;
-    let (s, t) = (buckets(&s), buckets(&t));
-    out.stats.ranges += s.len().max(t.len()) as u64;
-    let mut diff = differing(&s, &t);
-    let rows = s_rows.max(t_rows).max(1) as f64;
-    // Rows in the differing buckets of `bits`, about.
-    let rows_in = |diff: &[i32], bits: u32| diff.len() as f64 * rows / (1u64 << bits) as f64;
-
-    // Finer levels: only the differing buckets, split until they hold a few rows.
-    while !diff.is_empty() && rows / (1u64 << bits) as f64 > LEAF_ROWS && bits < MAX_BITS {
-        let next_buckets =
-            (diff.len() as f64 * (1u64 << STEP_BITS) as f64).min(rows_in(&diff, bits));
-        if next_buckets > RELOAD_BUCKETS {
-            out.stats.reloaded = true;
-            return Ok(out);
-        }
-        let filter = Filter {
-            bits,
-            buckets: std::mem::take(&mut diff),
-        };
-        let finer = (bits + STEP_BITS).min(MAX_BITS);
+    /// The first level: every row, in buckets of about [`FIRST_LEVEL_ROWS`]. `first`:
+    /// it sets the sessions up (no level came before).
+    async fn first_level(&mut self, first: bool) -> Result<Differing> {
+        let bits = first_bits(self.spec.estimated_rows);
         let level = Level {
-            sql: |side| level_sql(side, finer, Some(&filter)),
+            sql: |side| self.level_sql(side, bits, None),
+            params: (Vec::new(), None),
+            first,
+        };
+        let ((s, s_rows), (t, t_rows)) = self.ask(level).await?;
+        let stats = &mut self.out.stats;
+        stats.source_rows = s_rows.max(0) as u64;
+        stats.target_rows = t_rows.max(0) as u64;
+        stats.hash_bytes += (s.len() + t.len()) as u64;
+        let (s, t) = (buckets(&s), buckets(&t));
+        stats.ranges += s.len().max(t.len()) as u64;
+        Ok(Differing {
+            buckets: differing(&s, &t),
+            bits,
+            rows: s_rows.max(t_rows).max(1) as f64,
+        })
+    }
+
+    /// The next level: only the rows of the differing buckets, each bucket split
+    /// [`STEP_BITS`] bits finer.
+    async fn finer_level(&mut self, before: Differing) -> Result<Differing> {
+        let filter = Filter {
+            bits: before.bits,
+            buckets: before.buckets,
+        };
+        let finer = (before.bits + STEP_BITS).min(MAX_BITS);
+        let level = Level {
+            sql: |side| self.level_sql(side, finer, Some(&filter)),
             params: filter.params(),
             first: false,
         };
-        let ((s, _), (t, _)) = both_packed(source, target, level, &doing, watch).await?;
-        out.stats.hash_bytes += (s.len() + t.len()) as u64;
+        let ((s, _), (t, _)) = self.ask(level).await?;
+        let stats = &mut self.out.stats;
+        stats.hash_bytes += (s.len() + t.len()) as u64;
         let (s, t) = (buckets(&s), buckets(&t));
-        out.stats.ranges += s.len().max(t.len()) as u64;
-        diff = differing(&s, &t);
-        bits = finer;
+        stats.ranges += s.len().max(t.len()) as u64;
+        Ok(Differing {
+            buckets: differing(&s, &t),
+            bits: finer,
+            rows: before.rows,
+        })
     }
 
-    if rows_in(&diff, bits) > RELOAD_ROWS {
-        out.stats.reloaded = true;
-        return Ok(out);
-    }
-    // The rows of the differing buckets, one by one.
-    if !diff.is_empty() {
+    /// The rows of the differing buckets, one by one on both sides, sorted into what to
+    /// insert, update and delete.
+    async fn list_rows(&mut self, differing: Differing) -> Result<()> {
         let filter = Filter {
-            bits,
-            buckets: diff,
-        };
-        let leaf_sql = |side: Side| {
-            let hash = spec.bucket_hash(hashing, side);
-            let wher = filter.condition(&hash);
-            let from = spec.from(side);
-            let (a, b, group) = match (spec.keyed(), compare) {
-                (true, Compare::Rows) => (hash.clone(), spec.row_hash(hashing, side), ""),
-                (true, Compare::Keys) => (hash.clone(), "0::int8".into(), ""),
-                (false, _) => (hash.clone(), "count(*)".into(), " GROUP BY 1"),
-            };
-            format!(
-                "SELECT pg_catalog.string_agg(pg_catalog.int8send(a) || pg_catalog.int8send(b), ''::bytea), \
-                 count(*)::int8 FROM (SELECT {a} AS a, ({b})::int8 AS b FROM {from} WHERE {wher}{group}) AS pgbarge_r"
-            )
+            bits: differing.bits,
+            buckets: differing.buckets,
         };
         let leaf = Level {
-            sql: leaf_sql,
+            sql: |side| self.leaf_sql(side, &filter),
             params: filter.params(),
             first: false,
         };
-        let ((s, _), (t, _)) = both_packed(source, target, leaf, &doing, watch).await?;
-        out.stats.hash_bytes += (s.len() + t.len()) as u64;
-        compare_rows(&mut out, spec.keyed(), &pairs(&s), &pairs(&t));
+        let ((s, _), (t, _)) = self.ask(leaf).await?;
+        self.out.stats.hash_bytes += (s.len() + t.len()) as u64;
+        compare_rows(&mut self.out, self.spec.keyed(), &pairs(&s), &pairs(&t));
+        Ok(())
     }
-    Ok(out)
+
+    /// The listing query on `side`: (key hash, row hash) per row of the buckets `filter`
+    /// keeps — the key hash alone when only keys are compared, (row hash, copies) for a
+    /// multiset.
+    fn leaf_sql(&self, side: Side, filter: &Filter) -> String {
+        let spec = self.spec;
+        let hash = spec.bucket_hash(self.hashing, side);
+        let wher = filter.condition(&hash);
+        let from = spec.from(side);
+        let (a, b, group) = match (spec.keyed(), self.compare) {
+            (true, Compare::Rows) => (hash.clone(), spec.row_hash(self.hashing, side), ""),
+            (true, Compare::Keys) => (hash.clone(), "0::int8".into(), ""),
+            (false, _) => (hash.clone(), "count(*)".into(), " GROUP BY 1"),
+        };
+        format!(
+            "SELECT pg_catalog.string_agg(pg_catalog.int8send(a) || pg_catalog.int8send(b), ''::bytea), \
+             count(*)::int8 FROM (SELECT {a} AS a, ({b})::int8 AS b FROM {from} WHERE {wher}{group}) AS pgbarge_r"
+        )
+    }
 }
 
 /// Sorts the listed rows of the differing buckets into inserts, updates and deletes.
