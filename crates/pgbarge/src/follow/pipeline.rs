@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::answered;
 use super::apply::Statement;
+use super::link::answered;
 use crate::error::{Error, Kind, Result, Side};
 
 /// Statements sent and not yet answered, at most.
