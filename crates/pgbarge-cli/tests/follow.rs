@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::process::Child;
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use support::proxy::{Fault, FaultProxy};
@@ -335,13 +335,75 @@ fn a_reset_or_dead_link_while_following_reconnects_and_loses_nothing() {
     cut_over_and_check(&db, Some(follower), &[]);
 }
 
+/// `hist`'s state as one word: its rows, the sum of their `delta`, and how many are
+/// negative.
+const HIST_STATE: &str = "SELECT count(*) || '/' || coalesce(sum(delta), 0) || '/' \
+    || count(*) FILTER (WHERE delta < 0) FROM hist";
+
+/// A reader on the target sampling `hist` over and over, each sample a new snapshot,
+/// until its state is no longer `before` (or, should nothing ever change, for at most
+/// five minutes): each state seen, in order, with its samples and how many of them
+/// were taken while another session held `hist` open for writing (the follower's
+/// transaction under way).
+fn hist_sampler(before: &str) -> String {
+    format!(
+        "CREATE TEMP TABLE samples (n int GENERATED ALWAYS AS IDENTITY, state text, writing bool);
+         DO $$ /* hist sampler */ DECLARE s text; w bool; BEGIN
+           LOOP
+             SELECT EXISTS (SELECT FROM pg_catalog.pg_locks WHERE relation = 'public.hist'::regclass
+                              AND mode = 'RowExclusiveLock' AND granted AND pid <> pg_backend_pid()),
+                    ({HIST_STATE})
+               INTO w, s;
+             INSERT INTO samples (state, writing) VALUES (s, w);
+             EXIT WHEN s <> '{before}' OR clock_timestamp() > statement_timestamp() + interval '5 min';
+           END LOOP;
+         END $$;
+         SELECT state, count(*), count(*) FILTER (WHERE writing) FROM samples
+           GROUP BY state ORDER BY min(n)"
+    )
+}
+
+/// The `name=N` field of a log line.
+fn log_field(line: &str, name: &str) -> usize {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+}
+
 #[test]
 fn a_large_source_transaction_is_applied_whole_in_bounded_windows() {
     let db = TestDb::new("follow_large");
     db.source_sql(TABLES);
-    let mut follower = db.spawn_copy(&db.target_conn(), &["--all", "--follow", "--quiet"]);
+    // The follower logs each window it writes, with its rows and the bound (debug).
+    let mut follower = support::clean_command(support::pgbarge_bin())
+        .args(["copy", "--source", &db.source_conn(), "--target"])
+        .arg(db.target_conn())
+        .args(["--all", "--follow", "--quiet"])
+        .env("PGBARGE_LOG", "warn,pgbarge::follow::window=debug")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pgbarge");
     wait_following(&db, &mut follower);
-    // More rows than one window holds, in one transaction: the target sees all or none.
+    let before = db.target_sql(HIST_STATE).trim().to_string();
+    // A reader on the target samples the table from before the transaction commits on
+    // the source until the follower's commit shows.
+    let reader = {
+        let (name, sql) = (db.name.clone(), hist_sampler(&before));
+        std::thread::spawn(move || servers().target.psql(&name, &sql))
+    };
+    wait_until("the reader samples the target", || {
+        db.target_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%hist sampler%' \
+             AND pid <> pg_backend_pid()",
+        )
+        .trim()
+            == "1"
+    });
+    // More rows than one window holds, in one transaction.
     db.source_sql(
         "BEGIN;
          INSERT INTO hist (acc, delta) SELECT 1 + g % 500, g FROM generate_series(1, 70000) g;
@@ -349,9 +411,58 @@ fn a_large_source_transaction_is_applied_whole_in_bounded_windows() {
          DELETE FROM hist WHERE id % 7 = 0;
          COMMIT;",
     );
-    // No follower running: the cut-over carries on from the target's record itself.
-    follower.kill().unwrap();
-    let _ = follower.wait();
+    let after = db.source_sql(HIST_STATE).trim().to_string();
+    assert_ne!(before, after);
+
+    // Whole: the target went from the state before to the state after, with no other
+    // in between, and the reader looked while the follower was writing.
+    let samples = reader.join().expect("the reader ends");
+    let seen: Vec<(&str, usize, usize)> = samples
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            (f[0], f[1].parse().unwrap(), f[2].parse().unwrap())
+        })
+        .collect();
+    let states: Vec<&str> = seen.iter().map(|s| s.0).collect();
+    assert_eq!(
+        states,
+        [before.as_str(), after.as_str()],
+        "the target was seen only before and after the transaction (samples: {samples})"
+    );
+    assert!(
+        seen.iter()
+            .any(|&(state, _, writing)| state == before && writing > 0),
+        "the reader sampled while the follower was writing the transaction (samples: {samples})"
+    );
+
+    // Bounded: the transaction was written in several windows, none past the bound.
+    let log = {
+        let mut stderr = follower.stderr.take().expect("stderr is piped");
+        follower.kill().unwrap();
+        let _ = follower.wait();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        text
+    };
+    let windows: Vec<(usize, usize)> = log
+        .lines()
+        .filter(|l| l.contains("window flushed"))
+        .map(|l| (log_field(l, "rows"), log_field(l, "limit")))
+        .collect();
+    assert!(windows.len() > 1, "several windows:\n{log}");
+    assert!(
+        windows.iter().all(|&(rows, limit)| rows <= limit),
+        "no window past its bound: {windows:?}"
+    );
+    assert!(
+        windows.iter().any(|&(rows, limit)| rows == limit),
+        "the bound cut the transaction: {windows:?}"
+    );
+
+    // A change while no follower runs: the cut-over carries on from the target's record
+    // itself.
+    db.source_sql("UPDATE hist SET delta = 0 WHERE id = 1");
     cut_over_and_check(&db, None, &[]);
 }
 

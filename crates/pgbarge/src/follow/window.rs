@@ -60,8 +60,13 @@ impl Gathering {
         }
     }
 
-    /// The statements writing what the window holds; it is empty afterwards.
+    /// The statements writing what the window holds; it is empty afterwards. Logged
+    /// (debug) with the rows it held, so that the bound can be seen at work.
     pub fn flush(&mut self) -> Vec<Statement> {
+        let rows = self.window.entries();
+        if rows > 0 {
+            tracing::debug!(rows, limit = WINDOW_ROWS, "window flushed");
+        }
         self.window.flush()
     }
 }
