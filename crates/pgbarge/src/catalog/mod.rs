@@ -450,7 +450,8 @@ mod tests {
     fn sql_constants_are_ascii() {
         let sources = [
             ("catalog/queries.rs", include_str!("queries.rs")),
-            ("catalog/objects.rs", include_str!("objects.rs")),
+            ("catalog/objects/mod.rs", include_str!("objects/mod.rs")),
+            ("catalog/objects/sql.rs", include_str!("objects/sql.rs")),
             ("catalog/dependents.rs", include_str!("dependents.rs")),
             ("catalog/snapshot.rs", include_str!("snapshot.rs")),
             ("ledger.rs", include_str!("../ledger.rs")),
