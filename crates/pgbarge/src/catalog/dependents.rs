@@ -187,39 +187,13 @@ pub struct DependentRoutine {
 }
 
 impl DependentRoutine {
-    fn kind(&self) -> &'static str {
+    /// `FUNCTION` or `PROCEDURE`, as DDL names it.
+    pub fn kind(&self) -> &'static str {
         if self.procedure {
             "PROCEDURE"
         } else {
             "FUNCTION"
         }
-    }
-
-    pub fn drop_sql(&self) -> String {
-        format!("DROP {} {}", self.kind(), self.signature)
-    }
-
-    /// The routine as it was: definition, owner, privileges, comment.
-    pub fn create_sql(&self) -> Vec<String> {
-        let mut sql = vec![self.definition.trim_end().to_string()];
-        if !self.owned {
-            sql.push(format!(
-                "ALTER {} {} OWNER TO {}",
-                self.kind(),
-                self.signature,
-                ident(&self.owner)
-            ));
-        }
-        sql.extend(self.grants.iter().cloned());
-        if let Some(c) = &self.comment {
-            sql.push(format!(
-                "COMMENT ON {} {} IS {}",
-                self.kind(),
-                self.signature,
-                literal(c)
-            ));
-        }
-        sql
     }
 }
 
@@ -268,34 +242,6 @@ pub struct DependentView {
     pub grants: Vec<String>,
     /// `COMMENT ON …` statements.
     pub comments: Vec<String>,
-}
-
-impl DependentView {
-    /// `DROP VIEW` / `DROP MATERIALIZED VIEW`.
-    pub fn drop_sql(&self) -> String {
-        format!("DROP {} {}", self.view.kind(), self.view.name.sql())
-    }
-
-    /// Statements that create it again as it was: the view, its indexes, rules and
-    /// triggers, owner, privileges and comments. A materialized view that held data is
-    /// filled again from the tables as they are now.
-    pub fn create_sql(&self) -> Vec<String> {
-        let v = &self.view;
-        let mut sql = vec![v.create_sql()];
-        sql.extend(v.indexes.iter().cloned());
-        sql.extend(v.rules_and_triggers.iter().cloned());
-        if !self.owned {
-            sql.push(format!(
-                "ALTER {} {} OWNER TO {}",
-                v.kind(),
-                v.name.sql(),
-                ident(&self.owner)
-            ));
-        }
-        sql.extend(self.grants.iter().cloned());
-        sql.extend(self.comments.iter().cloned());
-        sql
-    }
 }
 
 fn catalog_error(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {

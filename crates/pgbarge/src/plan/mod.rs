@@ -2,6 +2,7 @@
 //! travel. An immutable, serialisable value — printed by `--dry-run`, rendered as JSON —
 //! built purely from the [`Snapshot`] and the user's choices. Later stages only read it.
 
+pub mod ddl;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod schema;
@@ -21,6 +22,10 @@ use crate::catalog::{
 };
 use crate::convert::{conversion, Conversion};
 use crate::quote::{ident, ident_list, literal};
+use ddl::{
+    IdentityDdl, PartitionDdl, SequenceParametersDdl, TableNameDdl, TableObjectDdl,
+    TableSettingDdl, TriggerStateDdl,
+};
 
 pub use schema::{SchemaOptions, SchemaPlan, SequenceValue, SkipReason, Skipped, Step};
 pub use sync_spec::SyncSpec;

@@ -9,6 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use super::ddl::{
+    CastDdl, OperatorDdl, SequenceParametersDdl, TableObjectDdl, TextSearchDdl, TriggerStateDdl,
+    ViewDdl,
+};
 use crate::catalog::{
     Aggregate, AggregateKind, CastMethod, Comment, CommentOn, ObjectRef, Routine, RoutineKind,
     SchemaObjects, Snapshot, TableName, TableObjectKind, TextSearchKind, TriggerState, View,

@@ -12,6 +12,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::ddl::{DependentRoutineDdl, DependentViewDdl, TableNameDdl};
 use super::SourceRead;
 use super::{Action, Content, CopyFormat, Endpoint, Plan, SequencePlan, SequenceValue, Step};
 use super::{TablePlan, NO_BODY_CHECKS};

@@ -57,77 +57,6 @@ impl Partition {
             .map(|c| &c.name)
             .eq(self.parent_columns.iter())
     }
-
-    /// Statements creating it: `CREATE TABLE … PARTITION OF …` with its own defaults, NOT
-    /// NULLs and options; or, when its columns are in their own order, `CREATE TABLE`
-    /// alone and `ATTACH PARTITION`, as pg_dump does.
-    pub fn create_sql(&self) -> Vec<String> {
-        use crate::quote::ident;
-        let sub = self
-            .partition_key
-            .as_ref()
-            .map(|k| format!(" PARTITION BY {k}"))
-            .unwrap_or_default();
-        let with = if self.options.is_empty() {
-            String::new()
-        } else {
-            format!(" WITH ({})", self.options.join(", "))
-        };
-        if self.own_order() && !self.parent_generated {
-            let columns: Vec<String> = self
-                .columns
-                .iter()
-                .map(|c| {
-                    let mut d = format!("{} {}", ident(&c.name), c.ty);
-                    if let Some(default) = &c.default {
-                        d.push_str(&format!(" DEFAULT {default}"));
-                    }
-                    if c.not_null {
-                        d.push_str(" NOT NULL");
-                    }
-                    d
-                })
-                .collect();
-            return vec![
-                format!(
-                    "CREATE TABLE {} (\n    {}\n){sub}{with}",
-                    self.name.sql(),
-                    columns.join(",\n    ")
-                ),
-                format!(
-                    "ALTER TABLE {} ATTACH PARTITION {} {}",
-                    self.parent.sql(),
-                    self.name.sql(),
-                    self.bound
-                ),
-            ];
-        }
-        let local: Vec<String> = self
-            .columns
-            .iter()
-            .filter_map(|c| {
-                let mut d = String::new();
-                if let Some(default) = &c.default {
-                    d.push_str(&format!(" DEFAULT {default}"));
-                }
-                if c.not_null && !self.parent_not_null.contains(&c.name) {
-                    d.push_str(" NOT NULL");
-                }
-                (!d.is_empty()).then(|| format!("{} WITH OPTIONS{d}", ident(&c.name)))
-            })
-            .collect();
-        let local = if local.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", local.join(", "))
-        };
-        vec![format!(
-            "CREATE TABLE {} PARTITION OF {}{local} {}{sub}{with}",
-            self.name.sql(),
-            self.parent.sql(),
-            self.bound
-        )]
-    }
 }
 
 /// What kind of table-level object.
@@ -259,60 +188,6 @@ impl TableSetting {
             _ => return None,
         })
     }
-
-    /// For a column's setting: the column and the `ALTER COLUMN` clause.
-    pub fn column_clause(&self) -> Option<(&str, String)> {
-        match self {
-            TableSetting::Storage { column, storage } => {
-                Some((column, format!("SET STORAGE {storage}")))
-            }
-            TableSetting::Compression { column, method } => {
-                Some((column, format!("SET COMPRESSION {method}")))
-            }
-            TableSetting::Statistics { column, target } => {
-                Some((column, format!("SET STATISTICS {target}")))
-            }
-            TableSetting::ColumnOptions { column, options } => {
-                Some((column, format!("SET ({options})")))
-            }
-            _ => None,
-        }
-    }
-
-    /// The statement setting it on `table`.
-    pub fn sql(&self, table: &TableName) -> String {
-        use crate::quote::ident;
-        if let Some((column, clause)) = self.column_clause() {
-            return format!(
-                "ALTER TABLE {} ALTER COLUMN {} {clause}",
-                table.sql(),
-                ident(column)
-            );
-        }
-        match self {
-            TableSetting::ReplicaIdentity(identity) => format!(
-                "ALTER TABLE {} REPLICA IDENTITY {}",
-                table.sql(),
-                match identity {
-                    ReplicaIdentity::Full => "FULL".to_string(),
-                    ReplicaIdentity::Nothing => "NOTHING".to_string(),
-                    ReplicaIdentity::Index(index) => format!("USING INDEX {}", ident(index)),
-                }
-            ),
-            TableSetting::Cluster { index } => {
-                format!("ALTER TABLE {} CLUSTER ON {}", table.sql(), ident(index))
-            }
-            TableSetting::ExtendedStatistics { definition } => definition.clone(),
-            _ => String::new(),
-        }
-    }
-}
-
-impl TableObject {
-    /// `ALTER TABLE … ADD CONSTRAINT name definition`, for the constraint kinds.
-    pub fn add_constraint_sql(&self) -> String {
-        self.table.add_constraint_sql(&self.name, &self.definition)
-    }
 }
 
 /// A sequence to create on its own (not through a `serial` column of a copied table).
@@ -358,27 +233,6 @@ impl View {
         } else {
             "VIEW"
         }
-    }
-
-    /// `CREATE [MATERIALIZED] VIEW … AS …`; a materialized view is filled if it was on
-    /// the source.
-    pub fn create_sql(&self) -> String {
-        let with = if self.options.is_empty() {
-            String::new()
-        } else {
-            format!(" WITH ({})", self.options.join(", "))
-        };
-        let query = self.query.trim_end().trim_end_matches(';');
-        let data = match (self.materialized, self.populated) {
-            (false, _) => "",
-            (true, true) => "\nWITH DATA",
-            (true, false) => "\nWITH NO DATA",
-        };
-        format!(
-            "CREATE {} {}{with} AS\n{query}{data}",
-            self.kind(),
-            self.name.sql()
-        )
     }
 }
 
@@ -429,33 +283,6 @@ impl Cast {
             target: self.target.clone(),
         }
     }
-
-    /// `CREATE CAST …` and its comment.
-    pub fn create_sql(&self) -> Vec<String> {
-        let how = match &self.method {
-            CastMethod::Function(f) => format!("WITH FUNCTION {f}"),
-            CastMethod::InOut => "WITH INOUT".into(),
-            CastMethod::Binary => "WITHOUT FUNCTION".into(),
-        };
-        let context = match self.context {
-            CastContext::Assignment => " AS ASSIGNMENT",
-            CastContext::Implicit => " AS IMPLICIT",
-            CastContext::Explicit => "",
-        };
-        let mut sql = vec![format!(
-            "CREATE CAST ({} AS {}) {how}{context}",
-            self.source, self.target
-        )];
-        sql.extend(self.comment.as_ref().map(|c| {
-            format!(
-                "COMMENT ON CAST ({} AS {}) IS {}",
-                self.source,
-                self.target,
-                crate::quote::literal(c)
-            )
-        }));
-        sql
-    }
 }
 
 /// Which text-search object.
@@ -467,7 +294,7 @@ pub enum TextSearchKind {
 
 impl TextSearchKind {
     /// `DICTIONARY` / `CONFIGURATION`, as in `CREATE TEXT SEARCH …`.
-    fn keyword(self) -> &'static str {
+    pub fn keyword(self) -> &'static str {
         match self {
             TextSearchKind::Dictionary => "DICTIONARY",
             TextSearchKind::Configuration => "CONFIGURATION",
@@ -522,50 +349,6 @@ impl TextSearch {
             TextSearchKind::Configuration => ObjectRef::TextSearchConfiguration { schema, name },
         }
     }
-
-    /// `CREATE TEXT SEARCH …`, a configuration's mappings, and its comment.
-    pub fn create_sql(&self) -> Vec<String> {
-        let base = crate::quote::qualified(&self.base.0, &self.base.1);
-        let mut sql = vec![match self.kind {
-            TextSearchKind::Dictionary => format!(
-                "CREATE TEXT SEARCH DICTIONARY {} (TEMPLATE = {base}{})",
-                self.sql_name(),
-                self.options
-                    .as_ref()
-                    .map(|o| format!(", {o}"))
-                    .unwrap_or_default()
-            ),
-            TextSearchKind::Configuration => format!(
-                "CREATE TEXT SEARCH CONFIGURATION {} (PARSER = {base})",
-                self.sql_name()
-            ),
-        }];
-        sql.extend(self.mappings.iter().map(|(token, dictionaries)| {
-            format!(
-                "ALTER TEXT SEARCH CONFIGURATION {} ADD MAPPING FOR {} WITH {dictionaries}",
-                self.sql_name(),
-                crate::quote::ident(token)
-            )
-        }));
-        sql.extend(self.comment.as_ref().map(|c| {
-            format!(
-                "COMMENT ON TEXT SEARCH {} {} IS {}",
-                self.kind.keyword(),
-                self.sql_name(),
-                crate::quote::literal(c)
-            )
-        }));
-        sql
-    }
-
-    /// `ALTER TEXT SEARCH … OWNER TO role` (`role` quoted).
-    pub fn owner_sql(&self, role: &str) -> String {
-        format!(
-            "ALTER TEXT SEARCH {} {} OWNER TO {role}",
-            self.kind.keyword(),
-            self.sql_name()
-        )
-    }
 }
 
 /// An operator of a schema copied whole.
@@ -587,63 +370,6 @@ pub struct Operator {
     pub hashes: bool,
     pub merges: bool,
     pub comment: Option<String>,
-}
-
-impl Operator {
-    /// `COMMENT ON OPERATOR schema.op (left, right) IS …`, if it has one.
-    pub fn comment_sql(&self) -> Option<String> {
-        let arg = |t: &Option<String>| t.clone().unwrap_or_else(|| "NONE".into());
-        self.comment.as_ref().map(|c| {
-            format!(
-                "COMMENT ON OPERATOR {}.{} ({}, {}) IS {}",
-                crate::quote::ident(&self.schema),
-                self.name,
-                arg(&self.left),
-                arg(&self.right),
-                crate::quote::literal(c)
-            )
-        })
-    }
-
-    /// `CREATE OPERATOR schema.op (FUNCTION = …, LEFTARG = …, …)`.
-    pub fn create_sql(&self) -> String {
-        use crate::quote::{ident, qualified};
-        let op = |(schema, name): &(String, String)| format!("OPERATOR({}.{name})", ident(schema));
-        let mut parts = vec![format!(
-            "FUNCTION = {}",
-            qualified(&self.function.0, &self.function.1)
-        )];
-        if let Some(t) = &self.left {
-            parts.push(format!("LEFTARG = {t}"));
-        }
-        if let Some(t) = &self.right {
-            parts.push(format!("RIGHTARG = {t}"));
-        }
-        if let Some(c) = &self.commutator {
-            parts.push(format!("COMMUTATOR = {}", op(c)));
-        }
-        if let Some(n) = &self.negator {
-            parts.push(format!("NEGATOR = {}", op(n)));
-        }
-        if let Some(f) = &self.restrict {
-            parts.push(format!("RESTRICT = {}", qualified(&f.0, &f.1)));
-        }
-        if let Some(f) = &self.join {
-            parts.push(format!("JOIN = {}", qualified(&f.0, &f.1)));
-        }
-        if self.hashes {
-            parts.push("HASHES".into());
-        }
-        if self.merges {
-            parts.push("MERGES".into());
-        }
-        format!(
-            "CREATE OPERATOR {}.{} ({})",
-            ident(&self.schema),
-            self.name,
-            parts.join(", ")
-        )
-    }
 }
 
 /// A function, procedure or aggregate.
