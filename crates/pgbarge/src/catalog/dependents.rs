@@ -8,11 +8,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use tokio_postgres::types::Type;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Row};
 
 use super::{ForeignKey, Table, TableName, View};
 use crate::error::{Error, Kind, Result, Side};
-use crate::quote::{ident, literal};
 
 /// Foreign keys of other tables that point at the given tables (a table's own
 /// self-references go with it), on the tables themselves rather than the clones their
@@ -180,9 +179,11 @@ pub struct DependentRoutine {
     pub owner: String,
     pub may_drop: bool,
     pub owned: bool,
-    /// `REVOKE`/`GRANT` statements restoring privileges set explicitly (none when the
-    /// defaults apply).
-    pub grants: Vec<String>,
+    /// Its privileges were set explicitly (`proacl` is not NULL): PUBLIC lost its
+    /// default EXECUTE, and `grants` are what others hold. False, and no grants, when
+    /// the defaults apply.
+    pub explicit_privileges: bool,
+    pub grants: Vec<AclEntry>,
     pub comment: Option<String>,
 }
 
@@ -197,21 +198,16 @@ impl DependentRoutine {
     }
 }
 
-/// `GRANT privilege ON object TO grantee [WITH GRANT OPTION]` from an `aclexplode` row
-/// (object id, privilege, grantee or NULL for PUBLIC, grantable).
-fn grant_sql(row: &tokio_postgres::Row, object: &str) -> String {
-    let grantee = row
-        .get::<_, Option<String>>(2)
-        .map_or_else(|| "PUBLIC".to_string(), |n| ident(&n));
-    format!(
-        "GRANT {} ON {object} TO {grantee}{}",
-        row.get::<_, String>(1),
-        if row.get::<_, bool>(3) {
-            " WITH GRANT OPTION"
-        } else {
-            ""
-        }
-    )
+/// A privilege held on an object by a role other than its owner, as `aclexplode()`
+/// lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AclEntry {
+    /// `SELECT`, `EXECUTE`, …
+    pub privilege: String,
+    /// `None` for PUBLIC.
+    pub grantee: Option<String>,
+    /// Held `WITH GRANT OPTION`.
+    pub grantable: bool,
 }
 
 /// A foreign key of another table that points at one of the tables.
@@ -238,204 +234,198 @@ pub struct DependentView {
     pub may_drop: bool,
     /// The role is the owner itself: the view created again needs no `OWNER TO`.
     pub owned: bool,
-    /// `GRANT …` statements restoring its privileges.
-    pub grants: Vec<String>,
-    /// `COMMENT ON …` statements.
-    pub comments: Vec<String>,
+    /// The privileges others hold on it.
+    pub grants: Vec<AclEntry>,
+    /// Its comment, and its columns': (column, comment).
+    pub comment: Option<String>,
+    pub column_comments: Vec<(String, String)>,
 }
 
 fn catalog_error(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
     move |e| Error::postgres(Kind::Catalog, Side::Target, what, e)
 }
 
-/// Reads what depends on `tables` (target tables).
+/// Reads what depends on `tables` (target tables): one round trip for the dependents,
+/// then one for the privileges and comments of the routines and views found.
 pub async fn dependents(client: &Client, tables: &[Table]) -> Result<Dependents> {
+    let reader = Reader {
+        client,
+        names: tables.iter().map(|t| (t.oid, &t.name)).collect(),
+    };
     let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
-    let names: BTreeMap<u32, &TableName> = tables.iter().map(|t| (t.oid, &t.name)).collect();
     let (key_rows, view_rows, routine_rows, child_rows) = tokio::try_join!(
-        async {
-            client
-                .query_typed(INBOUND_FOREIGN_KEYS, &[(&oids, Type::OID_ARRAY)])
-                .await
-                .map_err(catalog_error(
-                    "reading foreign keys that point at the tables",
-                ))
-        },
-        async {
-            client
-                .query_typed(DEPENDENT_VIEWS, &[(&oids, Type::OID_ARRAY)])
-                .await
-                .map_err(catalog_error("reading views built on the tables"))
-        },
-        async {
-            client
-                .query_typed(DEPENDENT_ROUTINES, &[(&oids, Type::OID_ARRAY)])
-                .await
-                .map_err(catalog_error(
-                    "reading functions that use the tables' row types",
-                ))
-        },
-        async {
-            client
-                .query_typed(INHERITING, &[(&oids, Type::OID_ARRAY)])
-                .await
-                .map_err(catalog_error("reading tables that inherit from the tables"))
-        }
+        reader.query(
+            INBOUND_FOREIGN_KEYS,
+            &oids,
+            "reading foreign keys that point at the tables"
+        ),
+        reader.query(DEPENDENT_VIEWS, &oids, "reading views built on the tables"),
+        reader.query(
+            DEPENDENT_ROUTINES,
+            &oids,
+            "reading functions that use the tables' row types"
+        ),
+        reader.query(
+            INHERITING,
+            &oids,
+            "reading tables that inherit from the tables"
+        ),
     )?;
-    let children = child_rows
-        .iter()
-        .filter_map(|r| {
-            let parent = names.get(&r.get::<_, u32>(0))?;
-            Some((
-                (*parent).clone(),
-                TableName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
-            ))
-        })
-        .collect();
-    let explicit: Vec<u32> = routine_rows
-        .iter()
-        .filter(|r| r.get::<_, bool>(6))
-        .map(|r| r.get(0))
-        .collect();
-    let routine_grant_rows = if explicit.is_empty() {
-        Vec::new()
-    } else {
-        client
-            .query_typed(ROUTINE_GRANTS, &[(&explicit, Type::OID_ARRAY)])
-            .await
-            .map_err(catalog_error("reading privileges on functions"))?
-    };
-    let routines = routine_rows
-        .iter()
-        .map(|r| {
-            let oid: u32 = r.get(0);
-            let signature: String = r.get(1);
-            let procedure: bool = r.get(9);
-            let kind = if procedure { "PROCEDURE" } else { "FUNCTION" };
-            let mut grants = Vec::new();
-            if r.get::<_, bool>(6) {
-                // Explicit privileges replace the default EXECUTE for PUBLIC.
-                grants.push(format!("REVOKE ALL ON {kind} {signature} FROM PUBLIC"));
-                grants.extend(
-                    routine_grant_rows
-                        .iter()
-                        .filter(|g| g.get::<_, u32>(0) == oid)
-                        .map(|g| grant_sql(g, &format!("{kind} {signature}"))),
-                );
-            }
-            DependentRoutine {
-                definition: r.get(2),
-                procedure,
-                uses: r
-                    .get::<_, Vec<u32>>(8)
-                    .iter()
-                    .filter_map(|o| names.get(o).map(|n| (*n).clone()))
-                    .collect(),
-                owner: r.get(3),
-                may_drop: r.get(4),
-                owned: r.get(5),
-                grants,
-                comment: r.get(7),
-                signature,
-            }
-        })
-        .collect();
-    let foreign_keys = key_rows
-        .iter()
-        .map(|r| InboundKey {
-            key: ForeignKey {
-                table: TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
-                references: TableName::new(r.get::<_, String>(2), r.get::<_, String>(3)),
-                name: r.get(4),
-                definition: r.get(5),
-            },
-            may_alter: r.get(6),
-            root: TableName::new(r.get::<_, String>(7), r.get::<_, String>(8)),
-        })
-        .collect();
-    let view_oids: Vec<u32> = view_rows.iter().map(|r| r.get(0)).collect();
-    let (grant_rows, comment_rows) = if view_oids.is_empty() {
-        (Vec::new(), Vec::new())
-    } else {
-        tokio::try_join!(
-            async {
-                client
-                    .query_typed(VIEW_GRANTS, &[(&view_oids, Type::OID_ARRAY)])
-                    .await
-                    .map_err(catalog_error("reading privileges on views"))
-            },
-            async {
-                client
-                    .query_typed(VIEW_COLUMN_COMMENTS, &[(&view_oids, Type::OID_ARRAY)])
-                    .await
-                    .map_err(catalog_error("reading comments on views"))
-            }
-        )?
-    };
-    let views = view_rows
-        .iter()
-        .map(|r| {
-            let oid: u32 = r.get(0);
-            let name = TableName::new(r.get::<_, String>(1), r.get::<_, String>(2));
-            let materialized: bool = r.get(3);
-            let kind = if materialized {
-                "MATERIALIZED VIEW"
-            } else {
-                "VIEW"
-            };
-            let grants = grant_rows
-                .iter()
-                .filter(|g| g.get::<_, u32>(0) == oid)
-                .map(|g| grant_sql(g, &name.sql()))
-                .collect();
-            let mut comments: Vec<String> = r
-                .get::<_, Option<String>>(14)
-                .map(|c| format!("COMMENT ON {kind} {} IS {}", name.sql(), literal(&c)))
-                .into_iter()
-                .collect();
-            comments.extend(
-                comment_rows
-                    .iter()
-                    .filter(|c| c.get::<_, u32>(0) == oid)
-                    .map(|c| {
-                        format!(
-                            "COMMENT ON COLUMN {}.{} IS {}",
-                            name.sql(),
-                            ident(c.get::<_, &str>(1)),
-                            literal(c.get::<_, &str>(2))
-                        )
-                    }),
-            );
-            DependentView {
-                view: View {
-                    name,
-                    materialized,
-                    query: r.get(4),
-                    populated: r.get(5),
-                    options: r.get::<_, Option<Vec<String>>>(6).unwrap_or_default(),
-                    reads: Vec::new(),
-                    indexes: r.get(9),
-                    rules_and_triggers: r.get(10),
-                    calls: Vec::new(),
-                    compression: Vec::new(),
-                },
-                reads: r
-                    .get::<_, Vec<u32>>(8)
-                    .iter()
-                    .filter_map(|o| names.get(o).map(|n| (*n).clone()))
-                    .collect(),
-                owner: r.get(11),
-                may_drop: r.get(12),
-                owned: r.get(13),
-                grants,
-                comments,
-            }
-        })
-        .collect();
+    let children = reader.children(&child_rows);
+    let routines = reader.routines(&routine_rows).await?;
+    let foreign_keys = key_rows.iter().map(inbound_key).collect();
+    let views = reader.views(&view_rows).await?;
     Ok(Dependents {
         foreign_keys,
         views,
         routines,
         children,
     })
+}
+
+/// Turns the rows about the tables' dependents into data, one method per kind, and asks
+/// for what those dependents carry (privileges, comments).
+struct Reader<'a> {
+    client: &'a Client,
+    /// The tables by oid: the queries name them so.
+    names: BTreeMap<u32, &'a TableName>,
+}
+
+impl Reader<'_> {
+    /// Runs `sql` with `oids` as `$1`.
+    async fn query(&self, sql: &'static str, oids: &[u32], what: &'static str) -> Result<Vec<Row>> {
+        self.client
+            .query_typed(sql, &[(&oids, Type::OID_ARRAY)])
+            .await
+            .map_err(catalog_error(what))
+    }
+
+    /// The tables among `oids`, by name.
+    fn tables(&self, oids: Vec<u32>) -> Vec<TableName> {
+        oids.iter()
+            .filter_map(|o| self.names.get(o).map(|n| (*n).clone()))
+            .collect()
+    }
+
+    /// (parent, child) from [`INHERITING`].
+    fn children(&self, rows: &[Row]) -> Vec<(TableName, TableName)> {
+        rows.iter()
+            .filter_map(|r| {
+                let parent = self.names.get(&r.get::<_, u32>(0))?;
+                Some((
+                    (*parent).clone(),
+                    TableName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+                ))
+            })
+            .collect()
+    }
+
+    /// The routines of [`DEPENDENT_ROUTINES`], with the privileges of those whose
+    /// privileges were set explicitly.
+    async fn routines(&self, rows: &[Row]) -> Result<Vec<DependentRoutine>> {
+        let explicit: Vec<u32> = rows
+            .iter()
+            .filter(|r| r.get::<_, bool>(6))
+            .map(|r| r.get(0))
+            .collect();
+        let grant_rows = if explicit.is_empty() {
+            Vec::new()
+        } else {
+            self.query(ROUTINE_GRANTS, &explicit, "reading privileges on functions")
+                .await?
+        };
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let explicit_privileges: bool = r.get(6);
+                DependentRoutine {
+                    signature: r.get(1),
+                    definition: r.get(2),
+                    procedure: r.get(9),
+                    uses: self.tables(r.get(8)),
+                    owner: r.get(3),
+                    may_drop: r.get(4),
+                    owned: r.get(5),
+                    explicit_privileges,
+                    grants: if explicit_privileges {
+                        acl_entries(&grant_rows, r.get(0))
+                    } else {
+                        Vec::new()
+                    },
+                    comment: r.get(7),
+                }
+            })
+            .collect())
+    }
+
+    /// The views of [`DEPENDENT_VIEWS`], with their privileges and column comments.
+    async fn views(&self, rows: &[Row]) -> Result<Vec<DependentView>> {
+        let oids: Vec<u32> = rows.iter().map(|r| r.get(0)).collect();
+        let (grant_rows, comment_rows) = if oids.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            tokio::try_join!(
+                self.query(VIEW_GRANTS, &oids, "reading privileges on views"),
+                self.query(VIEW_COLUMN_COMMENTS, &oids, "reading comments on views"),
+            )?
+        };
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let oid: u32 = r.get(0);
+                DependentView {
+                    view: View {
+                        name: TableName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+                        materialized: r.get(3),
+                        query: r.get(4),
+                        populated: r.get(5),
+                        options: r.get::<_, Option<Vec<String>>>(6).unwrap_or_default(),
+                        reads: Vec::new(),
+                        indexes: r.get(9),
+                        rules_and_triggers: r.get(10),
+                        calls: Vec::new(),
+                        compression: Vec::new(),
+                    },
+                    reads: self.tables(r.get(8)),
+                    owner: r.get(11),
+                    may_drop: r.get(12),
+                    owned: r.get(13),
+                    grants: acl_entries(&grant_rows, oid),
+                    comment: r.get(14),
+                    column_comments: comment_rows
+                        .iter()
+                        .filter(|c| c.get::<_, u32>(0) == oid)
+                        .map(|c| (c.get(1), c.get(2)))
+                        .collect(),
+                }
+            })
+            .collect())
+    }
+}
+
+/// A key of [`INBOUND_FOREIGN_KEYS`].
+fn inbound_key(r: &Row) -> InboundKey {
+    InboundKey {
+        key: ForeignKey {
+            table: TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
+            references: TableName::new(r.get::<_, String>(2), r.get::<_, String>(3)),
+            name: r.get(4),
+            definition: r.get(5),
+        },
+        may_alter: r.get(6),
+        root: TableName::new(r.get::<_, String>(7), r.get::<_, String>(8)),
+    }
+}
+
+/// The privileges on object `oid` among `aclexplode` rows (object id, privilege,
+/// grantee or NULL for PUBLIC, grantable).
+fn acl_entries(rows: &[Row], oid: u32) -> Vec<AclEntry> {
+    rows.iter()
+        .filter(|g| g.get::<_, u32>(0) == oid)
+        .map(|g| AclEntry {
+            privilege: g.get(1),
+            grantee: g.get(2),
+            grantable: g.get(3),
+        })
+        .collect()
 }

@@ -18,7 +18,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub use dependents::{dependents, DependentRoutine, DependentView, Dependents, InboundKey};
+pub use dependents::{
+    dependents, AclEntry, DependentRoutine, DependentView, Dependents, InboundKey,
+};
 pub use existing::{existing, ObjectRef};
 pub use objects::{
     available_extensions, describe_objects, list_schemas, Aggregate, AggregateKind,

@@ -5,9 +5,9 @@
 //! dependency runs one way, plan to catalog.
 
 use crate::catalog::{
-    Cast, CastContext, CastMethod, DependentRoutine, DependentView, Identity, Operator, Partition,
-    ReplicaIdentity, SequenceParameters, TableName, TableObject, TableSetting, TextSearch,
-    TextSearchKind, TriggerState, View,
+    AclEntry, Cast, CastContext, CastMethod, DependentRoutine, DependentView, Identity, Operator,
+    Partition, ReplicaIdentity, SequenceParameters, TableName, TableObject, TableSetting,
+    TextSearch, TextSearchKind, TriggerState, View,
 };
 use crate::quote::{ident, literal, qualified};
 
@@ -451,14 +451,27 @@ impl DependentViewDdl for DependentView {
                 ident(&self.owner)
             ));
         }
-        sql.extend(self.grants.iter().cloned());
-        sql.extend(self.comments.iter().cloned());
+        let name = v.name.sql();
+        sql.extend(self.grants.iter().map(|g| grant_sql(g, &name)));
+        sql.extend(
+            self.comment
+                .iter()
+                .map(|c| format!("COMMENT ON {} {name} IS {}", v.kind(), literal(c))),
+        );
+        sql.extend(self.column_comments.iter().map(|(column, c)| {
+            format!(
+                "COMMENT ON COLUMN {name}.{} IS {}",
+                ident(column),
+                literal(c)
+            )
+        }));
         sql
     }
 }
 
 /// A routine that depends on a replaced table, dropped and created again.
 pub trait DependentRoutineDdl {
+    /// `DROP FUNCTION` / `DROP PROCEDURE`.
     fn drop_sql(&self) -> String;
 
     /// The routine as it was: definition, owner, privileges, comment.
@@ -480,7 +493,11 @@ impl DependentRoutineDdl for DependentRoutine {
                 ident(&self.owner)
             ));
         }
-        sql.extend(self.grants.iter().cloned());
+        if self.explicit_privileges {
+            let routine = format!("{} {}", self.kind(), self.signature);
+            sql.push(format!("REVOKE ALL ON {routine} FROM PUBLIC"));
+            sql.extend(self.grants.iter().map(|g| grant_sql(g, &routine)));
+        }
         if let Some(c) = &self.comment {
             sql.push(format!(
                 "COMMENT ON {} {} IS {}",
@@ -491,6 +508,23 @@ impl DependentRoutineDdl for DependentRoutine {
         }
         sql
     }
+}
+
+/// `GRANT privilege ON object TO grantee [WITH GRANT OPTION]`.
+fn grant_sql(acl: &AclEntry, object: &str) -> String {
+    let grantee = acl
+        .grantee
+        .as_ref()
+        .map_or_else(|| "PUBLIC".to_string(), |n| ident(n));
+    format!(
+        "GRANT {} ON {object} TO {grantee}{}",
+        acl.privilege,
+        if acl.grantable {
+            " WITH GRANT OPTION"
+        } else {
+            ""
+        }
+    )
 }
 
 #[cfg(test)]
@@ -523,6 +557,77 @@ mod tests {
         assert_eq!(
             TableSetting::ReplicaIdentity(ReplicaIdentity::Index("t_key".into())).sql(&t),
             "ALTER TABLE \"s\".\"t\" REPLICA IDENTITY USING INDEX \"t_key\""
+        );
+    }
+
+    #[test]
+    fn a_dependent_routine_comes_back_with_its_owner_privileges_and_comment() {
+        let routine = DependentRoutine {
+            signature: "public.f(public.t)".into(),
+            definition: "CREATE OR REPLACE FUNCTION public.f(public.t) ...\n".into(),
+            procedure: false,
+            uses: vec![TableName::new("public", "t")],
+            owner: "App".into(),
+            may_drop: true,
+            owned: false,
+            explicit_privileges: true,
+            grants: vec![AclEntry {
+                privilege: "EXECUTE".into(),
+                grantee: Some("reader".into()),
+                grantable: true,
+            }],
+            comment: Some("it's f".into()),
+        };
+        assert_eq!(routine.drop_sql(), "DROP FUNCTION public.f(public.t)");
+        assert_eq!(
+            routine.create_sql(),
+            [
+                "CREATE OR REPLACE FUNCTION public.f(public.t) ...",
+                "ALTER FUNCTION public.f(public.t) OWNER TO \"App\"",
+                "REVOKE ALL ON FUNCTION public.f(public.t) FROM PUBLIC",
+                "GRANT EXECUTE ON FUNCTION public.f(public.t) TO \"reader\" WITH GRANT OPTION",
+                "COMMENT ON FUNCTION public.f(public.t) IS 'it''s f'",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dependent_view_comes_back_with_its_privileges_and_comments() {
+        let view = DependentView {
+            view: View {
+                name: TableName::new("public", "v"),
+                materialized: true,
+                query: " SELECT 1;".into(),
+                populated: false,
+                options: Vec::new(),
+                reads: Vec::new(),
+                indexes: vec!["CREATE INDEX i ON public.v USING btree (x)".into()],
+                rules_and_triggers: Vec::new(),
+                calls: Vec::new(),
+                compression: Vec::new(),
+            },
+            reads: vec![TableName::new("public", "t")],
+            owner: "app".into(),
+            may_drop: true,
+            owned: true,
+            grants: vec![AclEntry {
+                privilege: "SELECT".into(),
+                grantee: None,
+                grantable: false,
+            }],
+            comment: Some("v".into()),
+            column_comments: vec![("x".into(), "the x".into())],
+        };
+        assert_eq!(view.drop_sql(), "DROP MATERIALIZED VIEW \"public\".\"v\"");
+        assert_eq!(
+            view.create_sql(),
+            [
+                "CREATE MATERIALIZED VIEW \"public\".\"v\" AS\n SELECT 1\nWITH NO DATA",
+                "CREATE INDEX i ON public.v USING btree (x)",
+                "GRANT SELECT ON \"public\".\"v\" TO PUBLIC",
+                "COMMENT ON MATERIALIZED VIEW \"public\".\"v\" IS 'v'",
+                "COMMENT ON COLUMN \"public\".\"v\".\"x\" IS 'the x'",
+            ]
         );
     }
 }

@@ -777,7 +777,7 @@ mod tests {
 
     #[test]
     fn a_replace_group_drops_and_recreates_what_depends_on_it_in_one_transaction() {
-        use crate::catalog::{DependentView, ForeignKey};
+        use crate::catalog::{AclEntry, DependentView, ForeignKey};
         let mut tables = vec![
             table("actor", Action::Replace, 0),
             table("film_actor", Action::Replace, 0),
@@ -803,8 +803,13 @@ mod tests {
             owner: "app".into(),
             may_drop: true,
             owned: true,
-            grants: vec![format!("GRANT SELECT ON \"public\".\"{name}\" TO PUBLIC")],
-            comments: Vec::new(),
+            grants: vec![AclEntry {
+                privilege: "SELECT".into(),
+                grantee: None,
+                grantable: false,
+            }],
+            comment: None,
+            column_comments: Vec::new(),
         };
         p.replace_groups.push(crate::plan::ReplaceGroup {
             members: vec![0, 1],
