@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use tokio_postgres::types::Type;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Row};
 
 use super::*;
 use crate::error::{Error, Kind, Result, Side};
@@ -489,15 +489,46 @@ pub async fn describe(
         },
         query(INHERITS, "reading inheritance"),
     )?;
-    let mut inherits: BTreeMap<u32, Vec<TableName>> = BTreeMap::new();
-    for r in &inherit_rows {
-        inherits
+    let mut parents = parents(&inherit_rows);
+    let mut others = other_objects(&other_rows);
+    let mut columns = table_columns(&column_rows, owned_sequences(&sequence_rows));
+    let mut keys = primary_keys(&pk_rows);
+    let tables = tables
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                TableDetail {
+                    table: t.clone(),
+                    columns: columns.remove(&t.oid).unwrap_or_default(),
+                    primary_key: keys.remove(&t.oid),
+                    inherits: parents.remove(&t.oid).unwrap_or_default(),
+                    others: others.remove(&t.oid).unwrap_or_default(),
+                },
+            )
+        })
+        .collect();
+    Ok(Described {
+        tables,
+        types: type_rows.iter().map(user_type).collect(),
+    })
+}
+
+/// Per table oid, the tables it inherits from, in order ([`INHERITS`]).
+fn parents(rows: &[Row]) -> BTreeMap<u32, Vec<TableName>> {
+    let mut parents: BTreeMap<u32, Vec<TableName>> = BTreeMap::new();
+    for r in rows {
+        parents
             .entry(r.get(0))
             .or_default()
             .push(TableName::new(r.get::<_, String>(1), r.get::<_, String>(2)));
     }
-    let mut others: BTreeMap<u32, OtherObjects> = other_rows
-        .iter()
+    parents
+}
+
+/// Per table oid, what it has beyond columns and primary key ([`OTHER_OBJECTS`]).
+fn other_objects(rows: &[Row]) -> BTreeMap<u32, OtherObjects> {
+    rows.iter()
         .map(|r| {
             (
                 r.get(0),
@@ -515,14 +546,18 @@ pub async fn describe(
                 },
             )
         })
-        .collect();
+        .collect()
+}
 
-    // A column may own two: an identity's, and the serial sequence it had before.
+/// Per (table oid, column), the sequences the column owns ([`OWNED_SEQUENCES`]). A
+/// column may own two: an identity's, and the serial sequence it had before.
+fn owned_sequences(rows: &[Row]) -> BTreeMap<(u32, String), Vec<OwnedSequence>> {
     let mut sequences: BTreeMap<(u32, String), Vec<OwnedSequence>> = BTreeMap::new();
-    for (key, seq) in sequence_rows.iter().map(|r| {
-        (
-            (r.get::<_, u32>(0), r.get::<_, String>(1)),
-            OwnedSequence {
+    for r in rows {
+        sequences
+            .entry((r.get::<_, u32>(0), r.get::<_, String>(1)))
+            .or_default()
+            .push(OwnedSequence {
                 name: TableName::new(r.get::<_, String>(2), r.get::<_, String>(3)),
                 identity: r.get::<_, String>(4) == "i",
                 parameters: SequenceParameters {
@@ -535,28 +570,19 @@ pub async fn describe(
                     cycle: r.get(11),
                 },
                 readable: r.get(12),
-            },
-        )
-    }) {
-        sequences.entry(key).or_default().push(seq);
+            });
     }
+    sequences
+}
 
+/// Per table oid, its columns in order ([`COLUMNS`]), each with the sequences it owns
+/// (taken from `sequences`).
+fn table_columns(
+    rows: &[Row],
+    mut sequences: BTreeMap<(u32, String), Vec<OwnedSequence>>,
+) -> BTreeMap<u32, Vec<Column>> {
     let mut columns: BTreeMap<u32, Vec<Column>> = BTreeMap::new();
-    for r in &column_rows {
-        let ty = ColumnType {
-            oid: r.get(2),
-            sql: r.get(3),
-            schema: r.get(4),
-            name: r.get(5),
-            typmod: r.get(6),
-            typtype: first_char(r.get(7)).unwrap_or('b'),
-            category: first_char(r.get(8)).unwrap_or('U'),
-            binary_io: r.get(16),
-        };
-        let default = r
-            .get::<_, Option<String>>(12)
-            .map(|expr| ColumnDefault { expr });
-        let generated = first_char(r.get(10)).is_some();
+    for r in rows {
         let table_oid: u32 = r.get(0);
         let name: String = r.get(1);
         let mut owned = sequences
@@ -570,10 +596,12 @@ pub async fn describe(
             sequence,
             leftover_sequences: owned.collect(),
             name,
-            ty,
+            ty: column_type(r),
             not_null: r.get(9),
-            default,
-            generated,
+            default: r
+                .get::<_, Option<String>>(12)
+                .map(|expr| ColumnDefault { expr }),
+            generated: first_char(r.get(10)).is_some(),
             identity: Identity::from_code(first_char(r.get(11))),
             collation: r.get(13),
             inherited: r.get(14),
@@ -582,8 +610,26 @@ pub async fn describe(
                 .and_then(|k| k.split_once('\t').map(|(s, n)| TableName::new(s, n))),
         });
     }
-    let mut keys: BTreeMap<u32, PrimaryKey> = pk_rows
-        .iter()
+    columns
+}
+
+/// A column's type, from its row of [`COLUMNS`].
+fn column_type(r: &Row) -> ColumnType {
+    ColumnType {
+        oid: r.get(2),
+        sql: r.get(3),
+        schema: r.get(4),
+        name: r.get(5),
+        typmod: r.get(6),
+        typtype: first_char(r.get(7)).unwrap_or('b'),
+        category: first_char(r.get(8)).unwrap_or('U'),
+        binary_io: r.get(16),
+    }
+}
+
+/// Per table oid, its primary key ([`PRIMARY_KEYS`]).
+fn primary_keys(rows: &[Row]) -> BTreeMap<u32, PrimaryKey> {
+    rows.iter()
         .map(|r| {
             (
                 r.get(0),
@@ -594,71 +640,54 @@ pub async fn describe(
                 },
             )
         })
-        .collect();
+        .collect()
+}
 
-    let types: Vec<UserType> = {
-        let rows = type_rows;
-        rows.iter()
-            .map(|r| {
-                let typtype = first_char(r.get(3)).unwrap_or('b');
-                let definition = match typtype {
-                    'e' => TypeDefinition::Enum { labels: r.get(4) },
-                    'd' => TypeDefinition::Domain {
-                        base: r.get::<_, Option<String>>(5).unwrap_or_default(),
-                        not_null: r.get(6),
-                        default: r.get(7),
-                        checks: r
-                            .get::<_, Vec<String>>(8)
-                            .iter()
-                            .filter_map(|c| {
-                                let mut parts = c.splitn(4, '\t');
-                                Some(DomainCheck {
-                                    name: parts.next()?.to_string(),
-                                    validated: parts.next()? == "true",
-                                    calls_function: parts.next()? == "true",
-                                    definition: parts.next()?.to_string(),
-                                })
-                            })
-                            .collect(),
-                    },
-                    'c' => TypeDefinition::Composite {
-                        attributes: r.get(9),
-                    },
-                    'r' => r
-                        .get::<_, Option<String>>(11)
-                        .and_then(|j| serde_json::from_str::<RangeDefinition>(&j).ok())
-                        .map_or(TypeDefinition::Unsupported { typtype: 'r' }, |range| {
-                            TypeDefinition::Range(range)
-                        }),
-                    'p' => TypeDefinition::Shell,
-                    other => TypeDefinition::Unsupported { typtype: other },
-                };
-                UserType {
-                    oid: r.get(0),
-                    schema: r.get(1),
-                    name: r.get(2),
-                    definition,
-                }
-            })
-            .collect()
+/// A user-defined type, from its row of [`USER_TYPES`].
+fn user_type(r: &Row) -> UserType {
+    let typtype = first_char(r.get(3)).unwrap_or('b');
+    let definition = match typtype {
+        'e' => TypeDefinition::Enum { labels: r.get(4) },
+        'd' => TypeDefinition::Domain {
+            base: r.get::<_, Option<String>>(5).unwrap_or_default(),
+            not_null: r.get(6),
+            default: r.get(7),
+            checks: r
+                .get::<_, Vec<String>>(8)
+                .iter()
+                .filter_map(|c| domain_check(c))
+                .collect(),
+        },
+        'c' => TypeDefinition::Composite {
+            attributes: r.get(9),
+        },
+        'r' => r
+            .get::<_, Option<String>>(11)
+            .and_then(|j| serde_json::from_str::<RangeDefinition>(&j).ok())
+            .map_or(TypeDefinition::Unsupported { typtype: 'r' }, |range| {
+                TypeDefinition::Range(range)
+            }),
+        'p' => TypeDefinition::Shell,
+        other => TypeDefinition::Unsupported { typtype: other },
     };
+    UserType {
+        oid: r.get(0),
+        schema: r.get(1),
+        name: r.get(2),
+        definition,
+    }
+}
 
-    let tables = tables
-        .iter()
-        .map(|t| {
-            (
-                t.name.clone(),
-                TableDetail {
-                    table: t.clone(),
-                    columns: columns.remove(&t.oid).unwrap_or_default(),
-                    primary_key: keys.remove(&t.oid),
-                    inherits: inherits.remove(&t.oid).unwrap_or_default(),
-                    others: others.remove(&t.oid).unwrap_or_default(),
-                },
-            )
-        })
-        .collect();
-    Ok(Described { tables, types })
+/// A domain's check, as [`USER_TYPES`] lists it: name, validated, calls a function,
+/// definition (tab-separated).
+fn domain_check(text: &str) -> Option<DomainCheck> {
+    let mut parts = text.splitn(4, '\t');
+    Some(DomainCheck {
+        name: parts.next()?.to_string(),
+        validated: parts.next()? == "true",
+        calls_function: parts.next()? == "true",
+        definition: parts.next()?.to_string(),
+    })
 }
 
 /// Tables never analysed have no row estimate (`reltuples` is -1); those up to this many
