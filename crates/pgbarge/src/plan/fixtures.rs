@@ -1,7 +1,7 @@
 //! Plans built by hand for unit tests of the stages that read them.
 
 use super::*;
-use crate::catalog::TableKind;
+use crate::catalog::{Column, ColumnType, Snapshot, TableDetail, TableKind, TableName};
 
 pub fn endpoint() -> Endpoint {
     Endpoint {
@@ -57,4 +57,118 @@ pub fn plan(tables: Vec<TablePlan>) -> Plan {
         warnings: Vec::new(),
         tables,
     }
+}
+
+/// A built-in column type with binary I/O: `sql` as `format_type` prints it, `name` as
+/// `pg_type.typname`.
+pub fn ty(sql: &str, name: &str) -> ColumnType {
+    ColumnType {
+        oid: 0,
+        sql: sql.into(),
+        schema: "pg_catalog".into(),
+        name: name.into(),
+        typmod: -1,
+        typtype: 'b',
+        category: match name {
+            "int2" | "int4" | "int8" | "numeric" => 'N',
+            _ => 'S',
+        },
+        binary_io: true,
+    }
+}
+
+/// A plain nullable column without default.
+pub fn column(name: &str, ty: ColumnType) -> Column {
+    Column {
+        name: name.into(),
+        ty,
+        not_null: false,
+        default: None,
+        generated: false,
+        identity: None,
+        collation: None,
+        inherited: false,
+        row_type_of: None,
+        sequence: None,
+        leftover_sequences: Vec::new(),
+    }
+}
+
+/// Regular table `public.name` with `columns`, every privilege, owned by the role.
+pub fn detail(name: &str, columns: Vec<Column>) -> TableDetail {
+    TableDetail {
+        table: crate::catalog::Table {
+            oid: 16384,
+            name: TableName::new("public", name),
+            kind: TableKind::Regular,
+            estimated_rows: Some(10),
+            total_bytes: 8192,
+            data_bytes: 8192,
+            pages: 1,
+            is_partition: false,
+            can_select: true,
+            can_insert: true,
+            can_truncate: true,
+            can_update: true,
+            can_delete: true,
+            is_owner: true,
+            unlogged: false,
+            options: Vec::new(),
+            of_type: None,
+            row_security_applies: false,
+        },
+        columns,
+        primary_key: None,
+        inherits: Vec::new(),
+        others: Default::default(),
+    }
+}
+
+/// `detail` with primary key `(columns)`.
+pub fn keyed(mut table: TableDetail, columns: &[&str]) -> TableDetail {
+    table.primary_key = Some(crate::catalog::PrimaryKey {
+        name: format!("{}_pkey", table.table.name.name),
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+        definition: format!("PRIMARY KEY ({})", columns.join(", ")),
+    });
+    table
+}
+
+/// Both servers as a snapshot: `source` tables chosen from, `target` tables (empty unless
+/// named in `non_empty`); the role may create in schema `public` on the target.
+pub fn snapshot(
+    source: Vec<TableDetail>,
+    target: Vec<TableDetail>,
+    non_empty: &[&str],
+) -> Snapshot {
+    let mut s = Snapshot {
+        source_encoding: "UTF8".into(),
+        target_encoding: "UTF8".into(),
+        ..Snapshot::default()
+    };
+    s.target_privileges
+        .create_in_schema
+        .insert("public".into(), true);
+    for t in source {
+        s.source.tables.insert(t.table.name.clone(), t);
+    }
+    for t in target {
+        s.target_tables
+            .insert(t.table.name.clone(), t.table.clone());
+        s.target.tables.insert(t.table.name.clone(), t);
+    }
+    s.target_non_empty = non_empty
+        .iter()
+        .map(|n| TableName::new("public", *n))
+        .collect();
+    s
+}
+
+/// The plan of public tables `chosen` from `snapshot`.
+pub fn build(chosen: &[&str], snapshot: &Snapshot, options: &PlanOptions) -> Plan {
+    let chosen: Vec<TableName> = chosen
+        .iter()
+        .map(|n| TableName::new("public", *n))
+        .collect();
+    Plan::build(endpoint(), endpoint(), &chosen, snapshot, options)
 }

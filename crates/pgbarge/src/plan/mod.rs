@@ -7,6 +7,8 @@ pub mod ddl;
 pub(crate) mod fixtures;
 mod schema;
 mod sync_spec;
+#[cfg(test)]
+mod tests;
 pub mod units;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -2504,33 +2506,5 @@ fn type_ddl(t: &UserType) -> Result<String, String> {
                 .to_string(),
             other => format!("types of kind '{other}' are not created by pgbarge"),
         }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{components, parents_first};
-
-    #[test]
-    fn linked_tables_form_groups_in_the_order_met() {
-        assert_eq!(
-            components([4, 1, 7, 2], &[(7, 1), (2, 9)]),
-            vec![vec![1, 7], vec![2], vec![4]]
-        );
-    }
-
-    #[test]
-    fn parents_come_first_and_cycles_are_told() {
-        // 3 references 2, which references 1; 5 references itself.
-        let (order, cyclic) = parents_first(&[3, 1, 2, 5], &[(3, 2), (2, 1), (5, 5)]);
-        assert_eq!(order, vec![1, 2, 3, 5]);
-        assert!(!cyclic, "a self-reference is no cycle");
-        let (order, cyclic) = parents_first(&[1, 2, 3], &[(1, 2), (2, 1), (3, 1)]);
-        assert!(cyclic);
-        assert_eq!(
-            order.last(),
-            Some(&3),
-            "what references the cycle comes after it"
-        );
     }
 }
