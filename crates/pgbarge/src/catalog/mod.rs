@@ -401,7 +401,10 @@ mod tests {
             ("copy/pump.rs", include_str!("../copy/pump.rs")),
             ("copy/sequences.rs", include_str!("../copy/sequences.rs")),
             ("connect.rs", include_str!("../connect.rs")),
-            ("plan/mod.rs", include_str!("../plan/mod.rs")),
+            ("plan/build.rs", include_str!("../plan/build.rs")),
+            ("plan/split.rs", include_str!("../plan/split.rs")),
+            ("plan/statements.rs", include_str!("../plan/statements.rs")),
+            ("plan/table.rs", include_str!("../plan/table.rs")),
         ];
         for (file, text) in sources {
             for (start, _) in text.match_indices(": &str = \"") {

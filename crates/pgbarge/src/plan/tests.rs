@@ -4,8 +4,8 @@
 use super::fixtures::{build, column, detail, keyed, snapshot, ty};
 use super::*;
 use crate::catalog::{
-    ColumnDefault, ColumnType, OwnedSequence, Partition, SequenceParameters, TableDetail,
-    TargetIndex,
+    ColumnDefault, ColumnType, OwnedSequence, Partition, SequenceParameters, Snapshot, TableDetail,
+    TableKind, TableName, TargetIndex,
 };
 use crate::preflight::{check, ProblemKind};
 
@@ -531,31 +531,4 @@ fn a_partition_chosen_with_its_table_comes_with_it() {
         "CREATE TABLE \"public\".\"orders_2024\" PARTITION OF \"public\".\"orders\" FOR VALUES \
          FROM (1) TO (100)"
     );
-}
-
-mod groups {
-    use super::super::{components, parents_first};
-
-    #[test]
-    fn linked_tables_form_groups_in_the_order_met() {
-        assert_eq!(
-            components([4, 1, 7, 2], &[(7, 1), (2, 9)]),
-            vec![vec![1, 7], vec![2], vec![4]]
-        );
-    }
-
-    #[test]
-    fn parents_come_first_and_cycles_are_told() {
-        // 3 references 2, which references 1; 5 references itself.
-        let (order, cyclic) = parents_first(&[3, 1, 2, 5], &[(3, 2), (2, 1), (5, 5)]);
-        assert_eq!(order, vec![1, 2, 3, 5]);
-        assert!(!cyclic, "a self-reference is no cycle");
-        let (order, cyclic) = parents_first(&[1, 2, 3], &[(1, 2), (2, 1), (3, 1)]);
-        assert!(cyclic);
-        assert_eq!(
-            order.last(),
-            Some(&3),
-            "what references the cycle comes after it"
-        );
-    }
 }
