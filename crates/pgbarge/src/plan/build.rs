@@ -1,22 +1,24 @@
 //! [`Plan::build`]: the plan made from the snapshot of both servers and the user's
 //! choices, pass by pass.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use super::columns::text_only;
+use super::columns::copy_format;
 use super::create::plan_create;
 use super::existing::plan_existing;
-use super::groups::{group_linked, group_replaces};
-use super::order::order_by_foreign_keys;
-use super::schema::{self, SkipReason, Skipped, Step};
+use super::groups::{cycle_keys, group_linked, group_replaces, set_aside_cycle_keys};
+use super::order::{order_by_foreign_keys, wait_for_created, wait_for_required};
+use super::schema::{self, Skipped};
 use super::split::{default_jobs, split, split_leaves, Sizes};
 use super::table::base_plan;
-use super::user_types::type_ddl;
-use super::{
-    Action, ColumnRoute, Content, CopyFormat, Endpoint, Plan, PlanOptions, TablePlan, TypePlan,
-    DEFAULT_PART_SIZE, DEFAULT_SPLIT_ABOVE,
+use super::user_types::{
+    domain_checks_after_data, domain_checks_calling_functions, missing_types, plan_type,
+    shell_left_out,
 };
-use crate::catalog::{Snapshot, TableKind, TableName, TypeDefinition, UserType};
+use super::{
+    Action, Content, Endpoint, Plan, PlanOptions, ReplaceGroup, SchemaPlan, TablePlan, TypePlan,
+};
+use crate::catalog::{ForeignKey, Snapshot, TableKind, TableName, UserType};
 use crate::quote::ident;
 
 /// Function bodies are not checked while they are created: they may refer to tables
@@ -32,258 +34,176 @@ impl Plan {
         snapshot: &Snapshot,
         options: &PlanOptions,
     ) -> Plan {
-        let schema_exists = |s: &str| snapshot.target_privileges.create_in_schema.contains_key(s);
-        let mut new_schemas: Vec<String> = Vec::new();
-        let mut types = Vec::new();
-        // Types of whole schemas left out, named with the other skipped objects.
-        let mut types_skipped: Vec<Skipped> = Vec::new();
-        // Types the target lacks, in creation order (dependencies first).
-        for ut in &snapshot.source.types {
-            if snapshot
-                .target_types
-                .contains_key(&(ut.schema.clone(), ut.name.clone()))
-            {
-                continue;
-            }
-            if matches!(ut.definition, TypeDefinition::Shell)
-                && !snapshot.target_privileges.is_superuser
-            {
-                // Nothing can use a shell type; only a superuser may declare one.
-                types_skipped.push(Skipped {
-                    what: format!("type {}", TableName::new(&ut.schema, &ut.name)),
-                    why: SkipReason::Because(
-                        "it is a shell type (CREATE TYPE name;), and only a superuser may \
-                         declare one"
-                            .into(),
-                    ),
-                    blocking: options.schema.strict,
-                    needed_by: Vec::new(),
-                });
-                continue;
-            }
-            if !schema_exists(&ut.schema) && !new_schemas.contains(&ut.schema) {
-                new_schemas.push(ut.schema.clone());
-            }
-            let array = format!("_{}", ut.name);
-            let used_directly = chosen.iter().any(|name| {
-                snapshot.source.tables.get(name).is_some_and(|t| {
-                    t.columns.iter().any(|c| {
-                        c.ty.schema == ut.schema && (c.ty.name == ut.name || c.ty.name == array)
-                    })
-                })
-            });
-            let kind = match ut.definition {
-                TypeDefinition::Domain { .. } => "domain",
-                _ => "type",
-            };
-            let excluded = options.schema.excluded(kind, &ut.schema, &ut.name);
-            if let (Some(why), false) = (&excluded, used_directly) {
-                types_skipped.push(Skipped {
-                    what: format!("{kind} {}", TableName::new(&ut.schema, &ut.name)),
-                    why: why.clone().into(),
-                    blocking: false,
-                    needed_by: Vec::new(),
-                });
-                continue;
-            }
-            // Left out but a chosen table's column has it: like a type the role cannot
-            // create, that table is refused (or left out of a whole-schema copy).
-            let (sql, unsupported) = match (excluded, type_ddl(ut)) {
-                (Some(why), _) => (Vec::new(), Some(why)),
-                (None, Ok(ddl)) => (vec![ddl], None),
-                (None, Err(why)) => (Vec::new(), Some(why)),
-            };
-            let used_by = chosen
-                .iter()
-                .filter(|_| unsupported.is_some())
-                .filter(|name| {
-                    snapshot.source.tables.get(name).is_some_and(|t| {
-                        t.columns.iter().any(|c| {
-                            c.ty.schema == ut.schema && (c.ty.name == ut.name || c.ty.name == array)
-                        })
-                    })
-                })
-                .cloned()
-                .collect();
-            types.push(TypePlan {
-                name: TableName::new(&ut.schema, &ut.name).to_string(),
-                schema: ut.schema.clone(),
-                sql,
-                unsupported,
-                used_by,
-            });
-        }
+        let mut builder = Builder {
+            chosen,
+            snapshot,
+            options,
+            new_schemas: Vec::new(),
+            types: Vec::new(),
+            types_skipped: Vec::new(),
+            tables: Vec::new(),
+            linked_groups: Vec::new(),
+            linked_group_keys: Vec::new(),
+            replace_groups: Vec::new(),
+            jobs: 1,
+            schema: SchemaPlan::default(),
+            prepare: Vec::new(),
+        };
+        // The passes, in the order each needs the ones before.
+        builder.types();
+        builder.tables();
+        builder.linked_groups();
+        builder.replace_groups();
+        builder.load_order();
+        builder.split(source.server_version);
+        builder.schema();
+        builder.required_tables();
+        builder.prepare();
+        builder.finish(source, target)
+    }
+}
 
-        // A partition chosen along with its partitioned table comes with the table.
+/// The plan as it is built, pass by pass, and what the passes tell each other.
+struct Builder<'a> {
+    chosen: &'a [TableName],
+    snapshot: &'a Snapshot,
+    options: &'a PlanOptions,
+    /// Schemas the target lacks, in the order first needed: created before anything.
+    new_schemas: Vec<String>,
+    types: Vec<TypePlan>,
+    /// Types left out, named with the other skipped objects.
+    types_skipped: Vec<Skipped>,
+    tables: Vec<TablePlan>,
+    linked_groups: Vec<Vec<usize>>,
+    linked_group_keys: Vec<Vec<ForeignKey>>,
+    replace_groups: Vec<ReplaceGroup>,
+    jobs: usize,
+    schema: SchemaPlan,
+    prepare: Vec<String>,
+}
+
+impl Builder<'_> {
+    /// Notes that `schema` must be created, unless the target has it.
+    fn need_schema(&mut self, schema: &str) {
+        let exists = self
+            .snapshot
+            .target_privileges
+            .create_in_schema
+            .contains_key(schema);
+        if !exists && !self.new_schemas.iter().any(|s| s == schema) {
+            self.new_schemas.push(schema.to_string());
+        }
+    }
+
+    /// The types the target lacks, in creation order (dependencies first): created
+    /// before the tables, or left out.
+    fn types(&mut self) {
+        let snapshot = self.snapshot;
+        let options = &self.options.schema;
+        for ut in missing_types(snapshot) {
+            if let Some(skipped) = shell_left_out(ut, snapshot, options) {
+                self.types_skipped.push(skipped);
+                continue;
+            }
+            self.need_schema(&ut.schema);
+            match plan_type(ut, self.chosen, snapshot, options) {
+                Ok(plan) => self.types.push(plan),
+                Err(skipped) => self.types_skipped.push(skipped),
+            }
+        }
+    }
+
+    /// Each chosen table's plan, in the order chosen: created when the target lacks it,
+    /// kept by `--schema-only`, else loaded as its mode says; then its COPY format. A
+    /// partition chosen along with its partitioned table comes with the table.
+    fn tables(&mut self) {
+        let (snapshot, options) = (self.snapshot, self.options);
         let objects = &snapshot.source_objects;
         let with_parent: BTreeSet<&TableName> = objects
             .partitions
             .iter()
-            .filter(|(root, _)| chosen.contains(root))
+            .filter(|(root, _)| self.chosen.contains(root))
             .flat_map(|(_, parts)| parts.iter().map(|p| &p.name))
             .collect();
-        let mut tables: Vec<TablePlan> = chosen
+        let chosen = self
+            .chosen
             .iter()
             .filter(|name| !with_parent.contains(name))
-            .filter_map(|name| snapshot.source.tables.get(name))
-            .map(|src| {
-                let mut plan = match snapshot.target.tables.get(&src.table.name) {
-                    None => plan_create(src, objects),
-                    Some(_) if options.content == Content::SchemaOnly => {
-                        base_plan(src, Action::Keep)
-                    }
-                    Some(tgt) => plan_existing(src, tgt, snapshot, options),
-                };
-                if plan.action == Action::Create
-                    && !schema_exists(&plan.target.schema)
-                    && !new_schemas.contains(&plan.target.schema)
-                {
-                    new_schemas.push(plan.target.schema.clone());
-                }
-                let no_binary: Vec<&str> = src
-                    .columns
-                    .iter()
-                    .filter(|c| !c.generated && !c.ty.binary_io)
-                    .map(|c| c.name.as_str())
-                    .collect();
-                if !no_binary.is_empty() {
-                    plan.notes.push(format!(
-                        "copied as text: the type of {} {} no binary send/receive functions",
-                        crate::text::short_list(&no_binary, 5),
-                        if no_binary.len() == 1 { "has" } else { "have" }
-                    ));
-                }
-                if no_binary.is_empty()
-                    && plan
-                        .columns
-                        .iter()
-                        .all(|c| c.route == ColumnRoute::Identical && !text_only(&c.source_type))
-                {
-                    plan.format = CopyFormat::Binary;
-                }
-                plan
-            })
-            .collect();
-
-        let (linked_groups, cyclic) = group_linked(&mut tables, &snapshot.target_foreign_keys);
-        let linked_group_keys: Vec<Vec<crate::catalog::ForeignKey>> = linked_groups
-            .iter()
-            .zip(&cyclic)
-            .map(|(members, &cyclic)| {
-                if !cyclic {
-                    return Vec::new();
-                }
-                let names: Vec<&TableName> = members.iter().map(|&i| &tables[i].target).collect();
-                let keys: Vec<crate::catalog::ForeignKey> = snapshot
-                    .target_foreign_key_definitions
-                    .iter()
-                    .filter(|k| names.contains(&&k.table) && names.contains(&&k.references))
-                    .cloned()
-                    .collect();
-                let may_alter = keys.iter().all(|k| {
-                    snapshot.target_privileges.is_superuser
-                        || snapshot
-                            .target_tables
-                            .get(&k.table)
-                            .is_some_and(|t| t.is_owner)
-                });
-                if may_alter {
-                    keys
-                } else {
-                    for &i in members {
-                        tables[i].notes.push(
-                            "the group's foreign keys form a cycle and the role does not own \
-                             every table to set them aside: the load may fail on a key"
-                                .into(),
-                        );
-                    }
-                    Vec::new()
-                }
-            })
-            .collect();
-        for (members, keys) in linked_groups.iter().zip(&linked_group_keys) {
-            // A key the group sets aside is not also set aside as NOT VALID.
-            for &i in members {
-                let target = tables[i].target.clone();
-                tables[i]
-                    .unvalidated
-                    .retain(|(name, _)| !keys.iter().any(|k| k.table == target && &k.name == name));
-            }
-            for &i in members.iter().filter(|_| !keys.is_empty()) {
-                tables[i].notes.push(format!(
-                    "the group's foreign keys form a cycle: its {} key(s) are dropped for the \
-                     load and added back, validated, before the commit",
-                    keys.len()
-                ));
-            }
-        }
-        let replace_groups = group_replaces(&mut tables, snapshot);
-        order_by_foreign_keys(&mut tables, &snapshot.target_foreign_keys);
-        // A regclass/regtype value's text input names a relation or type, which must
-        // exist when the row loads: such tables wait for the other tables this run
-        // creates (not for each other, so there is no cycle).
-        let names_objects = |t: &TablePlan| {
-            t.columns
-                .iter()
-                .any(|c| text_only(&c.source_type) && !c.source_type.starts_with("tsquery"))
-        };
-        let created_plain: Vec<usize> = (0..tables.len())
-            .filter(|&i| {
-                matches!(tables[i].action, Action::Create | Action::Replace)
-                    && !names_objects(&tables[i])
-            })
-            .collect();
-        let naming: Vec<usize> = (0..tables.len())
-            .filter(|&r| names_objects(&tables[r]))
-            .collect();
-        for r in naming {
-            for &i in &created_plain {
-                // Not on a table that needs this one first (its row type, INHERITS).
-                let needs_r = tables[i].requires.contains(&tables[r].target);
-                if !needs_r && !tables[r].load_after.contains(&i) {
-                    tables[r].load_after.push(i);
-                }
-            }
-        }
-        let jobs = options.jobs.unwrap_or_else(|| default_jobs(&tables)).max(1);
-        let split_above = options.split_above.unwrap_or(DEFAULT_SPLIT_ABOVE);
-        // Parts of the chosen size, or half a lower threshold (so a table just above it
-        // still gets two parts).
-        let part_size = options
-            .part_size
-            .unwrap_or(DEFAULT_PART_SIZE)
-            .min((split_above / 2).max(1))
-            .max(1);
-        for (table, src) in tables
-            .iter_mut()
-            .filter(|_| options.content != Content::SchemaOnly)
-            .filter_map(|t| snapshot.source.tables.get(&t.source).map(|s| (t, s)))
-        {
-            let sizes = Sizes {
-                split_above,
-                part_size,
-                jobs,
-                version: source.server_version,
+            .filter_map(|name| snapshot.source.tables.get(name));
+        for src in chosen {
+            let mut plan = match snapshot.target.tables.get(&src.table.name) {
+                None => plan_create(src, objects),
+                Some(_) if options.content == Content::SchemaOnly => base_plan(src, Action::Keep),
+                Some(tgt) => plan_existing(src, tgt, snapshot, options),
             };
-            match objects.partitions.get(&table.source) {
+            if plan.action == Action::Create {
+                self.need_schema(&plan.target.schema);
+            }
+            let (format, note) = copy_format(&src.columns, &plan.columns);
+            plan.format = format;
+            plan.notes.extend(note);
+            self.tables.push(plan);
+        }
+    }
+
+    /// Truncated and synced tables linked by the target's foreign keys load together,
+    /// and a cycle of keys among them is set aside for the load.
+    fn linked_groups(&mut self) {
+        let (groups, cyclic) = group_linked(&mut self.tables, &self.snapshot.target_foreign_keys);
+        for (members, cyclic) in groups.iter().zip(cyclic) {
+            let keys = if cyclic {
+                cycle_keys(&mut self.tables, members, self.snapshot)
+            } else {
+                Vec::new()
+            };
+            set_aside_cycle_keys(&mut self.tables, members, &keys);
+            self.linked_group_keys.push(keys);
+        }
+        self.linked_groups = groups;
+    }
+
+    /// Replaced tables that foreign keys, views or functions tie together.
+    fn replace_groups(&mut self) {
+        self.replace_groups = group_replaces(&mut self.tables, self.snapshot);
+    }
+
+    /// Which tables wait for which: loads into existing tables after the tables they
+    /// reference, values naming relations after the tables the run creates.
+    fn load_order(&mut self) {
+        order_by_foreign_keys(&mut self.tables, &self.snapshot.target_foreign_keys);
+        wait_for_created(&mut self.tables);
+    }
+
+    /// How many streams load at once, and which tables (or leaves) load in parts. No
+    /// rows move with `--schema-only`: nothing is split.
+    fn split(&mut self, source_version: i32) {
+        self.jobs = (self.options.jobs)
+            .unwrap_or_else(|| default_jobs(&self.tables))
+            .max(1);
+        if self.options.content == Content::SchemaOnly {
+            return;
+        }
+        let sizes = Sizes::new(self.options, self.jobs, source_version);
+        let snapshot = self.snapshot;
+        for table in &mut self.tables {
+            let Some(src) = snapshot.source.tables.get(&table.source) else {
+                continue;
+            };
+            match snapshot.source_objects.partitions.get(&table.source) {
                 Some(tree) if src.table.kind == TableKind::Partitioned => {
                     split_leaves(table, src, tree, &sizes)
                 }
                 _ => split(table, src, &sizes),
             }
         }
+    }
 
-        let creates = |t: &&TablePlan| matches!(t.action, Action::Create | Action::Replace);
-        let mut created: BTreeSet<&TableName> =
-            tables.iter().filter(creates).map(|t| &t.target).collect();
-        created.extend(tables.iter().filter(creates).flat_map(|t| &t.leaves));
-        for t in tables.iter().filter(creates) {
-            if let Some(parts) = objects.partitions.get(&t.source) {
-                created.extend(parts.iter().map(|p| &p.name));
-            }
-        }
-        let mut copied: BTreeSet<&TableName> = tables.iter().map(|t| &t.target).collect();
-        copied.extend(created.iter().copied());
+    /// The objects besides the tables (see `schema.rs`), knowing which tables the run
+    /// creates, copies and keeps; with the types left out, and the domains' NOT VALID
+    /// checks first after the data (before the comments that may name them).
+    fn schema(&mut self) {
+        let snapshot = self.snapshot;
+        let objects = &snapshot.source_objects;
         // Schemas that only hold sequences, functions or views still need creating.
         let object_schemas = objects
             .sequences
@@ -295,115 +215,88 @@ impl Plan {
             .chain(objects.collations.iter().map(|c| &c.schema))
             .chain(snapshot.whole_schemas.iter());
         for s in object_schemas {
-            if !schema_exists(s) && !new_schemas.contains(s) {
-                new_schemas.push(s.clone());
-            }
+            self.need_schema(s);
         }
-        let types_created: Vec<String> = snapshot
-            .source
-            .types
-            .iter()
-            .filter(|ut| {
-                !snapshot
-                    .target_types
-                    .contains_key(&(ut.schema.clone(), ut.name.clone()))
-            })
-            .map(UserType::sql_name)
-            .collect();
-        let owned_sequences: Vec<TableName> = tables
-            .iter()
-            .filter(creates)
-            .filter_map(|t| snapshot.source.tables.get(&t.source))
-            .flat_map(|d| d.columns.iter().filter_map(|c| c.sequence.as_ref()))
-            .map(|s| s.name.clone())
-            .collect();
-        let mut schema = schema::plan_schema(
-            snapshot,
-            &schema::TablesInPlan {
-                created,
-                copied,
-                kept: tables
-                    .iter()
-                    .filter(|t| t.action == Action::Keep)
-                    .map(|t| &t.target)
-                    .collect(),
-                types_created,
-                schemas_created: new_schemas.clone(),
-                owned_sequences,
-            },
-            &options.schema,
-        );
-        schema.skipped.extend(types_skipped);
-
-        // A domain's NOT VALID check comes after the data, as pg_dump adds it: the copied
-        // values may break it, as the source's do. First of that step, before the
-        // comments that may name it.
-        let mut domain_checks = Vec::new();
-        for ut in snapshot.source.types.iter().filter(|ut| {
-            !snapshot
-                .target_types
-                .contains_key(&(ut.schema.clone(), ut.name.clone()))
-        }) {
-            if let TypeDefinition::Domain { checks, .. } = &ut.definition {
-                for c in checks.iter().filter(|c| !c.validated) {
-                    domain_checks.push(Step {
-                        what: format!("domain check {} of {}", c.name, ut.sql_name()),
-                        sql: format!(
-                            "ALTER DOMAIN {} ADD CONSTRAINT {} {}",
-                            ut.sql_name(),
-                            ident(&c.name),
-                            c.definition
-                        ),
-                        needs: Vec::new(),
-                    });
-                }
-            }
-        }
-        schema.after.splice(0..0, domain_checks);
-        // A created table that inherits waits for its parents when they are created too;
-        // parents neither copied nor on the target are missing, like a foreign key's.
-        if !types.is_empty() {
-            let created = types.iter().filter(|t| t.unsupported.is_none()).count();
+        let mut schema =
+            schema::plan_schema(snapshot, &self.tables_in_plan(), &self.options.schema);
+        schema.skipped.append(&mut self.types_skipped);
+        schema
+            .after
+            .splice(0..0, domain_checks_after_data(snapshot));
+        if !self.types.is_empty() {
+            let created = self
+                .types
+                .iter()
+                .filter(|t| t.unsupported.is_none())
+                .count();
             schema.counts.insert("types".into(), created);
         }
-        let index: BTreeMap<TableName, usize> = tables
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.target.clone(), i))
-            .collect();
-        for i in 0..tables.len() {
-            for parent in tables[i].requires.clone() {
-                match index.get(&parent) {
-                    Some(&p) if matches!(tables[p].action, Action::Create | Action::Replace) => {
-                        if !tables[i].load_after.contains(&p) {
-                            tables[i].load_after.push(p);
-                        }
-                    }
-                    Some(_) => {}
-                    None if snapshot.target_tables.contains_key(&parent) => {}
-                    None => schema
-                        .missing_parents
-                        .entry(tables[i].target.clone())
-                        .or_default()
-                        .push(parent),
-                }
+        self.schema = schema;
+    }
+
+    /// What the schema planner needs to know of the tables.
+    fn tables_in_plan(&self) -> schema::TablesInPlan<'_> {
+        let snapshot = self.snapshot;
+        let creates = || self.tables.iter().filter(|t| t.is_created());
+        let mut created: BTreeSet<&TableName> = creates().map(|t| &t.target).collect();
+        created.extend(creates().flat_map(|t| &t.leaves));
+        for t in creates() {
+            if let Some(parts) = snapshot.source_objects.partitions.get(&t.source) {
+                created.extend(parts.iter().map(|p| &p.name));
             }
         }
+        let mut copied: BTreeSet<&TableName> = self.tables.iter().map(|t| &t.target).collect();
+        copied.extend(created.iter().copied());
+        schema::TablesInPlan {
+            created,
+            copied,
+            kept: (self.tables.iter())
+                .filter(|t| t.action == Action::Keep)
+                .map(|t| &t.target)
+                .collect(),
+            types_created: missing_types(snapshot).map(UserType::sql_name).collect(),
+            schemas_created: self.new_schemas.clone(),
+            owned_sequences: creates()
+                .filter_map(|t| snapshot.source.tables.get(&t.source))
+                .flat_map(|d| d.columns.iter().filter_map(|c| c.sequence.as_ref()))
+                .map(|s| s.name.clone())
+                .collect(),
+        }
+    }
 
-        let mut prepare: Vec<String> = new_schemas
-            .iter()
-            .map(|s| format!("CREATE SCHEMA IF NOT EXISTS {}", ident(s)))
-            .collect();
+    /// Created tables wait for the created tables they require; those missing are named
+    /// with the foreign keys' missing parents.
+    fn required_tables(&mut self) {
+        wait_for_required(
+            &mut self.tables,
+            self.snapshot,
+            &mut self.schema.missing_parents,
+        );
+    }
+
+    /// The preparing transaction, before any table: schemas, extensions, collations,
+    /// sequences, types, the created tables' serial sequences, the objects the tables
+    /// need, then the domain checks that call those functions.
+    fn prepare(&mut self) {
+        let schema = &self.schema;
+        let prepare = &mut self.prepare;
+        prepare.extend(
+            (self.new_schemas.iter()).map(|s| format!("CREATE SCHEMA IF NOT EXISTS {}", ident(s))),
+        );
         prepare.extend(schema.create_extensions.iter().map(|s| s.sql.clone()));
         prepare.extend(schema.create_collations.iter().map(|s| s.sql.clone()));
         prepare.extend(schema.create_sequences.iter().map(|s| s.sql.clone()));
-        prepare.extend(types.iter().flat_map(|t| t.sql.iter().cloned()));
+        prepare.extend(self.types.iter().flat_map(|t| t.sql.iter().cloned()));
         // The sequences of created tables' serial columns, before any table, as pg_dump
         // orders them: another table's default may draw from one (`LIKE … INCLUDING ALL`
         // shares it), and that table may be created first. `OWNED BY` comes with the
         // owning table. (A replaced table drops its own with it, so it creates them again
         // in its transaction.)
-        for t in tables.iter_mut().filter(|t| t.action == Action::Create) {
+        for t in self
+            .tables
+            .iter_mut()
+            .filter(|t| t.action == Action::Create)
+        {
             if let Some(c) = t.create.as_mut() {
                 prepare.append(&mut c.sequences);
             }
@@ -412,53 +305,35 @@ impl Plan {
             prepare.push(NO_BODY_CHECKS.to_string());
             prepare.extend(schema.before.iter().map(|s| s.sql.clone()));
         }
-        // Domain checks that call functions, once the functions exist (the domains hold
-        // no value yet, so they are checked at once).
-        for t in snapshot.source.types.iter().filter(|t| {
-            types.iter().any(|p| {
-                p.unsupported.is_none() && p.name == TableName::new(&t.schema, &t.name).to_string()
-            })
-        }) {
-            if let TypeDefinition::Domain { checks, .. } = &t.definition {
-                prepare.extend(
-                    checks
-                        .iter()
-                        .filter(|c| c.validated && c.calls_function)
-                        .map(|c| {
-                            format!(
-                                "ALTER DOMAIN {} ADD CONSTRAINT {} {}",
-                                t.sql_name(),
-                                ident(&c.name),
-                                c.definition
-                            )
-                        }),
-                );
-            }
-        }
+        prepare.extend(domain_checks_calling_functions(self.snapshot, &self.types));
+    }
+
+    /// The plan, with the settings the run keeps.
+    fn finish(self, source: Endpoint, target: Endpoint) -> Plan {
+        let options = self.options;
         Plan {
             source,
             target,
             content: options.content,
-            jobs,
-            prepare,
-            types,
-            schema,
+            jobs: self.jobs,
+            prepare: self.prepare,
+            types: self.types,
+            schema: self.schema,
             owner: options.schema.owner.clone(),
-            whole_schemas: snapshot.whole_schemas.clone(),
-            exclude_objects: options
-                .schema
-                .exclude_objects
-                .iter()
+            whole_schemas: self.snapshot.whole_schemas.clone(),
+            exclude_objects: (options.schema.exclude_objects.iter())
                 .map(|p| p.text.clone())
                 .collect(),
             since: options.since.clone(),
             without_fks: options.schema.without_fks,
             grants: options.schema.grants,
-            linked_groups,
-            linked_group_keys,
-            replace_groups,
-            warnings: encoding_warning(snapshot, options).into_iter().collect(),
-            tables,
+            linked_groups: self.linked_groups,
+            linked_group_keys: self.linked_group_keys,
+            replace_groups: self.replace_groups,
+            warnings: encoding_warning(self.snapshot, options)
+                .into_iter()
+                .collect(),
+            tables: self.tables,
         }
     }
 }

@@ -3,19 +3,21 @@
 
 use std::collections::BTreeMap;
 
+use super::columns;
 use super::create::plan_create;
 use super::table::{base_plan, sequence_plans};
-use super::{Action, ColumnPlan, ColumnRoute, LoadMode, PlanOptions, SyncPlan, TablePlan};
-use crate::catalog::{Column, Identity, Snapshot, TableDetail, TableKind};
-use crate::convert::{conversion, Conversion};
+use super::{Action, ColumnRoute, LoadMode, PlanOptions, SyncPlan, TablePlan};
+use crate::catalog::{Column, Identity, Snapshot, TableDetail, TableKind, TableName};
+use crate::text::plural;
 
+/// The plan of loading `src`'s rows into `tgt`, the target's table of that name, as the
+/// mode chosen for it says.
 pub(super) fn plan_existing(
     src: &TableDetail,
     tgt: &TableDetail,
     snapshot: &Snapshot,
     options: &PlanOptions,
 ) -> TablePlan {
-    let holds_rows = snapshot.target_non_empty.contains(&tgt.table.name);
     let mode = options
         .per_table
         .get(&src.table.name)
@@ -27,7 +29,31 @@ pub(super) fn plan_existing(
         plan.action = Action::Replace;
         return plan;
     }
-    let action = match (holds_rows, mode) {
+    let holds_rows = snapshot.target_non_empty.contains(&tgt.table.name);
+    let mut table = ExistingTable {
+        src,
+        tgt,
+        snapshot,
+        may_alter: tgt.table.is_owner || snapshot.target_privileges.is_superuser,
+        plan: base_plan(src, action(holds_rows, mode)),
+    };
+    table.target_shape();
+    table.unvalidated();
+    table.forced_row_security();
+    table.triggers();
+    table.indexes();
+    table.columns();
+    table.sequences();
+    if table.plan.action == Action::Sync {
+        table.plan.sync = Some(sync_plan(&mut table.plan, tgt, snapshot, options));
+    }
+    table.plan
+}
+
+/// What happens to a target table that holds rows (or not) in `mode` (`None`: none
+/// chosen).
+fn action(holds_rows: bool, mode: Option<LoadMode>) -> Action {
+    match (holds_rows, mode) {
         (_, Some(LoadMode::Upsert)) => Action::Upsert,
         (true, Some(LoadMode::Sync)) => Action::Sync,
         // Emptied with the others even when it holds no rows: a refresh truncates every
@@ -38,46 +64,91 @@ pub(super) fn plan_existing(
         (true, Some(LoadMode::Append)) => Action::Append,
         (true, Some(LoadMode::Truncate)) => Action::Truncate,
         (true, _) => Action::NeedsMode,
-    };
-    let mut plan = base_plan(src, action);
-    plan.target_partitioned = tgt.table.kind == TableKind::Partitioned;
-    plan.identity_always = tgt
-        .columns
-        .iter()
-        .filter(|c| c.identity == Some(Identity::Always))
-        .map(|c| c.name.clone())
-        .collect();
-    if let Some(constraints) = snapshot.target_unvalidated.get(&tgt.table.name) {
-        if tgt.table.is_owner || snapshot.target_privileges.is_superuser {
-            plan.unvalidated = constraints.clone();
+    }
+}
+
+/// An existing table's plan as it is built, pass by pass.
+struct ExistingTable<'a> {
+    src: &'a TableDetail,
+    tgt: &'a TableDetail,
+    snapshot: &'a Snapshot,
+    /// The role owns the target table (or is a superuser): it may set aside what would
+    /// get in the load's way.
+    may_alter: bool,
+    plan: TablePlan,
+}
+
+impl ExistingTable<'_> {
+    /// The table, on both sides.
+    fn name(&self) -> &TableName {
+        &self.tgt.table.name
+    }
+
+    /// What of the target's definition the load depends on: whether it is partitioned,
+    /// its `GENERATED ALWAYS` identity columns, and for an upsert its primary key.
+    fn target_shape(&mut self) {
+        let tgt = self.tgt;
+        self.plan.target_partitioned = tgt.table.kind == TableKind::Partitioned;
+        self.plan.identity_always = tgt
+            .columns
+            .iter()
+            .filter(|c| c.identity == Some(Identity::Always))
+            .map(|c| c.name.clone())
+            .collect();
+        if self.plan.action == Action::Upsert {
+            self.plan.upsert_key = tgt
+                .primary_key
+                .as_ref()
+                .map(|pk| pk.columns.clone())
+                .unwrap_or_default();
+        }
+    }
+
+    /// NOT VALID constraints: the loaded rows may break them as the source's do, so they
+    /// are set aside for the load when the role may.
+    fn unvalidated(&mut self) {
+        let Some(constraints) = self.snapshot.target_unvalidated.get(self.name()) else {
+            return;
+        };
+        if self.may_alter {
+            self.plan.unvalidated = constraints.clone();
         } else {
-            plan.notes.push(format!(
+            self.plan.notes.push(format!(
                 "its {} NOT VALID constraint(s) check every loaded row: the role does not own \
                  the table, so it cannot set them aside",
                 constraints.len()
             ));
         }
     }
-    // For its owner, row-level security applies only when forced.
-    if tgt.table.row_security_applies && tgt.table.is_owner {
-        plan.lifted_force_rls = true;
-        plan.notes.push(
-            "it forces row-level security on its owner: FORCE is set aside for the load and \
-             restored in the same transaction"
-                .into(),
-        );
+
+    /// Row-level security forced on the owner refuses COPY FROM: set aside for the load.
+    fn forced_row_security(&mut self) {
+        // For its owner, row-level security applies only when forced.
+        if self.tgt.table.row_security_applies && self.tgt.table.is_owner {
+            self.plan.lifted_force_rls = true;
+            self.plan.notes.push(
+                "it forces row-level security on its owner: FORCE is set aside for the load \
+                 and restored in the same transaction"
+                    .into(),
+            );
+        }
     }
-    if let Some(triggers) = snapshot.target_triggers.get(&tgt.table.name) {
-        if tgt.table.is_owner || snapshot.target_privileges.is_superuser {
-            plan.quiet_triggers = triggers.clone();
-            plan.notes.push(format!(
+
+    /// User triggers would rewrite or log the copied rows: set aside when the role may.
+    fn triggers(&mut self) {
+        let Some(triggers) = self.snapshot.target_triggers.get(self.name()) else {
+            return;
+        };
+        if self.may_alter {
+            self.plan.quiet_triggers = triggers.clone();
+            self.plan.notes.push(format!(
                 "its {} trigger{} set aside during the load (copied rows are not rewritten \
                  or logged) and restored in the same transaction",
                 triggers.len(),
                 if triggers.len() == 1 { " is" } else { "s are" }
             ));
         } else {
-            plan.notes.push(format!(
+            self.plan.notes.push(format!(
                 "its {} trigger{} fire on the copied rows: the role does not own the table, \
                  so it cannot set them aside",
                 triggers.len(),
@@ -85,26 +156,33 @@ pub(super) fn plan_existing(
             ));
         }
     }
-    if action == Action::Truncate && !plan.target_partitioned {
-        let indexes = snapshot
+
+    /// A truncated table's indexes are set aside and built again after the rows are in
+    /// (one sort each), except those foreign keys depend on, or all when the role may not.
+    fn indexes(&mut self) {
+        if self.plan.action != Action::Truncate || self.plan.target_partitioned {
+            return;
+        }
+        let indexes = self
+            .snapshot
             .target_indexes
-            .get(&tgt.table.name)
+            .get(self.name())
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let owner = tgt.table.is_owner || snapshot.target_privileges.is_superuser;
+        let owner = self.may_alter;
         let (aside, kept): (Vec<_>, Vec<_>) = indexes.iter().partition(|i| owner && !i.referenced);
-        plan.rebuilt_indexes = aside.into_iter().cloned().collect();
-        if !plan.rebuilt_indexes.is_empty() {
-            plan.notes.push(format!(
+        self.plan.rebuilt_indexes = aside.into_iter().cloned().collect();
+        if !self.plan.rebuilt_indexes.is_empty() {
+            self.plan.notes.push(format!(
                 "{} set aside for the load and built again after the rows are in, in the \
                  same transaction",
-                crate::text::plural(plan.rebuilt_indexes.len(), "index", "indexes"),
+                plural(self.plan.rebuilt_indexes.len(), "index", "indexes"),
             ));
         }
         if !kept.is_empty() {
-            plan.notes.push(format!(
+            self.plan.notes.push(format!(
                 "{} maintained row by row during the load: {}",
-                crate::text::plural(kept.len(), "index is", "indexes are"),
+                plural(kept.len(), "index is", "indexes are"),
                 if owner {
                     "foreign keys depend on them"
                 } else {
@@ -113,67 +191,47 @@ pub(super) fn plan_existing(
             ));
         }
     }
-    if action == Action::Upsert {
-        plan.upsert_key = tgt
-            .primary_key
-            .as_ref()
-            .map(|pk| pk.columns.clone())
-            .unwrap_or_default();
-    }
-    let by_name: BTreeMap<&str, &Column> =
-        tgt.columns.iter().map(|c| (c.name.as_str(), c)).collect();
-    for col in src.columns.iter().filter(|c| !c.generated) {
-        let target_col = by_name.get(col.name.as_str());
-        let route = match target_col {
-            None => ColumnRoute::MissingOnTarget,
-            Some(t) if t.generated => ColumnRoute::GeneratedOnTarget,
-            Some(t) => match conversion(&col.ty, &t.ty) {
-                Conversion::Identical => ColumnRoute::Identical,
-                Conversion::ViaText => ColumnRoute::Text,
-                Conversion::Refused(why) => ColumnRoute::Refused(why),
-            },
-        };
-        if route == ColumnRoute::Text {
-            plan.notes.push(format!(
-                "column {} converts {} → {}",
-                col.name,
-                col.ty.sql,
-                target_col.map(|t| t.ty.sql.as_str()).unwrap_or("?")
-            ));
+
+    /// Each source column (not generated) routed to the target's column of its name, and
+    /// the target's columns the source lacks that need a value.
+    fn columns(&mut self) {
+        let by_name: BTreeMap<&str, &Column> = self
+            .tgt
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c))
+            .collect();
+        for col in self.src.columns.iter().filter(|c| !c.generated) {
+            let column = columns::routed(col, by_name.get(col.name.as_str()).copied());
+            if column.route == ColumnRoute::Text {
+                self.plan.notes.push(format!(
+                    "column {} converts {} → {}",
+                    column.name,
+                    column.source_type,
+                    column.target_type.as_deref().unwrap_or("?")
+                ));
+            }
+            self.plan.columns.push(column);
         }
-        plan.columns.push(ColumnPlan {
-            name: col.name.clone(),
-            source_type: col.ty.sql.clone(),
-            target_type: target_col.map(|t| t.ty.sql.clone()),
-            route,
-            value_hash: target_col
-                .map(|t| crate::rowhash::ValueHash::of(&col.ty, &t.ty))
-                .unwrap_or_default(),
-        });
+        self.plan.target_only_required =
+            columns::required_on_target_only(&self.src.columns, &self.tgt.columns);
     }
-    let source_names: Vec<&str> = src.columns.iter().map(|c| c.name.as_str()).collect();
-    plan.target_only_required = tgt
-        .columns
-        .iter()
-        .filter(|c| !source_names.contains(&c.name.as_str()))
-        .filter(|c| c.not_null && c.default.is_none() && c.identity.is_none() && !c.generated)
-        .map(|c| c.name.clone())
-        .collect();
-    // Only where the target itself owns a sequence on the column.
-    let target_owned: Vec<&str> = tgt
-        .columns
-        .iter()
-        .filter(|c| c.sequence.is_some())
-        .map(|c| c.name.as_str())
-        .collect();
-    plan.sequences = sequence_plans(src)
-        .into_iter()
-        .filter(|s| target_owned.contains(&s.column.as_str()))
-        .collect();
-    if action == Action::Sync {
-        plan.sync = Some(sync_plan(&mut plan, tgt, snapshot, options));
+
+    /// The source's sequences set after the load: only where the target itself owns a
+    /// sequence on the column.
+    fn sequences(&mut self) {
+        let target_owned: Vec<&str> = self
+            .tgt
+            .columns
+            .iter()
+            .filter(|c| c.sequence.is_some())
+            .map(|c| c.name.as_str())
+            .collect();
+        self.plan.sequences = sequence_plans(self.src)
+            .into_iter()
+            .filter(|s| target_owned.contains(&s.column.as_str()))
+            .collect();
     }
-    plan
 }
 
 /// How a synced table's rows are matched: by the target's primary key, else by a unique

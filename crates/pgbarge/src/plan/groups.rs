@@ -9,7 +9,7 @@ use petgraph::unionfind::UnionFind;
 use serde::Serialize;
 
 use super::{Action, TablePlan};
-use crate::catalog::{Snapshot, TableName};
+use crate::catalog::{Dependents, ForeignKey, Snapshot, TableName};
 
 /// Truncated tables linked by the target's foreign keys cannot be emptied one by one
 /// without CASCADE, and synced ones cannot delete and insert one by one (a parent's row
@@ -64,6 +64,64 @@ pub(super) fn group_linked(
     (result, cycles)
 }
 
+/// The foreign keys among truncate group `members` that form a cycle: no load order
+/// satisfies them, so the group's transaction drops them and adds them back, validated,
+/// at its end. None when the role may not alter every table they are on: the members
+/// are told the load may fail on a key.
+pub(super) fn cycle_keys(
+    tables: &mut [TablePlan],
+    members: &[usize],
+    snapshot: &Snapshot,
+) -> Vec<ForeignKey> {
+    let names: Vec<&TableName> = members.iter().map(|&i| &tables[i].target).collect();
+    let keys: Vec<ForeignKey> = snapshot
+        .target_foreign_key_definitions
+        .iter()
+        .filter(|k| names.contains(&&k.table) && names.contains(&&k.references))
+        .cloned()
+        .collect();
+    let may_alter = keys.iter().all(|k| {
+        snapshot.target_privileges.is_superuser
+            || snapshot
+                .target_tables
+                .get(&k.table)
+                .is_some_and(|t| t.is_owner)
+    });
+    if may_alter {
+        return keys;
+    }
+    for &i in members {
+        tables[i].notes.push(
+            "the group's foreign keys form a cycle and the role does not own every table to \
+             set them aside: the load may fail on a key"
+                .into(),
+        );
+    }
+    Vec::new()
+}
+
+/// Group `members` set `keys` aside for the load: not also as NOT VALID constraints, and
+/// each member says so.
+pub(super) fn set_aside_cycle_keys(
+    tables: &mut [TablePlan],
+    members: &[usize],
+    keys: &[ForeignKey],
+) {
+    for &i in members {
+        let target = tables[i].target.clone();
+        tables[i]
+            .unvalidated
+            .retain(|(name, _)| !keys.iter().any(|k| k.table == target && &k.name == name));
+    }
+    for &i in members.iter().filter(|_| !keys.is_empty()) {
+        tables[i].notes.push(format!(
+            "the group's foreign keys form a cycle: its {} key(s) are dropped for the load and \
+             added back, validated, before the commit",
+            keys.len()
+        ));
+    }
+}
+
 /// Replaced tables that other tables' foreign keys or views depend on. `DROP TABLE`
 /// without CASCADE refuses such a table, and CASCADE would lose those objects; instead
 /// one transaction drops the views and the other tables' keys, drops the members
@@ -74,7 +132,7 @@ pub struct ReplaceGroup {
     /// Indexes into `Plan::tables`.
     pub members: Vec<usize>,
     /// Foreign keys of tables not replaced that point at members.
-    pub foreign_keys: Vec<crate::catalog::ForeignKey>,
+    pub foreign_keys: Vec<ForeignKey>,
     /// Views built on members, each after the views it reads.
     pub views: Vec<crate::catalog::DependentView>,
     /// Functions and procedures whose signatures use members' row types.
@@ -93,27 +151,51 @@ pub(super) fn group_replaces(tables: &mut [TablePlan], snapshot: &Snapshot) -> V
     if replaced.is_empty() {
         return Vec::new();
     }
+    let links = replace_links(&replaced, snapshot);
+    let mut groups = Vec::new();
+    for members in components(replaced.values().copied(), &links) {
+        let group = replace_group(tables, &replaced, members, &snapshot.target_dependents);
+        let alone = group.members.len() == 1
+            && group.foreign_keys.is_empty()
+            && group.views.is_empty()
+            && group.routines.is_empty();
+        if alone {
+            continue;
+        }
+        let note = group.note();
+        for &i in &group.members {
+            tables[i].replace_group = Some(groups.len());
+            tables[i].notes.push(note.clone());
+        }
+        groups.push(group);
+    }
+    groups
+}
+
+/// Pairs of replaced tables that are dropped together: linked by a foreign key, read by
+/// one view, used by one function, or a parent and its inheriting child.
+fn replace_links(
+    replaced: &BTreeMap<TableName, usize>,
+    snapshot: &Snapshot,
+) -> Vec<(usize, usize)> {
     let dependents = &snapshot.target_dependents;
     let mut links: Vec<(usize, usize)> = snapshot
         .target_foreign_keys
         .iter()
         .filter_map(|(child, parent)| Some((*replaced.get(child)?, *replaced.get(parent)?)))
         .collect();
-    for view in &dependents.views {
-        let reads: Vec<usize> = view
-            .reads
+    let tied = |tables: &[TableName]| -> Vec<(usize, usize)> {
+        let indexes: Vec<usize> = tables
             .iter()
             .filter_map(|t| replaced.get(t).copied())
             .collect();
-        links.extend(reads.windows(2).map(|w| (w[0], w[1])));
+        indexes.windows(2).map(|w| (w[0], w[1])).collect()
+    };
+    for view in &dependents.views {
+        links.extend(tied(&view.reads));
     }
     for routine in &dependents.routines {
-        let uses: Vec<usize> = routine
-            .uses
-            .iter()
-            .filter_map(|t| replaced.get(t).copied())
-            .collect();
-        links.extend(uses.windows(2).map(|w| (w[0], w[1])));
+        links.extend(tied(&routine.uses));
     }
     // A parent and the tables inheriting from it are dropped together.
     links.extend(
@@ -122,96 +204,98 @@ pub(super) fn group_replaces(tables: &mut [TablePlan], snapshot: &Snapshot) -> V
             .iter()
             .filter_map(|(parent, child)| Some((*replaced.get(parent)?, *replaced.get(child)?))),
     );
-    let mut groups = Vec::new();
-    for mut members in components(replaced.values().copied(), &links) {
-        members.sort_unstable();
-        // Created parents first: a child's INHERITS names them.
-        let requires: Vec<(usize, usize)> = members
-            .iter()
-            .flat_map(|&i| {
-                tables[i]
-                    .requires
-                    .iter()
-                    .filter_map(|p| replaced.get(p).map(|&pi| (i, pi)))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        let (members, _) = parents_first(&members, &requires);
-        let names: BTreeSet<TableName> =
-            members.iter().map(|&i| tables[i].target.clone()).collect();
-        let foreign_keys: Vec<crate::catalog::ForeignKey> = dependents
+    links
+}
+
+/// The replace group of `members`, created parents first (a child's INHERITS names
+/// them), with what is built on them and not replaced: other tables' foreign keys,
+/// views and functions.
+fn replace_group(
+    tables: &[TablePlan],
+    replaced: &BTreeMap<TableName, usize>,
+    mut members: Vec<usize>,
+    dependents: &Dependents,
+) -> ReplaceGroup {
+    members.sort_unstable();
+    let requires: Vec<(usize, usize)> = members
+        .iter()
+        .flat_map(|&i| {
+            tables[i]
+                .requires
+                .iter()
+                .filter_map(|p| replaced.get(p).map(|&pi| (i, pi)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let (members, _) = parents_first(&members, &requires);
+    let names: BTreeSet<TableName> = members.iter().map(|&i| tables[i].target.clone()).collect();
+    ReplaceGroup {
+        members,
+        foreign_keys: dependents
             .foreign_keys
             .iter()
             .filter(|k| names.contains(&k.key.references) && !replaced.contains_key(&k.root))
             .map(|k| k.key.clone())
-            .collect();
-        let views: Vec<crate::catalog::DependentView> = dependents
+            .collect(),
+        views: dependents
             .views
             .iter()
             .filter(|v| v.reads.iter().any(|t| names.contains(t)))
             .cloned()
-            .collect();
-        let routines: Vec<crate::catalog::DependentRoutine> = dependents
+            .collect(),
+        routines: dependents
             .routines
             .iter()
             .filter(|r| r.uses.iter().any(|t| names.contains(t)))
             .cloned()
-            .collect();
-        if members.len() == 1 && foreign_keys.is_empty() && views.is_empty() && routines.is_empty()
-        {
-            continue;
-        }
-        let g = groups.len();
-        for &i in &members {
-            tables[i].replace_group = Some(g);
-            let others = members.len() - 1;
-            let mut dependents = Vec::new();
-            if !foreign_keys.is_empty() {
-                dependents.push(crate::text::plural(
-                    foreign_keys.len(),
-                    "other table's foreign key",
-                    "other tables' foreign keys",
-                ));
-            }
-            if !views.is_empty() {
-                dependents.push(crate::text::plural(views.len(), "view", "views"));
-            }
-            if !routines.is_empty() {
-                dependents.push(crate::text::plural(routines.len(), "function", "functions"));
-            }
-            let with = if others > 0 {
-                format!(
-                    " with {}",
-                    crate::text::plural(others, "other table", "other tables")
-                )
-            } else {
-                String::new()
-            };
-            let built_on = if dependents.is_empty() {
-                String::new()
-            } else {
-                let one = foreign_keys.len() + views.len() + routines.len() == 1;
-                format!(
-                    "; {} built on {} {} dropped first and created again as {} {}",
-                    crate::text::short_list(&dependents, 3),
-                    if members.len() == 1 { "it" } else { "them" },
-                    if one { "is" } else { "are" },
-                    if one { "it" } else { "they" },
-                    if one { "was" } else { "were" },
-                )
-            };
-            tables[i]
-                .notes
-                .push(format!("replaced in one transaction{with}{built_on}"));
-        }
-        groups.push(ReplaceGroup {
-            members,
-            foreign_keys,
-            views,
-            routines,
-        });
+            .collect(),
     }
-    groups
+}
+
+impl ReplaceGroup {
+    /// The note on each member: what it is replaced with, and what built on the members
+    /// is dropped first and created again.
+    fn note(&self) -> String {
+        use crate::text::{plural, short_list};
+        let others = self.members.len() - 1;
+        let mut dependents = Vec::new();
+        if !self.foreign_keys.is_empty() {
+            dependents.push(plural(
+                self.foreign_keys.len(),
+                "other table's foreign key",
+                "other tables' foreign keys",
+            ));
+        }
+        if !self.views.is_empty() {
+            dependents.push(plural(self.views.len(), "view", "views"));
+        }
+        if !self.routines.is_empty() {
+            dependents.push(plural(self.routines.len(), "function", "functions"));
+        }
+        let with = if others > 0 {
+            format!(" with {}", plural(others, "other table", "other tables"))
+        } else {
+            String::new()
+        };
+        let built_on = if dependents.is_empty() {
+            String::new()
+        } else {
+            let one = self.foreign_keys.len() + self.views.len() + self.routines.len() == 1;
+            format!(
+                "; {} built on {} {} dropped first and created again as {} {}",
+                short_list(&dependents, 3),
+                if self.members.len() == 1 {
+                    "it"
+                } else {
+                    "them"
+                },
+                if one { "is" } else { "are" },
+                if one { "it" } else { "they" },
+                if one { "was" } else { "were" },
+            )
+        };
+        format!("replaced in one transaction{with}{built_on}")
+    }
 }
 
 /// Connected components of `nodes` under the undirected `links`, each in the order its

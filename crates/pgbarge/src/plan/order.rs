@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
+use super::columns::text_only;
 use super::{Action, TablePlan};
-use crate::catalog::TableName;
+use crate::catalog::{Snapshot, TableName};
 
 /// Loads into existing tables check the target's foreign keys row by row, so a table
 /// must wait for the tables it references (when both are loaded by this run). A cycle of
@@ -55,5 +56,63 @@ pub(super) fn order_by_foreign_keys(tables: &mut [TablePlan], edges: &[(TableNam
     }
     for (t, a) in tables.iter_mut().zip(after) {
         t.load_after = a;
+    }
+}
+
+/// A regclass/regtype value's text input names a relation or type, which must exist
+/// when the row loads: tables with such columns wait for the other tables this run
+/// creates (not for each other, so there is no cycle), except those that need them
+/// first (their row type, INHERITS).
+pub(super) fn wait_for_created(tables: &mut [TablePlan]) {
+    let names_objects = |t: &TablePlan| {
+        t.columns
+            .iter()
+            .any(|c| text_only(&c.source_type) && !c.source_type.starts_with("tsquery"))
+    };
+    let created_plain: Vec<usize> = (0..tables.len())
+        .filter(|&i| tables[i].is_created() && !names_objects(&tables[i]))
+        .collect();
+    let naming: Vec<usize> = (0..tables.len())
+        .filter(|&r| names_objects(&tables[r]))
+        .collect();
+    for r in naming {
+        for &i in &created_plain {
+            let needs_r = tables[i].requires.contains(&tables[r].target);
+            if !needs_r && !tables[r].load_after.contains(&i) {
+                tables[r].load_after.push(i);
+            }
+        }
+    }
+}
+
+/// A created table waits for the tables it requires (INHERITS parents, row types) when
+/// the run creates them too; those neither copied nor on the target are `missing`, as
+/// a foreign key's parents are.
+pub(super) fn wait_for_required(
+    tables: &mut [TablePlan],
+    snapshot: &Snapshot,
+    missing: &mut BTreeMap<TableName, Vec<TableName>>,
+) {
+    let index: BTreeMap<TableName, usize> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.target.clone(), i))
+        .collect();
+    for i in 0..tables.len() {
+        for parent in tables[i].requires.clone() {
+            match index.get(&parent) {
+                Some(&p) if tables[p].is_created() => {
+                    if !tables[i].load_after.contains(&p) {
+                        tables[i].load_after.push(p);
+                    }
+                }
+                Some(_) => {}
+                None if snapshot.target_tables.contains_key(&parent) => {}
+                None => missing
+                    .entry(tables[i].target.clone())
+                    .or_default()
+                    .push(parent),
+            }
+        }
     }
 }

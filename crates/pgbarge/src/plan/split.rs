@@ -3,19 +3,24 @@
 
 use super::ddl::TableNameDdl;
 use super::table::PARTITIONED_NOTE;
-use super::{Action, LeafLoad, Part, TablePlan};
+use super::{
+    Action, LeafLoad, Part, PlanOptions, TablePlan, DEFAULT_PART_SIZE, DEFAULT_SPLIT_ABOVE,
+};
 use crate::catalog::{Column, Partition, TableDetail, TableKind, TableName};
 use crate::quote::{ident, literal};
 
 /// Streams chosen by default: at least this many — over a real network each stream is
 /// limited by round trips and TCP windows, not by cores...
 const MIN_DEFAULT_JOBS: usize = 4;
-
 /// ...and no more than this many, however many cores (more rarely helps one target).
 const MAX_DEFAULT_JOBS: usize = 8;
 
 /// Tables this large share a stream well; used to choose the default number of jobs.
 const MIN_PART_BYTES: u64 = 16 << 20;
+
+/// Parts at most per table: beyond this the per-part overhead (a transaction, a ledger
+/// row, a TID range scan's start) stops being negligible.
+const MAX_PARTS: u64 = 10_000;
 
 /// As many streams as the machine has cores, within [`MIN_DEFAULT_JOBS`] and
 /// [`MAX_DEFAULT_JOBS`], but no more than there is work to share: one per table, or more
@@ -34,11 +39,31 @@ pub(super) fn default_jobs(tables: &[TablePlan]) -> usize {
 
 /// What decides whether and how tables are split.
 pub(super) struct Sizes {
-    pub(super) split_above: u64,
-    pub(super) part_size: u64,
-    pub(super) jobs: usize,
+    split_above: u64,
+    part_size: u64,
+    jobs: usize,
     /// The source's server version.
-    pub(super) version: i32,
+    version: i32,
+}
+
+impl Sizes {
+    /// The sizes `options` choose, for `jobs` streams from a source at server `version`.
+    pub(super) fn new(options: &PlanOptions, jobs: usize, version: i32) -> Sizes {
+        let split_above = options.split_above.unwrap_or(DEFAULT_SPLIT_ABOVE);
+        // Parts of the chosen size, or half a lower threshold (so a table just above it
+        // still gets two parts).
+        let part_size = options
+            .part_size
+            .unwrap_or(DEFAULT_PART_SIZE)
+            .min((split_above / 2).max(1))
+            .max(1);
+        Sizes {
+            split_above,
+            part_size,
+            jobs,
+            version,
+        }
+    }
 }
 
 /// Splits `table` into block ranges of about `part_size` bytes when it is worth it and
@@ -73,10 +98,6 @@ pub(super) fn split(table: &mut TablePlan, src: &TableDetail, sizes: &Sizes) {
     table.parts = block_ranges(bytes, pages, sizes.part_size, sizes.jobs);
     table.staging = Some(staging_name(&table.target, src.table.oid));
 }
-
-/// Parts at most per table: beyond this the per-part overhead (a transaction, a ledger
-/// row, a TID range scan's start) stops being negligible.
-const MAX_PARTS: u64 = 10_000;
 
 /// About `bytes / part_size` ranges of `pages` blocks, at least 2, a multiple of `jobs`.
 fn block_ranges(bytes: u64, pages: i64, part_size: u64, jobs: usize) -> Vec<Part> {

@@ -4,7 +4,9 @@
 use serde::Serialize;
 
 use super::ddl::{TableNameDdl, TriggerStateDdl};
-use super::{Action, CopyFormat, Endpoint, Merge, Part, PartitionStep, SyncSpec, TablePlan};
+use super::{
+    Action, CopyFormat, CreateSpec, Endpoint, Merge, Part, PartitionStep, SyncSpec, TablePlan,
+};
 use crate::catalog::{TableKind, TableName};
 use crate::quote::{ident, ident_list, literal};
 
@@ -59,6 +61,51 @@ impl SourceRead {
     }
 }
 
+impl CreateSpec {
+    /// `CREATE [UNLOGGED] TABLE name (…)` with its INHERITS, or for a typed table `… OF
+    /// type` with its columns' options; then PARTITION BY and WITH (…).
+    fn create_table_sql(&self, name: &TableName) -> String {
+        let partition_by = self
+            .partition_by
+            .as_ref()
+            .map(|k| format!(" PARTITION BY {k}"))
+            .unwrap_or_default();
+        let with = if self.options.is_empty() {
+            String::new()
+        } else {
+            format!(" WITH ({})", self.options.join(", "))
+        };
+        let unlogged = if self.unlogged { "UNLOGGED " } else { "" };
+        let Some(ty) = &self.of_type else {
+            let inherits = if self.inherits.is_empty() {
+                String::new()
+            } else {
+                let parents: Vec<String> = self.inherits.iter().map(TableName::sql).collect();
+                format!(" INHERITS ({})", parents.join(", "))
+            };
+            return format!(
+                "CREATE {unlogged}TABLE {} (\n    {}\n){inherits}{partition_by}{with}",
+                name.sql(),
+                self.columns.join(",\n    ")
+            );
+        };
+        let options: Vec<String> = self
+            .typed_options
+            .iter()
+            .map(|(column, clause)| format!("{} WITH OPTIONS{clause}", ident(column)))
+            .collect();
+        let options = if options.is_empty() {
+            String::new()
+        } else {
+            format!(" (\n    {}\n)", options.join(",\n    "))
+        };
+        format!(
+            "CREATE {unlogged}TABLE {} OF {ty}{options}{partition_by}{with}",
+            name.sql()
+        )
+    }
+}
+
 impl TablePlan {
     /// Statements run before the data, in the load's transaction (or, for a split table,
     /// the setup transaction), creating or emptying `name`.
@@ -71,91 +118,63 @@ impl TablePlan {
             }
             Action::Upsert => sql.push(format!(
                 "CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
-                crate::quote::ident(UPSERT_TABLE),
+                ident(UPSERT_TABLE),
                 name.sql()
             )),
             _ => {}
         }
         if let Some(c) = &self.create {
-            sql.extend(c.sequences.iter().cloned());
-            let partition_by = c
-                .partition_by
-                .as_ref()
-                .map(|k| format!(" PARTITION BY {k}"))
-                .unwrap_or_default();
-            let with = if c.options.is_empty() {
-                String::new()
-            } else {
-                format!(" WITH ({})", c.options.join(", "))
-            };
-            let inherits = if c.inherits.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " INHERITS ({})",
-                    c.inherits
-                        .iter()
-                        .map(TableName::sql)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
-            let unlogged = if c.unlogged { "UNLOGGED " } else { "" };
-            sql.push(match &c.of_type {
-                Some(ty) => {
-                    let options: Vec<String> = c
-                        .typed_options
-                        .iter()
-                        .map(|(column, clause)| format!("{} WITH OPTIONS{clause}", ident(column)))
-                        .collect();
-                    let options = if options.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (\n    {}\n)", options.join(",\n    "))
-                    };
-                    format!(
-                        "CREATE {unlogged}TABLE {} OF {ty}{options}{partition_by}{with}",
-                        name.sql()
-                    )
-                }
-                None => format!(
-                    "CREATE {unlogged}TABLE {} (\n    {}\n){inherits}{partition_by}{with}",
-                    name.sql(),
-                    c.columns.join(",\n    ")
-                ),
-            });
-            sql.extend(c.column_options.iter().map(|(column, clause)| {
-                format!(
-                    "ALTER TABLE {} ALTER COLUMN {} {clause}",
-                    name.sql(),
-                    ident(column)
-                )
-            }));
-            for step in &c.partitions {
-                match step {
-                    PartitionStep::Sql(s) => sql.push(s.clone()),
-                    PartitionStep::Leaf { name, create } => {
-                        match self.leaf_loads.iter().find(|l| &l.name == name) {
-                            Some(load) => sql.extend(load.attach.iter().cloned()),
-                            None => sql.extend(create.iter().cloned()),
-                        }
+            sql.extend(self.create_sql(c, name));
+        }
+        sql.extend(self.set_aside_sql(name));
+        sql
+    }
+
+    /// Statements creating `name` from `c`: the serial sequences, the table, its column
+    /// settings, its partitions (a leaf that loads apart is attached from its staging
+    /// table instead), its checks, then the sequences' ownership.
+    fn create_sql(&self, c: &CreateSpec, name: &TableName) -> Vec<String> {
+        let mut sql = c.sequences.clone();
+        sql.push(c.create_table_sql(name));
+        sql.extend(c.column_options.iter().map(|(column, clause)| {
+            format!(
+                "ALTER TABLE {} ALTER COLUMN {} {clause}",
+                name.sql(),
+                ident(column)
+            )
+        }));
+        for step in &c.partitions {
+            match step {
+                PartitionStep::Sql(s) => sql.push(s.clone()),
+                PartitionStep::Leaf { name, create } => {
+                    match self.leaf_loads.iter().find(|l| &l.name == name) {
+                        Some(load) => sql.extend(load.attach.iter().cloned()),
+                        None => sql.extend(create.iter().cloned()),
                     }
                 }
             }
-            sql.extend(
-                c.checks
-                    .iter()
-                    .map(|(check, def)| name.add_constraint_sql(check, def)),
-            );
-            for (seq, col) in &c.owned_by {
-                sql.push(format!(
-                    "ALTER SEQUENCE {} OWNED BY {}.{}",
-                    seq.sql(),
-                    name.sql(),
-                    ident(col)
-                ));
-            }
         }
+        sql.extend(
+            c.checks
+                .iter()
+                .map(|(check, def)| name.add_constraint_sql(check, def)),
+        );
+        for (seq, col) in &c.owned_by {
+            sql.push(format!(
+                "ALTER SEQUENCE {} OWNED BY {}.{}",
+                seq.sql(),
+                name.sql(),
+                ident(col)
+            ));
+        }
+        sql
+    }
+
+    /// What of the existing table `name` is set aside for the load (put back by
+    /// [`Self::finish_sql`] and [`Self::restore_sql`]) — NOT VALID constraints, forced
+    /// row-level security, triggers, indexes — and its TRUNCATE.
+    fn set_aside_sql(&self, name: &TableName) -> Vec<String> {
+        let mut sql = Vec::new();
         for (constraint, _) in &self.unvalidated {
             sql.push(name.drop_constraint_sql(constraint));
         }

@@ -150,6 +150,11 @@ impl TablePlan {
         }
     }
 
+    /// The run creates the table: it is new, or dropped and created again.
+    pub(super) fn is_created(&self) -> bool {
+        matches!(self.action, Action::Create | Action::Replace)
+    }
+
     /// How many units load its rows: its parts, or its leaves' when they load apart.
     pub fn loads(&self) -> usize {
         let leaves: usize = self.leaf_loads.iter().map(|l| l.parts.len().max(1)).sum();
@@ -162,6 +167,7 @@ impl TablePlan {
     }
 }
 
+/// `src`'s plan with `action` and its sizes on the source, nothing else decided yet.
 pub(super) fn base_plan(src: &TableDetail, action: Action) -> TablePlan {
     TablePlan {
         estimated_rows: src.table.estimated_rows,

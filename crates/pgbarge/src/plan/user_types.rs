@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use crate::catalog::{TableName, TypeDefinition, UserType};
+use super::{SchemaOptions, SkipReason, Skipped, Step};
+use crate::catalog::{DomainCheck, Snapshot, TableDetail, TableName, TypeDefinition, UserType};
 use crate::quote::{ident, literal};
 
 /// One user-defined type to create on the target before the first table that needs it.
@@ -19,6 +20,148 @@ pub struct TypePlan {
     pub unsupported: Option<String>,
     /// The chosen tables with a column of it (or of its array type), when unsupported.
     pub used_by: Vec<TableName>,
+}
+
+/// The source's types the target lacks, in creation order (dependencies first).
+pub(super) fn missing_types(snapshot: &Snapshot) -> impl Iterator<Item = &UserType> {
+    snapshot.source.types.iter().filter(|ut| {
+        !snapshot
+            .target_types
+            .contains_key(&(ut.schema.clone(), ut.name.clone()))
+    })
+}
+
+/// A shell type (`CREATE TYPE name;`) the role may not declare: nothing can use one and
+/// only a superuser may declare it, so it is left out (which stops a `--strict` copy).
+pub(super) fn shell_left_out(
+    ut: &UserType,
+    snapshot: &Snapshot,
+    options: &SchemaOptions,
+) -> Option<Skipped> {
+    let shell = matches!(ut.definition, TypeDefinition::Shell);
+    (shell && !snapshot.target_privileges.is_superuser).then(|| Skipped {
+        what: format!("type {}", TableName::new(&ut.schema, &ut.name)),
+        why: SkipReason::Because(
+            "it is a shell type (CREATE TYPE name;), and only a superuser may declare one".into(),
+        ),
+        blocking: options.strict,
+        needed_by: Vec::new(),
+    })
+}
+
+/// The plan of missing type `ut`: its creation, or — when `--exclude-object` leaves it
+/// out or pgbarge cannot create it — why not, naming the `chosen` tables with a column of
+/// it (preflight refuses those). `Err`: excluded, and no chosen table uses it, so it is
+/// only named as left out.
+pub(super) fn plan_type(
+    ut: &UserType,
+    chosen: &[TableName],
+    snapshot: &Snapshot,
+    options: &SchemaOptions,
+) -> Result<TypePlan, Skipped> {
+    let users: Vec<TableName> = chosen
+        .iter()
+        .filter(|name| {
+            snapshot
+                .source
+                .tables
+                .get(name)
+                .is_some_and(|t| has_column_of(t, ut))
+        })
+        .cloned()
+        .collect();
+    let kind = match ut.definition {
+        TypeDefinition::Domain { .. } => "domain",
+        _ => "type",
+    };
+    let excluded = options.excluded(kind, &ut.schema, &ut.name);
+    if let (Some(why), true) = (&excluded, users.is_empty()) {
+        return Err(Skipped {
+            what: format!("{kind} {}", TableName::new(&ut.schema, &ut.name)),
+            why: why.clone().into(),
+            blocking: false,
+            needed_by: Vec::new(),
+        });
+    }
+    // Left out but a chosen table's column has it: like a type the role cannot create,
+    // that table is refused (or left out of a whole-schema copy).
+    let (sql, unsupported) = match (excluded, type_ddl(ut)) {
+        (Some(why), _) => (Vec::new(), Some(why)),
+        (None, Ok(ddl)) => (vec![ddl], None),
+        (None, Err(why)) => (Vec::new(), Some(why)),
+    };
+    Ok(TypePlan {
+        name: TableName::new(&ut.schema, &ut.name).to_string(),
+        schema: ut.schema.clone(),
+        sql,
+        used_by: if unsupported.is_some() {
+            users
+        } else {
+            Vec::new()
+        },
+        unsupported,
+    })
+}
+
+/// Whether a column of `table` is of type `ut` or of its array type.
+fn has_column_of(table: &TableDetail, ut: &UserType) -> bool {
+    let array = format!("_{}", ut.name);
+    table
+        .columns
+        .iter()
+        .any(|c| c.ty.schema == ut.schema && (c.ty.name == ut.name || c.ty.name == array))
+}
+
+/// The missing domains' NOT VALID checks, added after the data as pg_dump adds them: the
+/// copied values may break them, as the source's do.
+pub(super) fn domain_checks_after_data(snapshot: &Snapshot) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for ut in missing_types(snapshot) {
+        if let TypeDefinition::Domain { checks, .. } = &ut.definition {
+            steps.extend(checks.iter().filter(|c| !c.validated).map(|c| Step {
+                what: format!("domain check {} of {}", c.name, ut.sql_name()),
+                sql: add_check_sql(ut, c),
+                needs: Vec::new(),
+            }));
+        }
+    }
+    steps
+}
+
+/// The checks of the domains created (`types`) that call functions: added once the
+/// functions exist, in the preparing transaction (the domains hold no value yet, so they
+/// are checked at once).
+pub(super) fn domain_checks_calling_functions(
+    snapshot: &Snapshot,
+    types: &[TypePlan],
+) -> Vec<String> {
+    let created = |t: &UserType| {
+        types.iter().any(|p| {
+            p.unsupported.is_none() && p.name == TableName::new(&t.schema, &t.name).to_string()
+        })
+    };
+    let mut sql = Vec::new();
+    for t in snapshot.source.types.iter().filter(|t| created(t)) {
+        if let TypeDefinition::Domain { checks, .. } = &t.definition {
+            sql.extend(
+                checks
+                    .iter()
+                    .filter(|c| c.validated && c.calls_function)
+                    .map(|c| add_check_sql(t, c)),
+            );
+        }
+    }
+    sql
+}
+
+/// `ALTER DOMAIN … ADD CONSTRAINT …` for check `c` of domain `ut`.
+fn add_check_sql(ut: &UserType, c: &DomainCheck) -> String {
+    format!(
+        "ALTER DOMAIN {} ADD CONSTRAINT {} {}",
+        ut.sql_name(),
+        ident(&c.name),
+        c.definition
+    )
 }
 
 /// `CREATE TYPE` / `CREATE DOMAIN` for a user type, or why it cannot be created.
