@@ -133,7 +133,7 @@ impl Connection {
         }
     }
 
-    /// Ends `stale`, an earlier session of ours on this server (see [`TERMINATE_SESSION`]).
+    /// Ends `stale`, an earlier session of ours on this server (see `TERMINATE_SESSION`).
     /// Best effort: a session already gone is what we want anyway.
     pub async fn end_session(&self, stale: &Backend) {
         let sql = if self.server_version_num >= 140_000 {

@@ -42,7 +42,7 @@ pub trait Ledger: Send + Sync {
 
     /// A statement each new target session of the run sends with its setup, recording
     /// the session: after a SIGKILL its server sessions may live on, and even commit the
-    /// statements already sent; a resume ends them (see [`end_sessions`]) before it reads
+    /// statements already sent; a resume ends them (see `end_sessions`) before it reads
     /// what is done.
     fn session_sql(&self) -> Option<String>;
 
@@ -112,7 +112,7 @@ impl Ledger for MemoryLedger {
 /// The ledger is trusted only when it is provably pgbarge's: the schema and its tables
 /// belong to the connecting role, nothing else is in it, no other role was granted
 /// anything on it, and no trigger, rule or policy hangs on its tables (see
-/// [`Store::inspect`]). A schema of that name that fails any of these is never read,
+/// `inspect`). A schema of that name that fails any of these is never read,
 /// written or dropped: the run stops and says why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Store {

@@ -822,7 +822,7 @@ pub async fn user_triggers(
 }
 
 /// Per table, what loading rows into it runs that belongs to another role (see
-/// [`FOREIGN_CODE`]): `trigger "t" runs public.f(), owned by role mallory`.
+/// `FOREIGN_CODE`): `trigger "t" runs public.f(), owned by role mallory`.
 pub async fn foreign_code(
     client: &Client,
     side: Side,

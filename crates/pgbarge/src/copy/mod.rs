@@ -2,7 +2,7 @@
 //! connection pairs at once, every source connection reading the same exported snapshot.
 //!
 //! Each unit is one target transaction, assembled from its typed operations in one place
-//! ([`run_unit`]): statements are pipelined around the COPY streams, and the unit's record
+//! (`run_unit`): statements are pipelined around the COPY streams, and the unit's record
 //! in the [`Ledger`] goes in just before COMMIT, so the unit and its record commit
 //! together or not at all.
 //!
@@ -186,7 +186,7 @@ pub struct CopyOptions {
 /// The default stall timeout: long enough for a busy server's pauses, short enough
 /// that a dead link is noticed within a minute.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
-/// The default lock timeout (see [`SET_LOCK_TIMEOUT`]).
+/// The default lock timeout (see `SET_LOCK_TIMEOUT`).
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl Default for CopyOptions {

@@ -8,7 +8,7 @@
 //! recorded with the follow — so copy and stream meet exactly, with no replication
 //! protocol needed to export the slot's own snapshot.
 //!
-//! A round ([`Follower::round`]) reads up to [`ROUND_CHANGES`] changes (whole
+//! A round (`round`) reads up to [`ROUND_CHANGES`] changes (whole
 //! transactions) from the slot without consuming them, applies their net effect in one
 //! target transaction ([`apply`]) together with the position reached ([`state`]), and
 //! only then moves the slot on. Killed at any point, a follower restarts from the

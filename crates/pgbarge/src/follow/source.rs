@@ -322,7 +322,7 @@ pub async fn drop(source: &Client, slot: &str, publication: &str) -> Result<()> 
 /// Ends a session still reading the slot (a follower that was killed, whose connection
 /// the server has not noticed is gone): the slot accepts one reader. Returns once the
 /// slot is free — a terminated session lets go of it only as it exits, and a peek right
-/// after would fail — or after [`RELEASE_PATIENCE`].
+/// after would fail — or after `RELEASE_PATIENCE`.
 pub async fn release(source: &Client, slot: &str) -> Result<()> {
     let err = |e| Error::postgres(Kind::Copy, Side::Source, "releasing the slot", e);
     let given_up = std::time::Instant::now() + RELEASE_PATIENCE;
@@ -357,7 +357,7 @@ const SLOT_HOLDER: &str = "SELECT active_pid FROM pg_catalog.pg_replication_slot
     WHERE slot_name = $1 AND active_pid IS NOT NULL \
       AND active_pid <> pg_catalog.pg_backend_pid()";
 
-/// The rows of the next changes (see [`PEEK`]), streamed.
+/// The rows of the next changes (see `PEEK`), streamed.
 pub async fn peek(
     source: &Client,
     slot: &str,

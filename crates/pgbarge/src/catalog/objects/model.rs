@@ -668,6 +668,6 @@ pub struct SchemaObjects {
     pub policies: Vec<Policy>,
     pub collations: Vec<Collation>,
     /// Objects pgbarge does not recreate (see
-    /// [`NOT_RECREATED`](super::sql::NOT_RECREATED)): (kind, name, why).
+    /// `NOT_RECREATED`): (kind, name, why).
     pub not_recreated: Vec<(String, String, String)>,
 }
