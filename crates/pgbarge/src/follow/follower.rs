@@ -66,6 +66,9 @@ pub struct Follower<'a> {
     /// its first run completed), by relation id, filtered by that snapshot instead.
     pub(super) seen_by: HashMap<u32, SnapshotSeen>,
     pub(super) applied: Option<Lsn>,
+    /// The target session that claimed the follow for this follower (see
+    /// `Follower::reconnect`).
+    pub(super) claimed_by: i32,
     /// The stream's relation ids, as followed tables' shapes.
     pub(super) shapes: HashMap<u32, Shape>,
     /// Each followed table as the target has it, by table index.
@@ -112,11 +115,12 @@ impl<'a> Follower<'a> {
                 following.source, source.info
             )));
         }
-        let replaced = state::claim(&target.client, store, &following.slot, PATIENCE).await?;
+        let claimed = state::claim(&target.client, store, &following.slot, PATIENCE).await?;
         source::release(&source.client, &following.slot).await?;
         let lookup = connect(&source.info, Side::Source).await?;
         let mut follower = Follower {
             applied: following.applied_lsn(),
+            claimed_by: claimed.pid,
             seen: Some(SnapshotSeen::parse(&snapshot)?),
             seen_by: HashMap::new(),
             source: Link::new(source),
@@ -138,7 +142,7 @@ impl<'a> Follower<'a> {
             following,
         };
         follower.read_target().await?;
-        Ok((follower, replaced))
+        Ok((follower, claimed.replaced))
     }
 
     pub fn following(&self) -> &Following {

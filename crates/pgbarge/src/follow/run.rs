@@ -225,8 +225,17 @@ impl Follower<'_> {
         if state::stop_requested(&self.target.get().client, &self.store, &slot).await? {
             return Ok(false);
         }
+        // Another pgbarge (a cut-over, say) that claimed the follow while this one's link
+        // was down has cleared its stop request again: the follower's session it records
+        // is then not this one's, and the follow is theirs.
+        let holder = state::claimed_by(&self.target.get().client, &self.store, &slot).await?;
+        if holder != Some(self.claimed_by) {
+            return Ok(false);
+        }
         self.lookup = connect(&self.source.given.info, Side::Source).await?;
-        state::claim(&self.target.get().client, &self.store, &slot, PATIENCE).await?;
+        self.claimed_by = state::claim(&self.target.get().client, &self.store, &slot, PATIENCE)
+            .await?
+            .pid;
         source::release(&self.source.get().client, &slot).await?;
         if let Some(f) = state::load(&self.target.get().client, &self.store).await? {
             self.applied = f.applied_lsn();

@@ -237,10 +237,23 @@ pub async fn stop_requested(target: &Client, store: &Store, slot: &str) -> Resul
     }
 }
 
+/// A claim of the follow: this session's process id, recorded as the follower's.
+#[derive(Debug, Clone, Copy)]
+pub struct Claimed {
+    /// Another follower had to be stopped.
+    pub replaced: bool,
+    pub pid: i32,
+}
+
 /// Makes this session the follower: asks the one running (if any) to stop, waits for
 /// it, and after `patience` ends its session (a killed process's server session lives
-/// on until the server notices). Returns whether another follower had to be stopped.
-pub async fn claim(target: &Client, store: &Store, slot: &str, patience: Duration) -> Result<bool> {
+/// on until the server notices).
+pub async fn claim(
+    target: &Client,
+    store: &Store,
+    slot: &str,
+    patience: Duration,
+) -> Result<Claimed> {
     let started = Instant::now();
     let mut asked = false;
     loop {
@@ -251,17 +264,22 @@ pub async fn claim(target: &Client, store: &Store, slot: &str, patience: Duratio
             .map_err(err("taking over the follow"))?
             .get(0);
         if got {
-            target
-                .execute_typed(
+            let pid: i32 = target
+                .query_typed_one(
                     &store.sql(
                         "UPDATE {L}.follow SET stop_requested = false, \
-                         follower_pid = pg_catalog.pg_backend_pid() WHERE slot = $1",
+                         follower_pid = pg_catalog.pg_backend_pid() WHERE slot = $1 \
+                         RETURNING follower_pid",
                     ),
                     &[(&slot, Type::TEXT)],
                 )
                 .await
-                .map_err(err("taking over the follow"))?;
-            return Ok(asked);
+                .map_err(err("taking over the follow"))?
+                .get(0);
+            return Ok(Claimed {
+                replaced: asked,
+                pid,
+            });
         }
         if !asked {
             target
@@ -287,6 +305,18 @@ pub async fn claim(target: &Client, store: &Store, slot: &str, patience: Duratio
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The process id of the session that last claimed the follow (see [`claim`]).
+pub async fn claimed_by(target: &Client, store: &Store, slot: &str) -> Result<Option<i32>> {
+    Ok(target
+        .query_typed_opt(
+            &store.sql("SELECT follower_pid FROM {L}.follow WHERE slot = $1"),
+            &[(&slot, Type::TEXT)],
+        )
+        .await
+        .map_err(err("reading the follow"))?
+        .and_then(|r| r.get(0)))
 }
 
 /// Whether the session of the follower that last claimed the follow is still open.
