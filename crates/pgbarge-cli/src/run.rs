@@ -83,7 +83,8 @@ pub async fn copy(settings: CopySettings) -> Result<(), Failure> {
 pub async fn clean(settings: CleanSettings) -> Result<(), Failure> {
     warn_all(&settings.target, Side::Target, true);
     let target = connect(&settings.target, Side::Target).await?;
-    let abandoned = session::abandon(&target, &settings.ledger).await?;
+    let store = pgbarge::store::PgStore::new(&settings.ledger, &target);
+    let abandoned = session::abandon(&store).await?;
     let list = |tables: &[TableName]| {
         tables
             .iter()

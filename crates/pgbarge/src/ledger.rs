@@ -855,6 +855,20 @@ impl Store {
         Ok(())
     }
 
+    /// The statement that forgets `units` of run `id`: sent in the transaction that
+    /// undoes what they loaded, so that a resume runs them again.
+    pub(crate) fn forget_units_sql(&self, id: i64, units: &[UnitId]) -> String {
+        format!(
+            "DELETE FROM {} WHERE run_id = {id} AND unit IN ({})",
+            self.table("unit"),
+            units
+                .iter()
+                .map(|u| literal(&u.0))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+
     /// The ledger of a run being resumed.
     pub fn resume_run(&self, run: &SavedRun) -> PgLedger {
         PgLedger {

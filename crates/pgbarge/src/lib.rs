@@ -26,6 +26,7 @@ pub mod retry;
 pub mod rowhash;
 pub mod select;
 pub mod session;
+pub mod store;
 pub mod sync;
 pub mod text;
 pub mod transport;

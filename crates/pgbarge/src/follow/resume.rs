@@ -16,7 +16,6 @@ use crate::connect::Connection;
 use crate::error::{Error, Kind, Result, Side};
 use crate::ledger::{SavedRun, Store};
 use crate::plan::units::{Op, UnitId, Work};
-use crate::quote::literal;
 
 /// How an interrupted run's tables stand, for a followed resume.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -88,16 +87,7 @@ pub async fn prepare(
     if !plan.redo.is_empty() {
         let mut sql = vec!["BEGIN".to_string()];
         sql.extend(plan.empty.iter().map(|t| format!("TRUNCATE {}", t.sql())));
-        sql.push(format!(
-            "DELETE FROM {} WHERE run_id = {} AND unit IN ({})",
-            store.table("unit"),
-            run.id,
-            plan.redo
-                .iter()
-                .map(|u| literal(&u.0))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        sql.push(store.forget_units_sql(run.id, &plan.redo));
         sql.push("COMMIT".into());
         target
             .client

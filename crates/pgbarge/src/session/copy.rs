@@ -36,6 +36,7 @@ use crate::plan::{Plan, PlanOptions};
 use crate::preflight::Problem;
 use crate::report::RunReport;
 use crate::select::Pattern;
+use crate::store::PgStore;
 use crate::sync::Preview;
 use crate::verify::VerifyReport;
 
@@ -203,8 +204,7 @@ pub async fn run(
         ui,
     };
     let pending = super::pending(
-        target,
-        &request.copy.ledger,
+        &PgStore::new(&request.copy.ledger, target),
         PendingRequest {
             resume: request.resume,
             follow: request.follow.is_some(),

@@ -26,6 +26,7 @@ use crate::plan::{Action, ColumnRoute, Endpoint, LoadMode, Plan, PlanOptions};
 use crate::preflight::{self, Problem};
 use crate::report::RunReport;
 use crate::select::{Pattern, Selection};
+use crate::store::Store;
 
 /// How a run starts.
 pub enum Start {
@@ -286,22 +287,13 @@ fn consistency(saved: &SavedRun, changed: &BTreeSet<String>) -> Vec<String> {
     warnings
 }
 
-/// Abandons the interrupted run recorded on `target`, if any: drops its staging tables
+/// Abandons the interrupted run recorded in `store`, if any: drops its staging tables
 /// and clears it from the ledger. Returns the run and what became of its staging tables.
-pub async fn abandon(
-    target: &Connection,
-    store: &ledger::Store,
-) -> Result<Option<(SavedRun, ledger::Abandoned)>> {
-    let Some(run) = store.last_run(&target.client).await? else {
+pub async fn abandon(store: &impl Store) -> Result<Option<(SavedRun, ledger::Abandoned)>> {
+    let Some(run) = store.last_run().await? else {
         return Ok(None);
     };
-    let mut abandoned = store.abandon(&target.client, &run).await?;
-    abandoned.orphaned_slot = crate::follow::state::load(&target.client, store)
-        .await
-        .ok()
-        .flatten()
-        .filter(|f| f.snapshot.is_none())
-        .map(|f| f.slot);
+    let abandoned = store.abandon(&run).await?;
     Ok(Some((run, abandoned)))
 }
 
@@ -365,16 +357,15 @@ pub enum Pending {
 }
 
 /// Decides, and for an abandoned run does, what becomes of the interrupted run
-/// recorded on `target` (see [`Pending`]).
+/// recorded in `store` (see [`Pending`]).
 pub async fn pending(
-    target: &Connection,
-    store: &ledger::Store,
+    store: &impl Store,
     request: PendingRequest,
     questions: &dyn Questions,
 ) -> Result<Pending> {
-    let recorded = store.last_run(&target.client).await?;
+    let recorded = store.last_run().await?;
     if request.follow && request.resume && recorded.is_none() {
-        if let Some(f) = crate::follow::state::load(&target.client, store).await? {
+        if let Some(f) = store.following().await? {
             if f.snapshot.is_none() {
                 return Err(Error::usage(format!(
                     "--follow --resume: the copy that started following (slot {}) is no \
@@ -402,7 +393,7 @@ pub async fn pending(
     if request.dry_run {
         return Ok(Pending::WouldAbandon(run));
     }
-    let dropped = store.abandon(&target.client, &run).await?.dropped;
+    let dropped = store.abandon(&run).await?.dropped;
     Ok(Pending::Abandoned(run, dropped))
 }
 
@@ -821,6 +812,7 @@ mod tests {
     use super::*;
     use crate::plan::fixtures::{plan, table};
     use crate::plan::{SkipReason, Skipped};
+    use crate::store::{Memory, MemoryStore};
 
     fn orders() -> TableName {
         TableName::new("public", "orders")
@@ -976,5 +968,159 @@ mod tests {
         assert!(ledger_collision(&empty, &["pgbarge".into()], &store).is_some());
         let elsewhere = ledger::Store::new("pgbarge_ledger").expect("a plain name");
         assert!(ledger_collision(&p, &[], &elsewhere).is_none());
+    }
+
+    /// Answers the resume question with `answer`, and nothing else.
+    struct Answer(Option<bool>);
+
+    impl Questions for Answer {
+        fn add_parents(&self, _: &[TableName]) -> Result<Option<bool>> {
+            Ok(None)
+        }
+        fn modes_for(
+            &self,
+            _: &[Undecided],
+        ) -> Result<Option<BTreeMap<TableName, Option<LoadMode>>>> {
+            Ok(None)
+        }
+        fn resume(&self, _: &SavedRun) -> Result<Option<bool>> {
+            Ok(self.0)
+        }
+    }
+
+    fn request(resume: bool, follow: bool, dry_run: bool) -> PendingRequest {
+        PendingRequest {
+            resume,
+            follow,
+            dry_run,
+        }
+    }
+
+    /// A store holding an interrupted run whose split table has a staging table.
+    fn interrupted() -> MemoryStore {
+        let store = MemoryStore::default();
+        store.start(7, plan(vec![table("orders", Action::Create, 3)]).work());
+        store
+    }
+
+    fn following(copied: bool) -> crate::follow::Following {
+        crate::follow::Following {
+            slot: "pgbarge_0123456789ab".into(),
+            publication: "pgbarge_0123456789ab".into(),
+            source: "me@localhost:5432/app".into(),
+            tables: Vec::new(),
+            snapshot: copied.then(|| "100:100:".to_string()),
+            applied: None,
+            applied_at: None,
+            changes: 0,
+            created_at: "2026-12-07 10:00:00+00".into(),
+        }
+    }
+
+    fn decide(store: &MemoryStore, req: PendingRequest, answer: Option<bool>) -> Result<Pending> {
+        tokio_test_block_on(pending(store, req, &Answer(answer)))
+    }
+
+    fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn with_nothing_recorded_a_copy_starts_anew_and_resume_is_refused() {
+        let store = MemoryStore::default();
+        assert!(matches!(
+            decide(&store, request(false, false, false), None),
+            Ok(Pending::Fresh)
+        ));
+        let refused = decide(&store, request(true, false, false), None).unwrap_err();
+        assert_eq!(refused.kind(), Kind::Usage);
+        assert!(
+            refused.message().contains("no interrupted run"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn an_interrupted_run_resumes_when_asked_for_or_answered_yes() {
+        let store = interrupted();
+        for (req, answer) in [
+            (request(true, false, false), None),
+            (request(false, false, false), Some(true)),
+            (request(true, false, true), None),
+        ] {
+            match decide(&store, req, answer) {
+                Ok(Pending::Resume(run)) => assert_eq!(run.id, 7),
+                other => panic!("{req:?} {answer:?}: {other:?}"),
+            }
+        }
+        assert!(store.memory().abandoned.is_empty());
+    }
+
+    #[test]
+    fn an_interrupted_run_not_resumed_is_abandoned_but_never_in_a_dry_run() {
+        let store = interrupted();
+        // A dry run says what copying would do, and does nothing; nobody is asked.
+        match decide(&store, request(false, false, true), Some(true)) {
+            Ok(Pending::WouldAbandon(run)) => assert_eq!(run.id, 7),
+            other => panic!("{other:?}"),
+        }
+        assert!(store.memory().run.is_some());
+        // Answered no (or nobody to ask): abandoned, its staging table dropped.
+        match decide(&store, request(false, false, false), Some(false)) {
+            Ok(Pending::Abandoned(run, dropped)) => {
+                assert_eq!(run.id, 7);
+                assert_eq!(dropped.len(), 1, "{dropped:?}");
+                assert!(dropped[0].name.starts_with("_pgbarge_"), "{dropped:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let memory = store.memory();
+        assert_eq!(memory.abandoned, vec![7]);
+        assert!(memory.run.is_none());
+    }
+
+    #[test]
+    fn follow_resume_goes_on_following_unless_its_copy_was_cleaned() {
+        // The copy is done and following: go on from the recorded position.
+        let store = MemoryStore::new(Memory {
+            following: Some(following(true)),
+            ..Memory::default()
+        });
+        assert!(matches!(
+            decide(&store, request(true, true, false), None),
+            Ok(Pending::FollowOn)
+        ));
+        // The follow waits for a copy no longer recorded: refused, with the way out.
+        let store = MemoryStore::new(Memory {
+            following: Some(following(false)),
+            ..Memory::default()
+        });
+        let refused = decide(&store, request(true, true, false), None).unwrap_err();
+        assert!(refused.message().contains("follow --drop"), "{refused}");
+    }
+
+    #[test]
+    fn clean_abandons_the_run_and_names_the_follow_that_waited_for_it() {
+        let store = interrupted();
+        let nothing = MemoryStore::default();
+        assert!(tokio_test_block_on(abandon(&nothing))
+            .expect("clean")
+            .is_none());
+        {
+            let mut memory = store.memory();
+            memory.following = Some(following(false));
+            let store = MemoryStore::new(memory);
+            let (run, abandoned) = tokio_test_block_on(abandon(&store))
+                .expect("clean")
+                .expect("a run");
+            assert_eq!(run.id, 7);
+            assert_eq!(
+                abandoned.orphaned_slot.as_deref(),
+                Some("pgbarge_0123456789ab")
+            );
+        }
     }
 }
