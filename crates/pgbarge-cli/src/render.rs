@@ -168,7 +168,7 @@ fn units_sql(
         out.push_str(&format!(
             "-- {} [{}]\nBEGIN;\n",
             printable(&unit.title),
-            printable(&unit.id.0)
+            printable(&unit.id.to_string())
         ));
         for op in &unit.ops {
             match op {

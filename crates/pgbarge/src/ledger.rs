@@ -645,7 +645,7 @@ impl Ledger for PgLedger {
             "INSERT INTO {} (run_id, unit, bytes) VALUES ({}, {}, {bytes})",
             self.store.table("unit"),
             self.run_id,
-            literal(&unit.0)
+            literal(&unit.to_string())
         )]
     }
 
@@ -656,7 +656,7 @@ impl Ledger for PgLedger {
                 "UPDATE {} SET rows = {rows} WHERE run_id = {} AND unit = {}",
                 self.store.table("unit"),
                 self.run_id,
-                literal(&unit.0)
+                literal(&unit.to_string())
             ));
         }
     }
@@ -787,8 +787,17 @@ impl Store {
         let mut done = BTreeMap::new();
         let mut salvaged = BTreeSet::new();
         for r in rows {
-            let unit = UnitId(r.get(0));
-            if let Some(k) = unit.as_post_data_object() {
+            let unit: UnitId = r.get::<_, String>(0).parse().map_err(|e| {
+                Error::new(
+                    Kind::Usage,
+                    format!(
+                        "the interrupted run recorded on the target (run {id}) was saved by \
+                         another version of pgbarge and cannot be resumed ({e}); run `pgbarge \
+                         clean` to remove it, then copy again."
+                    ),
+                )
+            })?;
+            if let UnitId::PostDataObject(k) = unit {
                 salvaged.insert(k);
                 continue;
             }
@@ -863,7 +872,7 @@ impl Store {
             self.table("unit"),
             units
                 .iter()
-                .map(|u| literal(&u.0))
+                .map(|u| literal(&u.to_string()))
                 .collect::<Vec<_>>()
                 .join(", ")
         )
@@ -1053,7 +1062,10 @@ mod tests {
     #[test]
     fn memory_ledger_records_after_commit_only() {
         let ledger = MemoryLedger::default();
-        let unit = UnitId("part public.t 3".into());
+        let unit = UnitId::Part {
+            table: "public.t".into(),
+            index: 3,
+        };
         assert!(ledger.record_sql(&unit, 10).is_empty());
         assert!(ledger.done().is_empty());
         ledger.committed(&unit, 5, 10);
@@ -1074,7 +1086,7 @@ mod tests {
             run_id: 7,
             pending: Mutex::new(Vec::new()),
         };
-        let unit = UnitId("table public.it's".into());
+        let unit = UnitId::Table("public.it's".into());
         let sql = ledger.record_sql(&unit, 42);
         assert_eq!(
             sql,

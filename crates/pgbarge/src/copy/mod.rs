@@ -1282,7 +1282,7 @@ async fn salvage<L: Ledger>(ctx: &Ctx<'_, L>) {
                 }
                 // Each in its own transaction with its record, so a resume's post-data
                 // unit knows not to create it again.
-                let id = UnitId::post_data_object(k);
+                let id = UnitId::PostDataObject(k);
                 let mut sql = vec![BEGIN.to_string(), ctx.search_path.clone(), step.sql.clone()];
                 sql.extend(ctx.ledger.record_sql(&id, 0));
                 sql.push(COMMIT.to_string());

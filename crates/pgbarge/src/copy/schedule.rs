@@ -153,10 +153,13 @@ mod tests {
 
     fn unit(id: &str, bytes: i64, waits: &[&str]) -> Unit {
         Unit {
-            id: UnitId(id.into()),
+            id: id.parse().expect("a unit id"),
             kind: UnitKind::Table,
             title: id.into(),
-            waits_for: waits.iter().map(|w| UnitId(w.to_string())).collect(),
+            waits_for: waits
+                .iter()
+                .map(|w| w.parse().expect("a unit id"))
+                .collect(),
             completes: Vec::new(),
             ops: Vec::new(),
             estimated_bytes: bytes,
@@ -222,7 +225,7 @@ mod tests {
     fn a_resumed_run_skips_what_the_ledger_holds() {
         let done: BTreeSet<UnitId> = ["prepare", "part t 1"]
             .iter()
-            .map(|u| UnitId(u.to_string()))
+            .map(|u| u.parse().expect("a unit id"))
             .collect();
         let mut s = Schedule::new(&split_run(), &done);
         assert_eq!(drain(&mut s), vec![1, 4, 3, 5]);
@@ -263,7 +266,10 @@ mod tests {
     #[test]
     fn a_cycle_is_reported_not_waited_on() {
         let mut s = Schedule::new(
-            &work(vec![unit("a", 1, &["b"]), unit("b", 1, &["a"])]),
+            &work(vec![
+                unit("table a", 1, &["table b"]),
+                unit("table b", 1, &["table a"]),
+            ]),
             &BTreeSet::new(),
         );
         assert_eq!(s.take_ready(), None);

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,32 +24,105 @@ use crate::quote::ident;
 /// another version is not resumed.
 pub const WORK_FORMAT: u32 = 2;
 
-/// A unit's stable name: `prepare`, `table public.t`, `part public.t 3`,
-/// `finish public.t`, `group public.a`, `post-data`.
+/// A unit's stable name, stored in the ledger as the text it shows as: `prepare`,
+/// `table public.t`, `part public.t 3`, `leaf public.t_1`, `finish public.t`,
+/// `group public.a`, `post-data`, `post-data object 7`.
+///
+/// Tables are held as shown (`public.orders`, `"Sales Dept".lines`), not as a
+/// [`TableName`]: that text is what the ledger keys a unit by, and nothing needs it
+/// split back into a schema and a name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct UnitId(pub String);
-
-impl UnitId {
+#[serde(into = "String", try_from = "String")]
+pub enum UnitId {
+    /// The run's first unit: schemas, types, sequences, functions, staging tables.
+    Prepare,
+    /// A table loaded whole.
+    Table(String),
+    /// Block range `index` of a split table, or of a leaf loaded apart.
+    Part { table: String, index: usize },
+    /// A leaf partition loaded whole into its staging table.
+    Leaf(String),
+    /// A split table's (or a partitioned table's) last step.
+    Finish(String),
+    /// Tables loaded together, named after their first member.
+    Group(String),
+    /// Everything made after every table.
+    PostData,
     /// The record of object `k` of the post-data unit, created on its own when a failed
-    /// table blocked that unit (see the copy stage's salvage): `post-data object 7`.
-    pub fn post_data_object(k: usize) -> UnitId {
-        UnitId(format!("{POST_DATA} object {k}"))
-    }
-
-    /// `k` if this is the record of post-data object `k`.
-    pub fn as_post_data_object(&self) -> Option<usize> {
-        self.0
-            .strip_prefix(POST_DATA)?
-            .strip_prefix(" object ")?
-            .parse()
-            .ok()
-    }
+    /// table blocked that unit (see the copy stage's salvage).
+    PostDataObject(usize),
 }
 
 impl fmt::Display for UnitId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            UnitId::Prepare => f.write_str(PREPARE),
+            UnitId::Table(t) => write!(f, "table {t}"),
+            UnitId::Part { table, index } => write!(f, "part {table} {index}"),
+            UnitId::Leaf(t) => write!(f, "leaf {t}"),
+            UnitId::Finish(t) => write!(f, "finish {t}"),
+            UnitId::Group(t) => write!(f, "group {t}"),
+            UnitId::PostData => f.write_str(POST_DATA),
+            UnitId::PostDataObject(k) => write!(f, "{POST_DATA} object {k}"),
+        }
+    }
+}
+
+/// A unit id read back (from the ledger) that no unit of this version is named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownUnitId(pub String);
+
+impl fmt::Display for UnknownUnitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown unit {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownUnitId {}
+
+impl FromStr for UnitId {
+    type Err = UnknownUnitId;
+
+    /// The id that shows as `text`, exactly: text that merely parses (`part t 03`)
+    /// would name a unit the ledger never recorded.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let id = match text.split_once(' ') {
+            None if text == PREPARE => Some(UnitId::Prepare),
+            None if text == POST_DATA => Some(UnitId::PostData),
+            Some(("table", t)) => Some(UnitId::Table(t.into())),
+            Some(("leaf", t)) => Some(UnitId::Leaf(t.into())),
+            Some(("finish", t)) => Some(UnitId::Finish(t.into())),
+            Some(("group", t)) => Some(UnitId::Group(t.into())),
+            // The index follows the last space: a shown name ends in a name character
+            // or a quote.
+            Some(("part", rest)) => rest.rsplit_once(' ').and_then(|(table, index)| {
+                Some(UnitId::Part {
+                    table: table.into(),
+                    index: index.parse().ok()?,
+                })
+            }),
+            Some((POST_DATA, rest)) => rest
+                .strip_prefix("object ")
+                .and_then(|k| k.parse().ok())
+                .map(UnitId::PostDataObject),
+            _ => None,
+        };
+        id.filter(|id| id.to_string() == text)
+            .ok_or_else(|| UnknownUnitId(text.into()))
+    }
+}
+
+impl From<UnitId> for String {
+    fn from(id: UnitId) -> String {
+        id.to_string()
+    }
+}
+
+impl TryFrom<String> for UnitId {
+    type Error = UnknownUnitId;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
     }
 }
 
@@ -245,9 +319,9 @@ impl<'a> Builder<'a> {
                 } else if let Some(g) = t.replace_group {
                     Some(group_id(&plan.tables[plan.replace_groups[g].members[0]]))
                 } else if !t.parts.is_empty() || !t.leaf_loads.is_empty() {
-                    Some(UnitId(format!("finish {}", plan.tables[i].target)))
+                    Some(UnitId::Finish(plan.tables[i].target.to_string()))
                 } else {
-                    Some(UnitId(format!("table {}", t.target)))
+                    Some(UnitId::Table(t.target.to_string()))
                 }
             })
             .collect();
@@ -314,7 +388,7 @@ impl<'a> Builder<'a> {
     fn waits(&self, tables: &[usize]) -> Vec<UnitId> {
         let mut waits: Vec<UnitId> = Vec::new();
         if self.has_prepare() {
-            waits.push(UnitId(PREPARE.into()));
+            waits.push(UnitId::Prepare);
         }
         for &i in tables {
             for &p in &self.plan.tables[i].load_after {
@@ -352,7 +426,7 @@ impl<'a> Builder<'a> {
             return;
         }
         self.units.push(Unit {
-            id: UnitId(PREPARE.into()),
+            id: UnitId::Prepare,
             kind: UnitKind::Prepare,
             title: "first: schemas, types, sequences, functions".into(),
             waits_for: Vec::new(),
@@ -445,7 +519,7 @@ impl<'a> Builder<'a> {
         let t = &self.plan.tables[i];
         let ops = self.load_ops(i);
         self.units.push(Unit {
-            id: UnitId(format!("table {}", t.target)),
+            id: UnitId::Table(t.target.to_string()),
             kind: UnitKind::Table,
             title: t.target.to_string(),
             waits_for: self.waits(&[i]),
@@ -465,7 +539,10 @@ impl<'a> Builder<'a> {
         let each = t.estimated_bytes / t.parts.len() as i64;
         let mut part_ids = Vec::new();
         for p in &t.parts {
-            let id = UnitId(format!("part {} {}", t.target, p.index));
+            let id = UnitId::Part {
+                table: t.target.to_string(),
+                index: p.index,
+            };
             part_ids.push(id.clone());
             self.units.push(Unit {
                 id,
@@ -490,7 +567,7 @@ impl<'a> Builder<'a> {
         ops.extend(t.after_data.iter().map(Op::sql));
         ops.extend(self.sync_sequences(t));
         self.units.push(Unit {
-            id: UnitId(format!("finish {}", t.target)),
+            id: UnitId::Finish(t.target.to_string()),
             kind: UnitKind::Finish,
             title: format!(
                 "{}: key and indexes on the staging table its {} parts loaded, then it takes \
@@ -516,7 +593,7 @@ impl<'a> Builder<'a> {
             let into = t.copy_in_sql(&leaf.staging);
             if leaf.parts.is_empty() {
                 loads.push(Unit {
-                    id: UnitId(format!("leaf {}", leaf.name)),
+                    id: UnitId::Leaf(leaf.name.to_string()),
                     kind: UnitKind::Part,
                     title: format!("{}: leaf {}", t.target, leaf.name),
                     waits_for: waits.clone(),
@@ -533,7 +610,10 @@ impl<'a> Builder<'a> {
             let each = leaf.estimated_bytes / leaf.parts.len() as i64;
             for p in &leaf.parts {
                 loads.push(Unit {
-                    id: UnitId(format!("part {} {}", leaf.name, p.index)),
+                    id: UnitId::Part {
+                        table: leaf.name.to_string(),
+                        index: p.index,
+                    },
                     kind: UnitKind::Part,
                     title: format!(
                         "{}: leaf {}, part {} of {}",
@@ -558,7 +638,7 @@ impl<'a> Builder<'a> {
         ops.extend(t.after_data.iter().map(Op::sql));
         ops.extend(self.sync_sequences(t));
         let finish = Unit {
-            id: UnitId(format!("finish {}", t.target)),
+            id: UnitId::Finish(t.target.to_string()),
             kind: UnitKind::Finish,
             title: format!(
                 "{}: created, its {} leaves attached, then its key and indexes",
@@ -751,7 +831,7 @@ impl<'a> Builder<'a> {
         ops.insert(0, Op::sql(NO_BODY_CHECKS));
         let waits_for = self.units.iter().map(|u| u.id.clone()).collect();
         self.units.push(Unit {
-            id: UnitId(POST_DATA.into()),
+            id: UnitId::PostData,
             kind: UnitKind::PostData,
             title: "after every table is loaded: foreign keys, views, triggers, comments, \
                     sequence values"
@@ -765,7 +845,7 @@ impl<'a> Builder<'a> {
 }
 
 fn group_id(first: &TablePlan) -> UnitId {
-    UnitId(format!("group {}", first.target))
+    UnitId::Group(first.target.to_string())
 }
 
 #[cfg(test)]
@@ -851,7 +931,10 @@ mod tests {
             .iter()
             .filter_map(Op::statement)
             .any(|s| s == "DROP TABLE \"public\".\"other\""));
-        assert!(work.units.iter().all(|u| u.id.0 != "table public.actor"));
+        assert!(work
+            .units
+            .iter()
+            .all(|u| u.id.to_string() != "table public.actor"));
     }
 
     #[test]
@@ -950,7 +1033,7 @@ mod tests {
     fn unit<'a>(work: &'a Work, id: &str) -> &'a Unit {
         work.units
             .iter()
-            .find(|u| u.id.0 == id)
+            .find(|u| u.id.to_string() == id)
             .unwrap_or_else(|| panic!("no unit {id}"))
     }
 
@@ -962,8 +1045,8 @@ mod tests {
             .count()
     }
 
-    fn ids(ids: &[UnitId]) -> Vec<&str> {
-        ids.iter().map(|i| i.0.as_str()).collect()
+    fn ids(ids: &[UnitId]) -> Vec<String> {
+        ids.iter().map(UnitId::to_string).collect()
     }
 
     #[test]
@@ -1061,6 +1144,43 @@ mod tests {
         assert_eq!(copies(group), 2);
         assert!(matches!(&group.ops[0], Op::Sql { sql } if sql.starts_with("TRUNCATE ")));
         assert_eq!(work.units.len(), 2, "the group and the post-data unit");
+    }
+
+    #[test]
+    fn unit_ids_show_as_the_ledger_text_and_read_back_from_it() {
+        let odd = TableName::new("Sales Dept", "lines 2").to_string();
+        let cases = [
+            (UnitId::Prepare, "prepare".to_string()),
+            (UnitId::Table("public.t".into()), "table public.t".into()),
+            (
+                UnitId::Part {
+                    table: odd.clone(),
+                    index: 12,
+                },
+                format!("part {odd} 12"),
+            ),
+            (UnitId::Leaf("public.t_1".into()), "leaf public.t_1".into()),
+            (UnitId::Finish(odd.clone()), format!("finish {odd}")),
+            (UnitId::Group("public.a".into()), "group public.a".into()),
+            (UnitId::PostData, "post-data".into()),
+            (UnitId::PostDataObject(7), "post-data object 7".into()),
+        ];
+        for (id, text) in cases {
+            assert_eq!(id.to_string(), text);
+            assert_eq!(text.parse::<UnitId>(), Ok(id.clone()), "{text}");
+            let json = serde_json::to_string(&id).expect("serialises");
+            assert_eq!(json, serde_json::to_string(&text).expect("a string"));
+            assert_eq!(serde_json::from_str::<UnitId>(&json).ok(), Some(id));
+        }
+        for text in [
+            "",
+            "part public.t",
+            "part public.t 03",
+            "post-data object x",
+            "copy t",
+        ] {
+            assert_eq!(text.parse::<UnitId>(), Err(UnknownUnitId(text.into())));
+        }
     }
 
     #[test]
