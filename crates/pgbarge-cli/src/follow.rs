@@ -277,7 +277,7 @@ fn render_status(s: &Status, with_source: bool) -> String {
                         },
                         human_bytes(slot.wal_held.unwrap_or(0).max(0) as u64),
                         slot.wal_status
-                            .as_deref()
+                            .as_ref()
                             .map(|w| format!(" (wal_status {w})"))
                             .unwrap_or_default()
                     ));

@@ -12,6 +12,7 @@ use crate::plan::Plan;
 use crate::preflight::{Problem, ProblemKind};
 use crate::report::RunReport;
 
+use super::source::WalStatus;
 use super::{source, state, triggers, Following};
 
 /// Follow needs PostgreSQL 13 on the source (partitions published as their root).
@@ -199,7 +200,7 @@ pub async fn resume(
         return Err(unrecorded());
     }
     match source::slot_state(&source.client, &following.slot).await? {
-        Some(slot) if slot.wal_status.as_deref() != Some("lost") => {}
+        Some(slot) if slot.wal_status != Some(WalStatus::Lost) => {}
         _ => {
             return Err(Error::new(
                 Kind::Copy,

@@ -402,8 +402,8 @@ pub struct SlotState {
     pub active_pid: Option<i32>,
     /// WAL the slot keeps from being recycled, bytes.
     pub wal_held: Option<i64>,
-    /// `reserved`, `extended`, `unreserved` (about to be invalidated) or `lost`.
-    pub wal_status: Option<String>,
+    /// Whether the slot's WAL is still kept (`None`: the slot reserves none yet).
+    pub wal_status: Option<WalStatus>,
     /// How much more WAL may be written before the slot is invalidated (`None`:
     /// unlimited).
     pub safe_wal_size: Option<i64>,
@@ -412,12 +412,12 @@ pub struct SlotState {
 impl SlotState {
     /// A warning when the slot is close to being invalidated.
     pub fn warning(&self, slot: &str) -> Option<String> {
-        match (self.wal_status.as_deref(), self.safe_wal_size) {
-            (Some("lost"), _) => Some(format!(
+        match (&self.wal_status, self.safe_wal_size) {
+            (Some(WalStatus::Lost), _) => Some(format!(
                 "the replication slot {slot} was invalidated (its WAL was removed): \
                  following cannot go on; copy again"
             )),
-            (Some("unreserved"), _) => Some(format!(
+            (Some(WalStatus::Unreserved), _) => Some(format!(
                 "the replication slot {slot} holds more WAL than max_slot_wal_keep_size \
                  allows: it will be invalidated at the next checkpoint unless following \
                  catches up"
@@ -432,6 +432,63 @@ impl SlotState {
     }
 }
 
+/// `wal_status` of `pg_replication_slots`: whether the WAL the slot needs is still kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WalStatus {
+    /// Within `max_wal_size`.
+    Reserved,
+    /// Beyond `max_wal_size`, kept by `wal_keep_size` or `max_slot_wal_keep_size`.
+    Extended,
+    /// No longer kept: the slot is invalidated at the next checkpoint unless it catches
+    /// up.
+    Unreserved,
+    /// Removed: the slot is invalidated and cannot be used again.
+    Lost,
+    /// A state of a later PostgreSQL, shown as the server names it.
+    Other(String),
+}
+
+impl WalStatus {
+    /// The server's name for the state.
+    pub fn as_str(&self) -> &str {
+        match self {
+            WalStatus::Reserved => "reserved",
+            WalStatus::Extended => "extended",
+            WalStatus::Unreserved => "unreserved",
+            WalStatus::Lost => "lost",
+            WalStatus::Other(text) => text,
+        }
+    }
+}
+
+impl From<&str> for WalStatus {
+    fn from(text: &str) -> Self {
+        match text {
+            "reserved" => WalStatus::Reserved,
+            "extended" => WalStatus::Extended,
+            "unreserved" => WalStatus::Unreserved,
+            "lost" => WalStatus::Lost,
+            other => WalStatus::Other(other.into()),
+        }
+    }
+}
+
+impl std::fmt::Display for WalStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// As the server names it, as `--json` has always shown it.
+impl serde::Serialize for WalStatus {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// The slot's state, `None` if it does not exist.
 pub async fn slot_state(source: &Client, slot: &str) -> Result<Option<SlotState>> {
     let row = source
@@ -443,7 +500,7 @@ pub async fn slot_state(source: &Client, slot: &str) -> Result<Option<SlotState>
         confirmed: r.get(1),
         active_pid: r.get(2),
         wal_held: r.get(3),
-        wal_status: r.get(4),
+        wal_status: r.get::<_, Option<&str>>(4).map(WalStatus::from),
         safe_wal_size: r.get(5),
     }))
 }
@@ -515,4 +572,49 @@ pub async fn sequence_sql(source: &Client) -> Result<Vec<String>> {
             )
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wal_status_reads_the_servers_names_and_shows_them_unchanged() {
+        for text in [
+            "reserved",
+            "extended",
+            "unreserved",
+            "lost",
+            "some later state",
+        ] {
+            let status = WalStatus::from(text);
+            assert_eq!(status.to_string(), text);
+            assert_eq!(
+                serde_json::to_string(&status).expect("serialises"),
+                serde_json::to_string(text).expect("a string")
+            );
+        }
+        assert_eq!(WalStatus::from("lost"), WalStatus::Lost);
+        assert_eq!(
+            WalStatus::from("some later state"),
+            WalStatus::Other("some later state".into())
+        );
+    }
+
+    #[test]
+    fn a_lost_or_unreserved_slot_is_warned_about() {
+        let state = |wal_status: Option<WalStatus>| SlotState {
+            current: Lsn(0),
+            confirmed: None,
+            active_pid: None,
+            wal_held: None,
+            wal_status,
+            safe_wal_size: None,
+        };
+        let warning = |s: Option<WalStatus>| state(s).warning("s").unwrap_or_default();
+        assert!(warning(Some(WalStatus::Lost)).contains("was invalidated"));
+        assert!(warning(Some(WalStatus::Unreserved)).contains("max_slot_wal_keep_size"));
+        assert_eq!(warning(Some(WalStatus::Reserved)), "");
+        assert_eq!(warning(None), "");
+    }
 }
