@@ -14,14 +14,18 @@ use std::sync::Mutex;
 
 use tokio_postgres::Client;
 
+use crate::copy::ExportedSnapshot;
 use crate::error::Result;
 use crate::follow::Following;
-use crate::ledger::{self, Abandoned, Moved, SavedRun};
+use crate::ledger::{self, Abandoned, Ledger, MemoryLedger, Moved, PgLedger, SavedRun};
 use crate::plan::units::{UnitId, Work};
 use crate::poison::Locked;
 
 /// What the session keeps and reads back between processes.
 pub trait Store: Sync {
+    /// A run's ledger: where its units are recorded as they commit.
+    type Ledger: Ledger;
+
     /// Where a store is named for people (`the "pgbarge" schema on the target`).
     fn describe(&self) -> String;
 
@@ -31,6 +35,24 @@ pub trait Store: Sync {
 
     /// The last unfinished run, if any.
     fn last_run(&self) -> impl Future<Output = Result<Option<SavedRun>>> + Send;
+
+    /// Records a new run of `work`, reading the source at `snapshot` (whose tables'
+    /// change counters are `changes`): its id and its ledger.
+    fn start_run(
+        &self,
+        work: &Work,
+        snapshot: &ExportedSnapshot,
+        changes: &BTreeMap<String, i64>,
+    ) -> impl Future<Output = Result<(i64, Self::Ledger)>> + Send;
+
+    /// Records the snapshot run `id` reads from now on (a resumed run's new one).
+    fn record_snapshot(&self, id: i64, xids: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// The ledger of `run`, resumed.
+    fn resume_run(&self, run: &SavedRun) -> Self::Ledger;
+
+    /// Forgets run `id`, finished.
+    fn finish_run(&self, id: i64) -> impl Future<Output = Result<()>> + Send;
 
     /// Ends what is left of `run`'s sessions, so that what it committed is final.
     fn end_sessions(&self, run: &SavedRun) -> impl Future<Output = Result<()>> + Send;
@@ -68,6 +90,8 @@ impl<'a> PgStore<'a> {
 }
 
 impl Store for PgStore<'_> {
+    type Ledger = PgLedger;
+
     fn describe(&self) -> String {
         format!("the \"{}\" schema on the target", self.ledger.schema())
     }
@@ -78,6 +102,36 @@ impl Store for PgStore<'_> {
 
     async fn last_run(&self) -> Result<Option<SavedRun>> {
         self.ledger.last_run(self.target).await
+    }
+
+    async fn start_run(
+        &self,
+        work: &Work,
+        snapshot: &ExportedSnapshot,
+        changes: &BTreeMap<String, i64>,
+    ) -> Result<(i64, PgLedger)> {
+        let ledger = self
+            .ledger
+            .start_run(
+                self.target,
+                work,
+                (&snapshot.taken_at, &snapshot.xids),
+                changes,
+            )
+            .await?;
+        Ok((ledger.run_id(), ledger))
+    }
+
+    async fn record_snapshot(&self, id: i64, xids: &str) -> Result<()> {
+        self.ledger.record_snapshot(self.target, id, xids).await
+    }
+
+    fn resume_run(&self, run: &SavedRun) -> PgLedger {
+        self.ledger.resume_run(run)
+    }
+
+    async fn finish_run(&self, id: i64) -> Result<()> {
+        self.ledger.finish_run(self.target, id).await
     }
 
     async fn end_sessions(&self, run: &SavedRun) -> Result<()> {
@@ -157,6 +211,8 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    type Ledger = MemoryLedger;
+
     fn describe(&self) -> String {
         "memory".into()
     }
@@ -167,6 +223,38 @@ impl Store for MemoryStore {
 
     async fn last_run(&self) -> Result<Option<SavedRun>> {
         Ok(self.state.locked().run.clone())
+    }
+
+    async fn start_run(
+        &self,
+        work: &Work,
+        snapshot: &ExportedSnapshot,
+        _changes: &BTreeMap<String, i64>,
+    ) -> Result<(i64, MemoryLedger)> {
+        let id = self.state.locked().run.as_ref().map_or(1, |r| r.id + 1);
+        self.start(id, work.clone());
+        self.record_snapshot(id, &snapshot.xids).await?;
+        Ok((id, MemoryLedger::default()))
+    }
+
+    async fn record_snapshot(&self, id: i64, xids: &str) -> Result<()> {
+        if let Some(run) = self.state.locked().run.as_mut().filter(|r| r.id == id) {
+            run.snapshot = Some(xids.to_string());
+        }
+        Ok(())
+    }
+
+    /// A fresh ledger: what it records, [`MemoryStore::commit`] keeps.
+    fn resume_run(&self, _run: &SavedRun) -> MemoryLedger {
+        MemoryLedger::default()
+    }
+
+    async fn finish_run(&self, id: i64) -> Result<()> {
+        let mut state = self.state.locked();
+        if state.run.as_ref().is_some_and(|r| r.id == id) {
+            state.run = None;
+        }
+        Ok(())
     }
 
     async fn end_sessions(&self, run: &SavedRun) -> Result<()> {
@@ -191,5 +279,51 @@ impl Store for MemoryStore {
 
     async fn following(&self) -> Result<Option<Following>> {
         Ok(self.state.locked().following.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::fixtures::{plan, table};
+    use crate::plan::Action;
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_memory_store_keeps_a_run_and_its_units_until_it_finishes() {
+        let store = MemoryStore::default();
+        let work = plan(vec![table("orders", Action::Create, 0)]).work();
+        let snapshot = ExportedSnapshot {
+            id: "00000003-1".into(),
+            taken_at: "now".into(),
+            xids: "100:104:101".into(),
+        };
+        let (id, _ledger) =
+            block_on(store.start_run(&work, &snapshot, &BTreeMap::new())).expect("started");
+        let unit = work.units[0].id.clone();
+        store.commit(
+            unit.clone(),
+            Moved {
+                rows: Some(3),
+                bytes: 30,
+            },
+        );
+        let run = block_on(store.last_run()).expect("read").expect("a run");
+        assert_eq!(run.id, id);
+        assert_eq!(run.snapshot.as_deref(), Some("100:104:101"));
+        assert_eq!(run.done.get(&unit).and_then(|m| m.rows), Some(3));
+        block_on(store.record_snapshot(id, "200:200:")).expect("recorded");
+        let run = block_on(store.last_run()).expect("read").expect("a run");
+        assert_eq!(run.snapshot.as_deref(), Some("200:200:"));
+        block_on(store.finish_run(id + 1)).expect("another run: nothing");
+        assert!(store.memory().run.is_some());
+        block_on(store.finish_run(id)).expect("finished");
+        assert!(block_on(store.last_run()).expect("read").is_none());
     }
 }

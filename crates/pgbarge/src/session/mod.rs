@@ -26,7 +26,7 @@ use crate::plan::{Action, ColumnRoute, Endpoint, LoadMode, Plan, PlanOptions};
 use crate::preflight::{self, Problem};
 use crate::report::RunReport;
 use crate::select::{Pattern, Selection};
-use crate::store::Store;
+use crate::store::{PgStore, Store};
 
 /// How a run starts.
 pub enum Start {
@@ -77,12 +77,12 @@ async fn run_from_snapshot(
         on_event,
     };
     let followed = matches!(start, Start::ResumeFollowed(_));
+    let store = PgStore::new(&options.ledger, target);
     match start {
         Start::Fresh(work) => {
             let names: Vec<TableName> = work.tables.iter().map(|t| t.source.clone()).collect();
             let changes = ledger::source_changes(&source.client, &names).await?;
-            let store = &options.ledger;
-            if !store.ensure(&target.client).await? {
+            if !store.ensure().await? {
                 // No schema may be created here: the run works, but cannot be resumed.
                 let memory = MemoryLedger::default();
                 let mut report = runner
@@ -91,24 +91,17 @@ async fn run_from_snapshot(
                 report.warnings.push(format!(
                     "the role may not create the \"{}\" schema on the target, so this run was \
                      not recorded there: if it is interrupted, it starts over",
-                    store.schema()
+                    options.ledger.schema()
                 ));
                 return end(source, report).await;
             }
-            let run = store
-                .start_run(
-                    &target.client,
-                    &work,
-                    (&snapshot.taken_at, &snapshot.xids),
-                    &changes,
-                )
-                .await?;
+            let (id, run) = store.start_run(&work, &snapshot, &changes).await?;
             let mut report = runner
                 .run(&work, &BTreeMap::new(), &BTreeSet::new(), &run, stop)
                 .await?;
             report.snapshot = Some(snapshot.xids.clone());
             if report.failures.is_empty() {
-                finish(target, run.run_id(), options).await?;
+                finish(target, id, options).await?;
             }
             end(source, report).await
         }
@@ -120,15 +113,12 @@ async fn run_from_snapshot(
                     saved.work.source.connection, source.info
                 )));
             }
-            let store = &options.ledger;
             // A ledger written by an earlier version gains what this one keeps there.
-            store.ensure(&target.client).await?;
+            store.ensure().await?;
             // The killed run's sessions may still be at work: end them, then read what
             // is committed.
-            store
-                .end_sessions(&target.client, saved.id, target.server_version_num)
-                .await?;
-            let saved = match store.last_run(&target.client).await? {
+            store.end_sessions(&saved).await?;
+            let saved = match store.last_run().await? {
                 Some(run) if run.id == saved.id => run,
                 _ => {
                     return Err(Error::new(
@@ -144,9 +134,7 @@ async fn run_from_snapshot(
             let changed = ledger::changed_tables(&saved.source_changes, &now);
             // From here on the run reads the new snapshot: what a later resume of a
             // followed copy filters the tables this one completes by.
-            store
-                .record_snapshot(&target.client, saved.id, &snapshot.xids)
-                .await?;
+            store.record_snapshot(saved.id, &snapshot.xids).await?;
             let run = store.resume_run(&saved);
             let mut report = runner
                 .run(&saved.work, &saved.done, &saved.salvaged, &run, stop)
@@ -208,10 +196,10 @@ async fn finish(target: &Connection, id: i64, options: &CopyOptions) -> Result<(
         Error::is_transient,
         async |attempt| {
             if attempt == 0 {
-                return options.ledger.finish_run(&target.client, id).await;
+                return PgStore::new(&options.ledger, target).finish_run(id).await;
             }
             let fresh = crate::connect::connect(&target.info, crate::Side::Target).await?;
-            options.ledger.finish_run(&fresh.client, id).await
+            PgStore::new(&options.ledger, &fresh).finish_run(id).await
         },
         async |_, _, _| {},
     )
