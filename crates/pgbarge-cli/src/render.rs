@@ -1,11 +1,13 @@
 //! Turning plans, reports and errors into text for people (tables) or scripts (JSON).
 
+use std::collections::BTreeMap;
+
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, Table};
 use pgbarge::catalog::Table as CatalogTable;
 use pgbarge::error::SqlState;
 use pgbarge::plan::units::{Op, UnitId, Work};
-use pgbarge::plan::{Action, Content, CopyFormat, Plan};
+use pgbarge::plan::{Action, Content, CopyFormat, ObjectKind, Plan};
 use pgbarge::preflight::Problem;
 use pgbarge::quote::printable;
 use pgbarge::report::RunReport;
@@ -115,21 +117,22 @@ pub fn plan(plan: &Plan, verbose: bool) -> String {
         }
     }
     // Objects already on the target are counted, not listed: a re-run would list them all.
-    let mut existing: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut existing: BTreeMap<ObjectKind, usize> = BTreeMap::new();
     for s in plan.schema.skipped.iter().filter(|s| !s.blocking) {
         if s.why == pgbarge::plan::SkipReason::Exists && !verbose {
+            // What is skipped is known by its label only: `view public.v`.
             let kind = [
-                "materialized view",
-                "view",
-                "sequence",
-                "function",
-                "procedure",
-                "aggregate",
+                ObjectKind::MaterializedView,
+                ObjectKind::View,
+                ObjectKind::Sequence,
+                ObjectKind::Function,
+                ObjectKind::Procedure,
+                ObjectKind::Aggregate,
             ]
             .into_iter()
-            .find(|k| s.what.starts_with(k))
-            .unwrap_or("object");
-            *existing.entry(format!("{kind}s")).or_default() += 1;
+            .find(|k| s.what.starts_with(k.singular()))
+            .unwrap_or(ObjectKind::Other);
+            *existing.entry(kind).or_default() += 1;
         } else {
             out.push_str(&format!("note: not created: {}: {}\n", s.what, s.why));
         }
@@ -154,10 +157,7 @@ fn verbose_sql(plan: &Plan) -> String {
 }
 
 /// `work`'s units as SQL, leaving out those in `done`.
-fn units_sql(
-    work: &Work,
-    done: &std::collections::BTreeMap<UnitId, pgbarge::ledger::Moved>,
-) -> String {
+fn units_sql(work: &Work, done: &BTreeMap<UnitId, pgbarge::ledger::Moved>) -> String {
     // psql runs no meta-command (`\!` a shell command, `\o` a file) between \restrict
     // and \unrestrict with the same key (psql 15.14, 16.10, 17.6 and later): nothing in
     // the script can leave SQL, whatever its names hold. Names in comments are escaped
@@ -294,16 +294,13 @@ pub fn older_target_hint(state: Option<&SqlState>, from: i32, to: i32) -> String
 }
 
 /// `3 sequences, 7 views, …`, or empty.
-fn counts_line(counts: &std::collections::BTreeMap<String, usize>) -> String {
+fn counts_line(counts: &BTreeMap<ObjectKind, usize>) -> String {
     counts
         .iter()
-        .map(
-            |(what, n)| match (n, what.strip_suffix("ies"), what.strip_suffix('s')) {
-                (1, Some(stem), _) => format!("1 {stem}y"),
-                (1, None, Some(one)) => format!("1 {one}"),
-                _ => format!("{n} {what}"),
-            },
-        )
+        .map(|(kind, n)| match n {
+            1 => format!("1 {}", kind.singular()),
+            _ => format!("{n} {}", kind.plural()),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

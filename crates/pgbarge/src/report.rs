@@ -73,7 +73,7 @@ pub struct RunReport {
     pub target: Endpoint,
     pub tables: Vec<TableReport>,
     /// Objects created besides the tables, by kind ("views": 7, …).
-    pub schema: std::collections::BTreeMap<String, usize>,
+    pub schema: std::collections::BTreeMap<crate::plan::ObjectKind, usize>,
     /// Objects left out: they cannot be created on the target, and nothing copied needs
     /// them.
     pub skipped: Vec<crate::plan::Skipped>,

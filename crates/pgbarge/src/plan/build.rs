@@ -229,7 +229,7 @@ impl Builder<'_> {
                 .iter()
                 .filter(|t| t.unsupported.is_none())
                 .count();
-            schema.counts.insert("types".into(), created);
+            schema.counts.insert(super::ObjectKind::Type, created);
         }
         self.schema = schema;
     }

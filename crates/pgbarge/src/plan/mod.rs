@@ -25,6 +25,7 @@ mod existing;
 pub(crate) mod fixtures;
 mod groups;
 mod merge;
+mod object_kind;
 mod options;
 mod order;
 mod schema;
@@ -42,6 +43,7 @@ pub use build::NO_BODY_CHECKS;
 pub use columns::{ColumnPlan, ColumnRoute, CopyFormat};
 pub use groups::ReplaceGroup;
 pub(crate) use merge::Merge;
+pub use object_kind::ObjectKind;
 pub use options::{Content, LoadMode, PlanOptions, DEFAULT_PART_SIZE, DEFAULT_SPLIT_ABOVE};
 pub use schema::{SchemaOptions, SchemaPlan, SequenceValue, SkipReason, Skipped, Step};
 pub use split::{

@@ -13,6 +13,7 @@ use super::ddl::{
     CastDdl, OperatorDdl, SequenceParametersDdl, TableObjectDdl, TextSearchDdl, TriggerStateDdl,
     ViewDdl,
 };
+use super::ObjectKind;
 use crate::catalog::{
     Aggregate, AggregateKind, CastMethod, Comment, CommentOn, ObjectRef, Routine, RoutineKind,
     SchemaObjects, Snapshot, TableName, TableObjectKind, TextSearchKind, TriggerState, View,
@@ -131,7 +132,7 @@ pub struct SchemaPlan {
     /// the target: preflight asks for `--with-parents` or `--without-fks`.
     pub missing_parents: BTreeMap<TableName, Vec<TableName>>,
     /// How many objects of each kind are created, for the report.
-    pub counts: BTreeMap<String, usize>,
+    pub counts: BTreeMap<ObjectKind, usize>,
     /// `--grants`: roles the source grants privileges to that the target lacks.
     pub missing_roles: BTreeSet<String>,
     /// Roles row-level security policies name that the target lacks.
@@ -183,8 +184,8 @@ pub(super) struct TablesInPlan<'a> {
     pub owned_sequences: Vec<TableName>,
 }
 
-fn count(counts: &mut BTreeMap<String, usize>, what: &str) {
-    *counts.entry(what.to_string()).or_default() += 1;
+fn count(counts: &mut BTreeMap<ObjectKind, usize>, kind: ObjectKind) {
+    *counts.entry(kind).or_default() += 1;
 }
 
 /// Builds the schema part of the plan from the source's objects and what the target
@@ -258,7 +259,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Creates `what` before the tables with `statements`, counted as one of `kind`.
-    fn create_before(&mut self, what: &str, statements: Vec<String>, kind: &str) {
+    fn create_before(&mut self, what: &str, statements: Vec<String>, kind: ObjectKind) {
         self.plan
             .before
             .extend(statements.into_iter().map(|sql| Step {
@@ -315,7 +316,7 @@ impl<'a> Planner<'a> {
                 ),
                 needs: Vec::new(),
             });
-            count(&mut self.plan.counts, "extensions");
+            count(&mut self.plan.counts, ObjectKind::Extension);
         }
     }
 
@@ -355,7 +356,7 @@ impl<'a> Planner<'a> {
                 sql: format!("CREATE COLLATION {name} ({})", options.join(", ")),
                 needs: Vec::new(),
             });
-            count(&mut self.plan.counts, "collations");
+            count(&mut self.plan.counts, ObjectKind::Collation);
         }
     }
 
@@ -398,7 +399,7 @@ impl<'a> Planner<'a> {
                 ascending: s.parameters.increment > 0,
             });
             self.sequences_created.push(&s.name);
-            count(&mut self.plan.counts, "sequences");
+            count(&mut self.plan.counts, ObjectKind::Sequence);
         }
     }
 
@@ -488,9 +489,9 @@ impl<'a> Planner<'a> {
             count(
                 &mut self.plan.counts,
                 if r.kind == RoutineKind::Aggregate {
-                    "aggregates"
+                    ObjectKind::Aggregate
                 } else {
-                    "functions"
+                    ObjectKind::Function
                 },
             );
             if r.uses_row_type || r.kind == RoutineKind::Aggregate {
@@ -550,7 +551,7 @@ impl<'a> Planner<'a> {
                     needs: Vec::new(),
                 });
             }
-            count(&mut self.plan.counts, "operators");
+            count(&mut self.plan.counts, ObjectKind::Operator);
         }
     }
 
@@ -584,7 +585,7 @@ impl<'a> Planner<'a> {
             };
             match why {
                 Some(why) => self.leave_out(cast.label(), why),
-                None => self.create_before(&cast.label(), cast.create_sql(), "casts"),
+                None => self.create_before(&cast.label(), cast.create_sql(), ObjectKind::Cast),
             }
         }
     }
@@ -628,8 +629,8 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let kind = match ts.kind {
-                TextSearchKind::Dictionary => "text search dictionaries",
-                TextSearchKind::Configuration => "text search configurations",
+                TextSearchKind::Dictionary => ObjectKind::TextSearchDictionary,
+                TextSearchKind::Configuration => ObjectKind::TextSearchConfiguration,
             };
             self.create_before(&what, ts.create_sql(), kind);
             self.text_search_created.push(ts);
@@ -689,7 +690,7 @@ impl<'a> Planner<'a> {
                 sql: o.add_constraint_sql(),
                 needs: vec![o.table.clone(), parent.clone()],
             });
-            count(&mut self.plan.counts, "foreign keys");
+            count(&mut self.plan.counts, ObjectKind::ForeignKey);
         }
 
         // Foreign keys of tables already on the target that point at tables created now
@@ -718,7 +719,7 @@ impl<'a> Planner<'a> {
                 sql: o.add_constraint_sql(),
                 needs: o.references.iter().cloned().collect(),
             });
-            count(&mut self.plan.counts, "foreign keys");
+            count(&mut self.plan.counts, ObjectKind::ForeignKey);
         }
     }
 
@@ -863,9 +864,9 @@ impl<'a> Planner<'a> {
             count(
                 &mut self.plan.counts,
                 if v.materialized {
-                    "materialized views"
+                    ObjectKind::MaterializedView
                 } else {
-                    "views"
+                    ObjectKind::View
                 },
             );
         }
@@ -922,7 +923,14 @@ impl<'a> Planner<'a> {
                     needs: vec![o.table.clone()],
                 });
             }
-            count(&mut self.plan.counts, &format!("{kind}s"));
+            count(
+                &mut self.plan.counts,
+                if o.kind == TableObjectKind::Trigger {
+                    ObjectKind::Trigger
+                } else {
+                    ObjectKind::Rule
+                },
+            );
         }
     }
 
@@ -1002,7 +1010,7 @@ impl<'a> Planner<'a> {
                 sql,
                 needs: vec![p.table.clone()],
             });
-            count(&mut self.plan.counts, "policies");
+            count(&mut self.plan.counts, ObjectKind::Policy);
         }
     }
 
@@ -1098,7 +1106,7 @@ impl<'a> Planner<'a> {
                         Vec::new()
                     },
                 });
-                count(&mut self.plan.counts, "comments");
+                count(&mut self.plan.counts, ObjectKind::Comment);
             }
         }
     }
@@ -1179,7 +1187,7 @@ impl<'a> Planner<'a> {
                         Vec::new()
                     },
                 });
-                count(&mut self.plan.counts, "grants");
+                count(&mut self.plan.counts, ObjectKind::Grant);
             }
         }
     }

@@ -263,7 +263,7 @@ pub struct Work {
     pub content: Content,
     pub jobs: usize,
     /// Objects created besides the tables, by kind, for the report.
-    pub counts: BTreeMap<String, usize>,
+    pub counts: BTreeMap<super::ObjectKind, usize>,
     /// Objects left out because they cannot be created on the target (and nothing copied
     /// needs them), with the reason, for the report.
     #[serde(default)]
