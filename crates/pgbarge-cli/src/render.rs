@@ -565,3 +565,707 @@ pub fn error(err: &Error) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The text as people read it, whole: each test fails if the rendering changes.
+    //! Inputs are built by hand (the library's plan fixtures are private to it).
+
+    use super::*;
+    use pgbarge::catalog::{TableKind, TableName};
+    use pgbarge::ledger::{Moved, SavedRun};
+    use pgbarge::plan::units::{Unit, UnitKind, WorkTable, WORK_FORMAT};
+    use pgbarge::plan::{
+        Endpoint, SchemaPlan, SequencePlan, SequenceValue, SkipReason, Skipped, SourceRead, Step,
+        TablePlan,
+    };
+    use pgbarge::preflight::ProblemKind;
+    use pgbarge::report::{Resumed, TableReport, UnitFailure};
+    use pgbarge::sync::{Preview, SyncStats};
+    use pgbarge::verify::{Status, TableVerdict, VerifyReport};
+
+    fn name(schema: &str, table: &str) -> TableName {
+        TableName::new(schema, table)
+    }
+
+    /// `user@host:5432/shop` at PostgreSQL `version` (as `server_version_num`).
+    fn endpoint(user: &str, host: &str, version: i32) -> Endpoint {
+        Endpoint {
+            connection: format!("{user}@{host}:5432/shop"),
+            database: "shop".into(),
+            host: host.into(),
+            server_version: version,
+        }
+    }
+
+    /// A plan for `table` with `action`: text COPY, one stream, nothing else decided.
+    fn table_plan(table: TableName, action: Action) -> TablePlan {
+        TablePlan {
+            source: table.clone(),
+            target: table,
+            action,
+            format: CopyFormat::Text,
+            source_kind: TableKind::Regular,
+            columns: Vec::new(),
+            target_only_required: Vec::new(),
+            estimated_rows: None,
+            estimated_bytes: 0,
+            data_bytes: 0,
+            create: None,
+            parts: Vec::new(),
+            staging: None,
+            upsert_key: Vec::new(),
+            sync: None,
+            sequences: Vec::new(),
+            leaves: Vec::new(),
+            leaf_loads: Vec::new(),
+            after_data: Vec::new(),
+            load_after: Vec::new(),
+            linked_group: None,
+            replace_group: None,
+            target_partitioned: false,
+            requires: Vec::new(),
+            identity_always: Vec::new(),
+            quiet_triggers: Vec::new(),
+            lifted_force_rls: false,
+            unvalidated: Vec::new(),
+            rebuilt_indexes: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// A plan of `tables` from a PostgreSQL 16 source to a 17 target, two streams.
+    fn plan_of(tables: Vec<TablePlan>) -> Plan {
+        Plan {
+            source: endpoint("me", "localhost", 160004),
+            target: endpoint("app", "db.example.com", 170002),
+            content: Content::SchemaAndData,
+            jobs: 2,
+            prepare: Vec::new(),
+            types: Vec::new(),
+            schema: SchemaPlan::default(),
+            owner: None,
+            whole_schemas: Vec::new(),
+            exclude_objects: Vec::new(),
+            since: None,
+            without_fks: false,
+            grants: false,
+            linked_groups: Vec::new(),
+            linked_group_keys: Vec::new(),
+            replace_groups: Vec::new(),
+            warnings: Vec::new(),
+            tables,
+        }
+    }
+
+    fn skipped(what: &str, why: SkipReason, blocking: bool) -> Skipped {
+        Skipped {
+            what: what.into(),
+            why,
+            blocking,
+            needed_by: Vec::new(),
+        }
+    }
+
+    fn table_report(table: TableName, action: Action, rows: u64, bytes: u64) -> TableReport {
+        TableReport {
+            table,
+            action,
+            format: CopyFormat::Binary,
+            rows,
+            bytes,
+            seconds: 2.0,
+            sync: None,
+        }
+    }
+
+    /// A run to the 17 target that took 4.25 s, nothing failed or retried.
+    fn run_report(tables: Vec<TableReport>) -> RunReport {
+        RunReport {
+            content: Content::SchemaAndData,
+            source: endpoint("me", "localhost", 160004),
+            target: endpoint("app", "db.example.com", 170002),
+            tables,
+            schema: BTreeMap::new(),
+            skipped: Vec::new(),
+            seconds: 4.2,
+            failures: Vec::new(),
+            retries: 0,
+            resumed: None,
+            snapshot_renewed: false,
+            snapshot: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn failure(table: &str, message: &str, state: Option<SqlState>) -> UnitFailure {
+        UnitFailure {
+            unit: UnitId::Table(format!("public.{table}")),
+            kind: UnitKind::Table,
+            title: format!("public.{table}"),
+            tables: vec![name("public", table)],
+            message: message.into(),
+            side: Some(pgbarge::error::Side::Target),
+            sql_state: state,
+            transient: false,
+            blocked: Vec::new(),
+        }
+    }
+
+    fn stats(rows: u64) -> SyncStats {
+        SyncStats {
+            source_rows: rows,
+            target_rows: rows,
+            ranges: 40,
+            inserted: 0,
+            updated: 0,
+            deleted: 0,
+            since_rows: false,
+            reloaded: false,
+            hash_bytes: 2_500,
+        }
+    }
+
+    fn unit(id: &str, kind: UnitKind, ops: Vec<Op>) -> Unit {
+        Unit {
+            id: id.parse().expect("a unit id"),
+            kind,
+            title: id.into(),
+            waits_for: Vec::new(),
+            completes: Vec::new(),
+            ops,
+            estimated_bytes: 0,
+        }
+    }
+
+    fn sql(sql: &str) -> Op {
+        Op::Sql { sql: sql.into() }
+    }
+
+    fn verdict(table: &str, status: Status, source: i64, target: Option<i64>) -> TableVerdict {
+        TableVerdict {
+            table: name("public", table),
+            status,
+            source_rows: source,
+            target_rows: target,
+            differing_keys: Vec::new(),
+            error: None,
+            seconds: 0.1,
+        }
+    }
+
+    fn problem(kind: ProblemKind, message: &str, hint: &str) -> Problem {
+        Problem {
+            kind,
+            table: None,
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// `text` with psql's random `\restrict` key replaced by `KEY`.
+    fn without_restrict_key(text: &str) -> String {
+        let key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("\\restrict "))
+            .expect("a \\restrict line");
+        assert_eq!(key.len(), 32);
+        text.replace(key, "KEY")
+    }
+
+    /// Compares whole texts, printing both as they read when they differ. `expected`
+    /// may start with a newline, so that its text starts at the left margin.
+    #[track_caller]
+    fn assert_text(rendered: &str, expected: &str) {
+        let expected = expected.strip_prefix('\n').unwrap_or(expected);
+        assert!(
+            rendered == expected,
+            "rendered:\n{rendered}\n---- expected:\n{expected}\n----"
+        );
+    }
+
+    #[test]
+    fn plan_lists_created_and_loaded_tables_and_object_counts() {
+        let mut orders = table_plan(name("public", "orders"), Action::Create);
+        orders.format = CopyFormat::Binary;
+        orders.estimated_rows = Some(120_000);
+        orders.estimated_bytes = 8_388_608;
+        orders.parts = (0..3)
+            .map(|index| pgbarge::plan::Part {
+                index,
+                first_block: index as i64 * 100,
+                end_block: Some(index as i64 * 100 + 100),
+            })
+            .collect();
+        let mut items = table_plan(name("Sales", "order items"), Action::Append);
+        items.estimated_rows = Some(-1);
+        let mut p = plan_of(vec![orders, items]);
+        p.schema.counts = BTreeMap::from([
+            (ObjectKind::View, 3),
+            (ObjectKind::Policy, 1),
+            (ObjectKind::ForeignKey, 2),
+            (ObjectKind::TextSearchDictionary, 1),
+            (ObjectKind::Type, 0),
+        ]);
+        assert_text(
+            &plan(&p, false),
+            r#"
+Plan: 2 tables from me@localhost:5432/shop to app@db.example.com:5432/shop, 2 streams at once
+┌───────────────────────┬───────────────┬────────┬───────┬───────────┬────────┐
+│ Table                 ┆ Target gets   ┆ COPY   ┆ Parts ┆ Est. rows ┆   Size │
+╞═══════════════════════╪═══════════════╪════════╪═══════╪═══════════╪════════╡
+│ public.orders         ┆ create + load ┆ binary ┆     3 ┆  ~120,000 ┆ 8.4 MB │
+│ "Sales"."order items" ┆ append        ┆ text   ┆     1 ┆         ? ┆    0 B │
+└───────────────────────┴───────────────┴────────┴───────┴───────────┴────────┘
+Also created: 2 foreign keys, 1 policy, 1 text search dictionary, 0 types, 3 views
+"#,
+        );
+    }
+
+    #[test]
+    fn plan_notes_warnings_and_objects_not_created() {
+        let mut t = table_plan(name("public", "t"), Action::Create);
+        t.notes = vec!["column c: money is copied as text".into()];
+        let mut p = plan_of(vec![t]);
+        p.jobs = 1;
+        p.content = Content::SchemaOnly;
+        p.warnings = vec!["the source is a standby".into()];
+        p.schema.skipped = vec![
+            skipped("view public.v", SkipReason::Exists, false),
+            skipped("materialized view public.mv", SkipReason::Exists, false),
+            skipped("procedure public.p()", SkipReason::Exists, false),
+            skipped("function public.f()", SkipReason::Exists, false),
+            skipped("function public.g()", SkipReason::Exists, false),
+            skipped("schema extra", SkipReason::Exists, false),
+            skipped(
+                "function public.h()",
+                "it is written in C".to_string().into(),
+                false,
+            ),
+            skipped("function public.k()", "needed".to_string().into(), true),
+        ];
+        assert_text(
+            &plan(&p, false),
+            r#"
+Plan: 1 table from me@localhost:5432/shop to app@db.example.com:5432/shop, 1 stream at once
+┌──────────┬──────────────────┬──────┬───────┬───────────┬──────┐
+│ Table    ┆ Target gets      ┆ COPY ┆ Parts ┆ Est. rows ┆ Size │
+╞══════════╪══════════════════╪══════╪═══════╪═══════════╪══════╡
+│ public.t ┆ create (no rows) ┆ text ┆     1 ┆         ? ┆  0 B │
+└──────────┴──────────────────┴──────┴───────┴───────────┴──────┘
+warning: the source is a standby
+note: public.t: column c: money is copied as text
+note: not created: function public.h(): it is written in C
+note: already on the target, left as they are: 2 functions, 1 materialized view, 1 object, 1 procedure, 1 view (--verbose lists them)
+"#,
+        );
+        // --verbose lists what exists one by one (the SQL script it adds is covered by
+        // the resume plan's test).
+        let verbose = plan(&p, true);
+        let notes: Vec<&str> = verbose.lines().filter(|l| l.starts_with("note:")).collect();
+        let exists = "it exists on the target; left as it is";
+        assert_eq!(
+            notes,
+            [
+                "note: public.t: column c: money is copied as text".to_string(),
+                format!("note: not created: view public.v: {exists}"),
+                format!("note: not created: materialized view public.mv: {exists}"),
+                format!("note: not created: procedure public.p(): {exists}"),
+                format!("note: not created: function public.f(): {exists}"),
+                format!("note: not created: function public.g(): {exists}"),
+                format!("note: not created: schema extra: {exists}"),
+                "note: not created: function public.h(): it is written in C".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn report_of_a_run_with_objects_syncs_and_a_resume() {
+        let mut synced = table_report(name("public", "accounts"), Action::Sync, 1_500, 48_000);
+        synced.sync = Some(SyncStats {
+            inserted: 10,
+            updated: 1_200,
+            deleted: 0,
+            ..stats(1_000_000)
+        });
+        let mut r = run_report(vec![
+            table_report(
+                name("public", "orders"),
+                Action::Create,
+                1_234_567,
+                98_765_432,
+            ),
+            synced,
+        ]);
+        r.schema = BTreeMap::from([(ObjectKind::Sequence, 2), (ObjectKind::Comment, 1)]);
+        r.skipped = vec![skipped(
+            "function public.h()",
+            "it is written in C".to_string().into(),
+            false,
+        )];
+        r.resumed = Some(Resumed {
+            units_skipped: 3,
+            units_total: 9,
+            rows_skipped: Some(50_000),
+            bytes_skipped: 4_000_000,
+            tables_done_before: vec![name("public", "customers")],
+        });
+        r.retries = 1;
+        r.snapshot_renewed = true;
+        r.warnings = vec!["public.orders may mix two points in time".into()];
+        assert_text(
+            &report(&r),
+            r#"
+┌─────────────────┬────────────────────────┬───────────┬─────────┬─────────┬─────────┐
+│ Table           ┆ Done                   ┆      Rows ┆   Bytes ┆ Seconds ┆  Rows/s │
+╞═════════════════╪════════════════════════╪═══════════╪═════════╪═════════╪═════════╡
+│ public.orders   ┆ create + load          ┆ 1,234,567 ┆ 98.8 MB ┆    2.00 ┆ 617,284 │
+│ public.accounts ┆ sync: only differences ┆     1,500 ┆ 48.0 kB ┆    2.00 ┆     750 │
+└─────────────────┴────────────────────────┴───────────┴─────────┴─────────┴─────────┘
+Also created: 1 comment, 2 sequences
+public.accounts: 1,000,000 rows compared in 40 hash ranges; 10 inserted, 1,200 updated, 0 deleted; moved 2.5 kB of hashes and 48.0 kB of rows
+not created: function public.h(): it is written in C
+Resumed: 3 of 9 units had committed before and were skipped (50,000 rows, 4.0 MB; tables finished before: public.customers); the rows above were moved now.
+Retried 1 time after transient failures; nothing was written twice.
+warning: the source connection holding the snapshot was lost mid-run: tables loaded after that read a later snapshot of the source.
+warning: public.orders may mix two points in time
+2 tables, 1,236,067 rows moved to db "shop" on "db.example.com" in 4.2 s
+"#,
+        );
+    }
+
+    #[test]
+    fn report_of_a_schema_only_run() {
+        let mut r = run_report(vec![table_report(
+            name("public", "t"),
+            Action::Create,
+            0,
+            0,
+        )]);
+        r.content = Content::SchemaOnly;
+        assert_text(
+            &report(&r),
+            r#"
+┌──────────┬──────────────────┬──────┬───────┬─────────┬────────┐
+│ Table    ┆ Done             ┆ Rows ┆ Bytes ┆ Seconds ┆ Rows/s │
+╞══════════╪══════════════════╪══════╪═══════╪═════════╪════════╡
+│ public.t ┆ create (no rows) ┆    0 ┆   0 B ┆    2.00 ┆      0 │
+└──────────┴──────────────────┴──────┴───────┴─────────┴────────┘
+1 table defined (no rows moved) on db "shop" on "db.example.com" in 4.2 s
+"#,
+        );
+    }
+
+    #[test]
+    fn failures_list_blocked_units_and_what_to_do() {
+        let mut items = failure(
+            "items",
+            "duplicate key value",
+            Some(SqlState::UNIQUE_VIOLATION),
+        );
+        items.blocked = vec!["post-data".into(), "public.lines".into()];
+        let mut r = run_report(Vec::new());
+        r.failures = vec![items, failure("notes", "connection reset", None)];
+        assert_text(
+            &failures(&r),
+            r#"
+2 units of the run failed; every other unit committed:
+  - public.items: duplicate key value
+    not run, as it waited on this: post-data; public.lines
+  - public.notes: connection reset
+The tables of failed units are exactly as they were on the target. Fix the cause, then run the same command with --resume: only what failed runs again."#,
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_on_an_older_target_gets_a_hint() {
+        let mut r = run_report(Vec::new());
+        r.source.server_version = 170002;
+        r.target.server_version = 150004;
+        r.failures = vec![failure(
+            "t",
+            "syntax error at or near \"NULLS\"",
+            Some(SqlState::SYNTAX_ERROR),
+        )];
+        assert_text(
+            &failures(&r),
+            r#"
+1 unit of the run failed; every other unit committed:
+  - public.t: syntax error at or near "NULLS"
+The source is PostgreSQL 17 and the target 15: a definition uses syntax the older server does not know. Change it on the source (or create that object on the target by hand), then run again.
+The tables of failed units are exactly as they were on the target. Fix the cause, then run the same command with --resume: only what failed runs again."#,
+        );
+        // Not for another error, nor when the target is as new as the source.
+        let other = Some(&SqlState::UNDEFINED_FUNCTION);
+        assert_eq!(older_target_hint(other, 170002, 150004), "");
+        let syntax = Some(&SqlState::SYNTAX_ERROR);
+        assert_eq!(older_target_hint(syntax, 170002, 170000), "");
+        assert_eq!(older_target_hint(syntax, 150004, 170002), "");
+    }
+
+    #[test]
+    fn verify_shows_equal_and_differing_tables() {
+        let mut different = verdict("orders", Status::Different, 1_000, Some(998));
+        different.differing_keys = vec!["(7)".into(), "(42)".into()];
+        let mut refused = verdict("secrets", Status::NotVerified, 5, Some(5));
+        refused.error = Some("permission denied for table secrets".into());
+        let mut r = VerifyReport {
+            tables: vec![
+                verdict("customers", Status::Equal, 12_345, Some(12_345)),
+                different,
+                verdict("gone", Status::MissingOnTarget, 3, None),
+                refused,
+            ],
+            seconds: 1.3,
+        };
+        assert_text(
+            &verify(&r),
+            r#"
+┌──────────────────┬─────────────┬─────────────┬───────────────────┬─────────────────────────┐
+│ Table            ┆ Source rows ┆ Target rows ┆ Result            ┆ Differing keys (sample) │
+╞══════════════════╪═════════════╪═════════════╪═══════════════════╪═════════════════════════╡
+│ public.customers ┆      12,345 ┆      12,345 ┆ equal             ┆                         │
+│ public.orders    ┆       1,000 ┆         998 ┆ DIFFERENT         ┆ (7) (42)                │
+│ public.gone      ┆           3 ┆           - ┆ MISSING on target ┆                         │
+│ public.secrets   ┆           5 ┆           5 ┆ NOT VERIFIED      ┆                         │
+└──────────────────┴─────────────┴─────────────┴───────────────────┴─────────────────────────┘
+not verified: public.secrets: permission denied for table secrets
+verified 4 tables: 1 equal, 3 not, in 1.3 s
+"#,
+        );
+        r.tables.truncate(1);
+        assert_text(
+            &verify(&r),
+            r#"
+┌──────────────────┬─────────────┬─────────────┬────────┬─────────────────────────┐
+│ Table            ┆ Source rows ┆ Target rows ┆ Result ┆ Differing keys (sample) │
+╞══════════════════╪═════════════╪═════════════╪════════╪═════════════════════════╡
+│ public.customers ┆      12,345 ┆      12,345 ┆ equal  ┆                         │
+└──────────────────┴─────────────┴─────────────┴────────┴─────────────────────────┘
+verified 1 table: 1 equal, 0 not, in 1.3 s
+"#,
+        );
+    }
+
+    #[test]
+    fn problems_sharing_a_fix_are_listed_together() {
+        let holds = "say what to do with them: --mode append, truncate or replace.";
+        let list = [
+            problem(ProblemKind::TargetHoldsRows, "public.a holds rows.", holds),
+            problem(
+                ProblemKind::MissingTable,
+                "public.x does not exist.",
+                "Check the name.",
+            ),
+            problem(ProblemKind::TargetHoldsRows, "public.b holds rows.", holds),
+            // Without advice, nothing is shared: each is listed on its own.
+            problem(ProblemKind::LargeObjects, "public.c has oid columns.", ""),
+            problem(ProblemKind::LargeObjects, "public.d has oid columns.", ""),
+        ];
+        assert_text(
+            &problems(&list),
+            r#"
+preflight found 5 problems; nothing was written:
+
+  - public.a holds rows.
+  - public.b holds rows.
+    For these 2: say what to do with them: --mode append, truncate or replace.
+
+  - public.x does not exist. Check the name.
+
+  - public.c has oid columns.
+
+  - public.d has oid columns.
+"#,
+        );
+        assert_text(
+            &problems(&list[1..2]),
+            r#"
+preflight found 1 problem; nothing was written:
+
+  - public.x does not exist. Check the name.
+"#,
+        );
+    }
+
+    #[test]
+    fn resume_plan_lists_the_units_left_and_their_sql() {
+        let table = name("public", "orders");
+        let read = SourceRead {
+            table: table.clone(),
+            columns: vec!["id".into()],
+            tree: false,
+            blocks: None,
+            format: CopyFormat::Binary,
+        };
+        let sequence = SequencePlan {
+            column: "id".into(),
+            source: Some(name("public", "orders_id_seq")),
+            ascending: true,
+            created: true,
+            numeric: true,
+        };
+        let value = |n: &str, raise_only| SequenceValue {
+            name: name("public", n),
+            readable: true,
+            raise_only,
+            ascending: true,
+        };
+        let units = vec![
+            unit("prepare", UnitKind::Prepare, vec![sql("CREATE SCHEMA app")]),
+            unit(
+                "table public.orders",
+                UnitKind::Table,
+                vec![
+                    sql("TRUNCATE public.orders"),
+                    Op::Copy {
+                        table: 0,
+                        read,
+                        into: "COPY public.orders (id) FROM STDIN (FORMAT binary)".into(),
+                    },
+                    Op::SyncSequences {
+                        table: table.clone(),
+                        sequences: vec![sequence],
+                    },
+                ],
+            ),
+            unit(
+                "post-data",
+                UnitKind::PostData,
+                vec![
+                    Op::Object {
+                        step: Step {
+                            what: "view public.v".into(),
+                            sql: "CREATE VIEW public.v AS SELECT 1".into(),
+                            needs: Vec::new(),
+                        },
+                    },
+                    Op::SequenceValues {
+                        sequences: vec![value("s1", false), value("s2", true)],
+                    },
+                ],
+            ),
+        ];
+        let run = SavedRun {
+            id: 7,
+            started_at: "2024-05-01 10:00:00+00".into(),
+            source: "me@localhost:5432/shop".into(),
+            snapshot_at: None,
+            snapshot: None,
+            work: Work {
+                format: WORK_FORMAT,
+                source: endpoint("me", "localhost", 160004),
+                target: endpoint("app", "db.example.com", 170002),
+                content: Content::SchemaAndData,
+                jobs: 2,
+                counts: BTreeMap::new(),
+                skipped: Vec::new(),
+                tables: vec![WorkTable {
+                    source: table.clone(),
+                    target: table,
+                    action: Action::Truncate,
+                    format: CopyFormat::Binary,
+                    estimated_bytes: 0,
+                    staging: None,
+                    leaf_staging: Vec::new(),
+                }],
+                units,
+            },
+            source_changes: BTreeMap::new(),
+            done: BTreeMap::from([(UnitId::Prepare, Moved::default())]),
+            salvaged: Default::default(),
+        };
+        assert_text(
+            &resume_plan(&run, false),
+            r#"
+Resume: run 7 from me@localhost:5432/shop to app@db.example.com:5432/shop: 2 units left of 3
+  table public.orders
+  post-data
+"#,
+        );
+        assert_text(
+            &without_restrict_key(&resume_plan(&run, true)),
+            r#"
+Resume: run 7 from me@localhost:5432/shop to app@db.example.com:5432/shop: 2 units left of 3
+  table public.orders
+  post-data
+
+SQL run on the target:
+\restrict KEY
+-- table public.orders [table public.orders]
+BEGIN;
+TRUNCATE public.orders;
+-- COPY public.orders (id) FROM STDIN (FORMAT binary);  (rows streamed from the source)
+-- setval() of public.orders's sequence to the source's value (never below the copied ids)
+-- and the unit's record in the pgbarge ledger
+COMMIT;
+-- post-data [post-data]
+BEGIN;
+CREATE VIEW public.v AS SELECT 1;
+-- setval() of public.s1, public.s2 to the source's values (sequences already on the target only move forward)
+-- and the unit's record in the pgbarge ledger
+COMMIT;
+\unrestrict KEY
+"#,
+        );
+    }
+
+    #[test]
+    fn sync_previews_say_what_would_change() {
+        let sample = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        let previews = [
+            Preview {
+                table: name("public", "orders"),
+                stats: SyncStats {
+                    inserted: 12,
+                    updated: 1_030,
+                    deleted: 2,
+                    target_rows: 119_990,
+                    ..stats(120_000)
+                },
+                upsert_sample: sample(&["(1001)", "(1002)"]),
+                delete_sample: sample(&["(7)"]),
+            },
+            Preview {
+                table: name("public", "same"),
+                stats: SyncStats {
+                    ranges: 1,
+                    ..stats(1)
+                },
+                upsert_sample: Vec::new(),
+                delete_sample: Vec::new(),
+            },
+            Preview {
+                table: name("public", "events"),
+                stats: SyncStats {
+                    since_rows: true,
+                    inserted: 3,
+                    deleted: 1,
+                    ..stats(5_000)
+                },
+                upsert_sample: Vec::new(),
+                delete_sample: Vec::new(),
+            },
+            Preview {
+                table: name("public", "log"),
+                stats: SyncStats {
+                    reloaded: true,
+                    ..stats(70)
+                },
+                upsert_sample: Vec::new(),
+                delete_sample: Vec::new(),
+            },
+        ];
+        assert_text(
+            &sync_previews(&previews),
+            r#"
+Sync public.orders: 120,000 rows compared in 40 hash ranges; would insert 12, update 1,030, delete 2
+  to insert or update, e.g. (1001) (1002)
+  to delete, e.g. (7)
+Sync public.same: 1 row compared in 1 hash range; no difference
+Sync public.events: 5,000 rows compared in 40 hash ranges; would move the rows written since the last sync, insert 3 missing and delete 1
+Sync public.log: 70 rows compared in 40 hash ranges; so many rows differ that it would merge every source row and delete the rows only on the target
+"#,
+        );
+    }
+}
