@@ -130,3 +130,64 @@ fn blocked_titles(work: &Work, blocked: &[usize]) -> Vec<String> {
     }
     titles
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::copy::fixtures::{self, copy, unit, FINISH_B, PART_B0, PART_B1, POST_DATA};
+    use crate::error::{Kind, Side};
+
+    #[test]
+    fn blocked_parts_of_a_table_are_counted_not_listed() {
+        let work = fixtures::work();
+        assert_eq!(
+            blocked_titles(&work, &[PART_B0, FINISH_B, PART_B1, POST_DATA]),
+            ["finish b", "post-data", "public.b: 2 parts"]
+        );
+        assert_eq!(blocked_titles(&work, &[PART_B1]), ["public.b: 1 part"]);
+        assert!(blocked_titles(&work, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_failure_names_each_table_of_its_unit_once() {
+        let work = fixtures::work();
+        let group = unit(
+            "group c",
+            UnitKind::Group,
+            &[],
+            &[2, 0],
+            vec![copy(0, "a"), copy(2, "c")],
+        );
+        let err = Error::new(Kind::Copy, "target server: gone")
+            .on(Side::Target)
+            .transient(true);
+        let failure = unit_failure(&work, &group, &err, &[POST_DATA]);
+        assert_eq!(failure.unit.to_string(), "group c");
+        assert_eq!(failure.kind, UnitKind::Group);
+        assert_eq!(failure.tables, [fixtures::name("a"), fixtures::name("c")]);
+        assert_eq!(failure.message, "target server: gone");
+        assert_eq!(failure.side, Some(Side::Target));
+        assert!(failure.transient);
+        assert_eq!(failure.sql_state, None);
+        assert_eq!(failure.blocked, ["post-data"]);
+    }
+
+    #[test]
+    fn a_full_disk_is_sized_by_the_tables_the_unit_completes() {
+        let work = fixtures::work();
+        let mut finish = work.units[FINISH_B].clone();
+        assert_eq!(
+            disk_full(&finish, &work),
+            "The target ran out of disk space loading finish b (about 5.0 kB on the source): \
+             free some or grow its storage, then run the same command with --resume."
+        );
+        finish.estimated_bytes = 2_000_000;
+        assert!(disk_full(&finish, &work).contains("(about 2.0 MB on the source)"));
+    }
+
+    #[test]
+    fn only_undecodable_bytes_get_the_encoding_advice() {
+        let err = advised(Error::new(Kind::Copy, "target server: boom"));
+        assert_eq!(err.message(), "target server: boom");
+    }
+}

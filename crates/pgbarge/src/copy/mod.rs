@@ -27,6 +27,8 @@
 
 mod bad_bytes;
 mod failure;
+#[cfg(test)]
+mod fixtures;
 mod options;
 mod pair;
 mod probes;

@@ -90,3 +90,25 @@ fn target_session_sql(
         SET_LOCK_TIMEOUT.replace("$1", &literal(&format!("{}ms", lock_timeout.as_millis()))),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_session_records_itself_then_sets_encoding_and_lock_timeout() {
+        assert_eq!(
+            target_session_sql(None, None, Duration::from_secs(1)),
+            "SELECT pg_catalog.set_config('lock_timeout', '1000ms', false)"
+        );
+        assert_eq!(
+            target_session_sql(
+                Some("INSERT INTO s VALUES (1)".into()),
+                Some("LATIN1"),
+                Duration::from_millis(250)
+            ),
+            "INSERT INTO s VALUES (1); SET client_encoding = 'LATIN1'; \
+             SELECT pg_catalog.set_config('lock_timeout', '250ms', false)"
+        );
+    }
+}

@@ -102,3 +102,29 @@ impl std::fmt::Display for Holder {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_holder_reads_as_one_clause() {
+        let mut h = Holder {
+            pid: 42,
+            application: "psql".into(),
+            state: "idle in transaction".into(),
+            since: "2024-01-01 10:00:00+00".into(),
+            query: "LOCK t".into(),
+        };
+        assert_eq!(
+            h.to_string(),
+            "pid 42 (application_name psql, idle in transaction, in a transaction since \
+             2024-01-01 10:00:00+00): LOCK t"
+        );
+        h.application.clear();
+        assert!(
+            h.to_string().starts_with("pid 42 (no application_name, "),
+            "{h}"
+        );
+    }
+}

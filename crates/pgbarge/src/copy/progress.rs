@@ -213,3 +213,96 @@ fn earlier_part_bytes(work: &Work, done: &BTreeMap<UnitId, Moved>) -> Vec<(usize
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::copy::fixtures::{self, Harness, FINISH_B, PART_B0, POST_DATA, PREPARE, TABLE_A};
+    use crate::error::Side;
+    use crate::plan::units::UnitKind;
+
+    fn moved(rows: u64, bytes: u64) -> Moved {
+        Moved {
+            rows: Some(rows),
+            bytes,
+        }
+    }
+
+    #[test]
+    fn parts_committed_earlier_count_towards_their_table() {
+        let work = fixtures::work();
+        let done = BTreeMap::from([
+            (fixtures::unit_id("part b 1"), moved(7, 70)),
+            (fixtures::unit_id("table a"), moved(1, 100)),
+        ]);
+        assert_eq!(earlier_part_bytes(&work, &done), vec![(1, 70)]);
+        let progress = Progress::new(&work, &done, &BTreeSet::new());
+        assert_eq!(progress.table_report(&work, 1).bytes, 70);
+        assert_eq!(
+            progress.table_report(&work, 0).bytes,
+            0,
+            "a was done, not in progress"
+        );
+        assert_eq!(progress.done_units(&work).len(), 2);
+    }
+
+    #[test]
+    fn a_committed_unit_is_recorded_and_completes_its_tables() {
+        let h = Harness::new(fixtures::work());
+        let stage = h.stage();
+        let progress = Progress::new(&h.work, &BTreeMap::new(), &BTreeSet::new());
+        assert_eq!(progress.schedule.locked().take_ready(), Some(PREPARE));
+        progress.succeed(&stage, PREPARE, &[], 0);
+        assert_eq!(progress.schedule.locked().take_ready(), Some(TABLE_A));
+        progress.start(&stage, &h.work.units[TABLE_A]);
+        progress.succeed(&stage, TABLE_A, &[(0, 12)], 340);
+
+        assert_eq!(progress.completed(), BTreeSet::from([0]));
+        assert_eq!(
+            h.ledger.done().get(&fixtures::unit_id("table a")),
+            Some(&moved(12, 340))
+        );
+        let events = h.events();
+        assert!(
+            matches!(&events[..], [
+                Event::TableStarted { table, estimated_bytes: 1000 },
+                Event::TableFinished(report),
+            ] if *table == fixtures::name("a") && report.rows == 12),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_unit_blocks_what_waits_on_it_and_is_reported() {
+        let h = Harness::new(fixtures::work());
+        let stage = h.stage();
+        let progress = Progress::new(&h.work, &BTreeMap::new(), &BTreeSet::new());
+        progress.schedule.locked().take_ready();
+        progress.succeed(&stage, PREPARE, &[], 0);
+        h.events();
+        let err = Error::new(Kind::Copy, "source server: boom").on(Side::Source);
+        progress.fail(&stage, PART_B0, err);
+
+        let failures = progress.failures.locked().clone();
+        let [failure] = &failures[..] else {
+            panic!("one failure: {failures:?}");
+        };
+        assert_eq!(failure.kind, UnitKind::Part);
+        assert_eq!(failure.tables, vec![fixtures::name("b")]);
+        assert_eq!(failure.message, "source server: boom");
+        assert_eq!(failure.side, Some(Side::Source));
+        assert_eq!(failure.blocked, ["finish b", "post-data"]);
+        let schedule = progress.schedule.locked();
+        assert_eq!(schedule.state(FINISH_B), State::Blocked);
+        assert_eq!(schedule.state(POST_DATA), State::Blocked);
+        assert_eq!(
+            schedule.state(TABLE_A),
+            State::Waiting,
+            "a does not wait on b"
+        );
+        assert!(matches!(
+            &h.events()[..],
+            [Event::UnitFailed { unit, error }] if unit == "part b 0" && error == "source server: boom"
+        ));
+    }
+}

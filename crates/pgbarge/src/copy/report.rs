@@ -139,3 +139,120 @@ pub(super) fn interrupted(work: &Work, done: &BTreeSet<&UnitId>) -> String {
     );
     message
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::copy::fixtures;
+    use crate::plan::{Action, CopyFormat};
+    use crate::sync::SyncStats;
+
+    fn done(units: &[(&str, Option<u64>, u64)]) -> BTreeMap<UnitId, Moved> {
+        units
+            .iter()
+            .map(|&(id, rows, bytes)| (fixtures::unit_id(id), Moved { rows, bytes }))
+            .collect()
+    }
+
+    #[test]
+    fn a_fresh_run_resumed_nothing() {
+        assert!(resumed(&fixtures::work(), &BTreeMap::new()).is_none());
+    }
+
+    #[test]
+    fn a_resumed_run_counts_what_it_skipped() {
+        let work = fixtures::work();
+        let done = done(&[
+            ("prepare", None, 0),
+            ("table a", Some(10), 100),
+            ("part b 0", Some(5), 50),
+        ]);
+        let r = resumed(&work, &done).expect("resumed");
+        assert_eq!(r.units_skipped, 3);
+        assert_eq!(r.units_total, 7);
+        assert_eq!(
+            r.rows_skipped,
+            Some(15),
+            "prepare moves no rows: its count is not needed"
+        );
+        assert_eq!(r.bytes_skipped, 150);
+        assert_eq!(
+            r.tables_done_before,
+            [fixtures::name("a")],
+            "b's finish did not run"
+        );
+    }
+
+    #[test]
+    fn rows_skipped_are_unknown_if_one_count_was_not_written() {
+        let done = done(&[("table a", Some(10), 100), ("table c", None, 30)]);
+        let r = resumed(&fixtures::work(), &done).expect("resumed");
+        assert_eq!(r.rows_skipped, None);
+        assert_eq!(r.bytes_skipped, 130);
+    }
+
+    fn synced(rows: u64, changed: u64, reloaded: bool) -> TableReport {
+        TableReport {
+            table: fixtures::name("t"),
+            action: Action::Sync,
+            format: CopyFormat::Binary,
+            rows,
+            bytes: 0,
+            seconds: 1.0,
+            sync: Some(SyncStats {
+                source_rows: rows,
+                target_rows: rows,
+                updated: changed,
+                reloaded,
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn a_sync_that_rewrote_most_of_a_big_table_suggests_truncate() {
+        let w = warnings(&[
+            synced(2000, 1500, false),
+            synced(2000, 10, false),
+            synced(500, 500, true),
+            synced(1000, 0, true),
+        ]);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(
+            w[0],
+            "public.t: most of its 2000 rows differed; for a table that changes this much, \
+             --mode truncate is faster"
+        );
+        assert!(w[1].contains("most of its 1000 rows"), "a reload: {w:?}");
+        let mut loaded = synced(5000, 5000, false);
+        loaded.sync = None;
+        assert!(warnings(&[loaded]).is_empty(), "only syncs");
+    }
+
+    #[test]
+    fn an_interruption_says_what_stays_and_how_to_go_on() {
+        let work = fixtures::work();
+        let ids = [
+            fixtures::unit_id("prepare"),
+            fixtures::unit_id("table a"),
+            fixtures::unit_id("part b 0"),
+        ];
+        let message = interrupted(&work, &ids.iter().collect());
+        assert_eq!(
+            message,
+            "interrupted: 1 of 3 tables is committed on the target (public.a) and stays as \
+             copied; the tables being loaded were rolled back, as they were before, and 1 \
+             loaded part of split tables is kept in their staging tables. The run is recorded \
+             on the target: run the same command with --resume to go on from there, or \
+             `pgbarge clean` to drop what it left."
+        );
+        let message = interrupted(&work, &BTreeSet::new());
+        assert!(
+            message.starts_with(
+                "interrupted: no table is committed on the target; the tables being loaded \
+                 were rolled back, as they were before. The run"
+            ),
+            "{message}"
+        );
+    }
+}

@@ -204,3 +204,55 @@ fn place_delete(delete: Option<String>, now: bool, reload: bool) -> DeletePlace 
         later,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn place(delete: Option<&str>, now: bool, reload: bool) -> DeletePlace {
+        place_delete(delete.map(String::from), now, reload)
+    }
+
+    #[test]
+    fn a_delete_due_now_goes_before_the_copy_unless_it_reads_a_reload() {
+        let d = Some("DELETE".to_string());
+        assert_eq!(
+            place(Some("DELETE"), true, false),
+            DeletePlace {
+                before: d.clone(),
+                after: None,
+                later: None
+            }
+        );
+        assert_eq!(
+            place(Some("DELETE"), true, true),
+            DeletePlace {
+                before: None,
+                after: d,
+                later: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_group_delete_waits_for_the_units_sync_delete() {
+        for reload in [false, true] {
+            assert_eq!(
+                place(Some("DELETE"), false, reload),
+                DeletePlace {
+                    before: None,
+                    after: None,
+                    later: Some("DELETE".into())
+                }
+            );
+        }
+        assert_eq!(
+            place(None, true, true),
+            DeletePlace {
+                before: None,
+                after: None,
+                later: None
+            }
+        );
+    }
+}

@@ -229,3 +229,117 @@ fn add_note(failures: &mut [UnitFailure], note: &str) {
         failure.message.push_str(note);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::copy::fixtures::{self, name, PART_B0, POST_DATA, PREPARE, TABLE_A};
+    use crate::error::Side;
+
+    /// The fixture's run with prepare and a committed, and part b 0 failed.
+    fn b_failed(work: &Work) -> Schedule {
+        let mut s = Schedule::new(work, &BTreeSet::new());
+        for u in [PREPARE, TABLE_A] {
+            while s.take_ready() != Some(u) {}
+            s.done(u);
+        }
+        s.fail(PART_B0);
+        s
+    }
+
+    #[test]
+    fn a_blocked_post_data_unit_is_salvaged_for_the_tables_that_loaded() {
+        let work = fixtures::work();
+        let s = salvageable(&work, &b_failed(&work), POST_DATA).expect("blocked");
+        assert_eq!(s.loaded, BTreeSet::from([&name("a")]));
+        assert!(!s.failed_itself);
+    }
+
+    #[test]
+    fn a_post_data_unit_that_failed_itself_or_committed() {
+        let work = fixtures::work();
+        let mut s = Schedule::new(&work, &BTreeSet::new());
+        while let Some(u) = s.take_ready() {
+            if u == POST_DATA {
+                s.fail(u);
+            } else {
+                s.done(u);
+            }
+        }
+        let salvage = salvageable(&work, &s, POST_DATA).expect("failed");
+        assert!(salvage.failed_itself);
+        assert_eq!(salvage.loaded.len(), 3, "a, b, c");
+        let all: BTreeSet<UnitId> = work.units.iter().map(|u| u.id.clone()).collect();
+        assert!(salvageable(&work, &Schedule::new(&work, &all), POST_DATA).is_none());
+    }
+
+    #[test]
+    fn an_object_waits_for_the_run_tables_it_needs() {
+        let (a, b, other) = (name("a"), name("b"), TableName::new("x", "y"));
+        let loaded = BTreeSet::from([&a]);
+        let planned = BTreeSet::from([&a, &b]);
+        let step = |needs: Vec<TableName>| Step {
+            what: "view".into(),
+            sql: String::new(),
+            needs,
+        };
+        assert!(needs_met(&step(vec![a.clone()]), &loaded, &planned));
+        assert!(!needs_met(
+            &step(vec![a.clone(), b.clone()]),
+            &loaded,
+            &planned
+        ));
+        assert!(
+            needs_met(&step(vec![other]), &loaded, &planned),
+            "not the run's"
+        );
+        assert!(needs_met(&step(Vec::new()), &loaded, &planned));
+    }
+
+    #[test]
+    fn the_note_counts_what_was_created_and_lists_what_was_refused() {
+        let tally = Tally {
+            created: 2,
+            objects: 3,
+            refused: vec!["view v: no such column".into()],
+        };
+        assert_eq!(
+            tally.note(false, 1),
+            "\nFor the 1 table that did load, 2 of the 3 objects that follow the data \
+             (foreign keys, views, triggers, comments, …) were created, and sequences were \
+             set. 1 object failed:\n    - view v: no such column\nFix the cause, then run \
+             the same command with --resume to finish the rest."
+        );
+        let tally = Tally {
+            created: 0,
+            objects: 25,
+            refused: (0..25).map(|i| format!("fk {i}")).collect(),
+        };
+        let note = tally.note(true, 2);
+        assert!(note.starts_with(
+            "\nThe objects that follow the data were then created one by one: 0 of 25 were"
+        ));
+        assert!(note.contains("25 objects failed:\n    - fk 0\n"), "{note}");
+        assert!(note.contains("    - fk 19\n    - and 5 more\n"), "{note}");
+        assert!(!note.contains("fk 20"), "{note}");
+    }
+
+    fn failure(kind: UnitKind) -> UnitFailure {
+        let work = fixtures::work();
+        let unit = work.units.iter().find(|u| u.kind == kind).expect("a unit");
+        let err = crate::error::Error::new(crate::error::Kind::Copy, "boom").on(Side::Target);
+        super::super::failure::unit_failure(&work, unit, &err, &[])
+    }
+
+    #[test]
+    fn the_note_goes_to_the_post_data_failure_or_else_the_first() {
+        let mut failures = vec![failure(UnitKind::Part), failure(UnitKind::PostData)];
+        add_note(&mut failures, " (note)");
+        assert_eq!(failures[0].message, "boom");
+        assert_eq!(failures[1].message, "boom (note)");
+        let mut failures = vec![failure(UnitKind::Part), failure(UnitKind::Table)];
+        add_note(&mut failures, " (note)");
+        assert_eq!(failures[0].message, "boom (note)");
+        add_note(&mut [], "nowhere");
+    }
+}

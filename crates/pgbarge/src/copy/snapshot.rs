@@ -182,3 +182,23 @@ impl<'a> Snapshot<'a> {
         sequences::sequence_values(sequences, &current.holder.connection().client).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_transaction_adopts_the_snapshot_in_the_declared_encoding() {
+        assert_eq!(
+            adopt_sql(None, "00000003-1"),
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
+             SET TRANSACTION SNAPSHOT '00000003-1'"
+        );
+        assert_eq!(
+            adopt_sql(Some("WIN1252"), "x'y"),
+            "SET client_encoding = 'WIN1252'; \
+             BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
+             SET TRANSACTION SNAPSHOT 'x''y'"
+        );
+    }
+}

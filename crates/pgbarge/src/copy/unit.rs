@@ -243,3 +243,98 @@ impl<L: Ledger> UnitRun<'_, '_, L> {
         streamed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::copy::fixtures::{self, FINISH_B, POST_DATA, PREPARE, TABLE_A};
+
+    fn sql(s: &str) -> Piece {
+        Piece::Sql(s.into())
+    }
+
+    fn copy(table: usize) -> Piece {
+        Piece::Copy {
+            table,
+            out: format!("out {table}"),
+            into: format!("into {table}"),
+        }
+    }
+
+    fn strings(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn statements_go_with_the_stream_after_them_or_after_the_last() {
+        let pieces = vec![sql("s1"), copy(0), sql("s2"), sql("s3"), copy(1), sql("s4")];
+        let (segments, tail) = split_at_copies(strings(&["BEGIN", "path"]), pieces);
+        assert_eq!(
+            segments,
+            [
+                Segment {
+                    setup: strings(&["BEGIN", "path", "s1"]),
+                    table: 0,
+                    out: "out 0".into(),
+                    into: "into 0".into(),
+                },
+                Segment {
+                    setup: strings(&["s2", "s3"]),
+                    table: 1,
+                    out: "out 1".into(),
+                    into: "into 1".into(),
+                },
+            ]
+        );
+        assert_eq!(tail, ["s4"]);
+
+        let (segments, tail) = split_at_copies(strings(&["BEGIN"]), vec![sql("s1")]);
+        assert!(segments.is_empty());
+        assert_eq!(tail, ["BEGIN", "s1"]);
+    }
+
+    #[test]
+    fn the_record_goes_just_before_commit() {
+        assert_eq!(
+            commit_sql(&strings(&["ALTER t"]), strings(&["INSERT record"])),
+            "ALTER t;\nINSERT record;\nCOMMIT"
+        );
+        assert_eq!(commit_sql(&[], Vec::new()), "COMMIT");
+    }
+
+    #[test]
+    fn units_without_streams_show_their_long_silent_work() {
+        let mut work = fixtures::work();
+        let finish = |work: &Work| match phase(&work.units[FINISH_B], work) {
+            Some(Event::Phase { table, what }) => (table, what),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            finish(&work),
+            (
+                Some(fixtures::name("b")),
+                "keys and indexes, then the real name"
+            )
+        );
+        work.tables[1].leaf_staging = vec![fixtures::name("b_1")];
+        assert_eq!(finish(&work).1, "leaves attached, then keys and indexes");
+        assert!(matches!(
+            phase(&work.units[POST_DATA], &work),
+            Some(Event::Phase { table: None, .. })
+        ));
+        assert!(phase(&work.units[PREPARE], &work).is_none());
+    }
+
+    #[test]
+    fn schema_units_fail_as_schema_errors() {
+        let work = fixtures::work();
+        assert_eq!(kind_of(&work.units[PREPARE]), Kind::Schema);
+        assert_eq!(kind_of(&work.units[POST_DATA]), Kind::Schema);
+        assert_eq!(kind_of(&work.units[TABLE_A]), Kind::Copy);
+        assert_eq!(doing(&work.units[TABLE_A]), "loading table a");
+        assert_eq!(
+            doing(&work.units[POST_DATA]),
+            "creating foreign keys, views and triggers"
+        );
+    }
+}

@@ -246,3 +246,33 @@ fn lost_race(catalog_race: bool, state: Option<&SqlState>) -> bool {
                 || *s == SqlState::T_R_SERIALIZATION_FAILURE
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Side;
+
+    #[test]
+    fn a_lost_race_keeps_the_pair_a_broken_link_does_not() {
+        assert!(lost_race(true, None));
+        assert!(lost_race(false, Some(&SqlState::LOCK_NOT_AVAILABLE)));
+        assert!(lost_race(false, Some(&SqlState::T_R_DEADLOCK_DETECTED)));
+        assert!(lost_race(false, Some(&SqlState::T_R_SERIALIZATION_FAILURE)));
+        assert!(!lost_race(false, None), "a reset connection has no state");
+        assert!(!lost_race(false, Some(&SqlState::ADMIN_SHUTDOWN)));
+    }
+
+    #[test]
+    fn only_a_transient_failure_outside_a_stop_is_retried() {
+        let failed = |transient, stopping| Failed {
+            error: Error::new(Kind::Copy, "x")
+                .on(Side::Target)
+                .transient(transient),
+            reason: String::new(),
+            stopping,
+        };
+        assert!(failed(true, false).retryable());
+        assert!(!failed(false, false).retryable());
+        assert!(!failed(true, true).retryable());
+    }
+}
