@@ -108,9 +108,8 @@ impl Progress {
                 if let Some(u) = schedule.take_ready() {
                     return Some(u);
                 }
-                if schedule.finished() {
-                    return None;
-                }
+                // Before `finished`, which holds as well when the units left wait on each
+                // other: they fail, rather than end the run as if nothing were left.
                 let stuck = schedule.stuck();
                 if !stuck.is_empty() {
                     drop(schedule);
@@ -126,6 +125,9 @@ impl Progress {
                         );
                     }
                     continue;
+                }
+                if schedule.finished() {
+                    return None;
                 }
             }
             changed.await;
@@ -304,5 +306,38 @@ mod tests {
             &h.events()[..],
             [Event::UnitFailed { unit, error }] if unit == "part b 0" && error == "source server: boom"
         ));
+    }
+
+    #[tokio::test]
+    async fn units_that_wait_on_each_other_fail_instead_of_being_left_out() {
+        let mut work = fixtures::work();
+        // table a and table c each wait on the other: a planning error.
+        let (a, c) = (fixtures::unit_id("table a"), fixtures::unit_id("table c"));
+        let c_index = work.units.iter().position(|u| u.id == c).expect("table c");
+        work.units[TABLE_A].waits_for.push(c);
+        work.units[c_index].waits_for.push(a);
+        let h = Harness::new(work);
+        let stage = h.stage();
+        let progress = Progress::new(&h.work, &BTreeMap::new(), &BTreeSet::new());
+        let mut ran = Vec::new();
+        while let Some(u) = progress.next_unit(&stage).await {
+            ran.push(u);
+            progress.start(&stage, &h.work.units[u]);
+            progress.succeed(&stage, u, &[], 0);
+        }
+        assert!(
+            !ran.contains(&TABLE_A) && !ran.contains(&c_index),
+            "{ran:?}"
+        );
+        let failures = progress.failures.locked().clone();
+        let failed: Vec<String> = failures.iter().map(|f| f.unit.to_string()).collect();
+        assert!(
+            failed.contains(&"table a".to_string()) && failed.contains(&"table c".to_string()),
+            "{failed:?}"
+        );
+        assert!(
+            failures[0].message.contains("wait on each other"),
+            "{failures:?}"
+        );
     }
 }
