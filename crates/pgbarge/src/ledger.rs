@@ -14,6 +14,7 @@
 //! they were planned, the source's snapshot time and change counters — is stored when it
 //! starts ([`Store::start_run`]) and removed when it finishes ([`Store::finish_run`]).
 
+use crate::xid::XidSnapshot;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
@@ -610,7 +611,7 @@ pub struct SavedRun {
     pub snapshot_at: Option<String>,
     /// The transactions that snapshot saw (`xmin:xmax:running,…`); `None` in a run
     /// recorded by an earlier version.
-    pub snapshot: Option<String>,
+    pub snapshot: Option<XidSnapshot>,
     pub work: Work,
     /// Per source table, its change counter when the run started (see
     /// [`source_changes`]).
@@ -812,7 +813,10 @@ impl Store {
             started_at: row.get(1),
             source: row.get(2),
             snapshot_at: row.get(3),
-            snapshot: row.get(6),
+            // Written by pgbarge; text that does not read as a snapshot is another's.
+            snapshot: row
+                .try_get(6)
+                .map_err(target_error("reading the run's snapshot from the ledger"))?,
             work,
             source_changes,
             done,
@@ -826,7 +830,7 @@ impl Store {
         &self,
         target: &Client,
         work: &Work,
-        (taken_at, xids): (&str, &str),
+        (taken_at, xids): (&str, &XidSnapshot),
         source_changes: &BTreeMap<String, i64>,
     ) -> Result<PgLedger> {
         let work_json = serde_json::to_string(work)
@@ -853,7 +857,12 @@ impl Store {
     }
 
     /// Records the snapshot a resumed run reads from now on (see [`SavedRun::snapshot`]).
-    pub async fn record_snapshot(&self, target: &Client, id: i64, xids: &str) -> Result<()> {
+    pub async fn record_snapshot(
+        &self,
+        target: &Client,
+        id: i64,
+        xids: &XidSnapshot,
+    ) -> Result<()> {
         target
             .execute_typed(
                 &self.sql("UPDATE {L}.run SET snapshot = $2 WHERE id = $1"),

@@ -31,5 +31,6 @@ pub mod sync;
 pub mod text;
 pub mod transport;
 pub mod verify;
+pub mod xid;
 
 pub use error::{Error, Kind, Result, Side};

@@ -90,7 +90,7 @@ pub struct RunReport {
     /// The transactions the run's (first) snapshot saw, `xmin:xmax:running,…`: where a
     /// follow's stream takes over.
     #[serde(skip)]
-    pub snapshot: Option<String>,
+    pub snapshot: Option<crate::xid::XidSnapshot>,
     /// What the user should know about the result (tables that may mix two points in
     /// time, …).
     pub warnings: Vec<String>,

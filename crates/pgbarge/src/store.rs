@@ -20,6 +20,7 @@ use crate::follow::Following;
 use crate::ledger::{self, Abandoned, Ledger, MemoryLedger, Moved, PgLedger, SavedRun};
 use crate::plan::units::{UnitId, Work};
 use crate::poison::Locked;
+use crate::xid::XidSnapshot;
 
 /// What the session keeps and reads back between processes.
 pub trait Store: Sync {
@@ -46,7 +47,11 @@ pub trait Store: Sync {
     ) -> impl Future<Output = Result<(i64, Self::Ledger)>> + Send;
 
     /// Records the snapshot run `id` reads from now on (a resumed run's new one).
-    fn record_snapshot(&self, id: i64, xids: &str) -> impl Future<Output = Result<()>> + Send;
+    fn record_snapshot(
+        &self,
+        id: i64,
+        xids: &XidSnapshot,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// The ledger of `run`, resumed.
     fn resume_run(&self, run: &SavedRun) -> Self::Ledger;
@@ -122,7 +127,7 @@ impl Store for PgStore<'_> {
         Ok((ledger.run_id(), ledger))
     }
 
-    async fn record_snapshot(&self, id: i64, xids: &str) -> Result<()> {
+    async fn record_snapshot(&self, id: i64, xids: &XidSnapshot) -> Result<()> {
         self.ledger.record_snapshot(self.target, id, xids).await
     }
 
@@ -237,9 +242,9 @@ impl Store for MemoryStore {
         Ok((id, MemoryLedger::default()))
     }
 
-    async fn record_snapshot(&self, id: i64, xids: &str) -> Result<()> {
+    async fn record_snapshot(&self, id: i64, xids: &XidSnapshot) -> Result<()> {
         if let Some(run) = self.state.locked().run.as_mut().filter(|r| r.id == id) {
-            run.snapshot = Some(xids.to_string());
+            run.snapshot = Some(xids.clone());
         }
         Ok(())
     }
@@ -302,7 +307,7 @@ mod tests {
         let snapshot = ExportedSnapshot {
             id: "00000003-1".into(),
             taken_at: "now".into(),
-            xids: "100:104:101".into(),
+            xids: "100:104:101".parse().expect("a snapshot"),
         };
         let (id, _ledger) =
             block_on(store.start_run(&work, &snapshot, &BTreeMap::new())).expect("started");
@@ -316,11 +321,15 @@ mod tests {
         );
         let run = block_on(store.last_run()).expect("read").expect("a run");
         assert_eq!(run.id, id);
-        assert_eq!(run.snapshot.as_deref(), Some("100:104:101"));
+        assert_eq!(
+            run.snapshot.map(|s| s.to_string()).as_deref(),
+            Some("100:104:101")
+        );
         assert_eq!(run.done.get(&unit).and_then(|m| m.rows), Some(3));
-        block_on(store.record_snapshot(id, "200:200:")).expect("recorded");
+        let later = "200:200:".parse().expect("a snapshot");
+        block_on(store.record_snapshot(id, &later)).expect("recorded");
         let run = block_on(store.last_run()).expect("read").expect("a run");
-        assert_eq!(run.snapshot.as_deref(), Some("200:200:"));
+        assert_eq!(run.snapshot, Some(later));
         block_on(store.finish_run(id + 1)).expect("another run: nothing");
         assert!(store.memory().run.is_some());
         block_on(store.finish_run(id)).expect("finished");

@@ -1,6 +1,7 @@
 //! The run's snapshot of the source: exported once by the connection that then holds it
 //! open, adopted by every worker's source connection, and renewed if its holder is lost.
 
+use crate::xid::XidSnapshot;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ pub struct ExportedSnapshot {
     /// When it was taken (the source's clock), recorded with the run.
     pub taken_at: String,
     /// The transactions it sees: `xmin:xmax:running,…`.
-    pub xids: String,
+    pub xids: XidSnapshot,
 }
 
 /// Opens the snapshot transaction on `source` and exports it. `source` must then stay
@@ -46,10 +47,11 @@ pub async fn export_snapshot(source: &Connection) -> Result<ExportedSnapshot> {
         .query_one(EXPORT_SNAPSHOT, &[])
         .await
         .map_err(|e| Error::postgres(Kind::Copy, Side::Source, "exporting the snapshot", e))?;
+    let err = |e| Error::postgres(Kind::Copy, Side::Source, "reading the snapshot", e);
     Ok(ExportedSnapshot {
-        id: row.get(0),
-        taken_at: row.get(1),
-        xids: row.get(2),
+        id: row.try_get(0).map_err(err)?,
+        taken_at: row.try_get(1).map_err(err)?,
+        xids: row.try_get(2).map_err(err)?,
     })
 }
 

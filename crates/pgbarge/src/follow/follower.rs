@@ -11,10 +11,10 @@ use crate::ledger::Store;
 use super::apply::Shape;
 use super::link::Link;
 use super::pgoutput::Lsn;
-use super::snapshot::SnapshotSeen;
 use super::state::{self, Following};
 use super::target::{self, TargetTable};
 use super::{source, triggers};
+use crate::xid::XidSnapshot;
 
 /// How long a running follower has to stop when another pgbarge takes over before its
 /// session is ended.
@@ -61,10 +61,10 @@ pub struct Follower<'a> {
     pub(super) firing: triggers::Firing,
     pub(super) fire_triggers: bool,
     /// What the copy's snapshot saw: those transactions are in the copied rows.
-    pub(super) seen: Option<SnapshotSeen>,
+    pub(super) seen: Option<XidSnapshot>,
     /// Tables copied from another snapshot (a resumed followed copy keeps the tables
     /// its first run completed), by relation id, filtered by that snapshot instead.
-    pub(super) seen_by: HashMap<u32, SnapshotSeen>,
+    pub(super) seen_by: HashMap<u32, XidSnapshot>,
     pub(super) applied: Option<Lsn>,
     /// The target session that claimed the follow for this follower (see
     /// `Follower::reconnect`).
@@ -121,7 +121,7 @@ impl<'a> Follower<'a> {
         let mut follower = Follower {
             applied: following.applied_lsn(),
             claimed_by: claimed.pid,
-            seen: Some(SnapshotSeen::parse(&snapshot)?),
+            seen: Some(snapshot),
             seen_by: HashMap::new(),
             source: Link::new(source),
             target: Link::new(target),

@@ -39,7 +39,6 @@ mod relation;
 pub mod resume;
 mod round;
 mod run;
-mod snapshot;
 pub mod source;
 pub mod state;
 mod target;

@@ -9,7 +9,6 @@ use crate::quote::ident;
 use super::apply::Shape;
 use super::follower::Follower;
 use super::pgoutput::Relation;
-use super::snapshot::SnapshotSeen;
 use super::source::StreamColumn;
 use super::state::FollowedTable;
 
@@ -126,11 +125,11 @@ impl Follower<'_> {
     }
 
     /// Filters table `i`'s changes (relation `id`) by the snapshot it was copied from
-    /// when that is its own (see [`SnapshotSeen`]), else by the follow's.
+    /// when that is its own (see [`crate::xid::XidSnapshot`]), else by the follow's.
     fn filter_by_own_snapshot(&mut self, i: usize, id: u32) -> Result<()> {
         match &self.following.tables[i].snapshot {
             Some(own) => {
-                self.seen_by.insert(id, SnapshotSeen::parse(own)?);
+                self.seen_by.insert(id, own.clone());
             }
             None => {
                 self.seen_by.remove(&id);

@@ -7,6 +7,7 @@
 //! pgbarge (a `cutover`, a resumed `follow`) asks it to stop through the row, and ends
 //! its session if it does not answer (a killed follower's session can outlive it).
 
+use crate::xid::XidSnapshot;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -32,7 +33,7 @@ pub struct FollowedTable {
     /// copy resumed after an interruption keeps the tables it had completed, copied
     /// from its first snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshot: Option<String>,
+    pub snapshot: Option<XidSnapshot>,
 }
 
 /// The follow recorded on the target.
@@ -45,7 +46,7 @@ pub struct Following {
     pub tables: Vec<FollowedTable>,
     /// The copy's snapshot (`pg_current_snapshot()` text): the transactions it saw are
     /// in the copied rows, and are skipped in the stream. `None` while the copy runs.
-    pub snapshot: Option<String>,
+    pub snapshot: Option<XidSnapshot>,
     /// Just past the last source transaction applied.
     pub applied: Option<Lsn>,
     pub applied_at: Option<String>,
@@ -152,7 +153,9 @@ pub async fn load(target: &Client, store: &Store) -> Result<Option<Following>> {
                 format!("the follow recorded on the target cannot be read: {e}"),
             )
         })?,
-        snapshot: row.get(4),
+        snapshot: row
+            .try_get(4)
+            .map_err(err("reading the follow's snapshot"))?,
         applied: row.get(5),
         applied_at: row.get(6),
         changes: row.get(7),
@@ -166,7 +169,7 @@ pub async fn copied(
     target: &Client,
     store: &Store,
     slot: &str,
-    snapshot: &str,
+    snapshot: &XidSnapshot,
     tables: &[FollowedTable],
 ) -> Result<()> {
     let tables = tables_json(tables)?;

@@ -997,7 +997,7 @@ mod tests {
             publication: "pgbarge_0123456789ab".into(),
             source: "me@localhost:5432/app".into(),
             tables: Vec::new(),
-            snapshot: copied.then(|| "100:100:".to_string()),
+            snapshot: copied.then(|| "100:100:".parse().expect("a snapshot")),
             applied: None,
             applied_at: None,
             changes: 0,
