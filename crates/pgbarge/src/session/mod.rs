@@ -1,7 +1,9 @@
-//! A run from start to end: planning (asking its questions through [`Questions`]), then
-//! around the copy stage: the ledger found or created on the target, the snapshot exported, the run recorded, its units run (all of them, or the
-//! ones a resumed run still lacks), and the run cleared from the ledger once everything
-//! committed.
+//! A run from start to end. [`copy`] takes a request once and returns an outcome; here
+//! are the steps it goes through: what becomes of an interrupted run ([`pending`]), the
+//! tables chosen ([`select`]) and planned ([`plan`], asking through [`Questions`]), and
+//! around the copy stage ([`execute`]) the run recorded in the [`Store`], its snapshot
+//! exported, its units run (all of them, or the ones a resumed run still lacks), and the
+//! run cleared once everything committed.
 //!
 //! A resumed run reads a new snapshot (the old one died with its process). Whether the
 //! source changed in between is shown from the tables' change counters recorded with the
