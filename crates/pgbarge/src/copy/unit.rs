@@ -32,7 +32,13 @@ pub(super) async fn run_unit<L: Ledger>(
         _ => BTreeSet::new(),
     };
     let resolved = resolve(stage, unit, &skip, pair).await?;
-    let mut head: Vec<String> = stage.ledger.pending_sql().into_iter().collect();
+    // The last units' row counts go first, in a transaction of their own: in the same
+    // batch without one they would join this unit's transaction (a query of several
+    // statements is one transaction) and be lost with it if it fails.
+    let mut head: Vec<String> = match stage.ledger.pending_sql() {
+        Some(sql) => vec![BEGIN.to_string(), sql, COMMIT.to_string()],
+        None => Vec::new(),
+    };
     head.push(BEGIN.to_string());
     head.push(stage.search_path.clone());
     let (segments, tail) = split_at_copies(head, resolved.pieces);

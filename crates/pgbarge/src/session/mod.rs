@@ -98,9 +98,11 @@ async fn run_from_snapshot(
                 return end(source, report).await;
             }
             let (id, run) = store.start_run(&work, &snapshot, &changes).await?;
-            let mut report = runner
+            let ran = runner
                 .run(&work, &BTreeMap::new(), &BTreeSet::new(), &run, stop)
-                .await?;
+                .await;
+            flush(target, &run).await;
+            let mut report = ran?;
             report.snapshot = Some(snapshot.xids.clone());
             if report.failures.is_empty() {
                 finish(target, id, options).await?;
@@ -138,9 +140,11 @@ async fn run_from_snapshot(
             // followed copy filters the tables this one completes by.
             store.record_snapshot(saved.id, &snapshot.xids).await?;
             let run = store.resume_run(&saved);
-            let mut report = runner
+            let ran = runner
                 .run(&saved.work, &saved.done, &saved.salvaged, &run, stop)
-                .await?;
+                .await;
+            flush(target, &run).await;
+            let mut report = ran?;
             report.snapshot = Some(snapshot.xids.clone());
             if !followed {
                 report.warnings.extend(consistency(&saved, &changed));
@@ -206,6 +210,17 @@ async fn finish(target: &Connection, id: i64, options: &CopyOptions) -> Result<(
         async |_, _, _| {},
     )
     .await
+}
+
+/// Writes what the run's ledger still holds back — the row counts of the last units to
+/// commit, which otherwise ride with the next unit's transaction — so that a run that
+/// stays recorded (failed or interrupted) shows them when resumed. Best effort, and
+/// bounded: the units themselves are recorded already.
+async fn flush(target: &Connection, ledger: &impl Ledger) {
+    if let Some(sql) = ledger.pending_sql() {
+        let write = target.client.batch_execute(&sql);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), write).await;
+    }
 }
 
 /// Ends the snapshot holder's transaction. Best effort: it only read, and if its
