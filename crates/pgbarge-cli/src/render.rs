@@ -600,38 +600,7 @@ mod tests {
 
     /// A plan for `table` with `action`: text COPY, one stream, nothing else decided.
     fn table_plan(table: TableName, action: Action) -> TablePlan {
-        TablePlan {
-            source: table.clone(),
-            target: table,
-            action,
-            format: CopyFormat::Text,
-            source_kind: TableKind::Regular,
-            columns: Vec::new(),
-            target_only_required: Vec::new(),
-            estimated_rows: None,
-            estimated_bytes: 0,
-            data_bytes: 0,
-            create: None,
-            parts: Vec::new(),
-            staging: None,
-            upsert_key: Vec::new(),
-            sync: None,
-            sequences: Vec::new(),
-            leaves: Vec::new(),
-            leaf_loads: Vec::new(),
-            after_data: Vec::new(),
-            load_after: Vec::new(),
-            linked_group: None,
-            replace_group: None,
-            target_partitioned: false,
-            requires: Vec::new(),
-            identity_always: Vec::new(),
-            quiet_triggers: Vec::new(),
-            lifted_force_rls: false,
-            unvalidated: Vec::new(),
-            rebuilt_indexes: Vec::new(),
-            notes: Vec::new(),
-        }
+        TablePlan::new(table, action, TableKind::Regular)
     }
 
     /// A plan of `tables` from a PostgreSQL 16 source to a 17 target, two streams.

@@ -115,7 +115,7 @@ pub struct TablePlan {
 impl TablePlan {
     /// Table `name` (the same on both sides) with `action` and nothing decided yet: no
     /// columns, parts, objects or notes, text COPY, no size known.
-    pub(crate) fn new(name: TableName, action: Action, source_kind: TableKind) -> TablePlan {
+    pub fn new(name: TableName, action: Action, source_kind: TableKind) -> TablePlan {
         TablePlan {
             source: name.clone(),
             target: name,
