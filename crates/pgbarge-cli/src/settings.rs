@@ -78,7 +78,11 @@ impl CopySettings {
             plan: self.plan_options(),
             copy: self.copy_options.clone(),
             resume: self.resume,
-            follow: self.follow.then_some(self.fire_triggers),
+            follow: self
+                .follow
+                .then_some(pgbarge::session::copy::FollowRequest {
+                    fire_triggers: self.fire_triggers,
+                }),
             dry_run: self.dry_run,
             verify: self.verify,
         }

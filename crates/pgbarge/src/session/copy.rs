@@ -59,12 +59,20 @@ pub struct CopyRequest {
     pub copy: CopyOptions,
     /// Go on with the interrupted run recorded on the target.
     pub resume: bool,
-    /// Follow the source's changes after the copy (`Some(fire_triggers)`).
-    pub follow: Option<bool>,
+    /// Follow the source's changes after the copy.
+    pub follow: Option<FollowRequest>,
     /// Plan and check only; nothing is written, nothing abandoned.
     pub dry_run: bool,
     /// Compare the copied tables on both servers afterwards.
     pub verify: bool,
+}
+
+/// How a followed copy follows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FollowRequest {
+    /// Apply even though the target's ordinary triggers will fire on the changes (the
+    /// role may not apply as a replica; `--fire-triggers`).
+    pub fire_triggers: bool,
 }
 
 impl CopyRequest {
@@ -258,7 +266,7 @@ impl Copy<'_> {
             ));
         }
         let following = match self.request.follow {
-            Some(fire_triggers) => match self.prepare_follow(&plan, fire_triggers).await? {
+            Some(follow) => match self.prepare_follow(&plan, follow.fire_triggers).await? {
                 Ok(following) => Some(following),
                 Err(problems) => return Ok(Outcome::Refused(problems)),
             },
