@@ -40,7 +40,7 @@ use crate::store::PgStore;
 use crate::sync::Preview;
 use crate::verify::VerifyReport;
 
-use super::{NoQuestions, Pending, PendingRequest, Questions, Start, Undecided};
+use super::{Pending, PendingRequest, Questions, Start};
 
 /// Everything a copy was asked for, given once.
 #[derive(Debug, Clone, Default)]
@@ -119,18 +119,7 @@ pub trait Ui: Questions + Sync {
 /// preflight problem.
 pub struct Quiet;
 
-impl Questions for Quiet {
-    fn add_parents(&self, missing: &[TableName]) -> Result<Option<bool>> {
-        NoQuestions.add_parents(missing)
-    }
-
-    fn modes_for(
-        &self,
-        tables: &[Undecided],
-    ) -> Result<Option<std::collections::BTreeMap<TableName, Option<crate::plan::LoadMode>>>> {
-        NoQuestions.modes_for(tables)
-    }
-}
+impl Questions for Quiet {}
 
 impl Ui for Quiet {}
 

@@ -304,21 +304,25 @@ pub async fn abandon(store: &impl Store) -> Result<Option<(SavedRun, ledger::Aba
 
 /// The questions planning a run may ask its user. The CLI answers them in a terminal;
 /// without one, [`NoQuestions`] answers none, and what would have been asked becomes a
-/// preflight problem.
+/// preflight problem. Each question's default is that nobody is there to answer it.
 pub trait Questions {
     /// The chosen tables' foreign keys need `missing` — every table they reference,
     /// and those reference, that is neither chosen nor on the target — asked once for
     /// the whole set: copy them too (`Some(true)`), or create the chosen tables without
     /// those keys (`Some(false)`)? `None`: nobody to ask.
-    fn add_parents(&self, missing: &[TableName]) -> Result<Option<bool>>;
+    fn add_parents(&self, _missing: &[TableName]) -> Result<Option<bool>> {
+        Ok(None)
+    }
 
     /// These target tables hold rows and no mode was chosen for them — asked once for
     /// all of them. Per table, `Some(mode)` or `None` to leave it out; tables missing
     /// from the answer stay undecided. `None`: nobody to ask.
     fn modes_for(
         &self,
-        tables: &[Undecided],
-    ) -> Result<Option<BTreeMap<TableName, Option<LoadMode>>>>;
+        _tables: &[Undecided],
+    ) -> Result<Option<BTreeMap<TableName, Option<LoadMode>>>> {
+        Ok(None)
+    }
 
     /// No table was named: the user picks from `tables` (the source's, less the
     /// excluded). `None`: nobody to ask.
@@ -536,18 +540,7 @@ pub struct Undecided {
 /// Nobody to ask (no terminal, a script).
 pub struct NoQuestions;
 
-impl Questions for NoQuestions {
-    fn add_parents(&self, _missing: &[TableName]) -> Result<Option<bool>> {
-        Ok(None)
-    }
-
-    fn modes_for(
-        &self,
-        _tables: &[Undecided],
-    ) -> Result<Option<BTreeMap<TableName, Option<LoadMode>>>> {
-        Ok(None)
-    }
-}
+impl Questions for NoQuestions {}
 
 /// What to plan: the chosen tables and the choices that shape the plan.
 pub struct PlanRequest<'a> {
@@ -979,15 +972,6 @@ mod tests {
     struct Answer(Option<bool>);
 
     impl Questions for Answer {
-        fn add_parents(&self, _: &[TableName]) -> Result<Option<bool>> {
-            Ok(None)
-        }
-        fn modes_for(
-            &self,
-            _: &[Undecided],
-        ) -> Result<Option<BTreeMap<TableName, Option<LoadMode>>>> {
-            Ok(None)
-        }
         fn resume(&self, _: &SavedRun) -> Result<Option<bool>> {
             Ok(self.0)
         }
