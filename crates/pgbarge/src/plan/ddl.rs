@@ -108,18 +108,22 @@ pub trait PartitionDdl {
     fn create_sql(&self) -> Vec<String>;
 }
 
+/// A CREATE TABLE's ` PARTITION BY key` and ` WITH (options)` clauses, each empty
+/// when not given.
+pub(crate) fn partition_and_with(key: Option<&str>, options: &[String]) -> (String, String) {
+    let partition_by = key
+        .map(|k| format!(" PARTITION BY {k}"))
+        .unwrap_or_default();
+    let with = match options.is_empty() {
+        true => String::new(),
+        false => format!(" WITH ({})", options.join(", ")),
+    };
+    (partition_by, with)
+}
+
 impl PartitionDdl for Partition {
     fn create_sql(&self) -> Vec<String> {
-        let sub = self
-            .partition_key
-            .as_ref()
-            .map(|k| format!(" PARTITION BY {k}"))
-            .unwrap_or_default();
-        let with = if self.options.is_empty() {
-            String::new()
-        } else {
-            format!(" WITH ({})", self.options.join(", "))
-        };
+        let (sub, with) = partition_and_with(self.partition_key.as_deref(), &self.options);
         if self.own_order() && !self.parent_generated {
             let columns: Vec<String> = self
                 .columns

@@ -65,16 +65,8 @@ impl CreateSpec {
     /// `CREATE [UNLOGGED] TABLE name (…)` with its INHERITS, or for a typed table `… OF
     /// type` with its columns' options; then PARTITION BY and WITH (…).
     fn create_table_sql(&self, name: &TableName) -> String {
-        let partition_by = self
-            .partition_by
-            .as_ref()
-            .map(|k| format!(" PARTITION BY {k}"))
-            .unwrap_or_default();
-        let with = if self.options.is_empty() {
-            String::new()
-        } else {
-            format!(" WITH ({})", self.options.join(", "))
-        };
+        let (partition_by, with) =
+            super::ddl::partition_and_with(self.partition_by.as_deref(), &self.options);
         let unlogged = if self.unlogged { "UNLOGGED " } else { "" };
         let Some(ty) = &self.of_type else {
             let inherits = if self.inherits.is_empty() {
